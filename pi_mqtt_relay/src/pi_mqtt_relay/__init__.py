@@ -1,0 +1,3 @@
+"""Timed relay agent for qr_charging bays."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Tests of the pi_mqtt_relay agent."""
