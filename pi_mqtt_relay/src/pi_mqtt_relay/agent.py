@@ -1,0 +1,349 @@
+"""The agent: wires the rules, the relays, the state file and MQTT together.
+
+Threads: paho's network thread delivers commands (:meth:`Agent.handle_command`); the
+agent's own deadline thread switches relays off on the monotonic clock, so a deadline
+holds whether or not the broker, the network or Home Assistant are there. One lock
+serialises both, so a command and a deadline never race on the same bay.
+
+Order of effects, chosen for safety: a session is written to the state file *before*
+its relay is switched on; a relay is switched off *before* the file is updated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import __version__
+from .commands import MalformedCommand, parse_command
+from .config import AgentConfig, BayConfig
+from .mqtt_link import OFFLINE, ONLINE, MqttLink
+from .relays import Relays
+from .sessions import (
+    MANUAL_PREFIX,
+    ActiveSession,
+    Decision,
+    Finish,
+    Limits,
+    Now,
+    Reason,
+    StoredSession,
+    decide,
+    expire,
+    prune_finished,
+    resume,
+)
+from .state_file import SavedState, StateFile, current_boot_id
+
+_LOGGER = logging.getLogger(__name__)
+# While a session runs, its remaining time is re-stored this often; it bounds what a
+# reboot with a wrong wall clock could serve twice.
+CHECKPOINT_INTERVAL_S = 30.0
+
+
+def system_now() -> Now:
+    """Read the real clocks."""
+    return Now(mono=time.monotonic(), wall=time.time())
+
+
+def _number(value: float) -> float | int:
+    """Whole numbers as ints in JSON (``14400`` rather than ``14400.0``)."""
+    return int(value) if float(value).is_integer() else value
+
+
+class Agent:
+    """A running relay agent for the bays of one configuration."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        pin_factory: Any = None,
+        clock: Callable[[], Now] = system_now,
+        boot_id: str | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._boot_id = boot_id if boot_id is not None else current_boot_id()
+        # Claiming the pins switches every relay off (initial_value=False).
+        self._relays = Relays(config.bays, pin_factory)
+        self._store = StateFile(config.state_file)
+        self._link = MqttLink(config, self._publish_everything, self.handle_command)
+        self._lock = threading.Condition(threading.RLock())
+        self._active: dict[str, ActiveSession | None] = {bay.id: None for bay in config.bays}
+        self._reason: dict[str, Reason] = {bay.id: Reason.BOOT for bay in config.bays}
+        self._finished: dict[str, tuple[Finish, float]] = {}
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Resume stored sessions, then connect and keep the deadlines.
+
+        Raises OSError when the state file cannot be written: without it a session could
+        not survive a restart, so the agent refuses to run rather than run unsafely.
+        """
+        try:
+            self._resume_stored_sessions()
+        except BaseException:
+            self._relays.close()
+            raise
+        self._thread = threading.Thread(target=self._deadline_loop, name="deadlines")
+        self._thread.start()
+        self._link.start()
+
+    def stop(self) -> None:
+        """Relays off, remaining time stored for the next start, ``offline`` published."""
+        with self._lock:
+            self._stopping = True
+            self._relays.all_off()
+            now = self._clock()
+            try:
+                self._save(self._active, self._finished, now)
+            except OSError:
+                _LOGGER.exception("could not store the sessions while stopping")
+            for bay in self._config.bays:
+                self._publish_state(bay.id, now, Reason.SHUTDOWN, powered=False)
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        self._link.stop()
+        self._relays.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set (the CLI sets it on SIGTERM and SIGINT)."""
+        self.start()
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    # -- commands ---------------------------------------------------------------------
+
+    def handle_command(self, bay_id: str, payload: bytes) -> None:
+        """Apply one ``set`` message; never raises on bad input."""
+        bay = self._config.bay(bay_id)
+        if bay is None:
+            _LOGGER.warning("%s: command for unknown bay '%s'", Reason.REJECTED_UNKNOWN_BAY, bay_id)
+            return
+        try:
+            command = parse_command(payload)
+        except MalformedCommand as err:
+            _LOGGER.warning("%s: %s: %s", bay_id, Reason.REJECTED_MALFORMED, err)
+            with self._lock:
+                self._publish_state(bay_id, self._clock(), Reason.REJECTED_MALFORMED)
+            return
+        with self._lock:
+            if self._stopping:
+                return
+            now = self._clock()
+            decision = decide(
+                self._active[bay_id],
+                command,
+                now=now,
+                limits=self._limits(bay),
+                finished={session: kind for session, (kind, _) in self._finished.items()},
+                manual_id=f"{MANUAL_PREFIX}{uuid.uuid4().hex[:12]}",
+            )
+            self._apply(bay_id, decision, now)
+
+    def _limits(self, bay: BayConfig) -> Limits:
+        return Limits(max_session_s=self._config.max_session_s, default_s=bay.default_s)
+
+    def _apply(self, bay_id: str, decision: Decision, now: Now) -> None:
+        """Carry out a decision: file before power on, power off before file."""
+        if decision.rejected:
+            _LOGGER.warning("%s: %s: %s", bay_id, decision.reason, decision.problem)
+            self._publish_state(bay_id, now, decision.reason)
+            return
+        before = self._active[bay_id]
+        active = dict(self._active)
+        active[bay_id] = decision.active
+        finished = dict(self._finished)
+        if decision.finished is not None:
+            session, kind = decision.finished
+            finished[session] = (kind, now.wall)
+        if decision.changed or decision.finished is not None:
+            if decision.active is None and before is not None:
+                self._relays.off(bay_id)
+            try:
+                self._save(active, finished, now)
+            except OSError:
+                if decision.active is not None:
+                    _LOGGER.exception("%s: cannot store the session; refused", bay_id)
+                    self._publish_state(bay_id, now, Reason.REJECTED_STORAGE_ERROR)
+                    return
+                _LOGGER.exception("%s: relay is off, the state file was not updated", bay_id)
+            self._active, self._finished = active, finished
+            if decision.active is not None and before is None:
+                self._relays.on(bay_id)
+            if decision.reason is not None:
+                self._reason[bay_id] = decision.reason
+            _LOGGER.info(
+                "%s: %s, session %s (%s)",
+                bay_id,
+                "ON" if decision.active else "OFF",
+                decision.active.session if decision.active else before and before.session,
+                self._reason[bay_id],
+            )
+            self._lock.notify_all()
+        self._publish_state(bay_id, now)
+
+    # -- deadlines and persistence ----------------------------------------------------
+
+    def _deadline_loop(self) -> None:
+        """Switch bays off at their deadlines and checkpoint the remaining time."""
+        with self._lock:
+            last_checkpoint = self._clock().mono
+            while not self._stopping:
+                now = self._clock()
+                for bay_id, active in self._active.items():
+                    decision = expire(active, now)
+                    if decision is not None:
+                        self._apply(bay_id, decision, now)
+                running = [a.deadline for a in self._active.values() if a is not None]
+                if running and now.mono - last_checkpoint >= CHECKPOINT_INTERVAL_S:
+                    self._checkpoint(now)
+                    last_checkpoint = now.mono
+                timeout = CHECKPOINT_INTERVAL_S
+                if running:
+                    timeout = min(timeout, max(0.0, min(running) - now.mono))
+                self._lock.wait(timeout)
+
+    def _checkpoint(self, now: Now) -> None:
+        try:
+            self._save(self._active, self._finished, now)
+        except OSError:
+            _LOGGER.exception("could not checkpoint the sessions")
+
+    def _save(
+        self,
+        active: dict[str, ActiveSession | None],
+        finished: dict[str, tuple[Finish, float]],
+        now: Now,
+    ) -> None:
+        sessions = {
+            bay_id: StoredSession.of(session, now, self._boot_id)
+            for bay_id, session in active.items()
+            if session is not None
+        }
+        self._store.save(SavedState(sessions=sessions, finished=prune_finished(finished, now.wall)))
+
+    def _resume_stored_sessions(self) -> None:
+        """After a crash or reboot: relays are off; unexpired sessions continue."""
+        saved = self._store.load()
+        now = self._clock()
+        self._finished = prune_finished(saved.finished, now.wall)
+        for bay_id, stored in saved.sessions.items():
+            if bay_id not in self._active:
+                _LOGGER.warning("dropping the stored session of unknown bay %s", bay_id)
+                continue
+            session = resume(stored, now, self._boot_id, self._config.max_session_s)
+            if session is None:
+                self._finished[stored.session] = (Finish.ENDED, now.wall)
+                self._reason[bay_id] = Reason.DEADLINE
+                _LOGGER.info("%s: session %s expired while stopped", bay_id, stored.session)
+            else:
+                self._active[bay_id] = session
+                self._reason[bay_id] = Reason.RESUMED
+                _LOGGER.info(
+                    "%s: resuming session %s for %.1f s",
+                    bay_id,
+                    session.session,
+                    session.remaining(now),
+                )
+        self._save(self._active, self._finished, now)
+        for bay_id, session in self._active.items():
+            if session is not None:
+                self._relays.on(bay_id)
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _state_payload(
+        self, bay_id: str, now: Now, reason: Reason, powered: bool | None = None
+    ) -> dict[str, Any]:
+        active = self._active[bay_id]
+        on = active is not None if powered is None else powered
+        return {
+            "state": "ON" if on else "OFF",
+            "session": active.session if active else None,
+            "until": active.until if active else None,
+            "remaining": round(active.remaining(now), 1) if active else 0,
+            "reason": reason.value,
+        }
+
+    def _publish_state(
+        self,
+        bay_id: str,
+        now: Now,
+        reason: Reason | None = None,
+        *,
+        powered: bool | None = None,
+    ) -> None:
+        payload = self._state_payload(bay_id, now, reason or self._reason[bay_id], powered)
+        self._link.publish_json(self._link.topics.state(bay_id), payload, retain=True)
+
+    def _publish_everything(self) -> None:
+        """After each (re)connection: config, discovery and every bay's state."""
+        topics = self._link.topics
+        config = self._config
+        self._link.publish_json(
+            topics.config,
+            {
+                "node": config.node_id,
+                "name": config.node_name,
+                "sw_version": __version__,
+                "bays": [{"id": bay.id, "name": bay.name} for bay in config.bays],
+                "max_session_s": _number(config.max_session_s),
+            },
+            retain=True,
+        )
+        for bay in config.bays:
+            if config.ha_discovery:
+                self._link.publish_json(
+                    topics.discovery(bay.id), self._discovery_payload(bay), retain=True
+                )
+            else:
+                # Clears an announcement left from when discovery was on (no duplicates).
+                self._link.publish(topics.discovery(bay.id), b"", retain=True)
+        with self._lock:
+            now = self._clock()
+            for bay in config.bays:
+                powered = False if self._stopping else None
+                self._publish_state(bay.id, now, powered=powered)
+
+    def _discovery_payload(self, bay: BayConfig) -> dict[str, Any]:
+        """HA MQTT switch discovery for one bay (no deprecated ``object_id``)."""
+        topics = self._link.topics
+        config = self._config
+        return {
+            "name": bay.name,
+            "unique_id": f"pi_mqtt_relay_{config.node_id}_{bay.id}",
+            "command_topic": topics.set(bay.id),
+            "state_topic": topics.state(bay.id),
+            "value_template": "{{ value_json.state }}",
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "state_on": "ON",
+            "state_off": "OFF",
+            "availability_topic": topics.availability,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+            "qos": 1,
+            "retain": False,
+            "optimistic": False,
+            "icon": "mdi:ev-station",
+            "device": {
+                "identifiers": [f"pi_mqtt_relay_{config.node_id}"],
+                "name": config.node_name,
+                "manufacturer": "qr_charging",
+                "model": "pi-mqtt-relay",
+                "sw_version": __version__,
+            },
+        }

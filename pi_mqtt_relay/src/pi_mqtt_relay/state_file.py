@@ -1,0 +1,121 @@
+"""Durable memory of the agent: active sessions and recently finished session ids.
+
+Written with write-to-temporary, fsync, atomic rename and a directory fsync, so after a
+power cut the file is either the old or the new version, never half of each. A session
+is stored *before* its relay is switched on (see :mod:`pi_mqtt_relay.agent`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .sessions import Finish, StoredSession
+
+_LOGGER = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+@dataclass
+class SavedState:
+    """The file's content: sessions by bay id, finished ids with (kind, wall time)."""
+
+    sessions: dict[str, StoredSession] = field(default_factory=dict)
+    finished: dict[str, tuple[Finish, float]] = field(default_factory=dict)
+
+
+def current_boot_id() -> str | None:
+    """Linux's id of this boot: equal ids mean the monotonic clock kept counting."""
+    try:
+        return BOOT_ID_PATH.read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def _to_json(state: SavedState) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "sessions": {
+            bay: {
+                "session": s.session,
+                "until": s.until,
+                "deadline_mono": s.deadline_mono,
+                "deadline_wall": s.deadline_wall,
+                "remaining": s.remaining,
+                "boot_id": s.boot_id,
+            }
+            for bay, s in state.sessions.items()
+        },
+        "finished": {
+            session: {"kind": kind.value, "at": at}
+            for session, (kind, at) in state.finished.items()
+        },
+    }
+
+
+def _from_json(data: Any) -> SavedState:
+    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        raise ValueError("unknown state file format")
+    sessions = {
+        str(bay): StoredSession(
+            session=str(s["session"]),
+            until=float(s["until"]),
+            deadline_mono=float(s["deadline_mono"]),
+            deadline_wall=float(s["deadline_wall"]),
+            remaining=float(s["remaining"]),
+            boot_id=None if s.get("boot_id") is None else str(s["boot_id"]),
+        )
+        for bay, s in data.get("sessions", {}).items()
+    }
+    finished = {
+        str(session): (Finish(f["kind"]), float(f["at"]))
+        for session, f in data.get("finished", {}).items()
+    }
+    return SavedState(sessions=sessions, finished=finished)
+
+
+class StateFile:
+    """Load and atomically save :class:`SavedState` at one path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> SavedState:
+        """Read the file; a missing file is an empty state.
+
+        An unreadable or corrupt file is logged and treated as empty: every relay stays
+        off, which is the safe side; the integration then sees the sessions were lost.
+        """
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return SavedState()
+        except OSError:
+            _LOGGER.exception("cannot read state file %s; starting empty", self.path)
+            return SavedState()
+        try:
+            return _from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            _LOGGER.exception("state file %s is corrupt; starting empty", self.path)
+            return SavedState()
+
+    def save(self, state: SavedState) -> None:
+        """Replace the file atomically and durably; raises OSError on failure."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        data = json.dumps(_to_json(state), indent=1, sort_keys=True).encode("utf-8")
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
