@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from homeassistant.components import cloud
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.typing import ConfigType
+
+from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
+from .hub import QrChargingHub
+from .services import async_setup_services
+from .razorpay_webhook import register_webhook
+
+type QrChargingConfigEntry = ConfigEntry[QrChargingHub]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Set up a Razorpay account entry."""
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, which serve every account."""
+    async_setup_services(hass)
     return True
 
 
-async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Unload a Razorpay account entry."""
+async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> bool:
+    """Load the ledger, listen for Razorpay and keep reconciling."""
+    hub = QrChargingHub(hass, entry)
+    await hub.async_load()
+    entry.runtime_data = hub
+    entry.async_on_unload(
+        register_webhook(hass, hub, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_WEBHOOK_SECRET])
+    )
+
+    @callback
+    def _reconcile(_now: datetime | None = None) -> None:
+        entry.async_create_background_task(hass, hub.async_reconcile(), "qr_charging reconcile")
+
+    entry.async_on_unload(
+        async_track_time_interval(hass, _reconcile, timedelta(seconds=RECONCILE_INTERVAL_S))
+    )
+    # A webhook missed while HA was down is found by asking Razorpay, without delaying startup.
+    _reconcile()
+    entry.async_on_unload(entry.add_update_listener(_async_reload))
     return True
+
+
+async def _async_reload(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
+    """Plans and bays changed: rebuild everything from the subentries."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> bool:
+    """Stop listening; the ledger stays on disk."""
+    return True
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
+    """Drop the cloudhook; the ledger file is kept, it is the owner's financial record."""
+    if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
+        await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

@@ -1,31 +1,339 @@
-"""Config flow of qr_charging."""
+"""Config flow: a Razorpay account, then its plans and bays as subentries."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.components import cloud, webhook
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.core import callback
+from homeassistant.helpers import selector
+from homeassistant.helpers.network import NoURLAvailableError
 
-from .const import CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET, DOMAIN
+from .catalog import CatalogError, check_id, make_bay, make_plan, rupees_to_paise
+from .const import (
+    CONF_API_BASE_URL,
+    CONF_BAY_ID,
+    CONF_CLOUDHOOK,
+    CONF_CODE,
+    CONF_KEY_ID,
+    CONF_KEY_SECRET,
+    CONF_MINUTES,
+    CONF_NAME,
+    CONF_PLANS,
+    CONF_PRICE,
+    CONF_PRICE_PAISE,
+    CONF_WEBHOOK_SECRET,
+    DEFAULT_API_BASE_URL,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_BAY,
+    SUBENTRY_PLAN,
+)
+from .hub import api_for
+from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
+from .razorpay_events import SUBSCRIBED_EVENTS
+
+_SECRET = selector.TextSelector(
+    selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+)
+_TEXT = selector.TextSelector()
+
+
+def _keys_schema(
+    defaults: Mapping[str, Any], *, advanced: bool, webhook_secret: bool
+) -> vol.Schema:
+    fields: dict[vol.Marker, Any] = {
+        vol.Required(CONF_KEY_ID, default=defaults.get(CONF_KEY_ID, vol.UNDEFINED)): _TEXT,
+        vol.Required(CONF_KEY_SECRET): _SECRET,
+    }
+    if webhook_secret:
+        fields[vol.Required(CONF_WEBHOOK_SECRET)] = _SECRET
+    if advanced:
+        fields[
+            vol.Optional(
+                CONF_API_BASE_URL, default=defaults.get(CONF_API_BASE_URL, DEFAULT_API_BASE_URL)
+            )
+        ] = selector.TextSelector(selector.TextSelectorConfig(type=selector.TextSelectorType.URL))
+    return vol.Schema(fields)
 
 
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Add a Razorpay account."""
+    """Add a Razorpay account; one entry per key id."""
 
     VERSION = 1
 
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Plans and bays are added under the account."""
+        return {SUBENTRY_PLAN: PlanSubentryFlow, SUBENTRY_BAY: BaySubentryFlow}
+
+    async def _async_check_keys(self, data: Mapping[str, Any]) -> str | None:
+        """Make one real API call with the keys; return an error key or None."""
+        try:
+            await self.hass.async_add_executor_job(api_for(data).verify_keys)
+        except RazorpayAuthError:
+            return "invalid_auth"
+        except RazorpayConnectionError:
+            return "cannot_connect"
+        except Exception:
+            LOGGER.exception("Unexpected error checking Razorpay keys")
+            return "unknown"
+        return None
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the Razorpay keys."""
+        """Ask for the Razorpay keys and the webhook secret."""
+        errors: dict[str, str] = {}
         if user_input is not None:
+            user_input = {k: v.strip() if isinstance(v, str) else v for k, v in user_input.items()}
             await self.async_set_unique_id(user_input[CONF_KEY_ID])
             self._abort_if_unique_id_configured()
-            return self.async_create_entry(title=user_input[CONF_KEY_ID], data=user_input)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_KEY_ID): str,
-                vol.Required(CONF_KEY_SECRET): str,
-                vol.Required(CONF_WEBHOOK_SECRET): str,
-            }
+            if (error := await self._async_check_keys(user_input)) is None:
+                return await self._async_create_with_webhook(user_input)
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                _keys_schema({}, advanced=self.show_advanced_options, webhook_secret=True),
+                user_input or {},
+            ),
+            errors=errors,
         )
-        return self.async_show_form(step_id="user", data_schema=schema)
+
+    async def _async_create_with_webhook(self, data: dict[str, Any]) -> ConfigFlowResult:
+        """Create the entry and show the URL and events to enter in Razorpay's dashboard."""
+        webhook_id = webhook.async_generate_id()
+        if cloud.async_active_subscription(self.hass):
+            url = await cloud.async_create_cloudhook(self.hass, webhook_id)
+            data[CONF_CLOUDHOOK] = True
+        else:
+            try:
+                url = webhook.async_generate_url(self.hass, webhook_id)
+            except NoURLAvailableError:
+                url = webhook.async_generate_path(webhook_id)
+            data[CONF_CLOUDHOOK] = False
+        data[CONF_WEBHOOK_ID] = webhook_id
+        return self.async_create_entry(
+            title=data[CONF_KEY_ID],
+            data=data,
+            description_placeholders={
+                "webhook_url": url,
+                "events": ", ".join(SUBSCRIBED_EVENTS),
+            },
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Razorpay refused the keys: ask for new ones."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """New key id and secret (Razorpay issues a new pair when keys are regenerated)."""
+        entry = self._get_reauth_entry()
+        return await self._async_update_keys(
+            "reauth_confirm", entry, user_input, webhook_secret=False
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the keys, the webhook secret or (advanced) the API address."""
+        entry = self._get_reconfigure_entry()
+        return await self._async_update_keys("reconfigure", entry, user_input, webhook_secret=True)
+
+    async def _async_update_keys(
+        self,
+        step_id: str,
+        entry: ConfigEntry,
+        user_input: dict[str, Any] | None,
+        *,
+        webhook_secret: bool,
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**entry.data, **user_input}
+            key_id = data[CONF_KEY_ID]
+            if key_id != entry.unique_id and any(
+                e.unique_id == key_id for e in self._async_current_entries(include_ignore=False)
+            ):
+                return self.async_abort(reason="already_configured")
+            if (error := await self._async_check_keys(data)) is None:
+                return self.async_update_reload_and_abort(
+                    entry, unique_id=key_id, title=key_id, data=data
+                )
+            errors["base"] = error
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=_keys_schema(
+                entry.data, advanced=self.show_advanced_options, webhook_secret=webhook_secret
+            ),
+            errors=errors,
+            description_placeholders={"key_id": entry.data[CONF_KEY_ID]},
+        )
+
+
+class _CatalogSubentryFlow(ConfigSubentryFlow):
+    """Shared shape of the plan and bay flows: one form for adding and editing."""
+
+    subentry_type: str
+    id_field: str
+
+    def _taken_ids(self, *, except_id: str | None) -> list[str]:
+        return [
+            sub.data[self.id_field]
+            for sub in self._get_entry().subentries.values()
+            if sub.subentry_type == self.subentry_type and sub.data[self.id_field] != except_id
+        ]
+
+    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
+        raise NotImplementedError
+
+    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
+        """Validate the input; return the subentry data or raise CatalogError."""
+        raise NotImplementedError
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(data)
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add one."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                item_id = check_id(
+                    self.id_field,
+                    user_input[self.id_field].strip(),
+                    self._taken_ids(except_id=None),
+                )
+                data = self._build(user_input, item_id)
+            except CatalogError as err:
+                errors[err.field if err.field != "price" else CONF_PRICE] = err.key
+            else:
+                return self.async_create_entry(title=data[CONF_NAME], data=data, unique_id=item_id)
+        return self._form("user", user_input or {}, errors, editing=False)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit one; its id stays, since sessions and links refer to it."""
+        subentry = self._get_reconfigure_subentry()
+        item_id = subentry.data[self.id_field]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                data = self._build(user_input, item_id)
+            except CatalogError as err:
+                errors[err.field if err.field != "price" else CONF_PRICE] = err.key
+            else:
+                return self.async_update_and_abort(
+                    self._get_entry(), subentry, title=data[CONF_NAME], data=data
+                )
+        return self._form(
+            "reconfigure", user_input or self._defaults(subentry.data), errors, editing=True
+        )
+
+    def _form(
+        self, step_id: str, values: Mapping[str, Any], errors: dict[str, str], *, editing: bool
+    ) -> SubentryFlowResult:
+        if result := self._precondition():
+            return result
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                self._schema(values, editing=editing), values
+            ),
+            errors=errors,
+        )
+
+    def _precondition(self) -> SubentryFlowResult | None:
+        return None
+
+
+class PlanSubentryFlow(_CatalogSubentryFlow):
+    """A plan: code, name, minutes, price in rupees (stored as integer paise)."""
+
+    subentry_type = SUBENTRY_PLAN
+    id_field = CONF_CODE
+
+    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
+        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
+        fields[vol.Required(CONF_NAME)] = _TEXT
+        fields[vol.Required(CONF_MINUTES)] = selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=1,
+                max=1440,
+                step=1,
+                mode=selector.NumberSelectorMode.BOX,
+                unit_of_measurement="min",
+            )
+        )
+        fields[vol.Required(CONF_PRICE)] = selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
+            )
+        )
+        return vol.Schema(fields)
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {**data, CONF_PRICE: data[CONF_PRICE_PAISE] / 100}
+
+    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
+        minutes = float(user_input[CONF_MINUTES])
+        if minutes != int(minutes):
+            raise CatalogError(CONF_MINUTES, "invalid_minutes")
+        plan = make_plan(
+            item_id,
+            str(user_input[CONF_NAME]),
+            int(minutes),
+            rupees_to_paise(user_input[CONF_PRICE]),
+        )
+        return {
+            CONF_CODE: plan.code,
+            CONF_NAME: plan.name,
+            CONF_MINUTES: plan.minutes,
+            CONF_PRICE_PAISE: plan.price_paise,
+        }
+
+
+class BaySubentryFlow(_CatalogSubentryFlow):
+    """A bay: id, name and the plans it offers."""
+
+    subentry_type = SUBENTRY_BAY
+    id_field = CONF_BAY_ID
+
+    def _plan_codes(self) -> list[str]:
+        return [
+            sub.data[CONF_CODE]
+            for sub in self._get_entry().subentries.values()
+            if sub.subentry_type == SUBENTRY_PLAN
+        ]
+
+    def _precondition(self) -> SubentryFlowResult | None:
+        return None if self._plan_codes() else self.async_abort(reason="no_plans")
+
+    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
+        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_BAY_ID): _TEXT}
+        fields[vol.Required(CONF_NAME)] = _TEXT
+        fields[vol.Required(CONF_PLANS)] = selector.SelectSelector(
+            selector.SelectSelectorConfig(options=self._plan_codes(), multiple=True)
+        )
+        return vol.Schema(fields)
+
+    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
+        bay = make_bay(
+            item_id, str(user_input[CONF_NAME]), user_input[CONF_PLANS], self._plan_codes()
+        )
+        return {CONF_BAY_ID: bay.bay_id, CONF_NAME: bay.name, CONF_PLANS: list(bay.plan_codes)}

@@ -1,11 +1,46 @@
 """Constants of the qr_charging integration."""
 
+from __future__ import annotations
+
+import logging
 from typing import Final
 
 DOMAIN: Final = "qr_charging"
+LOGGER = logging.getLogger(__package__)
 
+# Config entry data (one entry per Razorpay account).
 CONF_KEY_ID: Final = "key_id"
 CONF_KEY_SECRET: Final = "key_secret"
 CONF_WEBHOOK_SECRET: Final = "webhook_secret"
 CONF_API_BASE_URL: Final = "api_base_url"
+CONF_CLOUDHOOK: Final = "cloudhook"
 DEFAULT_API_BASE_URL: Final = "https://api.razorpay.com"
+
+# Subentries: plans and bays.
+SUBENTRY_PLAN: Final = "plan"
+SUBENTRY_BAY: Final = "bay"
+CONF_CODE: Final = "code"
+CONF_NAME: Final = "name"
+CONF_MINUTES: Final = "minutes"
+CONF_PRICE: Final = "price"
+CONF_PRICE_PAISE: Final = "price_paise"
+CONF_BAY_ID: Final = "bay_id"
+CONF_PLANS: Final = "plans"
+
+# Events fired on the bus.
+EVENT_PAYMENT_RECEIVED: Final = f"{DOMAIN}_payment_received"
+EVENT_SESSION_STARTED: Final = f"{DOMAIN}_session_started"
+EVENT_SESSION_ENDED: Final = f"{DOMAIN}_session_ended"
+EVENT_SESSION_FAILED: Final = f"{DOMAIN}_session_failed"
+EVENT_REFUND: Final = f"{DOMAIN}_refund"
+
+# Webhook limits and timing.
+MAX_WEBHOOK_BODY: Final = 1024 * 1024
+LINK_LIFETIME_S: Final = 20 * 60
+RECONCILE_INTERVAL_S: Final = 5 * 60
+# A payment found only by reconciliation this long after it was made is refunded, not started:
+# the customer has most likely walked away.
+LATE_PAYMENT_S: Final = 15 * 60
+# How far back reconciliation asks Razorpay about links still unpaid in our ledger.
+RECONCILE_WINDOW_S: Final = 24 * 3600
+STORAGE_VERSION: Final = 1

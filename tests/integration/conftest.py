@@ -1,14 +1,132 @@
-"""Fixtures for the integration's tests (pytest-homeassistant-custom-component)."""
+"""Fixtures for the integration's tests (pytest-homeassistant-custom-component).
+
+Razorpay itself is out of reach here, so the real ``razorpay`` SDK talks HTTP to a local
+stand-in of its API (``razorpay_standin.py``); that stand-in is the only mocked part.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
+from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.qr_charging.const import (
+    CONF_API_BASE_URL,
+    CONF_BAY_ID,
+    CONF_CLOUDHOOK,
+    CONF_CODE,
+    CONF_KEY_ID,
+    CONF_KEY_SECRET,
+    CONF_MINUTES,
+    CONF_NAME,
+    CONF_PLANS,
+    CONF_PRICE_PAISE,
+    CONF_WEBHOOK_SECRET,
+    DOMAIN,
+    SUBENTRY_BAY,
+    SUBENTRY_PLAN,
+)
+
+from .fixtures_razorpay import Webhook
+from .razorpay_standin import RazorpayStandin
+
+WEBHOOK_ID = "razorpay-test-hook"
+WEBHOOK_SECRET = "whsec-test"
+PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: Any) -> Generator[None]:
     """Let HA load custom_components/qr_charging in every test."""
     yield
+
+
+@pytest.fixture
+async def standin(socket_enabled: None) -> AsyncGenerator[RazorpayStandin]:
+    """Razorpay's API on 127.0.0.1 (the real SDK talks to it over HTTP)."""
+    server = RazorpayStandin()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def entry_data(standin: RazorpayStandin) -> dict[str, Any]:
+    """Config entry data pointing at the stand-in."""
+    return {
+        CONF_KEY_ID: standin.key_id,
+        CONF_KEY_SECRET: standin.key_secret,
+        CONF_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        CONF_API_BASE_URL: standin.base_url,
+        CONF_WEBHOOK_ID: WEBHOOK_ID,
+        CONF_CLOUDHOOK: False,
+    }
+
+
+PLAN_SUBENTRY = {
+    "data": {
+        CONF_CODE: "p30",
+        CONF_NAME: "30 minutes",
+        CONF_MINUTES: 30,
+        CONF_PRICE_PAISE: PLAN_PRICE,
+    },
+    "subentry_type": SUBENTRY_PLAN,
+    "title": "30 minutes",
+    "unique_id": "p30",
+}
+BAY_SUBENTRY = {
+    "data": {CONF_BAY_ID: "bay-1", CONF_NAME: "Bay 1", CONF_PLANS: ["p30"]},
+    "subentry_type": SUBENTRY_BAY,
+    "title": "Bay 1",
+    "unique_id": "bay-1",
+}
+
+
+@pytest.fixture
+def config_entry(standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with one plan (p30) and one bay (bay-1)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, BAY_SUBENTRY],
+    )
+
+
+@pytest.fixture
+async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
+    """The account, set up."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
+
+
+PostWebhook = Callable[..., Awaitable[ClientResponse]]
+
+
+@pytest.fixture
+async def post_webhook(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
+) -> PostWebhook:
+    """POST a delivery to the integration's webhook as Razorpay would."""
+    client = await hass_client_no_auth()
+
+    async def post(
+        webhook: Webhook | None = None,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ClientResponse:
+        if webhook is not None:
+            body = webhook.body if body is None else body
+            headers = webhook.headers(WEBHOOK_SECRET) if headers is None else headers
+        return await client.post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers or {})
+
+    return post

@@ -1,0 +1,463 @@
+"""The account hub: ledger, Razorpay calls and the rules that join them, for one config entry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import Store
+from homeassistant.util.ulid import ulid_now
+
+from .catalog import CURRENCY, Bay, Plan
+from .const import (
+    CONF_API_BASE_URL,
+    CONF_BAY_ID,
+    CONF_CODE,
+    CONF_KEY_ID,
+    CONF_KEY_SECRET,
+    CONF_MINUTES,
+    CONF_NAME,
+    CONF_PLANS,
+    CONF_PRICE_PAISE,
+    DEFAULT_API_BASE_URL,
+    DOMAIN,
+    EVENT_PAYMENT_RECEIVED,
+    EVENT_REFUND,
+    EVENT_SESSION_FAILED,
+    LATE_PAYMENT_S,
+    LINK_LIFETIME_S,
+    LOGGER,
+    RECONCILE_WINDOW_S,
+    STORAGE_VERSION,
+    SUBENTRY_BAY,
+    SUBENTRY_PLAN,
+)
+from .ledger import (
+    Ledger,
+    LinkRecord,
+    Outcome,
+    PaymentResult,
+    RefundRecord,
+    RefundState,
+    SessionRecord,
+    SessionState,
+)
+from .razorpay_api import (
+    RazorpayApi,
+    RazorpayAuthError,
+    RazorpayConnectionError,
+    RazorpayError,
+)
+from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+SessionListener = Callable[[SessionRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedLink:
+    """A payment link ready to show to a customer."""
+
+    link: LinkRecord
+
+    def as_response(self) -> dict[str, Any]:
+        """Response data of the ``create_payment_link`` action."""
+        return {
+            "url": self.link.short_url,
+            "id": self.link.link_id,
+            "session_id": self.link.reference_id,
+            "bay": self.link.bay_id,
+            "plan": self.link.plan_code,
+            "amount": self.link.amount,
+            "currency": self.link.currency,
+            "expire_by": datetime.fromtimestamp(self.link.expire_by, UTC).isoformat(),
+        }
+
+
+def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
+    """The plans configured as subentries of an entry."""
+    return {
+        sub.data[CONF_CODE]: Plan(
+            code=sub.data[CONF_CODE],
+            name=sub.data[CONF_NAME],
+            minutes=sub.data[CONF_MINUTES],
+            price_paise=sub.data[CONF_PRICE_PAISE],
+        )
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_PLAN
+    }
+
+
+def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
+    """The bays configured as subentries of an entry."""
+    return {
+        sub.data[CONF_BAY_ID]: Bay(
+            bay_id=sub.data[CONF_BAY_ID],
+            name=sub.data[CONF_NAME],
+            plan_codes=tuple(sub.data[CONF_PLANS]),
+        )
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_BAY
+    }
+
+
+def api_for(data: dict[str, Any] | Any) -> RazorpayApi:
+    """A Razorpay client for config entry data (or flow input)."""
+    return RazorpayApi(
+        data[CONF_KEY_ID],
+        data[CONF_KEY_SECRET],
+        base_url=data.get(CONF_API_BASE_URL) or DEFAULT_API_BASE_URL,
+    )
+
+
+class QrChargingHub:
+    """Everything one Razorpay account does; kept in ``entry.runtime_data``."""
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.api = api_for(entry.data)
+        self.plans = plans_of(entry)
+        self.bays = bays_of(entry)
+        self.ledger = Ledger()
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.ledger", atomic_writes=True
+        )
+        # One lock for every change to the ledger: concurrent deliveries of one payment must
+        # see each other's effect, and each answer waits until its change is on disk.
+        self.lock = asyncio.Lock()
+        self._session_listeners: list[SessionListener] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def async_load(self) -> None:
+        """Read the ledger from disk."""
+        if (data := await self._store.async_load()) is not None:
+            self.ledger = Ledger.from_dict(data)
+
+    async def async_save(self) -> None:
+        """Write the ledger now (atomic rename), before anyone is told of the change."""
+        await self._store.async_save(self.ledger.as_dict())
+
+    async def async_remove(self) -> None:
+        """Delete the ledger file when the entry is removed."""
+        await self._store.async_remove()
+
+    @callback
+    def add_session_listener(self, listener: SessionListener) -> Callable[[], None]:
+        """Be told of every newly paid session (the bays start it)."""
+        self._session_listeners.append(listener)
+        return lambda: self._session_listeners.remove(listener)
+
+    # -- Razorpay calls ----------------------------------------------------------------------
+
+    async def call(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run a blocking Razorpay call in the executor and translate its errors."""
+        try:
+            return await self.hass.async_add_executor_job(lambda: func(*args, **kwargs))
+        except RazorpayAuthError as err:
+            self.entry.async_start_reauth(self.hass)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="invalid_auth"
+            ) from err
+        except RazorpayConnectionError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="cannot_connect"
+            ) from err
+        except RazorpayError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="razorpay_refused",
+                translation_placeholders={"error": str(err)},
+            ) from err
+
+    # -- payment links -----------------------------------------------------------------------
+
+    def plan_for(self, bay_id: str, plan_code: str | None) -> tuple[Bay, Plan]:
+        """Check that a bay offers a plan (its first one when none is named)."""
+        bay = self.bays.get(bay_id)
+        if bay is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_bay",
+                translation_placeholders={"bay": bay_id},
+            )
+        code = plan_code or bay.plan_codes[0]
+        if code not in bay.plan_codes or code not in self.plans:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_plan",
+                translation_placeholders={"bay": bay_id, "plan": code},
+            )
+        return bay, self.plans[code]
+
+    async def async_create_payment_link(self, bay_id: str, plan_code: str | None) -> CreatedLink:
+        """Create a Razorpay payment link that pays for one session of a bay."""
+        bay, plan = self.plan_for(bay_id, plan_code)
+        session_id = f"s-{ulid_now()}"
+        now = time.time()
+        expire_by = int(now) + LINK_LIFETIME_S
+        created = await self.call(
+            self.api.create_payment_link,
+            amount=plan.price_paise,
+            currency=CURRENCY,
+            reference_id=session_id,
+            description=f"{plan.name}, {bay.name}",
+            notes={NOTE_BAY: bay.bay_id, NOTE_PLAN: plan.code, NOTE_SESSION: session_id},
+            expire_by=expire_by,
+        )
+        link = LinkRecord(
+            link_id=created["id"],
+            reference_id=session_id,
+            bay_id=bay.bay_id,
+            plan_code=plan.code,
+            amount=plan.price_paise,
+            currency=CURRENCY,
+            seconds=plan.seconds,
+            expire_by=int(created.get("expire_by") or expire_by),
+            created_at=now,
+            short_url=created["short_url"],
+        )
+        async with self.lock:
+            self.ledger.add_link(link)
+            await self.async_save()
+        return CreatedLink(link)
+
+    # -- webhook events ----------------------------------------------------------------------
+
+    async def async_handle_event(self, event_id: str, event: WebhookEvent) -> str:
+        """Apply one verified delivery to the ledger, persist it, then tell the others.
+
+        Returns what the delivery did, for the log and the response body.
+        """
+        async with self.lock:
+            if self.ledger.seen_event(event_id):
+                return "duplicate_delivery"
+            result: PaymentResult | None = None
+            outcome = "ignored"
+            now = time.time()
+            if event.payment is not None:
+                result = self.ledger.apply_payment(event.payment, event.event, now)
+                outcome = result.outcome.value
+            elif event.refund is not None:
+                refund = self.ledger.apply_refund(event.refund)
+                outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
+            elif event.link_id is not None and event.link_status:
+                changed = self.ledger.close_link(event.link_id, event.link_status)
+                outcome = f"link_{event.link_status}" if changed else "ignored"
+            self.ledger.note_event(event_id, event.event, outcome, now)
+            self.ledger.forget_old_events(now)
+            await self.async_save()
+        if result is not None:
+            self._announce_payment(result)
+        return outcome
+
+    async def async_note_unusable(self, event_id: str, reason: str) -> str:
+        """Record a genuine delivery we cannot read, so it is answered once and kept."""
+        async with self.lock:
+            if self.ledger.seen_event(event_id):
+                return "duplicate_delivery"
+            self.ledger.note_event(event_id, "unreadable", reason, time.time())
+            await self.async_save()
+        return "unusable"
+
+    @callback
+    def _announce_payment(self, result: PaymentResult) -> None:
+        """Fire events, raise repairs and hand new sessions to the bays."""
+        payment = result.payment
+        if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+            self.hass.bus.async_fire(
+                EVENT_PAYMENT_RECEIVED,
+                {
+                    "entry_id": self.entry.entry_id,
+                    "bay": payment.bay_id,
+                    "plan": payment.plan_code,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                    "payment_id": payment.payment_id,
+                    "session_id": result.session.session_id,
+                },
+            )
+            for listener in list(self._session_listeners):
+                listener(result.session)
+        elif result.outcome is Outcome.MISMATCH:
+            LOGGER.warning(
+                "Payment %s does not match what was sold: %s", payment.payment_id, payment.problem
+            )
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"payment_attention_{payment.payment_id}",
+                is_fixable=False,
+                is_persistent=True,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="payment_attention",
+                translation_placeholders={
+                    "payment_id": payment.payment_id,
+                    "problem": payment.problem or "",
+                    "bay": payment.bay_id or "",
+                },
+            )
+            self.hass.bus.async_fire(
+                EVENT_SESSION_FAILED,
+                {
+                    "entry_id": self.entry.entry_id,
+                    "bay": payment.bay_id,
+                    "payment_id": payment.payment_id,
+                    "session_id": result.link.reference_id if result.link else None,
+                    "reason": "payment_mismatch",
+                    "detail": payment.problem,
+                },
+            )
+
+    # -- refunds -----------------------------------------------------------------------------
+
+    async def async_refund(
+        self, payment_id: str, amount: int | None, reason: str, session_id: str | None = None
+    ) -> RefundRecord:
+        """Refund (part of) a payment once: recorded first, keyed so a retry cannot repeat it."""
+        async with self.lock:
+            refundable = self.ledger.refundable(payment_id)
+            if payment_id not in self.ledger.payments:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="unknown_payment",
+                    translation_placeholders={"payment_id": payment_id},
+                )
+            amount = refundable if amount is None else amount
+            if amount <= 0 or amount > refundable:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="invalid_refund_amount",
+                    translation_placeholders={"amount": str(amount), "refundable": str(refundable)},
+                )
+            refund = RefundRecord(
+                key=f"r-{ulid_now()}",
+                payment_id=payment_id,
+                amount=amount,
+                created_at=time.time(),
+                state=RefundState.REQUESTED,
+                reason=reason,
+                session_id=session_id,
+            )
+            self.ledger.add_refund(refund)
+            await self.async_save()
+        await self.async_send_refund(refund)
+        return refund
+
+    async def async_send_refund(self, refund: RefundRecord) -> None:
+        """Ask Razorpay for a recorded refund; a failure leaves it for the next reconcile."""
+        try:
+            answer = await self.call(
+                self.api.refund,
+                refund.payment_id,
+                amount=refund.amount,
+                idempotency_key=refund.key,
+                notes={"reason": refund.reason, NOTE_SESSION: refund.session_id or ""},
+            )
+        except HomeAssistantError as err:
+            LOGGER.warning("Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err)
+            return
+        async with self.lock:
+            refund.refund_id = answer.get("id")
+            refund.state = (
+                RefundState.PROCESSED
+                if answer.get("status") == "processed"
+                else RefundState.PENDING
+            )
+            await self.async_save()
+        self.hass.bus.async_fire(
+            EVENT_REFUND,
+            {
+                "entry_id": self.entry.entry_id,
+                "payment_id": refund.payment_id,
+                "refund_id": refund.refund_id,
+                "amount": refund.amount,
+                "reason": refund.reason,
+                "session_id": refund.session_id,
+                "state": refund.state.value,
+            },
+        )
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    async def async_reconcile(self) -> None:
+        """Catch what webhooks missed: paid links without a session, unsent refunds."""
+        now = time.time()
+        for refund in [r for r in self.ledger.refunds.values() if r.state is RefundState.REQUESTED]:
+            await self.async_send_refund(refund)
+        open_links = [
+            link
+            for link in self.ledger.links.values()
+            if link.status == "created" and now - link.created_at < RECONCILE_WINDOW_S
+        ]
+        for link in open_links:
+            try:
+                remote = await self.call(self.api.fetch_payment_link, link.link_id)
+            except HomeAssistantError as err:
+                LOGGER.debug("Reconcile stopped at %s: %s", link.link_id, err)
+                return
+            await self._reconcile_link(link, remote, now)
+
+    async def _reconcile_link(self, link: LinkRecord, remote: dict[str, Any], now: float) -> None:
+        status = remote.get("status")
+        if status in ("expired", "cancelled"):
+            async with self.lock:
+                self.ledger.close_link(link.link_id, str(status))
+                await self.async_save()
+            return
+        if status != "paid":
+            return
+        for paid in remote.get("payments") or []:
+            if paid.get("status") != "captured":
+                continue
+            notice = PaymentNotice(
+                payment_id=paid["payment_id"],
+                amount=int(paid["amount"]),
+                currency=link.currency,
+                status="captured",
+                method=paid.get("method"),
+                link_id=link.link_id,
+            )
+            event_id = f"reconcile:{notice.payment_id}"
+            await self.async_handle_event_late(
+                event_id, notice, late=now - float(paid.get("created_at") or now) > LATE_PAYMENT_S
+            )
+
+    async def async_handle_event_late(
+        self, event_id: str, notice: PaymentNotice, *, late: bool
+    ) -> None:
+        """A payment found by reconciliation: start it, or refund it when it is too late."""
+        if not late:
+            await self.async_handle_event(event_id, WebhookEvent("reconcile", None, payment=notice))
+            return
+        async with self.lock:
+            result = self.ledger.apply_payment(notice, "reconcile", time.time())
+            if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+                result.session.state = SessionState.FAILED
+                result.session.end_reason = "paid_too_late"
+            await self.async_save()
+        if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+            self.hass.bus.async_fire(
+                EVENT_SESSION_FAILED,
+                {
+                    "entry_id": self.entry.entry_id,
+                    "bay": result.session.bay_id,
+                    "payment_id": notice.payment_id,
+                    "session_id": result.session.session_id,
+                    "reason": "paid_too_late",
+                },
+            )
+            await self.async_refund(
+                notice.payment_id, None, "paid_too_late", result.session.session_id
+            )

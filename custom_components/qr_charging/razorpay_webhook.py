@@ -1,0 +1,74 @@
+"""The Razorpay webhook: verify, de-duplicate, record, then answer.
+
+Razorpay signs the raw body with the webhook secret (HMAC-SHA256, hex, header
+``X-Razorpay-Signature``) and disables a webhook that keeps failing, so a genuine event we
+cannot use is answered 200 and recorded; only forged, oversized or unreadable bodies get 4xx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from functools import partial
+from http import HTTPStatus
+
+from aiohttp import web
+from homeassistant.components import webhook
+from homeassistant.core import HomeAssistant
+
+from .const import DOMAIN, LOGGER, MAX_WEBHOOK_BODY
+from .hub import QrChargingHub
+from .razorpay_events import EventFormatError, parse_event
+
+SIGNATURE_HEADER = "X-Razorpay-Signature"
+EVENT_ID_HEADER = "X-Razorpay-Event-Id"
+
+
+def signature_valid(body: bytes, signature: str, secret: str) -> bool:
+    """Constant-time check of Razorpay's signature over the exact bytes received."""
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+def _answer(status: HTTPStatus, outcome: str) -> web.Response:
+    return web.json_response({"outcome": outcome}, status=status)
+
+
+def register_webhook(
+    hass: HomeAssistant, hub: QrChargingHub, webhook_id: str, secret: str
+) -> Callable[[], None]:
+    """Listen for Razorpay's deliveries on ``/api/webhook/<webhook_id>``; return the undo."""
+
+    async def handle(hass: HomeAssistant, webhook_id: str, request: web.Request) -> web.Response:
+        if (request.content_length or 0) > MAX_WEBHOOK_BODY:
+            return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large")
+        body = await request.read()
+        if len(body) > MAX_WEBHOOK_BODY:
+            return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large")
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature or not signature_valid(body, signature, secret):
+            LOGGER.warning("Rejected a webhook delivery with a missing or wrong signature")
+            return _answer(HTTPStatus.UNAUTHORIZED, "bad_signature")
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            return _answer(HTTPStatus.BAD_REQUEST, "invalid_json")
+        # Razorpay sends the same event id on every re-delivery; a body hash stands in without it.
+        event_id = (
+            request.headers.get(EVENT_ID_HEADER) or f"sha256:{hashlib.sha256(body).hexdigest()}"
+        )
+        try:
+            event = parse_event(decoded)
+        except EventFormatError as err:
+            LOGGER.warning("Signed webhook event %s is not usable: %s", event_id, err)
+            return _answer(HTTPStatus.OK, await hub.async_note_unusable(event_id, str(err)))
+        outcome = await hub.async_handle_event(event_id, event)
+        LOGGER.debug("Webhook %s (%s): %s", event_id, event.event, outcome)
+        return _answer(HTTPStatus.OK, outcome)
+
+    webhook.async_register(
+        hass, DOMAIN, "QR Charging (Razorpay)", webhook_id, handle, allowed_methods=["POST"]
+    )
+    return partial(webhook.async_unregister, hass, webhook_id)

@@ -1,0 +1,130 @@
+"""Actions (services) of qr_charging, each answering with response data."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.util import dt as dt_util
+
+from .catalog import rupees_to_paise
+from .const import DOMAIN
+from .ledger import sessions_csv
+
+if TYPE_CHECKING:
+    from .hub import QrChargingHub
+
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+ATTR_BAY = "bay"
+ATTR_PLAN = "plan"
+ATTR_PAYMENT_ID = "payment_id"
+ATTR_AMOUNT = "amount"
+
+SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
+SERVICE_EXPORT_SESSIONS = "export_sessions"
+SERVICE_REFUND = "refund"
+
+_ENTRY: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+
+
+def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
+    """The loaded account the call names, or the only one."""
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    entries = [
+        e
+        for e in hass.config_entries.async_entries(DOMAIN)
+        if e.state is ConfigEntryState.LOADED and entry_id in (None, e.entry_id)
+    ]
+    if len(entries) != 1:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_found" if not entries else "entry_ambiguous",
+        )
+    hub: QrChargingHub = entries[0].runtime_data
+    return hub
+
+
+async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    hub = hub_for(hass, call)
+    created = await hub.async_create_payment_link(call.data[ATTR_BAY], call.data.get(ATTR_PLAN))
+    return created.as_response()
+
+
+async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    hub = hub_for(hass, call)
+    text = sessions_csv(hub.ledger)
+    stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    path = Path(hass.config.path(DOMAIN, f"sessions-{hub.entry.entry_id}-{stamp}.csv"))
+    await hass.async_add_executor_job(_write_text, path, text)
+    return {"csv": text, "path": str(path), "sessions": len(hub.ledger.sessions)}
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    hub = hub_for(hass, call)
+    amount = call.data.get(ATTR_AMOUNT)
+    paise = None if amount is None else rupees_to_paise(amount)
+    refund = await hub.async_refund(call.data[ATTR_PAYMENT_ID], paise, "owner")
+    return {
+        "refund_id": refund.refund_id,
+        "payment_id": refund.payment_id,
+        "amount": refund.amount,
+        "state": refund.state.value,
+    }
+
+
+def _positive_rupees(value: Any) -> float:
+    number = vol.Coerce(float)(value)
+    if number <= 0:
+        raise vol.Invalid("amount must be more than zero")
+    return float(number)
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the actions once for the domain."""
+    register = partial(hass.services.async_register, DOMAIN)
+    register(
+        SERVICE_CREATE_PAYMENT_LINK,
+        partial(_create_payment_link, hass),
+        schema=vol.Schema(
+            {**_ENTRY, vol.Required(ATTR_BAY): cv.string, vol.Optional(ATTR_PLAN): cv.string}
+        ),
+        supports_response=SupportsResponse.ONLY,
+    )
+    register(
+        SERVICE_EXPORT_SESSIONS,
+        partial(_export_sessions, hass),
+        schema=vol.Schema(_ENTRY),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    register(
+        SERVICE_REFUND,
+        partial(_refund, hass),
+        schema=vol.Schema(
+            {
+                **_ENTRY,
+                vol.Required(ATTR_PAYMENT_ID): cv.string,
+                vol.Optional(ATTR_AMOUNT): _positive_rupees,
+            }
+        ),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
