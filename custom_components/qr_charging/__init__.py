@@ -14,8 +14,8 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
 from .hub import QrChargingHub
-from .services import async_setup_services
 from .razorpay_webhook import register_webhook
+from .services import async_setup_services
 
 type QrChargingConfigEntry = ConfigEntry[QrChargingHub]
 

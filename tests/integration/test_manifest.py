@@ -1,4 +1,4 @@
-"""hassfest's and HACS's rules for manifest.json and hacs.json, so no change breaks them silently."""
+"""hassfest's and HACS's rules for manifest.json and hacs.json, checked on every run."""
 
 import json
 import re

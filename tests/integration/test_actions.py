@@ -1,0 +1,171 @@
+"""Actions with response data, refunds and reconciliation of missed webhooks."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.qr_charging.const import (
+    DOMAIN,
+    EVENT_PAYMENT_RECEIVED,
+    EVENT_REFUND,
+    EVENT_SESSION_FAILED,
+)
+
+from .conftest import PLAN_PRICE, PostWebhook
+from .helpers import create_link, export_sessions
+from .razorpay_standin import RazorpayStandin
+
+pytestmark = pytest.mark.usefixtures("loaded_entry")
+
+
+async def test_create_payment_link_response_and_request(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    before = time.time()
+    link = await create_link(hass, plan="p30")
+
+    assert link["amount"] == PLAN_PRICE
+    assert link["currency"] == "INR"
+    assert link["url"].startswith(standin.base_url)
+    assert link["id"] in standin.links
+    expire_by = dt_util.parse_datetime(link["expire_by"])
+    assert expire_by is not None
+    assert expire_by.timestamp() >= before + 15 * 60
+    (call,) = standin.calls_to("POST", "/v1/payment_links")
+    assert call.json["amount"] == PLAN_PRICE
+    assert call.json["reference_id"] == link["session_id"]
+    assert len(link["session_id"]) <= 40
+    assert call.json["notes"] == {"bay": "bay-1", "plan": "p30", "session": link["session_id"]}
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [({"bay": "nope"}, "unknown_bay"), ({"bay": "bay-1", "plan": "p99"}, "unknown_plan")],
+)
+async def test_create_link_refuses_unknown_bay_or_plan(
+    hass: HomeAssistant, standin: RazorpayStandin, data: dict[str, str], key: str
+) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "create_payment_link", data, blocking=True, return_response=True
+        )
+    assert err.value.translation_key == key
+    assert standin.calls_to("POST", "/v1/payment_links") == []
+
+
+async def test_create_link_razorpay_down(hass: HomeAssistant, standin: RazorpayStandin) -> None:
+    standin.fail_next("/v1/payment_links", status=500, method="POST")
+    with pytest.raises(HomeAssistantError) as err:
+        await create_link(hass)
+    assert err.value.translation_key == "razorpay_refused"
+
+
+async def test_refund_once_then_webhook_settles(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+
+    response = await hass.services.async_call(
+        DOMAIN,
+        "refund",
+        {"payment_id": paid.payment_id, "amount": 5},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["amount"] == 500
+    (call,) = standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")
+    assert call.headers["X-Refund-Idempotency"]
+    assert call.json["amount"] == 500
+    await hass.async_block_till_done()
+    assert [e.data["amount"] for e in refunds] == [500]
+
+    # More than what is left is refused before Razorpay is asked.
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            DOMAIN,
+            "refund",
+            {"payment_id": paid.payment_id, "amount": 16},
+            blocking=True,
+            return_response=True,
+        )
+    assert len(standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")) == 1
+
+    settled = standin.settle_refund(str(response["refund_id"]), "failed")
+    assert (await (await post_webhook(settled)).json())["outcome"] == "refund_failed"
+    # A failed refund frees its amount again: the whole payment can now be refunded.
+    response = await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    assert response is not None
+    assert response["amount"] == PLAN_PRICE
+
+
+async def test_refund_unknown_payment(hass: HomeAssistant) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "refund", {"payment_id": "pay_nope"}, blocking=True, return_response=True
+        )
+    assert err.value.translation_key == "unknown_payment"
+
+
+async def test_export_sessions_writes_csv(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.order_paid())
+    response = await hass.services.async_call(
+        DOMAIN, "export_sessions", {}, blocking=True, return_response=True
+    )
+    assert response is not None
+    path = Path(str(response["path"]))
+    assert path.is_relative_to(Path(hass.config.config_dir))
+    assert path.read_text(encoding="utf-8") == response["csv"]  # noqa: ASYNC240
+    (row,) = await export_sessions(hass)
+    assert row["payment_ids"] == paid.payment_id
+
+
+async def test_reconcile_starts_a_missed_payment(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    received = async_capture_events(hass, EVENT_PAYMENT_RECEIVED)
+    link = await create_link(hass)
+    paid = standin.pay_link(link["id"])  # Razorpay's webhook never arrives.
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert [e.data["payment_id"] for e in received] == [paid.payment_id]
+    (row,) = await export_sessions(hass)
+    assert row["session_id"] == link["session_id"]
+
+
+async def test_reconcile_refunds_a_payment_found_too_late(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    link = await create_link(hass)
+    paid = standin.pay_link(link["id"])
+    standin.links[link["id"]]["payments"][0]["created_at"] -= 3600
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert [e.data["reason"] for e in failed] == ["paid_too_late"]
+    (call,) = standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")
+    assert call.json["amount"] == PLAN_PRICE
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["refunded_paise"]) == ("failed", str(PLAN_PRICE))

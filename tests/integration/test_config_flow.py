@@ -1,0 +1,324 @@
+"""The config flow: keys checked against a Razorpay stand-in, reauth, reconfigure, subentries."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.qr_charging.const import (
+    CONF_API_BASE_URL,
+    CONF_CLOUDHOOK,
+    CONF_KEY_ID,
+    CONF_KEY_SECRET,
+    CONF_WEBHOOK_SECRET,
+    DOMAIN,
+)
+
+from .conftest import PLAN_SUBENTRY
+from .razorpay_standin import RazorpayStandin
+
+
+def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:
+    return {
+        CONF_KEY_ID: standin.key_id,
+        CONF_KEY_SECRET: standin.key_secret,
+        CONF_WEBHOOK_SECRET: "whsec",
+        CONF_API_BASE_URL: standin.base_url,
+    } | changes
+
+
+async def _start(hass: HomeAssistant) -> Any:
+    return await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER, "show_advanced_options": True}
+    )
+
+
+async def test_user_flow_creates_entry_and_shows_webhook(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    result = await _start(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert CONF_API_BASE_URL in result["data_schema"].schema
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    data = result["data"]
+    assert data[CONF_KEY_ID] == standin.key_id
+    assert data[CONF_CLOUDHOOK] is False
+    assert data[CONF_WEBHOOK_ID]
+    assert data[CONF_WEBHOOK_ID] in result["description_placeholders"]["webhook_url"]
+    assert "payment_link.paid" in result["description_placeholders"]["events"]
+    assert result["result"].unique_id == standin.key_id
+    # The keys were really checked with Razorpay.
+    assert standin.calls_to("GET", "/v1/payment_links")
+
+
+async def test_advanced_field_hidden_by_default(hass: HomeAssistant) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert CONF_API_BASE_URL not in result["data_schema"].schema
+
+
+@pytest.mark.parametrize(
+    ("changes", "fault", "error"),
+    [
+        ({CONF_KEY_SECRET: "wrong"}, None, "invalid_auth"),
+        ({CONF_API_BASE_URL: "http://127.0.0.1:9"}, None, "cannot_connect"),
+        ({}, "<html>bad gateway</html>", "unknown"),
+    ],
+)
+async def test_user_flow_errors_then_recovers(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    changes: dict[str, Any],
+    fault: str | None,
+    error: str,
+) -> None:
+    if fault:
+        standin.fail_next("/v1/payment_links", status=502, body=fault)
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _keys(standin, **changes)
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_one_entry_per_key_id(
+    hass: HomeAssistant, standin: RazorpayStandin, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_cloudhook_when_cloud_is_active(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    # HA Cloud cannot run here: its subscription check and cloudhook creation are mocked.
+    with (
+        patch(
+            "custom_components.qr_charging.config_flow.cloud.async_active_subscription",
+            return_value=True,
+        ),
+        patch(
+            "custom_components.qr_charging.config_flow.cloud.async_create_cloudhook",
+            return_value="https://hooks.nabu.casa/abc",
+        ) as create,
+    ):
+        result = await _start(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_CLOUDHOOK] is True
+    assert result["description_placeholders"]["webhook_url"] == "https://hooks.nabu.casa/abc"
+    create.assert_called_once_with(hass, result["data"][CONF_WEBHOOK_ID])
+
+
+async def test_reauth_with_new_keys(
+    hass: HomeAssistant, standin: RazorpayStandin, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    standin.key_id, standin.key_secret = "rzp_test_new", "new_secret"
+    result = await config_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_KEY_ID: "rzp_test_new", CONF_KEY_SECRET: "still wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_KEY_ID: "rzp_test_new", CONF_KEY_SECRET: "new_secret"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert config_entry.unique_id == "rzp_test_new"
+    assert config_entry.data[CONF_KEY_SECRET] == "new_secret"
+    # The webhook stays where Razorpay sends it.
+    assert config_entry.data[CONF_WEBHOOK_ID] == "razorpay-test-hook"
+
+
+async def test_reconfigure_refuses_a_key_of_another_entry(
+    hass: HomeAssistant, standin: RazorpayStandin, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    MockConfigEntry(domain=DOMAIN, unique_id="rzp_test_other", data={}).add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_KEY_ID: "rzp_test_other", CONF_KEY_SECRET: "x", CONF_WEBHOOK_SECRET: "y"},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert config_entry.unique_id == standin.key_id
+
+
+async def test_reconfigure_webhook_secret(
+    hass: HomeAssistant, standin: RazorpayStandin, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_KEY_ID: standin.key_id,
+            CONF_KEY_SECRET: standin.key_secret,
+            CONF_WEBHOOK_SECRET: "rotated",
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert config_entry.data[CONF_WEBHOOK_SECRET] == "rotated"
+
+
+# -- plans and bays -------------------------------------------------------------------------
+
+
+async def _subflow(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> Any:
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, kind), context={"source": SOURCE_USER}
+    )
+
+
+@pytest.fixture
+def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_keys(standin))
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_add_plan_stores_integer_paise(
+    hass: HomeAssistant, bare_entry: MockConfigEntry
+) -> None:
+    result = await _subflow(hass, bare_entry, "plan")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"code": "p15", "name": "15 minutes", "minutes": 15, "price": 12.5}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    (sub,) = bare_entry.subentries.values()
+    assert dict(sub.data) == {
+        "code": "p15",
+        "name": "15 minutes",
+        "minutes": 15,
+        "price_paise": 1250,
+    }
+    assert isinstance(sub.data["price_paise"], int)
+    assert sub.unique_id == "p15"
+
+
+@pytest.mark.parametrize(
+    ("user_input", "errors"),
+    [
+        ({"code": "p 30", "name": "x", "minutes": 30, "price": 20}, {"code": "invalid_id"}),
+        ({"code": "p30", "name": "x", "minutes": 30, "price": 20}, {"code": "duplicate_id"}),
+        ({"code": "p1", "name": "x", "minutes": 1.5, "price": 20}, {"minutes": "invalid_minutes"}),
+        ({"code": "p1", "name": "x", "minutes": 30, "price": 0}, {"price": "invalid_price"}),
+        (
+            {"code": "p1", "name": "x", "minutes": 30, "price": 0.5},
+            {"price": "price_below_minimum"},
+        ),
+        ({"code": "p1", "name": "x", "minutes": 30, "price": 10.005}, {"price": "invalid_price"}),
+    ],
+)
+async def test_bad_plans_are_refused(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    user_input: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_keys(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    entry.add_to_hass(hass)
+    result = await _subflow(hass, entry, "plan")
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    assert len(entry.subentries) == 1
+
+
+async def test_zero_minutes_refused_by_the_form(
+    hass: HomeAssistant, bare_entry: MockConfigEntry
+) -> None:
+    result = await _subflow(hass, bare_entry, "plan")
+    with pytest.raises(InvalidData):
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"code": "p1", "name": "x", "minutes": 0, "price": 20}
+        )
+    assert bare_entry.subentries == {}
+
+
+async def test_edit_plan_keeps_code(hass: HomeAssistant, standin: RazorpayStandin) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_keys(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    entry.add_to_hass(hass)
+    (sub_id,) = entry.subentries
+    result = await entry.start_subentry_reconfigure_flow(hass, "plan", sub_id)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Half hour", "minutes": 30, "price": 25}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert dict(entry.subentries[sub_id].data) == {
+        "code": "p30",
+        "name": "Half hour",
+        "minutes": 30,
+        "price_paise": 2500,
+    }
+
+
+async def test_bay_needs_a_plan_first(hass: HomeAssistant, bare_entry: MockConfigEntry) -> None:
+    result = await _subflow(hass, bare_entry, "bay")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_plans"
+
+
+async def test_add_bay_and_refuse_bad_ones(hass: HomeAssistant, standin: RazorpayStandin) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_keys(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    entry.add_to_hass(hass)
+    result = await _subflow(hass, entry, "bay")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"bay_id": "bay/1", "name": "Bay 1", "plans": ["p30"]}
+    )
+    assert result["errors"] == {"bay_id": "invalid_id"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"bay_id": "bay-1", "name": "Bay 1", "plans": []}
+    )
+    assert result["errors"] == {"plans": "no_plans_selected"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    bays = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
+    assert [dict(s.data) for s in bays] == [{"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"]}]
+
+    result = await _subflow(hass, entry, "bay")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"bay_id": "bay-1", "name": "Again", "plans": ["p30"]}
+    )
+    assert result["errors"] == {"bay_id": "duplicate_id"}
