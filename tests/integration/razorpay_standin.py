@@ -79,9 +79,11 @@ class _ApiError(Exception):
                 "code": code,
                 "description": description,
                 "field": field,
-                "source": "business" if status == 400 else "NA",
-                "step": "payment_initiation" if status == 400 else "NA",
-                "reason": "input_validation_failed" if status == 400 else "NA",
+                # As in Razorpay's examples: a refused field is a validation failure; other
+                # errors (authentication, unknown URL, server) say "NA".
+                "source": "business" if field else "NA",
+                "step": "payment_initiation" if field else "NA",
+                "reason": "input_validation_failed" if field else "NA",
                 "metadata": {},
             }
         }

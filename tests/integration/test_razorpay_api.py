@@ -309,9 +309,11 @@ async def test_ids_cannot_address_other_endpoints(
     api: RazorpayApi, standin: RazorpayStandin
 ) -> None:
     await run(api.create_payment_link, **link_args())
-    with pytest.raises(RazorpayRequestError):
+    with pytest.raises(RazorpayRequestError, match="does not exist"):
         await run(api.fetch_payment, "../payment_links")
-    assert standin.calls[-1].path.startswith("/v1/payments/")
+    # The whole id reached the payment route (quoted), not the payment links list.
+    assert standin.calls[-1].path == "/v1/payments/../payment_links"
+    assert standin.calls_to("GET", "/v1/payment_links") == []
 
 
 async def test_refund_is_idempotent(api: RazorpayApi, standin: RazorpayStandin) -> None:
