@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from homeassistant.components import cloud
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
@@ -63,4 +62,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
     """Drop the cloudhook; the ledger file is kept, it is the owner's financial record."""
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
+        from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
+
         await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

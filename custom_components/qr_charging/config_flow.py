@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.components import cloud, webhook
+from homeassistant.components import webhook
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -16,6 +17,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 
@@ -47,24 +49,45 @@ _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
 _TEXT = selector.TextSelector()
+SECTION_ADVANCED = "advanced"
 
 
-def _keys_schema(
-    defaults: Mapping[str, Any], *, advanced: bool, webhook_secret: bool
-) -> vol.Schema:
+def _keys_schema(defaults: Mapping[str, Any], *, webhook_secret: bool) -> vol.Schema:
     fields: dict[vol.Marker, Any] = {
         vol.Required(CONF_KEY_ID, default=defaults.get(CONF_KEY_ID, vol.UNDEFINED)): _TEXT,
         vol.Required(CONF_KEY_SECRET): _SECRET,
     }
     if webhook_secret:
         fields[vol.Required(CONF_WEBHOOK_SECRET)] = _SECRET
-    if advanced:
-        fields[
-            vol.Optional(
-                CONF_API_BASE_URL, default=defaults.get(CONF_API_BASE_URL, DEFAULT_API_BASE_URL)
-            )
-        ] = selector.TextSelector(selector.TextSelectorConfig(type=selector.TextSelectorType.URL))
+    # A collapsed section, not "advanced mode" (deprecated in current HA, where it is always on).
+    fields[vol.Optional(SECTION_ADVANCED)] = section(
+        vol.Schema(
+            {
+                vol.Optional(
+                    CONF_API_BASE_URL,
+                    default=defaults.get(CONF_API_BASE_URL, DEFAULT_API_BASE_URL),
+                ): selector.TextSelector(
+                    selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+                )
+            }
+        ),
+        {"collapsed": True},
+    )
     return vol.Schema(fields)
+
+
+def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Form input with the advanced section's fields lifted to the top, strings trimmed."""
+    data = {k: v for k, v in user_input.items() if k != SECTION_ADVANCED}
+    data.update(user_input.get(SECTION_ADVANCED) or {})
+    return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+
+
+def _cloud() -> ModuleType:
+    """HA Cloud, imported only when loaded: it pulls in much that a plain install may lack."""
+    from homeassistant.components import cloud  # noqa: PLC0415
+
+    return cloud
 
 
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -97,7 +120,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the Razorpay keys and the webhook secret."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            user_input = {k: v.strip() if isinstance(v, str) else v for k, v in user_input.items()}
+            user_input = _flatten(user_input)
             await self.async_set_unique_id(user_input[CONF_KEY_ID])
             self._abort_if_unique_id_configured()
             if (error := await self._async_check_keys(user_input)) is None:
@@ -105,17 +128,16 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = error
         return self.async_show_form(
             step_id="user",
-            data_schema=self.add_suggested_values_to_schema(
-                _keys_schema({}, advanced=self.show_advanced_options, webhook_secret=True),
-                user_input or {},
-            ),
+            data_schema=_keys_schema(user_input or {}, webhook_secret=True),
             errors=errors,
         )
 
     async def _async_create_with_webhook(self, data: dict[str, Any]) -> ConfigFlowResult:
         """Create the entry and show the URL and events to enter in Razorpay's dashboard."""
         webhook_id = webhook.async_generate_id()
-        if cloud.async_active_subscription(self.hass):
+        if "cloud" in self.hass.config.components and (cloud := _cloud()).async_active_subscription(
+            self.hass
+        ):
             url = await cloud.async_create_cloudhook(self.hass, webhook_id)
             data[CONF_CLOUDHOOK] = True
         else:
@@ -164,7 +186,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {**entry.data, **user_input}
+            data = {**entry.data, **_flatten(user_input)}
             key_id = data[CONF_KEY_ID]
             if key_id != entry.unique_id and any(
                 e.unique_id == key_id for e in self._async_current_entries(include_ignore=False)
@@ -177,9 +199,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = error
         return self.async_show_form(
             step_id=step_id,
-            data_schema=_keys_schema(
-                entry.data, advanced=self.show_advanced_options, webhook_secret=webhook_secret
-            ),
+            data_schema=_keys_schema(entry.data, webhook_secret=webhook_secret),
             errors=errors,
             description_placeholders={"key_id": entry.data[CONF_KEY_ID]},
         )

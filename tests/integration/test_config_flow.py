@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import AsyncMock, Mock, patch
 
 import pytest
 from homeassistant.config_entries import SOURCE_USER
@@ -26,18 +26,30 @@ from .razorpay_standin import RazorpayStandin
 
 
 def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:
-    return {
+    """Form input: the API address sits in the collapsed "advanced" section."""
+    keys = {
         CONF_KEY_ID: standin.key_id,
         CONF_KEY_SECRET: standin.key_secret,
         CONF_WEBHOOK_SECRET: "whsec",
         CONF_API_BASE_URL: standin.base_url,
     } | changes
+    return {k: v for k, v in keys.items() if k != CONF_API_BASE_URL} | {
+        "advanced": {CONF_API_BASE_URL: keys[CONF_API_BASE_URL]}
+    }
+
+
+def _data(standin: RazorpayStandin) -> dict[str, Any]:
+    """Entry data: what the flow stores."""
+    return {
+        CONF_KEY_ID: standin.key_id,
+        CONF_KEY_SECRET: standin.key_secret,
+        CONF_WEBHOOK_SECRET: "whsec",
+        CONF_API_BASE_URL: standin.base_url,
+    }
 
 
 async def _start(hass: HomeAssistant) -> Any:
-    return await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER, "show_advanced_options": True}
-    )
+    return await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
 
 
 async def test_user_flow_creates_entry_and_shows_webhook(
@@ -45,7 +57,7 @@ async def test_user_flow_creates_entry_and_shows_webhook(
 ) -> None:
     result = await _start(hass)
     assert result["type"] is FlowResultType.FORM
-    assert CONF_API_BASE_URL in result["data_schema"].schema
+    assert "advanced" in result["data_schema"].schema
 
     result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
 
@@ -59,11 +71,6 @@ async def test_user_flow_creates_entry_and_shows_webhook(
     assert result["result"].unique_id == standin.key_id
     # The keys were really checked with Razorpay.
     assert standin.calls_to("GET", "/v1/payment_links")
-
-
-async def test_advanced_field_hidden_by_default(hass: HomeAssistant) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert CONF_API_BASE_URL not in result["data_schema"].schema
 
 
 @pytest.mark.parametrize(
@@ -109,16 +116,13 @@ async def test_cloudhook_when_cloud_is_active(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
     # HA Cloud cannot run here: its subscription check and cloudhook creation are mocked.
-    with (
-        patch(
-            "custom_components.qr_charging.config_flow.cloud.async_active_subscription",
-            return_value=True,
-        ),
-        patch(
-            "custom_components.qr_charging.config_flow.cloud.async_create_cloudhook",
-            return_value="https://hooks.nabu.casa/abc",
-        ) as create,
-    ):
+    hass.config.components.add("cloud")
+    cloud = Mock(
+        async_active_subscription=Mock(return_value=True),
+        async_create_cloudhook=AsyncMock(return_value="https://hooks.nabu.casa/abc"),
+    )
+    create = cloud.async_create_cloudhook
+    with patch("custom_components.qr_charging.config_flow._cloud", return_value=cloud):
         result = await _start(hass)
         result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -195,7 +199,7 @@ async def _subflow(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> An
 
 @pytest.fixture
 def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    entry = MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_keys(standin))
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_data(standin))
     entry.add_to_hass(hass)
     return entry
 
@@ -242,7 +246,7 @@ async def test_bad_plans_are_refused(
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=standin.key_id,
-        data=_keys(standin),
+        data=_data(standin),
         subentries_data=[PLAN_SUBENTRY],
     )
     entry.add_to_hass(hass)
@@ -268,12 +272,14 @@ async def test_edit_plan_keeps_code(hass: HomeAssistant, standin: RazorpayStandi
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=standin.key_id,
-        data=_keys(standin),
+        data=_data(standin),
         subentries_data=[PLAN_SUBENTRY],
     )
     entry.add_to_hass(hass)
     (sub_id,) = entry.subentries
-    result = await entry.start_subentry_reconfigure_flow(hass, "plan", sub_id)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "plan"), context={"source": "reconfigure", "subentry_id": sub_id}
+    )
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Half hour", "minutes": 30, "price": 25}
@@ -297,7 +303,7 @@ async def test_add_bay_and_refuse_bad_ones(hass: HomeAssistant, standin: Razorpa
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=standin.key_id,
-        data=_keys(standin),
+        data=_data(standin),
         subentries_data=[PLAN_SUBENTRY],
     )
     entry.add_to_hass(hass)
