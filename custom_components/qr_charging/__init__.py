@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.const import CONF_WEBHOOK_ID, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
-from .hub import QrChargingHub
+from .hub import QrChargingConfigEntry, QrChargingHub
 from .razorpay_webhook import register_webhook
 from .services import async_setup_services
 
-type QrChargingConfigEntry = ConfigEntry[QrChargingHub]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.IMAGE, Platform.SENSOR, Platform.SWITCH]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -32,6 +31,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
     hub = QrChargingHub(hass, entry)
     await hub.async_load()
     entry.runtime_data = hub
+    entry.async_on_unload(hub.api.close)
+    await hub.async_setup_bays()
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(
         register_webhook(hass, hub, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_WEBHOOK_SECRET])
     )
@@ -55,7 +57,10 @@ async def _async_reload(hass: HomeAssistant, entry: QrChargingConfigEntry) -> No
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> bool:
-    """Stop listening; the ledger stays on disk."""
+    """Stop listening; the ledger stays on disk and running sessions resume at the next setup."""
+    if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        return False
+    await entry.runtime_data.async_unload_bays()
     return True
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,32}")
 # Razorpay refuses payment links under one rupee.
@@ -38,13 +39,27 @@ class Plan:
         return self.minutes * 60
 
 
+DRIVER_MQTT = "mqtt"
+DRIVER_SWITCH = "switch"
+DEFAULT_PREFIX = "qr_charging"
+DEFAULT_OWNER_MINUTES = 30
+DEFAULT_MAX_MINUTES = 240
+
+
 @dataclass(frozen=True, slots=True)
 class Bay:
-    """A socket a customer pays for."""
+    """A socket a customer pays for, and how its power is switched."""
 
     bay_id: str
     name: str
     plan_codes: tuple[str, ...]
+    driver: str = DRIVER_MQTT
+    node: str | None = None
+    agent_bay: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    switch_entity: str | None = None
+    default_minutes: int = DEFAULT_OWNER_MINUTES
+    max_minutes: int = DEFAULT_MAX_MINUTES
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
@@ -86,7 +101,20 @@ def make_plan(code: str, name: str, minutes: int, price_paise: int) -> Plan:
     return Plan(code=code, name=name.strip() or code, minutes=minutes, price_paise=price_paise)
 
 
-def make_bay(bay_id: str, name: str, plan_codes: Iterable[str], known_plans: Iterable[str]) -> Bay:
+def make_bay(
+    bay_id: str,
+    name: str,
+    plan_codes: Iterable[str],
+    known_plans: Iterable[str],
+    *,
+    driver: str = DRIVER_MQTT,
+    node: str | None = None,
+    agent_bay: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    switch_entity: str | None = None,
+    default_minutes: int = DEFAULT_OWNER_MINUTES,
+    max_minutes: int = DEFAULT_MAX_MINUTES,
+) -> Bay:
     """Validate and build a bay that offers some of the known plans."""
     if not ID_PATTERN.fullmatch(bay_id):
         raise CatalogError("bay_id", "invalid_id")
@@ -95,4 +123,45 @@ def make_bay(bay_id: str, name: str, plan_codes: Iterable[str], known_plans: Ite
         raise CatalogError("plans", "no_plans_selected")
     if not set(codes) <= set(known_plans):
         raise CatalogError("plans", "unknown_plan")
-    return Bay(bay_id=bay_id, name=name.strip() or bay_id, plan_codes=codes)
+    if driver == DRIVER_MQTT:
+        if not node or not ID_PATTERN.fullmatch(node):
+            raise CatalogError("node", "invalid_id")
+        if agent_bay is not None and not ID_PATTERN.fullmatch(agent_bay):
+            raise CatalogError("agent_bay", "invalid_id")
+        switch_entity = None
+    elif driver == DRIVER_SWITCH:
+        if not switch_entity or not switch_entity.startswith("switch."):
+            raise CatalogError("switch_entity", "switch_required")
+        node = agent_bay = None
+    else:
+        raise CatalogError("driver", "unknown_driver")
+    if not 0 < max_minutes <= MAX_PLAN_MINUTES:
+        raise CatalogError("max_minutes", "invalid_minutes")
+    if not 0 < default_minutes <= max_minutes:
+        raise CatalogError("default_minutes", "invalid_minutes")
+    return Bay(
+        bay_id=bay_id,
+        name=name.strip() or bay_id,
+        plan_codes=codes,
+        driver=driver,
+        node=node,
+        agent_bay=agent_bay or (bay_id if driver == DRIVER_MQTT else None),
+        prefix=prefix,
+        switch_entity=switch_entity,
+        default_minutes=default_minutes,
+        max_minutes=max_minutes,
+    )
+
+
+def bay_to_data(bay: Bay) -> dict[str, Any]:
+    """A bay as stored in its config subentry."""
+    data = asdict(bay)
+    data["plans"] = list(data.pop("plan_codes"))
+    return data
+
+
+def bay_from_data(data: Mapping[str, Any]) -> Bay:
+    """A bay from its config subentry (written by ``bay_to_data``; older ones lack defaults)."""
+    known = {f.name for f in fields(Bay)}
+    values = {k: v for k, v in data.items() if k in known}
+    return Bay(**values, plan_codes=tuple(data["plans"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import voluptuous as vol
@@ -12,7 +12,9 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentry,
     ConfigSubentryFlow,
+    OptionsFlow,
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_WEBHOOK_ID
@@ -20,28 +22,53 @@ from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
-from .catalog import CatalogError, check_id, make_bay, make_plan, rupees_to_paise
+from .catalog import (
+    DEFAULT_MAX_MINUTES,
+    DEFAULT_OWNER_MINUTES,
+    DEFAULT_PREFIX,
+    DRIVER_MQTT,
+    DRIVER_SWITCH,
+    ID_PATTERN,
+    CatalogError,
+    bay_to_data,
+    check_id,
+    make_bay,
+    make_plan,
+    rupees_to_paise,
+)
 from .const import (
+    CONF_ACK_TIMEOUT,
+    CONF_AGENT_BAY,
     CONF_API_BASE_URL,
+    CONF_AUTO_REFUND,
     CONF_BAY_ID,
     CONF_CLOUDHOOK,
     CONF_CODE,
+    CONF_DEFAULT_MINUTES,
+    CONF_DRIVER,
     CONF_KEY_ID,
     CONF_KEY_SECRET,
+    CONF_MAX_MINUTES,
     CONF_MINUTES,
     CONF_NAME,
+    CONF_NODE,
     CONF_PLANS,
+    CONF_PREFIX,
     CONF_PRICE,
     CONF_PRICE_PAISE,
+    CONF_SWITCH_ENTITY,
     CONF_WEBHOOK_SECRET,
+    DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_API_BASE_URL,
     DOMAIN,
     LOGGER,
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
 )
-from .hub import api_for
+from .drivers.mqtt_agent import parse_config
+from .hub import api_for, bays_of, plans_of
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 
@@ -50,6 +77,11 @@ _SECRET = selector.TextSelector(
 )
 _TEXT = selector.TextSelector()
 SECTION_ADVANCED = "advanced"
+_MINUTES = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=1, max=1440, step=1, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="min"
+    )
+)
 
 
 def _keys_schema(defaults: Mapping[str, Any], *, webhook_secret: bool) -> vol.Schema:
@@ -94,6 +126,14 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a Razorpay account; one entry per key id."""
 
     VERSION = 1
+    _agent: tuple[ConfigEntry, str, str, str]
+    _agent_bays: list[tuple[str, str]]
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """How bays start and what happens when they cannot."""
+        return QrChargingOptionsFlow()
 
     @classmethod
     @callback
@@ -156,6 +196,65 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             },
         )
 
+    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """An agent announced itself on ``<prefix>/<node>/config``: offer to add its bays."""
+        prefix, _, rest = discovery_info.topic.partition("/")
+        node = rest.removesuffix("/config")
+        data = parse_config(discovery_info.payload)
+        if data is None or data["node"] != node or not ID_PATTERN.fullmatch(node):
+            return self.async_abort(reason="invalid_discovery_info")
+        await self.async_set_unique_id(f"agent-{node}")
+        self._abort_if_unique_id_configured()
+        accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
+        if not accounts:
+            return self.async_abort(reason="no_account")
+        account = accounts[0]
+        if not plans_of(account):
+            return self.async_abort(reason="no_plans")
+        known = {(b.node, b.agent_bay) for b in bays_of(account).values()}
+        self._agent_bays = [
+            (str(b["id"]), str(b.get("name") or b["id"]))
+            for b in data["bays"]
+            if ID_PATTERN.fullmatch(str(b["id"])) and (node, b["id"]) not in known
+        ]
+        if not self._agent_bays:
+            return self.async_abort(reason="already_configured")
+        self._agent = (account, prefix, node, str(data.get("name") or node))
+        self.context["title_placeholders"] = {"name": self._agent[3]}
+        return await self.async_step_mqtt_confirm()
+
+    async def async_step_mqtt_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm: each of the agent's bays becomes a bay offering every plan."""
+        account, prefix, node, name = self._agent
+        if user_input is None:
+            return self.async_show_form(
+                step_id="mqtt_confirm",
+                description_placeholders={
+                    "name": name,
+                    "bays": ", ".join(bay_name for _, bay_name in self._agent_bays),
+                },
+            )
+        taken = set(bays_of(account))
+        plans = list(plans_of(account))
+        for agent_bay, bay_name in self._agent_bays:
+            bay_id = agent_bay if agent_bay not in taken else f"{node}-{agent_bay}"
+            taken.add(bay_id)
+            bay = make_bay(
+                bay_id, bay_name, plans, plans, node=node, agent_bay=agent_bay, prefix=prefix
+            )
+            self.hass.config_entries.async_add_subentry(
+                account,
+                ConfigSubentry(
+                    data=MappingProxyType(bay_to_data(bay)),
+                    subentry_type=SUBENTRY_BAY,
+                    title=bay.name,
+                    unique_id=bay.bay_id,
+                ),
+            )
+        return self.async_abort(reason="agent_added", description_placeholders={"name": name})
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Razorpay refused the keys: ask for new ones."""
         return await self.async_step_reauth_confirm()
@@ -202,6 +301,41 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=_keys_schema(entry.data, webhook_secret=webhook_secret),
             errors=errors,
             description_placeholders={"key_id": entry.data[CONF_KEY_ID]},
+        )
+
+
+class QrChargingOptionsFlow(OptionsFlow):
+    """Acknowledgement time and the automatic refund of failed starts."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form."""
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        options = self.config_entry.options
+        return self.async_show_form(
+            step_id="init",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        CONF_ACK_TIMEOUT,
+                        default=options.get(CONF_ACK_TIMEOUT, DEFAULT_ACK_TIMEOUT_S),
+                    ): vol.All(
+                        selector.NumberSelector(
+                            selector.NumberSelectorConfig(
+                                min=5,
+                                max=300,
+                                step=1,
+                                mode=selector.NumberSelectorMode.BOX,
+                                unit_of_measurement="s",
+                            )
+                        ),
+                        vol.Coerce(int),
+                    ),
+                    vol.Required(
+                        CONF_AUTO_REFUND, default=options.get(CONF_AUTO_REFUND, True)
+                    ): selector.BooleanSelector(),
+                }
+            ),
         )
 
 
@@ -291,15 +425,7 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
     def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
         fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
         fields[vol.Required(CONF_NAME)] = _TEXT
-        fields[vol.Required(CONF_MINUTES)] = selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=1,
-                max=1440,
-                step=1,
-                mode=selector.NumberSelectorMode.BOX,
-                unit_of_measurement="min",
-            )
-        )
+        fields[vol.Required(CONF_MINUTES)] = _MINUTES
         fields[vol.Required(CONF_PRICE)] = selector.NumberSelector(
             selector.NumberSelectorConfig(
                 min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
@@ -311,13 +437,10 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
         return {**data, CONF_PRICE: data[CONF_PRICE_PAISE] / 100}
 
     def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
-        minutes = float(user_input[CONF_MINUTES])
-        if minutes != int(minutes):
-            raise CatalogError(CONF_MINUTES, "invalid_minutes")
         plan = make_plan(
             item_id,
             str(user_input[CONF_NAME]),
-            int(minutes),
+            _whole_minutes(CONF_MINUTES, user_input[CONF_MINUTES]),
             rupees_to_paise(user_input[CONF_PRICE]),
         )
         return {
@@ -329,7 +452,7 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
 
 
 class BaySubentryFlow(_CatalogSubentryFlow):
-    """A bay: id, name and the plans it offers."""
+    """A bay: id, name, the plans it offers, and its relay (an MQTT agent's or a HA switch)."""
 
     subentry_type = SUBENTRY_BAY
     id_field = CONF_BAY_ID
@@ -350,10 +473,43 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         fields[vol.Required(CONF_PLANS)] = selector.SelectSelector(
             selector.SelectSelectorConfig(options=self._plan_codes(), multiple=True)
         )
+        fields[vol.Required(CONF_DRIVER, default=DRIVER_MQTT)] = selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=[DRIVER_MQTT, DRIVER_SWITCH], translation_key=CONF_DRIVER
+            )
+        )
+        fields[vol.Optional(CONF_NODE)] = _TEXT
+        fields[vol.Optional(CONF_AGENT_BAY)] = _TEXT
+        fields[vol.Optional(CONF_SWITCH_ENTITY)] = selector.EntitySelector(
+            selector.EntitySelectorConfig(domain="switch")
+        )
+        for key, default in (
+            (CONF_DEFAULT_MINUTES, DEFAULT_OWNER_MINUTES),
+            (CONF_MAX_MINUTES, DEFAULT_MAX_MINUTES),
+        ):
+            fields[vol.Required(key, default=default)] = _MINUTES
         return vol.Schema(fields)
 
     def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
         bay = make_bay(
-            item_id, str(user_input[CONF_NAME]), user_input[CONF_PLANS], self._plan_codes()
+            item_id,
+            str(user_input[CONF_NAME]),
+            user_input[CONF_PLANS],
+            self._plan_codes(),
+            driver=user_input[CONF_DRIVER],
+            node=(user_input.get(CONF_NODE) or "").strip() or None,
+            agent_bay=(user_input.get(CONF_AGENT_BAY) or "").strip() or None,
+            prefix=user_input.get(CONF_PREFIX, DEFAULT_PREFIX),
+            switch_entity=user_input.get(CONF_SWITCH_ENTITY) or None,
+            default_minutes=_whole_minutes(CONF_DEFAULT_MINUTES, user_input[CONF_DEFAULT_MINUTES]),
+            max_minutes=_whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),
         )
-        return {CONF_BAY_ID: bay.bay_id, CONF_NAME: bay.name, CONF_PLANS: list(bay.plan_codes)}
+        return bay_to_data(bay)
+
+
+def _whole_minutes(field: str, value: Any) -> int:
+    """Number selectors give floats; minutes must be whole."""
+    minutes = float(value)
+    if minutes != int(minutes):
+        raise CatalogError(field, "invalid_minutes")
+    return int(minutes)

@@ -14,6 +14,10 @@ CONF_KEY_SECRET: Final = "key_secret"
 CONF_WEBHOOK_SECRET: Final = "webhook_secret"
 CONF_API_BASE_URL: Final = "api_base_url"
 CONF_CLOUDHOOK: Final = "cloudhook"
+# Options.
+CONF_ACK_TIMEOUT: Final = "ack_timeout"
+CONF_AUTO_REFUND: Final = "auto_refund"
+DEFAULT_ACK_TIMEOUT_S: Final = 20
 DEFAULT_API_BASE_URL: Final = "https://api.razorpay.com"
 
 # Subentries: plans and bays.
@@ -26,6 +30,13 @@ CONF_PRICE: Final = "price"
 CONF_PRICE_PAISE: Final = "price_paise"
 CONF_BAY_ID: Final = "bay_id"
 CONF_PLANS: Final = "plans"
+CONF_DRIVER: Final = "driver"
+CONF_NODE: Final = "node"
+CONF_AGENT_BAY: Final = "agent_bay"
+CONF_PREFIX: Final = "prefix"
+CONF_SWITCH_ENTITY: Final = "switch_entity"
+CONF_DEFAULT_MINUTES: Final = "default_minutes"
+CONF_MAX_MINUTES: Final = "max_minutes"
 
 # Events fired on the bus.
 EVENT_PAYMENT_RECEIVED: Final = f"{DOMAIN}_payment_received"

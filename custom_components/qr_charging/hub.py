@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from homeassistant.config_entries import ConfigEntry
@@ -16,17 +17,20 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util.ulid import ulid_now
 
-from .catalog import CURRENCY, Bay, Plan
+from .bays import BayRunner
+from .catalog import CURRENCY, Bay, Plan, bay_from_data
 from .const import (
+    CONF_ACK_TIMEOUT,
     CONF_API_BASE_URL,
+    CONF_AUTO_REFUND,
     CONF_BAY_ID,
     CONF_CODE,
     CONF_KEY_ID,
     CONF_KEY_SECRET,
     CONF_MINUTES,
     CONF_NAME,
-    CONF_PLANS,
     CONF_PRICE_PAISE,
+    DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_API_BASE_URL,
     DOMAIN,
     EVENT_PAYMENT_RECEIVED,
@@ -40,6 +44,7 @@ from .const import (
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
 )
+from .drivers import make_driver
 from .ledger import (
     Ledger,
     LinkRecord,
@@ -57,11 +62,10 @@ from .razorpay_api import (
     RazorpayError,
 )
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+from .session_rules import fail, refund_plan, refundable_of
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-SessionListener = Callable[[SessionRecord], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +105,7 @@ def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
 def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
     """The bays configured as subentries of an entry."""
     return {
-        sub.data[CONF_BAY_ID]: Bay(
-            bay_id=sub.data[CONF_BAY_ID],
-            name=sub.data[CONF_NAME],
-            plan_codes=tuple(sub.data[CONF_PLANS]),
-        )
+        sub.data[CONF_BAY_ID]: bay_from_data(sub.data)
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_BAY
     }
@@ -136,7 +136,9 @@ class QrChargingHub:
         # One lock for every change to the ledger: concurrent deliveries of one payment must
         # see each other's effect, and each answer waits until its change is on disk.
         self.lock = asyncio.Lock()
-        self._session_listeners: list[SessionListener] = []
+        self.ack_timeout_s: float = entry.options.get(CONF_ACK_TIMEOUT, DEFAULT_ACK_TIMEOUT_S)
+        self.auto_refund: bool = entry.options.get(CONF_AUTO_REFUND, True)
+        self.runners: dict[str, BayRunner] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -153,11 +155,41 @@ class QrChargingHub:
         """Delete the ledger file when the entry is removed."""
         await self._store.async_remove()
 
-    @callback
-    def add_session_listener(self, listener: SessionListener) -> Callable[[], None]:
-        """Be told of every newly paid session (the bays start it)."""
-        self._session_listeners.append(listener)
-        return lambda: self._session_listeners.remove(listener)
+    async def async_setup_bays(self) -> None:
+        """Start a runner per bay; each resumes what the ledger says its bay was doing."""
+        for bay in self.bays.values():
+            runner = BayRunner(self, bay, partial(make_driver, self.hass, bay))
+            self.runners[bay.bay_id] = runner
+            await runner.async_setup()
+        for session in list(self.ledger.sessions.values()):
+            if session.running and session.bay_id not in self.runners:
+                await self._async_orphan(session)
+
+    async def async_unload_bays(self) -> None:
+        """Stop every runner (sessions go on; the next setup resumes them)."""
+        for runner in self.runners.values():
+            await runner.async_unload()
+        self.runners.clear()
+
+    def runner(self, bay_id: str) -> BayRunner:
+        """The runner of a bay, or a clear error."""
+        if (runner := self.runners.get(bay_id)) is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_bay",
+                translation_placeholders={"bay": bay_id},
+            )
+        return runner
+
+    async def _async_orphan(self, session: SessionRecord) -> None:
+        """A session for a bay that no longer exists: it cannot run, so it is refunded."""
+        async with self.lock:
+            fail(session, time.time(), "unknown_bay")
+            await self.async_save()
+        for payment_id, amount in refund_plan(
+            self.ledger, session, refundable_of(self.ledger, session)
+        ):
+            await self.async_refund(payment_id, amount, "unknown_bay", session.session_id)
 
     # -- Razorpay calls ----------------------------------------------------------------------
 
@@ -288,8 +320,13 @@ class QrChargingHub:
                     "session_id": result.session.session_id,
                 },
             )
-            for listener in list(self._session_listeners):
-                listener(result.session)
+            session = result.session
+            runner = self.runners.get(session.bay_id)
+            self.entry.async_create_task(
+                self.hass,
+                runner.async_handle_paid(session) if runner else self._async_orphan(session),
+                f"qr_charging start {session.session_id}",
+            )
         elif result.outcome is Outcome.MISMATCH:
             LOGGER.warning(
                 "Payment %s does not match what was sold: %s", payment.payment_id, payment.problem
@@ -461,3 +498,6 @@ class QrChargingHub:
             await self.async_refund(
                 notice.payment_id, None, "paid_too_late", result.session.session_id
             )
+
+
+type QrChargingConfigEntry = ConfigEntry[QrChargingHub]

@@ -339,10 +339,10 @@ class Ledger:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def running_session(self, bay_id: str) -> SessionRecord | None:
-        """The bay's paid, starting or active session, if any."""
+    def running_session(self, bay_id: str, *, besides: str | None = None) -> SessionRecord | None:
+        """The bay's (oldest) paid, starting or active session, if any, other than ``besides``."""
         for session in self.sessions.values():
-            if session.bay_id == bay_id and session.running:
+            if session.bay_id == bay_id and session.running and session.session_id != besides:
                 return session
         return None
 

@@ -19,7 +19,8 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
-from .catalog import rupees_to_paise
+from .bays import RefundMode
+from .catalog import CatalogError, rupees_to_paise
 from .const import DOMAIN
 from .ledger import sessions_csv
 
@@ -31,10 +32,14 @@ ATTR_BAY = "bay"
 ATTR_PLAN = "plan"
 ATTR_PAYMENT_ID = "payment_id"
 ATTR_AMOUNT = "amount"
+ATTR_MINUTES = "minutes"
+ATTR_REFUND = "refund"
 
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
 SERVICE_EXPORT_SESSIONS = "export_sessions"
 SERVICE_REFUND = "refund"
+SERVICE_START_SESSION = "start_session"
+SERVICE_STOP_SESSION = "stop_session"
 
 _ENTRY: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
 
@@ -80,9 +85,7 @@ def _write_text(path: Path, text: str) -> None:
 
 async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    amount = call.data.get(ATTR_AMOUNT)
-    paise = None if amount is None else rupees_to_paise(amount)
-    refund = await hub.async_refund(call.data[ATTR_PAYMENT_ID], paise, "owner")
+    refund = await hub.async_refund(call.data[ATTR_PAYMENT_ID], call.data.get(ATTR_AMOUNT), "owner")
     return {
         "refund_id": refund.refund_id,
         "payment_id": refund.payment_id,
@@ -91,11 +94,33 @@ async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     }
 
 
-def _positive_rupees(value: Any) -> float:
-    number = vol.Coerce(float)(value)
-    if number <= 0:
+async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    runner = hub_for(hass, call).runner(call.data[ATTR_BAY])
+    minutes = call.data.get(ATTR_MINUTES, runner.bay.default_minutes)
+    session = await runner.async_start_owner(minutes)
+    return {
+        "session_id": session.session_id,
+        "bay": session.bay_id,
+        "minutes": minutes,
+        "state": session.state.value,
+        "until": dt_util.utc_from_timestamp(session.until).isoformat() if session.until else None,
+    }
+
+
+async def _stop_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    runner = hub_for(hass, call).runner(call.data[ATTR_BAY])
+    return await runner.async_stop(RefundMode(call.data[ATTR_REFUND]))
+
+
+def _rupees_as_paise(value: Any) -> int:
+    """An amount entered in rupees, as integer paise."""
+    try:
+        paise = rupees_to_paise(value)
+    except CatalogError as err:
+        raise vol.Invalid("amount must be rupees with at most two decimals") from err
+    if paise <= 0:
         raise vol.Invalid("amount must be more than zero")
-    return float(number)
+    return paise
 
 
 @callback
@@ -117,13 +142,39 @@ def async_setup_services(hass: HomeAssistant) -> None:
         supports_response=SupportsResponse.OPTIONAL,
     )
     register(
+        SERVICE_START_SESSION,
+        partial(_start_session, hass),
+        schema=vol.Schema(
+            {
+                **_ENTRY,
+                vol.Required(ATTR_BAY): cv.string,
+                vol.Optional(ATTR_MINUTES): vol.All(vol.Coerce(int), vol.Range(min=1, max=1440)),
+            }
+        ),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    register(
+        SERVICE_STOP_SESSION,
+        partial(_stop_session, hass),
+        schema=vol.Schema(
+            {
+                **_ENTRY,
+                vol.Required(ATTR_BAY): cv.string,
+                vol.Optional(ATTR_REFUND, default=RefundMode.PRORATA.value): vol.In(
+                    [m.value for m in RefundMode]
+                ),
+            }
+        ),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    register(
         SERVICE_REFUND,
         partial(_refund, hass),
         schema=vol.Schema(
             {
                 **_ENTRY,
                 vol.Required(ATTR_PAYMENT_ID): cv.string,
-                vol.Optional(ATTR_AMOUNT): _positive_rupees,
+                vol.Optional(ATTR_AMOUNT): _rupees_as_paise,
             }
         ),
         supports_response=SupportsResponse.OPTIONAL,

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import ClientResponse
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -39,6 +40,7 @@ from .razorpay_standin import RazorpayStandin
 WEBHOOK_ID = "razorpay-test-hook"
 WEBHOOK_SECRET = "whsec-test"
 PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
+PLUG = "switch.bay_1_plug"
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +82,18 @@ PLAN_SUBENTRY = {
     "unique_id": "p30",
 }
 BAY_SUBENTRY = {
-    "data": {CONF_BAY_ID: "bay-1", CONF_NAME: "Bay 1", CONF_PLANS: ["p30"]},
+    "data": {
+        CONF_BAY_ID: "bay-1",
+        CONF_NAME: "Bay 1",
+        CONF_PLANS: ["p30"],
+        "driver": "switch",
+        "node": None,
+        "agent_bay": None,
+        "prefix": "qr_charging",
+        "switch_entity": "switch.bay_1_plug",
+        "default_minutes": 30,
+        "max_minutes": 240,
+    },
     "subentry_type": SUBENTRY_BAY,
     "title": "Bay 1",
     "unique_id": "bay-1",
@@ -99,9 +112,36 @@ def config_entry(standin: RazorpayStandin) -> MockConfigEntry:
     )
 
 
+async def setup_plug(hass: HomeAssistant) -> None:
+    """A real HA switch (template over an input_boolean), as a smart plug would be."""
+    assert await async_setup_component(hass, "input_boolean", {"input_boolean": {"plug": {}}})
+    toggle = {"target": {"entity_id": "input_boolean.plug"}}
+    assert await async_setup_component(
+        hass,
+        "template",
+        {
+            "template": [
+                {
+                    "switch": [
+                        {
+                            "name": "Bay 1 plug",
+                            "state": "{{ is_state('input_boolean.plug', 'on') }}",
+                            "turn_on": {"action": "input_boolean.turn_on", **toggle},
+                            "turn_off": {"action": "input_boolean.turn_off", **toggle},
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(PLUG) is not None
+
+
 @pytest.fixture
 async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
-    """The account, set up."""
+    """The account with bay-1 on a plug that is there and off, set up."""
+    await setup_plug(hass)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from unittest.mock import AsyncMock, Mock, patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import (
@@ -307,24 +309,181 @@ async def test_add_bay_and_refuse_bad_ones(hass: HomeAssistant, standin: Razorpa
         subentries_data=[PLAN_SUBENTRY],
     )
     entry.add_to_hass(hass)
+    base = {
+        "bay_id": "bay-1",
+        "name": "Bay 1",
+        "plans": ["p30"],
+        "driver": "mqtt",
+        "node": "kiosk-1",
+    }
     result = await _subflow(hass, entry, "bay")
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"bay_id": "bay/1", "name": "Bay 1", "plans": ["p30"]}
-    )
-    assert result["errors"] == {"bay_id": "invalid_id"}
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"bay_id": "bay-1", "name": "Bay 1", "plans": []}
-    )
-    assert result["errors"] == {"plans": "no_plans_selected"}
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"]}
-    )
+    for change, errors in (
+        ({"bay_id": "bay/1"}, {"bay_id": "invalid_id"}),
+        ({"plans": []}, {"plans": "no_plans_selected"}),
+        ({"node": ""}, {"node": "invalid_id"}),
+        ({"node": "kiosk 1"}, {"node": "invalid_id"}),
+        ({"driver": "switch"}, {"switch_entity": "switch_required"}),
+        ({"default_minutes": 300, "max_minutes": 240}, {"default_minutes": "invalid_minutes"}),
+    ):
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], base | change
+        )
+        assert result["errors"] == errors, change
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], base)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     bays = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
-    assert [dict(s.data) for s in bays] == [{"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"]}]
+    assert [dict(s.data) for s in bays] == [
+        {
+            "bay_id": "bay-1",
+            "name": "Bay 1",
+            "plans": ["p30"],
+            "driver": "mqtt",
+            "node": "kiosk-1",
+            "agent_bay": "bay-1",
+            "prefix": "qr_charging",
+            "switch_entity": None,
+            "default_minutes": 30,
+            "max_minutes": 240,
+        }
+    ]
 
     result = await _subflow(hass, entry, "bay")
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"bay_id": "bay-1", "name": "Again", "plans": ["p30"]}
+        result["flow_id"], base | {"name": "Again"}
     )
     assert result["errors"] == {"bay_id": "duplicate_id"}
+
+
+async def test_add_switch_bay(hass: HomeAssistant, standin: RazorpayStandin) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_data(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    entry.add_to_hass(hass)
+    result = await _subflow(hass, entry, "bay")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "bay_id": "plug-bay",
+            "name": "Plug bay",
+            "plans": ["p30"],
+            "driver": "switch",
+            "node": "ignored",
+            "switch_entity": "switch.bay_1_plug",
+            "default_minutes": 15,
+            "max_minutes": 60,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    (bay,) = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
+    assert bay.data["switch_entity"] == "switch.bay_1_plug"
+    assert bay.data["node"] is None
+    assert (bay.data["default_minutes"], bay.data["max_minutes"]) == (15, 60)
+
+
+async def test_options(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
+    config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"ack_timeout": 45, "auto_refund": False}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.options == {"ack_timeout": 45, "auto_refund": False}
+
+
+def _agent_config(node: str = "kiosk-1", bays: Any = None) -> str:
+    return json.dumps(
+        {
+            "node": node,
+            "name": "Kiosk 1",
+            "sw_version": "0.1.0",
+            "bays": bays
+            if bays is not None
+            else [{"id": "bay-1", "name": "Bay 1"}, {"id": "bay-2", "name": "Bay 2"}],
+            "max_session_s": 14400,
+        }
+    )
+
+
+async def _discover(
+    hass: HomeAssistant, payload: str, topic: str = "qr_charging/kiosk-1/config"
+) -> Any:
+    return await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_MQTT},
+        data=MqttServiceInfo(
+            topic=topic,
+            payload=payload,
+            qos=0,
+            retain=True,
+            subscribed_topic="qr_charging/+/config",
+            timestamp=0,
+        ),
+    )
+
+
+async def test_discovered_agent_adds_its_bays(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_data(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    entry.add_to_hass(hass)
+    result = await _discover(hass, _agent_config())
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "mqtt_confirm"
+    assert result["description_placeholders"]["bays"] == "Bay 1, Bay 2"
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "agent_added"
+    bays = {
+        s.data["bay_id"]: dict(s.data)
+        for s in entry.subentries.values()
+        if s.subentry_type == "bay"
+    }
+    assert set(bays) == {"bay-1", "bay-2"}
+    assert bays["bay-2"]["node"] == "kiosk-1"
+    assert bays["bay-2"]["plans"] == ["p30"]
+
+    # Announced again (it is retained): nothing new to offer.
+    result = await _discover(hass, _agent_config())
+    assert result["reason"] == "already_configured"
+
+
+@pytest.mark.parametrize(
+    ("payload", "topic", "reason"),
+    [
+        ("not json", "qr_charging/kiosk-1/config", "invalid_discovery_info"),
+        (_agent_config(node="other"), "qr_charging/kiosk-1/config", "invalid_discovery_info"),
+        (
+            _agent_config(bays=[{"name": "no id"}]),
+            "qr_charging/kiosk-1/config",
+            "invalid_discovery_info",
+        ),
+    ],
+)
+async def test_bad_discovery(
+    hass: HomeAssistant, standin: RazorpayStandin, payload: str, topic: str, reason: str
+) -> None:
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_data(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    ).add_to_hass(hass)
+    result = await _discover(hass, payload, topic)
+    assert result["reason"] == reason
+
+
+async def test_discovery_needs_an_account_with_plans(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    assert (await _discover(hass, _agent_config()))["reason"] == "no_account"
+    MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_data(standin)).add_to_hass(hass)
+    assert (await _discover(hass, _agent_config()))["reason"] == "no_plans"

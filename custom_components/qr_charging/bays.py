@@ -1,0 +1,418 @@
+"""One runner per bay: its driver, its session's lifecycle, its timers, its dashboard state.
+
+The rules live in ``session_rules`` (plain Python); this module holds the Home Assistant side:
+timers, events, repairs, and calls to the driver and to Razorpay for refunds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
+from homeassistant.util.ulid import ulid_now
+
+from . import session_rules as rules
+from .catalog import Bay
+from .const import (
+    DOMAIN,
+    EVENT_SESSION_ENDED,
+    EVENT_SESSION_FAILED,
+    EVENT_SESSION_STARTED,
+    LOGGER,
+)
+from .drivers.base import BayDriver, BayReport
+from .ledger import SessionRecord, SessionState
+
+if TYPE_CHECKING:
+    from .hub import QrChargingHub
+
+# Agent reasons after which an "OFF" really ends the session it names; others (boot, shutdown)
+# are passing, and the agent resumes the session from its own disk.
+ENDING_REASONS = frozenset({"deadline", "off_command"})
+# A session whose deadline is this close when the bay reports it off has simply run out.
+DEADLINE_SLACK_S = 2.0
+
+
+class BayStatus(StrEnum):
+    """The bay's status sensor."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    CHARGING = "charging"
+    OFFLINE = "offline"
+    FAULT = "fault"
+
+
+class RefundMode(StrEnum):
+    """How much to give back when a session is stopped early."""
+
+    NONE = "none"
+    PRORATA = "prorata"
+    FULL = "full"
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
+
+
+class BayRunner:
+    """Runs one bay's sessions through its driver."""
+
+    def __init__(
+        self,
+        hub: QrChargingHub,
+        bay: Bay,
+        make_driver: Callable[[Callable[[BayReport], None], Callable[[], None]], BayDriver],
+    ) -> None:
+        self.hub = hub
+        self.hass: HomeAssistant = hub.hass
+        self.bay = bay
+        self.driver = make_driver(self._on_report, self.async_write)
+        self.signal = f"{DOMAIN}_{hub.entry.entry_id}_{bay.bay_id}"
+        self.fault: str | None = None
+        self.last_report: BayReport | None = None
+        self._ack_timer: CALLBACK_TYPE | None = None
+        self._deadline_timer: CALLBACK_TYPE | None = None
+
+    # -- state for the entities ----------------------------------------------------------------
+
+    @property
+    def session(self) -> SessionRecord | None:
+        """The bay's running session."""
+        return self.hub.ledger.running_session(self.bay.bay_id)
+
+    @property
+    def status(self) -> BayStatus:
+        """What the status sensor shows."""
+        session = self.session
+        if session is not None and session.state is SessionState.ACTIVE:
+            return BayStatus.CHARGING
+        if session is not None:
+            return BayStatus.STARTING
+        if not self.driver.online:
+            return BayStatus.OFFLINE
+        return BayStatus.FAULT if self.fault else BayStatus.IDLE
+
+    @property
+    def limit_s(self) -> int:
+        """The longest session: the bay's own cap, and the agent's when it announces one."""
+        limit = self.bay.max_minutes * 60
+        return min(limit, self.driver.max_session_s) if self.driver.max_session_s else limit
+
+    @callback
+    def async_write(self) -> None:
+        """Tell the bay's entities to refresh."""
+        async_dispatcher_send(self.hass, self.signal)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def async_setup(self) -> None:
+        """Listen to the bay, then pick up where the ledger says the bay was."""
+        await self.driver.async_setup()
+        session = self.session
+        if session is None:
+            return
+        now = time.time()
+        if session.state is SessionState.ACTIVE and session.until is not None:
+            if session.until <= now:
+                await self._async_finish(session, "deadline", send_off=True)
+            else:
+                self.driver.resume(session.session_id, session.until)
+                self._schedule_deadline(session)
+        elif session.state is SessionState.STARTING:
+            # Unknown whether the command got through: the bay's retained state will tell.
+            self._schedule_ack(session)
+        elif now - session.created_at < rules.RESUME_PAID_WITHIN_S:
+            self.hass.async_create_task(self.async_handle_paid(session))
+        else:
+            await self._async_fail(session, "interrupted")
+
+    async def async_unload(self) -> None:
+        """Stop timers and listening; sessions go on and resume at the next setup."""
+        self._cancel_timers()
+        await self.driver.async_unload()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._ack_timer, self._deadline_timer):
+            if timer is not None:
+                timer()
+        self._ack_timer = self._deadline_timer = None
+
+    # -- starting ------------------------------------------------------------------------------
+
+    async def async_handle_paid(self, session: SessionRecord) -> None:
+        """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
+        now = time.time()
+        running = self.hub.ledger.running_session(self.bay.bay_id, besides=session.session_id)
+        decision = rules.decide_paid(
+            running, session, online=self.driver.online, limit_s=self.limit_s, now=now
+        )
+        if decision is rules.PaidDecision.START:
+            async with self.hub.lock:
+                command = rules.begin(session, now)
+                await self.hub.async_save()
+            self._schedule_ack(session)
+            self.async_write()
+            await self._async_send_on(command)
+        elif decision is rules.PaidDecision.TOP_UP:
+            assert running is not None
+            async with self.hub.lock:
+                command = rules.top_up(self.hub.ledger, running, session)
+                await self.hub.async_save()
+            self._schedule_deadline(running)
+            self.async_write()
+            await self._async_send_on(command)
+        else:
+            await self._async_fail(session, decision.value)
+
+    async def _async_send_on(self, command: rules.OnCommand) -> None:
+        try:
+            await self.driver.async_turn_on(
+                command.session_id, command.until, command.duration, command.sent
+            )
+        except HomeAssistantError as err:
+            # The acknowledgement timer fails the session if the command never lands.
+            LOGGER.warning("Could not send on to bay %s: %s", self.bay.bay_id, err)
+
+    async def async_start_owner(self, minutes: int) -> SessionRecord:
+        """A session the owner gives (no payment); the ledger marks it as such."""
+        if self.session is not None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="bay_busy",
+                translation_placeholders={"bay": self.bay.bay_id},
+            )
+        if minutes * 60 > self.limit_s:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="too_long",
+                translation_placeholders={"bay": self.bay.bay_id, "max": str(self.limit_s // 60)},
+            )
+        if not self.driver.online:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="bay_offline",
+                translation_placeholders={"bay": self.bay.bay_id},
+            )
+        session = SessionRecord(
+            session_id=f"s-{ulid_now()}",
+            bay_id=self.bay.bay_id,
+            state=SessionState.PAID,
+            created_at=time.time(),
+            seconds=minutes * 60,
+            owner=True,
+        )
+        async with self.hub.lock:
+            self.hub.ledger.sessions[session.session_id] = session
+            await self.hub.async_save()
+        await self.async_handle_paid(session)
+        return session
+
+    # -- reports from the bay ------------------------------------------------------------------
+
+    @callback
+    def _on_report(self, report: BayReport) -> None:
+        self.last_report = report
+        self.hass.async_create_task(self._async_handle_report(report), eager_start=True)
+
+    async def _async_handle_report(self, report: BayReport) -> None:
+        session = self.session
+        now = time.time()
+        if report.powered:
+            if session is not None and report.session_id == session.session_id:
+                if session.state is SessionState.STARTING:
+                    async with self.hub.lock:
+                        rules.confirm(session, now, report.until)
+                        await self.hub.async_save()
+                    self._started(session)
+                self.async_write()
+                return
+            # Power nobody paid for (an ended, refunded or unknown session): cut it.
+            LOGGER.warning(
+                "Bay %s is powered for %s, which is not its session; switching off",
+                self.bay.bay_id,
+                report.session_id,
+            )
+            await self.driver.async_turn_off(report.session_id)
+            return
+        if session is not None and report.session_id in (None, session.session_id):
+            if session.state is SessionState.STARTING and (report.reason or "").startswith(
+                "rejected"
+            ):
+                await self._async_fail(session, report.reason or "rejected")
+                return
+            if session.state is SessionState.ACTIVE and session.until is not None:
+                ran_out = session.until - now <= DEADLINE_SLACK_S
+                if ran_out or report.reason in ENDING_REASONS:
+                    await self._async_finish(session, report.reason or "deadline", send_off=False)
+                    return
+        self.async_write()
+
+    @callback
+    def _started(self, session: SessionRecord) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer()
+            self._ack_timer = None
+        self.fault = None
+        ir.async_delete_issue(self.hass, DOMAIN, f"start_failed_{self.bay.bay_id}")
+        self._schedule_deadline(session)
+        self.hass.bus.async_fire(
+            EVENT_SESSION_STARTED,
+            {
+                "entry_id": self.hub.entry.entry_id,
+                "bay": self.bay.bay_id,
+                "session_id": session.session_id,
+                "until": _iso(session.until),
+                "seconds": session.seconds,
+                "owner": session.owner,
+            },
+        )
+        self.async_write()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _schedule_ack(self, session: SessionRecord) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer()
+
+        @callback
+        def _expired(_now: datetime) -> None:
+            self._ack_timer = None
+            if session.state is SessionState.STARTING:
+                self.hass.async_create_task(self._async_fail(session, "no_acknowledgement"))
+
+        self._ack_timer = async_call_later(self.hass, self.hub.ack_timeout_s, _expired)
+
+    def _schedule_deadline(self, session: SessionRecord) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer()
+        assert session.until is not None
+
+        @callback
+        def _deadline(_now: datetime) -> None:
+            self._deadline_timer = None
+            if session.state is SessionState.ACTIVE:
+                self.hass.async_create_task(self._async_finish(session, "deadline", send_off=True))
+
+        self._deadline_timer = async_track_point_in_utc_time(
+            self.hass, _deadline, datetime.fromtimestamp(session.until, UTC)
+        )
+
+    # -- ending --------------------------------------------------------------------------------
+
+    async def _async_finish(self, session: SessionRecord, reason: str, *, send_off: bool) -> None:
+        if session.state is not SessionState.ACTIVE:
+            return
+        async with self.hub.lock:
+            rules.finish(session, time.time(), reason)
+            await self.hub.async_save()
+        self._cancel_timers()
+        if send_off:
+            await self._async_send_off(session.session_id)
+        served = (session.ended_at or 0) - (session.started_at or session.created_at)
+        self.hass.bus.async_fire(
+            EVENT_SESSION_ENDED,
+            {
+                "entry_id": self.hub.entry.entry_id,
+                "bay": self.bay.bay_id,
+                "session_id": session.session_id,
+                "reason": reason,
+                "served_s": max(round(served), 0),
+                "owner": session.owner,
+            },
+        )
+        self.async_write()
+
+    async def _async_send_off(self, session_id: str) -> None:
+        try:
+            await self.driver.async_turn_off(session_id)
+        except HomeAssistantError as err:
+            LOGGER.warning("Could not send off to bay %s: %s", self.bay.bay_id, err)
+
+    async def async_stop(self, mode: RefundMode) -> dict[str, Any]:
+        """Stop the bay's session now, refunding none, the unserved share, or all of it."""
+        session = self.session
+        if session is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="bay_idle",
+                translation_placeholders={"bay": self.bay.bay_id},
+            )
+        now = time.time()
+        amount = {
+            RefundMode.NONE: 0,
+            RefundMode.PRORATA: rules.unserved_paise(session, now),
+            RefundMode.FULL: rules.refundable_of(self.hub.ledger, session),
+        }[mode]
+        if session.state is SessionState.ACTIVE:
+            await self._async_finish(session, "stopped", send_off=True)
+        else:
+            async with self.hub.lock:
+                rules.fail(session, now, "stopped")
+                await self.hub.async_save()
+            self._cancel_timers()
+            await self._async_send_off(session.session_id)
+            self.async_write()
+        refunded = await self._async_refund(session, amount, f"stopped_{mode.value}")
+        return {
+            "session_id": session.session_id,
+            "refunded": refunded,
+            "state": session.state.value,
+        }
+
+    async def _async_fail(self, session: SessionRecord, reason: str) -> None:
+        """The session cannot run: make sure the bay stays off, record it, refund it."""
+        async with self.hub.lock:
+            rules.fail(session, time.time(), reason)
+            await self.hub.async_save()
+        self._cancel_timers()
+        # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
+        await self._async_send_off(session.session_id)
+        self.fault = reason
+        self.hass.bus.async_fire(
+            EVENT_SESSION_FAILED,
+            {
+                "entry_id": self.hub.entry.entry_id,
+                "bay": self.bay.bay_id,
+                "session_id": session.session_id,
+                "reason": reason,
+                "payment_ids": list(session.payment_ids),
+            },
+        )
+        if session.payment_ids and self.hub.auto_refund:
+            await self._async_refund(session, rules.refundable_of(self.hub.ledger, session), reason)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            f"start_failed_{self.bay.bay_id}",
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="start_failed",
+            translation_placeholders={
+                "bay": self.bay.name,
+                "reason": reason,
+                "session_id": session.session_id,
+                "refund": "yes" if session.state is SessionState.REFUNDED else "no",
+            },
+        )
+        self.async_write()
+
+    async def _async_refund(self, session: SessionRecord, amount: int, reason: str) -> int:
+        """Refund ``amount`` over the session's payments; return what was asked of Razorpay."""
+        asked = 0
+        for payment_id, part in rules.refund_plan(self.hub.ledger, session, amount):
+            await self.hub.async_refund(payment_id, part, reason, session.session_id)
+            asked += part
+        if session.state is SessionState.FAILED and rules.is_refunded(self.hub.ledger, session):
+            async with self.hub.lock:
+                session.state = SessionState.REFUNDED
+                await self.hub.async_save()
+        return asked

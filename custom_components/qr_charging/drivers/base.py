@@ -1,0 +1,69 @@
+"""The one interface every bay driver implements; a new kind of relay is one new module."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.core import HomeAssistant
+
+
+@dataclass(frozen=True, slots=True)
+class BayReport:
+    """What the bay says it is doing."""
+
+    powered: bool
+    session_id: str | None
+    until: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """The device that holds a bay's relay, as it describes itself."""
+
+    identifier: str
+    name: str
+    sw_version: str | None = None
+    model: str | None = None
+
+
+class BayDriver(ABC):
+    """Switches one bay's power and tells what the bay reports."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        bay_id: str,
+        on_report: Callable[[BayReport], None],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.hass = hass
+        self.bay_id = bay_id
+        self._on_report = on_report
+        self._on_change = on_change
+        self.online = False
+        self.agent: AgentInfo | None = None
+        self.max_session_s: int | None = None
+
+    @abstractmethod
+    async def async_setup(self) -> None:
+        """Start listening to the bay."""
+
+    @abstractmethod
+    async def async_unload(self) -> None:
+        """Stop listening."""
+
+    @abstractmethod
+    async def async_turn_on(
+        self, session_id: str, until: float, duration: int, sent: float
+    ) -> None:
+        """Power the bay for a session until a deadline (also used to extend it)."""
+
+    @abstractmethod
+    async def async_turn_off(self, session_id: str | None) -> None:
+        """Cut power for a session (None: whatever runs)."""
+
+    def resume(self, session_id: str, until: float) -> None:  # noqa: B027 - optional hook
+        """After a restart, the session the bay should be running (for drivers that forget)."""

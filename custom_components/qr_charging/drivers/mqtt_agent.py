@@ -1,0 +1,167 @@
+"""A bay on a ``pi-mqtt-relay`` agent, spoken to with the MQTT contract of docs/mqtt-protocol.md."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.components import mqtt
+from homeassistant.core import HomeAssistant, callback
+
+from ..const import LOGGER
+from .base import AgentInfo, BayDriver, BayReport
+
+AVAILABLE = "online"
+
+
+def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
+    """Read the agent's state message; None when it is not one."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("state") not in ("ON", "OFF"):
+        return None
+    until = data.get("until")
+    session = data.get("session")
+    return BayReport(
+        powered=data["state"] == "ON",
+        session_id=session if isinstance(session, str) else None,
+        until=float(until)
+        if isinstance(until, int | float) and not isinstance(until, bool)
+        else None,
+        reason=str(data["reason"]) if data.get("reason") is not None else None,
+    )
+
+
+def parse_config(payload: str | bytes | bytearray) -> dict[str, Any] | None:
+    """Read an agent's retained config message; None when it is not one."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("node"), str):
+        return None
+    bays = data.get("bays")
+    if not isinstance(bays, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("id"), str) for b in bays
+    ):
+        return None
+    return data
+
+
+class MqttAgentDriver(BayDriver):
+    """``<prefix>/<node>/<bay>/set`` commands, ``state``, ``availability`` and ``config``."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        bay_id: str,
+        on_report: Callable[[BayReport], None],
+        on_change: Callable[[], None],
+        *,
+        prefix: str,
+        node: str,
+        agent_bay: str,
+    ) -> None:
+        super().__init__(hass, bay_id, on_report, on_change)
+        self._base = f"{prefix}/{node}"
+        self._bay_topic = f"{prefix}/{node}/{agent_bay}"
+        self.agent = AgentInfo(identifier=f"agent-{node}", name=node, model="pi-mqtt-relay")
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._agent_online = False
+        self._link_up = False
+
+    async def async_setup(self) -> None:
+        """Subscribe to the agent's retained topics (if HA's MQTT client is there at all)."""
+        if not await mqtt.async_wait_for_mqtt_client(self.hass):
+            LOGGER.warning("MQTT is not set up; bay %s stays offline", self.bay_id)
+            return
+        self._link_up = mqtt.is_connected(self.hass)
+        # The agent's "offline" cannot reach HA while HA itself has lost the broker.
+        self._unsubscribe.append(
+            mqtt.async_subscribe_connection_status(self.hass, self._connection)
+        )
+        for topic, handler in (
+            (f"{self._base}/availability", self._availability),
+            (f"{self._base}/config", self._config),
+            (f"{self._bay_topic}/state", self._state),
+        ):
+            self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
+
+    async def async_unload(self) -> None:
+        """Unsubscribe."""
+        while self._unsubscribe:
+            self._unsubscribe.pop()()
+
+    @callback
+    def _connection(self, connected: bool) -> None:
+        self._link_up = connected
+        self._update_online()
+
+    @callback
+    def _availability(self, msg: mqtt.ReceiveMessage) -> None:
+        self._agent_online = msg.payload == AVAILABLE
+        self._update_online()
+
+    @callback
+    def _update_online(self) -> None:
+        online = self._agent_online and self._link_up
+        if online != self.online:
+            self.online = online
+            self._on_change()
+
+    @callback
+    def _config(self, msg: mqtt.ReceiveMessage) -> None:
+        data = parse_config(msg.payload)
+        if data is None:
+            LOGGER.warning("Ignoring malformed agent config on %s", msg.topic)
+            return
+        assert self.agent is not None
+        self.agent = AgentInfo(
+            identifier=self.agent.identifier,
+            name=str(data.get("name") or data["node"]),
+            sw_version=str(data["sw_version"]) if data.get("sw_version") else None,
+            model="pi-mqtt-relay",
+        )
+        limit = data.get("max_session_s")
+        self.max_session_s = limit if isinstance(limit, int) and limit > 0 else None
+        self._on_change()
+
+    @callback
+    def _state(self, msg: mqtt.ReceiveMessage) -> None:
+        report = parse_state(msg.payload)
+        if report is None:
+            LOGGER.warning("Ignoring malformed bay state on %s", msg.topic)
+            return
+        self._on_report(report)
+
+    async def _publish(self, command: dict[str, Any]) -> None:
+        # Never retained: a retained "on" would replay after a power cut (DESIGN, invariant 3).
+        await mqtt.async_publish(
+            self.hass, f"{self._bay_topic}/set", json.dumps(command), qos=1, retain=False
+        )
+
+    async def async_turn_on(
+        self, session_id: str, until: float, duration: int, sent: float
+    ) -> None:
+        """Send ``on`` for the session."""
+        await self._publish(
+            {
+                "action": "on",
+                "session": session_id,
+                "until": until,
+                "duration": duration,
+                "sent": sent,
+            }
+        )
+
+    async def async_turn_off(self, session_id: str | None) -> None:
+        """Send ``off`` for the session (plain ``OFF`` when there is none)."""
+        if session_id is None:
+            await mqtt.async_publish(
+                self.hass, f"{self._bay_topic}/set", "OFF", qos=1, retain=False
+            )
+            return
+        await self._publish({"action": "off", "session": session_id})

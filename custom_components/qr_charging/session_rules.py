@@ -1,0 +1,172 @@
+"""What happens to a session: start, acknowledgement, top-up, end, failure and refund shares.
+
+Plain Python, no Home Assistant imports. Each rule changes the ledger's records in place and
+returns what the caller must do outside (send a command, refund); time is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .ledger import Ledger, PaymentState, RefundState, SessionRecord, SessionState
+
+# A paid session found still unstarted after a restart is started only this soon after payment;
+# later, the customer has likely gone and it is refunded.
+RESUME_PAID_WITHIN_S = 120
+
+
+class PaidDecision(StrEnum):
+    """What to do with a newly paid session."""
+
+    START = "start"
+    TOP_UP = "top_up"
+    REFUSE_OFFLINE = "bay_offline"
+    REFUSE_TOO_LONG = "over_limit"
+    REFUSE_BUSY = "bay_busy"
+
+
+@dataclass(frozen=True, slots=True)
+class OnCommand:
+    """Power a bay for a session until a deadline."""
+
+    session_id: str
+    until: float
+    duration: int
+    sent: float
+
+
+def remaining_s(session: SessionRecord, now: float) -> float:
+    """Seconds of powered time still owed to a session."""
+    if session.state is SessionState.ACTIVE and session.until is not None:
+        return max(session.until - now, 0.0)
+    if session.state in (SessionState.PAID, SessionState.STARTING):
+        return float(session.seconds)
+    return 0.0
+
+
+def decide_paid(
+    running: SessionRecord | None,
+    new: SessionRecord,
+    *,
+    online: bool,
+    limit_s: int,
+    now: float,
+) -> PaidDecision:
+    """Start, top up, or refuse (and so refund) a session that was just paid for."""
+    if running is not None and running.session_id != new.session_id:
+        if running.state is not SessionState.ACTIVE:
+            # Topping up a session still waiting for its acknowledgement would stack risks.
+            return PaidDecision.REFUSE_BUSY
+        if remaining_s(running, now) + new.seconds > limit_s:
+            return PaidDecision.REFUSE_TOO_LONG
+        return PaidDecision.TOP_UP
+    if not online:
+        return PaidDecision.REFUSE_OFFLINE
+    if new.seconds > limit_s:
+        return PaidDecision.REFUSE_TOO_LONG
+    return PaidDecision.START
+
+
+def begin(session: SessionRecord, now: float) -> OnCommand:
+    """Mark a session starting and give the command that powers its bay."""
+    session.state = SessionState.STARTING
+    session.until = now + session.seconds
+    return OnCommand(session.session_id, session.until, session.seconds, now)
+
+
+def confirm(session: SessionRecord, now: float, until: float | None) -> bool:
+    """The bay reports power for the session: it is active. Return whether that is news."""
+    if session.state is not SessionState.STARTING:
+        return False
+    session.state = SessionState.ACTIVE
+    session.started_at = now
+    if until is not None and session.until is not None:
+        # Never trust a report for more time than was paid.
+        session.until = min(until, session.until)
+    return True
+
+
+def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord) -> OnCommand:
+    """Fold a new payment's session into the bay's running one; give the extending command."""
+    assert running.until is not None
+    running.seconds += new.seconds
+    running.paid_paise += new.paid_paise
+    running.payment_ids.extend(new.payment_ids)
+    running.until += new.seconds
+    for payment_id in new.payment_ids:
+        ledger.payments[payment_id].session_id = running.session_id
+    del ledger.sessions[new.session_id]
+    started = running.started_at or running.created_at
+    return OnCommand(running.session_id, running.until, math.ceil(running.until - started), started)
+
+
+def finish(session: SessionRecord, now: float, reason: str) -> None:
+    """End a session that ran (deadline, stop, or found ended after a restart)."""
+    session.state = SessionState.ENDED
+    end = now if session.until is None else min(now, session.until)
+    session.ended_at = end
+    session.end_reason = reason
+
+
+def fail(session: SessionRecord, now: float, reason: str) -> None:
+    """A session that never powered its bay."""
+    session.state = SessionState.FAILED
+    session.ended_at = now
+    session.end_reason = reason
+
+
+def unserved_paise(session: SessionRecord, now: float) -> int:
+    """The paid share of the time not yet served (rounded down: never refund more than paid)."""
+    if session.seconds <= 0 or session.paid_paise <= 0:
+        return 0
+    share = remaining_s(session, now) / session.seconds
+    return math.floor(session.paid_paise * min(share, 1.0))
+
+
+def refund_plan(ledger: Ledger, session: SessionRecord, amount: int) -> list[tuple[str, int]]:
+    """Split a refund over the session's payments, newest first, within what each has left."""
+    plan: list[tuple[str, int]] = []
+    for payment_id in reversed(session.payment_ids):
+        if amount <= 0:
+            break
+        part = min(amount, ledger.refundable(payment_id))
+        if part > 0:
+            plan.append((payment_id, part))
+            amount -= part
+    return plan
+
+
+def refundable_of(ledger: Ledger, session: SessionRecord) -> int:
+    """What of a session's payments is not yet refunded."""
+    return sum(ledger.refundable(p) for p in session.payment_ids)
+
+
+def is_refunded(ledger: Ledger, session: SessionRecord) -> bool:
+    """Whether every paisa of a failed session has been refunded (or is being)."""
+    return bool(session.payment_ids) and refundable_of(ledger, session) == 0
+
+
+def revenue_paise(ledger: Ledger, bay_id: str) -> int:
+    """Money a bay kept: captured payments for its sessions less refunds not failed."""
+    total = 0
+    for payment in ledger.payments.values():
+        if payment.bay_id == bay_id and payment.state is PaymentState.SESSION:
+            total += payment.amount
+    for refund in ledger.refunds.values():
+        refunded = ledger.payments.get(refund.payment_id)
+        if refunded is None or refunded.bay_id != bay_id:
+            continue
+        if refund.state is not RefundState.FAILED:
+            total -= refund.amount
+    return total
+
+
+def sessions_served(ledger: Ledger, bay_id: str) -> int:
+    """Sessions that powered a bay (active or ended)."""
+    return sum(
+        1
+        for s in ledger.sessions.values()
+        if s.bay_id == bay_id and s.state in (SessionState.ACTIVE, SessionState.ENDED)
+    )
