@@ -168,6 +168,35 @@ def test_session_that_expired_while_down_stays_off(
     assert running.on_periods("bay-1") == []
 
 
+@pytest.mark.parametrize(
+    ("age_s", "reason"), [(3600, "rejected_cancelled"), (2 * 86400, "command")]
+)
+def test_cancelled_ids_are_kept_for_a_day(
+    setup: Setup,
+    agents: Callable[[Path], RunningAgent],
+    observer_factory: Callable[[str], Observer],
+    age_s: float,
+    reason: str,
+) -> None:
+    setup.state_file.parent.mkdir(parents=True, exist_ok=True)
+    setup.state_file.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "sessions": {},
+                "finished": {"s-old": {"kind": "cancelled", "at": time.time() - age_s}},
+            }
+        )
+    )
+    obs = observer_factory(setup.node)
+    running = agents(setup.write()).start()
+    obs.wait_state("bay-1", reason="boot")
+    mark = obs.mark()
+    obs.send_on("bay-1", "s-old", 1.0)
+    assert obs.wait_state("bay-1", since=mark)["reason"] == reason
+    assert running.is_on("bay-1") is (reason == "command")
+
+
 def test_kill_9_mid_session_resumes_with_the_remaining_time_only(
     setup: Setup,
     processes: Callable[[Path, Path], AgentProcess],

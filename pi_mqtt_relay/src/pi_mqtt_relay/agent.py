@@ -78,6 +78,7 @@ class Agent:
         self._reason: dict[str, Reason] = {bay.id: Reason.BOOT for bay in config.bays}
         self._finished: dict[str, tuple[Finish, float]] = {}
         self._stopping = False
+        self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle -------------------------------------------------------------------
@@ -119,8 +120,9 @@ class Agent:
         """Run until ``stop`` is set (the CLI sets it on SIGTERM and SIGINT)."""
         self.start()
         try:
-            while not stop.wait(1.0):
-                pass
+            while not stop.wait(0.5):
+                if self._failure is not None:
+                    raise RuntimeError("the deadline keeper failed") from self._failure
         finally:
             self.stop()
 
@@ -140,7 +142,7 @@ class Agent:
                 self._publish_state(bay_id, self._clock(), Reason.REJECTED_MALFORMED)
             return
         with self._lock:
-            if self._stopping:
+            if self._stopping or self._failure is not None:
                 return
             now = self._clock()
             decision = decide(
@@ -198,6 +200,20 @@ class Agent:
     # -- deadlines and persistence ----------------------------------------------------
 
     def _deadline_loop(self) -> None:
+        """Keep the deadlines; should that ever fail, every relay goes off at once.
+
+        Without this thread no deadline would hold, so a failure here switches everything
+        off and makes :meth:`run` stop with an error (systemd then restarts the agent,
+        which resumes the stored sessions).
+        """
+        try:
+            self._keep_deadlines()
+        except BaseException as err:
+            _LOGGER.critical("deadline keeper failed; switching every relay off", exc_info=True)
+            self._relays.all_off()
+            self._failure = err
+
+    def _keep_deadlines(self) -> None:
         """Switch bays off at their deadlines and checkpoint the remaining time."""
         with self._lock:
             last_checkpoint = self._clock().mono
