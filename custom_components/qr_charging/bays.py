@@ -116,16 +116,19 @@ class BayRunner:
 
     async def async_setup(self) -> None:
         """Listen to the bay, then pick up where the ledger says the bay was."""
-        await self.driver.async_setup()
         session = self.session
+        now = time.time()
+        live = session is not None and session.state is SessionState.ACTIVE
+        if live and session is not None and session.until is not None and session.until > now:
+            # Before listening: the bay's first report must be read against this session.
+            self.driver.resume(session.session_id, session.until)
+        await self.driver.async_setup()
         if session is None:
             return
-        now = time.time()
         if session.state is SessionState.ACTIVE and session.until is not None:
             if session.until <= now:
                 await self._async_finish(session, "deadline", send_off=True)
             else:
-                self.driver.resume(session.session_id, session.until)
                 self._schedule_deadline(session)
         elif session.state is SessionState.STARTING:
             # Unknown whether the command got through: the bay's retained state will tell.

@@ -155,8 +155,12 @@ PostWebhook = Callable[..., Awaitable[ClientResponse]]
 async def post_webhook(
     hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
 ) -> PostWebhook:
-    """POST a delivery to the integration's webhook as Razorpay would."""
-    client = await hass_client_no_auth()
+    """POST a delivery to the integration's webhook as Razorpay would.
+
+    The test client starts HA's web app, which then takes no new routes: it is made at the first
+    delivery, after the test has set up what it needs.
+    """
+    clients: list[Any] = []
 
     async def post(
         webhook: Webhook | None = None,
@@ -167,6 +171,8 @@ async def post_webhook(
         if webhook is not None:
             body = webhook.body if body is None else body
             headers = webhook.headers(WEBHOOK_SECRET) if headers is None else headers
-        return await client.post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers or {})
+        if not clients:
+            clients.append(await hass_client_no_auth())
+        return await clients[0].post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers or {})
 
     return post

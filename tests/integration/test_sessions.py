@@ -1,0 +1,310 @@
+"""Session lifecycle on a bay driven by a real HA switch (HA keeps the deadline)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.qr_charging.const import (
+    DOMAIN,
+    EVENT_REFUND,
+    EVENT_SESSION_ENDED,
+    EVENT_SESSION_FAILED,
+    EVENT_SESSION_STARTED,
+)
+
+from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
+from .helpers import create_link, export_sessions
+from .razorpay_standin import RazorpayStandin
+
+PLAN_S = 30 * 60
+
+
+async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook) -> Any:
+    paid = standin.pay_link((await create_link(hass))["id"])
+    response = await post_webhook(paid.payment_link_paid())
+    assert response.status == 200
+    await hass.async_block_till_done()
+    return paid
+
+
+async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+async def _settle(hass: HomeAssistant) -> None:
+    """Let state-change listeners run: HA dispatches them with call_soon, one hop per switch."""
+    for _ in range(3):
+        await hass.async_block_till_done()
+
+
+def _plug(hass: HomeAssistant) -> str:
+    state = hass.states.get(PLUG)
+    assert state is not None
+    return state.state
+
+
+def _refunds(standin: RazorpayStandin, payment_id: str) -> list[int]:
+    return [c.json["amount"] for c in standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")]
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_paid_session_powers_the_plug_until_the_deadline(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    await _pay(hass, standin, post_webhook)
+
+    assert _plug(hass) == STATE_ON
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+    assert len(started) == 1
+    assert started[0].data["seconds"] == PLAN_S
+
+    await _tick(hass, freezer, PLAN_S - 5)
+    assert _plug(hass) == STATE_ON
+    await _tick(hass, freezer, 6)
+    assert _plug(hass) == STATE_OFF
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["end_reason"]) == ("ended", "deadline")
+    assert [(e.data["reason"], e.data["served_s"]) for e in ended] == [("deadline", PLAN_S)]
+
+
+async def test_offline_bay_refunds_in_full(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    hass.states.async_set(PLUG, "unavailable")
+    await hass.async_block_till_done()
+
+    paid = await _pay(hass, standin, post_webhook)
+
+    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert [e.data["reason"] for e in failed] == ["bay_offline"]
+    assert [e.data["amount"] for e in refunds] == [PLAN_PRICE]
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["refunded_paise"]) == ("refunded", str(PLAN_PRICE))
+    assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
+    # The plug was never switched on (the state above was set by the test).
+    assert _plug(hass) == "unavailable"
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_top_up_extends_the_running_session(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _pay(hass, standin, post_webhook)
+    await _tick(hass, freezer, 600)
+    await _pay(hass, standin, post_webhook)
+
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["seconds"], row["paid_paise"]) == (
+        "active",
+        "3600",
+        str(2 * PLAN_PRICE),
+    )
+    assert len(row["payment_ids"].split()) == 2
+    # 50 minutes are left: 20 of the first payment and 30 of the second.
+    await _tick(hass, freezer, 50 * 60 - 5)
+    assert _plug(hass) == STATE_ON
+    await _tick(hass, freezer, 6)
+    assert _plug(hass) == STATE_OFF
+
+
+async def test_top_up_beyond_the_longest_session_is_refunded(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    config_entry: MockConfigEntry,
+) -> None:
+    config_entry.add_to_hass(hass)
+    bay = next(s for s in config_entry.subentries.values() if s.subentry_type == "bay")
+    hass.config_entries.async_update_subentry(
+        config_entry, bay, data={**bay.data, "max_minutes": 45}
+    )
+    await setup_plug(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    await _pay(hass, standin, post_webhook)
+    second = await _pay(hass, standin, post_webhook)
+
+    assert _refunds(standin, second.payment_id) == [PLAN_PRICE]
+    rows = {r["state"]: r for r in await export_sessions(hass)}
+    assert rows["active"]["seconds"] == str(PLAN_S)
+    assert rows["refunded"]["end_reason"] == "over_limit"
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_stop_with_prorata_refund(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    paid = await _pay(hass, standin, post_webhook)
+    await _tick(hass, freezer, 600)
+
+    response = await hass.services.async_call(
+        DOMAIN, "stop_session", {"bay": "bay-1"}, blocking=True, return_response=True
+    )
+    await hass.async_block_till_done()
+
+    # 20 of 30 minutes unserved: two thirds of ₹20, rounded down to the paisa.
+    assert response is not None
+    assert response["refunded"] == 1333
+    assert _refunds(standin, paid.payment_id) == [1333]
+    assert _plug(hass) == STATE_OFF
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["end_reason"], row["refunded_paise"]) == ("ended", "stopped", "1333")
+
+
+@pytest.mark.parametrize(("mode", "refunded"), [("none", 0), ("full", PLAN_PRICE)])
+@pytest.mark.usefixtures("loaded_entry")
+async def test_stop_with_other_refund_modes(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    mode: str,
+    refunded: int,
+) -> None:
+    paid = await _pay(hass, standin, post_webhook)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "stop_session",
+        {"bay": "bay-1", "refund": mode},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["refunded"] == refunded
+    assert sum(_refunds(standin, paid.payment_id)) == refunded
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_owner_session(hass: HomeAssistant, standin: RazorpayStandin) -> None:
+    response = await hass.services.async_call(
+        DOMAIN, "start_session", {"bay": "bay-1", "minutes": 5}, blocking=True, return_response=True
+    )
+    await _settle(hass)
+    assert response is not None
+    assert response["minutes"] == 5
+    assert _plug(hass) == STATE_ON
+    (row,) = await export_sessions(hass)
+    assert (row["owner"], row["paid_paise"], row["seconds"], row["state"]) == (
+        "True",
+        "0",
+        "300",
+        "active",
+    )
+
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "start_session", {"bay": "bay-1"}, blocking=True, return_response=True
+        )
+    assert err.value.translation_key == "bay_busy"
+
+    await hass.services.async_call(DOMAIN, "stop_session", {"bay": "bay-1"}, blocking=True)
+    await _settle(hass)
+    assert _plug(hass) == STATE_OFF
+    assert standin.calls_to("POST", "/v1/payments") == []
+
+
+@pytest.mark.usefixtures("loaded_entry")
+@pytest.mark.parametrize(
+    ("service", "data", "key"),
+    [
+        ("start_session", {"bay": "nope"}, "unknown_bay"),
+        ("start_session", {"bay": "bay-1", "minutes": 241}, "too_long"),
+        ("stop_session", {"bay": "bay-1"}, "bay_idle"),
+    ],
+)
+async def test_bad_session_actions(
+    hass: HomeAssistant, service: str, data: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, service, data, blocking=True, return_response=True)
+    assert err.value.translation_key == key
+    assert _plug(hass) == STATE_OFF
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_unpaid_power_is_cut(hass: HomeAssistant) -> None:
+    await hass.services.async_call(
+        "input_boolean", "turn_on", {"entity_id": "input_boolean.plug"}, blocking=True
+    )
+    await _settle(hass)
+    assert _plug(hass) == STATE_OFF
+
+
+async def test_restart_mid_session_keeps_the_true_deadline(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _pay(hass, standin, post_webhook)
+    await _tick(hass, freezer, 600)
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await _tick(hass, freezer, 60)
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert _plug(hass) == STATE_ON
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+    await _tick(hass, freezer, PLAN_S - 660 - 5)
+    assert _plug(hass) == STATE_ON
+    await _tick(hass, freezer, 6)
+    assert _plug(hass) == STATE_OFF
+
+
+async def test_deadline_passed_during_restart_closes_at_the_deadline(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    await _pay(hass, standin, post_webhook)
+    (row,) = await export_sessions(hass)
+    until = float(row["until"])
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await _tick(hass, freezer, PLAN_S + 3600)
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+
+    (row,) = await export_sessions(hass)
+    assert (row["state"], float(row["ended_at"])) == ("ended", until)
+    assert _plug(hass) == STATE_OFF
+    assert [e.data["served_s"] for e in ended] == [PLAN_S]
+    assert dt_util.utcnow().timestamp() > until
