@@ -1,0 +1,83 @@
+"""Devices: one per bay, linked to what switches it (an MQTT agent's device, or a plug's)."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceInfo
+
+from .bays import BayRunner
+from .catalog import Bay
+from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
+from .drivers.base import AgentInfo
+from .drivers.switch_entity import SwitchEntityDriver
+from .hub import QrChargingConfigEntry
+
+MANUFACTURER = "qr_charging"
+BAY_MODEL = "Charging bay"
+
+
+def bay_identifier(entry: ConfigEntry, bay: Bay) -> tuple[str, str]:
+    """The device registry identifier of a bay (bay ids are unique within one account)."""
+    return (DOMAIN, f"{entry.entry_id}_{bay.bay_id}")
+
+
+def bay_device_info(entry: ConfigEntry, bay: Bay) -> DeviceInfo:
+    """The device info every entity of a bay carries (the parent link is set separately)."""
+    return DeviceInfo(
+        identifiers={bay_identifier(entry, bay)},
+        name=bay.name,
+        manufacturer=MANUFACTURER,
+        model=BAY_MODEL,
+    )
+
+
+def bay_subentry_id(entry: ConfigEntry, bay: Bay) -> str | None:
+    """The config subentry a bay was added with (its device and entities belong to it)."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_BAY and subentry.data.get(CONF_BAY_ID) == bay.bay_id:
+            return subentry.subentry_id
+    return None
+
+
+@callback
+def async_update_agent_device(
+    hass: HomeAssistant, entry: ConfigEntry, agent: AgentInfo
+) -> dr.DeviceEntry:
+    """Create an agent's device, or bring its name and version up to date."""
+    return dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, agent.identifier)},
+        name=agent.name,
+        manufacturer=MANUFACTURER,
+        model=agent.model,
+        sw_version=agent.sw_version,
+    )
+
+
+def _parent_device_id(hass: HomeAssistant, entry: ConfigEntry, runner: BayRunner) -> str | None:
+    """The device that switches a bay: its agent's, or the switch entity's own (if any)."""
+    if (agent := runner.driver.agent) is not None:
+        return async_update_agent_device(hass, entry, agent).id
+    if isinstance(runner.driver, SwitchEntityDriver):
+        return runner.driver.parent_device_id
+    return None
+
+
+async def async_register_devices(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
+    """Register every agent's device and every bay's device, linked to its parent.
+
+    Idempotent: each call brings the registry in line with the runners. The link is set by
+    device id (``via_device_id``), which both supported HA lines accept on an update.
+    """
+    registry = dr.async_get(hass)
+    for runner in entry.runtime_data.runners.values():
+        parent_id = _parent_device_id(hass, entry, runner)
+        device = registry.async_get_or_create(
+            config_entry_id=entry.entry_id,
+            config_subentry_id=bay_subentry_id(entry, runner.bay),
+            **bay_device_info(entry, runner.bay),
+        )
+        if parent_id not in (device.via_device_id, device.id):
+            registry.async_update_device(device.id, via_device_id=parent_id)

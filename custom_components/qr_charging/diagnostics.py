@@ -1,0 +1,98 @@
+"""Diagnostics: settings without secrets, a summary of the ledger, and each bay's state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
+
+from .bays import BayRunner
+from .const import CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET
+from .hub import QrChargingConfigEntry
+
+TO_REDACT = {CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID}
+
+
+def _counts(states: Iterable[str | StrEnum]) -> dict[str, int]:
+    return dict(sorted(Counter(str(state) for state in states).items()))
+
+
+def _bay(runner: BayRunner) -> dict[str, Any]:
+    driver = runner.driver
+    session = runner.session
+    agent = driver.agent
+    return {
+        "name": runner.bay.name,
+        "driver": runner.bay.driver,
+        "status": runner.status.value,
+        "online": driver.online,
+        "fault": runner.fault,
+        "limit_s": runner.limit_s,
+        "session": None
+        if session is None
+        else {
+            "session_id": session.session_id,
+            "state": session.state.value,
+            "owner": session.owner,
+            "seconds": session.seconds,
+            "paid_paise": session.paid_paise,
+            "payment_ids": list(session.payment_ids),
+            "started_at": session.started_at,
+            "until": session.until,
+        },
+        "agent": None
+        if agent is None
+        else {
+            "identifier": agent.identifier,
+            "name": agent.name,
+            "sw_version": agent.sw_version,
+            "model": agent.model,
+        },
+    }
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: QrChargingConfigEntry
+) -> dict[str, Any]:
+    """Everything useful to debug an account, with its keys and secrets left out."""
+    hub = entry.runtime_data
+    ledger = hub.ledger
+    return {
+        "entry": {
+            # The title is the key id.
+            "title": "**REDACTED**",
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": async_redact_data(dict(entry.options), TO_REDACT),
+        },
+        "subentries": [
+            {
+                "subentry_type": subentry.subentry_type,
+                "title": subentry.title,
+                "data": dict(subentry.data),
+            }
+            for subentry in entry.subentries.values()
+        ],
+        "ledger": {
+            "links": _counts(link.status for link in ledger.links.values()),
+            "payments": _counts(payment.state for payment in ledger.payments.values()),
+            "sessions": _counts(session.state for session in ledger.sessions.values()),
+            "refunds": _counts(refund.state for refund in ledger.refunds.values()),
+            "events": len(ledger.events),
+            "attention": [
+                {
+                    "payment_id": payment.payment_id,
+                    "bay_id": payment.bay_id,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                    "problem": payment.problem,
+                }
+                for payment in ledger.attention()
+            ],
+        },
+        "bays": {bay_id: _bay(runner) for bay_id, runner in hub.runners.items()},
+    }

@@ -1,0 +1,195 @@
+"""Sensors of a bay: status, session end, time remaining, revenue and sessions served."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import UnitOfTime
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_time_interval
+
+from .bays import BayRunner, BayStatus
+from .catalog import CURRENCY
+from .const import EVENT_REFUND
+from .devices import async_register_devices
+from .entity import QrChargingEntity, add_bay_entities
+from .hub import QrChargingConfigEntry
+from .session_rules import remaining_s, revenue_paise, sessions_served
+
+PARALLEL_UPDATES = 0
+
+# The time remaining is shown in whole minutes, so it is refreshed once a minute.
+TICK = timedelta(minutes=1)
+
+
+def _session_end(runner: BayRunner) -> datetime | None:
+    session = runner.session
+    if session is None or session.until is None:
+        return None
+    return datetime.fromtimestamp(session.until, UTC)
+
+
+def _minutes_remaining(runner: BayRunner) -> int:
+    session = runner.session
+    if session is None:
+        return 0
+    # Rounded up: a session with 20 seconds left still has "1 minute" to go.
+    return math.ceil(remaining_s(session, time.time()) / 60)
+
+
+def _revenue(runner: BayRunner) -> Decimal:
+    # Rupees with two decimals, from integer paise: no float rounding.
+    return Decimal(revenue_paise(runner.hub.ledger, runner.bay.bay_id)).scaleb(-2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QrChargingSensorEntityDescription(SensorEntityDescription):
+    """A bay sensor and how to read it from the bay's runner."""
+
+    value_fn: Callable[[BayRunner], datetime | Decimal | int | str | None]
+    available_offline: bool = False
+
+
+STATUS = QrChargingSensorEntityDescription(
+    key="status",
+    translation_key="status",
+    device_class=SensorDeviceClass.ENUM,
+    options=[status.value for status in BayStatus],
+    value_fn=lambda runner: runner.status.value,
+    available_offline=True,
+)
+SESSION_END = QrChargingSensorEntityDescription(
+    key="session_end",
+    translation_key="session_end",
+    device_class=SensorDeviceClass.TIMESTAMP,
+    value_fn=_session_end,
+)
+TIME_REMAINING = QrChargingSensorEntityDescription(
+    key="time_remaining",
+    translation_key="time_remaining",
+    device_class=SensorDeviceClass.DURATION,
+    native_unit_of_measurement=UnitOfTime.MINUTES,
+    suggested_display_precision=0,
+    value_fn=_minutes_remaining,
+)
+REVENUE = QrChargingSensorEntityDescription(
+    key="revenue",
+    translation_key="revenue",
+    device_class=SensorDeviceClass.MONETARY,
+    # HA allows only "total" for monetary sensors; refunds make revenue go down, too.
+    state_class=SensorStateClass.TOTAL,
+    native_unit_of_measurement=CURRENCY,
+    suggested_display_precision=2,
+    value_fn=_revenue,
+)
+SESSIONS = QrChargingSensorEntityDescription(
+    key="sessions",
+    translation_key="sessions",
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    value_fn=lambda runner: sessions_served(runner.hub.ledger, runner.bay.bay_id),
+)
+SENSORS = (STATUS, SESSION_END, TIME_REMAINING, REVENUE, SESSIONS)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: QrChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors of every bay."""
+    await async_register_devices(hass, entry)
+    add_bay_entities(
+        entry,
+        async_add_entities,
+        lambda runner: [_SENSOR_CLASSES.get(d.key, QrChargingSensor)(runner, d) for d in SENSORS],
+    )
+
+
+class QrChargingSensor(QrChargingEntity, SensorEntity):
+    """A bay sensor."""
+
+    entity_description: QrChargingSensorEntityDescription
+
+    def __init__(self, runner: BayRunner, description: QrChargingSensorEntityDescription) -> None:
+        super().__init__(runner, description)
+        self.available_offline = description.available_offline
+
+    @property
+    def native_value(self) -> datetime | Decimal | int | str | None:
+        """Read the value from the bay's runner."""
+        return self.entity_description.value_fn(self.runner)
+
+
+class QrChargingTimeRemainingSensor(QrChargingSensor):
+    """Minutes left of the running session, refreshed each minute while one runs."""
+
+    _unsub_tick: CALLBACK_TYPE | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Start ticking if a session is already running."""
+        await super().async_added_to_hass()
+        self._update_tick()
+        self.async_on_remove(self._stop_tick)
+
+    @callback
+    def _handle_bay_update(self) -> None:
+        self._update_tick()
+        super()._handle_bay_update()
+
+    @callback
+    def _update_tick(self) -> None:
+        if self.runner.session is None:
+            self._stop_tick()
+        elif self._unsub_tick is None:
+            self._unsub_tick = async_track_time_interval(self.hass, self._tick, TICK)
+
+    @callback
+    def _tick(self, _now: datetime) -> None:
+        self._update_tick()
+        self.async_write_ha_state()
+
+    @callback
+    def _stop_tick(self) -> None:
+        if self._unsub_tick is not None:
+            self._unsub_tick()
+            self._unsub_tick = None
+
+
+class QrChargingRevenueSensor(QrChargingSensor):
+    """Revenue, which refunds lower: a refund is sent after the bay's own change is signalled."""
+
+    async def async_added_to_hass(self) -> None:
+        """Also follow this account's refunds."""
+        await super().async_added_to_hass()
+        entry_id = self.runner.hub.entry.entry_id
+
+        @callback
+        def _ours(event_data: Mapping[str, Any]) -> bool:
+            return bool(event_data.get("entry_id") == entry_id)
+
+        self.async_on_remove(
+            self.hass.bus.async_listen(EVENT_REFUND, self._refunded, event_filter=_ours)
+        )
+
+    @callback
+    def _refunded(self, _event: Event) -> None:
+        self.async_write_ha_state()
+
+
+_SENSOR_CLASSES: dict[str, type[QrChargingSensor]] = {
+    TIME_REMAINING.key: QrChargingTimeRemainingSensor,
+    REVENUE.key: QrChargingRevenueSensor,
+}

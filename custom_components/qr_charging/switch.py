@@ -1,0 +1,47 @@
+"""A switch per bay: on while a session runs; the owner turns it on for a free session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .bays import RefundMode
+from .devices import async_register_devices
+from .entity import QrChargingEntity, add_bay_entities
+from .hub import QrChargingConfigEntry
+
+PARALLEL_UPDATES = 0
+
+CHARGING = SwitchEntityDescription(key="charging", translation_key="charging")
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: QrChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the switch of every bay."""
+    await async_register_devices(hass, entry)
+    add_bay_entities(entry, async_add_entities, lambda runner: [QrChargingSwitch(runner, CHARGING)])
+
+
+class QrChargingSwitch(QrChargingEntity, SwitchEntity):
+    """On while the bay has a session (paid, starting or powered)."""
+
+    @property
+    def is_on(self) -> bool:
+        """Whether a session runs."""
+        return self.runner.session is not None
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Give an owner session of the bay's default length (nothing if one runs)."""
+        if self.runner.session is None:
+            await self.runner.async_start_owner(self.runner.bay.default_minutes)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Stop the running session, refunding a paying customer the unserved share."""
+        if self.runner.session is not None:
+            await self.runner.async_stop(RefundMode.PRORATA)

@@ -1,0 +1,96 @@
+"""Diagnostics: what an owner can share without giving away keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from .conftest import WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
+from .helpers import create_link
+from .razorpay_standin import RazorpayStandin
+
+REDACTED = "**REDACTED**"
+
+
+@pytest.fixture(autouse=True)
+async def diagnostics_view(hass: HomeAssistant) -> None:
+    """Register the diagnostics view before any test client freezes the HTTP router."""
+    assert await async_setup_component(hass, "diagnostics", {})
+
+
+async def test_diagnostics_redact_secrets_and_summarise(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    # One good payment (a session runs) and one of the wrong amount (needs attention).
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+    wrong = standin.pay_link((await create_link(hass))["id"], amount=100)
+    await post_webhook(wrong.payment_link_paid())
+    for _ in range(3):
+        await hass.async_block_till_done()
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+
+    text = json.dumps(diagnostics)
+    for secret in (standin.key_id, standin.key_secret, WEBHOOK_SECRET, WEBHOOK_ID):
+        assert secret not in text
+    entry = diagnostics["entry"]
+    assert isinstance(entry, dict)
+    assert entry["title"] == REDACTED
+    assert entry["data"] == {
+        "key_id": REDACTED,
+        "key_secret": REDACTED,
+        "webhook_secret": REDACTED,
+        "webhook_id": REDACTED,
+        "api_base_url": standin.base_url,
+        "cloudhook": False,
+    }
+    subentries = diagnostics["subentries"]
+    assert isinstance(subentries, list)
+    assert sorted(s["subentry_type"] for s in subentries) == ["bay", "plan"]  # type: ignore[index]
+    ledger = diagnostics["ledger"]
+    assert isinstance(ledger, dict)
+    assert ledger["links"] == {"created": 1, "paid": 1}
+    assert ledger["payments"] == {"attention": 1, "session": 1}
+    assert ledger["sessions"] == {"active": 1}
+    assert ledger["refunds"] == {}
+    (attention,) = ledger["attention"]  # type: ignore[misc]
+    assert attention["payment_id"] == wrong.payment_id
+    assert attention["amount"] == 100
+    bay = diagnostics["bays"]["bay-1"]  # type: ignore[index,call-overload]
+    assert bay["status"] == "charging"
+    assert bay["online"] is True
+    assert bay["fault"] is None
+    assert bay["agent"] is None
+    assert bay["session"]["state"] == "active"
+    assert bay["session"]["payment_ids"] == [paid.payment_id]
+    assert bay["session"]["paid_paise"] == 2000
+
+
+async def test_diagnostics_of_an_idle_bay(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, loaded_entry: MockConfigEntry
+) -> None:
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+
+    assert diagnostics["ledger"] == {
+        "links": {},
+        "payments": {},
+        "sessions": {},
+        "refunds": {},
+        "events": 0,
+        "attention": [],
+    }
+    assert diagnostics["bays"]["bay-1"]["status"] == "idle"  # type: ignore[index,call-overload]
+    assert diagnostics["bays"]["bay-1"]["session"] is None  # type: ignore[index,call-overload]

@@ -1,0 +1,325 @@
+"""A bay's entities, through their states, switch actions, the image view and the registries."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.qr_charging.const import DOMAIN
+
+from .conftest import PLUG, PostWebhook
+from .helpers import create_link
+from .razorpay_standin import RazorpayStandin
+
+pytestmark = pytest.mark.usefixtures("loaded_entry")
+
+LINKS = ("POST", "/v1/payment_links")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def entity_id(hass: HomeAssistant, platform: str, key: str, bay: str = "bay-1") -> str:
+    """The entity id of one of a bay's entities, found by its unique id."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    found = er.async_get(hass).async_get_entity_id(
+        platform, DOMAIN, f"{entry.entry_id}_{bay}_{key}"
+    )
+    assert found is not None, key
+    return found
+
+
+def state(hass: HomeAssistant, platform: str, key: str) -> str:
+    """The state of one of bay-1's entities."""
+    current = hass.states.get(entity_id(hass, platform, key))
+    assert current is not None
+    return current.state
+
+
+ALL = [
+    ("switch", "charging"),
+    ("sensor", "status"),
+    ("sensor", "session_end"),
+    ("sensor", "time_remaining"),
+    ("sensor", "revenue"),
+    ("sensor", "sessions"),
+    ("binary_sensor", "agent"),
+    ("image", "payment_qr"),
+]
+
+
+async def _settle(hass: HomeAssistant) -> None:
+    """Let state-change listeners run: HA dispatches them with call_soon, one hop per switch."""
+    for _ in range(3):
+        await hass.async_block_till_done()
+
+
+async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
+    freezer.tick(delta)
+    async_fire_time_changed(hass)
+    await _settle(hass)
+
+
+async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook) -> None:
+    link = await create_link(hass)
+    paid = standin.pay_link(link["id"])
+    assert (await (await post_webhook(paid.payment_link_paid())).json())["outcome"] == (
+        "new_session"
+    )
+    await _settle(hass)
+
+
+async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    registry = er.async_get(hass)
+    assert [state(hass, platform, key) for platform, key in ALL] == [
+        STATE_OFF,
+        "idle",
+        STATE_UNKNOWN,
+        "0",
+        "0.00",
+        "0",
+        STATE_ON,
+        hass.states.get(entity_id(hass, "image", "payment_qr")).state,  # type: ignore[union-attr]
+    ]
+    revenue = hass.states.get(entity_id(hass, "sensor", "revenue"))
+    assert revenue is not None
+    assert revenue.attributes["unit_of_measurement"] == "INR"
+    assert revenue.attributes["state_class"] == "total"
+    assert revenue.attributes["device_class"] == "monetary"
+    status = hass.states.get(entity_id(hass, "sensor", "status"))
+    assert status is not None
+    assert status.attributes["options"] == ["idle", "starting", "charging", "offline", "fault"]
+    assert status.attributes["friendly_name"] == "Bay 1 Status"
+    agent = registry.async_get(entity_id(hass, "binary_sensor", "agent"))
+    assert agent is not None
+    assert agent.entity_category == er.EntityCategory.DIAGNOSTIC
+    # One device for the bay, in the bay's subentry; every entity belongs to it.
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
+    assert device.name == "Bay 1"
+    assert device.manufacturer == "qr_charging"
+    # The plug (a template switch) has no device of its own to link to.
+    assert device.via_device_id is None
+    (bay_subentry,) = [s for s in loaded_entry.subentries.values() if s.subentry_type == "bay"]
+    if hasattr(device, "config_subentry_id"):  # HA 2026.8 on: a device has one entry
+        assert device.config_subentry_id == bay_subentry.subentry_id
+    else:
+        assert device.config_entries_subentries[loaded_entry.entry_id] == {bay_subentry.subentry_id}
+    entities = er.async_entries_for_device(registry, device.id)
+    assert sorted(e.unique_id for e in entities) == sorted(
+        f"{loaded_entry.entry_id}_bay-1_{key}" for _, key in ALL
+    )
+    assert {e.config_subentry_id for e in entities} == {bay_subentry.subentry_id}
+
+
+async def test_paid_session_then_its_end(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _pay(hass, standin, post_webhook)
+
+    assert state(hass, "switch", "charging") == STATE_ON
+    assert state(hass, "sensor", "status") == "charging"
+    assert hass.states.get(PLUG).state == STATE_ON  # type: ignore[union-attr]
+    end = dt_util.parse_datetime(state(hass, "sensor", "session_end"))
+    assert end is not None
+    assert abs(end.timestamp() - (time.time() + 30 * 60)) < 5
+    assert state(hass, "sensor", "time_remaining") == "30"
+    assert state(hass, "sensor", "revenue") == "20.00"
+    assert state(hass, "sensor", "sessions") == "1"
+
+    # Within a minute nothing is rewritten; each minute the remaining time drops.
+    remaining = entity_id(hass, "sensor", "time_remaining")
+    written = hass.states.get(remaining).last_reported  # type: ignore[union-attr]
+    await _tick(hass, freezer, timedelta(seconds=20))
+    assert hass.states.get(remaining).last_reported == written  # type: ignore[union-attr]
+    for _ in range(3):
+        await _tick(hass, freezer, timedelta(minutes=1))
+    assert state(hass, "sensor", "time_remaining") == "27"
+
+    # The deadline passes: the plug goes off and the bay is idle, the money and count stay.
+    await _tick(hass, freezer, timedelta(minutes=27))
+    assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
+    assert state(hass, "switch", "charging") == STATE_OFF
+    assert state(hass, "sensor", "status") == "idle"
+    assert state(hass, "sensor", "session_end") == STATE_UNKNOWN
+    assert state(hass, "sensor", "time_remaining") == "0"
+    assert state(hass, "sensor", "revenue") == "20.00"
+    assert state(hass, "sensor", "sessions") == "1"
+    # No more minute ticks once idle.
+    written = hass.states.get(remaining).last_reported  # type: ignore[union-attr]
+    await _tick(hass, freezer, timedelta(minutes=2))
+    assert hass.states.get(remaining).last_reported == written  # type: ignore[union-attr]
+
+
+async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> None:
+    switch = entity_id(hass, "switch", "charging")
+
+    await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
+    await _settle(hass)
+
+    assert state(hass, "switch", "charging") == STATE_ON
+    assert state(hass, "sensor", "status") == "charging"
+    assert hass.states.get(PLUG).state == STATE_ON  # type: ignore[union-attr]
+    assert state(hass, "sensor", "time_remaining") == "30"
+    assert state(hass, "sensor", "revenue") == "0.00"
+
+    # Turning on again while it runs changes nothing.
+    end = state(hass, "sensor", "session_end")
+    await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
+    assert state(hass, "sensor", "session_end") == end
+
+    await hass.services.async_call("switch", "turn_off", {"entity_id": switch}, blocking=True)
+    await _settle(hass)
+
+    assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
+    assert state(hass, "switch", "charging") == STATE_OFF
+    assert state(hass, "sensor", "status") == "idle"
+    assert state(hass, "sensor", "sessions") == "1"
+    await hass.services.async_call("switch", "turn_off", {"entity_id": switch}, blocking=True)
+    assert state(hass, "switch", "charging") == STATE_OFF
+
+
+async def test_turning_off_a_paid_session_refunds_the_unserved_share(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _pay(hass, standin, post_webhook)
+    await _tick(hass, freezer, timedelta(minutes=15))
+
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": entity_id(hass, "switch", "charging")}, blocking=True
+    )
+    await _settle(hass)
+
+    assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
+    assert state(hass, "sensor", "status") == "idle"
+    # Half of ₹20 was not served and went back to the customer.
+    assert float(state(hass, "sensor", "revenue")) == pytest.approx(10.0, abs=0.01)
+
+
+async def test_plug_dropping_off_makes_the_bay_unavailable(hass: HomeAssistant) -> None:
+    hass.states.async_set(PLUG, STATE_UNAVAILABLE)
+    await _settle(hass)
+
+    assert state(hass, "sensor", "status") == "offline"
+    assert state(hass, "binary_sensor", "agent") == STATE_OFF
+    for platform, key in ALL:
+        if key not in ("status", "agent"):
+            assert state(hass, platform, key) == STATE_UNAVAILABLE, key
+
+    hass.states.async_set(PLUG, STATE_OFF)
+    await _settle(hass)
+
+    assert state(hass, "sensor", "status") == "idle"
+    assert state(hass, "binary_sensor", "agent") == STATE_ON
+    assert state(hass, "switch", "charging") == STATE_OFF
+
+
+async def _get_image(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator
+) -> tuple[int, str, bytes]:
+    current = hass.states.get(entity_id(hass, "image", "payment_qr"))
+    assert current is not None
+    client = await hass_client()
+    response = await client.get(current.attributes["entity_picture"])
+    return response.status, response.content_type, await response.read()
+
+
+async def test_payment_qr_reuses_its_link_until_paid(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    image = entity_id(hass, "image", "payment_qr")
+    assert standin.calls_to(*LINKS) == []  # no link before anyone looks
+
+    status, content_type, body = await _get_image(hass, hass_client)
+
+    assert status == HTTPStatus.OK
+    assert content_type == "image/png"
+    assert body.startswith(PNG_MAGIC)
+    assert len(body) > 500
+    (call,) = standin.calls_to(*LINKS)
+    assert call.json["amount"] == 2000
+    assert call.json["notes"]["bay"] == "bay-1"
+    assert call.json["notes"]["plan"] == "p30"
+    shown = hass.states.get(image).state  # type: ignore[union-attr]
+
+    # A second look: the same link, the same picture, the same state.
+    assert (await _get_image(hass, hass_client))[2] == body
+    assert len(standin.calls_to(*LINKS)) == 1
+    assert hass.states.get(image).state == shown  # type: ignore[union-attr]
+
+    # A customer pays that very link: the picture changes, and a new link is made for it.
+    (link_id,) = standin.links
+    paid = standin.pay_link(link_id)
+    await post_webhook(paid.payment_link_paid())
+    await _settle(hass)
+    assert hass.states.get(image).state != shown  # type: ignore[union-attr]
+    status, _, second = await _get_image(hass, hass_client)
+    assert status == HTTPStatus.OK
+    assert second.startswith(PNG_MAGIC)
+    assert second != body
+    assert len(standin.calls_to(*LINKS)) == 2
+
+
+async def test_payment_qr_renews_a_link_about_to_expire(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    standin: RazorpayStandin,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    image = entity_id(hass, "image", "payment_qr")
+    await _get_image(hass, hass_client)
+    shown = hass.states.get(image).state  # type: ignore[union-attr]
+
+    # Links live 20 minutes; at 18 the QR code is stale.
+    await _tick(hass, freezer, timedelta(minutes=17))
+    await _get_image(hass, hass_client)
+    assert len(standin.calls_to(*LINKS)) == 1
+    await _tick(hass, freezer, timedelta(minutes=1, seconds=1))
+    assert hass.states.get(image).state != shown  # type: ignore[union-attr]
+
+    await _get_image(hass, hass_client)
+    assert len(standin.calls_to(*LINKS)) == 2
+
+
+async def test_payment_qr_survives_razorpay_errors(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, standin: RazorpayStandin
+) -> None:
+    standin.fail_next("/v1/payment_links", 500)
+
+    status, _, _ = await _get_image(hass, hass_client)
+
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert state(hass, "sensor", "status") == "idle"
+    status, content_type, body = await _get_image(hass, hass_client)
+    assert status == HTTPStatus.OK
+    assert content_type == "image/png"
+    assert body.startswith(PNG_MAGIC)
+
+
+async def test_payment_qr_makes_no_link_for_an_offline_bay(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, standin: RazorpayStandin
+) -> None:
+    hass.states.async_set(PLUG, STATE_UNAVAILABLE)
+    await _settle(hass)
+
+    status, _, _ = await _get_image(hass, hass_client)
+
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert standin.calls_to(*LINKS) == []
