@@ -123,7 +123,8 @@ class BayRunner:
             # Before listening: the bay's first report must be read against this session.
             self.driver.resume(session.session_id, session.until)
         await self.driver.async_setup()
-        if session is None:
+        # The bay's first report may already have settled it (an agent that ended it meanwhile).
+        if (session := self.session) is None:
             return
         if session.state is SessionState.ACTIVE and session.until is not None:
             if session.until <= now:
@@ -255,7 +256,8 @@ class BayRunner:
             if session.state is SessionState.ACTIVE and session.until is not None:
                 ran_out = session.until - now <= DEADLINE_SLACK_S
                 if ran_out or report.reason in ENDING_REASONS:
-                    await self._async_finish(session, report.reason or "deadline", send_off=False)
+                    reason = "deadline" if ran_out else str(report.reason)
+                    await self._async_finish(session, reason, send_off=False)
                     return
         self.async_write()
 
@@ -373,6 +375,8 @@ class BayRunner:
 
     async def _async_fail(self, session: SessionRecord, reason: str) -> None:
         """The session cannot run: make sure the bay stays off, record it, refund it."""
+        if not session.running:
+            return
         async with self.hub.lock:
             rules.fail(session, time.time(), reason)
             await self.hub.async_save()

@@ -304,7 +304,7 @@ async def test_deadline_passed_during_restart_closes_at_the_deadline(
     await hass.async_block_till_done()
 
     (row,) = await export_sessions(hass)
-    assert (row["state"], float(row["ended_at"])) == ("ended", until)
+    assert (row["state"], row["end_reason"], float(row["ended_at"])) == ("ended", "deadline", until)
     assert _plug(hass) == STATE_OFF
     assert [e.data["served_s"] for e in ended] == [PLAN_S]
     assert dt_util.utcnow().timestamp() > until

@@ -1,0 +1,401 @@
+"""Bays on an MQTT agent: HA's own MQTT integration, a real Mosquitto, a scripted agent.
+
+The scripted agent is a plain paho client in the test: it answers ``on`` commands with the
+state the contract describes, or stays silent, so each lifecycle path can be driven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncGenerator, Generator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from paho.mqtt.enums import CallbackAPIVersion
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
+
+from custom_components.qr_charging import bays
+from custom_components.qr_charging.const import (
+    DOMAIN,
+    EVENT_REFUND,
+    EVENT_SESSION_ENDED,
+    EVENT_SESSION_FAILED,
+    EVENT_SESSION_STARTED,
+)
+from tests.mosquitto import Broker
+
+from .conftest import BAY_SUBENTRY, PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, entry_data
+from .helpers import create_link, export_sessions
+from .razorpay_standin import RazorpayStandin
+
+NODE = "kiosk-1"
+SET = f"qr_charging/{NODE}/bay-1/set"
+STATE = f"qr_charging/{NODE}/bay-1/state"
+PLAN_S = 1800
+
+
+class ScriptedAgent:
+    """Plays the Pi: retained availability, config and state; answers ``on`` when told to."""
+
+    def __init__(self, port: int) -> None:
+        self.answer = True
+        self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
+        self._cond = threading.Condition()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
+        self.client.will_set(f"qr_charging/{NODE}/availability", "offline", qos=1, retain=True)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(SET, qos=1)
+        assert subscribed.wait(5)
+        self.publish(f"qr_charging/{NODE}/availability", "online")
+        self.publish(
+            f"qr_charging/{NODE}/config",
+            json.dumps(
+                {
+                    "node": NODE,
+                    "name": "Kiosk 1",
+                    "sw_version": "0.1.0",
+                    "bays": [{"id": "bay-1", "name": "Bay 1"}],
+                    "max_session_s": 14400,
+                }
+            ),
+        )
+        self.report(None, None, "boot")
+
+    def publish(self, topic: str, payload: str, *, wait: bool = True) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        if wait:  # never from paho's own thread: it would wait on itself
+            info.wait_for_publish(5)
+
+    def report(
+        self, session: str | None, until: float | None, reason: str, *, wait: bool = True
+    ) -> None:
+        """Publish the bay's state as the real agent does (retained)."""
+        on = session is not None
+        self.publish(
+            STATE,
+            json.dumps(
+                {
+                    "state": "ON" if on else "OFF",
+                    "session": session,
+                    "until": until,
+                    "remaining": max(until - time.time(), 0) if until else 0,
+                    "reason": reason,
+                }
+            ),
+            wait=wait,
+        )
+
+    def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
+        text = msg.payload.decode()
+        try:
+            command: dict[str, Any] | str = json.loads(text)
+        except ValueError:
+            command = text
+        with self._cond:
+            self.commands.append((command, bool(msg.retain), msg.qos))
+            self._cond.notify_all()
+        if self.answer and isinstance(command, dict) and command.get("action") == "on":
+            self.report(command["session"], command["until"], "command", wait=False)
+        elif isinstance(command, dict) and command.get("action") == "off":
+            self.report(None, None, "off_command", wait=False)
+
+    async def wait_command(self, count: int, within: float = 10) -> dict[str, Any] | str:
+        """The ``count``-th command HA has sent (1-based)."""
+
+        def _wait() -> dict[str, Any] | str:
+            with self._cond:
+                assert self._cond.wait_for(lambda: len(self.commands) >= count, within), (
+                    f"HA sent {len(self.commands)} commands: {self.commands}"
+                )
+                return self.commands[count - 1][0]
+
+        return await asyncio.get_running_loop().run_in_executor(None, _wait)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
+    server = Broker(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant, broker: Broker, tmp_path: Path
+) -> AsyncGenerator[MockConfigEntry]:
+    """HA's MQTT integration connected to the broker."""
+    # HA's MQTT reads configuration.yaml from the config dir at setup.
+    (tmp_path / "configuration.yaml").write_text("")
+    hass.config.config_dir = str(tmp_path)
+    entry = MockConfigEntry(domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Generator[ScriptedAgent]:
+    scripted = ScriptedAgent(broker.port)
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+async def mqtt_bay_entry(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    mqtt_entry: MockConfigEntry,
+    agent: ScriptedAgent,
+) -> MockConfigEntry:
+    """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
+    bay = {
+        **BAY_SUBENTRY,
+        "data": {
+            **BAY_SUBENTRY["data"],
+            "driver": "mqtt",
+            "node": NODE,
+            "agent_bay": "bay-1",
+            "switch_entity": None,
+        },
+    }
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        options={"ack_timeout": 1, "auto_refund": True},
+        subentries_data=[PLAN_SUBENTRY, bay],
+    )
+    entry.add_to_hass(hass)
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await _until(hass, lambda: entry.runtime_data.runners["bay-1"].driver.online)
+    return entry
+
+
+async def _until(hass: HomeAssistant, check: Any, within: float = 10) -> None:
+    """Wait for something that crosses the broker (real sockets, real time)."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+        await hass.async_block_till_done()
+
+
+async def _session_state(hass: HomeAssistant) -> str:
+    rows = await export_sessions(hass)
+    return rows[-1]["state"] if rows else ""
+
+
+async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook) -> Any:
+    link = await create_link(hass)
+    paid = standin.pay_link(link["id"])
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    return paid
+
+
+def _refunds(standin: RazorpayStandin, payment_id: str) -> list[int]:
+    return [c.json["amount"] for c in standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")]
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_acknowledged_session_runs_and_ends(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    before = time.time()
+    await _pay(hass, standin, post_webhook)
+
+    command = await agent.wait_command(1)
+    assert isinstance(command, dict)
+    assert set(command) == {"action", "session", "until", "duration", "sent"}
+    assert command["action"] == "on"
+    assert command["duration"] == PLAN_S
+    assert before <= command["sent"] <= time.time()
+    assert command["until"] == pytest.approx(command["sent"] + PLAN_S)
+    # Commands are never retained and go with QoS 1.
+    assert agent.commands[0][1:] == (False, 1)
+
+    await _until(hass, lambda: len(started) == 1)
+    assert await _session_state(hass) == "active"
+
+    agent.report(None, None, "deadline")
+    await _until(hass, lambda: len(ended) == 1)
+    assert ended[0].data["reason"] == "deadline"
+    assert await _session_state(hass) == "ended"
+
+
+async def test_no_acknowledgement_fails_refunds_and_cancels(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    agent.answer = False
+    paid = await _pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+
+    # The acknowledgement time is 1 s in this entry's options.
+    await _until(hass, lambda: len(failed) == 1)
+    assert failed[0].data["reason"] == "no_acknowledgement"
+    assert await agent.wait_command(2) == {"action": "off", "session": on["session"]}
+    await _until(hass, lambda: len(refunds) == 1)
+    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert await _session_state(hass) == "refunded"
+    assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
+
+    # The agent acts on the "on" late: HA cuts the unpaid power again.
+    agent.report(on["session"], on["until"], "command")
+    assert await agent.wait_command(3) == {"action": "off", "session": on["session"]}
+    assert await _session_state(hass) == "refunded"
+
+
+async def test_agent_offline_at_payment_refunds(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    agent.publish(f"qr_charging/{NODE}/availability", "offline")
+    runner = mqtt_bay_entry.runtime_data.runners["bay-1"]
+    await _until(hass, lambda: not runner.driver.online)
+
+    paid = await _pay(hass, standin, post_webhook)
+
+    await _until(hass, lambda: len(failed) == 1)
+    assert failed[0].data["reason"] == "bay_offline"
+    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    # No "on" was ever sent; only the "off" that marks the session cancelled on the agent.
+    command = await agent.wait_command(1)
+    assert isinstance(command, dict)
+    assert command["action"] == "off"
+    assert all(isinstance(c, dict) and c.get("action") != "on" for c, _, _ in agent.commands)
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_top_up_extends_on_the_agent(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    await _pay(hass, standin, post_webhook)
+    first = await agent.wait_command(1)
+    await _until(hass, lambda: len(started) == 1)
+    await _pay(hass, standin, post_webhook)
+    second = await agent.wait_command(2)
+
+    assert isinstance(first, dict)
+    assert isinstance(second, dict)
+    assert second["session"] == first["session"]
+    assert second["until"] == pytest.approx(first["until"] + PLAN_S)
+    (row,) = await export_sessions(hass)
+    assert (row["seconds"], row["paid_paise"]) == (str(2 * PLAN_S), str(2 * PLAN_PRICE))
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_stop_with_prorata_refund(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    paid = await _pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    await _until(hass, lambda: len(started) == 1)
+
+    response = await hass.services.async_call(
+        DOMAIN,
+        "stop_session",
+        {"bay": "bay-1", "refund": "prorata"},
+        blocking=True,
+        return_response=True,
+    )
+
+    assert await agent.wait_command(2) == {"action": "off", "session": on["session"]}
+    assert response is not None
+    # Stopped within seconds of the start: almost all of it comes back, never more.
+    assert PLAN_PRICE - 20 <= int(response["refunded"]) < PLAN_PRICE
+    assert _refunds(standin, paid.payment_id) == [response["refunded"]]
+
+
+async def test_restart_mid_session_resyncs_from_retained_state(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    await _pay(hass, standin, post_webhook)
+    await agent.wait_command(1)
+    await _until(hass, lambda: len(started) == 1)
+
+    assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
+    assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
+    runner = mqtt_bay_entry.runtime_data.runners["bay-1"]
+    await _until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
+
+    assert await _session_state(hass) == "active"
+    assert runner.status == "charging"
+    # Nothing was sent to the agent on restart: the session simply goes on.
+    await asyncio.sleep(0.3)
+    assert len(agent.commands) == 1
+
+
+async def test_deadline_passed_during_restart(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    await _pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    await _until(hass, lambda: len(started) == 1)
+
+    assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
+    # HA is down past the deadline; the agent switched off by itself meanwhile.
+    agent.report(None, None, "deadline")
+    # Forty minutes cannot pass here, and freezing time would stall the real broker link:
+    # only the bays' clock jumps (our code reads it as bays.time.time()).
+    later = time.time() + PLAN_S + 600
+    monkeypatch.setattr(bays, "time", SimpleNamespace(time=lambda: later))
+    assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
+    await _until(hass, lambda: len(ended) == 1)
+
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "ended"
+    assert float(row["ended_at"]) == pytest.approx(on["until"])
