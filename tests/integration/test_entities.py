@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from http import HTTPStatus
+from pathlib import Path
+from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
@@ -13,16 +18,21 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_mqtt_message,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    MqttMockHAClient,
+)
 
 from custom_components.qr_charging.const import DOMAIN
 
-from .conftest import PLUG, PostWebhook
+from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, PLUG, PostWebhook, entry_data, setup_plug
 from .helpers import create_link
 from .razorpay_standin import RazorpayStandin
-
-pytestmark = pytest.mark.usefixtures("loaded_entry")
 
 LINKS = ("POST", "/v1/payment_links")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -120,6 +130,7 @@ async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockCo
     assert {e.config_subentry_id for e in entities} == {bay_subentry.subentry_id}
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_paid_session_then_its_end(
     hass: HomeAssistant,
     standin: RazorpayStandin,
@@ -162,6 +173,7 @@ async def test_paid_session_then_its_end(
     assert hass.states.get(remaining).last_reported == written  # type: ignore[union-attr]
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> None:
     switch = entity_id(hass, "switch", "charging")
 
@@ -190,6 +202,7 @@ async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> N
     assert state(hass, "switch", "charging") == STATE_OFF
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_turning_off_a_paid_session_refunds_the_unserved_share(
     hass: HomeAssistant,
     standin: RazorpayStandin,
@@ -210,6 +223,7 @@ async def test_turning_off_a_paid_session_refunds_the_unserved_share(
     assert float(state(hass, "sensor", "revenue")) == pytest.approx(10.0, abs=0.01)
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_plug_dropping_off_makes_the_bay_unavailable(hass: HomeAssistant) -> None:
     hass.states.async_set(PLUG, STATE_UNAVAILABLE)
     await _settle(hass)
@@ -238,6 +252,7 @@ async def _get_image(
     return response.status, response.content_type, await response.read()
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_payment_qr_reuses_its_link_until_paid(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -277,6 +292,7 @@ async def test_payment_qr_reuses_its_link_until_paid(
     assert len(standin.calls_to(*LINKS)) == 2
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_payment_qr_renews_a_link_about_to_expire(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -298,6 +314,7 @@ async def test_payment_qr_renews_a_link_about_to_expire(
     assert len(standin.calls_to(*LINKS)) == 2
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_payment_qr_survives_razorpay_errors(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, standin: RazorpayStandin
 ) -> None:
@@ -313,6 +330,7 @@ async def test_payment_qr_survives_razorpay_errors(
     assert body.startswith(PNG_MAGIC)
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_payment_qr_makes_no_link_for_an_offline_bay(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, standin: RazorpayStandin
 ) -> None:
@@ -323,3 +341,104 @@ async def test_payment_qr_makes_no_link_for_an_offline_bay(
 
     assert status == HTTPStatus.INTERNAL_SERVER_ERROR
     assert standin.calls_to(*LINKS) == []
+
+
+NODE = "kiosk-1"
+
+
+@pytest.fixture
+async def mqtt_bay_entry(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, standin: RazorpayStandin
+) -> AsyncGenerator[MockConfigEntry]:
+    """The account with bay-1 on a pi-mqtt-relay agent (HA's MQTT client mocked)."""
+    bay = BAY_SUBENTRY | {
+        "data": BAY_SUBENTRY["data"]
+        | {"driver": "mqtt", "node": NODE, "agent_bay": "bay-1", "switch_entity": None}
+    }
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, bay],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    for loaded in hass.config_entries.async_entries():
+        await hass.config_entries.async_unload(loaded.entry_id)
+    await hass.async_block_till_done()
+
+
+# HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_bay_device_hangs_off_its_agent(
+    hass: HomeAssistant, mqtt_bay_entry: MockConfigEntry
+) -> None:
+    devices = dr.async_get(hass)
+    by_model = {
+        d.model: d for d in dr.async_entries_for_config_entry(devices, mqtt_bay_entry.entry_id)
+    }
+    agent, bay = by_model["pi-mqtt-relay"], by_model["Charging bay"]
+    assert (DOMAIN, f"agent-{NODE}") in agent.identifiers
+    assert (agent.name, agent.manufacturer, agent.sw_version) == (NODE, "qr_charging", None)
+    assert bay.via_device_id == agent.id
+    assert bay.name == "Bay 1"
+
+    # No word from the agent yet: only the status and the connectivity say anything.
+    assert state(hass, "sensor", "status") == "offline"
+    assert state(hass, "binary_sensor", "agent") == STATE_OFF
+    assert state(hass, "switch", "charging") == STATE_UNAVAILABLE
+    assert state(hass, "image", "payment_qr") == STATE_UNAVAILABLE
+
+    async_fire_mqtt_message(hass, f"qr_charging/{NODE}/availability", "online", retain=True)
+    config = {"node": NODE, "name": "Kiosk 1", "sw_version": "1.4.0", "bays": [{"id": "bay-1"}]}
+    async_fire_mqtt_message(hass, f"qr_charging/{NODE}/config", json.dumps(config), retain=True)
+    await _settle(hass)
+
+    assert state(hass, "binary_sensor", "agent") == STATE_ON
+    assert state(hass, "sensor", "status") == "idle"
+    assert state(hass, "switch", "charging") == STATE_OFF
+    agent = devices.async_get(agent.id)  # type: ignore[assignment]
+    assert agent is not None
+    assert (agent.name, agent.sw_version) == ("Kiosk 1", "1.4.0")
+    assert devices.async_get(bay.id).via_device_id == agent.id  # type: ignore[union-attr]
+
+    async_fire_mqtt_message(hass, f"qr_charging/{NODE}/availability", "offline")
+    await _settle(hass)
+    assert state(hass, "binary_sensor", "agent") == STATE_OFF
+    assert state(hass, "sensor", "status") == "offline"
+    assert state(hass, "sensor", "revenue") == STATE_UNAVAILABLE
+
+
+TRANSLATIONS = Path(__file__).parents[2] / "custom_components/qr_charging/translations"
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else key
+        out |= _flat(value, path) if isinstance(value, dict) else {path: value}
+    return out
+
+
+def test_hindi_covers_every_string() -> None:
+    english = _flat(json.loads((TRANSLATIONS.parent / "strings.json").read_text("utf-8")))
+    hindi = _flat(json.loads((TRANSLATIONS / "hi.json").read_text("utf-8")))
+    assert sorted(hindi) == sorted(english)
+    placeholders = re.compile(r"\{(\w+)\}")
+    for key, text in english.items():
+        assert set(placeholders.findall(hindi[key])) == set(placeholders.findall(text)), key
+
+
+async def test_entity_names_in_hindi(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
+    hass.config.language = "hi"
+    await setup_plug(hass)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    status = hass.states.get(entity_id(hass, "sensor", "status"))
+    assert status is not None
+    assert status.attributes["friendly_name"] == "Bay 1 स्थिति"
