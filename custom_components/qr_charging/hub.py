@@ -14,7 +14,6 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.storage import Store
 from homeassistant.util.ulid import ulid_now
 
 from .bays import BayRunner
@@ -40,7 +39,6 @@ from .const import (
     LINK_LIFETIME_S,
     LOGGER,
     RECONCILE_WINDOW_S,
-    STORAGE_VERSION,
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
 )
@@ -55,6 +53,7 @@ from .ledger import (
     SessionRecord,
     SessionState,
 )
+from .ledger_file import LedgerFile
 from .razorpay_api import (
     RazorpayApi,
     RazorpayAuthError,
@@ -130,9 +129,7 @@ class QrChargingHub:
         self.plans = plans_of(entry)
         self.bays = bays_of(entry)
         self.ledger = Ledger()
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.ledger", atomic_writes=True
-        )
+        self._file = LedgerFile(hass, entry.entry_id)
         # One lock for every change to the ledger: concurrent deliveries of one payment must
         # see each other's effect, and each answer waits until its change is on disk.
         self.lock = asyncio.Lock()
@@ -144,16 +141,12 @@ class QrChargingHub:
 
     async def async_load(self) -> None:
         """Read the ledger from disk."""
-        if (data := await self._store.async_load()) is not None:
-            self.ledger = Ledger.from_dict(data)
+        if (ledger := await self._file.async_load()) is not None:
+            self.ledger = ledger
 
     async def async_save(self) -> None:
         """Write the ledger now (atomic rename), before anyone is told of the change."""
-        await self._store.async_save(self.ledger.as_dict())
-
-    async def async_remove(self) -> None:
-        """Delete the ledger file when the entry is removed."""
-        await self._store.async_remove()
+        await self._file.async_save(self.ledger)
 
     async def async_setup_bays(self) -> None:
         """Start a runner per bay; each resumes what the ledger says its bay was doing."""

@@ -189,6 +189,16 @@ class Ledger:
             "events": {k: list(v) for k, v in self.events.items()},
         }
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, for a serialiser that reads dataclasses (orjson); serialise it at once."""
+        return {
+            "links": list(self.links.values()),
+            "payments": list(self.payments.values()),
+            "sessions": list(self.sessions.values()),
+            "refunds": list(self.refunds.values()),
+            "events": self.events,
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ledger:
         """Rebuild a ledger from ``as_dict()`` output."""

@@ -37,14 +37,14 @@ async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: Post
     paid = standin.pay_link((await create_link(hass))["id"])
     response = await post_webhook(paid.payment_link_paid())
     assert response.status == 200
-    await hass.async_block_till_done()
+    await _settle(hass)
     return paid
 
 
 async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
     freezer.tick(timedelta(seconds=seconds))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await _settle(hass)
 
 
 async def _settle(hass: HomeAssistant) -> None:
@@ -276,7 +276,7 @@ async def test_restart_mid_session_keeps_the_true_deadline(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await _tick(hass, freezer, 60)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await _settle(hass)
 
     assert _plug(hass) == STATE_ON
     (row,) = await export_sessions(hass)
@@ -301,7 +301,7 @@ async def test_deadline_passed_during_restart_closes_at_the_deadline(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await _tick(hass, freezer, PLAN_S + 3600)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await _settle(hass)
 
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"], float(row["ended_at"])) == ("ended", "deadline", until)
