@@ -11,6 +11,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
+from .devices import async_register_devices
 from .hub import QrChargingConfigEntry, QrChargingHub
 from .razorpay_webhook import register_webhook
 from .services import async_setup_services
@@ -33,6 +34,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
     entry.runtime_data = hub
     entry.async_on_unload(hub.api.close)
     await hub.async_setup_bays()
+    await async_register_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(
         register_webhook(hass, hub, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_WEBHOOK_SECRET])

@@ -24,7 +24,6 @@ from .catalog import Bay
 from .const import (
     DOMAIN,
     EVENT_SESSION_ENDED,
-    EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
     LOGGER,
 )
@@ -34,9 +33,10 @@ from .ledger import SessionRecord, SessionState
 if TYPE_CHECKING:
     from .hub import QrChargingHub
 
-# Agent reasons after which an "OFF" really ends the session it names; others (boot, shutdown)
-# are passing, and the agent resumes the session from its own disk.
-ENDING_REASONS = frozenset({"deadline", "off_command"})
+# Reasons of an "OFF" that HA did not order, while a session runs: the power was cut (an "off"
+# from elsewhere, a plug switched by hand). Others (boot, shutdown) are passing: the agent resumes
+# the session from its own disk.
+CUT_REASONS = frozenset({"off_command", "switch"})
 # A session whose deadline is this close when the bay reports it off has simply run out.
 DEADLINE_SLACK_S = 2.0
 
@@ -81,6 +81,8 @@ class BayRunner:
         self.last_report: BayReport | None = None
         self._ack_timer: CALLBACK_TYPE | None = None
         self._deadline_timer: CALLBACK_TYPE | None = None
+        # Set at unload: a start still in flight then leaves the session to the next setup.
+        self._unloaded = False
 
     # -- state for the entities ----------------------------------------------------------------
 
@@ -141,10 +143,12 @@ class BayRunner:
 
     async def async_unload(self) -> None:
         """Stop timers and listening; sessions go on and resume at the next setup."""
-        self._cancel_timers()
+        self._unloaded = True
+        self.cancel_timers()
         await self.driver.async_unload()
 
-    def _cancel_timers(self) -> None:
+    def cancel_timers(self) -> None:
+        """Drop pending timers (the ledger keeps the deadlines; setup schedules them again)."""
         for timer in (self._ack_timer, self._deadline_timer):
             if timer is not None:
                 timer()
@@ -154,6 +158,8 @@ class BayRunner:
 
     async def async_handle_paid(self, session: SessionRecord) -> None:
         """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
+        if self._unloaded:
+            return
         now = time.time()
         running = self.hub.ledger.running_session(self.bay.bay_id, besides=session.session_id)
         decision = rules.decide_paid(
@@ -169,7 +175,7 @@ class BayRunner:
         elif decision is rules.PaidDecision.TOP_UP:
             assert running is not None
             async with self.hub.lock:
-                command = rules.top_up(self.hub.ledger, running, session)
+                command = rules.top_up(self.hub.ledger, running, session, now)
                 await self.hub.async_save()
             self._schedule_deadline(running)
             self.async_write()
@@ -254,10 +260,15 @@ class BayRunner:
                 await self._async_fail(session, report.reason or "rejected")
                 return
             if session.state is SessionState.ACTIVE and session.until is not None:
-                ran_out = session.until - now <= DEADLINE_SLACK_S
-                if ran_out or report.reason in ENDING_REASONS:
-                    reason = "deadline" if ran_out else str(report.reason)
-                    await self._async_finish(session, reason, send_off=False)
+                if session.until - now <= DEADLINE_SLACK_S or report.reason == "deadline":
+                    await self._async_finish(session, "deadline", send_off=False)
+                    return
+                if report.reason in CUT_REASONS:
+                    # Every paid paisa is powered time or a refund: give back what was not served.
+                    unserved = rules.unserved_paise(session, now)
+                    await self._async_finish(session, "power_cut", send_off=False)
+                    if unserved and self.hub.auto_refund:
+                        await self.hub.async_refund_session(session, unserved, "power_cut")
                     return
         self.async_write()
 
@@ -285,6 +296,8 @@ class BayRunner:
     # -- timers --------------------------------------------------------------------------------
 
     def _schedule_ack(self, session: SessionRecord) -> None:
+        if self._unloaded:
+            return
         if self._ack_timer is not None:
             self._ack_timer()
 
@@ -297,6 +310,8 @@ class BayRunner:
         self._ack_timer = async_call_later(self.hass, self.hub.ack_timeout_s, _expired)
 
     def _schedule_deadline(self, session: SessionRecord) -> None:
+        if self._unloaded:
+            return
         if self._deadline_timer is not None:
             self._deadline_timer()
         assert session.until is not None
@@ -319,7 +334,7 @@ class BayRunner:
         async with self.hub.lock:
             rules.finish(session, time.time(), reason)
             await self.hub.async_save()
-        self._cancel_timers()
+        self.cancel_timers()
         if send_off:
             await self._async_send_off(session.session_id)
         served = (session.ended_at or 0) - (session.started_at or session.created_at)
@@ -363,10 +378,10 @@ class BayRunner:
             async with self.hub.lock:
                 rules.fail(session, now, "stopped")
                 await self.hub.async_save()
-            self._cancel_timers()
+            self.cancel_timers()
             await self._async_send_off(session.session_id)
             self.async_write()
-        refunded = await self._async_refund(session, amount, f"stopped_{mode.value}")
+        refunded = await self.hub.async_refund_session(session, amount, f"stopped_{mode.value}")
         return {
             "session_id": session.session_id,
             "refunded": refunded,
@@ -374,52 +389,12 @@ class BayRunner:
         }
 
     async def _async_fail(self, session: SessionRecord, reason: str) -> None:
-        """The session cannot run: make sure the bay stays off, record it, refund it."""
+        """The session cannot run: make sure the bay stays off, then fail and refund it."""
         if not session.running:
             return
-        async with self.hub.lock:
-            rules.fail(session, time.time(), reason)
-            await self.hub.async_save()
-        self._cancel_timers()
+        self.cancel_timers()
+        self.fault = reason
         # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
         await self._async_send_off(session.session_id)
-        self.fault = reason
-        self.hass.bus.async_fire(
-            EVENT_SESSION_FAILED,
-            {
-                "entry_id": self.hub.entry.entry_id,
-                "bay": self.bay.bay_id,
-                "session_id": session.session_id,
-                "reason": reason,
-                "payment_ids": list(session.payment_ids),
-            },
-        )
-        if session.payment_ids and self.hub.auto_refund:
-            await self._async_refund(session, rules.refundable_of(self.hub.ledger, session), reason)
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            f"start_failed_{self.bay.bay_id}",
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="start_failed",
-            translation_placeholders={
-                "bay": self.bay.name,
-                "reason": reason,
-                "session_id": session.session_id,
-                "refund": "yes" if session.state is SessionState.REFUNDED else "no",
-            },
-        )
+        await self.hub.async_fail_session(session, reason)
         self.async_write()
-
-    async def _async_refund(self, session: SessionRecord, amount: int, reason: str) -> int:
-        """Refund ``amount`` over the session's payments; return what was asked of Razorpay."""
-        asked = 0
-        for payment_id, part in rules.refund_plan(self.hub.ledger, session, amount):
-            await self.hub.async_refund(payment_id, part, reason, session.session_id)
-            asked += part
-        if session.state is SessionState.FAILED and rules.is_refunded(self.hub.ledger, session):
-            async with self.hub.lock:
-                session.state = SessionState.REFUNDED
-                await self.hub.async_save()
-        return asked

@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bays import BayRunner
-from .devices import async_register_devices, async_update_agent_device
+from .devices import async_update_agent_device
 from .drivers.base import AgentInfo
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
@@ -33,7 +33,6 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the connectivity sensor of every bay."""
-    await async_register_devices(hass, entry)
     add_bay_entities(
         entry, async_add_entities, lambda runner: [QrChargingAgentConnectivity(runner, AGENT)]
     )

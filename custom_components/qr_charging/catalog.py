@@ -124,6 +124,8 @@ def make_bay(
     if not set(codes) <= set(known_plans):
         raise CatalogError("plans", "unknown_plan")
     if driver == DRIVER_MQTT:
+        if not ID_PATTERN.fullmatch(prefix):
+            raise CatalogError("prefix", "invalid_id")
         if not node or not ID_PATTERN.fullmatch(node):
             raise CatalogError("node", "invalid_id")
         if agent_bay is not None and not ID_PATTERN.fullmatch(agent_bay):

@@ -182,7 +182,8 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             data[CONF_CLOUDHOOK] = True
         else:
             try:
-                url = webhook.async_generate_url(self.hass, webhook_id)
+                # Razorpay calls from the internet: an internal address would never be reached.
+                url = webhook.async_generate_url(self.hass, webhook_id, allow_internal=False)
             except NoURLAvailableError:
                 url = webhook.async_generate_path(webhook_id)
             data[CONF_CLOUDHOOK] = False
@@ -238,12 +239,28 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         taken = set(bays_of(account))
         plans = list(plans_of(account))
+        bays = []
         for agent_bay, bay_name in self._agent_bays:
             bay_id = agent_bay if agent_bay not in taken else f"{node}-{agent_bay}"
             taken.add(bay_id)
-            bay = make_bay(
-                bay_id, bay_name, plans, plans, node=node, agent_bay=agent_bay, prefix=prefix
-            )
+            try:
+                bays.append(
+                    make_bay(
+                        bay_id,
+                        bay_name,
+                        plans,
+                        plans,
+                        node=node,
+                        agent_bay=agent_bay,
+                        prefix=prefix,
+                    )
+                )
+            except CatalogError:
+                # e.g. "<node>-<bay>" longer than an id may be: add it by hand instead.
+                return self.async_abort(
+                    reason="bay_id_conflict", description_placeholders={"bay": bay_id}
+                )
+        for bay in bays:
             self.hass.config_entries.async_add_subentry(
                 account,
                 ConfigSubentry(
@@ -480,6 +497,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         )
         fields[vol.Optional(CONF_NODE)] = _TEXT
         fields[vol.Optional(CONF_AGENT_BAY)] = _TEXT
+        fields[vol.Required(CONF_PREFIX, default=DEFAULT_PREFIX)] = _TEXT
         fields[vol.Optional(CONF_SWITCH_ENTITY)] = selector.EntitySelector(
             selector.EntitySelectorConfig(domain="switch")
         )
@@ -499,7 +517,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             driver=user_input[CONF_DRIVER],
             node=(user_input.get(CONF_NODE) or "").strip() or None,
             agent_bay=(user_input.get(CONF_AGENT_BAY) or "").strip() or None,
-            prefix=user_input.get(CONF_PREFIX, DEFAULT_PREFIX),
+            prefix=(user_input.get(CONF_PREFIX) or DEFAULT_PREFIX).strip(),
             switch_entity=user_input.get(CONF_SWITCH_ENTITY) or None,
             default_minutes=_whole_minutes(CONF_DEFAULT_MINUTES, user_input[CONF_DEFAULT_MINUTES]),
             max_minutes=_whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),

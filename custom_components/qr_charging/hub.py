@@ -11,7 +11,8 @@ from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.ulid import ulid_now
@@ -59,9 +60,10 @@ from .razorpay_api import (
     RazorpayAuthError,
     RazorpayConnectionError,
     RazorpayError,
+    RazorpayRequestError,
 )
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
-from .session_rules import fail, refund_plan, refundable_of
+from .session_rules import fail, is_refunded, refund_plan, refundable_of
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -158,6 +160,16 @@ class QrChargingHub:
             if session.running and session.bay_id not in self.runners:
                 await self._async_orphan(session)
 
+        @callback
+        def _stopping(_event: Event) -> None:
+            # HA stops without unloading entries; deadlines live on in the ledger and the agents.
+            for runner in self.runners.values():
+                runner.cancel_timers()
+
+        self.entry.async_on_unload(
+            self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stopping)
+        )
+
     async def async_unload_bays(self) -> None:
         """Stop every runner (sessions go on; the next setup resumes them)."""
         for runner in self.runners.values():
@@ -176,13 +188,70 @@ class QrChargingHub:
 
     async def _async_orphan(self, session: SessionRecord) -> None:
         """A session for a bay that no longer exists: it cannot run, so it is refunded."""
+        await self.async_fail_session(session, "unknown_bay")
+
+    async def async_fail_session(
+        self, session: SessionRecord, reason: str, detail: str | None = None
+    ) -> None:
+        """The one way a session fails: recorded, announced, refunded (by default), repaired."""
+        if not session.running:
+            return
         async with self.lock:
-            fail(session, time.time(), "unknown_bay")
+            fail(session, time.time(), reason)
             await self.async_save()
-        for payment_id, amount in refund_plan(
-            self.ledger, session, refundable_of(self.ledger, session)
-        ):
-            await self.async_refund(payment_id, amount, "unknown_bay", session.session_id)
+        self._fire_failed(
+            session.bay_id, session.session_id, list(session.payment_ids), reason, detail
+        )
+        if session.payment_ids and self.auto_refund:
+            await self.async_refund_session(session, refundable_of(self.ledger, session), reason)
+        bay = self.bays.get(session.bay_id)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            f"start_failed_{session.bay_id}",
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="start_failed",
+            translation_placeholders={
+                "bay": bay.name if bay else session.bay_id,
+                "reason": reason,
+                "session_id": session.session_id,
+                "refund": "yes" if session.state is SessionState.REFUNDED else "no",
+            },
+        )
+
+    @callback
+    def _fire_failed(
+        self,
+        bay_id: str | None,
+        session_id: str | None,
+        payment_ids: list[str],
+        reason: str,
+        detail: str | None = None,
+    ) -> None:
+        self.hass.bus.async_fire(
+            EVENT_SESSION_FAILED,
+            {
+                "entry_id": self.entry.entry_id,
+                "bay": bay_id,
+                "session_id": session_id,
+                "payment_ids": payment_ids,
+                "reason": reason,
+                "detail": detail,
+            },
+        )
+
+    async def async_refund_session(self, session: SessionRecord, amount: int, reason: str) -> int:
+        """Refund ``amount`` over a session's payments, newest first; return what was asked."""
+        asked = 0
+        for payment_id, part in refund_plan(self.ledger, session, amount):
+            await self.async_refund(payment_id, part, reason, session.session_id)
+            asked += part
+        if session.state is SessionState.FAILED and is_refunded(self.ledger, session):
+            async with self.lock:
+                session.state = SessionState.REFUNDED
+                await self.async_save()
+        return asked
 
     # -- Razorpay calls ----------------------------------------------------------------------
 
@@ -269,6 +338,7 @@ class QrChargingHub:
             if self.ledger.seen_event(event_id):
                 return "duplicate_delivery"
             result: PaymentResult | None = None
+            settled: RefundRecord | None = None
             outcome = "ignored"
             now = time.time()
             if event.payment is not None:
@@ -277,6 +347,7 @@ class QrChargingHub:
             elif event.refund is not None:
                 refund = self.ledger.apply_refund(event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
+                settled = refund
             elif event.link_id is not None and event.link_status:
                 changed = self.ledger.close_link(event.link_id, event.link_status)
                 outcome = f"link_{event.link_status}" if changed else "ignored"
@@ -285,6 +356,8 @@ class QrChargingHub:
             await self.async_save()
         if result is not None:
             self._announce_payment(result)
+        if settled is not None:
+            self._refund_settled(settled)
         return outcome
 
     async def async_note_unusable(self, event_id: str, reason: str) -> str:
@@ -338,16 +411,12 @@ class QrChargingHub:
                     "bay": payment.bay_id or "",
                 },
             )
-            self.hass.bus.async_fire(
-                EVENT_SESSION_FAILED,
-                {
-                    "entry_id": self.entry.entry_id,
-                    "bay": payment.bay_id,
-                    "payment_id": payment.payment_id,
-                    "session_id": result.link.reference_id if result.link else None,
-                    "reason": "payment_mismatch",
-                    "detail": payment.problem,
-                },
+            self._fire_failed(
+                payment.bay_id,
+                result.link.reference_id if result.link else None,
+                [payment.payment_id],
+                "payment_mismatch",
+                payment.problem,
             )
 
     # -- refunds -----------------------------------------------------------------------------
@@ -386,7 +455,7 @@ class QrChargingHub:
         return refund
 
     async def async_send_refund(self, refund: RefundRecord) -> None:
-        """Ask Razorpay for a recorded refund; a failure leaves it for the next reconcile."""
+        """Ask Razorpay for a recorded refund; a passing failure waits for the next reconcile."""
         try:
             answer = await self.call(
                 self.api.refund,
@@ -396,16 +465,45 @@ class QrChargingHub:
                 notes={"reason": refund.reason, NOTE_SESSION: refund.session_id or ""},
             )
         except HomeAssistantError as err:
-            LOGGER.warning("Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err)
+            if not _refused_for_good(err):
+                LOGGER.warning(
+                    "Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err
+                )
+                return
+            async with self.lock:
+                refund.state = RefundState.FAILED
+                await self.async_save()
+            self._refund_settled(refund, str(err.__cause__))
             return
         async with self.lock:
             refund.refund_id = answer.get("id")
-            refund.state = (
-                RefundState.PROCESSED
-                if answer.get("status") == "processed"
-                else RefundState.PENDING
-            )
+            processed = answer.get("status") == "processed"
+            refund.state = RefundState.PROCESSED if processed else RefundState.PENDING
             await self.async_save()
+        self._refund_settled(refund)
+
+    @callback
+    def _refund_settled(self, refund: RefundRecord, problem: str | None = None) -> None:
+        """Tell of a refund's new state; a failed one needs the owner, a full one ends attention."""
+        if refund.state is RefundState.FAILED:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"refund_failed_{refund.key}",
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="refund_failed",
+                translation_placeholders={
+                    "payment_id": refund.payment_id,
+                    "amount": str(refund.amount),
+                    "problem": problem or "refund.failed",
+                },
+            )
+        elif self.ledger.refundable(refund.payment_id) == 0:
+            ir.async_delete_issue(self.hass, DOMAIN, f"payment_attention_{refund.payment_id}")
+        payment = self.ledger.payments.get(refund.payment_id)
+        if payment is not None and (runner := self.runners.get(payment.bay_id or "")):
+            runner.async_write()  # revenue changed
         self.hass.bus.async_fire(
             EVENT_REFUND,
             {
@@ -473,24 +571,19 @@ class QrChargingHub:
             return
         async with self.lock:
             result = self.ledger.apply_payment(notice, "reconcile", time.time())
-            if result.outcome is Outcome.NEW_SESSION and result.session is not None:
-                result.session.state = SessionState.FAILED
-                result.session.end_reason = "paid_too_late"
             await self.async_save()
         if result.outcome is Outcome.NEW_SESSION and result.session is not None:
-            self.hass.bus.async_fire(
-                EVENT_SESSION_FAILED,
-                {
-                    "entry_id": self.entry.entry_id,
-                    "bay": result.session.bay_id,
-                    "payment_id": notice.payment_id,
-                    "session_id": result.session.session_id,
-                    "reason": "paid_too_late",
-                },
-            )
-            await self.async_refund(
-                notice.payment_id, None, "paid_too_late", result.session.session_id
-            )
+            await self.async_fail_session(result.session, "paid_too_late")
 
 
 type QrChargingConfigEntry = ConfigEntry[QrChargingHub]
+
+
+def _refused_for_good(err: HomeAssistantError) -> bool:
+    """Razorpay answered 4xx: retrying the same refund cannot succeed."""
+    cause = err.__cause__
+    return (
+        isinstance(cause, RazorpayRequestError)
+        and cause.status is not None
+        and 400 <= cause.status < 500
+    )

@@ -21,7 +21,6 @@ from homeassistant.util import dt as dt_util
 
 from .bays import BayRunner
 from .const import LOGGER
-from .devices import async_register_devices
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 
@@ -41,7 +40,6 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the payment QR image of every bay."""
-    await async_register_devices(hass, entry)
     add_bay_entities(
         entry,
         async_add_entities,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -17,14 +16,12 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import UnitOfTime
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .bays import BayRunner, BayStatus
 from .catalog import CURRENCY
-from .const import EVENT_REFUND
-from .devices import async_register_devices
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 from .session_rules import remaining_s, revenue_paise, sessions_served
@@ -110,7 +107,6 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every bay."""
-    await async_register_devices(hass, entry)
     add_bay_entities(
         entry,
         async_add_entities,
@@ -168,28 +164,6 @@ class QrChargingTimeRemainingSensor(QrChargingSensor):
             self._unsub_tick = None
 
 
-class QrChargingRevenueSensor(QrChargingSensor):
-    """Revenue, which refunds lower: a refund is sent after the bay's own change is signalled."""
-
-    async def async_added_to_hass(self) -> None:
-        """Also follow this account's refunds."""
-        await super().async_added_to_hass()
-        entry_id = self.runner.hub.entry.entry_id
-
-        @callback
-        def _ours(event_data: Mapping[str, Any]) -> bool:
-            return bool(event_data.get("entry_id") == entry_id)
-
-        self.async_on_remove(
-            self.hass.bus.async_listen(EVENT_REFUND, self._refunded, event_filter=_ours)
-        )
-
-    @callback
-    def _refunded(self, _event: Event) -> None:
-        self.async_write_ha_state()
-
-
 _SENSOR_CLASSES: dict[str, type[QrChargingSensor]] = {
     TIME_REMAINING.key: QrChargingTimeRemainingSensor,
-    REVENUE.key: QrChargingRevenueSensor,
 }

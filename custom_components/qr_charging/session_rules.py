@@ -88,8 +88,12 @@ def confirm(session: SessionRecord, now: float, until: float | None) -> bool:
     return True
 
 
-def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord) -> OnCommand:
-    """Fold a new payment's session into the bay's running one; give the extending command."""
+def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord, now: float) -> OnCommand:
+    """Fold a new payment's session into the bay's running one; give the extending command.
+
+    Its ``duration`` is what is left from now, as for a first ``on``: the agent checks that
+    against its longest session, as ``decide_paid`` did with the same figure.
+    """
     assert running.until is not None
     running.seconds += new.seconds
     running.paid_paise += new.paid_paise
@@ -98,8 +102,7 @@ def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord) -> OnComm
     for payment_id in new.payment_ids:
         ledger.payments[payment_id].session_id = running.session_id
     del ledger.sessions[new.session_id]
-    started = running.started_at or running.created_at
-    return OnCommand(running.session_id, running.until, math.ceil(running.until - started), started)
+    return OnCommand(running.session_id, running.until, math.ceil(running.until - now), now)
 
 
 def finish(session: SessionRecord, now: float, reason: str) -> None:

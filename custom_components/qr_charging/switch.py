@@ -9,7 +9,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bays import RefundMode
-from .devices import async_register_devices
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 
@@ -24,7 +23,6 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the switch of every bay."""
-    await async_register_devices(hass, entry)
     add_bay_entities(entry, async_add_entities, lambda runner: [QrChargingSwitch(runner, CHARGING)])
 
 

@@ -168,4 +168,4 @@ async def test_reconcile_refunds_a_payment_found_too_late(
     (call,) = standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")
     assert call.json["amount"] == PLAN_PRICE
     (row,) = await export_sessions(hass)
-    assert (row["state"], row["refunded_paise"]) == ("failed", str(PLAN_PRICE))
+    assert (row["state"], row["refunded_paise"]) == ("refunded", str(PLAN_PRICE))

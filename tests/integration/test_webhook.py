@@ -205,8 +205,8 @@ async def test_wrong_amount_or_currency_starts_nothing_and_asks_for_attention(
     await hass.async_block_till_done()
     assert received == []
     assert await export_sessions(hass) == []
-    assert [(e.data["payment_id"], e.data["reason"]) for e in failed] == [
-        (paid.payment_id, "payment_mismatch")
+    assert [(e.data["payment_ids"], e.data["reason"]) for e in failed] == [
+        ([paid.payment_id], "payment_mismatch")
     ]
     assert problem in failed[0].data["detail"]
     issue = issue_registry.async_get_issue(DOMAIN, f"payment_attention_{paid.payment_id}")
