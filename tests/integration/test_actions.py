@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     async_capture_events,
@@ -169,3 +170,53 @@ async def test_reconcile_refunds_a_payment_found_too_late(
     assert call.json["amount"] == PLAN_PRICE
     (row,) = await export_sessions(hass)
     assert (row["state"], row["refunded_paise"]) == ("refunded", str(PLAN_PRICE))
+
+
+async def test_refund_refused_for_good_asks_the_owner(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+    standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", status=400)
+
+    response = await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    await hass.async_block_till_done()
+
+    assert response is not None
+    assert response["state"] == "failed"
+    assert [e.data["state"] for e in refunds] == ["failed"]
+    issues = [
+        i for (d, i) in issue_registry.issues if d == DOMAIN and i.startswith("refund_failed_")
+    ]
+    assert len(issues) == 1
+    # Not retried by reconciliation: it would fail the same way.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")) == 1
+
+
+async def test_passing_refund_failure_is_retried_by_reconcile(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+    standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", status=503)
+    response = await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    assert response is not None
+    assert response["state"] == "requested"
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    calls = standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")
+    assert len(calls) == 2
+    # The same idempotency key both times: Razorpay cannot refund twice.
+    assert calls[0].headers["X-Refund-Idempotency"] == calls[1].headers["X-Refund-Idempotency"]

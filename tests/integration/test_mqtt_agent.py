@@ -318,6 +318,9 @@ async def test_top_up_extends_on_the_agent(
     assert isinstance(second, dict)
     assert second["session"] == first["session"]
     assert second["until"] == pytest.approx(first["until"] + PLAN_S)
+    # As for a first "on", the duration is what is left from now: the agent checks it
+    # against its longest session.
+    assert second["duration"] == pytest.approx(second["until"] - second["sent"], abs=1)
     (row,) = await export_sessions(hass)
     assert (row["seconds"], row["paid_paise"]) == (str(2 * PLAN_S), str(2 * PLAN_PRICE))
 

@@ -308,3 +308,49 @@ async def test_deadline_passed_during_restart_closes_at_the_deadline(
     assert _plug(hass) == STATE_OFF
     assert [e.data["served_s"] for e in ended] == [PLAN_S]
     assert dt_util.utcnow().timestamp() > until
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_power_cut_by_hand_refunds_the_unserved_share(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    paid = await _pay(hass, standin, post_webhook)
+    await _tick(hass, freezer, 1200)
+    # Someone switches the plug off at the wall switch's app: 10 of 30 minutes unserved.
+    await hass.services.async_call(
+        "input_boolean", "turn_off", {"entity_id": "input_boolean.plug"}, blocking=True
+    )
+    await _settle(hass)
+
+    assert [e.data["reason"] for e in ended] == ["power_cut"]
+    assert _refunds(standin, paid.payment_id) == [666]
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["end_reason"], row["refunded_paise"]) == ("ended", "power_cut", "666")
+
+
+async def test_payment_for_a_removed_bay_is_refunded(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    link = await create_link(hass)
+    paid = standin.pay_link(link["id"])
+    bay = next(s for s in loaded_entry.subentries.values() if s.subentry_type == "bay")
+    assert hass.config_entries.async_remove_subentry(loaded_entry, bay.subentry_id)
+    await _settle(hass)
+
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await _settle(hass)
+
+    assert [(e.data["reason"], e.data["payment_ids"]) for e in failed] == [
+        ("unknown_bay", [paid.payment_id])
+    ]
+    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "refunded"

@@ -217,6 +217,11 @@ async def test_wrong_amount_or_currency_starts_nothing_and_asks_for_attention(
     for webhook in paid.webhooks():
         assert (await (await post_webhook(webhook)).json())["outcome"] == "duplicate"
     assert await export_sessions(hass) == []
+    # Once the owner refunds it in full, the attention notice goes away.
+    await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    assert issue_registry.async_get_issue(DOMAIN, f"payment_attention_{paid.payment_id}") is None
 
 
 async def test_payment_for_a_link_we_did_not_create(
