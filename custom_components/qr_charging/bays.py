@@ -6,6 +6,7 @@ timers, events, repairs, and calls to the driver and to Razorpay for refunds.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 # from elsewhere, a plug switched by hand). Others (boot, shutdown) are passing: the agent resumes
 # the session from its own disk.
 CUT_REASONS = frozenset({"off_command", "switch"})
+PASSING_REASONS = frozenset({"boot", "shutdown"})
 # A session whose deadline is this close when the bay reports it off has simply run out.
 DEADLINE_SLACK_S = 2.0
 
@@ -270,6 +272,17 @@ class BayRunner:
                     if unserved and self.hub.auto_refund:
                         await self.hub.async_refund_session(session, unserved, "power_cut")
                     return
+                if report.reason in PASSING_REASONS:
+                    # The agent restarted. It resumes the session from its disk, and then this
+                    # same "on" is a no-op; if its disk lost the session, this powers the rest.
+                    await self._async_send_on(
+                        rules.OnCommand(
+                            session.session_id,
+                            session.until,
+                            math.ceil(session.until - now),
+                            now,
+                        )
+                    )
         self.async_write()
 
     @callback

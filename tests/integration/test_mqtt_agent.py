@@ -402,3 +402,56 @@ async def test_deadline_passed_during_restart(
     (row,) = await export_sessions(hass)
     assert row["state"] == "ended"
     assert float(row["ended_at"]) == pytest.approx(on["until"])
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_agent_that_lost_the_session_gets_it_again(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    await _pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    await _until(hass, lambda: len(started) == 1)
+
+    # The Pi rebooted with an empty state file: it reports the bay off after boot.
+    agent.report(None, None, "boot")
+
+    again = await agent.wait_command(2)
+    assert isinstance(again, dict)
+    assert (again["action"], again["session"]) == ("on", on["session"])
+    assert again["until"] == pytest.approx(on["until"])
+    assert again["duration"] == pytest.approx(on["until"] - again["sent"], abs=1)
+    assert await _session_state(hass) == "active"
+
+
+async def test_agent_announcement_starts_discovery(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    mqtt_entry: MockConfigEntry,
+    broker: Broker,
+) -> None:
+    account = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    account.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(account.entry_id)
+    await hass.async_block_till_done()
+
+    # Through the manifest's "mqtt" key, HA's MQTT integration hands the retained config over.
+    scripted = ScriptedAgent(broker.port)
+    try:
+        await _until(hass, lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+        (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        assert flow["context"]["source"] == "mqtt"
+        assert flow["step_id"] == "mqtt_confirm"
+        result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+        assert result["reason"] == "agent_added"
+        await hass.async_block_till_done()
+        bays = [s.data for s in account.subentries.values() if s.subentry_type == "bay"]
+        assert [(b["bay_id"], b["node"]) for b in bays] == [("bay-1", NODE)]
+    finally:
+        scripted.close()
