@@ -205,19 +205,29 @@ class QrChargingHub:
         if session.payment_ids and self.auto_refund:
             await self.async_refund_session(session, refundable_of(self.ledger, session), reason)
         bay = self.bays.get(session.bay_id)
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
+        self._raise_repair(
             f"start_failed_{session.bay_id}",
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="start_failed",
-            translation_placeholders={
+            "start_failed",
+            {
                 "bay": bay.name if bay else session.bay_id,
                 "reason": reason,
                 "session_id": session.session_id,
                 "refund": "yes" if session.state is SessionState.REFUNDED else "no",
             },
+        )
+
+    @callback
+    def _raise_repair(self, issue_id: str, key: str, placeholders: dict[str, str]) -> None:
+        """An error the owner must act on; kept across restarts until it is dealt with."""
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=True,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=key,
+            translation_placeholders=placeholders,
         )
 
     @callback
@@ -397,15 +407,10 @@ class QrChargingHub:
             LOGGER.warning(
                 "Payment %s does not match what was sold: %s", payment.payment_id, payment.problem
             )
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_repair(
                 f"payment_attention_{payment.payment_id}",
-                is_fixable=False,
-                is_persistent=True,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="payment_attention",
-                translation_placeholders={
+                "payment_attention",
+                {
                     "payment_id": payment.payment_id,
                     "problem": payment.problem or "",
                     "bay": payment.bay_id or "",
@@ -486,14 +491,10 @@ class QrChargingHub:
     def _refund_settled(self, refund: RefundRecord, problem: str | None = None) -> None:
         """Tell of a refund's new state; a failed one needs the owner, a full one ends attention."""
         if refund.state is RefundState.FAILED:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_repair(
                 f"refund_failed_{refund.key}",
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="refund_failed",
-                translation_placeholders={
+                "refund_failed",
+                {
                     "payment_id": refund.payment_id,
                     "amount": str(refund.amount),
                     "problem": problem or "refund.failed",
