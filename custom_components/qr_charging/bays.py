@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -34,10 +34,8 @@ from .ledger import SessionRecord, SessionState
 if TYPE_CHECKING:
     from .hub import QrChargingHub
 
-# Reasons of an "OFF" that HA did not order, while a session runs: the power was cut (an "off"
-# from elsewhere, a plug switched by hand). Others (boot, shutdown) are passing: the agent resumes
-# the session from its own disk.
-CUT_REASONS = frozenset({"off_command", "switch"})
+# Reasons of an "OFF" before the deadline that are passing: the agent restarted and resumes the
+# session from its own disk. Any other such "OFF" means the power was cut.
 PASSING_REASONS = frozenset({"boot", "shutdown"})
 # A session whose deadline is this close when the bay reports it off has simply run out.
 DEADLINE_SLACK_S = 2.0
@@ -128,20 +126,39 @@ class BayRunner:
             self.driver.resume(session.session_id, session.until)
         await self.driver.async_setup()
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
-        if (session := self.session) is None:
-            return
-        if session.state is SessionState.ACTIVE and session.until is not None:
-            if session.until <= now:
-                await self._async_finish(session, "deadline", send_off=True)
+        for index, session in enumerate(self._running()):
+            if session.state is SessionState.ACTIVE and session.until is not None and not index:
+                if session.until <= now:
+                    await self._async_finish(session, "deadline", send_off=True)
+                else:
+                    self._schedule_deadline(session)
+            elif session.state is SessionState.STARTING and not index:
+                # Unknown whether the command got through: the bay's retained state will tell.
+                self._schedule_ack(session)
+            elif (
+                session.state is SessionState.PAID
+                and now - session.created_at < rules.RESUME_PAID_WITHIN_S
+            ):
+                # Paid just before a restart: start it, or top up the one running.
+                self._task(self.async_handle_paid(session), session)
             else:
-                self._schedule_deadline(session)
-        elif session.state is SessionState.STARTING:
-            # Unknown whether the command got through: the bay's retained state will tell.
-            self._schedule_ack(session)
-        elif now - session.created_at < rules.RESUME_PAID_WITHIN_S:
-            self.hass.async_create_task(self.async_handle_paid(session))
-        else:
-            await self._async_fail(session, "interrupted")
+                await self._async_fail(session, "interrupted")
+
+    def _running(self) -> list[SessionRecord]:
+        """The bay's paid, starting and active sessions, oldest first (normally one)."""
+        return sorted(
+            (
+                s
+                for s in self.hub.ledger.sessions.values()
+                if s.bay_id == self.bay.bay_id and s.running
+            ),
+            key=lambda s: s.created_at,
+        )
+
+    def _task(self, job: Coroutine[Any, Any, Any], session: SessionRecord | None = None) -> None:
+        """Run work for this bay as a task of the entry, so an unload waits for it to finish."""
+        name = f"qr_charging {self.bay.bay_id} {session.session_id if session else 'report'}"
+        self.hub.entry.async_create_task(self.hass, job, name)
 
     async def async_unload(self) -> None:
         """Stop timers and listening; sessions go on and resume at the next setup."""
@@ -162,28 +179,39 @@ class BayRunner:
         """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
         if self._unloaded:
             return
-        now = time.time()
-        running = self.hub.ledger.running_session(self.bay.bay_id, besides=session.session_id)
-        decision = rules.decide_paid(
-            running, session, online=self.driver.online, limit_s=self.limit_s, now=now
-        )
-        if decision is rules.PaidDecision.START:
-            async with self.hub.lock:
+        async with self.hub.lock:
+            # Decided under the lock: another delivery, a stop or a deadline may have changed
+            # the bay while this waited.
+            if session.state is not SessionState.PAID:
+                return
+            now = time.time()
+            running = self.hub.ledger.running_session(self.bay.bay_id, besides=session.session_id)
+            decision = rules.decide_paid(
+                running,
+                session,
+                online=self.driver.online,
+                limit_s=self.limit_s,
+                now=now,
+                margin_s=self.hub.ack_timeout_s + DEADLINE_SLACK_S,
+            )
+            command: rules.OnCommand | None = None
+            if decision is rules.PaidDecision.START:
                 command = rules.begin(session, now)
-                await self.hub.async_save()
-            self._schedule_ack(session)
-            self.async_write()
-            await self._async_send_on(command)
-        elif decision is rules.PaidDecision.TOP_UP:
-            assert running is not None
-            async with self.hub.lock:
+            elif decision is rules.PaidDecision.TOP_UP:
+                assert running is not None
                 command = rules.top_up(self.hub.ledger, running, session, now)
+                session = running
+            if command is not None:
                 await self.hub.async_save()
-            self._schedule_deadline(running)
-            self.async_write()
-            await self._async_send_on(command)
-        else:
+        if command is None:
             await self._async_fail(session, decision.value)
+            return
+        if session.state is SessionState.STARTING:
+            self._schedule_ack(session)
+        else:
+            self._schedule_deadline(session)
+        self.async_write()
+        await self._async_send_on(command)
 
     async def _async_send_on(self, command: rules.OnCommand) -> None:
         try:
@@ -191,7 +219,8 @@ class BayRunner:
                 command.session_id, command.until, command.duration, command.sent
             )
         except HomeAssistantError as err:
-            # The acknowledgement timer fails the session if the command never lands.
+            # A start then fails at its acknowledgement time; a top-up that never lands shows
+            # as the bay switching off before the deadline, and its share is refunded then.
             LOGGER.warning("Could not send on to bay %s: %s", self.bay.bay_id, err)
 
     async def async_start_owner(self, minutes: int) -> SessionRecord:
@@ -233,19 +262,14 @@ class BayRunner:
     @callback
     def _on_report(self, report: BayReport) -> None:
         self.last_report = report
-        self.hass.async_create_task(self._async_handle_report(report), eager_start=True)
+        self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
         session = self.session
         now = time.time()
         if report.powered:
             if session is not None and report.session_id == session.session_id:
-                if session.state is SessionState.STARTING:
-                    async with self.hub.lock:
-                        rules.confirm(session, now, report.until)
-                        await self.hub.async_save()
-                    self._started(session)
-                self.async_write()
+                await self._async_powered(session, report, now)
                 return
             # Power nobody paid for (an ended, refunded or unknown session): cut it.
             LOGGER.warning(
@@ -255,34 +279,54 @@ class BayRunner:
             )
             await self.driver.async_turn_off(report.session_id)
             return
-        if session is not None and report.session_id in (None, session.session_id):
-            if session.state is SessionState.STARTING and (report.reason or "").startswith(
-                "rejected"
-            ):
-                await self._async_fail(session, report.reason or "rejected")
-                return
-            if session.state is SessionState.ACTIVE and session.until is not None:
-                if session.until - now <= DEADLINE_SLACK_S or report.reason == "deadline":
-                    await self._async_finish(session, "deadline", send_off=False)
-                    return
-                if report.reason in CUT_REASONS:
-                    # Every paid paisa is powered time or a refund: give back what was not served.
-                    unserved = rules.unserved_paise(session, now)
-                    await self._async_finish(session, "power_cut", send_off=False)
-                    if unserved and self.hub.auto_refund:
-                        await self.hub.async_refund_session(session, unserved, "power_cut")
-                    return
-                if report.reason in PASSING_REASONS:
-                    # The agent restarted. It resumes the session from its disk, and then this
-                    # same "on" is a no-op; if its disk lost the session, this powers the rest.
-                    await self._async_send_on(
-                        rules.OnCommand(
-                            session.session_id,
-                            session.until,
-                            math.ceil(session.until - now),
-                            now,
-                        )
+        if session is None or report.session_id not in (None, session.session_id):
+            self.async_write()
+            return
+        rejected = (report.reason or "").startswith("rejected")
+        if session.state is SessionState.STARTING and rejected and report.fresh:
+            await self._async_fail(session, report.reason or "rejected")
+        elif session.state is SessionState.ACTIVE and session.until is not None:
+            if session.until - now <= DEADLINE_SLACK_S:
+                await self._async_finish(session, "deadline", send_off=False)
+            elif report.reason in PASSING_REASONS:
+                # The agent restarted. It resumes the session from its disk, and then this
+                # same "on" is a no-op; if its disk lost the session, this powers the rest.
+                await self._async_send_on(
+                    rules.OnCommand(
+                        session.session_id, session.until, math.ceil(session.until - now), now
                     )
+                )
+            else:
+                # Off before the paid deadline without HA asking (an "off" from elsewhere, a
+                # plug switched by hand, a top-up the bay never took): refund the rest.
+                refund = RefundMode.PRORATA if self.hub.auto_refund else RefundMode.NONE
+                await self._async_finish(session, "power_cut", send_off=False, refund=refund)
+                return
+        self.async_write()
+
+    async def _async_powered(self, session: SessionRecord, report: BayReport, now: float) -> None:
+        """The bay reports power for its session: the acknowledgement, or a shorter deadline."""
+        if session.state is SessionState.STARTING:
+            async with self.hub.lock:
+                confirmed = rules.confirm(session, now, report.until)
+                await self.hub.async_save()
+            if confirmed:
+                self._started(session)
+            return
+        if (
+            session.state is SessionState.ACTIVE
+            and report.until is not None
+            and session.until is not None
+            and report.until < session.until - DEADLINE_SLACK_S
+            and (report.reason or "").startswith("rejected")
+        ):
+            # The bay refused to extend (a top-up): it stops at its own deadline.
+            async with self.hub.lock:
+                unserved = rules.shorten(session, report.until)
+                refunds = self.hub.record_refunds(session, unserved, "top_up_refused")
+                await self.hub.async_save()
+            self._schedule_deadline(session)
+            await self.hub.async_send_refunds(refunds)
         self.async_write()
 
     @callback
@@ -318,7 +362,7 @@ class BayRunner:
         def _expired(_now: datetime) -> None:
             self._ack_timer = None
             if session.state is SessionState.STARTING:
-                self.hass.async_create_task(self._async_fail(session, "no_acknowledgement"))
+                self._task(self._async_fail(session, "no_acknowledgement"), session)
 
         self._ack_timer = async_call_later(self.hass, self.hub.ack_timeout_s, _expired)
 
@@ -333,7 +377,7 @@ class BayRunner:
         def _deadline(_now: datetime) -> None:
             self._deadline_timer = None
             if session.state is SessionState.ACTIVE:
-                self.hass.async_create_task(self._async_finish(session, "deadline", send_off=True))
+                self._task(self._async_finish(session, "deadline", send_off=True), session)
 
         self._deadline_timer = async_track_point_in_utc_time(
             self.hass, _deadline, datetime.fromtimestamp(session.until, UTC)
@@ -341,11 +385,22 @@ class BayRunner:
 
     # -- ending --------------------------------------------------------------------------------
 
-    async def _async_finish(self, session: SessionRecord, reason: str, *, send_off: bool) -> None:
-        if session.state is not SessionState.ACTIVE:
-            return
+    async def _async_finish(
+        self,
+        session: SessionRecord,
+        reason: str,
+        *,
+        send_off: bool,
+        refund: RefundMode = RefundMode.NONE,
+    ) -> int:
+        """End an active session, with its refund recorded in the same save; return the refund."""
         async with self.hub.lock:
-            rules.finish(session, time.time(), reason)
+            if session.state is not SessionState.ACTIVE:
+                return 0
+            now = time.time()
+            amount = self._refund_amount(session, refund, now)
+            rules.finish(session, now, reason)
+            refunds = self.hub.record_refunds(session, amount, reason) if amount else []
             await self.hub.async_save()
         self.cancel_timers()
         if send_off:
@@ -363,6 +418,15 @@ class BayRunner:
             },
         )
         self.async_write()
+        await self.hub.async_send_refunds(refunds)
+        return amount
+
+    def _refund_amount(self, session: SessionRecord, mode: RefundMode, now: float) -> int:
+        if mode is RefundMode.NONE:
+            return 0
+        if mode is RefundMode.PRORATA:
+            return rules.unserved_paise(session, now)
+        return rules.refundable_of(self.hub.ledger, session)
 
     async def _async_send_off(self, session_id: str) -> None:
         try:
@@ -379,22 +443,22 @@ class BayRunner:
                 translation_key="bay_idle",
                 translation_placeholders={"bay": self.bay.bay_id},
             )
-        now = time.time()
-        amount = {
-            RefundMode.NONE: 0,
-            RefundMode.PRORATA: rules.unserved_paise(session, now),
-            RefundMode.FULL: rules.refundable_of(self.hub.ledger, session),
-        }[mode]
         if session.state is SessionState.ACTIVE:
-            await self._async_finish(session, "stopped", send_off=True)
+            refunded = await self._async_finish(session, "stopped", send_off=True, refund=mode)
         else:
+            # Not powered yet: nothing was served, so any refund asked for is all of it.
             async with self.hub.lock:
+                now = time.time()
+                refunded = (
+                    0 if mode is RefundMode.NONE else rules.refundable_of(self.hub.ledger, session)
+                )
                 rules.fail(session, now, "stopped")
+                refunds = self.hub.record_refunds(session, refunded, f"stopped_{mode.value}")
                 await self.hub.async_save()
             self.cancel_timers()
             await self._async_send_off(session.session_id)
             self.async_write()
-        refunded = await self.hub.async_refund_session(session, amount, f"stopped_{mode.value}")
+            await self.hub.async_send_refunds(refunds)
         return {
             "session_id": session.session_id,
             "refunded": refunded,

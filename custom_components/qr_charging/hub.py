@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -48,6 +48,7 @@ from .ledger import (
     Ledger,
     LinkRecord,
     Outcome,
+    PaymentRecord,
     PaymentResult,
     RefundRecord,
     RefundState,
@@ -63,7 +64,7 @@ from .razorpay_api import (
     RazorpayRequestError,
 )
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
-from .session_rules import fail, is_refunded, refund_plan, refundable_of
+from .session_rules import fail, finish, is_refunded, refund_plan, refundable_of
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -157,7 +158,7 @@ class QrChargingHub:
             self.runners[bay.bay_id] = runner
             await runner.async_setup()
         for session in list(self.ledger.sessions.values()):
-            if session.running and session.bay_id not in self.runners:
+            if session.running and session.bay_id not in self.bays:
                 await self._async_orphan(session)
 
         @callback
@@ -187,23 +188,40 @@ class QrChargingHub:
         return runner
 
     async def _async_orphan(self, session: SessionRecord) -> None:
-        """A session for a bay that no longer exists: it cannot run, so it is refunded."""
+        """A session for a bay that was removed.
+
+        One that was powered goes on at the agent until its deadline (it keeps time itself), so
+        it is ended, not refunded; one that never started cannot, so it is refunded.
+        """
+        if session.state is SessionState.ACTIVE:
+            async with self.lock:
+                finish(session, time.time(), "bay_removed")
+                await self.async_save()
+            return
         await self.async_fail_session(session, "unknown_bay")
 
     async def async_fail_session(
         self, session: SessionRecord, reason: str, detail: str | None = None
-    ) -> None:
-        """The one way a session fails: recorded, announced, refunded (by default), repaired."""
-        if not session.running:
-            return
+    ) -> bool:
+        """The one way a session fails: recorded, announced, refunded (by default), repaired.
+
+        The refunds are recorded in the same save as the failure, so a crash between the two
+        cannot leave money unrefunded; reconciliation sends any that were not sent.
+        """
         async with self.lock:
+            if not session.running:
+                return False
             fail(session, time.time(), reason)
+            refunds = (
+                self.record_refunds(session, refundable_of(self.ledger, session), reason)
+                if self.auto_refund
+                else []
+            )
             await self.async_save()
         self._fire_failed(
             session.bay_id, session.session_id, list(session.payment_ids), reason, detail
         )
-        if session.payment_ids and self.auto_refund:
-            await self.async_refund_session(session, refundable_of(self.ledger, session), reason)
+        await self.async_send_refunds(refunds)
         bay = self.bays.get(session.bay_id)
         self._raise_repair(
             f"start_failed_{session.bay_id}",
@@ -215,6 +233,7 @@ class QrChargingHub:
                 "refund": "yes" if session.state is SessionState.REFUNDED else "no",
             },
         )
+        return True
 
     @callback
     def _raise_repair(self, issue_id: str, key: str, placeholders: dict[str, str]) -> None:
@@ -251,17 +270,37 @@ class QrChargingHub:
             },
         )
 
-    async def async_refund_session(self, session: SessionRecord, amount: int, reason: str) -> int:
-        """Refund ``amount`` over a session's payments, newest first; return what was asked."""
-        asked = 0
-        for payment_id, part in refund_plan(self.ledger, session, amount):
-            await self.async_refund(payment_id, part, reason, session.session_id)
-            asked += part
+    def record_refunds(
+        self, session: SessionRecord, amount: int, reason: str
+    ) -> list[RefundRecord]:
+        """Record refunds of ``amount`` over a session's payments, newest first (lock held)."""
+        refunds = [
+            self._new_refund(payment_id, part, reason, session.session_id)
+            for payment_id, part in refund_plan(self.ledger, session, amount)
+        ]
         if session.state is SessionState.FAILED and is_refunded(self.ledger, session):
-            async with self.lock:
-                session.state = SessionState.REFUNDED
-                await self.async_save()
-        return asked
+            session.state = SessionState.REFUNDED
+        return refunds
+
+    def _new_refund(
+        self, payment_id: str, amount: int, reason: str, session_id: str | None
+    ) -> RefundRecord:
+        refund = RefundRecord(
+            key=f"r-{ulid_now()}",
+            payment_id=payment_id,
+            amount=amount,
+            created_at=time.time(),
+            state=RefundState.REQUESTED,
+            reason=reason,
+            session_id=session_id,
+        )
+        self.ledger.add_refund(refund)
+        return refund
+
+    async def async_send_refunds(self, refunds: list[RefundRecord]) -> None:
+        """Send refunds already recorded."""
+        for refund in refunds:
+            await self.async_send_refund(refund)
 
     # -- Razorpay calls ----------------------------------------------------------------------
 
@@ -380,6 +419,24 @@ class QrChargingHub:
         return "unusable"
 
     @callback
+    def _hand_over(self, session: SessionRecord, payment: PaymentRecord) -> None:
+        """Give a newly paid session to its bay, or fail it when it cannot be served."""
+        paid_at = payment.paid_at or payment.received_at
+        job: Coroutine[Any, Any, Any]
+        if time.time() - paid_at > LATE_PAYMENT_S:
+            # Known to us only now (a webhook or reconcile long after the payment): the
+            # customer has most likely gone, so the money goes back instead of the power.
+            job = self.async_fail_session(session, "paid_too_late")
+        elif (runner := self.runners.get(session.bay_id)) is not None:
+            job = runner.async_handle_paid(session)
+        elif session.bay_id not in self.bays:
+            job = self._async_orphan(session)
+        else:
+            LOGGER.debug("Bay %s is reloading; %s starts at its setup", session.bay_id, session)
+            return
+        self.entry.async_create_task(self.hass, job, f"qr_charging {session.session_id}")
+
+    @callback
     def _announce_payment(self, result: PaymentResult) -> None:
         """Fire events, raise repairs and hand new sessions to the bays."""
         payment = result.payment
@@ -396,13 +453,7 @@ class QrChargingHub:
                     "session_id": result.session.session_id,
                 },
             )
-            session = result.session
-            runner = self.runners.get(session.bay_id)
-            self.entry.async_create_task(
-                self.hass,
-                runner.async_handle_paid(session) if runner else self._async_orphan(session),
-                f"qr_charging start {session.session_id}",
-            )
+            self._hand_over(result.session, result.payment)
         elif result.outcome is Outcome.MISMATCH:
             LOGGER.warning(
                 "Payment %s does not match what was sold: %s", payment.payment_id, payment.problem
@@ -445,16 +496,13 @@ class QrChargingHub:
                     translation_key="invalid_refund_amount",
                     translation_placeholders={"amount": str(amount), "refundable": str(refundable)},
                 )
-            refund = RefundRecord(
-                key=f"r-{ulid_now()}",
-                payment_id=payment_id,
-                amount=amount,
-                created_at=time.time(),
-                state=RefundState.REQUESTED,
-                reason=reason,
-                session_id=session_id,
-            )
-            self.ledger.add_refund(refund)
+            refund = self._new_refund(payment_id, amount, reason, session_id)
+            payment = self.ledger.payments[payment_id]
+            session = self.ledger.sessions.get(payment.session_id or "")
+            # A failed session refunded by hand is refunded too, once nothing is left.
+            refunded = session is not None and is_refunded(self.ledger, session)
+            if session is not None and refunded and session.state is SessionState.FAILED:
+                session.state = SessionState.REFUNDED
             await self.async_save()
         await self.async_send_refund(refund)
         return refund
@@ -557,24 +605,12 @@ class QrChargingHub:
                 status="captured",
                 method=paid.get("method"),
                 link_id=link.link_id,
+                created_at=paid.get("created_at"),
             )
-            event_id = f"reconcile:{notice.payment_id}"
-            await self.async_handle_event_late(
-                event_id, notice, late=now - float(paid.get("created_at") or now) > LATE_PAYMENT_S
+            await self.async_handle_event(
+                f"reconcile:{notice.payment_id}",
+                WebhookEvent("reconcile", None, payment=notice),
             )
-
-    async def async_handle_event_late(
-        self, event_id: str, notice: PaymentNotice, *, late: bool
-    ) -> None:
-        """A payment found by reconciliation: start it, or refund it when it is too late."""
-        if not late:
-            await self.async_handle_event(event_id, WebhookEvent("reconcile", None, payment=notice))
-            return
-        async with self.lock:
-            result = self.ledger.apply_payment(notice, "reconcile", time.time())
-            await self.async_save()
-        if result.outcome is Outcome.NEW_SESSION and result.session is not None:
-            await self.async_fail_session(result.session, "paid_too_late")
 
 
 type QrChargingConfigEntry = ConfigEntry[QrChargingHub]

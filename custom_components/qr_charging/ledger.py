@@ -107,6 +107,7 @@ class PaymentRecord(_Record):
     plan_code: str | None = None
     method: str | None = None
     problem: str | None = None
+    paid_at: float | None = None  # when the customer paid, by Razorpay's clock
 
     def __post_init__(self) -> None:
         self.state = PaymentState(self.state)
@@ -121,6 +122,7 @@ class SessionRecord(_Record):
     state: SessionState
     created_at: float
     seconds: int
+    # What the granted time is worth: the payments, less shares cut off (session_rules.shorten).
     paid_paise: int = 0
     payment_ids: list[str] = field(default_factory=list)
     plan_code: str | None = None
@@ -271,6 +273,7 @@ class Ledger:
                 received_at=now,
                 state=PaymentState.NOT_CAPTURED,
                 method=notice.method,
+                paid_at=notice.created_at,
             )
             self.payments[notice.payment_id] = payment
         payment.events.append(event)
@@ -404,7 +407,7 @@ def sessions_csv(ledger: Ledger) -> str:
                 s.owner,
                 s.plan_code or "",
                 s.seconds,
-                s.paid_paise,
+                sum(ledger.payments[p].amount for p in s.payment_ids if p in ledger.payments),
                 refunded.get(s.session_id, 0),
                 " ".join(s.payment_ids),
                 s.created_at,

@@ -48,6 +48,7 @@ class PaymentNotice:
     order_id: str | None = None
     qr_id: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    created_at: int | None = None
 
     @property
     def captured(self) -> bool:
@@ -111,6 +112,10 @@ def _int(entity: dict[str, Any], key: str) -> int:
     return value
 
 
+def _epoch(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _link_id_from_description(description: str | None) -> str | None:
     # Razorpay describes a payment link's payment as "#<link id without its plink_ prefix>".
     if description and description.startswith("#") and len(description) > 1:
@@ -142,6 +147,7 @@ def _payment_notice(payload: dict[str, Any]) -> PaymentNotice | None:
         order_id=_str(payment, "order_id", required=False),
         qr_id=_str(qr_code, "id", required=False) if qr_code else None,
         notes=notes_dict(payment.get("notes")),
+        created_at=_epoch(payment.get("created_at")),
     )
 
 
@@ -166,8 +172,7 @@ def parse_event(body: object) -> WebhookEvent:
     if not isinstance(payload, dict):
         raise EventFormatError("payload is not an object")
     event: str = body["event"]
-    created = body.get("created_at")
-    created_at = created if isinstance(created, int) and not isinstance(created, bool) else None
+    created_at = _epoch(body.get("created_at"))
     if event in PAYMENT_EVENTS:
         return WebhookEvent(event, created_at, payment=_payment_notice(payload))
     if event in REFUND_EVENTS:

@@ -25,6 +25,7 @@ class PaidDecision(StrEnum):
     REFUSE_OFFLINE = "bay_offline"
     REFUSE_TOO_LONG = "over_limit"
     REFUSE_BUSY = "bay_busy"
+    REFUSE_ENDING = "session_ending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +54,34 @@ def decide_paid(
     online: bool,
     limit_s: int,
     now: float,
+    margin_s: float,
 ) -> PaidDecision:
-    """Start, top up, or refuse (and so refund) a session that was just paid for."""
-    if running is not None and running.session_id != new.session_id:
-        if running.state is not SessionState.ACTIVE:
-            # Topping up a session still waiting for its acknowledgement would stack risks.
-            return PaidDecision.REFUSE_BUSY
-        if remaining_s(running, now) + new.seconds > limit_s:
-            return PaidDecision.REFUSE_TOO_LONG
-        return PaidDecision.TOP_UP
+    """Start, top up, or refuse (and so refund) a session that was just paid for.
+
+    A top-up needs the bay online and more than ``margin_s`` left: the extension must reach the
+    bay before its own deadline switches it off.
+    """
     if not online:
         return PaidDecision.REFUSE_OFFLINE
+    if running is not None and running.session_id != new.session_id:
+        return _decide_top_up(running, new, limit_s=limit_s, now=now, margin_s=margin_s)
     if new.seconds > limit_s:
         return PaidDecision.REFUSE_TOO_LONG
     return PaidDecision.START
+
+
+def _decide_top_up(
+    running: SessionRecord, new: SessionRecord, *, limit_s: int, now: float, margin_s: float
+) -> PaidDecision:
+    if running.state is not SessionState.ACTIVE:
+        # Topping up a session still waiting for its acknowledgement would stack risks.
+        return PaidDecision.REFUSE_BUSY
+    left = remaining_s(running, now)
+    if left <= margin_s:
+        return PaidDecision.REFUSE_ENDING
+    if left + new.seconds > limit_s:
+        return PaidDecision.REFUSE_TOO_LONG
+    return PaidDecision.TOP_UP
 
 
 def begin(session: SessionRecord, now: float) -> OnCommand:
@@ -103,6 +118,22 @@ def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord, now: floa
         ledger.payments[payment_id].session_id = running.session_id
     del ledger.sessions[new.session_id]
     return OnCommand(running.session_id, running.until, math.ceil(running.until - now), now)
+
+
+def shorten(session: SessionRecord, until: float) -> int:
+    """The bay will stop at ``until``, before the paid deadline: cut the session to it.
+
+    Returns the paid share of the time cut off (rounded down), to refund.
+    """
+    assert session.until is not None
+    cut = session.until - until
+    if cut <= 0 or session.seconds <= 0:
+        return 0
+    paise = math.floor(session.paid_paise * min(cut / session.seconds, 1.0))
+    session.seconds = max(session.seconds - math.ceil(cut), 0)
+    session.paid_paise -= paise
+    session.until = until
+    return paise
 
 
 def finish(session: SessionRecord, now: float, reason: str) -> None:

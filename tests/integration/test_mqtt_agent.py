@@ -51,6 +51,8 @@ class ScriptedAgent:
 
     def __init__(self, port: int) -> None:
         self.answer = True
+        self.refuse_top_up = False
+        self.powered: tuple[str, float] | None = None
         self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
         self._cond = threading.Condition()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
@@ -111,6 +113,11 @@ class ScriptedAgent:
             self.commands.append((command, bool(msg.retain), msg.qos))
             self._cond.notify_all()
         if self.answer and isinstance(command, dict) and command.get("action") == "on":
+            if self.refuse_top_up and self.powered and self.powered[0] == command["session"]:
+                # The agent's state is unchanged; only the reason tells of the refusal.
+                self.report(*self.powered, "rejected_too_long", wait=False)
+                return
+            self.powered = (command["session"], command["until"])
             self.report(command["session"], command["until"], "command", wait=False)
         elif isinstance(command, dict) and command.get("action") == "off":
             self.report(None, None, "off_command", wait=False)
@@ -223,12 +230,16 @@ def _refunds(standin: RazorpayStandin, payment_id: str) -> list[int]:
 
 @pytest.mark.usefixtures("mqtt_bay_entry")
 async def test_acknowledged_session_runs_and_ends(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     before = time.time()
-    await _pay(hass, standin, post_webhook)
+    paid = await _pay(hass, standin, post_webhook)
 
     command = await agent.wait_command(1)
     assert isinstance(command, dict)
@@ -243,10 +254,34 @@ async def test_acknowledged_session_runs_and_ends(
     await _until(hass, lambda: len(started) == 1)
     assert await _session_state(hass) == "active"
 
+    # Half an hour cannot pass here: only the bays' clock jumps to the deadline, where the
+    # agent switches off by itself.
+    monkeypatch.setattr(bays, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
     agent.report(None, None, "deadline")
     await _until(hass, lambda: len(ended) == 1)
     assert ended[0].data["reason"] == "deadline"
     assert await _session_state(hass) == "ended"
+    assert standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund") == []
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_agent_off_before_the_deadline_refunds_the_rest(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    paid = await _pay(hass, standin, post_webhook)
+    await agent.wait_command(1)
+    await _until(hass, lambda: len(started) == 1)
+
+    # The agent ends the session at a deadline of its own, long before the paid one (it never
+    # took a top-up, or its clock is off): what was not served goes back.
+    agent.report(None, None, "deadline")
+    await _until(hass, lambda: len(ended) == 1)
+
+    assert ended[0].data["reason"] == "power_cut"
+    (refund,) = _refunds(standin, paid.payment_id)
+    assert PLAN_PRICE - 20 <= refund < PLAN_PRICE
 
 
 async def test_no_acknowledgement_fails_refunds_and_cancels(
@@ -455,3 +490,25 @@ async def test_agent_announcement_starts_discovery(
         assert [(b["bay_id"], b["node"]) for b in bays] == [("bay-1", NODE)]
     finally:
         scripted.close()
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_top_up_the_agent_refuses_is_refunded(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    await _pay(hass, standin, post_webhook)
+    first = await agent.wait_command(1)
+    assert isinstance(first, dict)
+    await _until(hass, lambda: len(started) == 1)
+    agent.refuse_top_up = True
+
+    second = await _pay(hass, standin, post_webhook)
+    await agent.wait_command(2)
+    await _until(hass, lambda: bool(_refunds(standin, second.payment_id)))
+
+    # The whole second payment comes back; the session keeps the first deadline.
+    assert _refunds(standin, second.payment_id) == [PLAN_PRICE]
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+    assert float(row["until"]) == pytest.approx(first["until"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -25,9 +26,10 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
 )
+from custom_components.qr_charging.razorpay_events import PaymentNotice
 
 from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
-from .helpers import create_link, export_sessions
+from .helpers import altered, create_link, export_sessions
 from .razorpay_standin import RazorpayStandin
 
 PLAN_S = 30 * 60
@@ -354,3 +356,73 @@ async def test_payment_for_a_removed_bay_is_refunded(
     assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
     (row,) = await export_sessions(hass)
     assert row["state"] == "refunded"
+
+
+async def test_late_webhook_is_refunded_not_started(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    paid = standin.pay_link((await create_link(hass))["id"])
+    # HA was down for an hour; Razorpay's retry brings the payment now.
+    late = altered(paid.payment_captured(), {"created_at": int(time.time()) - 3600})
+
+    assert (await post_webhook(late)).status == 200
+    await _settle(hass)
+
+    assert [e.data["reason"] for e in failed] == ["paid_too_late"]
+    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert _plug(hass) == STATE_OFF
+
+
+async def test_restart_after_a_crash_between_payment_and_top_up(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A second payment was saved (paid) but HA died before topping the session up."""
+    first = await _pay(hass, standin, post_webhook)
+    hub = loaded_entry.runtime_data
+    second = standin.pay_link((await create_link(hass))["id"])
+    await hass.config_entries.async_unload(loaded_entry.entry_id)
+    # What the webhook saved before the crash: the payment and its paid session, no more.
+    ledger = hub.ledger
+    notice = PaymentNotice(second.payment_id, PLAN_PRICE, "INR", "captured", link_id=second.link_id)
+    ledger.apply_payment(notice, "payment.captured", time.time())
+    await hub.async_save()
+
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await _settle(hass)
+
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["seconds"]) == ("active", str(2 * PLAN_S))
+    assert row["payment_ids"].split() == [first.payment_id, second.payment_id]
+    assert _plug(hass) == STATE_ON
+
+
+async def test_restart_long_after_such_a_crash_refunds_the_second_payment(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _pay(hass, standin, post_webhook)
+    hub = loaded_entry.runtime_data
+    second = standin.pay_link((await create_link(hass))["id"])
+    await hass.config_entries.async_unload(loaded_entry.entry_id)
+    notice = PaymentNotice(second.payment_id, PLAN_PRICE, "INR", "captured", link_id=second.link_id)
+    hub.ledger.apply_payment(notice, "payment.captured", time.time())
+    await hub.async_save()
+    await _tick(hass, freezer, 300)
+
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await _settle(hass)
+
+    states = sorted(r["state"] for r in await export_sessions(hass))
+    assert states == ["active", "refunded"]
+    assert _refunds(standin, second.payment_id) == [PLAN_PRICE]

@@ -17,6 +17,9 @@ class BayReport:
     session_id: str | None
     until: float | None = None
     reason: str | None = None
+    # False for a state replayed by the broker on subscribe (retained), which may describe a
+    # command older than the session now starting.
+    fresh: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from homeassistant.components import mqtt
@@ -135,7 +136,7 @@ class MqttAgentDriver(BayDriver):
         if report is None:
             LOGGER.warning("Ignoring malformed bay state on %s", msg.topic)
             return
-        self._on_report(report)
+        self._on_report(replace(report, fresh=not msg.retain))
 
     async def _publish(self, command: dict[str, Any]) -> None:
         # Never retained: a retained "on" would replay after a power cut (DESIGN, invariant 3).
