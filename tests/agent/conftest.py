@@ -196,10 +196,11 @@ def setup(tmp_path: Path, broker: Broker) -> Setup:
 class RunningAgent:
     """An in-process agent on its own MockFactory."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *, clock_synced: bool = True) -> None:
         self.factory = MockFactory()
         self.config = load_config(config_path)
-        self.agent = Agent(self.config, pin_factory=self.factory)
+        # Whether systemd says the wall clock is synced cannot be arranged here: told instead.
+        self.agent = Agent(self.config, pin_factory=self.factory, clock_synced=lambda: clock_synced)
         self.running = False
 
     def start(self) -> RunningAgent:
@@ -247,11 +248,11 @@ class RunningAgent:
 
 
 @pytest.fixture
-def agents() -> Iterator[Callable[[Path], RunningAgent]]:
+def agents() -> Iterator[Callable[..., RunningAgent]]:
     made: list[RunningAgent] = []
 
-    def make(config_path: Path) -> RunningAgent:
-        made.append(RunningAgent(config_path))
+    def make(config_path: Path, *, clock_synced: bool = True) -> RunningAgent:
+        made.append(RunningAgent(config_path, clock_synced=clock_synced))
         return made[-1]
 
     yield make

@@ -49,6 +49,9 @@ MALFORMED = {
     "zero_duration": _with(duration=0),
     "nan_duration": _with(duration=float("nan")),
     "infinite_until": _with(until=float("inf")),
+    "huge_integer_duration": b'{"action": "on", "session": "s-1", "until": 1, "duration": 1'
+    + b"0" * 400
+    + b', "sent": 1}',
     "until_before_sent": _with(until=NOW - 5),
     "off_without_session": b'{"action": "off"}',
     "not_utf8": b"\xff\xfe\x00O\x00N",

@@ -151,6 +151,29 @@ def test_after_a_reboot_only_the_remaining_time_is_served(
     assert abs(period - expected) < TOLERANCE_S
 
 
+def test_after_a_reboot_with_an_unsynced_clock_the_session_waits_for_its_on(
+    setup: Setup,
+    agents: Callable[..., RunningAgent],
+    observer_factory: Callable[[str], Observer],
+) -> None:
+    # The stored time left (30 s) may be long past: the power-cut time is unknown.
+    _write_state(setup, "s-held", remaining=30.0, wall_left=30.0)
+    obs = observer_factory(setup.node)
+    running = agents(setup.write(), clock_synced=False).start()
+    state = obs.wait_state("bay-1", reason="boot")
+    assert (state["state"], state["session"]) == ("OFF", None)
+    time.sleep(0.2)
+    assert running.on_periods("bay-1") == []
+
+    # HA sends the session's "on" again, with what is left by its own clock.
+    mark = obs.mark()
+    obs.send_on("bay-1", "s-held", 1.0)
+    assert obs.wait_state("bay-1", since=mark)["state"] == "ON"
+    running.wait_off("bay-1")
+    [period] = running.on_periods("bay-1")
+    assert abs(period - 1.0) < TOLERANCE_S
+
+
 def test_session_that_expired_while_down_stays_off(
     setup: Setup,
     agents: Callable[[Path], RunningAgent],

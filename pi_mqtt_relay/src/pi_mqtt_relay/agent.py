@@ -31,13 +31,14 @@ from .sessions import (
     Limits,
     Now,
     Reason,
+    Resume,
     StoredSession,
     decide,
     expire,
     prune_finished,
     resume,
 )
-from .state_file import SavedState, StateFile, current_boot_id
+from .state_file import SavedState, StateFile, current_boot_id, wall_clock_synced
 
 _LOGGER = logging.getLogger(__name__)
 # While a session runs, its remaining time is re-stored this often; it bounds what a
@@ -65,9 +66,11 @@ class Agent:
         pin_factory: Any = None,
         clock: Callable[[], Now] = system_now,
         boot_id: str | None = None,
+        clock_synced: Callable[[], bool] = wall_clock_synced,
     ) -> None:
         self._config = config
         self._clock = clock
+        self._clock_synced = clock_synced
         self._boot_id = boot_id if boot_id is not None else current_boot_id()
         # Claiming the pins switches every relay off (initial_value=False).
         self._relays = Relays(config.bays, pin_factory)
@@ -79,6 +82,9 @@ class Agent:
         self._finished: dict[str, tuple[Finish, float]] = {}
         self._stopping = False
         self._failure: BaseException | None = None
+        # The state file lags behind the relays (a failed save): retried until it works, so a
+        # cancelled session cannot come back after a restart.
+        self._unsaved = False
         self._thread: threading.Thread | None = None
 
     # -- life cycle -------------------------------------------------------------------
@@ -182,6 +188,7 @@ class Agent:
                     self._publish_state(bay_id, now, Reason.REJECTED_STORAGE_ERROR)
                     return
                 _LOGGER.exception("%s: relay is off, the state file was not updated", bay_id)
+                self._unsaved = True
             self._active, self._finished = active, finished
             if decision.active is not None and before is None:
                 self._relays.on(bay_id)
@@ -210,8 +217,10 @@ class Agent:
             self._keep_deadlines()
         except BaseException as err:
             _LOGGER.critical("deadline keeper failed; switching every relay off", exc_info=True)
-            self._relays.all_off()
-            self._failure = err
+            with self._lock:
+                # Set first: an "on" after this point is refused (no deadline keeper left).
+                self._failure = err
+                self._relays.all_off()
 
     def _keep_deadlines(self) -> None:
         """Switch bays off at their deadlines and checkpoint the remaining time."""
@@ -224,7 +233,8 @@ class Agent:
                     if decision is not None:
                         self._apply(bay_id, decision, now)
                 running = [a.deadline for a in self._active.values() if a is not None]
-                if running and now.mono - last_checkpoint >= CHECKPOINT_INTERVAL_S:
+                due = now.mono - last_checkpoint >= CHECKPOINT_INTERVAL_S
+                if (running or self._unsaved) and due:
                     self._checkpoint(now)
                     last_checkpoint = now.mono
                 timeout = CHECKPOINT_INTERVAL_S
@@ -237,6 +247,9 @@ class Agent:
             self._save(self._active, self._finished, now)
         except OSError:
             _LOGGER.exception("could not checkpoint the sessions")
+            self._unsaved = True
+        else:
+            self._unsaved = False
 
     def _save(
         self,
@@ -260,8 +273,21 @@ class Agent:
             if bay_id not in self._active:
                 _LOGGER.warning("dropping the stored session of unknown bay %s", bay_id)
                 continue
-            session = resume(stored, now, self._boot_id, self._config.max_session_s)
-            if session is None:
+            outcome, session = resume(
+                stored,
+                now,
+                self._boot_id,
+                self._config.max_session_s,
+                wall_clock_synced=self._clock_synced(),
+            )
+            if outcome is Resume.HOLD:
+                _LOGGER.warning(
+                    "%s: session %s held after a reboot: the clock is not synced yet, so the "
+                    "time left is unknown; the bay stays off until its 'on' is sent again",
+                    bay_id,
+                    stored.session,
+                )
+            elif session is None:
                 self._finished[stored.session] = (Finish.ENDED, now.wall)
                 self._reason[bay_id] = Reason.DEADLINE
                 _LOGGER.info("%s: session %s expired while stopped", bay_id, stored.session)
@@ -351,7 +377,9 @@ class Agent:
             "availability_topic": topics.availability,
             "payload_available": ONLINE,
             "payload_not_available": OFFLINE,
-            "qos": 1,
+            # 0: a plain "ON" carries no time, so the broker must not keep one for an agent
+            # that is away and deliver it hours later.
+            "qos": 0,
             "retain": False,
             "optimistic": False,
             "icon": "mdi:ev-station",

@@ -67,7 +67,10 @@ def _number(data: dict[str, Any], key: str) -> float:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MalformedCommand(f"'{key}' must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError as err:  # an integer of hundreds of digits
+        raise MalformedCommand(f"'{key}' is out of range") from err
     if not math.isfinite(number):
         raise MalformedCommand(f"'{key}' must be a finite number")
     return number

@@ -26,6 +26,8 @@ CLOCK_SKEW_TOLERANCE_S = 60.0
 CAP_SLACK_S = 1.0
 # Ended and cancelled session ids are kept this long to refuse late or replayed commands.
 FINISHED_RETENTION_S = 86400.0
+# At most this many of them: far more than a day of real sessions on one agent.
+FINISHED_KEPT = 1000
 MANUAL_PREFIX = "manual-"
 
 
@@ -95,9 +97,9 @@ class StoredSession:
     """What the state file keeps of an active session to resume it after a restart.
 
     ``deadline_mono`` is exact across a crash of the agent alone (same ``boot_id``: the
-    monotonic clock keeps counting); after a reboot the wall clock deadline is used, and
-    never more than ``remaining`` (the time left when it was last stored), so a Pi that
-    boots with its clock behind does not serve time twice.
+    monotonic clock keeps counting); after a reboot the wall clock deadline is used once the
+    clock is synced, never more than ``remaining`` (the time left when it was last stored);
+    before that the session is held (see :class:`Resume`).
     """
 
     session: str
@@ -298,26 +300,52 @@ def expire(active: ActiveSession | None, now: Now) -> Decision | None:
     )
 
 
+class Resume(StrEnum):
+    """What becomes of a stored session at start."""
+
+    RESUME = "resume"
+    EXPIRED = "expired"
+    # After a reboot with a wall clock not yet synced: its remaining time cannot be known
+    # (the power-cut time is unknown), so the bay stays off and the session is neither ended
+    # nor cancelled; the sender's next "on" for it (HA re-sends one) powers what is left.
+    HOLD = "hold"
+
+
 def resume(
-    stored: StoredSession, now: Now, boot_id: str | None, max_session_s: float
-) -> ActiveSession | None:
-    """The session to continue after a restart, for its remaining time only, or None."""
+    stored: StoredSession,
+    now: Now,
+    boot_id: str | None,
+    max_session_s: float,
+    *,
+    wall_clock_synced: bool,
+) -> tuple[Resume, ActiveSession | None]:
+    """The session to continue after a restart, for its remaining time only."""
     if boot_id is not None and stored.boot_id == boot_id:
         remaining = stored.deadline_mono - now.mono
+    elif not wall_clock_synced:
+        return Resume.HOLD, None
     else:
         remaining = stored.deadline_wall - now.wall
     remaining = min(remaining, stored.remaining, max_session_s)
     if remaining <= 0:
-        return None
-    return ActiveSession(session=stored.session, until=stored.until, deadline=now.mono + remaining)
+        return Resume.EXPIRED, None
+    return Resume.RESUME, ActiveSession(
+        session=stored.session, until=stored.until, deadline=now.mono + remaining
+    )
 
 
 def prune_finished(
     finished: Mapping[str, tuple[Finish, float]], wall_now: float
 ) -> dict[str, tuple[Finish, float]]:
-    """Forget ended/cancelled ids older than a day (by wall clock)."""
-    return {
-        session: (kind, at)
+    """Forget ended/cancelled ids older than a day (by wall clock) and beyond the newest few.
+
+    ``FINISHED_KEPT`` bounds them: a flood of "off" for unknown sessions must not grow the
+    state file (rewritten with fsync on every change) for ever.
+    """
+    recent = [
+        (at, session, kind)
         for session, (kind, at) in finished.items()
         if wall_now - at < FINISHED_RETENTION_S
-    }
+    ]
+    recent.sort(reverse=True)
+    return {session: (kind, at) for at, session, kind in recent[:FINISHED_KEPT]}

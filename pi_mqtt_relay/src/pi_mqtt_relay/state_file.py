@@ -29,6 +29,14 @@ class SavedState:
     finished: dict[str, tuple[Finish, float]] = field(default_factory=dict)
 
 
+SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
+
+
+def wall_clock_synced() -> bool:
+    """Whether systemd-timesyncd has set the clock since boot (a Pi has no RTC of its own)."""
+    return SYNCED_FLAG.exists()
+
+
 def current_boot_id() -> str | None:
     """Linux's id of this boot: equal ids mean the monotonic clock kept counting."""
     try:
