@@ -206,6 +206,19 @@ def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry
     return entry
 
 
+@pytest.fixture
+def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with the plan p30, added to HA (not set up)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=_data(standin),
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
 async def test_add_plan_stores_integer_paise(
     hass: HomeAssistant, bare_entry: MockConfigEntry
 ) -> None:
@@ -241,17 +254,11 @@ async def test_add_plan_stores_integer_paise(
 )
 async def test_bad_plans_are_refused(
     hass: HomeAssistant,
-    standin: RazorpayStandin,
+    plan_entry: MockConfigEntry,
     user_input: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
+    entry = plan_entry
     result = await _subflow(hass, entry, "plan")
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.FORM
@@ -270,14 +277,8 @@ async def test_zero_minutes_refused_by_the_form(
     assert bare_entry.subentries == {}
 
 
-async def test_edit_plan_keeps_code(hass: HomeAssistant, standin: RazorpayStandin) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
+async def test_edit_plan_keeps_code(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
+    entry = plan_entry
     (sub_id,) = entry.subentries
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "plan"), context={"source": "reconfigure", "subentry_id": sub_id}
@@ -301,14 +302,10 @@ async def test_bay_needs_a_plan_first(hass: HomeAssistant, bare_entry: MockConfi
     assert result["reason"] == "no_plans"
 
 
-async def test_add_bay_and_refuse_bad_ones(hass: HomeAssistant, standin: RazorpayStandin) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
+async def test_add_bay_and_refuse_bad_ones(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    entry = plan_entry
     base = {
         "bay_id": "bay-1",
         "name": "Bay 1",
@@ -354,14 +351,8 @@ async def test_add_bay_and_refuse_bad_ones(hass: HomeAssistant, standin: Razorpa
     assert result["errors"] == {"bay_id": "duplicate_id"}
 
 
-async def test_add_switch_bay(hass: HomeAssistant, standin: RazorpayStandin) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
+async def test_add_switch_bay(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
+    entry = plan_entry
     result = await _subflow(hass, entry, "bay")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
@@ -425,15 +416,9 @@ async def _discover(
 
 
 async def test_discovered_agent_adds_its_bays(
-    hass: HomeAssistant, standin: RazorpayStandin
+    hass: HomeAssistant, plan_entry: MockConfigEntry
 ) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
+    entry = plan_entry
     result = await _discover(hass, _agent_config())
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "mqtt_confirm"
@@ -468,15 +453,8 @@ async def test_discovered_agent_adds_its_bays(
         ),
     ],
 )
-async def test_bad_discovery(
-    hass: HomeAssistant, standin: RazorpayStandin, payload: str, topic: str, reason: str
-) -> None:
-    MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-    ).add_to_hass(hass)
+@pytest.mark.usefixtures("plan_entry")
+async def test_bad_discovery(hass: HomeAssistant, payload: str, topic: str, reason: str) -> None:
     result = await _discover(hass, payload, topic)
     assert result["reason"] == reason
 

@@ -224,6 +224,18 @@ async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: Post
     return paid
 
 
+async def _running_session(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> tuple[Any, dict[str, Any]]:
+    """Pay, and wait for the agent's acknowledgement: the payment and the first ``on``."""
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    paid = await _pay(hass, standin, post_webhook)
+    on = await agent.wait_command(len(agent.commands) + 1)
+    assert isinstance(on, dict)
+    await _until(hass, lambda: len(started) == 1)
+    return paid, on
+
+
 def _refunds(standin: RazorpayStandin, payment_id: str) -> list[int]:
     return [c.json["amount"] for c in standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")]
 
@@ -364,11 +376,7 @@ async def test_top_up_extends_on_the_agent(
 async def test_stop_with_prorata_refund(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
-    started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    paid = await _pay(hass, standin, post_webhook)
-    on = await agent.wait_command(1)
-    assert isinstance(on, dict)
-    await _until(hass, lambda: len(started) == 1)
+    paid, on = await _running_session(hass, standin, post_webhook, agent)
 
     response = await hass.services.async_call(
         DOMAIN,
@@ -418,11 +426,7 @@ async def test_deadline_passed_during_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    await _pay(hass, standin, post_webhook)
-    on = await agent.wait_command(1)
-    assert isinstance(on, dict)
-    await _until(hass, lambda: len(started) == 1)
+    _, on = await _running_session(hass, standin, post_webhook, agent)
 
     assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
     # HA is down past the deadline; the agent switched off by itself meanwhile.
@@ -443,11 +447,7 @@ async def test_deadline_passed_during_restart(
 async def test_agent_that_lost_the_session_gets_it_again(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
-    started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    await _pay(hass, standin, post_webhook)
-    on = await agent.wait_command(1)
-    assert isinstance(on, dict)
-    await _until(hass, lambda: len(started) == 1)
+    _, on = await _running_session(hass, standin, post_webhook, agent)
 
     # The Pi rebooted with an empty state file: it reports the bay off after boot.
     agent.report(None, None, "boot")
@@ -496,11 +496,7 @@ async def test_agent_announcement_starts_discovery(
 async def test_top_up_the_agent_refuses_is_refunded(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
-    started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    await _pay(hass, standin, post_webhook)
-    first = await agent.wait_command(1)
-    assert isinstance(first, dict)
-    await _until(hass, lambda: len(started) == 1)
+    _, first = await _running_session(hass, standin, post_webhook, agent)
     agent.refuse_top_up = True
 
     second = await _pay(hass, standin, post_webhook)

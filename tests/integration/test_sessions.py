@@ -377,6 +377,19 @@ async def test_late_webhook_is_refunded_not_started(
     assert _plug(hass) == STATE_OFF
 
 
+async def _crash_after_saving_a_payment(
+    hass: HomeAssistant, standin: RazorpayStandin, entry: MockConfigEntry
+) -> Any:
+    """A paid payment saved by the webhook, then HA gone before the bay was told of it."""
+    hub = entry.runtime_data
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await hass.config_entries.async_unload(entry.entry_id)
+    notice = PaymentNotice(paid.payment_id, PLAN_PRICE, "INR", "captured", link_id=paid.link_id)
+    hub.ledger.apply_payment(notice, "payment.captured", time.time())
+    await hub.async_save()
+    return paid
+
+
 async def test_restart_after_a_crash_between_payment_and_top_up(
     hass: HomeAssistant,
     standin: RazorpayStandin,
@@ -386,14 +399,7 @@ async def test_restart_after_a_crash_between_payment_and_top_up(
 ) -> None:
     """A second payment was saved (paid) but HA died before topping the session up."""
     first = await _pay(hass, standin, post_webhook)
-    hub = loaded_entry.runtime_data
-    second = standin.pay_link((await create_link(hass))["id"])
-    await hass.config_entries.async_unload(loaded_entry.entry_id)
-    # What the webhook saved before the crash: the payment and its paid session, no more.
-    ledger = hub.ledger
-    notice = PaymentNotice(second.payment_id, PLAN_PRICE, "INR", "captured", link_id=second.link_id)
-    ledger.apply_payment(notice, "payment.captured", time.time())
-    await hub.async_save()
+    second = await _crash_after_saving_a_payment(hass, standin, loaded_entry)
 
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
     await _settle(hass)
@@ -412,12 +418,7 @@ async def test_restart_long_after_such_a_crash_refunds_the_second_payment(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     await _pay(hass, standin, post_webhook)
-    hub = loaded_entry.runtime_data
-    second = standin.pay_link((await create_link(hass))["id"])
-    await hass.config_entries.async_unload(loaded_entry.entry_id)
-    notice = PaymentNotice(second.payment_id, PLAN_PRICE, "INR", "captured", link_id=second.link_id)
-    hub.ledger.apply_payment(notice, "payment.captured", time.time())
-    await hub.async_save()
+    second = await _crash_after_saving_a_payment(hass, standin, loaded_entry)
     await _tick(hass, freezer, 300)
 
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
