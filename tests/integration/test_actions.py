@@ -220,3 +220,16 @@ async def test_passing_refund_failure_is_retried_by_reconcile(
     assert len(calls) == 2
     # The same idempotency key both times: Razorpay cannot refund twice.
     assert calls[0].headers["X-Refund-Idempotency"] == calls[1].headers["X-Refund-Idempotency"]
+
+
+async def test_keys_that_stop_working_start_reauth(
+    hass: HomeAssistant, standin: RazorpayStandin, loaded_entry: MockConfigEntry
+) -> None:
+    standin.key_secret = "rotated-in-the-dashboard"
+    with pytest.raises(HomeAssistantError) as err:
+        await create_link(hass)
+    assert err.value.translation_key == "invalid_auth"
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+    assert flows[0]["context"]["entry_id"] == loaded_entry.entry_id
