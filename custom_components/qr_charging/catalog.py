@@ -75,8 +75,8 @@ def rupees_to_paise(rupees: float | str | Decimal) -> int:
 
 
 def paise_to_rupees(paise: int) -> Decimal:
-    """Format-friendly rupees for integer paise."""
-    return Decimal(paise) / 100
+    """Rupees, exact to the paisa, for integer paise."""
+    return Decimal(paise).scaleb(-2)
 
 
 def check_id(field: str, value: str, taken: Iterable[str]) -> str:

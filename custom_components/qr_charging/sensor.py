@@ -21,7 +21,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .bays import BayRunner, BayStatus
-from .catalog import CURRENCY
+from .catalog import CURRENCY, paise_to_rupees
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 from .session_rules import remaining_s, revenue_paise, sessions_served
@@ -49,7 +49,7 @@ def _minutes_remaining(runner: BayRunner) -> int:
 
 def _revenue(runner: BayRunner) -> Decimal:
     # Rupees with two decimals, from integer paise: no float rounding.
-    return Decimal(revenue_paise(runner.hub.ledger, runner.bay.bay_id)).scaleb(-2)
+    return paise_to_rupees(revenue_paise(runner.hub.ledger, runner.bay.bay_id))
 
 
 @dataclass(frozen=True, kw_only=True)
