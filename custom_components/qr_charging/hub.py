@@ -17,6 +17,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.ulid import ulid_now
 
+from .archive import ARCHIVE_AFTER_S, take_archivable, with_archive
 from .bays import BayRunner
 from .catalog import CURRENCY, Bay, Plan, bay_from_data
 from .const import (
@@ -569,8 +570,9 @@ class QrChargingHub:
     # -- reconciliation ----------------------------------------------------------------------
 
     async def async_reconcile(self) -> None:
-        """Catch what webhooks missed: paid links without a session, unsent refunds."""
+        """Catch what webhooks missed (paid links without a session, unsent refunds), archive."""
         now = time.time()
+        await self._async_archive(now)
         for refund in [r for r in self.ledger.refunds.values() if r.state is RefundState.REQUESTED]:
             await self.async_send_refund(refund)
         open_links = [
@@ -585,6 +587,24 @@ class QrChargingHub:
                 LOGGER.debug("Reconcile stopped at %s: %s", link.link_id, err)
                 return
             await self._reconcile_link(link, remote, now)
+
+    async def _async_archive(self, now: float) -> None:
+        """Move settled history out of the live ledger: archive first, then the smaller ledger.
+
+        A crash between the two leaves the records in both; they are archived again later and
+        an export counts each once.
+        """
+        async with self.lock:
+            batch = take_archivable(self.ledger, now - ARCHIVE_AFTER_S)
+            if batch is None:
+                return
+            await self._file.async_append_archive(batch)
+            await self.async_save()
+        LOGGER.debug("Archived %d sessions", len(batch["sessions"]))
+
+    async def async_export(self) -> Ledger:
+        """The archive and the live ledger together."""
+        return with_archive(self.ledger, await self._file.async_load_archive())
 
     async def _reconcile_link(self, link: LinkRecord, remote: dict[str, Any], now: float) -> None:
         status = remote.get("status")

@@ -178,6 +178,8 @@ class Ledger:
         self.refunds: dict[str, RefundRecord] = {}
         self.events: dict[str, tuple[float, str, str]] = {}
         self._links_by_reference: dict[str, LinkRecord] = {}
+        # Per bay, what archived records contributed: [revenue in paise, sessions served].
+        self.archived_totals: dict[str, list[int]] = {}
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -189,6 +191,7 @@ class Ledger:
             "sessions": [asdict(r) for r in self.sessions.values()],
             "refunds": [asdict(r) for r in self.refunds.values()],
             "events": {k: list(v) for k, v in self.events.items()},
+            "archived_totals": {k: list(v) for k, v in self.archived_totals.items()},
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -199,6 +202,7 @@ class Ledger:
             "sessions": list(self.sessions.values()),
             "refunds": list(self.refunds.values()),
             "events": self.events,
+            "archived_totals": self.archived_totals,
         }
 
     @classmethod
@@ -217,7 +221,13 @@ class Ledger:
             rrec = RefundRecord.from_dict(ref)
             ledger.refunds[rrec.key] = rrec
         ledger.events = {k: (v[0], v[1], v[2]) for k, v in data.get("events", {}).items()}
+        ledger.archived_totals = {k: list(v) for k, v in data.get("archived_totals", {}).items()}
         return ledger
+
+    def drop_link(self, link: LinkRecord) -> None:
+        """Forget a link (it was archived)."""
+        self.links.pop(link.link_id, None)
+        self._links_by_reference.pop(link.reference_id, None)
 
     # -- delivered events --------------------------------------------------------------------
 

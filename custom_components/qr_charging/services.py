@@ -69,11 +69,12 @@ async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> Servic
 
 async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    text = sessions_csv(hub.ledger)
+    ledger = await hub.async_export()
+    text = sessions_csv(ledger)
     stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
     path = Path(hass.config.path(DOMAIN, f"sessions-{hub.entry.entry_id}-{stamp}.csv"))
     await hass.async_add_executor_job(_write_text, path, text)
-    return {"csv": text, "path": str(path), "sessions": len(hub.ledger.sessions)}
+    return {"csv": text, "path": str(path), "sessions": len(ledger.sessions)}
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -184,7 +184,7 @@ def is_refunded(ledger: Ledger, session: SessionRecord) -> bool:
 
 def revenue_paise(ledger: Ledger, bay_id: str) -> int:
     """Money a bay kept: captured payments for its sessions less refunds not failed."""
-    total = 0
+    total = ledger.archived_totals.get(bay_id, [0, 0])[0]
     for payment in ledger.payments.values():
         if payment.bay_id == bay_id and payment.state is PaymentState.SESSION:
             total += payment.amount
@@ -199,7 +199,7 @@ def revenue_paise(ledger: Ledger, bay_id: str) -> int:
 
 def sessions_served(ledger: Ledger, bay_id: str) -> int:
     """Sessions that powered a bay (active or ended)."""
-    return sum(
+    return ledger.archived_totals.get(bay_id, [0, 0])[1] + sum(
         1
         for s in ledger.sessions.values()
         if s.bay_id == bay_id and s.state in (SessionState.ACTIVE, SessionState.ENDED)
