@@ -27,28 +27,25 @@ SETTLED_REFUNDS = frozenset({RefundState.PROCESSED, RefundState.FAILED})
 LOOSE_PAYMENTS = frozenset({PaymentState.UNMATCHED, PaymentState.NOT_CAPTURED})
 
 
-def _settled(ledger: Ledger, session: SessionRecord, cutoff: float) -> bool:
+def _settled(ledger: Ledger, session: SessionRecord, cutoff: float, owed: set[str]) -> bool:
     if session.running or (session.ended_at or session.created_at) >= cutoff:
         return False
     for payment_id in session.payment_ids:
         payment = ledger.payments.get(payment_id)
-        if payment is not None and payment.state is PaymentState.ATTENTION:
+        if payment_id in owed or (payment is not None and payment.state is PaymentState.ATTENTION):
             return False
-    return all(
-        r.state in SETTLED_REFUNDS
-        for r in ledger.refunds.values()
-        if r.session_id == session.session_id
-    )
+    return True
 
 
-def take_archivable(ledger: Ledger, cutoff: float) -> dict[str, list[Any]] | None:
-    """Remove settled records older than ``cutoff`` from the ledger and return them.
+def select_archivable(ledger: Ledger, cutoff: float) -> dict[str, list[Any]] | None:
+    """The settled records older than ``cutoff`` (the ledger is not changed); None if none.
 
-    The bays' totals keep what the removed records counted for. None when nothing is due.
+    Settled: the session ended, failed or was refunded, and no refund of any of its payments
+    is still requested or pending.
     """
-    sessions = [s for s in ledger.sessions.values() if _settled(ledger, s, cutoff)]
-    session_ids = {s.session_id for s in sessions}
     owed = {r.payment_id for r in ledger.refunds.values() if r.state not in SETTLED_REFUNDS}
+    sessions = [s for s in ledger.sessions.values() if _settled(ledger, s, cutoff, owed)]
+    session_ids = {s.session_id for s in sessions}
     payments: list[PaymentRecord] = [
         p
         for p in ledger.payments.values()
@@ -70,16 +67,20 @@ def take_archivable(ledger: Ledger, cutoff: float) -> dict[str, list[Any]] | Non
     ]
     if not (sessions or payments or links):
         return None
-    _count(ledger, sessions, payments, refunds)
-    for session in sessions:
-        del ledger.sessions[session.session_id]
-    for payment in payments:
-        del ledger.payments[payment.payment_id]
-    for refund in refunds:
-        del ledger.refunds[refund.key]
-    for link in links:
-        ledger.drop_link(link)
     return {"links": links, "payments": payments, "sessions": sessions, "refunds": refunds}
+
+
+def drop_archived(ledger: Ledger, batch: dict[str, list[Any]]) -> None:
+    """Remove an archived batch from the ledger; the bays' totals keep what it counted for."""
+    _count(ledger, batch["sessions"], batch["payments"], batch["refunds"])
+    for session in batch["sessions"]:
+        del ledger.sessions[session.session_id]
+    for payment in batch["payments"]:
+        del ledger.payments[payment.payment_id]
+    for refund in batch["refunds"]:
+        del ledger.refunds[refund.key]
+    for link in batch["links"]:
+        ledger.drop_link(link)
 
 
 def _count(

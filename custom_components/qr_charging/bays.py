@@ -29,7 +29,7 @@ from .const import (
     LOGGER,
 )
 from .drivers.base import BayDriver, BayReport
-from .ledger import SessionRecord, SessionState
+from .ledger import RefundRecord, SessionRecord, SessionState
 
 if TYPE_CHECKING:
     from .hub import QrChargingHub
@@ -83,6 +83,8 @@ class BayRunner:
         self._deadline_timer: CALLBACK_TYPE | None = None
         # Set at unload: a start still in flight then leaves the session to the next setup.
         self._unloaded = False
+        # The session the timers are for: a refused second payment must not touch them.
+        self._timed_session: str | None = None
 
     # -- state for the entities ----------------------------------------------------------------
 
@@ -166,12 +168,13 @@ class BayRunner:
         self.cancel_timers()
         await self.driver.async_unload()
 
-    def cancel_timers(self) -> None:
-        """Drop pending timers (the ledger keeps the deadlines; setup schedules them again)."""
-        for timer in (self._ack_timer, self._deadline_timer):
-            if timer is not None:
-                timer()
-        self._ack_timer = self._deadline_timer = None
+    def cancel_timers(self, session_id: str | None = None) -> None:
+        """Drop pending timers, all or one session's (the ledger keeps the deadlines)."""
+        if session_id is None or self._timed_session == session_id:
+            for timer in (self._ack_timer, self._deadline_timer):
+                if timer is not None:
+                    timer()
+            self._ack_timer = self._deadline_timer = None
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -179,6 +182,8 @@ class BayRunner:
         """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
         if self._unloaded:
             return
+        # Just after a (re)start the bay's availability may still be on its way.
+        await self.driver.async_wait_known(self.hub.ack_timeout_s)
         async with self.hub.lock:
             # Decided under the lock: another delivery, a stop or a deadline may have changed
             # the bay while this waited.
@@ -218,10 +223,10 @@ class BayRunner:
             await self.driver.async_turn_on(
                 command.session_id, command.until, command.duration, command.sent
             )
-        except HomeAssistantError as err:
+        except Exception:
             # A start then fails at its acknowledgement time; a top-up that never lands shows
             # as the bay switching off before the deadline, and its share is refunded then.
-            LOGGER.warning("Could not send on to bay %s: %s", self.bay.bay_id, err)
+            LOGGER.exception("Could not send on to bay %s", self.bay.bay_id)
 
     async def async_start_owner(self, minutes: int) -> SessionRecord:
         """A session the owner gives (no payment); the ledger marks it as such."""
@@ -322,6 +327,8 @@ class BayRunner:
         ):
             # The bay refused to extend (a top-up): it stops at its own deadline.
             async with self.hub.lock:
+                if not session.running:  # ended while this waited for the lock
+                    return
                 unserved = rules.shorten(session, report.until)
                 refunds = self.hub.record_refunds(session, unserved, "top_up_refused")
                 await self.hub.async_save()
@@ -364,6 +371,7 @@ class BayRunner:
             if session.state is SessionState.STARTING:
                 self._task(self._async_fail(session, "no_acknowledgement"), session)
 
+        self._timed_session = session.session_id
         self._ack_timer = async_call_later(self.hass, self.hub.ack_timeout_s, _expired)
 
     def _schedule_deadline(self, session: SessionRecord) -> None:
@@ -379,6 +387,7 @@ class BayRunner:
             if session.state is SessionState.ACTIVE:
                 self._task(self._async_finish(session, "deadline", send_off=True), session)
 
+        self._timed_session = session.session_id
         self._deadline_timer = async_track_point_in_utc_time(
             self.hass, _deadline, datetime.fromtimestamp(session.until, UTC)
         )
@@ -402,7 +411,7 @@ class BayRunner:
             rules.finish(session, now, reason)
             refunds = self.hub.record_refunds(session, amount, reason) if amount else []
             await self.hub.async_save()
-        self.cancel_timers()
+        self.cancel_timers(session.session_id)
         if send_off:
             await self._async_send_off(session.session_id)
         served = (session.ended_at or 0) - (session.started_at or session.created_at)
@@ -431,8 +440,8 @@ class BayRunner:
     async def _async_send_off(self, session_id: str) -> None:
         try:
             await self.driver.async_turn_off(session_id)
-        except HomeAssistantError as err:
-            LOGGER.warning("Could not send off to bay %s: %s", self.bay.bay_id, err)
+        except Exception:
+            LOGGER.exception("Could not send off to bay %s", self.bay.bay_id)
 
     async def async_stop(self, mode: RefundMode) -> dict[str, Any]:
         """Stop the bay's session now, refunding none, the unserved share, or all of it."""
@@ -443,20 +452,25 @@ class BayRunner:
                 translation_key="bay_idle",
                 translation_placeholders={"bay": self.bay.bay_id},
             )
-        if session.state is SessionState.ACTIVE:
-            refunded = await self._async_finish(session, "stopped", send_off=True, refund=mode)
-        else:
-            # Not powered yet: nothing was served, so any refund asked for is all of it.
-            async with self.hub.lock:
-                now = time.time()
+        refunds: list[RefundRecord] = []
+        async with self.hub.lock:
+            # Decided under the lock: the bay's acknowledgement may have come meanwhile.
+            starting = session.state in (SessionState.PAID, SessionState.STARTING)
+            refunded = 0
+            if starting:
+                # Not powered yet: nothing was served, so any refund asked for is all of it.
                 refunded = (
                     0 if mode is RefundMode.NONE else rules.refundable_of(self.hub.ledger, session)
                 )
-                rules.fail(session, now, "stopped")
+                rules.fail(session, time.time(), "stopped")
                 refunds = self.hub.record_refunds(session, refunded, f"stopped_{mode.value}")
                 await self.hub.async_save()
-            self.cancel_timers()
+        if not starting:
+            refunded = await self._async_finish(session, "stopped", send_off=True, refund=mode)
+        else:
+            self.cancel_timers(session.session_id)
             await self._async_send_off(session.session_id)
+            self.hub.fire_failed(session, "stopped")
             self.async_write()
             await self.hub.async_send_refunds(refunds)
         return {
@@ -467,11 +481,10 @@ class BayRunner:
 
     async def _async_fail(self, session: SessionRecord, reason: str) -> None:
         """The session cannot run: make sure the bay stays off, then fail and refund it."""
-        if not session.running:
+        if not await self.hub.async_fail_session(session, reason):
             return
-        self.cancel_timers()
+        self.cancel_timers(session.session_id)
         self.fault = reason
         # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
         await self._async_send_off(session.session_id)
-        await self.hub.async_fail_session(session, reason)
         self.async_write()

@@ -17,7 +17,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.ulid import ulid_now
 
-from .archive import ARCHIVE_AFTER_S, take_archivable, with_archive
+from .archive import ARCHIVE_AFTER_S, drop_archived, select_archivable, with_archive
 from .bays import BayRunner
 from .catalog import CURRENCY, Bay, Plan, bay_from_data
 from .const import (
@@ -219,9 +219,7 @@ class QrChargingHub:
                 else []
             )
             await self.async_save()
-        self._fire_failed(
-            session.bay_id, session.session_id, list(session.payment_ids), reason, detail
-        )
+        self.fire_failed(session, reason, detail)
         await self.async_send_refunds(refunds)
         bay = self.bays.get(session.bay_id)
         self._raise_repair(
@@ -248,6 +246,13 @@ class QrChargingHub:
             severity=ir.IssueSeverity.ERROR,
             translation_key=key,
             translation_placeholders=placeholders,
+        )
+
+    @callback
+    def fire_failed(self, session: SessionRecord, reason: str, detail: str | None = None) -> None:
+        """Announce a session that will not (or no longer) run."""
+        self._fire_failed(
+            session.bay_id, session.session_id, list(session.payment_ids), reason, detail
         )
 
     @callback
@@ -395,9 +400,9 @@ class QrChargingHub:
                 result = self.ledger.apply_payment(event.payment, event.event, now)
                 outcome = result.outcome.value
             elif event.refund is not None:
-                refund = self.ledger.apply_refund(event.refund)
+                refund, changed = self.ledger.apply_refund(event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
-                settled = refund
+                settled = refund if changed else None
             elif event.link_id is not None and event.link_status:
                 changed = self.ledger.close_link(event.link_id, event.link_status)
                 outcome = f"link_{event.link_status}" if changed else "ignored"
@@ -497,8 +502,8 @@ class QrChargingHub:
                     translation_key="invalid_refund_amount",
                     translation_placeholders={"amount": str(amount), "refundable": str(refundable)},
                 )
-            refund = self._new_refund(payment_id, amount, reason, session_id)
             payment = self.ledger.payments[payment_id]
+            refund = self._new_refund(payment_id, amount, reason, session_id or payment.session_id)
             session = self.ledger.sessions.get(payment.session_id or "")
             # A failed session refunded by hand is refunded too, once nothing is left.
             refunded = session is not None and is_refunded(self.ledger, session)
@@ -531,6 +536,10 @@ class QrChargingHub:
             return
         async with self.lock:
             refund.refund_id = answer.get("id")
+            if refund.state is not RefundState.REQUESTED:
+                # Its webhook came first and already settled it (and told of it).
+                await self.async_save()
+                return
             processed = answer.get("status") == "processed"
             refund.state = RefundState.PROCESSED if processed else RefundState.PENDING
             await self.async_save()
@@ -572,7 +581,6 @@ class QrChargingHub:
     async def async_reconcile(self) -> None:
         """Catch what webhooks missed (paid links without a session, unsent refunds), archive."""
         now = time.time()
-        await self._async_archive(now)
         for refund in [r for r in self.ledger.refunds.values() if r.state is RefundState.REQUESTED]:
             await self.async_send_refund(refund)
         open_links = [
@@ -585,8 +593,9 @@ class QrChargingHub:
                 remote = await self.call(self.api.fetch_payment_link, link.link_id)
             except HomeAssistantError as err:
                 LOGGER.debug("Reconcile stopped at %s: %s", link.link_id, err)
-                return
+                break
             await self._reconcile_link(link, remote, now)
+        await self._async_archive(now)
 
     async def _async_archive(self, now: float) -> None:
         """Move settled history out of the live ledger: archive first, then the smaller ledger.
@@ -595,10 +604,15 @@ class QrChargingHub:
         an export counts each once.
         """
         async with self.lock:
-            batch = take_archivable(self.ledger, now - ARCHIVE_AFTER_S)
+            batch = select_archivable(self.ledger, now - ARCHIVE_AFTER_S)
             if batch is None:
                 return
-            await self._file.async_append_archive(batch)
+            try:
+                await self._file.async_append_archive(batch)
+            except OSError:
+                LOGGER.exception("Could not write the archive; the records stay in the ledger")
+                return
+            drop_archived(self.ledger, batch)
             await self.async_save()
         LOGGER.debug("Archived %d sessions", len(batch["sessions"]))
 

@@ -352,13 +352,33 @@ class Ledger:
         """Record a refund before asking Razorpay for it, so a crash cannot lose it."""
         self.refunds[refund.key] = refund
 
-    def apply_refund(self, notice: RefundNotice) -> RefundRecord | None:
-        """Update one of our refunds from a ``refund.*`` event; None when it is not ours."""
-        for refund in self.refunds.values():
-            if refund.refund_id == notice.refund_id:
-                refund.state = _refund_state(notice.status)
-                return refund
-        return None
+    def apply_refund(self, notice: RefundNotice) -> tuple[RefundRecord | None, bool]:
+        """Update one of our refunds from a ``refund.*`` event: (the refund, whether it changed).
+
+        A settled refund (processed or failed) stays settled: Razorpay's events may arrive in
+        any order. A refund whose id we have not stored yet (the event beat our own answer) is
+        found by payment and amount.
+        """
+        refund = next((r for r in self.refunds.values() if r.refund_id == notice.refund_id), None)
+        if refund is None:
+            refund = next(
+                (
+                    r
+                    for r in self.refunds.values()
+                    if r.refund_id is None
+                    and r.payment_id == notice.payment_id
+                    and r.amount == notice.amount
+                ),
+                None,
+            )
+            if refund is None:
+                return None, False
+            refund.refund_id = notice.refund_id
+        state = _refund_state(notice.status)
+        if refund.state in (RefundState.PROCESSED, RefundState.FAILED) or refund.state is state:
+            return refund, False
+        refund.state = state
+        return refund, True
 
     # -- queries -----------------------------------------------------------------------------
 

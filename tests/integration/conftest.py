@@ -7,6 +7,7 @@ stand-in of its API (``razorpay_standin.py``); that stand-in is the only mocked 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +48,13 @@ PLUG = "switch.bay_1_plug"
 def auto_enable_custom_integrations(enable_custom_integrations: Any) -> Generator[None]:
     """Let HA load custom_components/qr_charging in every test."""
     yield
+
+
+@pytest.fixture(autouse=True)
+def own_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Each test its own config folder: the ledger files must not pile up in the plugin's."""
+    (tmp_path / "configuration.yaml").write_text("")
+    hass.config.config_dir = str(tmp_path)
 
 
 @pytest.fixture

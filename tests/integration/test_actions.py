@@ -79,6 +79,7 @@ async def test_refund_once_then_webhook_settles(
     refunds = async_capture_events(hass, EVENT_REFUND)
     paid = standin.pay_link((await create_link(hass))["id"])
     await post_webhook(paid.payment_link_paid())
+    standin.refund_status = "pending"  # settled later by its webhook
 
     response = await hass.services.async_call(
         DOMAIN,

@@ -11,7 +11,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.qr_charging.archive import take_archivable
+from custom_components.qr_charging.archive import drop_archived, select_archivable
 from custom_components.qr_charging.ledger import (
     Ledger,
     LinkRecord,
@@ -44,16 +44,16 @@ def _paid_session(ledger: Ledger, i: int, *, ended_at: float) -> None:
 def test_only_settled_old_history_leaves_and_totals_stay() -> None:
     ledger = Ledger()
     _paid_session(ledger, 1, ended_at=0.0)  # old, settled
-    _paid_session(ledger, 2, ended_at=0.0)  # old, but its refund is still pending
-    ledger.add_refund(
-        RefundRecord("r-2", "pay_2", 500, 0.0, RefundState.PENDING, "owner", session_id="s-2")
-    )
+    _paid_session(ledger, 2, ended_at=0.0)  # old, but an owner's refund is still pending
+    ledger.add_refund(RefundRecord("r-2", "pay_2", 500, 0.0, RefundState.PENDING, "owner"))
     _paid_session(ledger, 3, ended_at=40 * DAY)  # recent
     revenue, served = revenue_paise(ledger, "bay-1"), sessions_served(ledger, "bay-1")
 
-    batch = take_archivable(ledger, cutoff=30 * DAY)
-
+    batch = select_archivable(ledger, cutoff=30 * DAY)
     assert batch is not None
+    assert len(ledger.sessions) == 3  # selecting changes nothing
+    drop_archived(ledger, batch)
+
     assert [s.session_id for s in batch["sessions"]] == ["s-1"]
     assert [p.payment_id for p in batch["payments"]] == ["pay_1"]
     assert [link.link_id for link in batch["links"]] == ["plink_1"]
@@ -62,7 +62,7 @@ def test_only_settled_old_history_leaves_and_totals_stay() -> None:
     # The totals survive the ledger's own round trip.
     again = Ledger.from_dict(json.loads(json.dumps(ledger.as_dict())))
     assert revenue_paise(again, "bay-1") == revenue
-    assert take_archivable(ledger, cutoff=30 * DAY) is None
+    assert select_archivable(ledger, cutoff=30 * DAY) is None
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -111,3 +111,33 @@ async def test_month_old_sessions_are_archived_and_still_exported(
     reloaded = hass.states.get("sensor.bay_1_revenue")
     assert reloaded is not None
     assert reloaded.state == revenue.state
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_archive_that_cannot_be_written_keeps_everything_live(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+    for _ in range(3):
+        await hass.async_block_till_done()
+    freezer.tick(timedelta(minutes=31))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    # The archive's place is taken by a folder: appending to it fails.
+    archive = Path(
+        hass.config.path(".storage", f"qr_charging.{loaded_entry.entry_id}.archive.jsonl")
+    )
+    await hass.async_add_executor_job(archive.mkdir, 0o755, True, True)
+
+    freezer.tick(timedelta(days=31))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert len(loaded_entry.runtime_data.ledger.sessions) == 1
+    await hass.async_add_executor_job(archive.rmdir)
+    assert [r["state"] for r in await export_sessions(hass)] == ["ended"]

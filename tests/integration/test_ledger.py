@@ -109,9 +109,13 @@ def test_round_trip_through_json_keeps_everything() -> None:
     assert again.as_dict() == ledger.as_dict()
     assert again.sessions["s-1"].state is SessionState.PAID
     assert again.refundable("pay_1") == 1500
-    assert again.apply_refund(RefundNotice("rfnd_1", "pay_1", 500, "processed")) is not None
+    refund, changed = again.apply_refund(RefundNotice("rfnd_1", "pay_1", 500, "processed"))
+    assert (refund, changed) == (again.refunds["r-1"], True)
     assert again.refunds["r-1"].state is RefundState.PROCESSED
-    assert again.apply_refund(RefundNotice("rfnd_x", "pay_1", 500, "processed")) is None
+    # Settled stays settled, whatever arrives later (Razorpay promises no order).
+    assert again.apply_refund(RefundNotice("rfnd_1", "pay_1", 500, "pending")) == (refund, False)
+    assert again.refunds["r-1"].state is RefundState.PROCESSED
+    assert again.apply_refund(RefundNotice("rfnd_x", "pay_9", 500, "processed")) == (None, False)
     assert sessions_csv(again).splitlines()[1].startswith("s-1,bay-1,paid,False,p30,1800,2000,500,")
 
 
@@ -121,3 +125,16 @@ def test_closing_links() -> None:
     assert ledger.close_link("plink_1", "expired")
     assert not ledger.close_link("plink_1", "expired")
     assert not ledger.close_link("plink_unknown", "expired")
+
+
+def test_refund_event_before_our_answer_is_matched_by_payment_and_amount() -> None:
+    ledger = Ledger()
+    ledger.add_link(_link())
+    ledger.apply_payment(_notice(), "payment.captured", 1)
+    ledger.add_refund(
+        RefundRecord("r-1", "pay_1", 500, 2, RefundState.REQUESTED, "owner", session_id="s-1")
+    )
+    refund, changed = ledger.apply_refund(RefundNotice("rfnd_9", "pay_1", 500, "processed"))
+    assert changed
+    assert refund is ledger.refunds["r-1"]
+    assert (refund.refund_id, refund.state) == ("rfnd_9", RefundState.PROCESSED)

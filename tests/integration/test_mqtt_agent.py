@@ -342,6 +342,7 @@ async def test_agent_offline_at_payment_refunds(
 
     await _until(hass, lambda: len(failed) == 1)
     assert failed[0].data["reason"] == "bay_offline"
+    await _until(hass, lambda: bool(_refunds(standin, paid.payment_id)))
     assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
     # No "on" was ever sent; only the "off" that marks the session cancelled on the agent.
     command = await agent.wait_command(1)

@@ -145,6 +145,7 @@ async def test_top_up_beyond_the_longest_session_is_refunded(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     config_entry.add_to_hass(hass)
     bay = next(s for s in config_entry.subentries.values() if s.subentry_type == "bay")
@@ -162,6 +163,9 @@ async def test_top_up_beyond_the_longest_session_is_refunded(
     rows = {r["state"]: r for r in await export_sessions(hass)}
     assert rows["active"]["seconds"] == str(PLAN_S)
     assert rows["refunded"]["end_reason"] == "over_limit"
+    # Refusing the second payment left the first session's deadline alone.
+    await _tick(hass, freezer, PLAN_S + 1)
+    assert _plug(hass) == STATE_OFF
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -427,3 +431,6 @@ async def test_restart_long_after_such_a_crash_refunds_the_second_payment(
     states = sorted(r["state"] for r in await export_sessions(hass))
     assert states == ["active", "refunded"]
     assert _refunds(standin, second.payment_id) == [PLAN_PRICE]
+    # Failing the second one left the first session's deadline alone.
+    await _tick(hass, freezer, PLAN_S)
+    assert _plug(hass) == STATE_OFF

@@ -68,5 +68,8 @@ class BayDriver(ABC):
     async def async_turn_off(self, session_id: str | None) -> None:
         """Cut power for a session (None: whatever runs)."""
 
+    async def async_wait_known(self, within: float) -> None:  # noqa: B027 - optional hook
+        """Wait (at most ``within`` seconds) until the bay's availability is known after setup."""
+
     def resume(self, session_id: str, until: float) -> None:  # noqa: B027 - optional hook
         """After a restart, the session the bay should be running (for drivers that forget)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -73,6 +75,7 @@ class MqttAgentDriver(BayDriver):
         self._unsubscribe: list[Callable[[], None]] = []
         self._agent_online = False
         self._link_up = False
+        self._availability_known = asyncio.Event()
 
     async def async_setup(self) -> None:
         """Subscribe to the agent's retained topics (if HA's MQTT client is there at all)."""
@@ -104,7 +107,13 @@ class MqttAgentDriver(BayDriver):
     @callback
     def _availability(self, msg: mqtt.ReceiveMessage) -> None:
         self._agent_online = msg.payload == AVAILABLE
+        self._availability_known.set()
         self._update_online()
+
+    async def async_wait_known(self, within: float) -> None:
+        """The agent's retained availability arrives soon after subscribing; wait for it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._availability_known.wait(), within)
 
     @callback
     def _update_online(self) -> None:
