@@ -41,6 +41,7 @@ from .const import (
     LINK_LIFETIME_S,
     LOGGER,
     RECONCILE_WINDOW_S,
+    REFUND_CHECK_AFTER_S,
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
 )
@@ -64,7 +65,14 @@ from .razorpay_api import (
     RazorpayError,
     RazorpayRequestError,
 )
-from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+from .razorpay_events import (
+    NOTE_BAY,
+    NOTE_PLAN,
+    NOTE_SESSION,
+    PaymentNotice,
+    RefundNotice,
+    WebhookEvent,
+)
 from .session_rules import fail, finish, is_refunded, refund_plan, refundable_of
 
 _P = ParamSpec("_P")
@@ -583,6 +591,14 @@ class QrChargingHub:
         now = time.time()
         for refund in [r for r in self.ledger.refunds.values() if r.state is RefundState.REQUESTED]:
             await self.async_send_refund(refund)
+        for refund in [
+            r
+            for r in self.ledger.refunds.values()
+            if r.state is RefundState.PENDING
+            and r.refund_id
+            and now - r.created_at > REFUND_CHECK_AFTER_S
+        ]:
+            await self._async_check_refund(refund)
         open_links = [
             link
             for link in self.ledger.links.values()
@@ -596,6 +612,24 @@ class QrChargingHub:
                 break
             await self._reconcile_link(link, remote, now)
         await self._async_archive(now)
+
+    async def _async_check_refund(self, refund: RefundRecord) -> None:
+        """Ask Razorpay how a pending refund went (its webhook may never have come)."""
+        assert refund.refund_id is not None
+        try:
+            remote = await self.call(self.api.fetch_refund, refund.payment_id, refund.refund_id)
+        except HomeAssistantError as err:
+            LOGGER.debug("Refund %s not checked: %s", refund.refund_id, err)
+            return
+        notice = RefundNotice(
+            refund.refund_id, refund.payment_id, refund.amount, str(remote.get("status"))
+        )
+        async with self.lock:
+            _, changed = self.ledger.apply_refund(notice)
+            if changed:
+                await self.async_save()
+        if changed:
+            self._refund_settled(refund)
 
     async def _async_archive(self, now: float) -> None:
         """Move settled history out of the live ledger: archive first, then the smaller ledger.

@@ -275,6 +275,15 @@ class RazorpayApi:
         """Return one payment."""
         return self._call("fetch payment", self._client.payment.fetch, _path(payment_id))
 
+    def fetch_refund(self, payment_id: str, refund_id: str) -> dict[str, Any]:
+        """Return one refund of a payment (its ``status``: pending, processed or failed)."""
+        return self._call(
+            "fetch refund",
+            self._client.payment.fetch_refund_id,
+            _path(payment_id),
+            _path(refund_id),
+        )
+
     def refund(
         self,
         payment_id: str,

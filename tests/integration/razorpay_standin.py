@@ -202,6 +202,7 @@ class RazorpayStandin:
         app.router.add_get("/v1/payment_links/{id}", self._fetch_link)
         app.router.add_get("/v1/payments/{id}", self._fetch_payment)
         app.router.add_post("/v1/payments/{id}/refund", self._refund)
+        app.router.add_get("/v1/payments/{id}/refunds/{refund_id}", self._fetch_refund)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -503,6 +504,13 @@ class RazorpayStandin:
 
     async def _fetch_payment(self, request: web.Request) -> web.Response:
         return web.json_response(self._lookup(self.payments, request))
+
+    async def _fetch_refund(self, request: web.Request) -> web.Response:
+        payment = self._lookup(self.payments, request)
+        refund = self.refunds.get(request.match_info["refund_id"])
+        if refund is None or refund["payment_id"] != payment["id"]:
+            raise _ApiError("The id provided does not exist", field="id")
+        return web.json_response(refund)
 
     async def _refund(self, request: web.Request) -> web.Response:
         payment = self._lookup(self.payments, request)

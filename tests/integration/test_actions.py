@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
@@ -235,3 +236,33 @@ async def test_keys_that_stop_working_start_reauth(
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]
     assert flows[0]["context"]["entry_id"] == loaded_entry.entry_id
+
+
+async def test_pending_refund_without_its_webhook_is_asked_about(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+    standin.refund_status = "pending"
+    response = await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    assert response is not None
+    standin.settle_refund(str(response["refund_id"]), "processed")  # its webhook is lost
+
+    freezer.tick(timedelta(minutes=6))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert [e.data["state"] for e in refunds] == ["pending"]  # too soon to ask
+
+    freezer.tick(timedelta(minutes=30))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert [e.data["state"] for e in refunds] == ["pending", "processed"]
+    path = f"/v1/payments/{paid.payment_id}/refunds/{response['refund_id']}"
+    assert len(standin.calls_to("GET", path)) == 1

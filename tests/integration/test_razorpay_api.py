@@ -338,6 +338,17 @@ async def test_refund_is_idempotent(api: RazorpayApi, standin: RazorpayStandin) 
     assert calls[0].json == {"amount": 1000, "speed": "normal", "notes": {"s": "1"}}
 
 
+async def test_fetch_refund(api: RazorpayApi, standin: RazorpayStandin) -> None:
+    standin.refund_status = "pending"
+    paid = await paid_link(api, standin)
+    refund = await run(api.refund, paid.payment_id, amount=500, idempotency_key="r-f")
+    assert (await run(api.fetch_refund, paid.payment_id, refund["id"]))["status"] == "pending"
+    standin.settle_refund(refund["id"], "processed")
+    assert (await run(api.fetch_refund, paid.payment_id, refund["id"]))["status"] == "processed"
+    with pytest.raises(RazorpayRequestError):
+        await run(api.fetch_refund, paid.payment_id, "rfnd_unknown")
+
+
 async def test_refund_over_the_refundable_amount(
     api: RazorpayApi, standin: RazorpayStandin
 ) -> None:
