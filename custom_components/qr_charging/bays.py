@@ -128,7 +128,7 @@ class BayRunner:
             self.driver.resume(session.session_id, session.until)
         await self.driver.async_setup()
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
-        for index, session in enumerate(self._running()):
+        for index, session in enumerate(self.hub.ledger.running_sessions(self.bay.bay_id)):
             if session.state is SessionState.ACTIVE and session.until is not None and not index:
                 if session.until <= now:
                     await self._async_finish(session, "deadline", send_off=True)
@@ -145,17 +145,6 @@ class BayRunner:
                 self._task(self.async_handle_paid(session), session)
             else:
                 await self._async_fail(session, "interrupted")
-
-    def _running(self) -> list[SessionRecord]:
-        """The bay's paid, starting and active sessions, oldest first (normally one)."""
-        return sorted(
-            (
-                s
-                for s in self.hub.ledger.sessions.values()
-                if s.bay_id == self.bay.bay_id and s.running
-            ),
-            key=lambda s: s.created_at,
-        )
 
     def _task(self, job: Coroutine[Any, Any, Any], session: SessionRecord | None = None) -> None:
         """Run work for this bay as a task of the entry, so an unload waits for it to finish."""

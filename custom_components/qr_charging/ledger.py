@@ -382,12 +382,14 @@ class Ledger:
 
     # -- queries -----------------------------------------------------------------------------
 
+    def running_sessions(self, bay_id: str) -> list[SessionRecord]:
+        """The bay's paid, starting and active sessions, oldest first (normally one at most)."""
+        return [s for s in self.sessions.values() if s.bay_id == bay_id and s.running]
+
     def running_session(self, bay_id: str, *, besides: str | None = None) -> SessionRecord | None:
-        """The bay's (oldest) paid, starting or active session, if any, other than ``besides``."""
-        for session in self.sessions.values():
-            if session.bay_id == bay_id and session.running and session.session_id != besides:
-                return session
-        return None
+        """The bay's (oldest) running session, if any, other than ``besides``."""
+        others = (s for s in self.running_sessions(bay_id) if s.session_id != besides)
+        return next(others, None)
 
     def attention(self) -> list[PaymentRecord]:
         """Payments an owner must look at."""

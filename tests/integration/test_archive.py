@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -65,14 +64,13 @@ def test_only_settled_old_history_leaves_and_totals_stay() -> None:
     assert select_archivable(ledger, cutoff=30 * DAY) is None
 
 
-@pytest.mark.usefixtures("loaded_entry")
-async def test_month_old_sessions_are_archived_and_still_exported(
+async def _session_that_ran(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
-    loaded_entry: MockConfigEntry,
 ) -> None:
+    """A paid 30-minute session on bay-1, run to its end."""
     paid = standin.pay_link((await create_link(hass))["id"])
     await post_webhook(paid.payment_link_paid())
     for _ in range(3):
@@ -80,6 +78,16 @@ async def test_month_old_sessions_are_archived_and_still_exported(
     freezer.tick(timedelta(minutes=31))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
+
+
+async def test_month_old_sessions_are_archived_and_still_exported(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    await _session_that_ran(hass, standin, post_webhook, freezer)
     before = await export_sessions(hass)
     assert [r["state"] for r in before] == ["ended"]
     revenue = hass.states.get("sensor.bay_1_revenue")
@@ -113,7 +121,6 @@ async def test_month_old_sessions_are_archived_and_still_exported(
     assert reloaded.state == revenue.state
 
 
-@pytest.mark.usefixtures("loaded_entry")
 async def test_archive_that_cannot_be_written_keeps_everything_live(
     hass: HomeAssistant,
     standin: RazorpayStandin,
@@ -121,13 +128,7 @@ async def test_archive_that_cannot_be_written_keeps_everything_live(
     freezer: FrozenDateTimeFactory,
     loaded_entry: MockConfigEntry,
 ) -> None:
-    paid = standin.pay_link((await create_link(hass))["id"])
-    await post_webhook(paid.payment_link_paid())
-    for _ in range(3):
-        await hass.async_block_till_done()
-    freezer.tick(timedelta(minutes=31))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await _session_that_ran(hass, standin, post_webhook, freezer)
     # The archive's place is taken by a folder: appending to it fails.
     archive = Path(
         hass.config.path(".storage", f"qr_charging.{loaded_entry.entry_id}.archive.jsonl")

@@ -55,6 +55,14 @@ async def _settle(hass: HomeAssistant) -> None:
         await hass.async_block_till_done()
 
 
+async def _runs_for(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """The plug stays on until ``seconds`` from now, then HA switches it off."""
+    await _tick(hass, freezer, seconds - 5)
+    assert _plug(hass) == STATE_ON
+    await _tick(hass, freezer, 6)
+    assert _plug(hass) == STATE_OFF
+
+
 def _plug(hass: HomeAssistant) -> str:
     state = hass.states.get(PLUG)
     assert state is not None
@@ -82,10 +90,7 @@ async def test_paid_session_powers_the_plug_until_the_deadline(
     assert len(started) == 1
     assert started[0].data["seconds"] == PLAN_S
 
-    await _tick(hass, freezer, PLAN_S - 5)
-    assert _plug(hass) == STATE_ON
-    await _tick(hass, freezer, 6)
-    assert _plug(hass) == STATE_OFF
+    await _runs_for(hass, freezer, PLAN_S)
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"]) == ("ended", "deadline")
     assert [(e.data["reason"], e.data["served_s"]) for e in ended] == [("deadline", PLAN_S)]
@@ -134,10 +139,7 @@ async def test_top_up_extends_the_running_session(
     )
     assert len(row["payment_ids"].split()) == 2
     # 50 minutes are left: 20 of the first payment and 30 of the second.
-    await _tick(hass, freezer, 50 * 60 - 5)
-    assert _plug(hass) == STATE_ON
-    await _tick(hass, freezer, 6)
-    assert _plug(hass) == STATE_OFF
+    await _runs_for(hass, freezer, 50 * 60)
 
 
 async def test_top_up_beyond_the_longest_session_is_refunded(
@@ -287,10 +289,7 @@ async def test_restart_mid_session_keeps_the_true_deadline(
     assert _plug(hass) == STATE_ON
     (row,) = await export_sessions(hass)
     assert row["state"] == "active"
-    await _tick(hass, freezer, PLAN_S - 660 - 5)
-    assert _plug(hass) == STATE_ON
-    await _tick(hass, freezer, 6)
-    assert _plug(hass) == STATE_OFF
+    await _runs_for(hass, freezer, PLAN_S - 660)
 
 
 async def test_deadline_passed_during_restart_closes_at_the_deadline(
