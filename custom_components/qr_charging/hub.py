@@ -73,7 +73,7 @@ from .razorpay_events import (
     RefundNotice,
     WebhookEvent,
 )
-from .session_rules import fail, finish, is_refunded, refund_plan, refundable_of
+from .session_rules import fail, finish, mark_refunded, refund_plan, refundable_of
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -292,8 +292,7 @@ class QrChargingHub:
             self._new_refund(payment_id, part, reason, session.session_id)
             for payment_id, part in refund_plan(self.ledger, session, amount)
         ]
-        if session.state is SessionState.FAILED and is_refunded(self.ledger, session):
-            session.state = SessionState.REFUNDED
+        mark_refunded(self.ledger, session)
         return refunds
 
     def _new_refund(
@@ -491,9 +490,7 @@ class QrChargingHub:
 
     # -- refunds -----------------------------------------------------------------------------
 
-    async def async_refund(
-        self, payment_id: str, amount: int | None, reason: str, session_id: str | None = None
-    ) -> RefundRecord:
+    async def async_refund(self, payment_id: str, amount: int | None, reason: str) -> RefundRecord:
         """Refund (part of) a payment once: recorded first, keyed so a retry cannot repeat it."""
         async with self.lock:
             refundable = self.ledger.refundable(payment_id)
@@ -511,12 +508,10 @@ class QrChargingHub:
                     translation_placeholders={"amount": str(amount), "refundable": str(refundable)},
                 )
             payment = self.ledger.payments[payment_id]
-            refund = self._new_refund(payment_id, amount, reason, session_id or payment.session_id)
-            session = self.ledger.sessions.get(payment.session_id or "")
-            # A failed session refunded by hand is refunded too, once nothing is left.
-            refunded = session is not None and is_refunded(self.ledger, session)
-            if session is not None and refunded and session.state is SessionState.FAILED:
-                session.state = SessionState.REFUNDED
+            refund = self._new_refund(payment_id, amount, reason, payment.session_id)
+            if (session := self.ledger.sessions.get(payment.session_id or "")) is not None:
+                # A failed session refunded by hand is refunded too, once nothing is left.
+                mark_refunded(self.ledger, session)
             await self.async_save()
         await self.async_send_refund(refund)
         return refund

@@ -182,6 +182,12 @@ def is_refunded(ledger: Ledger, session: SessionRecord) -> bool:
     return bool(session.payment_ids) and refundable_of(ledger, session) == 0
 
 
+def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:
+    """A failed session whose payments are refunded in full (or being) becomes refunded."""
+    if session.state is SessionState.FAILED and is_refunded(ledger, session):
+        session.state = SessionState.REFUNDED
+
+
 def revenue_paise(ledger: Ledger, bay_id: str) -> int:
     """Money a bay kept: captured payments for its sessions less refunds not failed."""
     total = ledger.archived_totals.get(bay_id, [0, 0])[0]
