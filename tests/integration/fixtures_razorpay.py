@@ -1,11 +1,9 @@
-"""Razorpay's documented payloads (shared/fixtures/razorpay), loaded and re-keyed.
+"""Razorpay's documented payloads (``tests/fixtures/razorpay``), loaded and re-keyed.
 
 The fixtures are Razorpay's own examples, copied verbatim from its documentation. Tests use
 them as templates: an entity keeps every field of the documented one, and the fields that
 matter (ids, amounts, currency, notes, times, states) are overwritten with the values of the
 payment being simulated. Webhook bodies keep the documented envelope of their event.
-
-The fixtures live beside the repository (``<repo>/../shared``), as in CI's fresh clone.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FIXTURES_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "razorpay"
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "razorpay"
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 

@@ -2,7 +2,8 @@
 
 Nothing plays the Pi here: ``pi_mqtt_relay``'s own ``Agent`` runs in-process on gpiozero's
 ``MockFactory`` pins, so what the integration sends and what the agent understands (and the
-other way round) meet only through the MQTT contract of DESIGN.md. Razorpay is the stand-in.
+other way round) meet only through the MQTT contract of docs/mqtt-protocol.md. Razorpay is the
+stand-in.
 """
 
 from __future__ import annotations

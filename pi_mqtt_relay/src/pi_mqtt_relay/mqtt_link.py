@@ -29,7 +29,7 @@ STOP_PUBLISH_TIMEOUT_S = 2.0
 
 
 class Topics:
-    """The topic names of one node, as in the MQTT contract of DESIGN.md."""
+    """The topic names of one node, as in docs/mqtt-protocol.md."""
 
     def __init__(self, config: AgentConfig) -> None:
         self.base = f"{config.topic_prefix}/{config.node_id}"
