@@ -45,7 +45,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
         entry.async_create_background_task(hass, hub.async_reconcile(), "qr_charging reconcile")
 
     entry.async_on_unload(
-        async_track_time_interval(hass, _reconcile, timedelta(seconds=RECONCILE_INTERVAL_S))
+        async_track_time_interval(
+            hass,
+            _reconcile,
+            timedelta(seconds=RECONCILE_INTERVAL_S),
+            name="qr_charging reconcile",
+            cancel_on_shutdown=True,
+        )
     )
     # A webhook missed while HA was down is found by asking Razorpay, without delaying startup.
     _reconcile()

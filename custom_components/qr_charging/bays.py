@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -57,6 +57,11 @@ class RefundMode(StrEnum):
     NONE = "none"
     PRORATA = "prorata"
     FULL = "full"
+
+
+def _stop_at_shutdown(action: Callable[[datetime], None], what: str) -> HassJob[[datetime], None]:
+    """A timer job HA drops when it stops: deadlines live on in the ledger and the agents."""
+    return HassJob(action, f"qr_charging {what}", cancel_on_shutdown=True)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -361,7 +366,9 @@ class BayRunner:
                 self._task(self._async_fail(session, "no_acknowledgement"), session)
 
         self._timed_session = session.session_id
-        self._ack_timer = async_call_later(self.hass, self.hub.ack_timeout_s, _expired)
+        self._ack_timer = async_call_later(
+            self.hass, self.hub.ack_timeout_s, _stop_at_shutdown(_expired, "acknowledgement")
+        )
 
     def _schedule_deadline(self, session: SessionRecord) -> None:
         if self._unloaded:
@@ -378,7 +385,9 @@ class BayRunner:
 
         self._timed_session = session.session_id
         self._deadline_timer = async_track_point_in_utc_time(
-            self.hass, _deadline, datetime.fromtimestamp(session.until, UTC)
+            self.hass,
+            _stop_at_shutdown(_deadline, "deadline"),
+            datetime.fromtimestamp(session.until, UTC),
         )
 
     # -- ending --------------------------------------------------------------------------------

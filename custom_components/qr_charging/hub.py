@@ -11,8 +11,7 @@ from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.ulid import ulid_now
@@ -169,16 +168,6 @@ class QrChargingHub:
         for session in list(self.ledger.sessions.values()):
             if session.running and session.bay_id not in self.bays:
                 await self._async_orphan(session)
-
-        @callback
-        def _stopping(_event: Event) -> None:
-            # HA stops without unloading entries; deadlines live on in the ledger and the agents.
-            for runner in self.runners.values():
-                runner.cancel_timers()
-
-        self.entry.async_on_unload(
-            self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stopping)
-        )
 
     async def async_unload_bays(self) -> None:
         """Stop every runner (sessions go on; the next setup resumes them)."""

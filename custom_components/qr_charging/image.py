@@ -13,7 +13,7 @@ from datetime import datetime
 
 import segno
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
@@ -140,7 +140,9 @@ class QrChargingPaymentImage(QrChargingEntity, ImageEntity):
                 self._drop_link()
 
         delay = max(expire_by - EXPIRY_MARGIN_S - time.time(), 0)
-        self._unsub_expiry = async_call_later(self.hass, delay, _expiring)
+        self._unsub_expiry = async_call_later(
+            self.hass, delay, HassJob(_expiring, "qr_charging link expiry", cancel_on_shutdown=True)
+        )
 
     @callback
     def _cancel_expiry(self) -> None:

@@ -150,7 +150,9 @@ class QrChargingTimeRemainingSensor(QrChargingSensor):
         if self.runner.session is None:
             self._stop_tick()
         elif self._unsub_tick is None:
-            self._unsub_tick = async_track_time_interval(self.hass, self._tick, TICK)
+            self._unsub_tick = async_track_time_interval(
+                self.hass, self._tick, TICK, cancel_on_shutdown=True
+            )
 
     @callback
     def _tick(self, _now: datetime) -> None:

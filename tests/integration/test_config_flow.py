@@ -7,7 +7,7 @@ from typing import Any
 from unittest.mock import AsyncMock, Mock, patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER
+from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
@@ -155,6 +155,10 @@ async def test_reauth_with_new_keys(
     assert config_entry.data[CONF_KEY_SECRET] == "new_secret"
     # The webhook stays where Razorpay sends it.
     assert config_entry.data[CONF_WEBHOOK_ID] == "razorpay-test-hook"
+    # The flow reloads the entry in the background: wait for it, as HA would at its next step.
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_reconfigure_refuses_a_key_of_another_entry(
