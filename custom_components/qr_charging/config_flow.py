@@ -24,6 +24,7 @@ from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
+from .account_api import api_for
 from .catalog import (
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
@@ -68,7 +69,7 @@ from .const import (
     SUBENTRY_PLAN,
 )
 from .drivers.mqtt_agent import parse_config
-from .hub import api_for, bays_of, plans_of
+from .hub import bays_of, plans_of
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 

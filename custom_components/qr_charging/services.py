@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +20,10 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
-from .bays import RefundMode
+from .bay_runner import RefundMode
 from .catalog import CatalogError, rupees_to_paise
 from .const import DOMAIN
-from .ledger import sessions_csv
+from .errors import translated
 
 if TYPE_CHECKING:
     from .hub import QrChargingHub
@@ -34,6 +35,10 @@ ATTR_PAYMENT_ID = "payment_id"
 ATTR_AMOUNT = "amount"
 ATTR_MINUTES = "minutes"
 ATTR_REFUND = "refund"
+ATTR_START = "start"
+ATTR_END = "end"
+# An export larger than this is only written to its file, not returned in the response.
+MAX_INLINE_EXPORT = 1024 * 1024
 
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
 SERVICE_EXPORT_SESSIONS = "export_sessions"
@@ -61,32 +66,43 @@ def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
     return hub
 
 
+@translated
 async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    created = await hub.async_create_payment_link(call.data[ATTR_BAY], call.data.get(ATTR_PLAN))
+    created = await hub.payments.async_create_link(call.data[ATTR_BAY], call.data.get(ATTR_PLAN))
     return created.as_response()
 
 
+@translated
 async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    ledger = await hub.async_export()
-    text = sessions_csv(ledger)
-    stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    start: datetime | None = call.data.get(ATTR_START)
+    end: datetime | None = call.data.get(ATTR_END)
+    now = dt_util.utcnow()
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     path = Path(hass.config.path(DOMAIN, f"sessions-{hub.entry.entry_id}-{stamp}.csv"))
-    await hass.async_add_executor_job(_write_text, path, text)
-    return {"csv": text, "path": str(path), "sessions": len(ledger.sessions)}
+    count = await hub.books.store.async_export(
+        path,
+        dt_util.as_utc(start).timestamp() if start else 0.0,
+        dt_util.as_utc(end).timestamp() if end else now.timestamp() + 1,
+    )
+    # The rows were streamed to the file; a small export is returned inline too.
+    text = await hass.async_add_executor_job(_small_text, path)
+    return {"csv": text, "path": str(path), "sessions": count}
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def _small_text(path: Path) -> str | None:
+    if path.stat().st_size > MAX_INLINE_EXPORT:
+        return None
+    return path.read_text(encoding="utf-8")
 
 
+@translated
 async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    refund = await hub.async_refund(call.data[ATTR_PAYMENT_ID], call.data.get(ATTR_AMOUNT), "owner")
+    refund = await hub.refunds.async_refund(
+        call.data[ATTR_PAYMENT_ID], call.data.get(ATTR_AMOUNT), "owner"
+    )
     return {
         "refund_id": refund.refund_id,
         "payment_id": refund.payment_id,
@@ -95,8 +111,9 @@ async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     }
 
 
+@translated
 async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    runner = hub_for(hass, call).runner(call.data[ATTR_BAY])
+    runner = hub_for(hass, call).bays.runner(call.data[ATTR_BAY])
     minutes = call.data.get(ATTR_MINUTES, runner.bay.default_minutes)
     session = await runner.async_start_owner(minutes)
     return {
@@ -108,8 +125,9 @@ async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceRespo
     }
 
 
+@translated
 async def _stop_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    runner = hub_for(hass, call).runner(call.data[ATTR_BAY])
+    runner = hub_for(hass, call).bays.runner(call.data[ATTR_BAY])
     return await runner.async_stop(RefundMode(call.data[ATTR_REFUND]))
 
 
@@ -139,7 +157,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
     register(
         SERVICE_EXPORT_SESSIONS,
         partial(_export_sessions, hass),
-        schema=vol.Schema(_ENTRY),
+        schema=vol.Schema(
+            {**_ENTRY, vol.Optional(ATTR_START): cv.datetime, vol.Optional(ATTR_END): cv.datetime}
+        ),
         supports_response=SupportsResponse.OPTIONAL,
     )
     register(

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .ledger import Ledger, PaymentState, RefundState, SessionRecord, SessionState
+from .ledger import Ledger, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -186,27 +186,3 @@ def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:
     """A failed session whose payments are refunded in full (or being) becomes refunded."""
     if session.state is SessionState.FAILED and is_refunded(ledger, session):
         session.state = SessionState.REFUNDED
-
-
-def revenue_paise(ledger: Ledger, bay_id: str) -> int:
-    """Money a bay kept: captured payments for its sessions less refunds not failed."""
-    total = ledger.archived_totals.get(bay_id, [0, 0])[0]
-    for payment in ledger.payments.values():
-        if payment.bay_id == bay_id and payment.state is PaymentState.SESSION:
-            total += payment.amount
-    for refund in ledger.refunds.values():
-        refunded = ledger.payments.get(refund.payment_id)
-        if refunded is None or refunded.bay_id != bay_id:
-            continue
-        if refund.state is not RefundState.FAILED:
-            total -= refund.amount
-    return total
-
-
-def sessions_served(ledger: Ledger, bay_id: str) -> int:
-    """Sessions that powered a bay (active or ended)."""
-    return ledger.archived_totals.get(bay_id, [0, 0])[1] + sum(
-        1
-        for s in ledger.sessions.values()
-        if s.bay_id == bay_id and s.state in (SessionState.ACTIVE, SessionState.ENDED)
-    )

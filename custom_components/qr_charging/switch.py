@@ -8,8 +8,9 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bays import RefundMode
+from .bay_runner import RefundMode
 from .entity import QrChargingEntity, add_bay_entities
+from .errors import translated
 from .hub import QrChargingConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -34,11 +35,13 @@ class QrChargingSwitch(QrChargingEntity, SwitchEntity):
         """Whether a session runs."""
         return self.runner.session is not None
 
+    @translated
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Give an owner session of the bay's default length (nothing if one runs)."""
         if self.runner.session is None:
             await self.runner.async_start_owner(self.runner.bay.default_minutes)
 
+    @translated
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Stop the running session, refunding a paying customer the unserved share."""
         if self.runner.session is not None:

@@ -197,7 +197,7 @@ async def test_payment_powers_the_relay(
     )
     until = float(row["until"])
     assert before + PLAN_S <= until <= time.time() + PLAN_S
-    assert mqtt_bay_entry.runtime_data.runners[BAY].status == "charging"
+    assert mqtt_bay_entry.runtime_data.bays.runners[BAY].status == "charging"
 
     state = await _retained_state(hass, broker)
     assert state["state"] == "ON"
@@ -292,7 +292,7 @@ async def test_agent_restart_resumes_the_session(
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     paid, session_id = await _active_session(hass, standin, post_webhook)
     until = float((await _row(hass))["until"])
-    runner = mqtt_bay_entry.runtime_data.runners[BAY]
+    runner = mqtt_bay_entry.runtime_data.bays.runners[BAY]
     mark = observer.mark()
 
     await hass.async_add_executor_job(agent.stop)
@@ -342,7 +342,7 @@ async def test_agent_offline_at_payment_refunds_and_never_powers(
     observer: Observer,
 ) -> None:
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
-    runner = mqtt_bay_entry.runtime_data.runners[BAY]
+    runner = mqtt_bay_entry.runtime_data.bays.runners[BAY]
     await hass.async_add_executor_job(agent.stop)
     await _until(hass, lambda: not runner.driver.online)
     assert runner.status == "offline"

@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.qr_charging import bays
+from custom_components.qr_charging import bay_runner
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_REFUND,
@@ -199,7 +199,7 @@ async def mqtt_bay_entry(
     entry.add_to_hass(hass)
     assert await async_setup_component(hass, "http", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await _until(hass, lambda: entry.runtime_data.runners["bay-1"].driver.online)
+    await _until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
     return entry
 
 
@@ -268,7 +268,7 @@ async def test_acknowledged_session_runs_and_ends(
 
     # Half an hour cannot pass here: only the bays' clock jumps to the deadline, where the
     # agent switches off by itself.
-    monkeypatch.setattr(bays, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
+    monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
     agent.report(None, None, "deadline")
     await _until(hass, lambda: len(ended) == 1)
     assert ended[0].data["reason"] == "deadline"
@@ -335,7 +335,7 @@ async def test_agent_offline_at_payment_refunds(
 ) -> None:
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     agent.publish(f"qr_charging/{NODE}/availability", "offline")
-    runner = mqtt_bay_entry.runtime_data.runners["bay-1"]
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
     await _until(hass, lambda: not runner.driver.online)
 
     paid = await _pay(hass, standin, post_webhook)
@@ -408,7 +408,7 @@ async def test_restart_mid_session_resyncs_from_retained_state(
 
     assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
-    runner = mqtt_bay_entry.runtime_data.runners["bay-1"]
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
     await _until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
 
     assert await _session_state(hass) == "active"
@@ -433,9 +433,9 @@ async def test_deadline_passed_during_restart(
     # HA is down past the deadline; the agent switched off by itself meanwhile.
     agent.report(None, None, "deadline")
     # Forty minutes cannot pass here, and freezing time would stall the real broker link:
-    # only the bays' clock jumps (our code reads it as bays.time.time()).
+    # only the bays' clock jumps (our code reads it as bay_runner.time.time()).
     later = time.time() + PLAN_S + 600
-    monkeypatch.setattr(bays, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: later))
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
     await _until(hass, lambda: len(ended) == 1)
 

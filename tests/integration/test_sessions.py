@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.qr_charging.books import Books
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_REFUND,
@@ -26,6 +27,8 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
 )
+from custom_components.qr_charging.hub import store_for
+from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 
 from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
@@ -383,13 +386,16 @@ async def test_late_webhook_is_refunded_not_started(
 async def _crash_after_saving_a_payment(
     hass: HomeAssistant, standin: RazorpayStandin, entry: MockConfigEntry
 ) -> Any:
-    """A paid payment saved by the webhook, then HA gone before the bay was told of it."""
-    hub = entry.runtime_data
+    """A paid payment stored by the webhook, then HA gone before the bay was told of it."""
     paid = standin.pay_link((await create_link(hass))["id"])
     await hass.config_entries.async_unload(entry.entry_id)
     notice = PaymentNotice(paid.payment_id, PLAN_PRICE, "INR", "captured", link_id=paid.link_id)
-    hub.ledger.apply_payment(notice, "payment.captured", time.time())
-    await hub.async_save()
+    # The webhook's own change, on the account's database, with nothing after it.
+    books = Books(store_for(hass, entry.entry_id))
+    await books.async_open()
+    async with books.change(Wanted.for_payment(notice)) as ledger:
+        ledger.apply_payment(notice, "payment.captured", time.time())
+    await books.store.async_close()
     return paid
 
 
