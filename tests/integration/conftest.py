@@ -6,7 +6,7 @@ stand-in of its API (``razorpay_standin.py``); that stand-in is the only mocked 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,8 @@ async def post_webhook(
 ) -> PostWebhook:
     """POST a delivery to the integration's webhook as Razorpay would.
 
+    An async iterable body is sent chunked, without Content-Length.
+
     The test client starts HA's web app, which then takes no new routes: it is made at the first
     delivery, after the test has set up what it needs.
     """
@@ -173,7 +175,7 @@ async def post_webhook(
     async def post(
         webhook: Webhook | None = None,
         *,
-        body: bytes | None = None,
+        body: bytes | AsyncIterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> ClientResponse:
         if webhook is not None:
