@@ -39,7 +39,7 @@ from .fixtures_razorpay import Webhook
 from .razorpay_standin import RazorpayStandin
 
 WEBHOOK_ID = "razorpay-test-hook"
-WEBHOOK_SECRET = "whsec-test"
+WEBHOOK_SECRET = "whsec-test-secret"
 PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
 PLUG = "switch.bay_1_plug"
 
