@@ -15,7 +15,7 @@ import yaml
 
 from pi_mqtt_relay.__main__ import main
 
-from .conftest import Observer, RunningAgent, Setup
+from .conftest import PYPROJECT_VERSION, Observer, RunningAgent, Setup
 
 VALID: dict[str, Any] = {
     "broker": {"host": "127.0.0.1", "port": 1883},
@@ -116,6 +116,11 @@ def test_config_error_names_the_key(
     assert names in err
 
 
+def test_version_is_the_released_one() -> None:
+    result = _run("--version")
+    assert result.stdout.split() == ["pi-mqtt-relay", PYPROJECT_VERSION]
+
+
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
@@ -155,6 +160,7 @@ def test_ha_discovery_announces_each_bay_as_a_switch(
     assert announced["unique_id"]
     assert announced["device"]["name"] == "Test kiosk"
     assert announced["device"]["identifiers"]
+    assert announced["device"]["sw_version"] == PYPROJECT_VERSION
     assert obs.wait_for(f"homeassistant/switch/{setup.node}_bay-2/config", lambda m: True)
     # Driven as HA drives an MQTT switch: plain ON to the command topic.
     obs.client.publish(announced["command_topic"], "ON", qos=1).wait_for_publish(5)
