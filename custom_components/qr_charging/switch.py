@@ -1,4 +1,7 @@
-"""A switch per bay: on while a session runs; the owner turns it on for a free session."""
+"""A switch per bay: on while a session runs; the owner turns it on for a free session.
+
+Only admins (and automations) may turn it: on gives free power, off may refund a customer.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .bays import RefundMode
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
+from .services import async_check_admin
 
 PARALLEL_UPDATES = 0
 
@@ -36,10 +40,12 @@ class QrChargingSwitch(QrChargingEntity, SwitchEntity):
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Give an owner session of the bay's default length (nothing if one runs)."""
+        await async_check_admin(self.hass, self._context)
         if self.runner.session is None:
             await self.runner.async_start_owner(self.runner.bay.default_minutes)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Stop the running session, refunding a paying customer the unserved share."""
+        await async_check_admin(self.hass, self._context)
         if self.runner.session is not None:
             await self.runner.async_stop(RefundMode.PRORATA)

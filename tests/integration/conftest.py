@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
+from homeassistant.auth.const import GROUP_ID_USER
+from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.const import (
@@ -154,6 +156,21 @@ async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> Mo
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     return config_entry
+
+
+@pytest.fixture
+async def kiosk_user(hass: HomeAssistant, local_auth: HassAuthProvider) -> MockUser:
+    """A plain (non-admin) user, as a kiosk screen is logged in: it may control every entity."""
+    users = await hass.auth.async_get_group(GROUP_ID_USER)
+    return MockUser(groups=[users]).add_to_hass(hass)
+
+
+@pytest.fixture(params=["read_only", "kiosk"])
+def non_admin_user(
+    request: pytest.FixtureRequest, hass_read_only_user: MockUser, kiosk_user: MockUser
+) -> MockUser:
+    """Each kind of non-admin user in turn: read-only, then plain."""
+    return hass_read_only_user if request.param == "read_only" else kiosk_user
 
 
 PostWebhook = Callable[..., Awaitable[ClientResponse]]
