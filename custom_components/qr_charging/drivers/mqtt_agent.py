@@ -148,7 +148,7 @@ class MqttAgentDriver(BayDriver):
         self._on_report(replace(report, fresh=not msg.retain))
 
     async def _publish(self, command: dict[str, Any]) -> None:
-        # Never retained: a retained "on" would replay after a power cut (docs/architecture.md, invariants).
+        # Never retained: a retained "on" would replay after a power cut (architecture.md).
         await mqtt.async_publish(
             self.hass, f"{self._bay_topic}/set", json.dumps(command), qos=1, retain=False
         )
