@@ -135,7 +135,8 @@ def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
     before the keys are sent anywhere.
     """
     errors: dict[str, str] = {}
-    if len(entered.get(CONF_WEBHOOK_SECRET, "x" * MIN_WEBHOOK_SECRET)) < MIN_WEBHOOK_SECRET:
+    secret = entered.get(CONF_WEBHOOK_SECRET)
+    if secret is not None and len(secret) < MIN_WEBHOOK_SECRET:
         errors[CONF_WEBHOOK_SECRET] = "webhook_secret_too_short"
     if CONF_API_BASE_URL in entered and not _api_url_allowed(entered[CONF_API_BASE_URL]):
         errors[CONF_API_BASE_URL] = "api_url_not_https"
