@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
+    Context,
     HomeAssistant,
     ServiceCall,
     ServiceResponse,
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
@@ -47,6 +49,39 @@ SERVICE_START_SESSION = "start_session"
 SERVICE_STOP_SESSION = "stop_session"
 
 _ENTRY: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+
+Handler = Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]
+
+
+async def async_check_admin(hass: HomeAssistant, context: Context | None) -> None:
+    """Refuse a user who is not an admin; calls with no user (automations, scripts) pass.
+
+    The same rule as HA's admin services, for whatever gives power or moves money: a kiosk
+    screen logged in as a plain user must not.
+    """
+    if context is None or context.user_id is None:
+        return
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None:
+        raise UnknownUser(context=context)
+    if not user.is_admin:
+        raise Unauthorized(context=context)
+
+
+def _admin_only(
+    hass: HomeAssistant, handler: Handler
+) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
+    """The handler behind the admin check.
+
+    Not ``async_register_admin_service``: on HA 2025.4 it takes no ``supports_response`` and
+    drops the handler's response.
+    """
+
+    async def checked(call: ServiceCall) -> ServiceResponse:
+        await async_check_admin(hass, call.context)
+        return await handler(hass, call)
+
+    return checked
 
 
 def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
@@ -144,7 +179,7 @@ def _rupees_as_paise(value: Any) -> int:
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the actions once for the domain."""
+    """Register the actions once for the domain; those that give power or refund are admin-only."""
     register = partial(hass.services.async_register, DOMAIN)
     register(
         SERVICE_CREATE_PAYMENT_LINK,
@@ -164,7 +199,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     register(
         SERVICE_START_SESSION,
-        partial(_start_session, hass),
+        _admin_only(hass, _start_session),
         schema=vol.Schema(
             {
                 **_ENTRY,
@@ -176,7 +211,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     register(
         SERVICE_STOP_SESSION,
-        partial(_stop_session, hass),
+        _admin_only(hass, _stop_session),
         schema=vol.Schema(
             {
                 **_ENTRY,
@@ -190,7 +225,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     register(
         SERVICE_REFUND,
-        partial(_refund, hass),
+        _admin_only(hass, _refund),
         schema=vol.Schema(
             {
                 **_ENTRY,

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockUser,
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
@@ -199,6 +201,38 @@ async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> N
     assert state(hass, "sensor", "status") == "idle"
     assert state(hass, "sensor", "sessions") == "1"
     await hass.services.async_call("switch", "turn_off", {"entity_id": switch}, blocking=True)
+    assert state(hass, "switch", "charging") == STATE_OFF
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_only_admins_work_the_switch(
+    hass: HomeAssistant, non_admin_user: MockUser, hass_admin_user: MockUser
+) -> None:
+    non_admin = Context(user_id=non_admin_user.id)
+    admin = Context(user_id=hass_admin_user.id)
+
+    async def switch(service: str, context: Context) -> None:
+        target = {"entity_id": entity_id(hass, "switch", "charging")}
+        await hass.services.async_call("switch", service, target, blocking=True, context=context)
+
+    for service in ("turn_on", "toggle"):
+        with pytest.raises(Unauthorized):
+            await switch(service, non_admin)
+    await _settle(hass)
+    assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
+    assert state(hass, "sensor", "sessions") == "0"
+
+    await switch("turn_on", admin)
+    await _settle(hass)
+    for service in ("turn_off", "toggle"):
+        with pytest.raises(Unauthorized):
+            await switch(service, non_admin)
+    await _settle(hass)
+    assert state(hass, "switch", "charging") == STATE_ON
+    assert hass.states.get(PLUG).state == STATE_ON  # type: ignore[union-attr]
+
+    await switch("turn_off", admin)
+    await _settle(hass)
     assert state(hass, "switch", "charging") == STATE_OFF
 
 
