@@ -8,10 +8,12 @@ registered stand-in for a phone's notifier or for the indicator light.
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
@@ -31,6 +33,8 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.qr_charging.const import DOMAIN
 
 SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "qr_charging"
+# Where the blueprints are published (the README imports them from there).
+REPOSITORY = "qr-charging/qr_charging"
 BLUEPRINTS = sorted(path.name for path in SOURCE.glob("*.yaml"))
 NOTIFY = "notify.owner_phone"
 # What an owner picks in the action selector: their phone's notifier with the blueprint's text.
@@ -85,7 +89,6 @@ def test_blueprint_passes_home_assistants_validation(name: str) -> None:
     blueprint = _blueprint(name)
     assert blueprint.validate() is None
     assert blueprint.name.startswith("QR Charging - ")
-    assert blueprint.metadata["source_url"].endswith(f"/blueprints/automation/qr_charging/{name}")
     # The current trigger and action keys (plural), not the older singular ones.
     assert "triggers" in data
     assert "actions" in data
@@ -115,6 +118,23 @@ def test_missing_inputs_are_reported(name: str) -> None:
             inputs.validate()
     else:
         inputs.validate()
+
+
+def test_readme_imports_every_blueprint() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    imports = re.findall(
+        r"\(https://my\.home-assistant\.io/redirect/blueprint_import/\?(.*?)\)", readme
+    )
+    raw = f"https://raw.githubusercontent.com/{REPOSITORY}/main/blueprints/automation/qr_charging/"
+    assert sorted(parse_qs(query)["blueprint_url"][0] for query in imports) == [
+        raw + name for name in BLUEPRINTS
+    ]
+    for name in BLUEPRINTS:
+        source = _blueprint(name).metadata["source_url"]
+        assert (
+            source
+            == f"https://github.com/{REPOSITORY}/blob/main/blueprints/automation/qr_charging/{name}"
+        )
 
 
 def test_session_end_reasons_are_the_integrations() -> None:
