@@ -354,14 +354,32 @@ class BayRunner:
                 )
             else:
                 # Off before the paid deadline without HA asking (an "off" from elsewhere, a
-                # plug switched by hand, a top-up the bay never took): refund the rest.
+                # plug switched by hand, a top-up the bay never took): refund the rest. Off is
+                # sent first all the same: whoever said "off" may not be the bay (a spoofed
+                # report), and the relay must not stay on for a refunded session.
                 refund = RefundMode.PRORATA if self.settings.auto_refund else RefundMode.NONE
-                await self._async_finish(session, "power_cut", send_off=False, refund=refund)
+                await self._async_finish(session, "power_cut", send_off=True, refund=refund)
                 return
         self.async_write()
 
     async def _async_powered(self, session: SessionRecord, report: BayReport, now: float) -> None:
-        """The bay reports power for its session: the acknowledgement, or a shorter deadline."""
+        """The bay reports power for its session: the acknowledgement, or a shorter deadline.
+
+        Only a report that agrees with what HA commanded counts: never more time than was paid.
+        """
+        if (
+            report.until is not None
+            and session.until is not None
+            and report.until > session.until + DEADLINE_SLACK_S
+        ):
+            LOGGER.warning(
+                "Bay %s reports power for %s until %s, past the paid %s; ignored",
+                self.bay.bay_id,
+                session.session_id,
+                _iso(report.until),
+                _iso(session.until),
+            )
+            return
         if session.state is SessionState.STARTING:
             try:
                 async with self.books.change():
@@ -384,8 +402,8 @@ class BayRunner:
             async with self.books.change() as ledger:
                 if not session.running:  # ended while this waited for the lock
                     return
-                unserved = rules.shorten(session, report.until)
-                refunds = self.refunds.record(ledger, session, unserved, "top_up_refused")
+                parts = rules.shorten(ledger, session, report.until)
+                refunds = self.refunds.record(ledger, session, parts, "top_up_refused")
             self._schedule_deadline(session)
             await self.refunds.async_send_all(refunds)
         self.async_write()
@@ -471,9 +489,9 @@ class BayRunner:
                 if session.state is not SessionState.ACTIVE:
                     return 0
                 now = time.time()
-                amount = self._refund_amount(session, refund, now)
+                parts = self._refund_parts(session, refund, now)
                 rules.finish(session, now, reason)
-                refunds = self.refunds.record(ledger, session, amount, reason) if amount else []
+                refunds = self.refunds.record(ledger, session, parts, reason)
         except StorageError:
             if send_off:
                 await self._async_send_off(session.session_id)
@@ -499,14 +517,16 @@ class BayRunner:
         )
         self.async_write()
         await self.refunds.async_send_all(refunds)
-        return amount
+        return sum(r.amount for r in refunds)
 
-    def _refund_amount(self, session: SessionRecord, mode: RefundMode, now: float) -> int:
+    def _refund_parts(
+        self, session: SessionRecord, mode: RefundMode, now: float
+    ) -> list[tuple[str, int]]:
         if mode is RefundMode.NONE:
-            return 0
+            return []
         if mode is RefundMode.PRORATA:
-            return rules.unserved_paise(session, now)
-        return rules.refundable_of(self.books.ledger, session)
+            return rules.unserved_parts(self.books.ledger, session, now)
+        return rules.refundable_parts(self.books.ledger, session)
 
     async def _async_send_off(self, session_id: str) -> None:
         try:
@@ -530,9 +550,10 @@ class BayRunner:
             refunded = 0
             if starting:
                 # Not powered yet: nothing was served, so any refund asked for is all of it.
-                refunded = 0 if mode is RefundMode.NONE else rules.refundable_of(ledger, session)
+                parts = [] if mode is RefundMode.NONE else rules.refundable_parts(ledger, session)
                 rules.fail(session, time.time(), "stopped")
-                refunds = self.refunds.record(ledger, session, refunded, f"stopped_{mode.value}")
+                refunds = self.refunds.record(ledger, session, parts, f"stopped_{mode.value}")
+                refunded = sum(r.amount for r in refunds)
         if not starting:
             refunded = await self._async_finish(
                 session, "stopped", send_off=True, refund=mode, retry=False

@@ -44,6 +44,7 @@ EVENT_SESSION_STARTED: Final = f"{DOMAIN}_session_started"
 EVENT_SESSION_ENDED: Final = f"{DOMAIN}_session_ended"
 EVENT_SESSION_FAILED: Final = f"{DOMAIN}_session_failed"
 EVENT_REFUND: Final = f"{DOMAIN}_refund"
+EVENT_PAYMENT_UNMATCHED: Final = f"{DOMAIN}_payment_unmatched"
 
 # Webhook limits and timing.
 MAX_WEBHOOK_BODY: Final = 1024 * 1024

@@ -76,6 +76,7 @@ async def async_get_config_entry_diagnostics(
             "sessions": counts["sessions"],
             "refunds": counts["refunds"],
             "events": counts["events"]["stored"],
+            "too_small_to_refund_paise": counts["refunds_too_small"]["paise"],
             "attention": [
                 {
                     "payment_id": payment.payment_id,

@@ -60,6 +60,12 @@ class RefundState(StrEnum):
     PENDING = "pending"
     PROCESSED = "processed"
     FAILED = "failed"
+    # Under Razorpay's smallest refund (₹1): recorded, kept, never sent.
+    TOO_SMALL = "too_small"
+
+
+# Razorpay refuses refunds of less than one rupee.
+MIN_REFUND_PAISE = 100
 
 
 class Outcome(StrEnum):
@@ -116,6 +122,10 @@ class PaymentRecord(_Record):
     method: str | None = None
     problem: str | None = None
     paid_at: float | None = None  # when the customer paid, by Razorpay's clock
+    # The powered time it bought, and how much of that was cut off unserved (and refunded):
+    # unserved time is priced per payment, at the price of the payment it came from.
+    seconds: int = 0
+    cut_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.state = PaymentState(self.state)
@@ -173,7 +183,9 @@ class RefundRecord(_Record):
         return self.state in SETTLED_REFUNDS
 
 
-SETTLED_REFUNDS = frozenset({RefundState.PROCESSED, RefundState.FAILED})
+SETTLED_REFUNDS = frozenset({RefundState.PROCESSED, RefundState.FAILED, RefundState.TOO_SMALL})
+# Refunds whose money stays with the owner: it never left, or was never sent.
+KEPT_REFUNDS = frozenset({RefundState.FAILED, RefundState.TOO_SMALL})
 
 type Record = LinkRecord | PaymentRecord | SessionRecord | RefundRecord
 
@@ -232,7 +244,7 @@ def _revenue(record: Record) -> tuple[str | None, int]:
     """The record's part of its bay's revenue: captured payments less refunds not failed."""
     if isinstance(record, PaymentRecord) and record.state is PaymentState.SESSION:
         return record.bay_id, record.amount
-    if isinstance(record, RefundRecord) and record.state is not RefundState.FAILED:
+    if isinstance(record, RefundRecord) and record.state not in KEPT_REFUNDS:
         return record.bay_id, -record.amount
     return None, 0
 
@@ -478,6 +490,7 @@ class Ledger:
         payment.link_id = link.link_id
         payment.bay_id = link.bay_id
         payment.plan_code = link.plan_code
+        payment.seconds = link.seconds
         problem = self._mismatch(notice, link)
         if problem is not None:
             payment.state = PaymentState.ATTENTION
@@ -524,7 +537,7 @@ class Ledger:
         taken = sum(
             r.amount
             for r in self.refunds.values()
-            if r.payment_id == payment_id and r.state is not RefundState.FAILED
+            if r.payment_id == payment_id and r.state not in KEPT_REFUNDS
         )
         return max(payment.amount - taken, 0)
 
@@ -537,9 +550,10 @@ class Ledger:
     def apply_refund(self, notice: RefundNotice) -> tuple[RefundRecord | None, bool]:
         """Update one of our refunds from a ``refund.*`` event: (the refund, whether it changed).
 
-        A settled refund (processed or failed) stays settled: Razorpay's events may arrive in
-        any order. A refund whose id we have not stored yet (the event beat our own answer) is
-        found by payment and amount.
+        A settled refund stays settled, as Razorpay's events may arrive in any order, with one
+        exception: a failed refund that Razorpay reports processed was paid (the money left),
+        so it becomes processed and is never counted as refundable again. A refund whose id we
+        have not stored yet (the event beat our own answer) is found by payment and amount.
         """
         refund = next((r for r in self.refunds.values() if r.refund_id == notice.refund_id), None)
         if refund is None:
@@ -557,7 +571,8 @@ class Ledger:
                 return None, False
             refund.refund_id = notice.refund_id
         state = _refund_state(notice.status)
-        if refund.state in (RefundState.PROCESSED, RefundState.FAILED) or refund.state is state:
+        paid_after_all = refund.state is RefundState.FAILED and state is RefundState.PROCESSED
+        if refund.state is state or (refund.settled and not paid_after_all):
             return refund, False
         refund.state = state
         return refund, True

@@ -17,8 +17,14 @@ from homeassistant.util.ulid import ulid_now
 from .account_api import AccountApi
 from .bays import Bays
 from .books import Books
-from .catalog import CURRENCY, Bay, Plan
-from .const import DOMAIN, EVENT_PAYMENT_RECEIVED, LINK_LIFETIME_S, LOGGER
+from .catalog import CURRENCY, Bay, Plan, paise_to_rupees
+from .const import (
+    DOMAIN,
+    EVENT_PAYMENT_RECEIVED,
+    EVENT_PAYMENT_UNMATCHED,
+    LINK_LIFETIME_S,
+    LOGGER,
+)
 from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Wanted
 from .notices import Notices
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
@@ -172,6 +178,22 @@ class Payments:
                 },
             )
             self.bays.hand_over(result.session, payment)
+        elif result.outcome is Outcome.UNMATCHED:
+            # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
+            LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)
+            self.notices.raise_repair(
+                f"payment_unmatched_{payment.payment_id}",
+                "payment_unmatched",
+                {"payment_id": payment.payment_id, "amount": str(paise_to_rupees(payment.amount))},
+            )
+            self.notices.fire(
+                EVENT_PAYMENT_UNMATCHED,
+                {
+                    "payment_id": payment.payment_id,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                },
+            )
         elif result.outcome is Outcome.MISMATCH:
             LOGGER.warning(
                 "Payment %s does not match what was sold: %s", payment.payment_id, payment.problem

@@ -16,19 +16,33 @@ from homeassistant.util.ulid import ulid_now
 from .account_api import AccountApi
 from .books import Books
 from .const import DOMAIN, EVENT_REFUND, LOGGER
-from .ledger import Ledger, RefundRecord, RefundState, SessionRecord, SessionState, Wanted
+from .ledger import (
+    MIN_REFUND_PAISE,
+    Ledger,
+    RefundRecord,
+    RefundState,
+    SessionRecord,
+    SessionState,
+    Wanted,
+)
 from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError
 from .razorpay_events import NOTE_SESSION, RefundNotice
-from .session_rules import fail, mark_refunded, refund_plan, refundable_of
+from .session_rules import fail, mark_refunded, refundable_parts
 from .store import StorageError
+
+# Answers that are not final: the same key still being processed (409), too many requests (429).
+RETRIED_STATUSES = frozenset({409, 429})
 
 
 def refused_for_good(err: RazorpayError) -> bool:
-    """Razorpay answered 4xx: retrying the same refund cannot succeed."""
-    return (
-        isinstance(err, RazorpayRequestError) and err.status is not None and 400 <= err.status < 500
-    )
+    """Razorpay refused the refund itself (4xx): sending the same refund again cannot succeed.
+
+    A 409, a 429, any 5xx, a timeout or a lost connection are not answers about the refund:
+    it is sent again later with the same idempotency key, so Razorpay pays it once.
+    """
+    status = err.status if isinstance(err, RazorpayRequestError) else None
+    return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
 
 
 class Refunds:
@@ -48,30 +62,34 @@ class Refunds:
         self.notices = notices
         self.auto_refund = auto_refund
         self._bay_name = bay_name
+        # Keys of refunds being sent: one send of a refund at a time.
+        self._sending: set[str] = set()
 
     # -- recording (inside a change) -----------------------------------------------------------
 
     def record(
-        self, ledger: Ledger, session: SessionRecord, amount: int, reason: str
+        self, ledger: Ledger, session: SessionRecord, parts: list[tuple[str, int]], reason: str
     ) -> list[RefundRecord]:
-        """Record refunds of ``amount`` over a session's payments, newest first."""
+        """Record a session's refunds, one per (payment, paise); return those to send."""
         refunds = [
-            self._new(ledger, payment_id, part, reason, session.session_id)
-            for payment_id, part in refund_plan(ledger, session, amount)
+            self._new(ledger, payment_id, paise, reason, session.session_id)
+            for payment_id, paise in parts
         ]
         mark_refunded(ledger, session)
-        return refunds
+        return [r for r in refunds if r.state is RefundState.REQUESTED]
 
     @staticmethod
     def _new(
         ledger: Ledger, payment_id: str, amount: int, reason: str, session_id: str | None
     ) -> RefundRecord:
+        """A refund recorded to be sent; one Razorpay would refuse as too small is only kept."""
+        small = amount < MIN_REFUND_PAISE
         refund = RefundRecord(
             key=f"r-{ulid_now()}",
             payment_id=payment_id,
             amount=amount,
             created_at=time.time(),
-            state=RefundState.REQUESTED,
+            state=RefundState.TOO_SMALL if small else RefundState.REQUESTED,
             reason=reason,
             session_id=session_id,
         )
@@ -92,8 +110,8 @@ class Refunds:
             if not session.running:
                 return False
             fail(session, time.time(), reason)
-            amount = refundable_of(ledger, session) if self.auto_refund else 0
-            refunds = self.record(ledger, session, amount, reason)
+            parts = refundable_parts(ledger, session) if self.auto_refund else []
+            refunds = self.record(ledger, session, parts, reason)
         self.notices.session_failed(
             session.bay_id, session.session_id, list(session.payment_ids), reason, detail
         )
@@ -129,6 +147,12 @@ class Refunds:
                     translation_key="invalid_refund_amount",
                     translation_placeholders={"amount": str(amount), "refundable": str(refundable)},
                 )
+            if amount < MIN_REFUND_PAISE:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="refund_too_small",
+                    translation_placeholders={"amount": str(amount)},
+                )
             payment = ledger.payments[payment_id]
             refund = self._new(ledger, payment_id, amount, reason, payment.session_id)
             if (session := ledger.sessions.get(payment.session_id or "")) is not None:
@@ -145,7 +169,20 @@ class Refunds:
             await self.async_send(refund)
 
     async def async_send(self, refund: RefundRecord) -> None:
-        """Ask Razorpay for a stored refund; a passing failure waits for the next reconcile."""
+        """Ask Razorpay for a stored refund; a passing failure waits for the next reconcile.
+
+        One send of a refund at a time: a second caller (reconciliation while the first send
+        waits for Razorpay) leaves it to the first.
+        """
+        if refund.key in self._sending or refund.state is not RefundState.REQUESTED:
+            return
+        self._sending.add(refund.key)
+        try:
+            await self._async_send(refund)
+        finally:
+            self._sending.discard(refund.key)
+
+    async def _async_send(self, refund: RefundRecord) -> None:
         try:
             answer = await self.api.run(
                 self.api.client.refund,
@@ -203,8 +240,12 @@ class Refunds:
                     "problem": problem or "refund.failed",
                 },
             )
-        elif fully_refunded:
-            self.notices.clear_repair(f"payment_attention_{refund.payment_id}")
+        else:
+            # Paid after all (Razorpay reported a failed refund processed later).
+            self.notices.clear_repair(f"refund_failed_{refund.key}")
+        if refund.state is not RefundState.FAILED and fully_refunded:
+            for kind in ("payment_attention", "payment_unmatched"):
+                self.notices.clear_repair(f"{kind}_{refund.payment_id}")
         self.notices.bay_changed(refund.bay_id)  # its revenue changed
         self.notices.fire(
             EVENT_REFUND,

@@ -31,6 +31,7 @@ from .ledger import (
     Changes,
     Kind,
     Ledger,
+    LinkRecord,
     PaymentRecord,
     PaymentState,
     Record,
@@ -84,6 +85,13 @@ MIGRATIONS: tuple[str, ...] = (
         bay_id TEXT PRIMARY KEY, revenue_paise INTEGER NOT NULL, sessions INTEGER NOT NULL);
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: each payment keeps the time it bought and how much of it was cut off unserved.
+    """
+    ALTER TABLE payments ADD COLUMN seconds INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payments ADD COLUMN cut_s REAL NOT NULL DEFAULT 0;
+    UPDATE payments SET seconds = COALESCE(
+        (SELECT links.seconds FROM links WHERE links.link_id = payments.link_id), 0);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -96,6 +104,7 @@ SESSION_COLUMNS = (
     "seconds",
     "paid_paise",
     "refunded_paise",
+    "too_small_paise",
     "payment_ids",
     "created_at",
     "started_at",
@@ -108,7 +117,9 @@ _EXPORT_QUERY = """
         (SELECT COALESCE(SUM(p.amount), 0) FROM payments p, json_each(s.payment_ids) j
             WHERE p.payment_id = j.value),
         (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
-            WHERE r.session_id = s.session_id AND r.state != 'failed'),
+            WHERE r.session_id = s.session_id AND r.state NOT IN ('failed', 'too_small')),
+        (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
+            WHERE r.session_id = s.session_id AND r.state = 'too_small'),
         s.payment_ids, s.created_at, s.started_at, s.until, s.ended_at, s.end_reason
     FROM sessions s WHERE s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at
 """
@@ -276,15 +287,11 @@ class LedgerStore:
     def _write_imported(
         self, records: dict[str, dict[str, Record]], events: dict[str, list[Any]]
     ) -> None:
-        payments = records[PAYMENTS.table]
+        _fill_legacy(records)
         totals: dict[str, BayTotals] = {}
         with self._transaction():
             for kind in KINDS:
                 for record in records[kind.table].values():
-                    if isinstance(record, RefundRecord) and record.bay_id is None:
-                        payment = payments.get(record.payment_id)
-                        found = isinstance(payment, PaymentRecord)
-                        record.bay_id = payment.bay_id if found else None  # type: ignore[union-attr]
                     self._upsert(kind, record)
                     add_totals(totals, record)
             self._db.executemany(_INSERT_EVENT, [(key, *row) for key, row in events.items()])
@@ -385,6 +392,11 @@ class LedgerStore:
             counts["events"] = {
                 "stored": self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
             }
+            # Kept because Razorpay refunds nothing under ₹1.
+            small = self._db.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE state = 'too_small'"
+            ).fetchone()[0]
+            counts["refunds_too_small"] = {"paise": small}
             return counts
 
         return await self._call(count)
@@ -409,7 +421,7 @@ class LedgerStore:
             for row in self._db.execute(_EXPORT_QUERY, (start, end)):
                 values = list(row)
                 values[3] = bool(values[3])
-                values[8] = " ".join(json.loads(values[8]))
+                values[9] = " ".join(json.loads(values[9]))
                 writer.writerow("" if v is None else v for v in values)
                 count += 1
         tmp.replace(path)
@@ -441,6 +453,18 @@ class LedgerStore:
             self._conn = None
 
         await self._call(close)
+
+
+def _fill_legacy(records: dict[str, dict[str, Record]]) -> None:
+    """Fields the JSON version did not keep: a refund's bay, the time a payment bought."""
+    links = {k: r for k, r in records[LINKS.table].items() if isinstance(r, LinkRecord)}
+    payments = {k: r for k, r in records[PAYMENTS.table].items() if isinstance(r, PaymentRecord)}
+    for payment in payments.values():
+        if (link := links.get(payment.link_id or "")) is not None:
+            payment.seconds = link.seconds
+    for refund in records[REFUNDS.table].values():
+        if isinstance(refund, RefundRecord) and (paid := payments.get(refund.payment_id)):
+            refund.bay_id = refund.bay_id or paid.bay_id
 
 
 def _legacy_batches(path: Path) -> Iterator[dict[str, Any]]:
