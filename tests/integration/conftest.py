@@ -80,17 +80,23 @@ def entry_data(standin: RazorpayStandin) -> dict[str, Any]:
     }
 
 
-PLAN_SUBENTRY = {
-    "data": {
-        CONF_CODE: "p30",
-        CONF_NAME: "30 minutes",
-        CONF_MINUTES: 30,
-        CONF_PRICE_PAISE: PLAN_PRICE,
-    },
-    "subentry_type": SUBENTRY_PLAN,
-    "title": "30 minutes",
-    "unique_id": "p30",
-}
+def plan_subentry(code: str, minutes: int, price_paise: int) -> dict[str, Any]:
+    """A plan as its config subentry holds it."""
+    name = f"{minutes} minutes"
+    return {
+        "data": {
+            CONF_CODE: code,
+            CONF_NAME: name,
+            CONF_MINUTES: minutes,
+            CONF_PRICE_PAISE: price_paise,
+        },
+        "subentry_type": SUBENTRY_PLAN,
+        "title": name,
+        "unique_id": code,
+    }
+
+
+PLAN_SUBENTRY = plan_subentry("p30", 30, PLAN_PRICE)
 BAY_SUBENTRY = {
     "data": {
         CONF_BAY_ID: "bay-1",
@@ -111,14 +117,32 @@ BAY_SUBENTRY = {
 
 
 @pytest.fixture
-def config_entry(standin: RazorpayStandin) -> MockConfigEntry:
-    """An account with one plan (p30) and one bay (bay-1)."""
+def ack_timeout() -> float:
+    """Seconds an MQTT bay waits for the agent's acknowledgement (short: the broker is real)."""
+    return 1
+
+
+@pytest.fixture
+def bay_plans() -> list[dict[str, Any]]:
+    """The plans bay-1 offers (a test module overrides this fixture to offer others)."""
+    return [PLAN_SUBENTRY]
+
+
+def with_plans(bay: dict[str, Any], plans: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bay subentry offering these plans."""
+    codes = [plan["data"][CONF_CODE] for plan in plans]
+    return {**bay, "data": {**bay["data"], CONF_PLANS: codes}}
+
+
+@pytest.fixture
+def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> MockConfigEntry:
+    """An account with bay-1 on a plug, offering ``bay_plans`` (p30 unless a test says)."""
     return MockConfigEntry(
         domain=DOMAIN,
         title=standin.key_id,
         unique_id=standin.key_id,
         data=entry_data(standin),
-        subentries_data=[PLAN_SUBENTRY, BAY_SUBENTRY],
+        subentries_data=[*bay_plans, with_plans(BAY_SUBENTRY, bay_plans)],
     )
 
 

@@ -206,17 +206,25 @@ async def test_refund_refused_for_good_asks_the_owner(
     assert len(standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")) == 1
 
 
+# 409: the same idempotency key is still being processed; 429: too many requests; 5xx.
+@pytest.mark.parametrize("status", [409, 429, 500, 503])
 async def test_passing_refund_failure_is_retried_by_reconcile(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    issue_registry: ir.IssueRegistry,
+    status: int,
 ) -> None:
     paid = standin.pay_link((await create_link(hass))["id"])
     await post_webhook(paid.payment_link_paid())
-    standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", status=503)
+    standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", status=status)
     response = await hass.services.async_call(
         DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
     )
     assert response is not None
+    # Not an answer about the refund: it stays to be sent, and the owner is not alarmed.
     assert response["state"] == "requested"
+    assert not [i for i in issue_registry.issues.values() if i.domain == DOMAIN]
 
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
     await hass.async_block_till_done(wait_background_tasks=True)

@@ -36,7 +36,14 @@ from custom_components.qr_charging.const import (
 )
 from tests.mosquitto import Broker
 
-from .conftest import BAY_SUBENTRY, PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, entry_data
+from .conftest import (
+    BAY_SUBENTRY,
+    PLAN_PRICE,
+    PLAN_SUBENTRY,
+    PostWebhook,
+    entry_data,
+    with_plans,
+)
 from .helpers import export_sessions, pay, refund_amounts
 from .razorpay_standin import RazorpayStandin
 
@@ -177,6 +184,8 @@ async def mqtt_bay_entry(
     standin: RazorpayStandin,
     mqtt_entry: MockConfigEntry,
     agent: ScriptedAgent,
+    bay_plans: list[dict[str, Any]],
+    ack_timeout: float,
 ) -> MockConfigEntry:
     """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
     bay = {
@@ -193,8 +202,8 @@ async def mqtt_bay_entry(
         domain=DOMAIN,
         unique_id=standin.key_id,
         data=entry_data(standin),
-        options={"ack_timeout": 1, "auto_refund": True},
-        subentries_data=[PLAN_SUBENTRY, bay],
+        options={"ack_timeout": ack_timeout, "auto_refund": True},
+        subentries_data=[*bay_plans, with_plans(bay, bay_plans)],
     )
     entry.add_to_hass(hass)
     assert await async_setup_component(hass, "http", {})
