@@ -13,7 +13,7 @@ from .ledger import EVENT_MEMORY_S, LinkRecord, RefundState, Wanted
 from .payments import Payments
 from .razorpay_api import RazorpayError
 from .razorpay_events import PaymentNotice, WebhookEvent
-from .refunds import Refunds
+from .refunds import Refunds, refused_for_good
 from .store import StorageError
 
 
@@ -53,6 +53,10 @@ class Reconciler:
             try:
                 remote = await self.api.run(self.api.client.fetch_payment_link, link.link_id)
             except RazorpayError as err:
+                if refused_for_good(err):
+                    # This link only (made with other keys, or gone): the others are asked.
+                    LOGGER.debug("Reconcile skipped %s: %s", link.link_id, err)
+                    continue
                 LOGGER.debug("Reconcile stopped at %s: %s", link.link_id, err)
                 break
             await self._async_link(link, remote)

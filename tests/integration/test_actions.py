@@ -159,6 +159,22 @@ async def test_reconcile_starts_a_missed_payment(
     assert row["session_id"] == link["session_id"]
 
 
+async def test_reconcile_goes_past_a_link_razorpay_does_not_know(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """A link of the test account after going live: refused with 400, the others go on."""
+    unknown = await create_link(hass)
+    link = await create_link(hass)
+    paid = standin.pay_link(link["id"])
+    standin.fail_next(f"/v1/payment_links/{unknown['id']}", status=400, method="GET")
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    (row,) = await export_sessions(hass)
+    assert (row["session_id"], row["payment_ids"]) == (link["session_id"], paid.payment_id)
+
+
 async def test_reconcile_refunds_a_payment_found_too_late(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
