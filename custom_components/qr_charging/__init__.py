@@ -8,11 +8,12 @@ from homeassistant.const import CONF_WEBHOOK_ID, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
-from .devices import async_register_devices
+from .devices import async_register_devices, device_in_use
 from .hub import QrChargingConfigEntry, QrChargingHub
 from .razorpay_webhook import register_webhook
 from .services import async_setup_services
@@ -81,6 +82,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
         return False
     await entry.runtime_data.async_unload()
     return True
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: QrChargingConfigEntry, device_entry: dr.DeviceEntry
+) -> bool:
+    """A device may go once no bay stands for it: a removed bay, an agent no bay uses."""
+    return not device_in_use(entry, device_entry)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:

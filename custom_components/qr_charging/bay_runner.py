@@ -105,7 +105,9 @@ class BayRunner:
         self.refunds = refunds
         self.notices = notices
         self.settings = settings
-        self.driver = make_driver(self._on_report, self.async_write)
+        self.driver = make_driver(self._on_report, self._on_driver_change)
+        # Whether the bay was last seen online (None: not known yet), to log each change once.
+        self._was_online: bool | None = None
         self.signal = bay_signal(entry.entry_id, bay.bay_id)
         self.fault: str | None = None
         self.last_report: BayReport | None = None
@@ -146,6 +148,21 @@ class BayRunner:
         """The longest session: the bay's own cap, and the agent's when it announces one."""
         limit = self.bay.max_minutes * 60
         return min(limit, self.driver.max_session_s) if self.driver.max_session_s else limit
+
+    @callback
+    def _on_driver_change(self) -> None:
+        """The bay's availability or description changed: log a change of availability once."""
+        online = self.driver.online
+        if online != self._was_online:
+            if online:
+                if self._was_online is not None:
+                    LOGGER.info("Bay %s is back online", self.bay.bay_id)
+            else:
+                LOGGER.info(
+                    "Bay %s is unavailable (its agent or switch is offline)", self.bay.bay_id
+                )
+            self._was_online = online
+        self.async_write()
 
     @callback
     def async_write(self) -> None:

@@ -19,7 +19,7 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_WEBHOOK_ID
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
@@ -212,27 +212,14 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_create_with_webhook(self, data: dict[str, Any]) -> ConfigFlowResult:
         """Create the entry and show the URL and events to enter in Razorpay's dashboard."""
-        webhook_id = webhook.async_generate_id()
-        if "cloud" in self.hass.config.components and (cloud := _cloud()).async_active_subscription(
-            self.hass
-        ):
-            url = await cloud.async_create_cloudhook(self.hass, webhook_id)
-            data[CONF_CLOUDHOOK] = True
-        else:
-            try:
-                # Razorpay calls from the internet: an internal address would never be reached.
-                url = webhook.async_generate_url(self.hass, webhook_id, allow_internal=False)
-            except NoURLAvailableError:
-                url = webhook.async_generate_path(webhook_id)
-            data[CONF_CLOUDHOOK] = False
-        data[CONF_WEBHOOK_ID] = webhook_id
+        data[CONF_WEBHOOK_ID] = webhook.async_generate_id()
+        data[CONF_CLOUDHOOK] = "cloud" in self.hass.config.components and (
+            _cloud().async_active_subscription(self.hass)
+        )
         return self.async_create_entry(
             title=data[CONF_KEY_ID],
             data=data,
-            description_placeholders={
-                "webhook_url": url,
-                "events": ", ".join(SUBSCRIBED_EVENTS),
-            },
+            description_placeholders=await _async_webhook_placeholders(self.hass, data),
         )
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
@@ -360,16 +347,35 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
+async def _async_webhook_placeholders(
+    hass: HomeAssistant, data: Mapping[str, Any]
+) -> dict[str, str]:
+    """The webhook URL to give Razorpay (made or read again), and the events to tick."""
+    webhook_id = data[CONF_WEBHOOK_ID]
+    if data.get(CONF_CLOUDHOOK):
+        url = await _cloud().async_get_or_create_cloudhook(hass, webhook_id)
+    else:
+        try:
+            # Razorpay calls from the internet: an internal address would never be reached.
+            url = webhook.async_generate_url(hass, webhook_id, allow_internal=False)
+        except NoURLAvailableError:
+            url = webhook.async_generate_path(webhook_id)
+    return {"webhook_url": url, "events": ", ".join(SUBSCRIBED_EVENTS)}
+
+
 class QrChargingOptionsFlow(OptionsFlow):
-    """Acknowledgement time and the automatic refund of failed starts."""
+    """Time to wait for a bay, automatic refunds; shows the webhook URL again."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """One form."""
+        """One form, with the webhook URL and events in its description."""
         if user_input is not None:
             return self.async_create_entry(data=user_input)
         options = self.config_entry.options
         return self.async_show_form(
             step_id="init",
+            description_placeholders=await _async_webhook_placeholders(
+                self.hass, self.config_entry.data
+            ),
             data_schema=vol.Schema(
                 {
                     vol.Required(

@@ -81,3 +81,13 @@ async def async_register_devices(hass: HomeAssistant, entry: QrChargingConfigEnt
         )
         if parent_id not in (device.via_device_id, device.id):
             registry.async_update_device(device.id, via_device_id=parent_id)
+
+
+def device_in_use(entry: QrChargingConfigEntry, device: dr.DeviceEntry) -> bool:
+    """Whether a device of ours still stands for a bay of the entry, or an agent one uses."""
+    wanted = set()
+    for runner in entry.runtime_data.bays.runners.values():
+        wanted.add(bay_identifier(entry, runner.bay))
+        if (agent := runner.driver.agent) is not None:
+            wanted.add((DOMAIN, agent.identifier))
+    return bool(device.identifiers & wanted)

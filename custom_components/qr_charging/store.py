@@ -179,7 +179,9 @@ class LedgerStore:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        assert self._conn is not None, "store not open"
+        if self._conn is None:
+            # Work still in flight when the entry unloaded: it is done at the next setup.
+            raise StorageError(f"{self.path.name} is closed")
         return self._conn
 
     # -- opening -------------------------------------------------------------------------------

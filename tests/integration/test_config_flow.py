@@ -122,9 +122,9 @@ async def test_cloudhook_when_cloud_is_active(
     hass.config.components.add("cloud")
     cloud = Mock(
         async_active_subscription=Mock(return_value=True),
-        async_create_cloudhook=AsyncMock(return_value="https://hooks.nabu.casa/abc"),
+        async_get_or_create_cloudhook=AsyncMock(return_value="https://hooks.nabu.casa/abc"),
     )
-    create = cloud.async_create_cloudhook
+    create = cloud.async_get_or_create_cloudhook
     with patch("custom_components.qr_charging.config_flow._cloud", return_value=cloud):
         result = await _start(hass)
         result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
@@ -132,6 +132,21 @@ async def test_cloudhook_when_cloud_is_active(
     assert result["data"][CONF_CLOUDHOOK] is True
     assert result["description_placeholders"]["webhook_url"] == "https://hooks.nabu.casa/abc"
     create.assert_called_once_with(hass, result["data"][CONF_WEBHOOK_ID])
+
+
+async def test_the_webhook_url_is_shown_again_in_the_options(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    await hass.config.async_update(external_url="https://kiosk.example.com")
+
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+
+    assert result["step_id"] == "init"
+    assert result["description_placeholders"]["webhook_url"] == (
+        "https://kiosk.example.com/api/webhook/razorpay-test-hook"
+    )
+    assert "payment_link.paid" in result["description_placeholders"]["events"]
 
 
 async def test_reauth_with_new_keys(

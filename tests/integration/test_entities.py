@@ -18,6 +18,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -27,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     MqttMockHAClient,
+    WebSocketGenerator,
 )
 
 from custom_components.qr_charging.const import DOMAIN
@@ -236,8 +238,12 @@ async def test_turning_off_a_paid_session_refunds_the_unserved_share(
 
 
 @pytest.mark.usefixtures("loaded_entry")
-async def test_plug_dropping_off_makes_the_bay_unavailable(hass: HomeAssistant) -> None:
+async def test_plug_dropping_off_makes_the_bay_unavailable(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
     hass.states.async_set(PLUG, STATE_UNAVAILABLE)
+    await settle(hass)
+    hass.states.async_set(PLUG, STATE_UNAVAILABLE, {"again": True})
     await settle(hass)
 
     assert state(hass, "sensor", "status") == "offline"
@@ -252,6 +258,37 @@ async def test_plug_dropping_off_makes_the_bay_unavailable(hass: HomeAssistant) 
     assert state(hass, "sensor", "status") == "idle"
     assert state(hass, "binary_sensor", "agent") == STATE_ON
     assert state(hass, "switch", "charging") == STATE_OFF
+    # Said once when it went, once when it came back.
+    assert caplog.text.count("Bay bay-1 is unavailable") == 1
+    assert caplog.text.count("Bay bay-1 is back online") == 1
+
+
+async def test_only_stale_devices_can_be_removed(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    assert await async_setup_component(hass, "config", {})
+    devices = dr.async_get(hass)
+    (bay,) = dr.async_entries_for_config_entry(devices, loaded_entry.entry_id)
+    gone = devices.async_get_or_create(
+        config_entry_id=loaded_entry.entry_id,
+        identifiers={(DOMAIN, f"{loaded_entry.entry_id}_bay-removed")},
+    )
+    client = await hass_ws_client(hass)
+
+    async def remove(device_id: str) -> bool:
+        await client.send_json_auto_id(
+            {
+                "type": "config/device_registry/remove_config_entry",
+                "config_entry_id": loaded_entry.entry_id,
+                "device_id": device_id,
+            }
+        )
+        return bool((await client.receive_json())["success"])
+
+    assert not await remove(bay.id)
+    assert await remove(gone.id)
+    assert devices.async_get(bay.id) is not None
+    assert devices.async_get(gone.id) is None
 
 
 async def _get_image(
