@@ -72,8 +72,12 @@ def _stop_at_shutdown(action: Callable[[datetime], None], what: str) -> HassJob[
     return HassJob(action, f"qr_charging {what}", cancel_on_shutdown=True)
 
 
-async def _stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
-    """Run a bay's job; one whose change could not be stored has already set up its retry."""
+async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
+    """Run a bay's job; a change it could not store was set up to be retried.
+
+    After an unload (the store closed) the work is left to the next setup, which resumes from
+    the ledger.
+    """
     try:
         await job
     except StorageError:
@@ -202,7 +206,7 @@ class BayRunner:
     def _task(self, job: Coroutine[Any, Any, Any], session: SessionRecord | None = None) -> None:
         """Run work for this bay as a task of the entry, so an unload waits for it to finish."""
         name = f"qr_charging {self.bay.bay_id} {session.session_id if session else 'report'}"
-        self.entry.async_create_task(self.hass, _stored_or_retried(job), name)
+        self.entry.async_create_task(self.hass, stored_or_retried(job), name)
 
     async def async_unload(self) -> None:
         """Stop timers and listening; sessions go on and resume at the next setup."""

@@ -11,7 +11,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 
-from .bay_runner import BayRunner, BaySettings
+from .bay_runner import BayRunner, BaySettings, stored_or_retried
 from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
@@ -97,7 +97,9 @@ class Bays:
         else:
             LOGGER.debug("Bay %s is reloading; %s starts at its setup", session.bay_id, session)
             return
-        self.entry.async_create_task(self.hass, job, f"qr_charging {session.session_id}")
+        self.entry.async_create_task(
+            self.hass, stored_or_retried(job), f"qr_charging {session.session_id}"
+        )
 
     async def _async_orphan(self, session: SessionRecord) -> None:
         """A session for a bay that was removed.
