@@ -10,8 +10,7 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 
 from custom_components.qr_charging.const import DOMAIN
-
-from .fixtures_razorpay import Webhook, new_id, strip_prefix
+from devtools.razorpay_standin.fixtures import Webhook, new_id, strip_prefix
 
 
 async def create_link(

@@ -20,10 +20,10 @@ from custom_components.qr_charging.ledger import (
 )
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 from custom_components.qr_charging.session_rules import revenue_paise, sessions_served
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .helpers import create_link, export_sessions
-from .razorpay_standin import RazorpayStandin
 
 DAY = 24 * 3600
 

@@ -34,11 +34,11 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
 )
+from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
 from .conftest import BAY_SUBENTRY, PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, entry_data
 from .helpers import create_link, export_sessions
-from .razorpay_standin import RazorpayStandin
 
 NODE = "kiosk-1"
 SET = f"qr_charging/{NODE}/bay-1/set"

@@ -27,10 +27,10 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_STARTED,
 )
 from custom_components.qr_charging.razorpay_events import PaymentNotice
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
 from .helpers import altered, create_link, export_sessions
-from .razorpay_standin import RazorpayStandin
 
 PLAN_S = 30 * 60
 
