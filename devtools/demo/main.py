@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import csv
 import fcntl
+import getpass
 import io
 import json
 import os
@@ -140,6 +141,7 @@ class Demo:
 
     def _end_leftovers(self) -> None:
         """Processes of an earlier demo in this folder that was killed (SIGKILL) outright."""
+        ended = []
         for name, pid in self.state.get("pids", {}).items():
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
@@ -149,6 +151,10 @@ class Demo:
                 say(f"==> stopping the {name} (pid {pid}) left over by an earlier demo")
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
+                ended.append(pid)
+        deadline = time.monotonic() + 10
+        while any(pid_alive(pid) for pid in ended) and time.monotonic() < deadline:
+            time.sleep(0.1)  # before the ports are chosen: theirs are about to be free
         self.state["pids"] = {}
 
     def choose_ports(self) -> None:
@@ -248,6 +254,9 @@ class Demo:
         (broker_dir / "mosquitto.conf").write_text(
             f"listener {self.ports['broker']} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
+            # Run as root, Mosquitto would switch to its own user, which would also cancel
+            # the signal that ends it with the demo; this keeps it as whoever runs the demo.
+            f"user {getpass.getuser()}\n"
         )
 
     def repoint_entries(self) -> None:
@@ -604,31 +613,38 @@ class Demo:
                 ),
             }
         ]
+        rows = (
+            ("status", "Status"),
+            ("charging", "Charging"),
+            ("time_remaining", "Time left"),
+            ("session_end", "Ends"),
+            ("revenue", "Revenue"),
+            ("sessions", "Sessions"),
+            ("agent", "Agent"),
+        )
         for bay, name, _ in BAYS:
             ids = self.entities[bay]
             cards.append(
                 {
-                    "type": "vertical-stack",
+                    "type": "horizontal-stack",
                     "cards": [
                         {
                             "type": "entities",
-                            "title": name,
+                            "title": f"{name}: scan to pay",
                             "show_header_toggle": False,
                             "entities": [
-                                ids["status"],
-                                ids["charging"],
-                                ids["time_remaining"],
-                                ids["session_end"],
-                                ids["revenue"],
-                                ids["sessions"],
-                                ids["agent"],
+                                {"entity": ids[key], "name": label} for key, label in rows
                             ],
                         },
                         {
+                            # Square and whole (never cropped), no caption over it: a QR
+                            # code must stay scannable.
                             "type": "picture-entity",
                             "entity": ids["payment_qr"],
-                            "name": f"{name}: scan to pay",
+                            "show_name": False,
                             "show_state": False,
+                            "aspect_ratio": "1",
+                            "fit_mode": "contain",
                         },
                     ],
                 }

@@ -148,12 +148,13 @@ class Service:
         return proc.returncode
 
     def tail(self, lines: int = 25) -> str:
-        """The last lines of its log."""
+        """The last lines of its log, from its latest start."""
         try:
             text = self.log.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+        latest = text.rsplit("\n===== ", 1)[-1]
+        return "\n".join(latest.rstrip("\n").splitlines()[1:][-lines:]) or "(nothing logged)"
 
 
 async def wait_for(

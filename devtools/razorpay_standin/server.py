@@ -49,8 +49,9 @@ REFUND_EVENT_DELAY_S = 0.5
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #f2f4f8; color: #1b1f29; }
-header { background: #0c2651; color: #fff; padding: 14px 24px; font-size: 15px; }
-header b { font-size: 18px; } header a { color: #9cc2ff; margin-left: 16px; }
+header { background: #0c2651; color: #fff; padding: 14px 24px; font-size: 15px;
+         display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 16px; }
+header b { font-size: 18px; } header a { color: #9cc2ff; } header span { color: #9fb0cc; }
 main { max-width: 980px; margin: 24px auto; padding: 0 16px; }
 .card { background: #fff; border-radius: 10px; box-shadow: 0 1px 4px #0002; padding: 24px;
         margin-bottom: 20px; }
@@ -87,8 +88,8 @@ def _page(title: str, body: str, *, status: int = 200) -> web.Response:
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<header><b>Razorpay stand-in</b> (test mode, on this machine)"
-        f"<a href='/'>Dashboard</a><a href='/refunds'>Refunds</a></header>"
+        "<header><b>Razorpay stand-in</b><span>test mode</span>"
+        "<a href='/'>Dashboard</a><a href='/refunds'>Refunds</a></header>"
         f"<main>{body}</main></body></html>"
     )
     return web.Response(text=text, content_type="text/html", status=status)
