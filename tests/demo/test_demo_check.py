@@ -28,7 +28,7 @@ def _listening(port: int) -> bool:
 
 
 @pytest.mark.timeout(600)
-def test_demo_check_passes(tmp_path: Path) -> None:
+def test_demo_check_passes(tmp_path: Path, socket_enabled: None) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [str(ROOT / "scripts" / "demo"), "--check", "--dir", str(tmp_path / "demo")],
