@@ -460,20 +460,21 @@ class Demo:
             say(f"    onboarded: owner '{OWNER_USERNAME}' created")
         elif (token := self.state.get("token")) and await ha.token_works(token):
             ha.token = token
-            return
         else:
             await ha.login(OWNER_USERNAME, password)
-        token = await ha.ws(
-            {
-                "type": "auth/long_lived_access_token",
-                "client_name": f"scripts/demo {time.strftime('%Y-%m-%d %H:%M')}",
-                "lifespan": 3650,
-            }
-        )
-        ha.token = self.state["token"] = str(token)
-        self.save_state()
+        if ha.token != self.state.get("token"):
+            # The owner's long-lived token: the summary's curl line and --check use it.
+            token = await ha.ws(
+                {
+                    "type": "auth/long_lived_access_token",
+                    "client_name": f"scripts/demo {time.strftime('%Y-%m-%d %H:%M')}",
+                    "lifespan": 3650,
+                }
+            )
+            ha.token = self.state["token"] = str(token)
+            self.save_state()
         token_file = self.dir / "owner-token"
-        token_file.write_text(ha.token)
+        token_file.write_text(str(ha.token))
         token_file.chmod(0o600)
 
     async def _account(self, ha: HomeAssistant) -> str:

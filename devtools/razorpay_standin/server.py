@@ -310,7 +310,8 @@ class StandinServer:
             return web.json_response(result)
         rows = (
             "".join(f"<tr><td>{_e(r['event'])}</td><td>{_status_html(r)}</td></tr>" for r in sent)
-            or "<tr><td colspan=2>No webhook is set up for these events.</td></tr>"
+            or "<tr><td colspan=2>Not sent: the webhook does not subscribe to "
+            f"{_e(', '.join(w.event for w in webhooks))}.</td></tr>"
         )
         verdict = "Payment successful" if action == "pay" else "Payment failed"
         body = (
