@@ -685,7 +685,8 @@ QR Charging demo is running (everything on 127.0.0.1; logs in {self.logs}/)
 Plans: {plans} (fixed price for fixed minutes; rate plans come with a later issue).
 
 A bay's payment link, as a customer gets it:
-  - the bay's "Payment QR code" on the dashboard (the {PLANS[0][1]} plan), or
+  - the bay's "Payment QR code" on the dashboard (the {PLANS[0][1]} plan; on a computer,
+    open the newest link on the stand-in's page {standin}/ instead of scanning it), or
   - the qr_charging.create_payment_link action, e.g. over HA's REST API with the owner's token:
       curl -s -X POST -H "Authorization: Bearer $(cat {token})" \\
         -H "Content-Type: application/json" -d '{{"bay": "bay-1", "plan": "p1"}}' \\
