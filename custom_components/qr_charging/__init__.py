@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from homeassistant.const import CONF_WEBHOOK_ID, Platform
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
@@ -15,6 +16,7 @@ from .devices import async_register_devices
 from .hub import QrChargingConfigEntry, QrChargingHub
 from .razorpay_webhook import register_webhook
 from .services import async_setup_services
+from .store import StorageError
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.IMAGE, Platform.SENSOR, Platform.SWITCH]
 
@@ -28,24 +30,39 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> bool:
-    """Load the ledger, listen for Razorpay and keep reconciling."""
+    """Open the ledger, start the bays, listen for Razorpay and keep reconciling."""
     hub = QrChargingHub(hass, entry)
-    await hub.async_load()
+    try:
+        await hub.async_setup()
+    except StorageError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="storage_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
     entry.runtime_data = hub
-    entry.async_on_unload(hub.api.close)
-    await hub.async_setup_bays()
     await async_register_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(
-        register_webhook(hass, hub, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_WEBHOOK_SECRET])
+        register_webhook(
+            hass, hub.payments, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_WEBHOOK_SECRET]
+        )
     )
 
     @callback
     def _reconcile(_now: datetime | None = None) -> None:
-        entry.async_create_background_task(hass, hub.async_reconcile(), "qr_charging reconcile")
+        entry.async_create_background_task(
+            hass, hub.reconciler.async_run(), "qr_charging reconcile"
+        )
 
     entry.async_on_unload(
-        async_track_time_interval(hass, _reconcile, timedelta(seconds=RECONCILE_INTERVAL_S))
+        async_track_time_interval(
+            hass,
+            _reconcile,
+            timedelta(seconds=RECONCILE_INTERVAL_S),
+            name="qr_charging reconcile",
+            cancel_on_shutdown=True,
+        )
     )
     # A webhook missed while HA was down is found by asking Razorpay, without delaying startup.
     _reconcile()
@@ -62,12 +79,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
     """Stop listening; the ledger stays on disk and running sessions resume at the next setup."""
     if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         return False
-    await entry.runtime_data.async_unload_bays()
+    await entry.runtime_data.async_unload()
     return True
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Drop the cloudhook; the ledger file is kept, it is the owner's financial record."""
+    """Drop the cloudhook; the ledger's database is kept, it is the owner's financial record."""
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
         from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
 

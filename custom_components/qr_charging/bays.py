@@ -1,479 +1,120 @@
-"""One runner per bay: its driver, its session's lifecycle, its timers, its dashboard state.
-
-The rules live in ``session_rules`` (plain Python); this module holds the Home Assistant side:
-timers, events, repairs, and calls to the driver and to Razorpay for refunds.
-"""
+"""An account's bays: a runner per bay, and where a newly paid session goes."""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
-from homeassistant.util.ulid import ulid_now
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 
-from . import session_rules as rules
+from .bay_runner import BayRunner, BaySettings
+from .books import Books
 from .catalog import Bay
-from .const import (
-    DOMAIN,
-    EVENT_SESSION_ENDED,
-    EVENT_SESSION_STARTED,
-    LOGGER,
-)
-from .drivers.base import BayDriver, BayReport
-from .ledger import RefundRecord, SessionRecord, SessionState
-
-if TYPE_CHECKING:
-    from .hub import QrChargingHub
-
-# Reasons of an "OFF" before the deadline that are passing: the agent restarted and resumes the
-# session from its own disk. Any other such "OFF" means the power was cut.
-PASSING_REASONS = frozenset({"boot", "shutdown"})
-# A session whose deadline is this close when the bay reports it off has simply run out.
-DEADLINE_SLACK_S = 2.0
+from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
+from .drivers import make_driver
+from .ledger import PaymentRecord, SessionRecord, SessionState
+from .notices import Notices
+from .refunds import Refunds
+from .session_rules import finish
 
 
-class BayStatus(StrEnum):
-    """The bay's status sensor."""
+class Bays:
+    """Every bay of one account."""
 
-    IDLE = "idle"
-    STARTING = "starting"
-    CHARGING = "charging"
-    OFFLINE = "offline"
-    FAULT = "fault"
-
-
-class RefundMode(StrEnum):
-    """How much to give back when a session is stopped early."""
-
-    NONE = "none"
-    PRORATA = "prorata"
-    FULL = "full"
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
-
-
-class BayRunner:
-    """Runs one bay's sessions through its driver."""
-
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the parts every bay is run with
         self,
-        hub: QrChargingHub,
-        bay: Bay,
-        make_driver: Callable[[Callable[[BayReport], None], Callable[[], None]], BayDriver],
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        configs: dict[str, Bay],
+        books: Books,
+        refunds: Refunds,
+        notices: Notices,
+        settings: BaySettings,
     ) -> None:
-        self.hub = hub
-        self.hass: HomeAssistant = hub.hass
-        self.bay = bay
-        self.driver = make_driver(self._on_report, self.async_write)
-        self.signal = f"{DOMAIN}_{hub.entry.entry_id}_{bay.bay_id}"
-        self.fault: str | None = None
-        self.last_report: BayReport | None = None
-        self._ack_timer: CALLBACK_TYPE | None = None
-        self._deadline_timer: CALLBACK_TYPE | None = None
-        # Set at unload: a start still in flight then leaves the session to the next setup.
-        self._unloaded = False
-        # The session the timers are for: a refused second payment must not touch them.
-        self._timed_session: str | None = None
+        self.hass = hass
+        self.entry = entry
+        self.configs = configs
+        self.books = books
+        self.refunds = refunds
+        self.notices = notices
+        self.settings = settings
+        self.runners: dict[str, BayRunner] = {}
 
-    # -- state for the entities ----------------------------------------------------------------
+    def config(self, bay_id: str) -> Bay:
+        """A bay's settings, or a clear error."""
+        if (bay := self.configs.get(bay_id)) is None:
+            raise _unknown_bay(bay_id)
+        return bay
 
-    @property
-    def session(self) -> SessionRecord | None:
-        """The bay's running session."""
-        return self.hub.ledger.running_session(self.bay.bay_id)
-
-    @property
-    def status(self) -> BayStatus:
-        """What the status sensor shows."""
-        session = self.session
-        if session is not None and session.state is SessionState.ACTIVE:
-            return BayStatus.CHARGING
-        if session is not None:
-            return BayStatus.STARTING
-        if not self.driver.online:
-            return BayStatus.OFFLINE
-        return BayStatus.FAULT if self.fault else BayStatus.IDLE
-
-    @property
-    def limit_s(self) -> int:
-        """The longest session: the bay's own cap, and the agent's when it announces one."""
-        limit = self.bay.max_minutes * 60
-        return min(limit, self.driver.max_session_s) if self.driver.max_session_s else limit
-
-    @callback
-    def async_write(self) -> None:
-        """Tell the bay's entities to refresh."""
-        async_dispatcher_send(self.hass, self.signal)
-
-    # -- lifecycle -------------------------------------------------------------------------------
+    def runner(self, bay_id: str) -> BayRunner:
+        """The runner of a bay, or a clear error."""
+        if (runner := self.runners.get(bay_id)) is None:
+            raise _unknown_bay(bay_id)
+        return runner
 
     async def async_setup(self) -> None:
-        """Listen to the bay, then pick up where the ledger says the bay was."""
-        session = self.session
-        now = time.time()
-        live = session is not None and session.state is SessionState.ACTIVE
-        if live and session is not None and session.until is not None and session.until > now:
-            # Before listening: the bay's first report must be read against this session.
-            self.driver.resume(session.session_id, session.until)
-        await self.driver.async_setup()
-        # The bay's first report may already have settled it (an agent that ended it meanwhile).
-        for index, session in enumerate(self.hub.ledger.running_sessions(self.bay.bay_id)):
-            if session.state is SessionState.ACTIVE and session.until is not None and not index:
-                if session.until <= now:
-                    await self._async_finish(session, "deadline", send_off=True)
-                else:
-                    self._schedule_deadline(session)
-            elif session.state is SessionState.STARTING and not index:
-                # Unknown whether the command got through: the bay's retained state will tell.
-                self._schedule_ack(session)
-            elif (
-                session.state is SessionState.PAID
-                and now - session.created_at < rules.RESUME_PAID_WITHIN_S
-            ):
-                # Paid just before a restart: start it, or top up the one running.
-                self._task(self.async_handle_paid(session), session)
-            else:
-                await self._async_fail(session, "interrupted")
-
-    def _task(self, job: Coroutine[Any, Any, Any], session: SessionRecord | None = None) -> None:
-        """Run work for this bay as a task of the entry, so an unload waits for it to finish."""
-        name = f"qr_charging {self.bay.bay_id} {session.session_id if session else 'report'}"
-        self.hub.entry.async_create_task(self.hass, job, name)
+        """Start a runner per bay; each resumes what the ledger says its bay was doing."""
+        for bay in self.configs.values():
+            runner = BayRunner(
+                self.hass,
+                self.entry,
+                bay,
+                self.books,
+                self.refunds,
+                self.notices,
+                self.settings,
+                partial(make_driver, self.hass, bay),
+            )
+            self.runners[bay.bay_id] = runner
+            await runner.async_setup()
+        for session in list(self.books.ledger.sessions.values()):
+            if session.running and session.bay_id not in self.configs:
+                await self._async_orphan(session)
 
     async def async_unload(self) -> None:
-        """Stop timers and listening; sessions go on and resume at the next setup."""
-        self._unloaded = True
-        self.cancel_timers()
-        await self.driver.async_unload()
-
-    def cancel_timers(self, session_id: str | None = None) -> None:
-        """Drop pending timers, all or one session's (the ledger keeps the deadlines)."""
-        if session_id is None or self._timed_session == session_id:
-            for timer in (self._ack_timer, self._deadline_timer):
-                if timer is not None:
-                    timer()
-            self._ack_timer = self._deadline_timer = None
-
-    # -- starting ------------------------------------------------------------------------------
-
-    async def async_handle_paid(self, session: SessionRecord) -> None:
-        """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
-        if self._unloaded:
-            return
-        # Just after a (re)start the bay's availability may still be on its way.
-        await self.driver.async_wait_known(self.hub.ack_timeout_s)
-        async with self.hub.lock:
-            # Decided under the lock: another delivery, a stop or a deadline may have changed
-            # the bay while this waited.
-            if session.state is not SessionState.PAID:
-                return
-            now = time.time()
-            running = self.hub.ledger.running_session(self.bay.bay_id, besides=session.session_id)
-            decision = rules.decide_paid(
-                running,
-                session,
-                online=self.driver.online,
-                limit_s=self.limit_s,
-                now=now,
-                margin_s=self.hub.ack_timeout_s + DEADLINE_SLACK_S,
-            )
-            command: rules.OnCommand | None = None
-            if decision is rules.PaidDecision.START:
-                command = rules.begin(session, now)
-            elif decision is rules.PaidDecision.TOP_UP:
-                assert running is not None
-                command = rules.top_up(self.hub.ledger, running, session, now)
-                session = running
-            if command is not None:
-                await self.hub.async_save()
-        if command is None:
-            await self._async_fail(session, decision.value)
-            return
-        if session.state is SessionState.STARTING:
-            self._schedule_ack(session)
-        else:
-            self._schedule_deadline(session)
-        self.async_write()
-        await self._async_send_on(command)
-
-    async def _async_send_on(self, command: rules.OnCommand) -> None:
-        try:
-            await self.driver.async_turn_on(
-                command.session_id, command.until, command.duration, command.sent
-            )
-        except Exception:
-            # A start then fails at its acknowledgement time; a top-up that never lands shows
-            # as the bay switching off before the deadline, and its share is refunded then.
-            LOGGER.exception("Could not send on to bay %s", self.bay.bay_id)
-
-    async def async_start_owner(self, minutes: int) -> SessionRecord:
-        """A session the owner gives (no payment); the ledger marks it as such."""
-        if self.session is not None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="bay_busy",
-                translation_placeholders={"bay": self.bay.bay_id},
-            )
-        if minutes * 60 > self.limit_s:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="too_long",
-                translation_placeholders={"bay": self.bay.bay_id, "max": str(self.limit_s // 60)},
-            )
-        if not self.driver.online:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="bay_offline",
-                translation_placeholders={"bay": self.bay.bay_id},
-            )
-        session = SessionRecord(
-            session_id=f"s-{ulid_now()}",
-            bay_id=self.bay.bay_id,
-            state=SessionState.PAID,
-            created_at=time.time(),
-            seconds=minutes * 60,
-            owner=True,
-        )
-        async with self.hub.lock:
-            self.hub.ledger.sessions[session.session_id] = session
-            await self.hub.async_save()
-        await self.async_handle_paid(session)
-        return session
-
-    # -- reports from the bay ------------------------------------------------------------------
+        """Stop every runner (sessions go on; the next setup resumes them)."""
+        for runner in self.runners.values():
+            await runner.async_unload()
+        self.runners.clear()
 
     @callback
-    def _on_report(self, report: BayReport) -> None:
-        self.last_report = report
-        self._task(self._async_handle_report(report))
-
-    async def _async_handle_report(self, report: BayReport) -> None:
-        session = self.session
-        now = time.time()
-        if report.powered:
-            if session is not None and report.session_id == session.session_id:
-                await self._async_powered(session, report, now)
-                return
-            # Power nobody paid for (an ended, refunded or unknown session): cut it.
-            LOGGER.warning(
-                "Bay %s is powered for %s, which is not its session; switching off",
-                self.bay.bay_id,
-                report.session_id,
-            )
-            await self.driver.async_turn_off(report.session_id)
-            return
-        if session is None or report.session_id not in (None, session.session_id):
-            self.async_write()
-            return
-        rejected = (report.reason or "").startswith("rejected")
-        if session.state is SessionState.STARTING and rejected and report.fresh:
-            await self._async_fail(session, report.reason or "rejected")
-        elif session.state is SessionState.ACTIVE and session.until is not None:
-            if session.until - now <= DEADLINE_SLACK_S:
-                await self._async_finish(session, "deadline", send_off=False)
-            elif report.reason in PASSING_REASONS:
-                # The agent restarted. It resumes the session from its disk, and then this
-                # same "on" is a no-op; if its disk lost the session, this powers the rest.
-                await self._async_send_on(
-                    rules.OnCommand(
-                        session.session_id, session.until, math.ceil(session.until - now), now
-                    )
-                )
-            else:
-                # Off before the paid deadline without HA asking (an "off" from elsewhere, a
-                # plug switched by hand, a top-up the bay never took): refund the rest.
-                refund = RefundMode.PRORATA if self.hub.auto_refund else RefundMode.NONE
-                await self._async_finish(session, "power_cut", send_off=False, refund=refund)
-                return
-        self.async_write()
-
-    async def _async_powered(self, session: SessionRecord, report: BayReport, now: float) -> None:
-        """The bay reports power for its session: the acknowledgement, or a shorter deadline."""
-        if session.state is SessionState.STARTING:
-            async with self.hub.lock:
-                confirmed = rules.confirm(session, now, report.until)
-                await self.hub.async_save()
-            if confirmed:
-                self._started(session)
-            return
-        if (
-            session.state is SessionState.ACTIVE
-            and report.until is not None
-            and session.until is not None
-            and report.until < session.until - DEADLINE_SLACK_S
-            and (report.reason or "").startswith("rejected")
-        ):
-            # The bay refused to extend (a top-up): it stops at its own deadline.
-            async with self.hub.lock:
-                if not session.running:  # ended while this waited for the lock
-                    return
-                unserved = rules.shorten(session, report.until)
-                refunds = self.hub.record_refunds(session, unserved, "top_up_refused")
-                await self.hub.async_save()
-            self._schedule_deadline(session)
-            await self.hub.async_send_refunds(refunds)
-        self.async_write()
-
-    @callback
-    def _started(self, session: SessionRecord) -> None:
-        if self._ack_timer is not None:
-            self._ack_timer()
-            self._ack_timer = None
-        self.fault = None
-        ir.async_delete_issue(self.hass, DOMAIN, f"start_failed_{self.bay.bay_id}")
-        self._schedule_deadline(session)
-        self.hass.bus.async_fire(
-            EVENT_SESSION_STARTED,
-            {
-                "entry_id": self.hub.entry.entry_id,
-                "bay": self.bay.bay_id,
-                "session_id": session.session_id,
-                "until": _iso(session.until),
-                "seconds": session.seconds,
-                "owner": session.owner,
-            },
-        )
-        self.async_write()
-
-    # -- timers --------------------------------------------------------------------------------
-
-    def _schedule_ack(self, session: SessionRecord) -> None:
-        if self._unloaded:
-            return
-        if self._ack_timer is not None:
-            self._ack_timer()
-
-        @callback
-        def _expired(_now: datetime) -> None:
-            self._ack_timer = None
-            if session.state is SessionState.STARTING:
-                self._task(self._async_fail(session, "no_acknowledgement"), session)
-
-        self._timed_session = session.session_id
-        self._ack_timer = async_call_later(self.hass, self.hub.ack_timeout_s, _expired)
-
-    def _schedule_deadline(self, session: SessionRecord) -> None:
-        if self._unloaded:
-            return
-        if self._deadline_timer is not None:
-            self._deadline_timer()
-        assert session.until is not None
-
-        @callback
-        def _deadline(_now: datetime) -> None:
-            self._deadline_timer = None
-            if session.state is SessionState.ACTIVE:
-                self._task(self._async_finish(session, "deadline", send_off=True), session)
-
-        self._timed_session = session.session_id
-        self._deadline_timer = async_track_point_in_utc_time(
-            self.hass, _deadline, datetime.fromtimestamp(session.until, UTC)
-        )
-
-    # -- ending --------------------------------------------------------------------------------
-
-    async def _async_finish(
-        self,
-        session: SessionRecord,
-        reason: str,
-        *,
-        send_off: bool,
-        refund: RefundMode = RefundMode.NONE,
-    ) -> int:
-        """End an active session, with its refund recorded in the same save; return the refund."""
-        async with self.hub.lock:
-            if session.state is not SessionState.ACTIVE:
-                return 0
-            now = time.time()
-            amount = self._refund_amount(session, refund, now)
-            rules.finish(session, now, reason)
-            refunds = self.hub.record_refunds(session, amount, reason) if amount else []
-            await self.hub.async_save()
-        self.cancel_timers(session.session_id)
-        if send_off:
-            await self._async_send_off(session.session_id)
-        served = (session.ended_at or 0) - (session.started_at or session.created_at)
-        self.hass.bus.async_fire(
-            EVENT_SESSION_ENDED,
-            {
-                "entry_id": self.hub.entry.entry_id,
-                "bay": self.bay.bay_id,
-                "session_id": session.session_id,
-                "reason": reason,
-                "served_s": max(round(served), 0),
-                "owner": session.owner,
-            },
-        )
-        self.async_write()
-        await self.hub.async_send_refunds(refunds)
-        return amount
-
-    def _refund_amount(self, session: SessionRecord, mode: RefundMode, now: float) -> int:
-        if mode is RefundMode.NONE:
-            return 0
-        if mode is RefundMode.PRORATA:
-            return rules.unserved_paise(session, now)
-        return rules.refundable_of(self.hub.ledger, session)
-
-    async def _async_send_off(self, session_id: str) -> None:
-        try:
-            await self.driver.async_turn_off(session_id)
-        except Exception:
-            LOGGER.exception("Could not send off to bay %s", self.bay.bay_id)
-
-    async def async_stop(self, mode: RefundMode) -> dict[str, Any]:
-        """Stop the bay's session now, refunding none, the unserved share, or all of it."""
-        session = self.session
-        if session is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="bay_idle",
-                translation_placeholders={"bay": self.bay.bay_id},
-            )
-        refunds: list[RefundRecord] = []
-        async with self.hub.lock:
-            # Decided under the lock: the bay's acknowledgement may have come meanwhile.
-            starting = session.state in (SessionState.PAID, SessionState.STARTING)
-            refunded = 0
-            if starting:
-                # Not powered yet: nothing was served, so any refund asked for is all of it.
-                refunded = (
-                    0 if mode is RefundMode.NONE else rules.refundable_of(self.hub.ledger, session)
-                )
-                rules.fail(session, time.time(), "stopped")
-                refunds = self.hub.record_refunds(session, refunded, f"stopped_{mode.value}")
-                await self.hub.async_save()
-        if not starting:
-            refunded = await self._async_finish(session, "stopped", send_off=True, refund=mode)
+    def hand_over(self, session: SessionRecord, payment: PaymentRecord) -> None:
+        """Give a newly paid session to its bay, or fail it when it cannot be served."""
+        paid_at = payment.paid_at or payment.received_at
+        job: Coroutine[Any, Any, Any]
+        if time.time() - paid_at > LATE_PAYMENT_S:
+            # Known to us only now (a webhook or reconcile long after the payment): the
+            # customer has most likely gone, so the money goes back instead of the power.
+            job = self.refunds.async_fail_session(session, "paid_too_late")
+        elif (runner := self.runners.get(session.bay_id)) is not None:
+            job = runner.async_handle_paid(session)
+        elif session.bay_id not in self.configs:
+            job = self._async_orphan(session)
         else:
-            self.cancel_timers(session.session_id)
-            await self._async_send_off(session.session_id)
-            self.hub.fire_failed(session, "stopped")
-            self.async_write()
-            await self.hub.async_send_refunds(refunds)
-        return {
-            "session_id": session.session_id,
-            "refunded": refunded,
-            "state": session.state.value,
-        }
-
-    async def _async_fail(self, session: SessionRecord, reason: str) -> None:
-        """The session cannot run: make sure the bay stays off, then fail and refund it."""
-        if not await self.hub.async_fail_session(session, reason):
+            LOGGER.debug("Bay %s is reloading; %s starts at its setup", session.bay_id, session)
             return
-        self.cancel_timers(session.session_id)
-        self.fault = reason
-        # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
-        await self._async_send_off(session.session_id)
-        self.async_write()
+        self.entry.async_create_task(self.hass, job, f"qr_charging {session.session_id}")
+
+    async def _async_orphan(self, session: SessionRecord) -> None:
+        """A session for a bay that was removed.
+
+        One that was powered goes on at the agent until its deadline (it keeps time itself), so
+        it is ended, not refunded; one that never started cannot, so it is refunded.
+        """
+        if session.state is SessionState.ACTIVE:
+            async with self.books.change():
+                finish(session, time.time(), "bay_removed")
+            return
+        await self.refunds.async_fail_session(session, "unknown_bay")
+
+
+def _unknown_bay(bay_id: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_bay",
+        translation_placeholders={"bay": bay_id},
+    )

@@ -11,7 +11,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bays import BayRunner
+from .bay_runner import BayRunner
 from .devices import async_update_agent_device
 from .drivers.base import AgentInfo
 from .entity import QrChargingEntity, add_bay_entities
@@ -60,6 +60,6 @@ class QrChargingAgentConnectivity(QrChargingEntity, BinarySensorEntity):
     def _handle_bay_update(self) -> None:
         agent = self.runner.driver.agent
         if agent is not None and agent != self._agent:
-            async_update_agent_device(self.hass, self.runner.hub.entry, agent)
+            async_update_agent_device(self.hass, self.runner.entry, agent)
         self._agent = agent
         super()._handle_bay_update()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant.components import webhook
@@ -24,6 +25,7 @@ from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
+from .account_api import api_for
 from .catalog import (
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
@@ -68,7 +70,7 @@ from .const import (
     SUBENTRY_PLAN,
 )
 from .drivers.mqtt_agent import parse_config
-from .hub import api_for, bays_of, plans_of
+from .hub import bays_of, plans_of
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 
@@ -106,6 +108,40 @@ def _keys_schema(defaults: Mapping[str, Any], *, webhook_secret: bool) -> vol.Sc
         {"collapsed": True},
     )
     return vol.Schema(fields)
+
+
+# Anyone who learns the webhook secret can sign deliveries that start bays: no short ones.
+MIN_WEBHOOK_SECRET = 12
+# Plain http only to this machine (a local stand-in of Razorpay's API): the keys travel in
+# every request's Authorization header.
+LOCAL_HTTP_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
+
+def _api_url_allowed(url: str) -> bool:
+    """An https address, or http to this machine."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in LOCAL_HTTP_HOSTS)
+
+
+def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
+    """Field errors for entered values that would weaken the account.
+
+    Only what was entered is judged (reauth does not show the stored webhook secret), and
+    before the keys are sent anywhere.
+    """
+    errors: dict[str, str] = {}
+    secret = entered.get(CONF_WEBHOOK_SECRET)
+    if secret is not None and len(secret) < MIN_WEBHOOK_SECRET:
+        errors[CONF_WEBHOOK_SECRET] = "webhook_secret_too_short"
+    if CONF_API_BASE_URL in entered and not _api_url_allowed(entered[CONF_API_BASE_URL]):
+        errors[CONF_API_BASE_URL] = "api_url_not_https"
+    return errors
 
 
 def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,9 +199,11 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             user_input = _flatten(user_input)
             await self.async_set_unique_id(user_input[CONF_KEY_ID])
             self._abort_if_unique_id_configured()
-            if (error := await self._async_check_keys(user_input)) is None:
-                return await self._async_create_with_webhook(user_input)
-            errors["base"] = error
+            errors = _weak_inputs(user_input)
+            if not errors:
+                if (error := await self._async_check_keys(user_input)) is None:
+                    return await self._async_create_with_webhook(user_input)
+                errors["base"] = error
         return self.async_show_form(
             step_id="user",
             data_schema=_keys_schema(user_input or {}, webhook_secret=True),
@@ -301,8 +339,9 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         webhook_secret: bool,
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**entry.data, **_flatten(user_input)}
+        entered = _flatten(user_input) if user_input is not None else None
+        if entered is not None and not (errors := _weak_inputs(entered)):
+            data = {**entry.data, **entered}
             key_id = data[CONF_KEY_ID]
             if key_id != entry.unique_id and any(
                 e.unique_id == key_id for e in self._async_current_entries(include_ignore=False)

@@ -44,6 +44,7 @@ EVENT_SESSION_STARTED: Final = f"{DOMAIN}_session_started"
 EVENT_SESSION_ENDED: Final = f"{DOMAIN}_session_ended"
 EVENT_SESSION_FAILED: Final = f"{DOMAIN}_session_failed"
 EVENT_REFUND: Final = f"{DOMAIN}_refund"
+EVENT_PAYMENT_UNMATCHED: Final = f"{DOMAIN}_payment_unmatched"
 
 # Webhook limits and timing.
 MAX_WEBHOOK_BODY: Final = 1024 * 1024
@@ -52,8 +53,5 @@ RECONCILE_INTERVAL_S: Final = 5 * 60
 # A payment found only by reconciliation this long after it was made is refunded, not started:
 # the customer has most likely walked away.
 LATE_PAYMENT_S: Final = 15 * 60
-# How far back reconciliation asks Razorpay about links still unpaid in our ledger.
-RECONCILE_WINDOW_S: Final = 24 * 3600
-STORAGE_VERSION: Final = 1
 # A refund still pending this long (its webhook may have been missed) is asked about.
 REFUND_CHECK_AFTER_S: Final = 30 * 60

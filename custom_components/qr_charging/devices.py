@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
-from .bays import BayRunner
+from .bay_runner import BayRunner
 from .catalog import Bay
 from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
 from .drivers.base import AgentInfo
@@ -72,7 +72,7 @@ async def async_register_devices(hass: HomeAssistant, entry: QrChargingConfigEnt
     device id (``via_device_id``), which both supported HA lines accept on an update.
     """
     registry = dr.async_get(hass)
-    for runner in entry.runtime_data.runners.values():
+    for runner in entry.runtime_data.bays.runners.values():
         parent_id = _parent_device_id(hass, entry, runner)
         device = registry.async_get_or_create(
             config_entry_id=entry.entry_id,

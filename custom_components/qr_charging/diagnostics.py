@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-from enum import StrEnum
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .bays import BayRunner
+from .bay_runner import BayRunner
 from .const import CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET
 from .hub import QrChargingConfigEntry
 
 TO_REDACT = {CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID}
-
-
-def _counts(states: Iterable[str | StrEnum]) -> dict[str, int]:
-    return dict(sorted(Counter(str(state) for state in states).items()))
 
 
 def _bay(runner: BayRunner) -> dict[str, Any]:
@@ -61,7 +54,7 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Everything useful to debug an account, with its keys and secrets left out."""
     hub = entry.runtime_data
-    ledger = hub.ledger
+    counts = await hub.books.store.async_counts()
     return {
         "entry": {
             # The title is the key id.
@@ -78,11 +71,12 @@ async def async_get_config_entry_diagnostics(
             for subentry in entry.subentries.values()
         ],
         "ledger": {
-            "links": _counts(link.status for link in ledger.links.values()),
-            "payments": _counts(payment.state for payment in ledger.payments.values()),
-            "sessions": _counts(session.state for session in ledger.sessions.values()),
-            "refunds": _counts(refund.state for refund in ledger.refunds.values()),
-            "events": len(ledger.events),
+            "links": counts["links"],
+            "payments": counts["payments"],
+            "sessions": counts["sessions"],
+            "refunds": counts["refunds"],
+            "events": counts["events"]["stored"],
+            "too_small_to_refund_paise": counts["refunds_too_small"]["paise"],
             "attention": [
                 {
                     "payment_id": payment.payment_id,
@@ -91,8 +85,8 @@ async def async_get_config_entry_diagnostics(
                     "currency": payment.currency,
                     "problem": payment.problem,
                 }
-                for payment in ledger.attention()
+                for payment in await hub.books.store.async_attention()
             ],
         },
-        "bays": {bay_id: _bay(runner) for bay_id, runner in hub.runners.items()},
+        "bays": {bay_id: _bay(runner) for bay_id, runner in hub.bays.runners.items()},
     }

@@ -9,7 +9,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bays import BayRunner
+from .bay_runner import BayRunner
 from .devices import bay_device_info, bay_subentry_id
 from .hub import QrChargingConfigEntry
 
@@ -25,7 +25,7 @@ class QrChargingEntity(Entity):
     def __init__(self, runner: BayRunner, description: EntityDescription) -> None:
         self.runner = runner
         self.entity_description = description
-        entry = runner.hub.entry
+        entry = runner.entry
         self._attr_unique_id = f"{entry.entry_id}_{runner.bay.bay_id}_{description.key}"
         self._attr_device_info = bay_device_info(entry, runner.bay)
 
@@ -53,5 +53,5 @@ def add_bay_entities(
     make: Callable[[BayRunner], Iterable[Entity]],
 ) -> None:
     """Add each bay's entities to the bay's own config subentry."""
-    for runner in entry.runtime_data.runners.values():
+    for runner in entry.runtime_data.bays.runners.values():
         async_add_entities(make(runner), config_subentry_id=bay_subentry_id(entry, runner.bay))

@@ -13,16 +13,18 @@ from datetime import datetime
 
 import segno
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
-from .bays import BayRunner
+from .bay_runner import BayRunner
 from .const import LOGGER
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
+from .payments import Payments
+from .razorpay_api import RazorpayError
+from .store import StorageError
 
 PARALLEL_UPDATES = 0
 
@@ -43,7 +45,9 @@ async def async_setup_entry(
     add_bay_entities(
         entry,
         async_add_entities,
-        lambda runner: [QrChargingPaymentImage(hass, runner, PAYMENT_QR)],
+        lambda runner: [
+            QrChargingPaymentImage(hass, runner, entry.runtime_data.payments, PAYMENT_QR)
+        ],
     )
 
 
@@ -60,9 +64,14 @@ class QrChargingPaymentImage(QrChargingEntity, ImageEntity):
     _attr_content_type = "image/png"
 
     def __init__(
-        self, hass: HomeAssistant, runner: BayRunner, description: ImageEntityDescription
+        self,
+        hass: HomeAssistant,
+        runner: BayRunner,
+        payments: Payments,
+        description: ImageEntityDescription,
     ) -> None:
         QrChargingEntity.__init__(self, runner, description)
+        self._payments = payments
         ImageEntity.__init__(self, hass)
         self._attr_image_last_updated = dt_util.utcnow()
         self._link_id: str | None = None
@@ -79,7 +88,7 @@ class QrChargingPaymentImage(QrChargingEntity, ImageEntity):
         """Whether the current link can still be paid: not paid, closed or about to expire."""
         if self._link_id is None:
             return False
-        link = self.runner.hub.ledger.links.get(self._link_id)
+        link = self.runner.books.ledger.links.get(self._link_id)
         return (
             link is not None
             and link.status == "created"
@@ -95,10 +104,8 @@ class QrChargingPaymentImage(QrChargingEntity, ImageEntity):
                 # A payment for a bay that cannot start would only be refunded.
                 return None
             try:
-                created = await self.runner.hub.async_create_payment_link(
-                    self.runner.bay.bay_id, None
-                )
-            except HomeAssistantError as err:
+                created = await self._payments.async_create_link(self.runner.bay.bay_id, None)
+            except (RazorpayError, StorageError) as err:
                 LOGGER.warning(
                     "No payment link for the QR code of bay %s: %s", self.runner.bay.bay_id, err
                 )
@@ -140,7 +147,9 @@ class QrChargingPaymentImage(QrChargingEntity, ImageEntity):
                 self._drop_link()
 
         delay = max(expire_by - EXPIRY_MARGIN_S - time.time(), 0)
-        self._unsub_expiry = async_call_later(self.hass, delay, _expiring)
+        self._unsub_expiry = async_call_later(
+            self.hass, delay, HassJob(_expiring, "qr_charging link expiry", cancel_on_shutdown=True)
+        )
 
     @callback
     def _cancel_expiry(self) -> None:

@@ -1,7 +1,12 @@
-"""The ledger: every payment link, payment, session and refund, and the rules that tie them.
+"""The ledger in memory: the records the rules need now, and the rules that tie them.
 
-Plain Python, no Home Assistant imports; the caller persists ``as_dict()`` and passes the
-time in, so every rule is deterministic and easy to test. The rules that keep the money safe:
+Plain Python, no Home Assistant imports; time is passed in, so every rule is deterministic. The
+database (``store``) holds all history; this holds the working set: running sessions, open
+links, unsettled refunds and the payments (with all their refunds) those need. Records a change
+needs beyond that are fetched into it first (``Wanted``), and each change is written as one
+transaction (``Changes``, computed by comparing the records with a ``Checkpoint``).
+
+The rules that keep the money safe:
 
 - a payment id is recorded once; however many events carry it, it opens at most one session;
 - a payment opens a session only when it is captured and matches, in amount and currency,
@@ -11,15 +16,16 @@ time in, so every rule is deterministic and easy to test. The rules that keep th
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Self
 
 from .razorpay_events import NOTE_SESSION, PaymentNotice, RefundNotice
 
 EVENT_MEMORY_S = 8 * 24 * 3600
+# Unpaid links stay in memory this long: reconciliation asks Razorpay about them meanwhile.
+OPEN_LINK_S = 24 * 3600
 
 
 class SessionState(StrEnum):
@@ -34,6 +40,8 @@ class SessionState(StrEnum):
 
 
 RUNNING_STATES = frozenset({SessionState.PAID, SessionState.STARTING, SessionState.ACTIVE})
+# Sessions that powered their bay: each counts once in the bay's sessions served.
+SERVED_STATES = frozenset({SessionState.ACTIVE, SessionState.ENDED})
 
 
 class PaymentState(StrEnum):
@@ -52,6 +60,12 @@ class RefundState(StrEnum):
     PENDING = "pending"
     PROCESSED = "processed"
     FAILED = "failed"
+    # Under Razorpay's smallest refund (₹1): recorded, kept, never sent.
+    TOO_SMALL = "too_small"
+
+
+# Razorpay refuses refunds of less than one rupee.
+MIN_REFUND_PAISE = 100
 
 
 class Outcome(StrEnum):
@@ -108,6 +122,10 @@ class PaymentRecord(_Record):
     method: str | None = None
     problem: str | None = None
     paid_at: float | None = None  # when the customer paid, by Razorpay's clock
+    # The powered time it bought, and how much of that was cut off unserved (and refunded):
+    # unserved time is priced per payment, at the price of the payment it came from.
+    seconds: int = 0
+    cut_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.state = PaymentState(self.state)
@@ -153,9 +171,55 @@ class RefundRecord(_Record):
     reason: str
     session_id: str | None = None
     refund_id: str | None = None
+    # The bay the refunded payment was for (its revenue goes down by the refund).
+    bay_id: str | None = None
 
     def __post_init__(self) -> None:
         self.state = RefundState(self.state)
+
+    @property
+    def settled(self) -> bool:
+        """Processed or failed: Razorpay has nothing more to say about it."""
+        return self.state in SETTLED_REFUNDS
+
+
+SETTLED_REFUNDS = frozenset({RefundState.PROCESSED, RefundState.FAILED, RefundState.TOO_SMALL})
+# Refunds whose money stays with the owner: it never left, or was never sent.
+KEPT_REFUNDS = frozenset({RefundState.FAILED, RefundState.TOO_SMALL})
+
+type Record = LinkRecord | PaymentRecord | SessionRecord | RefundRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Kind[R: Record]:
+    """One kind of record: its table, its class and its key."""
+
+    table: str
+    cls: type[R]
+    key: str
+
+
+LINKS = Kind("links", LinkRecord, "link_id")
+PAYMENTS = Kind("payments", PaymentRecord, "payment_id")
+SESSIONS = Kind("sessions", SessionRecord, "session_id")
+REFUNDS = Kind("refunds", RefundRecord, "key")
+KINDS: tuple[Kind[Any], ...] = (LINKS, PAYMENTS, SESSIONS, REFUNDS)
+
+
+def key_of(kind: Kind[Any], record: Record) -> str:
+    """The primary key of a record."""
+    value = getattr(record, kind.key)
+    assert isinstance(value, str)
+    return value
+
+
+def copy_record[R: Record](record: R) -> R:
+    """A copy that shares no list with the original."""
+    copied = replace(record)
+    for f in fields(record):
+        if isinstance(value := getattr(record, f.name), list):
+            setattr(copied, f.name, list(value))
+    return copied
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,83 +232,211 @@ class PaymentResult:
     link: LinkRecord | None = None
 
 
+@dataclass(slots=True)
+class BayTotals:
+    """What a bay kept and served, over all history."""
+
+    revenue_paise: int = 0
+    sessions: int = 0
+
+
+def _revenue(record: Record) -> tuple[str | None, int]:
+    """The record's part of its bay's revenue: captured payments less refunds not failed."""
+    if isinstance(record, PaymentRecord) and record.state is PaymentState.SESSION:
+        return record.bay_id, record.amount
+    if isinstance(record, RefundRecord) and record.state not in KEPT_REFUNDS:
+        return record.bay_id, -record.amount
+    return None, 0
+
+
+def _served(record: Record) -> tuple[str | None, int]:
+    """A session that powered its bay counts once."""
+    if isinstance(record, SessionRecord) and record.state in SERVED_STATES:
+        return record.bay_id, 1
+    return None, 0
+
+
+def add_totals(totals: dict[str, BayTotals], record: Record, sign: int = 1) -> None:
+    """Add (or with ``sign=-1`` take away) what one record counts for in its bay's totals."""
+    bay, paise = _revenue(record)
+    if bay is not None and paise:
+        totals.setdefault(bay, BayTotals()).revenue_paise += sign * paise
+    bay, served = _served(record)
+    if bay is not None and served:
+        totals.setdefault(bay, BayTotals()).sessions += sign * served
+
+
+@dataclass(slots=True)
+class Wanted:
+    """Keys of records a change needs, to be fetched into memory from the database first."""
+
+    event_ids: set[str] = field(default_factory=set)
+    payment_ids: set[str] = field(default_factory=set)
+    link_ids: set[str] = field(default_factory=set)
+    reference_ids: set[str] = field(default_factory=set)
+    session_ids: set[str] = field(default_factory=set)
+    refund_ids: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_payment(cls, notice: PaymentNotice, event_id: str | None = None) -> Wanted:
+        """What matching a payment notice reads."""
+        refs = {r for r in (notice.reference_id, notice.notes.get(NOTE_SESSION)) if r}
+        return cls(
+            event_ids={event_id} if event_id else set(),
+            payment_ids={notice.payment_id},
+            link_ids={notice.link_id} if notice.link_id else set(),
+            reference_ids=refs,
+            session_ids=set(refs),
+        )
+
+    @classmethod
+    def for_refund(cls, notice: RefundNotice, event_id: str | None = None) -> Wanted:
+        """What matching a refund notice reads."""
+        return cls(
+            event_ids={event_id} if event_id else set(),
+            payment_ids={notice.payment_id},
+            refund_ids={notice.refund_id},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one change did, to be written as one transaction."""
+
+    upserts: list[tuple[Kind[Any], Record]]
+    deletes: list[tuple[Kind[Any], str]]
+    events: list[tuple[str, float, str, str]]
+    totals: dict[str, BayTotals]
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes or self.events)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The working set before a change: each record with a copy of its values then."""
+
+    records: dict[str, dict[str, tuple[Record, Record]]]
+    events: frozenset[str]
+
+
 class Ledger:
-    """All money and time, indexed for the lookups the webhook and the bays need."""
+    """The working set of money and time, indexed for the lookups the webhook and bays need."""
 
     def __init__(self) -> None:
         self.links: dict[str, LinkRecord] = {}
         self.payments: dict[str, PaymentRecord] = {}
         self.sessions: dict[str, SessionRecord] = {}
         self.refunds: dict[str, RefundRecord] = {}
+        # Event ids fetched for (or noted by) the change under way: (when, event, outcome).
         self.events: dict[str, tuple[float, str, str]] = {}
         self._links_by_reference: dict[str, LinkRecord] = {}
-        # Per bay, what archived records contributed: [revenue in paise, sessions served].
-        self.archived_totals: dict[str, list[int]] = {}
+        # Per bay, over all history (the database keeps them in step, in the same transaction).
+        self.totals: dict[str, BayTotals] = {}
 
-    # -- persistence -------------------------------------------------------------------------
+    def _table(self, kind: Kind[Any]) -> dict[str, Any]:
+        table: dict[str, Any] = getattr(self, kind.table)
+        return table
 
-    def as_dict(self) -> dict[str, Any]:
-        """Everything, as JSON-ready data."""
-        return {
-            "links": [asdict(r) for r in self.links.values()],
-            "payments": [asdict(r) for r in self.payments.values()],
-            "sessions": [asdict(r) for r in self.sessions.values()],
-            "refunds": [asdict(r) for r in self.refunds.values()],
-            "events": {k: list(v) for k, v in self.events.items()},
-            "archived_totals": {k: list(v) for k, v in self.archived_totals.items()},
+    # -- the working set -----------------------------------------------------------------------
+
+    def merge(self, records: Iterable[Record], events: dict[str, tuple[float, str, str]]) -> None:
+        """Take records fetched from the database; a record already in memory is the same."""
+        for record in records:
+            kind = next(k for k in KINDS if isinstance(record, k.cls))
+            table = self._table(kind)
+            key = key_of(kind, record)
+            if key not in table:
+                table[key] = record
+                if isinstance(record, LinkRecord):
+                    self._links_by_reference[record.reference_id] = record
+        for event_id, row in events.items():
+            self.events.setdefault(event_id, row)
+
+    def checkpoint(self) -> Checkpoint:
+        """Remember the working set, to find what a change did or to undo it."""
+        return Checkpoint(
+            {
+                kind.table: {key: (rec, copy_record(rec)) for key, rec in self._table(kind).items()}
+                for kind in KINDS
+            },
+            frozenset(self.events),
+        )
+
+    def changes_since(self, checkpoint: Checkpoint) -> Changes:
+        """Every record added, changed or removed since the checkpoint, and the totals moved."""
+        upserts: list[tuple[Kind[Any], Record]] = []
+        deletes: list[tuple[Kind[Any], str]] = []
+        totals: dict[str, BayTotals] = {}
+        for kind in KINDS:
+            before = checkpoint.records[kind.table]
+            table = self._table(kind)
+            for key, record in table.items():
+                old = before.get(key)
+                if old is None or old[1] != record:
+                    upserts.append((kind, record))
+                    add_totals(totals, record)
+                    if old is not None:
+                        add_totals(totals, old[1], -1)
+            for key, (_, old_values) in before.items():
+                if key not in table:
+                    deletes.append((kind, key))
+                    add_totals(totals, old_values, -1)
+        events = [
+            (event_id, *row)
+            for event_id, row in self.events.items()
+            if event_id not in checkpoint.events
+        ]
+        return Changes(upserts, deletes, events, totals)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Undo a change that could not be stored: the same objects, with their old values."""
+        for kind in KINDS:
+            table = self._table(kind)
+            table.clear()
+            for key, (record, values) in checkpoint.records[kind.table].items():
+                for f in fields(values):
+                    setattr(record, f.name, getattr(values, f.name))
+                table[key] = record
+        for event_id in set(self.events) - checkpoint.events:
+            del self.events[event_id]
+        self._reindex()
+
+    def add_totals(self, changes: Changes) -> None:
+        """Count a stored change in the bays' totals."""
+        for bay_id, delta in changes.totals.items():
+            totals = self.totals.setdefault(bay_id, BayTotals())
+            totals.revenue_paise += delta.revenue_paise
+            totals.sessions += delta.sessions
+
+    def evict(self, now: float) -> None:
+        """Forget what the rules no longer need; it stays in the database."""
+        self.sessions = {k: s for k, s in self.sessions.items() if s.running}
+        self.links = {
+            k: link
+            for k, link in self.links.items()
+            if link.status == "created" and now - link.created_at < OPEN_LINK_S
         }
+        # A payment stays with all its refunds, or what is left to refund would be wrong.
+        keep = {p for s in self.sessions.values() for p in s.payment_ids}
+        keep |= {r.payment_id for r in self.refunds.values() if not r.settled}
+        self.payments = {k: p for k, p in self.payments.items() if k in keep}
+        self.refunds = {k: r for k, r in self.refunds.items() if r.payment_id in keep}
+        self.events.clear()
+        self._reindex()
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything, for a serialiser that reads dataclasses (orjson); serialise it at once."""
-        return {
-            "links": list(self.links.values()),
-            "payments": list(self.payments.values()),
-            "sessions": list(self.sessions.values()),
-            "refunds": list(self.refunds.values()),
-            "events": self.events,
-            "archived_totals": self.archived_totals,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Ledger:
-        """Rebuild a ledger from ``as_dict()`` output."""
-        ledger = cls()
-        for link in data.get("links", []):
-            ledger.add_link(LinkRecord.from_dict(link))
-        for pay in data.get("payments", []):
-            rec = PaymentRecord.from_dict(pay)
-            ledger.payments[rec.payment_id] = rec
-        for ses in data.get("sessions", []):
-            srec = SessionRecord.from_dict(ses)
-            ledger.sessions[srec.session_id] = srec
-        for ref in data.get("refunds", []):
-            rrec = RefundRecord.from_dict(ref)
-            ledger.refunds[rrec.key] = rrec
-        ledger.events = {k: (v[0], v[1], v[2]) for k, v in data.get("events", {}).items()}
-        ledger.archived_totals = {k: list(v) for k, v in data.get("archived_totals", {}).items()}
-        return ledger
-
-    def drop_link(self, link: LinkRecord) -> None:
-        """Forget a link (it was archived)."""
-        self.links.pop(link.link_id, None)
-        self._links_by_reference.pop(link.reference_id, None)
+    def _reindex(self) -> None:
+        self._links_by_reference = {link.reference_id: link for link in self.links.values()}
 
     # -- delivered events --------------------------------------------------------------------
 
     def seen_event(self, event_id: str) -> bool:
-        """Whether this delivery was handled already."""
+        """Whether this delivery was handled already (its id must have been fetched)."""
         return event_id in self.events
 
     def note_event(self, event_id: str, event: str, outcome: str, now: float) -> None:
         """Remember a handled delivery and what it did."""
         self.events[event_id] = (now, event, outcome)
-
-    def forget_old_events(self, now: float) -> int:
-        """Drop event ids older than Razorpay's re-delivery window; return how many."""
-        old = [k for k, (at, _, _) in self.events.items() if now - at > EVENT_MEMORY_S]
-        for key in old:
-            del self.events[key]
-        return len(old)
 
     # -- links -------------------------------------------------------------------------------
 
@@ -298,6 +490,7 @@ class Ledger:
         payment.link_id = link.link_id
         payment.bay_id = link.bay_id
         payment.plan_code = link.plan_code
+        payment.seconds = link.seconds
         problem = self._mismatch(notice, link)
         if problem is not None:
             payment.state = PaymentState.ATTENTION
@@ -344,20 +537,23 @@ class Ledger:
         taken = sum(
             r.amount
             for r in self.refunds.values()
-            if r.payment_id == payment_id and r.state is not RefundState.FAILED
+            if r.payment_id == payment_id and r.state not in KEPT_REFUNDS
         )
         return max(payment.amount - taken, 0)
 
     def add_refund(self, refund: RefundRecord) -> None:
         """Record a refund before asking Razorpay for it, so a crash cannot lose it."""
+        if refund.bay_id is None and (payment := self.payments.get(refund.payment_id)):
+            refund.bay_id = payment.bay_id
         self.refunds[refund.key] = refund
 
     def apply_refund(self, notice: RefundNotice) -> tuple[RefundRecord | None, bool]:
         """Update one of our refunds from a ``refund.*`` event: (the refund, whether it changed).
 
-        A settled refund (processed or failed) stays settled: Razorpay's events may arrive in
-        any order. A refund whose id we have not stored yet (the event beat our own answer) is
-        found by payment and amount.
+        A settled refund stays settled, as Razorpay's events may arrive in any order, with one
+        exception: a failed refund that Razorpay reports processed was paid (the money left),
+        so it becomes processed and is never counted as refundable again. A refund whose id we
+        have not stored yet (the event beat our own answer) is found by payment and amount.
         """
         refund = next((r for r in self.refunds.values() if r.refund_id == notice.refund_id), None)
         if refund is None:
@@ -375,7 +571,8 @@ class Ledger:
                 return None, False
             refund.refund_id = notice.refund_id
         state = _refund_state(notice.status)
-        if refund.state in (RefundState.PROCESSED, RefundState.FAILED) or refund.state is state:
+        paid_after_all = refund.state is RefundState.FAILED and state is RefundState.PROCESSED
+        if refund.state is state or (refund.settled and not paid_after_all):
             return refund, False
         refund.state = state
         return refund, True
@@ -391,62 +588,9 @@ class Ledger:
         others = (s for s in self.running_sessions(bay_id) if s.session_id != besides)
         return next(others, None)
 
-    def attention(self) -> list[PaymentRecord]:
-        """Payments an owner must look at."""
-        return [p for p in self.payments.values() if p.state is PaymentState.ATTENTION]
-
 
 def _refund_state(status: str) -> RefundState:
     return {
         "processed": RefundState.PROCESSED,
         "failed": RefundState.FAILED,
     }.get(status, RefundState.PENDING)
-
-
-SESSION_COLUMNS = (
-    "session_id",
-    "bay_id",
-    "state",
-    "owner",
-    "plan_code",
-    "seconds",
-    "paid_paise",
-    "refunded_paise",
-    "payment_ids",
-    "created_at",
-    "started_at",
-    "until",
-    "ended_at",
-    "end_reason",
-)
-
-
-def sessions_csv(ledger: Ledger) -> str:
-    """The sessions as CSV, oldest first, with what was refunded of each."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SESSION_COLUMNS)
-    refunded: dict[str, int] = {}
-    for refund in ledger.refunds.values():
-        if refund.session_id and refund.state is not RefundState.FAILED:
-            refunded[refund.session_id] = refunded.get(refund.session_id, 0) + refund.amount
-    for s in sorted(ledger.sessions.values(), key=lambda s: s.created_at):
-        writer.writerow(
-            (
-                s.session_id,
-                s.bay_id,
-                s.state.value,
-                s.owner,
-                s.plan_code or "",
-                s.seconds,
-                sum(ledger.payments[p].amount for p in s.payment_ids if p in ledger.payments),
-                refunded.get(s.session_id, 0),
-                " ".join(s.payment_ids),
-                s.created_at,
-                s.started_at or "",
-                s.until or "",
-                s.ended_at or "",
-                s.end_reason or "",
-            )
-        )
-    return out.getvalue()

@@ -3,6 +3,8 @@
 Razorpay signs the raw body with the webhook secret (HMAC-SHA256, hex, header
 ``X-Razorpay-Signature``) and disables a webhook that keeps failing, so a genuine event we
 cannot use is answered 200 and recorded; only forged, oversized or unreadable bodies get 4xx.
+A delivery the ledger cannot store is answered 503, with nothing changed: Razorpay delivers it
+again (for 24 hours), and the delivery after the disk recovers is handled as the first.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
 
 from .const import DOMAIN, LOGGER, MAX_WEBHOOK_BODY
-from .hub import QrChargingHub
+from .payments import Payments
 from .razorpay_events import EventFormatError, parse_event
+from .store import StorageError
 
 SIGNATURE_HEADER = "X-Razorpay-Signature"
 EVENT_ID_HEADER = "X-Razorpay-Event-Id"
@@ -28,23 +31,51 @@ EVENT_ID_HEADER = "X-Razorpay-Event-Id"
 
 def signature_valid(body: bytes, signature: str, secret: str) -> bool:
     """Constant-time check of Razorpay's signature over the exact bytes received."""
+    # compare_digest raises TypeError on non-ASCII text; such a header is simply wrong.
+    if not signature.isascii():
+        return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature.strip().lower())
+
+
+async def _read_bounded(request: web.Request) -> bytes:
+    """The body, but no more than one byte past the limit.
+
+    ``request.read()`` would take up to HA's 16 MiB of a chunked body (no Content-Length)
+    before we could refuse it; reading stops here as soon as the body is too large.
+    """
+    body = bytearray()
+    while len(body) <= MAX_WEBHOOK_BODY:
+        chunk = await request.content.read(MAX_WEBHOOK_BODY + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _answer(status: HTTPStatus, outcome: str) -> web.Response:
     return web.json_response({"outcome": outcome}, status=status)
 
 
+async def _apply(payments: Payments, event_id: str, decoded: object) -> str:
+    """Record one signed delivery; a genuine event we cannot read is recorded as such."""
+    try:
+        event = parse_event(decoded)
+    except EventFormatError as err:
+        LOGGER.warning("Signed webhook event %s is not usable: %s", event_id, err)
+        return await payments.async_note_unusable(event_id, str(err))
+    return await payments.async_handle_event(event_id, event)
+
+
 def register_webhook(
-    hass: HomeAssistant, hub: QrChargingHub, webhook_id: str, secret: str
+    hass: HomeAssistant, payments: Payments, webhook_id: str, secret: str
 ) -> Callable[[], None]:
     """Listen for Razorpay's deliveries on ``/api/webhook/<webhook_id>``; return the undo."""
 
     async def handle(hass: HomeAssistant, webhook_id: str, request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_WEBHOOK_BODY:
             return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large")
-        body = await request.read()
+        body = await _read_bounded(request)
         if len(body) > MAX_WEBHOOK_BODY:
             return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large")
         signature = request.headers.get(SIGNATURE_HEADER)
@@ -60,12 +91,11 @@ def register_webhook(
             request.headers.get(EVENT_ID_HEADER) or f"sha256:{hashlib.sha256(body).hexdigest()}"
         )
         try:
-            event = parse_event(decoded)
-        except EventFormatError as err:
-            LOGGER.warning("Signed webhook event %s is not usable: %s", event_id, err)
-            return _answer(HTTPStatus.OK, await hub.async_note_unusable(event_id, str(err)))
-        outcome = await hub.async_handle_event(event_id, event)
-        LOGGER.debug("Webhook %s (%s): %s", event_id, event.event, outcome)
+            outcome = await _apply(payments, event_id, decoded)
+        except StorageError:
+            LOGGER.exception("Webhook %s not stored; Razorpay will deliver it again", event_id)
+            return _answer(HTTPStatus.SERVICE_UNAVAILABLE, "not_stored")
+        LOGGER.debug("Webhook %s: %s", event_id, outcome)
         return _answer(HTTPStatus.OK, outcome)
 
     webhook.async_register(

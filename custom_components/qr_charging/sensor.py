@@ -20,11 +20,11 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
-from .bays import BayRunner, BayStatus
+from .bay_runner import BayRunner, BayStatus
 from .catalog import CURRENCY, paise_to_rupees
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
-from .session_rules import remaining_s, revenue_paise, sessions_served
+from .session_rules import remaining_s
 
 PARALLEL_UPDATES = 0
 
@@ -49,7 +49,7 @@ def _minutes_remaining(runner: BayRunner) -> int:
 
 def _revenue(runner: BayRunner) -> Decimal:
     # Rupees with two decimals, from integer paise: no float rounding.
-    return paise_to_rupees(revenue_paise(runner.hub.ledger, runner.bay.bay_id))
+    return paise_to_rupees(runner.totals.revenue_paise)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +96,7 @@ SESSIONS = QrChargingSensorEntityDescription(
     key="sessions",
     translation_key="sessions",
     state_class=SensorStateClass.TOTAL_INCREASING,
-    value_fn=lambda runner: sessions_served(runner.hub.ledger, runner.bay.bay_id),
+    value_fn=lambda runner: runner.totals.sessions,
 )
 SENSORS = (STATUS, SESSION_END, TIME_REMAINING, REVENUE, SESSIONS)
 
@@ -150,7 +150,9 @@ class QrChargingTimeRemainingSensor(QrChargingSensor):
         if self.runner.session is None:
             self._stop_tick()
         elif self._unsub_tick is None:
-            self._unsub_tick = async_track_time_interval(self.hass, self._tick, TICK)
+            self._unsub_tick = async_track_time_interval(
+                self.hass, self._tick, TICK, cancel_on_shutdown=True
+            )
 
     @callback
     def _tick(self, _now: datetime) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,20 +11,21 @@ from typing import TYPE_CHECKING, Any
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
+    Context,
     HomeAssistant,
     ServiceCall,
     ServiceResponse,
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
-from .bays import RefundMode
+from .bay_runner import RefundMode
 from .catalog import CatalogError, rupees_to_paise
 from .const import DOMAIN
-from .ledger import sessions_csv
+from .errors import translated
 
 if TYPE_CHECKING:
     from .hub import QrChargingHub
@@ -34,6 +37,10 @@ ATTR_PAYMENT_ID = "payment_id"
 ATTR_AMOUNT = "amount"
 ATTR_MINUTES = "minutes"
 ATTR_REFUND = "refund"
+ATTR_START = "start"
+ATTR_END = "end"
+# An export larger than this is only written to its file, not returned in the response.
+MAX_INLINE_EXPORT = 1024 * 1024
 
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
 SERVICE_EXPORT_SESSIONS = "export_sessions"
@@ -42,6 +49,39 @@ SERVICE_START_SESSION = "start_session"
 SERVICE_STOP_SESSION = "stop_session"
 
 _ENTRY: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+
+Handler = Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]
+
+
+async def async_check_admin(hass: HomeAssistant, context: Context | None) -> None:
+    """Refuse a user who is not an admin; calls with no user (automations, scripts) pass.
+
+    The same rule as HA's admin services, for whatever gives power or moves money: a kiosk
+    screen logged in as a plain user must not.
+    """
+    if context is None or context.user_id is None:
+        return
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None:
+        raise UnknownUser(context=context)
+    if not user.is_admin:
+        raise Unauthorized(context=context)
+
+
+def _admin_only(
+    hass: HomeAssistant, handler: Handler
+) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
+    """The handler behind the admin check.
+
+    Not ``async_register_admin_service``: on HA 2025.4 it takes no ``supports_response`` and
+    drops the handler's response.
+    """
+
+    async def checked(call: ServiceCall) -> ServiceResponse:
+        await async_check_admin(hass, call.context)
+        return await handler(hass, call)
+
+    return checked
 
 
 def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
@@ -61,32 +101,43 @@ def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
     return hub
 
 
+@translated
 async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    created = await hub.async_create_payment_link(call.data[ATTR_BAY], call.data.get(ATTR_PLAN))
+    created = await hub.payments.async_create_link(call.data[ATTR_BAY], call.data.get(ATTR_PLAN))
     return created.as_response()
 
 
+@translated
 async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    ledger = await hub.async_export()
-    text = sessions_csv(ledger)
-    stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    start: datetime | None = call.data.get(ATTR_START)
+    end: datetime | None = call.data.get(ATTR_END)
+    now = dt_util.utcnow()
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     path = Path(hass.config.path(DOMAIN, f"sessions-{hub.entry.entry_id}-{stamp}.csv"))
-    await hass.async_add_executor_job(_write_text, path, text)
-    return {"csv": text, "path": str(path), "sessions": len(ledger.sessions)}
+    count = await hub.books.store.async_export(
+        path,
+        dt_util.as_utc(start).timestamp() if start else 0.0,
+        dt_util.as_utc(end).timestamp() if end else now.timestamp() + 1,
+    )
+    # The rows were streamed to the file; a small export is returned inline too.
+    text = await hass.async_add_executor_job(_small_text, path)
+    return {"csv": text, "path": str(path), "sessions": count}
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def _small_text(path: Path) -> str | None:
+    if path.stat().st_size > MAX_INLINE_EXPORT:
+        return None
+    return path.read_text(encoding="utf-8")
 
 
+@translated
 async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    refund = await hub.async_refund(call.data[ATTR_PAYMENT_ID], call.data.get(ATTR_AMOUNT), "owner")
+    refund = await hub.refunds.async_refund(
+        call.data[ATTR_PAYMENT_ID], call.data.get(ATTR_AMOUNT), "owner"
+    )
     return {
         "refund_id": refund.refund_id,
         "payment_id": refund.payment_id,
@@ -95,8 +146,9 @@ async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     }
 
 
+@translated
 async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    runner = hub_for(hass, call).runner(call.data[ATTR_BAY])
+    runner = hub_for(hass, call).bays.runner(call.data[ATTR_BAY])
     minutes = call.data.get(ATTR_MINUTES, runner.bay.default_minutes)
     session = await runner.async_start_owner(minutes)
     return {
@@ -108,8 +160,9 @@ async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceRespo
     }
 
 
+@translated
 async def _stop_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    runner = hub_for(hass, call).runner(call.data[ATTR_BAY])
+    runner = hub_for(hass, call).bays.runner(call.data[ATTR_BAY])
     return await runner.async_stop(RefundMode(call.data[ATTR_REFUND]))
 
 
@@ -126,7 +179,7 @@ def _rupees_as_paise(value: Any) -> int:
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the actions once for the domain."""
+    """Register the actions once for the domain; those that give power or refund are admin-only."""
     register = partial(hass.services.async_register, DOMAIN)
     register(
         SERVICE_CREATE_PAYMENT_LINK,
@@ -139,12 +192,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
     register(
         SERVICE_EXPORT_SESSIONS,
         partial(_export_sessions, hass),
-        schema=vol.Schema(_ENTRY),
+        schema=vol.Schema(
+            {**_ENTRY, vol.Optional(ATTR_START): cv.datetime, vol.Optional(ATTR_END): cv.datetime}
+        ),
         supports_response=SupportsResponse.OPTIONAL,
     )
     register(
         SERVICE_START_SESSION,
-        partial(_start_session, hass),
+        _admin_only(hass, _start_session),
         schema=vol.Schema(
             {
                 **_ENTRY,
@@ -156,7 +211,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     register(
         SERVICE_STOP_SESSION,
-        partial(_stop_session, hass),
+        _admin_only(hass, _stop_session),
         schema=vol.Schema(
             {
                 **_ENTRY,
@@ -170,7 +225,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     register(
         SERVICE_REFUND,
-        partial(_refund, hass),
+        _admin_only(hass, _refund),
         schema=vol.Schema(
             {
                 **_ENTRY,

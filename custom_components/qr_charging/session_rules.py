@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .ledger import Ledger, PaymentState, RefundState, SessionRecord, SessionState
+from .ledger import Ledger, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -120,20 +120,47 @@ def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord, now: floa
     return OnCommand(running.session_id, running.until, math.ceil(running.until - now), now)
 
 
-def shorten(session: SessionRecord, until: float) -> int:
+def shorten(ledger: Ledger, session: SessionRecord, until: float) -> list[tuple[str, int]]:
     """The bay will stop at ``until``, before the paid deadline: cut the session to it.
 
-    Returns the paid share of the time cut off (rounded down), to refund.
+    Returns what to refund of the time cut off, per payment (see ``cut_unserved``): a refused
+    top-up gives back exactly the payment that bought it.
     """
     assert session.until is not None
     cut = session.until - until
     if cut <= 0 or session.seconds <= 0:
-        return 0
-    paise = math.floor(session.paid_paise * min(cut / session.seconds, 1.0))
+        return []
+    parts = cut_unserved(ledger, session, cut)
     session.seconds = max(session.seconds - math.ceil(cut), 0)
-    session.paid_paise -= paise
     session.until = until
-    return paise
+    return parts
+
+
+def cut_unserved(ledger: Ledger, session: SessionRecord, seconds: float) -> list[tuple[str, int]]:
+    """Price ``seconds`` of a session's time that will not be served; return the refunds.
+
+    Unserved time comes off the newest payment first, each at its own price (its paise for its
+    seconds), rounded down and within what is left to refund of it; time no payment bought (an
+    owner's free minutes) is never priced. Each payment keeps how much of it was cut.
+    """
+    parts: list[tuple[str, int]] = []
+    left = seconds
+    for payment_id in reversed(session.payment_ids):
+        payment = ledger.payments.get(payment_id)
+        if left <= 0 or payment is None or payment.seconds <= 0:
+            continue
+        portion = min(left, payment.seconds - payment.cut_s)
+        if portion <= 0:
+            continue
+        left -= portion
+        payment.cut_s += portion
+        paise = min(
+            math.floor(payment.amount * portion / payment.seconds), ledger.refundable(payment_id)
+        )
+        if paise > 0:
+            parts.append((payment_id, paise))
+    session.paid_paise -= sum(paise for _, paise in parts)
+    return parts
 
 
 def finish(session: SessionRecord, now: float, reason: str) -> None:
@@ -151,25 +178,15 @@ def fail(session: SessionRecord, now: float, reason: str) -> None:
     session.end_reason = reason
 
 
-def unserved_paise(session: SessionRecord, now: float) -> int:
-    """The paid share of the time not yet served (rounded down: never refund more than paid)."""
-    if session.seconds <= 0 or session.paid_paise <= 0:
-        return 0
-    share = remaining_s(session, now) / session.seconds
-    return math.floor(session.paid_paise * min(share, 1.0))
+def unserved_parts(ledger: Ledger, session: SessionRecord, now: float) -> list[tuple[str, int]]:
+    """The refunds for the time not yet served, per payment (an early stop, a power cut)."""
+    return cut_unserved(ledger, session, remaining_s(session, now))
 
 
-def refund_plan(ledger: Ledger, session: SessionRecord, amount: int) -> list[tuple[str, int]]:
-    """Split a refund over the session's payments, newest first, within what each has left."""
-    plan: list[tuple[str, int]] = []
-    for payment_id in reversed(session.payment_ids):
-        if amount <= 0:
-            break
-        part = min(amount, ledger.refundable(payment_id))
-        if part > 0:
-            plan.append((payment_id, part))
-            amount -= part
-    return plan
+def refundable_parts(ledger: Ledger, session: SessionRecord) -> list[tuple[str, int]]:
+    """All that is left to refund of a session's payments, newest first."""
+    parts = [(p, ledger.refundable(p)) for p in reversed(session.payment_ids)]
+    return [(payment_id, paise) for payment_id, paise in parts if paise > 0]
 
 
 def refundable_of(ledger: Ledger, session: SessionRecord) -> int:
@@ -186,27 +203,3 @@ def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:
     """A failed session whose payments are refunded in full (or being) becomes refunded."""
     if session.state is SessionState.FAILED and is_refunded(ledger, session):
         session.state = SessionState.REFUNDED
-
-
-def revenue_paise(ledger: Ledger, bay_id: str) -> int:
-    """Money a bay kept: captured payments for its sessions less refunds not failed."""
-    total = ledger.archived_totals.get(bay_id, [0, 0])[0]
-    for payment in ledger.payments.values():
-        if payment.bay_id == bay_id and payment.state is PaymentState.SESSION:
-            total += payment.amount
-    for refund in ledger.refunds.values():
-        refunded = ledger.payments.get(refund.payment_id)
-        if refunded is None or refunded.bay_id != bay_id:
-            continue
-        if refund.state is not RefundState.FAILED:
-            total -= refund.amount
-    return total
-
-
-def sessions_served(ledger: Ledger, bay_id: str) -> int:
-    """Sessions that powered a bay (active or ended)."""
-    return ledger.archived_totals.get(bay_id, [0, 0])[1] + sum(
-        1
-        for s in ledger.sessions.values()
-        if s.bay_id == bay_id and s.state in (SessionState.ACTIVE, SessionState.ENDED)
-    )

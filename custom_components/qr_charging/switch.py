@@ -1,4 +1,7 @@
-"""A switch per bay: on while a session runs; the owner turns it on for a free session."""
+"""A switch per bay: on while a session runs; the owner turns it on for a free session.
+
+Only admins (and automations) may turn it: on gives free power, off may refund a customer.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bays import RefundMode
+from .bay_runner import RefundMode
 from .entity import QrChargingEntity, add_bay_entities
+from .errors import translated
 from .hub import QrChargingConfigEntry
+from .services import async_check_admin
 
 PARALLEL_UPDATES = 0
 
@@ -34,12 +39,16 @@ class QrChargingSwitch(QrChargingEntity, SwitchEntity):
         """Whether a session runs."""
         return self.runner.session is not None
 
+    @translated
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Give an owner session of the bay's default length (nothing if one runs)."""
+        await async_check_admin(self.hass, self._context)
         if self.runner.session is None:
             await self.runner.async_start_owner(self.runner.bay.default_minutes)
 
+    @translated
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Stop the running session, refunding a paying customer the unserved share."""
+        await async_check_admin(self.hass, self._context)
         if self.runner.session is not None:
             await self.runner.async_stop(RefundMode.PRORATA)

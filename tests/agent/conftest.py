@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ from pi_mqtt_relay.config import load_config
 from tests.mosquitto import Broker
 
 PREFIX = "qr_charging"
+# The agent's version as released: what it must announce.
+PYPROJECT_VERSION: str = tomllib.loads(
+    (Path(__file__).parents[2] / "pi_mqtt_relay" / "pyproject.toml").read_text("utf-8")
+)["project"]["version"]
 # Agent timing is checked against this tolerance (the 100 ms).
 TOLERANCE_S = 0.1
 

@@ -15,7 +15,7 @@ import yaml
 
 from pi_mqtt_relay.__main__ import main
 
-from .conftest import Observer, RunningAgent, Setup
+from .conftest import PYPROJECT_VERSION, Observer, RunningAgent, Setup
 
 VALID: dict[str, Any] = {
     "broker": {"host": "127.0.0.1", "port": 1883},
@@ -88,6 +88,17 @@ BAD = {
         {**VALID, "broker": {"host": "h", "tls": {"ca_file": "/nonexistent/ca.crt"}}},
         "broker.tls.ca_file",
     ),
+    # An empty tls: would otherwise mean a plain connection, password and all in clear text.
+    "tls_null": ({**VALID, "broker": {"host": "h", "tls": None}}, "broker.tls"),
+    "tls_empty_mapping": ({**VALID, "broker": {"host": "h", "tls": {}}}, "broker.tls"),
+    "tls_left_blank": (
+        "broker:\n  host: h\n  tls:\nnode:\n  id: k\nbays:\n  - id: b\n    pin: 17\n",
+        "broker.tls",
+    ),
+    "password_without_username": (
+        {**VALID, "broker": {"host": "h", "password": "secret"}},
+        "broker.password",
+    ),
     "zero_cap": ({**VALID, "max_session_s": 0}, "max_session_s"),
     "not_a_mapping": ("- just\n- a list\n", "top level"),
     "not_yaml": ("broker: [unclosed\n", "not valid YAML"),
@@ -105,18 +116,26 @@ def test_config_error_names_the_key(
     assert names in err
 
 
+def test_version_is_the_released_one() -> None:
+    result = _run("--version")
+    assert result.stdout.split() == ["pi-mqtt-relay", PYPROJECT_VERSION]
+
+
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
 
 
-def test_config_error_stops_before_any_pin(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("data", "names"), [(_bay(pin=99), "bays[0].pin"), BAD["tls_null"]], ids=["pin", "tls"]
+)
+def test_config_error_stops_before_any_pin(tmp_path: Path, data: Any, names: str) -> None:
     # No --mock-gpio and no GPIO on this machine: had the agent touched a pin, gpiozero
     # would fail first; instead the config error is reported and the exit code is 2.
-    path = _write(tmp_path, _bay(pin=99))
+    path = _write(tmp_path, data)
     result = _run("--config", str(path))
     assert result.returncode == 2
-    assert "bays[0].pin" in result.stderr
+    assert names in result.stderr
     assert "gpiozero" not in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -141,6 +160,7 @@ def test_ha_discovery_announces_each_bay_as_a_switch(
     assert announced["unique_id"]
     assert announced["device"]["name"] == "Test kiosk"
     assert announced["device"]["identifiers"]
+    assert announced["device"]["sw_version"] == PYPROJECT_VERSION
     assert obs.wait_for(f"homeassistant/switch/{setup.node}_bay-2/config", lambda m: True)
     # Driven as HA drives an MQTT switch: plain ON to the command topic.
     obs.client.publish(announced["command_topic"], "ON", qos=1).wait_for_publish(5)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import TOLERANCE_S, Observer, RunningAgent
+from .conftest import PYPROJECT_VERSION, TOLERANCE_S, Observer, RunningAgent
 
 
 def test_relays_off_at_start(
@@ -29,7 +29,7 @@ def test_relays_off_at_start(
     assert config == {
         "node": obs.node,
         "name": "Test kiosk",
-        "sw_version": "1.0.0",
+        "sw_version": PYPROJECT_VERSION,
         "bays": [{"id": "bay-1", "name": "Bay 1"}, {"id": "bay-2", "name": "Bay 2"}],
         "max_session_s": 300,
     }

@@ -7,16 +7,18 @@ stand-in is the only mocked part.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
+from homeassistant.auth.const import GROUP_ID_USER
+from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.const import (
@@ -39,7 +41,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
 
 WEBHOOK_ID = "razorpay-test-hook"
-WEBHOOK_SECRET = "whsec-test"
+WEBHOOK_SECRET = "whsec-test-secret"
 PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
 PLUG = "switch.bay_1_plug"
 
@@ -156,6 +158,21 @@ async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> Mo
     return config_entry
 
 
+@pytest.fixture
+async def kiosk_user(hass: HomeAssistant, local_auth: HassAuthProvider) -> MockUser:
+    """A plain (non-admin) user, as a kiosk screen is logged in: it may control every entity."""
+    users = await hass.auth.async_get_group(GROUP_ID_USER)
+    return MockUser(groups=[users]).add_to_hass(hass)
+
+
+@pytest.fixture(params=["read_only", "kiosk"])
+def non_admin_user(
+    request: pytest.FixtureRequest, hass_read_only_user: MockUser, kiosk_user: MockUser
+) -> MockUser:
+    """Each kind of non-admin user in turn: read-only, then plain."""
+    return hass_read_only_user if request.param == "read_only" else kiosk_user
+
+
 PostWebhook = Callable[..., Awaitable[ClientResponse]]
 
 
@@ -165,6 +182,8 @@ async def post_webhook(
 ) -> PostWebhook:
     """POST a delivery to the integration's webhook as Razorpay would.
 
+    An async iterable body is sent chunked, without Content-Length.
+
     The test client starts HA's web app, which then takes no new routes: it is made at the first
     delivery, after the test has set up what it needs.
     """
@@ -173,7 +192,7 @@ async def post_webhook(
     async def post(
         webhook: Webhook | None = None,
         *,
-        body: bytes | None = None,
+        body: bytes | AsyncIterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> ClientResponse:
         if webhook is not None:

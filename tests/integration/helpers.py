@@ -5,12 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin.fixtures import Webhook, new_id, strip_prefix
+
+from .conftest import PLUG
+
+if TYPE_CHECKING:
+    from devtools.razorpay_standin import PaidPayment, RazorpayStandin
+
+    from .conftest import PostWebhook
 
 
 async def create_link(
@@ -39,3 +49,41 @@ def altered(webhook: Webhook, change: dict[str, Any]) -> Webhook:
     payload = webhook.payload
     payload["payload"]["payment"]["entity"].update(change)
     return Webhook(webhook.event, strip_prefix(new_id("evt")), json.dumps(payload).encode())
+
+
+async def settle(hass: HomeAssistant) -> None:
+    """Let state-change listeners run: HA dispatches them with call_soon, one hop per switch."""
+    for _ in range(3):
+        await hass.async_block_till_done()
+
+
+async def tick(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float | timedelta
+) -> None:
+    """Move HA's clock on and let the timers that fall due run."""
+    freezer.tick(seconds if isinstance(seconds, timedelta) else timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await settle(hass)
+
+
+async def pay(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> PaidPayment:
+    """A customer pays a new link of bay-1 and Razorpay delivers ``payment_link.paid``."""
+    paid = standin.pay_link((await create_link(hass))["id"])
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+    return paid
+
+
+def plug_state(hass: HomeAssistant) -> str:
+    """The state of bay-1's plug (a real HA switch)."""
+    state = hass.states.get(PLUG)
+    assert state is not None
+    return state.state
+
+
+def refund_amounts(standin: RazorpayStandin, payment_id: str) -> list[int]:
+    """The amounts of the refunds of a payment Razorpay was asked for, in order."""
+    calls = standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")
+    return [c.json["amount"] for c in calls]

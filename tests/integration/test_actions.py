@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockUser,
     async_capture_events,
     async_fire_time_changed,
 )
@@ -26,7 +28,7 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, PostWebhook
+from .conftest import PLAN_PRICE, PLUG, PostWebhook
 from .helpers import create_link, export_sessions
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
@@ -266,3 +268,54 @@ async def test_pending_refund_without_its_webhook_is_asked_about(
     assert [e.data["state"] for e in refunds] == ["pending", "processed"]
     path = f"/v1/payments/{paid.payment_id}/refunds/{response['refund_id']}"
     assert len(standin.calls_to("GET", path)) == 1
+
+
+# -- who may move money -----------------------------------------------------------------------
+
+
+async def _call_as(hass: HomeAssistant, user: MockUser, action: str, data: dict[str, str]) -> None:
+    await hass.services.async_call(
+        DOMAIN, action, data, blocking=True, return_response=True, context=Context(user_id=user.id)
+    )
+
+
+async def test_non_admins_cannot_give_power(
+    hass: HomeAssistant, non_admin_user: MockUser, hass_admin_user: MockUser
+) -> None:
+    with pytest.raises(Unauthorized):
+        await _call_as(hass, non_admin_user, "start_session", {"bay": "bay-1"})
+    await hass.async_block_till_done()
+    assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
+    assert await export_sessions(hass) == []
+
+    await _call_as(hass, hass_admin_user, "start_session", {"bay": "bay-1"})
+    await hass.async_block_till_done()
+    assert hass.states.get(PLUG).state == STATE_ON  # type: ignore[union-attr]
+
+
+async def test_non_admins_cannot_refund_or_stop(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    non_admin_user: MockUser,
+    hass_admin_user: MockUser,
+) -> None:
+    paid = standin.pay_link((await create_link(hass))["id"])
+    await post_webhook(paid.payment_link_paid())
+    await hass.async_block_till_done()
+    refund_path = f"/v1/payments/{paid.payment_id}/refund"
+
+    for action, data in (
+        ("refund", {"payment_id": paid.payment_id}),
+        ("stop_session", {"bay": "bay-1", "refund": "full"}),
+    ):
+        with pytest.raises(Unauthorized):
+            await _call_as(hass, non_admin_user, action, data)
+    await hass.async_block_till_done()
+    assert standin.calls_to("POST", refund_path) == []
+    assert hass.states.get(PLUG).state == STATE_ON  # type: ignore[union-attr]
+    (row,) = await export_sessions(hass)
+    assert row["refunded_paise"] == "0"
+
+    await _call_as(hass, hass_admin_user, "refund", {"payment_id": paid.payment_id})
+    assert len(standin.calls_to("POST", refund_path)) == 1

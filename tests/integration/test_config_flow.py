@@ -7,11 +7,12 @@ from typing import Any
 from unittest.mock import AsyncMock, Mock, patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER
+from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+from homeassistant.helpers.translation import async_get_translations
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import (
@@ -24,7 +25,7 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY
+from .conftest import PLAN_SUBENTRY, WEBHOOK_SECRET
 
 
 def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:
     keys = {
         CONF_KEY_ID: standin.key_id,
         CONF_KEY_SECRET: standin.key_secret,
-        CONF_WEBHOOK_SECRET: "whsec",
+        CONF_WEBHOOK_SECRET: WEBHOOK_SECRET,
         CONF_API_BASE_URL: standin.base_url,
     } | changes
     return {k: v for k, v in keys.items() if k != CONF_API_BASE_URL} | {
@@ -45,7 +46,7 @@ def _data(standin: RazorpayStandin) -> dict[str, Any]:
     return {
         CONF_KEY_ID: standin.key_id,
         CONF_KEY_SECRET: standin.key_secret,
-        CONF_WEBHOOK_SECRET: "whsec",
+        CONF_WEBHOOK_SECRET: WEBHOOK_SECRET,
         CONF_API_BASE_URL: standin.base_url,
     }
 
@@ -155,6 +156,10 @@ async def test_reauth_with_new_keys(
     assert config_entry.data[CONF_KEY_SECRET] == "new_secret"
     # The webhook stays where Razorpay sends it.
     assert config_entry.data[CONF_WEBHOOK_ID] == "razorpay-test-hook"
+    # The flow reloads the entry in the background: wait for it, as HA would at its next step.
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_reconfigure_refuses_a_key_of_another_entry(
@@ -165,7 +170,7 @@ async def test_reconfigure_refuses_a_key_of_another_entry(
     result = await config_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {CONF_KEY_ID: "rzp_test_other", CONF_KEY_SECRET: "x", CONF_WEBHOOK_SECRET: "y"},
+        {CONF_KEY_ID: "rzp_test_other", CONF_KEY_SECRET: "x", CONF_WEBHOOK_SECRET: WEBHOOK_SECRET},
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -183,11 +188,103 @@ async def test_reconfigure_webhook_secret(
         {
             CONF_KEY_ID: standin.key_id,
             CONF_KEY_SECRET: standin.key_secret,
-            CONF_WEBHOOK_SECRET: "rotated",
+            CONF_WEBHOOK_SECRET: "rotated-secret",
         },
     )
     assert result["reason"] == "reconfigure_successful"
-    assert config_entry.data[CONF_WEBHOOK_SECRET] == "rotated"
+    assert config_entry.data[CONF_WEBHOOK_SECRET] == "rotated-secret"
+
+
+# Inputs that would weaken the account: refused on their field, before the keys go anywhere.
+WEAK_INPUTS = {
+    "secret_of_11": ({CONF_WEBHOOK_SECRET: "a" * 11}, CONF_WEBHOOK_SECRET),
+    "secret_padded": ({CONF_WEBHOOK_SECRET: "  short  " + " " * 6}, CONF_WEBHOOK_SECRET),
+    "http_to_razorpay": ({CONF_API_BASE_URL: "http://api.razorpay.com"}, CONF_API_BASE_URL),
+    "ftp": ({CONF_API_BASE_URL: "ftp://127.0.0.1/"}, CONF_API_BASE_URL),
+    "no_scheme": ({CONF_API_BASE_URL: "api.razorpay.com"}, CONF_API_BASE_URL),
+    "no_host": ({CONF_API_BASE_URL: "https://"}, CONF_API_BASE_URL),
+    "localhost_as_user": ({CONF_API_BASE_URL: "http://localhost@evil.example"}, CONF_API_BASE_URL),
+    "loopback_lookalike": ({CONF_API_BASE_URL: "http://127.0.0.1.evil.example"}, CONF_API_BASE_URL),
+}
+FIELD_ERRORS = {
+    CONF_WEBHOOK_SECRET: "webhook_secret_too_short",
+    CONF_API_BASE_URL: "api_url_not_https",
+}
+
+
+async def _flow_for(hass: HomeAssistant, step: str, entry: MockConfigEntry) -> Any:
+    if step == "user":
+        return await _start(hass)
+    entry.add_to_hass(hass)
+    if step == "reauth":
+        return await entry.start_reauth_flow(hass)
+    return await entry.start_reconfigure_flow(hass)
+
+
+@pytest.mark.parametrize(
+    ("step", "changes", "field"),
+    [
+        pytest.param(step, changes, field, id=f"{name}-{step}")
+        for name, (changes, field) in WEAK_INPUTS.items()
+        for step in ("user", "reconfigure", "reauth")
+        # Reauth asks for the keys only, not the webhook secret.
+        if not (step == "reauth" and field == CONF_WEBHOOK_SECRET)
+    ],
+)
+async def test_weak_inputs_are_refused_on_their_field(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    config_entry: MockConfigEntry,
+    step: str,
+    changes: dict[str, Any],
+    field: str,
+) -> None:
+    before = dict(config_entry.data)
+    user_input = _keys(standin, **changes)
+    if step == "reauth":
+        del user_input[CONF_WEBHOOK_SECRET]
+    result = await _flow_for(hass, step, config_entry)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: FIELD_ERRORS[field]}
+    assert standin.calls == []  # the keys were not sent anywhere
+    assert dict(config_entry.data) == before
+    assert len(hass.config_entries.async_entries(DOMAIN)) == (step != "user")
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+async def test_weak_input_errors_are_translated(hass: HomeAssistant, language: str) -> None:
+    strings = await async_get_translations(hass, language, "config", [DOMAIN])
+    for key in FIELD_ERRORS.values():
+        assert strings[f"component.{DOMAIN}.config.error.{key}"]
+
+
+@pytest.mark.parametrize(
+    ("url", "outcome"),
+    [
+        ("{base}", FlowResultType.CREATE_ENTRY),
+        ("{localhost}", FlowResultType.CREATE_ENTRY),
+        # https passes the check; nothing listens there, so the keys cannot be checked.
+        ("https://127.0.0.1:9", FlowResultType.FORM),
+    ],
+)
+async def test_accepted_api_addresses(
+    hass: HomeAssistant, standin: RazorpayStandin, url: str, outcome: FlowResultType
+) -> None:
+    url = url.format(
+        base=standin.base_url, localhost=standin.base_url.replace("127.0.0.1", "localhost")
+    )
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _keys(standin, **{CONF_API_BASE_URL: url, CONF_WEBHOOK_SECRET: "a" * 12})
+    )
+    assert result["type"] is outcome
+    if outcome is FlowResultType.FORM:
+        assert result["errors"] == {"base": "cannot_connect"}
+    else:
+        assert result["data"][CONF_API_BASE_URL] == url
 
 
 # -- plans and bays -------------------------------------------------------------------------

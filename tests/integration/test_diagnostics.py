@@ -91,6 +91,7 @@ async def test_diagnostics_of_an_idle_bay(
         "sessions": {},
         "refunds": {},
         "events": 0,
+        "too_small_to_refund_paise": 0,
         "attention": [],
     }
     assert diagnostics["bays"]["bay-1"]["status"] == "idle"  # type: ignore[index,call-overload]

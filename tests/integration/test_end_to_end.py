@@ -42,12 +42,10 @@ from tests.agent.conftest import Observer
 from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PostWebhook
-from .helpers import export_sessions
+from .helpers import export_sessions, pay, refund_amounts
 from .test_mqtt_agent import (
     NODE,
     PLAN_S,
-    _pay,
-    _refunds,
     _until,
     broker,  # noqa: F401  (fixture)
     mqtt_bay_entry,  # noqa: F401  (fixture; its "agent" is the real one below)
@@ -170,7 +168,7 @@ async def _active_session(
 ) -> tuple[Any, str]:
     """Pay, and wait until HA takes the agent's report as the session's start."""
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
     await _until(hass, lambda: len(started) == 1)
     return paid, str(started[0].data["session_id"])
 
@@ -197,7 +195,7 @@ async def test_payment_powers_the_relay(
     )
     until = float(row["until"])
     assert before + PLAN_S <= until <= time.time() + PLAN_S
-    assert mqtt_bay_entry.runtime_data.runners[BAY].status == "charging"
+    assert mqtt_bay_entry.runtime_data.bays.runners[BAY].status == "charging"
 
     state = await _retained_state(hass, broker)
     assert state["state"] == "ON"
@@ -205,7 +203,7 @@ async def test_payment_powers_the_relay(
     assert state["until"] == pytest.approx(until)
     assert state["reason"] == "command"
     assert 0 < state["remaining"] <= PLAN_S
-    assert _refunds(standin, paid.payment_id) == []
+    assert refund_amounts(standin, paid.payment_id) == []
 
 
 @pytest.mark.usefixtures("mqtt_bay_entry")
@@ -239,7 +237,7 @@ async def test_stop_with_prorata_refund(
     }
     # Stopped within seconds of the start: almost all of it comes back, never more.
     assert PLAN_PRICE - 20 <= int(response["refunded"]) < PLAN_PRICE
-    assert _refunds(standin, paid.payment_id) == [response["refunded"]]
+    assert refund_amounts(standin, paid.payment_id) == [response["refunded"]]
     row = await _row(hass)
     assert (row["state"], row["end_reason"]) == ("ended", "stopped")
     # The agent keeps the stopped session as cancelled: a replayed "on" cannot power it again.
@@ -263,7 +261,7 @@ async def test_top_up_extends_the_agents_deadline(
     first = _states(observer, state="ON", session=session_id)[-1]
     mark = observer.mark()
 
-    second = await _pay(hass, standin, post_webhook)
+    second = await pay(hass, standin, post_webhook)
 
     await _until(hass, lambda: bool(_states(observer, mark, reason="top_up")))
     (topped,) = _states(observer, mark, reason="top_up")
@@ -277,7 +275,7 @@ async def test_top_up_extends_the_agents_deadline(
     assert (row["session_id"], row["state"]) == (session_id, "active")
     assert (row["seconds"], row["paid_paise"]) == (str(2 * PLAN_S), str(2 * PLAN_PRICE))
     assert float(row["until"]) == pytest.approx(topped["until"])
-    assert _refunds(standin, second.payment_id) == []
+    assert refund_amounts(standin, second.payment_id) == []
 
 
 async def test_agent_restart_resumes_the_session(
@@ -292,7 +290,7 @@ async def test_agent_restart_resumes_the_session(
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     paid, session_id = await _active_session(hass, standin, post_webhook)
     until = float((await _row(hass))["until"])
-    runner = mqtt_bay_entry.runtime_data.runners[BAY]
+    runner = mqtt_bay_entry.runtime_data.bays.runners[BAY]
     mark = observer.mark()
 
     await hass.async_add_executor_job(agent.stop)
@@ -324,7 +322,7 @@ async def test_agent_restart_resumes_the_session(
     assert (row["session_id"], row["state"]) == (session_id, "active")
     assert float(row["until"]) == pytest.approx(until)
     assert (ended, failed) == ([], [])
-    assert _refunds(standin, paid.payment_id) == []
+    assert refund_amounts(standin, paid.payment_id) == []
     # Whatever HA re-sent while the agent was away changes nothing: still the same session.
     assert all(
         s["state"] == "ON" and s["session"] == session_id for s in observer.states(BAY, mark)
@@ -342,17 +340,17 @@ async def test_agent_offline_at_payment_refunds_and_never_powers(
     observer: Observer,
 ) -> None:
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
-    runner = mqtt_bay_entry.runtime_data.runners[BAY]
+    runner = mqtt_bay_entry.runtime_data.bays.runners[BAY]
     await hass.async_add_executor_job(agent.stop)
     await _until(hass, lambda: not runner.driver.online)
     assert runner.status == "offline"
 
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
 
     await _until(hass, lambda: len(failed) == 1)
     assert failed[0].data["reason"] == "bay_offline"
-    await _until(hass, lambda: bool(_refunds(standin, paid.payment_id)))
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    await _until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     row = await _row(hass)
     assert row["state"] == "refunded"
     session_id = row["session_id"]
@@ -371,4 +369,4 @@ async def test_agent_offline_at_payment_refunds_and_never_powers(
     assert not agent.powered
     assert agent.times_switched_on == 0
     assert (await _row(hass))["state"] == "refunded"
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]

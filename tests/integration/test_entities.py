@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockUser,
     async_fire_mqtt_message,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
@@ -32,7 +33,7 @@ from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, PLUG, PostWebhook, entry_data, setup_plug
-from .helpers import create_link
+from .helpers import pay, settle, tick
 
 LINKS = ("POST", "/v1/payment_links")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -65,27 +66,6 @@ ALL = [
     ("binary_sensor", "agent"),
     ("image", "payment_qr"),
 ]
-
-
-async def _settle(hass: HomeAssistant) -> None:
-    """Let state-change listeners run: HA dispatches them with call_soon, one hop per switch."""
-    for _ in range(3):
-        await hass.async_block_till_done()
-
-
-async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
-    freezer.tick(delta)
-    async_fire_time_changed(hass)
-    await _settle(hass)
-
-
-async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook) -> None:
-    link = await create_link(hass)
-    paid = standin.pay_link(link["id"])
-    assert (await (await post_webhook(paid.payment_link_paid())).json())["outcome"] == (
-        "new_session"
-    )
-    await _settle(hass)
 
 
 async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
@@ -137,7 +117,7 @@ async def test_paid_session_then_its_end(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
 
     assert state(hass, "switch", "charging") == STATE_ON
     assert state(hass, "sensor", "status") == "charging"
@@ -152,14 +132,14 @@ async def test_paid_session_then_its_end(
     # Within a minute nothing is rewritten; each minute the remaining time drops.
     remaining = entity_id(hass, "sensor", "time_remaining")
     written = hass.states.get(remaining).last_reported  # type: ignore[union-attr]
-    await _tick(hass, freezer, timedelta(seconds=20))
+    await tick(hass, freezer, timedelta(seconds=20))
     assert hass.states.get(remaining).last_reported == written  # type: ignore[union-attr]
     for _ in range(3):
-        await _tick(hass, freezer, timedelta(minutes=1))
+        await tick(hass, freezer, timedelta(minutes=1))
     assert state(hass, "sensor", "time_remaining") == "27"
 
     # The deadline passes: the plug goes off and the bay is idle, the money and count stay.
-    await _tick(hass, freezer, timedelta(minutes=27))
+    await tick(hass, freezer, timedelta(minutes=27))
     assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
     assert state(hass, "switch", "charging") == STATE_OFF
     assert state(hass, "sensor", "status") == "idle"
@@ -169,7 +149,7 @@ async def test_paid_session_then_its_end(
     assert state(hass, "sensor", "sessions") == "1"
     # No more minute ticks once idle.
     written = hass.states.get(remaining).last_reported  # type: ignore[union-attr]
-    await _tick(hass, freezer, timedelta(minutes=2))
+    await tick(hass, freezer, timedelta(minutes=2))
     assert hass.states.get(remaining).last_reported == written  # type: ignore[union-attr]
 
 
@@ -178,7 +158,7 @@ async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> N
     switch = entity_id(hass, "switch", "charging")
 
     await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
-    await _settle(hass)
+    await settle(hass)
 
     assert state(hass, "switch", "charging") == STATE_ON
     assert state(hass, "sensor", "status") == "charging"
@@ -192,7 +172,7 @@ async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> N
     assert state(hass, "sensor", "session_end") == end
 
     await hass.services.async_call("switch", "turn_off", {"entity_id": switch}, blocking=True)
-    await _settle(hass)
+    await settle(hass)
 
     assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
     assert state(hass, "switch", "charging") == STATE_OFF
@@ -203,19 +183,51 @@ async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> N
 
 
 @pytest.mark.usefixtures("loaded_entry")
+async def test_only_admins_work_the_switch(
+    hass: HomeAssistant, non_admin_user: MockUser, hass_admin_user: MockUser
+) -> None:
+    non_admin = Context(user_id=non_admin_user.id)
+    admin = Context(user_id=hass_admin_user.id)
+
+    async def switch(service: str, context: Context) -> None:
+        target = {"entity_id": entity_id(hass, "switch", "charging")}
+        await hass.services.async_call("switch", service, target, blocking=True, context=context)
+
+    for service in ("turn_on", "toggle"):
+        with pytest.raises(Unauthorized):
+            await switch(service, non_admin)
+    await settle(hass)
+    assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
+    assert state(hass, "sensor", "sessions") == "0"
+
+    await switch("turn_on", admin)
+    await settle(hass)
+    for service in ("turn_off", "toggle"):
+        with pytest.raises(Unauthorized):
+            await switch(service, non_admin)
+    await settle(hass)
+    assert state(hass, "switch", "charging") == STATE_ON
+    assert hass.states.get(PLUG).state == STATE_ON  # type: ignore[union-attr]
+
+    await switch("turn_off", admin)
+    await settle(hass)
+    assert state(hass, "switch", "charging") == STATE_OFF
+
+
+@pytest.mark.usefixtures("loaded_entry")
 async def test_turning_off_a_paid_session_refunds_the_unserved_share(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    await _pay(hass, standin, post_webhook)
-    await _tick(hass, freezer, timedelta(minutes=15))
+    await pay(hass, standin, post_webhook)
+    await tick(hass, freezer, timedelta(minutes=15))
 
     await hass.services.async_call(
         "switch", "turn_off", {"entity_id": entity_id(hass, "switch", "charging")}, blocking=True
     )
-    await _settle(hass)
+    await settle(hass)
 
     assert hass.states.get(PLUG).state == STATE_OFF  # type: ignore[union-attr]
     assert state(hass, "sensor", "status") == "idle"
@@ -226,7 +238,7 @@ async def test_turning_off_a_paid_session_refunds_the_unserved_share(
 @pytest.mark.usefixtures("loaded_entry")
 async def test_plug_dropping_off_makes_the_bay_unavailable(hass: HomeAssistant) -> None:
     hass.states.async_set(PLUG, STATE_UNAVAILABLE)
-    await _settle(hass)
+    await settle(hass)
 
     assert state(hass, "sensor", "status") == "offline"
     assert state(hass, "binary_sensor", "agent") == STATE_OFF
@@ -235,7 +247,7 @@ async def test_plug_dropping_off_makes_the_bay_unavailable(hass: HomeAssistant) 
             assert state(hass, platform, key) == STATE_UNAVAILABLE, key
 
     hass.states.async_set(PLUG, STATE_OFF)
-    await _settle(hass)
+    await settle(hass)
 
     assert state(hass, "sensor", "status") == "idle"
     assert state(hass, "binary_sensor", "agent") == STATE_ON
@@ -283,7 +295,7 @@ async def test_payment_qr_reuses_its_link_until_paid(
     (link_id,) = standin.links
     paid = standin.pay_link(link_id)
     await post_webhook(paid.payment_link_paid())
-    await _settle(hass)
+    await settle(hass)
     assert hass.states.get(image).state != shown  # type: ignore[union-attr]
     status, _, second = await _get_image(hass, hass_client)
     assert status == HTTPStatus.OK
@@ -304,10 +316,10 @@ async def test_payment_qr_renews_a_link_about_to_expire(
     shown = hass.states.get(image).state  # type: ignore[union-attr]
 
     # Links live 20 minutes; at 18 the QR code is stale.
-    await _tick(hass, freezer, timedelta(minutes=17))
+    await tick(hass, freezer, timedelta(minutes=17))
     await _get_image(hass, hass_client)
     assert len(standin.calls_to(*LINKS)) == 1
-    await _tick(hass, freezer, timedelta(minutes=1, seconds=1))
+    await tick(hass, freezer, timedelta(minutes=1, seconds=1))
     assert hass.states.get(image).state != shown  # type: ignore[union-attr]
 
     await _get_image(hass, hass_client)
@@ -335,7 +347,7 @@ async def test_payment_qr_makes_no_link_for_an_offline_bay(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, standin: RazorpayStandin
 ) -> None:
     hass.states.async_set(PLUG, STATE_UNAVAILABLE)
-    await _settle(hass)
+    await settle(hass)
 
     status, _, _ = await _get_image(hass, hass_client)
 
@@ -395,7 +407,7 @@ async def test_bay_device_hangs_off_its_agent(
     async_fire_mqtt_message(hass, f"qr_charging/{NODE}/availability", "online", retain=True)
     config = {"node": NODE, "name": "Kiosk 1", "sw_version": "1.4.0", "bays": [{"id": "bay-1"}]}
     async_fire_mqtt_message(hass, f"qr_charging/{NODE}/config", json.dumps(config), retain=True)
-    await _settle(hass)
+    await settle(hass)
 
     assert state(hass, "binary_sensor", "agent") == STATE_ON
     assert state(hass, "sensor", "status") == "idle"
@@ -406,7 +418,7 @@ async def test_bay_device_hangs_off_its_agent(
     assert devices.async_get(bay.id).via_device_id == agent.id  # type: ignore[union-attr]
 
     async_fire_mqtt_message(hass, f"qr_charging/{NODE}/availability", "offline")
-    await _settle(hass)
+    await settle(hass)
     assert state(hass, "binary_sensor", "agent") == STATE_OFF
     assert state(hass, "sensor", "status") == "offline"
     assert state(hass, "sensor", "revenue") == STATE_UNAVAILABLE

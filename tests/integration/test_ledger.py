@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from custom_components.qr_charging.ledger import (
-    EVENT_MEMORY_S,
     Ledger,
     LinkRecord,
     Outcome,
     RefundRecord,
     RefundState,
     SessionState,
-    sessions_csv,
 )
 from custom_components.qr_charging.razorpay_events import PaymentNotice, RefundNotice
 
@@ -51,7 +47,7 @@ def test_second_payment_for_a_paid_link_needs_attention() -> None:
     second = ledger.apply_payment(_notice("pay_2"), "payment.captured", 2)
     assert second.outcome is Outcome.MISMATCH
     assert second.payment.problem == "link already paid by pay_1"
-    assert [p.payment_id for p in ledger.attention()] == ["pay_2"]
+    assert ledger.payments["pay_2"].state == "attention"
     assert len(ledger.sessions) == 1
 
 
@@ -75,50 +71,6 @@ def test_authorized_then_captured() -> None:
     assert ledger.apply_payment(_notice(), "payment.captured", 2).outcome is Outcome.NEW_SESSION
 
 
-def test_event_ids_forgotten_after_the_redelivery_window() -> None:
-    ledger = Ledger()
-    ledger.note_event("evt_old", "payment.captured", "new_session", 0)
-    ledger.note_event("evt_new", "payment.captured", "new_session", EVENT_MEMORY_S)
-    assert ledger.forget_old_events(EVENT_MEMORY_S + 1) == 1
-    assert not ledger.seen_event("evt_old")
-    assert ledger.seen_event("evt_new")
-
-
-def test_round_trip_through_json_keeps_everything() -> None:
-    ledger = Ledger()
-    ledger.add_link(_link())
-    ledger.apply_payment(_notice(), "payment_link.paid", 1)
-    ledger.add_refund(
-        RefundRecord(
-            key="r-1",
-            payment_id="pay_1",
-            amount=500,
-            created_at=3,
-            state=RefundState.PENDING,
-            reason="owner",
-            session_id="s-1",
-            refund_id="rfnd_1",
-        )
-    )
-    ledger.note_event("evt_1", "payment_link.paid", "new_session", 1)
-    data = json.loads(json.dumps(ledger.as_dict()))
-    data["sessions"][0]["added_by_a_newer_version"] = True
-
-    again = Ledger.from_dict(data)
-
-    assert again.as_dict() == ledger.as_dict()
-    assert again.sessions["s-1"].state is SessionState.PAID
-    assert again.refundable("pay_1") == 1500
-    refund, changed = again.apply_refund(RefundNotice("rfnd_1", "pay_1", 500, "processed"))
-    assert (refund, changed) == (again.refunds["r-1"], True)
-    assert again.refunds["r-1"].state is RefundState.PROCESSED
-    # Settled stays settled, whatever arrives later (Razorpay promises no order).
-    assert again.apply_refund(RefundNotice("rfnd_1", "pay_1", 500, "pending")) == (refund, False)
-    assert again.refunds["r-1"].state is RefundState.PROCESSED
-    assert again.apply_refund(RefundNotice("rfnd_x", "pay_9", 500, "processed")) == (None, False)
-    assert sessions_csv(again).splitlines()[1].startswith("s-1,bay-1,paid,False,p30,1800,2000,500,")
-
-
 def test_closing_links() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
@@ -138,3 +90,54 @@ def test_refund_event_before_our_answer_is_matched_by_payment_and_amount() -> No
     assert changed
     assert refund is ledger.refunds["r-1"]
     assert (refund.refund_id, refund.state) == ("rfnd_9", RefundState.PROCESSED)
+
+
+def test_a_change_undone_leaves_the_same_records_with_their_old_values() -> None:
+    ledger = Ledger()
+    ledger.add_link(_link())
+    session = ledger.apply_payment(_notice(), "payment.captured", 1).session
+    assert session is not None
+    checkpoint = ledger.checkpoint()
+    session.state = SessionState.ACTIVE
+    session.payment_ids.append("pay_x")
+    ledger.add_link(_link("s-2", "plink_2"))
+    del ledger.payments["pay_1"]
+    ledger.note_event("evt_1", "payment.captured", "new_session", 2)
+    changes = ledger.changes_since(checkpoint)
+    assert {(kind.table, key) for kind, key in changes.deletes} == {("payments", "pay_1")}
+    assert sorted(kind.table for kind, _ in changes.upserts) == ["links", "sessions"]
+    assert [e[0] for e in changes.events] == ["evt_1"]
+    # The payment left (its revenue with it) and the session now powers its bay.
+    assert (changes.totals["bay-1"].revenue_paise, changes.totals["bay-1"].sessions) == (-2000, 1)
+
+    ledger.restore(checkpoint)
+
+    assert ledger.sessions["s-1"] is session
+    assert session.state is SessionState.PAID
+    assert session.payment_ids == ["pay_1"]
+    assert set(ledger.links) == {"plink_1"}
+    assert "pay_1" in ledger.payments
+    assert not ledger.seen_event("evt_1")
+    assert not ledger.changes_since(ledger.checkpoint())
+
+
+def test_evicting_keeps_what_the_rules_need_now() -> None:
+    ledger = Ledger()
+    ledger.add_link(_link())
+    ledger.add_link(_link("s-2", "plink_2"))
+    running = ledger.apply_payment(_notice(), "payment.captured", 1).session
+    ended = ledger.apply_payment(_notice("pay_2", link_id="plink_2"), "payment.captured", 1).session
+    assert running is not None
+    assert ended is not None
+    ended.state = SessionState.ENDED
+    ledger.add_refund(RefundRecord("r-1", "pay_1", 500, 2, RefundState.PROCESSED, "owner"))
+    ledger.add_refund(RefundRecord("r-2", "pay_2", 500, 2, RefundState.PROCESSED, "owner"))
+
+    ledger.evict(now=3)
+
+    assert set(ledger.sessions) == {"s-1"}
+    assert set(ledger.links) == set()  # both paid
+    # A running session's payment stays with every refund of it, settled or not.
+    assert set(ledger.payments) == {"pay_1"}
+    assert set(ledger.refunds) == {"r-1"}
+    assert ledger.refundable("pay_1") == 1500

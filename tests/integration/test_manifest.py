@@ -2,6 +2,7 @@
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -66,4 +67,18 @@ def test_hacs_json() -> None:
     assert set(HACS) <= HACS_KEYS
     assert HACS["name"] == MANIFEST["name"]
     assert HACS["homeassistant"] == "2025.4.0"
+    assert HACS["country"] == "IN"
+    # Obsolete since HACS 2, which always shows the README.
+    assert "render_readme" not in HACS
+    # Releases carry qr_charging.zip with the integration's files at its root (scripts/release).
+    assert HACS["zip_release"] is True
+    assert HACS["filename"] == "qr_charging.zip"
     assert (ROOT / "LICENSE").is_file()
+
+
+def test_one_version_for_the_release() -> None:
+    agent = tomllib.loads((ROOT / "pi_mqtt_relay/pyproject.toml").read_text())["project"]
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    newest = re.search(r"^## \[?(\d+\.\d+\.\d+)\]?", changelog, re.MULTILINE)
+    assert newest is not None
+    assert MANIFEST["version"] == agent["version"] == newest.group(1)

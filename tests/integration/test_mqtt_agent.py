@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.qr_charging import bays
+from custom_components.qr_charging import bay_runner
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_REFUND,
@@ -38,7 +38,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
 from .conftest import BAY_SUBENTRY, PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, entry_data
-from .helpers import create_link, export_sessions
+from .helpers import export_sessions, pay, refund_amounts
 
 NODE = "kiosk-1"
 SET = f"qr_charging/{NODE}/bay-1/set"
@@ -199,7 +199,7 @@ async def mqtt_bay_entry(
     entry.add_to_hass(hass)
     assert await async_setup_component(hass, "http", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await _until(hass, lambda: entry.runtime_data.runners["bay-1"].driver.online)
+    await _until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
     return entry
 
 
@@ -217,27 +217,17 @@ async def _session_state(hass: HomeAssistant) -> str:
     return rows[-1]["state"] if rows else ""
 
 
-async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook) -> Any:
-    link = await create_link(hass)
-    paid = standin.pay_link(link["id"])
-    assert (await post_webhook(paid.payment_link_paid())).status == 200
-    return paid
-
-
 async def _running_session(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> tuple[Any, dict[str, Any]]:
     """Pay, and wait for the agent's acknowledgement: the payment and the first ``on``."""
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    paid = await _pay(hass, standin, post_webhook)
-    on = await agent.wait_command(len(agent.commands) + 1)
+    sent = len(agent.commands)
+    paid = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(sent + 1)
     assert isinstance(on, dict)
     await _until(hass, lambda: len(started) == 1)
     return paid, on
-
-
-def _refunds(standin: RazorpayStandin, payment_id: str) -> list[int]:
-    return [c.json["amount"] for c in standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")]
 
 
 @pytest.mark.usefixtures("mqtt_bay_entry")
@@ -251,7 +241,7 @@ async def test_acknowledged_session_runs_and_ends(
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     before = time.time()
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
 
     command = await agent.wait_command(1)
     assert isinstance(command, dict)
@@ -268,7 +258,7 @@ async def test_acknowledged_session_runs_and_ends(
 
     # Half an hour cannot pass here: only the bays' clock jumps to the deadline, where the
     # agent switches off by itself.
-    monkeypatch.setattr(bays, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
+    monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
     agent.report(None, None, "deadline")
     await _until(hass, lambda: len(ended) == 1)
     assert ended[0].data["reason"] == "deadline"
@@ -282,7 +272,7 @@ async def test_agent_off_before_the_deadline_refunds_the_rest(
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
     await agent.wait_command(1)
     await _until(hass, lambda: len(started) == 1)
 
@@ -292,7 +282,7 @@ async def test_agent_off_before_the_deadline_refunds_the_rest(
     await _until(hass, lambda: len(ended) == 1)
 
     assert ended[0].data["reason"] == "power_cut"
-    (refund,) = _refunds(standin, paid.payment_id)
+    (refund,) = refund_amounts(standin, paid.payment_id)
     assert PLAN_PRICE - 20 <= refund < PLAN_PRICE
 
 
@@ -307,7 +297,7 @@ async def test_no_acknowledgement_fails_refunds_and_cancels(
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     refunds = async_capture_events(hass, EVENT_REFUND)
     agent.answer = False
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
     on = await agent.wait_command(1)
     assert isinstance(on, dict)
 
@@ -316,7 +306,7 @@ async def test_no_acknowledgement_fails_refunds_and_cancels(
     assert failed[0].data["reason"] == "no_acknowledgement"
     assert await agent.wait_command(2) == {"action": "off", "session": on["session"]}
     await _until(hass, lambda: len(refunds) == 1)
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     assert await _session_state(hass) == "refunded"
     assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
 
@@ -335,15 +325,15 @@ async def test_agent_offline_at_payment_refunds(
 ) -> None:
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     agent.publish(f"qr_charging/{NODE}/availability", "offline")
-    runner = mqtt_bay_entry.runtime_data.runners["bay-1"]
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
     await _until(hass, lambda: not runner.driver.online)
 
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
 
     await _until(hass, lambda: len(failed) == 1)
     assert failed[0].data["reason"] == "bay_offline"
-    await _until(hass, lambda: bool(_refunds(standin, paid.payment_id)))
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    await _until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     # No "on" was ever sent; only the "off" that marks the session cancelled on the agent.
     command = await agent.wait_command(1)
     assert isinstance(command, dict)
@@ -356,10 +346,10 @@ async def test_top_up_extends_on_the_agent(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
     first = await agent.wait_command(1)
     await _until(hass, lambda: len(started) == 1)
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
     second = await agent.wait_command(2)
 
     assert isinstance(first, dict)
@@ -391,7 +381,7 @@ async def test_stop_with_prorata_refund(
     assert response is not None
     # Stopped within seconds of the start: almost all of it comes back, never more.
     assert PLAN_PRICE - 20 <= int(response["refunded"]) < PLAN_PRICE
-    assert _refunds(standin, paid.payment_id) == [response["refunded"]]
+    assert refund_amounts(standin, paid.payment_id) == [response["refunded"]]
 
 
 async def test_restart_mid_session_resyncs_from_retained_state(
@@ -402,13 +392,13 @@ async def test_restart_mid_session_resyncs_from_retained_state(
     mqtt_bay_entry: MockConfigEntry,
 ) -> None:
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
     await agent.wait_command(1)
     await _until(hass, lambda: len(started) == 1)
 
     assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
-    runner = mqtt_bay_entry.runtime_data.runners["bay-1"]
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
     await _until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
 
     assert await _session_state(hass) == "active"
@@ -433,9 +423,9 @@ async def test_deadline_passed_during_restart(
     # HA is down past the deadline; the agent switched off by itself meanwhile.
     agent.report(None, None, "deadline")
     # Forty minutes cannot pass here, and freezing time would stall the real broker link:
-    # only the bays' clock jumps (our code reads it as bays.time.time()).
+    # only the bays' clock jumps (our code reads it as bay_runner.time.time()).
     later = time.time() + PLAN_S + 600
-    monkeypatch.setattr(bays, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: later))
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
     await _until(hass, lambda: len(ended) == 1)
 
@@ -500,12 +490,12 @@ async def test_top_up_the_agent_refuses_is_refunded(
     _, first = await _running_session(hass, standin, post_webhook, agent)
     agent.refuse_top_up = True
 
-    second = await _pay(hass, standin, post_webhook)
+    second = await pay(hass, standin, post_webhook)
     await agent.wait_command(2)
-    await _until(hass, lambda: bool(_refunds(standin, second.payment_id)))
+    await _until(hass, lambda: bool(refund_amounts(standin, second.payment_id)))
 
     # The whole second payment comes back; the session keeps the first deadline.
-    assert _refunds(standin, second.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]
     (row,) = await export_sessions(hass)
     assert row["state"] == "active"
     assert float(row["until"]) == pytest.approx(first["until"])

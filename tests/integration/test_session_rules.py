@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.qr_charging.ledger import SessionRecord, SessionState
+from custom_components.qr_charging.ledger import (
+    Ledger,
+    PaymentRecord,
+    PaymentState,
+    RefundRecord,
+    RefundState,
+    SessionRecord,
+    SessionState,
+)
 from custom_components.qr_charging.session_rules import (
     PaidDecision,
     decide_paid,
+    refundable_parts,
     shorten,
-    unserved_paise,
+    unserved_parts,
 )
 
 NOW = 1_000_000.0
@@ -47,13 +56,55 @@ def test_decide_paid(running: SessionRecord | None, online: bool, expected: Paid
     assert decision is expected
 
 
-def test_shorten_refunds_the_cut_share_and_keeps_prorata_right() -> None:
-    # Two payments' worth: 3600 s for 4000 paise; the bay will stop 1800 s early.
-    session = _session(SessionState.ACTIVE, seconds=3600, until=NOW + 3600)
-    session.paid_paise = 4000
-    assert shorten(session, NOW + 1800) == 2000
-    assert (session.until, session.seconds, session.paid_paise) == (NOW + 1800, 1800, 2000)
-    # Stopped half way through what is left: half of what the remaining time is worth.
-    assert unserved_paise(session, NOW + 900) == 1000
+def _paid(
+    ledger: Ledger, session: SessionRecord, payment_id: str, paise: int, seconds: int
+) -> None:
+    """Add a payment of ``paise`` for ``seconds`` to a session (as a top-up does)."""
+    ledger.payments[payment_id] = PaymentRecord(
+        payment_id,
+        paise,
+        "INR",
+        NOW,
+        PaymentState.SESSION,
+        session_id=session.session_id,
+        bay_id="bay-1",
+        seconds=seconds,
+    )
+    session.payment_ids.append(payment_id)
+    session.seconds += seconds
+    session.paid_paise += paise
+
+
+def test_a_refused_top_up_refunds_exactly_its_payment() -> None:
+    # 60 minutes for ₹35, then a 30-minute top-up for ₹20 the bay refuses to take.
+    ledger = Ledger()
+    session = _session(SessionState.ACTIVE, seconds=0, until=NOW + 5400)
+    session.paid_paise = 0
+    _paid(ledger, session, "pay_1", 3500, 3600)
+    _paid(ledger, session, "pay_2", 2000, 1800)
+
+    assert shorten(ledger, session, NOW + 3600) == [("pay_2", 2000)]
+    assert (session.until, session.seconds, session.paid_paise) == (NOW + 3600, 3600, 3500)
+    # Stopped half way: half of the first payment's hour, at its own price.
+    assert unserved_parts(ledger, session, NOW + 1800) == [("pay_1", 1750)]
     # A later deadline is no cut.
-    assert shorten(session, NOW + 5000) == 0
+    assert shorten(ledger, session, NOW + 5000) == []
+
+
+def test_an_owners_free_minutes_are_never_priced() -> None:
+    ledger = Ledger()
+    session = _session(SessionState.ACTIVE, seconds=1800, until=NOW + 3600)
+    session.owner, session.paid_paise = True, 0
+    _paid(ledger, session, "pay_1", 2000, 1800)
+    # 45 of the 60 minutes left: the paid half hour comes off first, the rest was free.
+    assert unserved_parts(ledger, session, NOW + 900) == [("pay_1", 2000)]
+
+
+def test_what_was_refunded_is_not_refunded_again() -> None:
+    ledger = Ledger()
+    session = _session(SessionState.ACTIVE, seconds=0, until=NOW + 1800)
+    session.paid_paise = 0
+    _paid(ledger, session, "pay_1", 2000, 1800)
+    ledger.refunds["r-1"] = RefundRecord("r-1", "pay_1", 1500, NOW, RefundState.PROCESSED, "owner")
+    assert unserved_parts(ledger, session, NOW) == [("pay_1", 500)]
+    assert refundable_parts(ledger, session) == [("pay_1", 500)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +15,9 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 
+from custom_components.qr_charging.books import Books
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_REFUND,
@@ -26,51 +25,32 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
 )
+from custom_components.qr_charging.hub import store_for
+from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
-from .helpers import altered, create_link, export_sessions
+from .helpers import (
+    altered,
+    create_link,
+    export_sessions,
+    pay,
+    plug_state,
+    refund_amounts,
+    settle,
+    tick,
+)
 
 PLAN_S = 30 * 60
 
 
-async def _pay(hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook) -> Any:
-    paid = standin.pay_link((await create_link(hass))["id"])
-    response = await post_webhook(paid.payment_link_paid())
-    assert response.status == 200
-    await _settle(hass)
-    return paid
-
-
-async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await _settle(hass)
-
-
-async def _settle(hass: HomeAssistant) -> None:
-    """Let state-change listeners run: HA dispatches them with call_soon, one hop per switch."""
-    for _ in range(3):
-        await hass.async_block_till_done()
-
-
 async def _runs_for(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
     """The plug stays on until ``seconds`` from now, then HA switches it off."""
-    await _tick(hass, freezer, seconds - 5)
-    assert _plug(hass) == STATE_ON
-    await _tick(hass, freezer, 6)
-    assert _plug(hass) == STATE_OFF
-
-
-def _plug(hass: HomeAssistant) -> str:
-    state = hass.states.get(PLUG)
-    assert state is not None
-    return state.state
-
-
-def _refunds(standin: RazorpayStandin, payment_id: str) -> list[int]:
-    return [c.json["amount"] for c in standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")]
+    await tick(hass, freezer, seconds - 5)
+    assert plug_state(hass) == STATE_ON
+    await tick(hass, freezer, 6)
+    assert plug_state(hass) == STATE_OFF
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -82,9 +62,9 @@ async def test_paid_session_powers_the_plug_until_the_deadline(
 ) -> None:
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
 
-    assert _plug(hass) == STATE_ON
+    assert plug_state(hass) == STATE_ON
     (row,) = await export_sessions(hass)
     assert row["state"] == "active"
     assert len(started) == 1
@@ -108,16 +88,16 @@ async def test_offline_bay_refunds_in_full(
     hass.states.async_set(PLUG, "unavailable")
     await hass.async_block_till_done()
 
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
 
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     assert [e.data["reason"] for e in failed] == ["bay_offline"]
     assert [e.data["amount"] for e in refunds] == [PLAN_PRICE]
     (row,) = await export_sessions(hass)
     assert (row["state"], row["refunded_paise"]) == ("refunded", str(PLAN_PRICE))
     assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
     # The plug was never switched on (the state above was set by the test).
-    assert _plug(hass) == "unavailable"
+    assert plug_state(hass) == "unavailable"
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -127,9 +107,9 @@ async def test_top_up_extends_the_running_session(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    await _pay(hass, standin, post_webhook)
-    await _tick(hass, freezer, 600)
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
+    await tick(hass, freezer, 600)
+    await pay(hass, standin, post_webhook)
 
     (row,) = await export_sessions(hass)
     assert (row["state"], row["seconds"], row["paid_paise"]) == (
@@ -158,16 +138,16 @@ async def test_top_up_beyond_the_longest_session_is_refunded(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
 
-    await _pay(hass, standin, post_webhook)
-    second = await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
+    second = await pay(hass, standin, post_webhook)
 
-    assert _refunds(standin, second.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]
     rows = {r["state"]: r for r in await export_sessions(hass)}
     assert rows["active"]["seconds"] == str(PLAN_S)
     assert rows["refunded"]["end_reason"] == "over_limit"
     # Refusing the second payment left the first session's deadline alone.
-    await _tick(hass, freezer, PLAN_S + 1)
-    assert _plug(hass) == STATE_OFF
+    await tick(hass, freezer, PLAN_S + 1)
+    assert plug_state(hass) == STATE_OFF
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -177,8 +157,8 @@ async def test_stop_with_prorata_refund(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    paid = await _pay(hass, standin, post_webhook)
-    await _tick(hass, freezer, 600)
+    paid = await pay(hass, standin, post_webhook)
+    await tick(hass, freezer, 600)
 
     response = await hass.services.async_call(
         DOMAIN, "stop_session", {"bay": "bay-1"}, blocking=True, return_response=True
@@ -188,8 +168,8 @@ async def test_stop_with_prorata_refund(
     # 20 of 30 minutes unserved: two thirds of ₹20, rounded down to the paisa.
     assert response is not None
     assert response["refunded"] == 1333
-    assert _refunds(standin, paid.payment_id) == [1333]
-    assert _plug(hass) == STATE_OFF
+    assert refund_amounts(standin, paid.payment_id) == [1333]
+    assert plug_state(hass) == STATE_OFF
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"], row["refunded_paise"]) == ("ended", "stopped", "1333")
 
@@ -203,7 +183,7 @@ async def test_stop_with_other_refund_modes(
     mode: str,
     refunded: int,
 ) -> None:
-    paid = await _pay(hass, standin, post_webhook)
+    paid = await pay(hass, standin, post_webhook)
     response = await hass.services.async_call(
         DOMAIN,
         "stop_session",
@@ -213,7 +193,7 @@ async def test_stop_with_other_refund_modes(
     )
     assert response is not None
     assert response["refunded"] == refunded
-    assert sum(_refunds(standin, paid.payment_id)) == refunded
+    assert sum(refund_amounts(standin, paid.payment_id)) == refunded
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -221,10 +201,10 @@ async def test_owner_session(hass: HomeAssistant, standin: RazorpayStandin) -> N
     response = await hass.services.async_call(
         DOMAIN, "start_session", {"bay": "bay-1", "minutes": 5}, blocking=True, return_response=True
     )
-    await _settle(hass)
+    await settle(hass)
     assert response is not None
     assert response["minutes"] == 5
-    assert _plug(hass) == STATE_ON
+    assert plug_state(hass) == STATE_ON
     (row,) = await export_sessions(hass)
     assert (row["owner"], row["paid_paise"], row["seconds"], row["state"]) == (
         "True",
@@ -240,8 +220,8 @@ async def test_owner_session(hass: HomeAssistant, standin: RazorpayStandin) -> N
     assert err.value.translation_key == "bay_busy"
 
     await hass.services.async_call(DOMAIN, "stop_session", {"bay": "bay-1"}, blocking=True)
-    await _settle(hass)
-    assert _plug(hass) == STATE_OFF
+    await settle(hass)
+    assert plug_state(hass) == STATE_OFF
     assert standin.calls_to("POST", "/v1/payments") == []
 
 
@@ -260,7 +240,7 @@ async def test_bad_session_actions(
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(DOMAIN, service, data, blocking=True, return_response=True)
     assert err.value.translation_key == key
-    assert _plug(hass) == STATE_OFF
+    assert plug_state(hass) == STATE_OFF
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -268,8 +248,8 @@ async def test_unpaid_power_is_cut(hass: HomeAssistant) -> None:
     await hass.services.async_call(
         "input_boolean", "turn_on", {"entity_id": "input_boolean.plug"}, blocking=True
     )
-    await _settle(hass)
-    assert _plug(hass) == STATE_OFF
+    await settle(hass)
+    assert plug_state(hass) == STATE_OFF
 
 
 async def test_restart_mid_session_keeps_the_true_deadline(
@@ -279,14 +259,14 @@ async def test_restart_mid_session_keeps_the_true_deadline(
     loaded_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    await _pay(hass, standin, post_webhook)
-    await _tick(hass, freezer, 600)
+    await pay(hass, standin, post_webhook)
+    await tick(hass, freezer, 600)
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await _tick(hass, freezer, 60)
+    await tick(hass, freezer, 60)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await _settle(hass)
+    await settle(hass)
 
-    assert _plug(hass) == STATE_ON
+    assert plug_state(hass) == STATE_ON
     (row,) = await export_sessions(hass)
     assert row["state"] == "active"
     await _runs_for(hass, freezer, PLAN_S - 660)
@@ -300,17 +280,17 @@ async def test_deadline_passed_during_restart_closes_at_the_deadline(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
     (row,) = await export_sessions(hass)
     until = float(row["until"])
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await _tick(hass, freezer, PLAN_S + 3600)
+    await tick(hass, freezer, PLAN_S + 3600)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await _settle(hass)
+    await settle(hass)
 
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"], float(row["ended_at"])) == ("ended", "deadline", until)
-    assert _plug(hass) == STATE_OFF
+    assert plug_state(hass) == STATE_OFF
     assert [e.data["served_s"] for e in ended] == [PLAN_S]
     assert dt_util.utcnow().timestamp() > until
 
@@ -323,16 +303,16 @@ async def test_power_cut_by_hand_refunds_the_unserved_share(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    paid = await _pay(hass, standin, post_webhook)
-    await _tick(hass, freezer, 1200)
+    paid = await pay(hass, standin, post_webhook)
+    await tick(hass, freezer, 1200)
     # Someone switches the plug off at the wall switch's app: 10 of 30 minutes unserved.
     await hass.services.async_call(
         "input_boolean", "turn_off", {"entity_id": "input_boolean.plug"}, blocking=True
     )
-    await _settle(hass)
+    await settle(hass)
 
     assert [e.data["reason"] for e in ended] == ["power_cut"]
-    assert _refunds(standin, paid.payment_id) == [666]
+    assert refund_amounts(standin, paid.payment_id) == [666]
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"], row["refunded_paise"]) == ("ended", "power_cut", "666")
 
@@ -348,15 +328,15 @@ async def test_payment_for_a_removed_bay_is_refunded(
     paid = standin.pay_link(link["id"])
     bay = next(s for s in loaded_entry.subentries.values() if s.subentry_type == "bay")
     assert hass.config_entries.async_remove_subentry(loaded_entry, bay.subentry_id)
-    await _settle(hass)
+    await settle(hass)
 
     assert (await post_webhook(paid.payment_link_paid())).status == 200
-    await _settle(hass)
+    await settle(hass)
 
     assert [(e.data["reason"], e.data["payment_ids"]) for e in failed] == [
         ("unknown_bay", [paid.payment_id])
     ]
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     (row,) = await export_sessions(hass)
     assert row["state"] == "refunded"
 
@@ -373,23 +353,26 @@ async def test_late_webhook_is_refunded_not_started(
     late = altered(paid.payment_captured(), {"created_at": int(time.time()) - 3600})
 
     assert (await post_webhook(late)).status == 200
-    await _settle(hass)
+    await settle(hass)
 
     assert [e.data["reason"] for e in failed] == ["paid_too_late"]
-    assert _refunds(standin, paid.payment_id) == [PLAN_PRICE]
-    assert _plug(hass) == STATE_OFF
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+    assert plug_state(hass) == STATE_OFF
 
 
 async def _crash_after_saving_a_payment(
     hass: HomeAssistant, standin: RazorpayStandin, entry: MockConfigEntry
 ) -> Any:
-    """A paid payment saved by the webhook, then HA gone before the bay was told of it."""
-    hub = entry.runtime_data
+    """A paid payment stored by the webhook, then HA gone before the bay was told of it."""
     paid = standin.pay_link((await create_link(hass))["id"])
     await hass.config_entries.async_unload(entry.entry_id)
     notice = PaymentNotice(paid.payment_id, PLAN_PRICE, "INR", "captured", link_id=paid.link_id)
-    hub.ledger.apply_payment(notice, "payment.captured", time.time())
-    await hub.async_save()
+    # The webhook's own change, on the account's database, with nothing after it.
+    books = Books(store_for(hass, entry.entry_id))
+    await books.async_open()
+    async with books.change(Wanted.for_payment(notice)) as ledger:
+        ledger.apply_payment(notice, "payment.captured", time.time())
+    await books.store.async_close()
     return paid
 
 
@@ -401,16 +384,16 @@ async def test_restart_after_a_crash_between_payment_and_top_up(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A second payment was saved (paid) but HA died before topping the session up."""
-    first = await _pay(hass, standin, post_webhook)
+    first = await pay(hass, standin, post_webhook)
     second = await _crash_after_saving_a_payment(hass, standin, loaded_entry)
 
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await _settle(hass)
+    await settle(hass)
 
     (row,) = await export_sessions(hass)
     assert (row["state"], row["seconds"]) == ("active", str(2 * PLAN_S))
     assert row["payment_ids"].split() == [first.payment_id, second.payment_id]
-    assert _plug(hass) == STATE_ON
+    assert plug_state(hass) == STATE_ON
 
 
 async def test_restart_long_after_such_a_crash_refunds_the_second_payment(
@@ -420,16 +403,16 @@ async def test_restart_long_after_such_a_crash_refunds_the_second_payment(
     loaded_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    await _pay(hass, standin, post_webhook)
+    await pay(hass, standin, post_webhook)
     second = await _crash_after_saving_a_payment(hass, standin, loaded_entry)
-    await _tick(hass, freezer, 300)
+    await tick(hass, freezer, 300)
 
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await _settle(hass)
+    await settle(hass)
 
     states = sorted(r["state"] for r in await export_sessions(hass))
     assert states == ["active", "refunded"]
-    assert _refunds(standin, second.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]
     # Failing the second one left the first session's deadline alone.
-    await _tick(hass, freezer, PLAN_S)
-    assert _plug(hass) == STATE_OFF
+    await tick(hass, freezer, PLAN_S)
+    assert plug_state(hass) == STATE_OFF

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -120,8 +121,9 @@ async def test_twenty_concurrent_deliveries_one_session(
         {"X-Razorpay-Signature": "0" * 64},
         {"X-Razorpay-Signature": sign(b"another body", WEBHOOK_SECRET)},
         {"X-Razorpay-Signature": "not hex at all"},
+        {"X-Razorpay-Signature": "é" * 64},
     ],
-    ids=["missing", "zeros", "other-body", "garbage"],
+    ids=["missing", "zeros", "other-body", "garbage", "non-ascii"],
 )
 async def test_bad_signature_is_401_and_records_nothing(
     hass: HomeAssistant,
@@ -158,6 +160,27 @@ async def test_oversized_body_is_413(hass: HomeAssistant, post_webhook: PostWebh
         body=body, headers={"X-Razorpay-Signature": sign(body, WEBHOOK_SECRET)}
     )
     assert response.status == 413
+    assert await export_sessions(hass) == []
+
+
+async def test_chunked_body_is_cut_at_the_limit(
+    hass: HomeAssistant, post_webhook: PostWebhook
+) -> None:
+    # Chunked (no Content-Length) and never finished: only a read that stops at the limit
+    # can answer at all, rather than wait for (up to 16 MiB of) the rest.
+    rest = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield b'{"pad": "' + b"x" * MAX_WEBHOOK_BODY
+        await rest.wait()
+
+    try:
+        async with asyncio.timeout(10):
+            response = await post_webhook(body=endless(), headers={"X-Razorpay-Signature": "0"})
+        assert response.status == 413
+        assert (await response.json())["outcome"] == "too_large"
+    finally:
+        rest.set()
     assert await export_sessions(hass) == []
 
 

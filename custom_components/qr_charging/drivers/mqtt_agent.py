@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -18,22 +19,48 @@ from .base import AgentInfo, BayDriver, BayReport
 AVAILABLE = "online"
 
 
+# Deadlines outside these years are not the agent's: a broken clock, or someone else's message.
+EARLIEST_UNTIL = 1_577_836_800.0  # 2020-01-01
+LATEST_UNTIL = 4_102_444_800.0  # 2100-01-01
+
+
+def _number(value: object) -> float | None:
+    """A JSON number as float; None for anything else (booleans, strings, NaN, infinities)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
-    """Read the agent's state message; None when it is not one."""
+    """Read the agent's state message; None when it is not one (then it changes nothing).
+
+    A powered bay must say until when, as a plausible time; ``remaining``, when present, is a
+    finite number of seconds, not negative.
+    """
     try:
         data = json.loads(payload)
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("state") not in ("ON", "OFF"):
         return None
-    until = data.get("until")
+    powered = data["state"] == "ON"
+    until = _number(data.get("until"))
+    if data.get("until") is not None and (
+        until is None or not EARLIEST_UNTIL <= until <= LATEST_UNTIL
+    ):
+        return None
+    if powered and until is None:
+        return None
+    if "remaining" in data and data["remaining"] is not None:
+        remaining = _number(data["remaining"])
+        if remaining is None or remaining < 0:
+            return None
     session = data.get("session")
     return BayReport(
-        powered=data["state"] == "ON",
+        powered=powered,
         session_id=session if isinstance(session, str) else None,
-        until=float(until)
-        if isinstance(until, int | float) and not isinstance(until, bool)
-        else None,
+        until=until,
         reason=str(data["reason"]) if data.get("reason") is not None else None,
     )
 
@@ -148,7 +175,7 @@ class MqttAgentDriver(BayDriver):
         self._on_report(replace(report, fresh=not msg.retain))
 
     async def _publish(self, command: dict[str, Any]) -> None:
-        # Never retained: a retained "on" would replay after a power cut (docs/architecture.md, invariants).
+        # Never retained: a retained "on" would replay after a power cut (architecture.md).
         await mqtt.async_publish(
             self.hass, f"{self._bay_topic}/set", json.dumps(command), qos=1, retain=False
         )

@@ -111,13 +111,31 @@ def _existing_file(value: Any) -> str:
 
 _ID = vol.All(str, vol.Match(ID_PATTERN, msg="only letters, digits, '_' and '-' are allowed"))
 
-_TLS = vol.Schema(
-    {
-        vol.Optional("ca_file", default=None): vol.Any(None, _existing_file),
-        vol.Optional("cert_file", default=None): vol.Any(None, _existing_file),
-        vol.Optional("key_file", default=None): vol.Any(None, _existing_file),
-        vol.Optional("insecure", default=False): bool,
-    }
+
+def _tls_settings(value: Any) -> Any:
+    """A ``tls:`` key left empty is a mistake, not a plain connection.
+
+    YAML reads ``tls:`` with nothing under it (say, only the key uncommented) as null, which
+    would otherwise connect without TLS and send the password in clear text.
+    """
+    if value is None or value == {}:
+        raise vol.Invalid(
+            "is empty: give its settings (ca_file, ...) for TLS, or remove the key for a "
+            "plain connection"
+        )
+    return value
+
+
+_TLS = vol.All(
+    _tls_settings,
+    vol.Schema(
+        {
+            vol.Optional("ca_file", default=None): vol.Any(None, _existing_file),
+            vol.Optional("cert_file", default=None): vol.Any(None, _existing_file),
+            vol.Optional("key_file", default=None): vol.Any(None, _existing_file),
+            vol.Optional("insecure", default=False): bool,
+        }
+    ),
 )
 
 _BROKER = vol.Schema(
@@ -129,7 +147,7 @@ _BROKER = vol.Schema(
         vol.Optional("username", default=None): vol.Any(None, str),
         vol.Optional("password", default=None): vol.Any(None, str),
         vol.Optional("keepalive", default=30): vol.All(_integer, vol.Range(min=5, max=3600)),
-        vol.Optional("tls", default=None): vol.Any(None, _TLS),
+        vol.Optional("tls"): _TLS,
     }
 )
 
@@ -212,9 +230,13 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
                 f"bays[{index}].default_minutes: {bay['default_minutes']:g} min is longer than "
                 f"max_session_s ({data['max_session_s']:g} s)"
             )
-    tls = data["broker"]["tls"]
+    broker = data["broker"]
+    tls = broker.get("tls")
     if tls and tls["key_file"] and not tls["cert_file"]:
         problems.append("broker.tls.key_file: needs broker.tls.cert_file as well")
+    # MQTT 3.1.1 has no password without a user name; the link would drop it without a word.
+    if broker["password"] is not None and broker["username"] is None:
+        problems.append("broker.password: needs broker.username as well")
     return problems
 
 
@@ -230,7 +252,7 @@ def parse_config(raw: Any) -> AgentConfig:
     if problems:
         raise ConfigError("\n".join(problems))
     broker = data["broker"]
-    tls = broker["tls"]
+    tls = broker.get("tls")
     return AgentConfig(
         broker=BrokerConfig(
             host=broker["host"],

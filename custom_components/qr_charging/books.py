@@ -1,0 +1,53 @@
+"""The books: the ledger in memory and in the database, kept in step.
+
+Plain Python (asyncio), no Home Assistant imports. Every change runs inside ``change()``: under
+one lock (concurrent deliveries of one payment must see each other's effect), on the working
+set plus whatever the change fetched, and is committed as one transaction before anyone is told
+of it. When the commit fails, or the change raises, the records are put back as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from .ledger import Ledger, Wanted
+from .store import LedgerStore
+
+
+class Books:
+    """One account's ledger and its store."""
+
+    def __init__(self, store: LedgerStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.ledger = Ledger()
+        self.lock = asyncio.Lock()
+        self._clock = clock
+
+    async def async_open(self) -> None:
+        """Open the database and read the working set."""
+        self.ledger = await self.store.async_open(self._clock())
+
+    @asynccontextmanager
+    async def change(self, wanted: Wanted | None = None) -> AsyncIterator[Ledger]:
+        """Change the ledger under the lock; stored whole when the block ends, or not at all.
+
+        Raises ``StorageError`` (with the records as they were) when the commit fails.
+        """
+        async with self.lock:
+            ledger = self.ledger
+            if wanted is not None:
+                ledger.merge(*await self.store.async_fetch(wanted))
+            checkpoint = ledger.checkpoint()
+            try:
+                yield ledger
+                changes = ledger.changes_since(checkpoint)
+                if changes:
+                    await self.store.async_commit(changes)
+            except BaseException:
+                ledger.restore(checkpoint)
+                raise
+            ledger.add_totals(changes)
+            ledger.evict(self._clock())

@@ -1,0 +1,216 @@
+"""Money coming in: payment links out, webhook events in, each matched to what was sold.
+
+A delivery is applied to the books as one change and stored before anything else happens;
+only then are events fired and a new session handed to its bay.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util.ulid import ulid_now
+
+from .account_api import AccountApi
+from .bays import Bays
+from .books import Books
+from .catalog import CURRENCY, Bay, Plan, paise_to_rupees
+from .const import (
+    DOMAIN,
+    EVENT_PAYMENT_RECEIVED,
+    EVENT_PAYMENT_UNMATCHED,
+    LINK_LIFETIME_S,
+    LOGGER,
+)
+from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Wanted
+from .notices import Notices
+from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
+from .refunds import Refunds
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedLink:
+    """A payment link ready to show to a customer."""
+
+    link: LinkRecord
+
+    def as_response(self) -> dict[str, Any]:
+        """Response data of the ``create_payment_link`` action."""
+        return {
+            "url": self.link.short_url,
+            "id": self.link.link_id,
+            "session_id": self.link.reference_id,
+            "bay": self.link.bay_id,
+            "plan": self.link.plan_code,
+            "amount": self.link.amount,
+            "currency": self.link.currency,
+            "expire_by": datetime.fromtimestamp(self.link.expire_by, UTC).isoformat(),
+        }
+
+
+class Payments:
+    """One account's payment links and incoming payments."""
+
+    def __init__(  # noqa: PLR0917 - the parts a payment passes through
+        self,
+        books: Books,
+        api: AccountApi,
+        notices: Notices,
+        bays: Bays,
+        refunds: Refunds,
+        plans: dict[str, Plan],
+    ) -> None:
+        self.books = books
+        self.api = api
+        self.notices = notices
+        self.bays = bays
+        self.refunds = refunds
+        self.plans = plans
+
+    # -- links out -----------------------------------------------------------------------------
+
+    def plan_for(self, bay_id: str, plan_code: str | None) -> tuple[Bay, Plan]:
+        """Check that a bay offers a plan (its first one when none is named)."""
+        bay = self.bays.config(bay_id)
+        code = plan_code or bay.plan_codes[0]
+        if code not in bay.plan_codes or code not in self.plans:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_plan",
+                translation_placeholders={"bay": bay_id, "plan": code},
+            )
+        return bay, self.plans[code]
+
+    async def async_create_link(self, bay_id: str, plan_code: str | None) -> CreatedLink:
+        """Create a Razorpay payment link that pays for one session of a bay."""
+        bay, plan = self.plan_for(bay_id, plan_code)
+        session_id = f"s-{ulid_now()}"
+        now = time.time()
+        expire_by = int(now) + LINK_LIFETIME_S
+        created = await self.api.run(
+            self.api.client.create_payment_link,
+            amount=plan.price_paise,
+            currency=CURRENCY,
+            reference_id=session_id,
+            description=f"{plan.name}, {bay.name}",
+            notes={NOTE_BAY: bay.bay_id, NOTE_PLAN: plan.code, NOTE_SESSION: session_id},
+            expire_by=expire_by,
+        )
+        link = LinkRecord(
+            link_id=created["id"],
+            reference_id=session_id,
+            bay_id=bay.bay_id,
+            plan_code=plan.code,
+            amount=plan.price_paise,
+            currency=CURRENCY,
+            seconds=plan.seconds,
+            expire_by=int(created.get("expire_by") or expire_by),
+            created_at=now,
+            short_url=created["short_url"],
+        )
+        async with self.books.change() as ledger:
+            ledger.add_link(link)
+        return CreatedLink(link)
+
+    # -- webhook events in ---------------------------------------------------------------------
+
+    async def async_handle_event(self, event_id: str, event: WebhookEvent) -> str:
+        """Apply one verified delivery, store it, then tell the others.
+
+        Returns what the delivery did, for the log and the response body. Raises
+        ``StorageError`` with nothing changed when the change cannot be stored.
+        """
+        if event.payment is not None:
+            wanted = Wanted.for_payment(event.payment, event_id)
+        elif event.refund is not None:
+            wanted = Wanted.for_refund(event.refund, event_id)
+        else:
+            wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
+        result: PaymentResult | None = None
+        settled: tuple[RefundRecord, bool] | None = None
+        async with self.books.change(wanted) as ledger:
+            if ledger.seen_event(event_id):
+                return "duplicate_delivery"
+            outcome = "ignored"
+            now = time.time()
+            if event.payment is not None:
+                result = ledger.apply_payment(event.payment, event.event, now)
+                outcome = result.outcome.value
+            elif event.refund is not None:
+                refund, changed = ledger.apply_refund(event.refund)
+                outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
+                if refund is not None and changed:
+                    settled = refund, ledger.refundable(refund.payment_id) == 0
+            elif event.link_id is not None and event.link_status:
+                changed = ledger.close_link(event.link_id, event.link_status)
+                outcome = f"link_{event.link_status}" if changed else "ignored"
+            ledger.note_event(event_id, event.event, outcome, now)
+        if result is not None:
+            self._announce(result)
+        if settled is not None:
+            self.refunds.settled(*settled)
+        return outcome
+
+    async def async_note_unusable(self, event_id: str, reason: str) -> str:
+        """Record a genuine delivery we cannot read, so it is answered once and kept."""
+        async with self.books.change(Wanted(event_ids={event_id})) as ledger:
+            if ledger.seen_event(event_id):
+                return "duplicate_delivery"
+            ledger.note_event(event_id, "unreadable", reason, time.time())
+        return "unusable"
+
+    def _announce(self, result: PaymentResult) -> None:
+        """Fire events, raise repairs and hand new sessions to the bays."""
+        payment = result.payment
+        if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+            self.notices.fire(
+                EVENT_PAYMENT_RECEIVED,
+                {
+                    "bay": payment.bay_id,
+                    "plan": payment.plan_code,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                    "payment_id": payment.payment_id,
+                    "session_id": result.session.session_id,
+                },
+            )
+            self.bays.hand_over(result.session, payment)
+        elif result.outcome is Outcome.UNMATCHED:
+            # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
+            LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)
+            self.notices.raise_repair(
+                f"payment_unmatched_{payment.payment_id}",
+                "payment_unmatched",
+                {"payment_id": payment.payment_id, "amount": str(paise_to_rupees(payment.amount))},
+            )
+            self.notices.fire(
+                EVENT_PAYMENT_UNMATCHED,
+                {
+                    "payment_id": payment.payment_id,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                },
+            )
+        elif result.outcome is Outcome.MISMATCH:
+            LOGGER.warning(
+                "Payment %s does not match what was sold: %s", payment.payment_id, payment.problem
+            )
+            self.notices.raise_repair(
+                f"payment_attention_{payment.payment_id}",
+                "payment_attention",
+                {
+                    "payment_id": payment.payment_id,
+                    "problem": payment.problem or "",
+                    "bay": payment.bay_id or "",
+                },
+            )
+            self.notices.session_failed(
+                payment.bay_id,
+                result.link.reference_id if result.link else None,
+                [payment.payment_id],
+                "payment_mismatch",
+                payment.problem,
+            )

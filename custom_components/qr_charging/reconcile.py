@@ -1,0 +1,83 @@
+"""Catching what webhooks missed: paid links with no session, refunds unsent or unsettled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .account_api import AccountApi
+from .books import Books
+from .const import LOGGER, REFUND_CHECK_AFTER_S
+from .ledger import EVENT_MEMORY_S, LinkRecord, RefundState, Wanted
+from .payments import Payments
+from .razorpay_api import RazorpayError
+from .razorpay_events import PaymentNotice, WebhookEvent
+from .refunds import Refunds
+from .store import StorageError
+
+
+class Reconciler:
+    """Asks Razorpay about what the ledger still waits for; one run at a time."""
+
+    def __init__(self, books: Books, api: AccountApi, payments: Payments, refunds: Refunds) -> None:
+        self.books = books
+        self.api = api
+        self.payments = payments
+        self.refunds = refunds
+        self._running = asyncio.Lock()
+
+    async def async_run(self) -> None:
+        """One pass; a pass already under way makes this one a no-op."""
+        if self._running.locked():
+            return
+        async with self._running:
+            try:
+                await self._async_pass(time.time())
+            except StorageError:
+                LOGGER.exception("Reconciliation stopped: the ledger could not be saved")
+
+    async def _async_pass(self, now: float) -> None:
+        ledger = self.books.ledger
+        for refund in [r for r in ledger.refunds.values() if r.state is RefundState.REQUESTED]:
+            await self.refunds.async_send(refund)
+        for refund in [
+            r
+            for r in ledger.refunds.values()
+            if r.state is RefundState.PENDING
+            and r.refund_id
+            and now - r.created_at > REFUND_CHECK_AFTER_S
+        ]:
+            await self.refunds.async_check(refund)
+        for link in [link for link in ledger.links.values() if link.status == "created"]:
+            try:
+                remote = await self.api.run(self.api.client.fetch_payment_link, link.link_id)
+            except RazorpayError as err:
+                LOGGER.debug("Reconcile stopped at %s: %s", link.link_id, err)
+                break
+            await self._async_link(link, remote)
+        await self.books.store.async_forget_events(now - EVENT_MEMORY_S)
+
+    async def _async_link(self, link: LinkRecord, remote: dict[str, Any]) -> None:
+        status = remote.get("status")
+        if status in ("expired", "cancelled"):
+            async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
+                ledger.close_link(link.link_id, str(status))
+            return
+        if status != "paid":
+            return
+        for paid in remote.get("payments") or []:
+            if paid.get("status") != "captured":
+                continue
+            notice = PaymentNotice(
+                payment_id=paid["payment_id"],
+                amount=int(paid["amount"]),
+                currency=link.currency,
+                status="captured",
+                method=paid.get("method"),
+                link_id=link.link_id,
+                created_at=paid.get("created_at"),
+            )
+            await self.payments.async_handle_event(
+                f"reconcile:{notice.payment_id}", WebhookEvent("reconcile", None, payment=notice)
+            )

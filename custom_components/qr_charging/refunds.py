@@ -1,0 +1,279 @@
+"""Money going back: refunds recorded with the change that owes them, sent once, settled.
+
+Each refund is recorded in the same transaction as the failure or end that owes it, with its
+own idempotency key, and only then sent; a send that does not get an answer is sent again with
+the same key by reconciliation, so Razorpay pays it once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util.ulid import ulid_now
+
+from .account_api import AccountApi
+from .books import Books
+from .const import DOMAIN, EVENT_REFUND, LOGGER
+from .ledger import (
+    MIN_REFUND_PAISE,
+    Ledger,
+    RefundRecord,
+    RefundState,
+    SessionRecord,
+    SessionState,
+    Wanted,
+)
+from .notices import Notices
+from .razorpay_api import RazorpayError, RazorpayRequestError
+from .razorpay_events import NOTE_SESSION, RefundNotice
+from .session_rules import fail, mark_refunded, refundable_parts
+from .store import StorageError
+
+# Answers that are not final: the same key still being processed (409), too many requests (429).
+RETRIED_STATUSES = frozenset({409, 429})
+
+
+def refused_for_good(err: RazorpayError) -> bool:
+    """Razorpay refused the refund itself (4xx): sending the same refund again cannot succeed.
+
+    A 409, a 429, any 5xx, a timeout or a lost connection are not answers about the refund:
+    it is sent again later with the same idempotency key, so Razorpay pays it once.
+    """
+    status = err.status if isinstance(err, RazorpayRequestError) else None
+    return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
+
+
+class Refunds:
+    """One account's refunds."""
+
+    def __init__(
+        self,
+        books: Books,
+        api: AccountApi,
+        notices: Notices,
+        *,
+        auto_refund: bool,
+        bay_name: Callable[[str], str],
+    ) -> None:
+        self.books = books
+        self.api = api
+        self.notices = notices
+        self.auto_refund = auto_refund
+        self._bay_name = bay_name
+        # Keys of refunds being sent: one send of a refund at a time.
+        self._sending: set[str] = set()
+
+    # -- recording (inside a change) -----------------------------------------------------------
+
+    def record(
+        self, ledger: Ledger, session: SessionRecord, parts: list[tuple[str, int]], reason: str
+    ) -> list[RefundRecord]:
+        """Record a session's refunds, one per (payment, paise); return those to send."""
+        refunds = [
+            self._new(ledger, payment_id, paise, reason, session.session_id)
+            for payment_id, paise in parts
+        ]
+        mark_refunded(ledger, session)
+        return [r for r in refunds if r.state is RefundState.REQUESTED]
+
+    @staticmethod
+    def _new(
+        ledger: Ledger, payment_id: str, amount: int, reason: str, session_id: str | None
+    ) -> RefundRecord:
+        """A refund recorded to be sent; one Razorpay would refuse as too small is only kept."""
+        small = amount < MIN_REFUND_PAISE
+        refund = RefundRecord(
+            key=f"r-{ulid_now()}",
+            payment_id=payment_id,
+            amount=amount,
+            created_at=time.time(),
+            state=RefundState.TOO_SMALL if small else RefundState.REQUESTED,
+            reason=reason,
+            session_id=session_id,
+        )
+        ledger.add_refund(refund)
+        return refund
+
+    # -- the one way a session fails -----------------------------------------------------------
+
+    async def async_fail_session(
+        self, session: SessionRecord, reason: str, detail: str | None = None
+    ) -> bool:
+        """A session that will not (or no longer) run: failed, refunded (by default), repaired.
+
+        The refunds are stored with the failure, so a crash between the two cannot leave money
+        unrefunded; reconciliation sends any that were not sent. Raises ``StorageError``.
+        """
+        async with self.books.change() as ledger:
+            if not session.running:
+                return False
+            fail(session, time.time(), reason)
+            parts = refundable_parts(ledger, session) if self.auto_refund else []
+            refunds = self.record(ledger, session, parts, reason)
+        self.notices.session_failed(
+            session.bay_id, session.session_id, list(session.payment_ids), reason, detail
+        )
+        await self.async_send_all(refunds)
+        self.notices.raise_repair(
+            f"start_failed_{session.bay_id}",
+            "start_failed",
+            {
+                "bay": self._bay_name(session.bay_id),
+                "reason": reason,
+                "session_id": session.session_id,
+                "refund": "yes" if session.state is SessionState.REFUNDED else "no",
+            },
+        )
+        return True
+
+    # -- the owner's refund --------------------------------------------------------------------
+
+    async def async_refund(self, payment_id: str, amount: int | None, reason: str) -> RefundRecord:
+        """Refund (part of) a payment once: recorded first, keyed so a retry cannot repeat it."""
+        async with self.books.change(Wanted(payment_ids={payment_id})) as ledger:
+            if payment_id not in ledger.payments:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="unknown_payment",
+                    translation_placeholders={"payment_id": payment_id},
+                )
+            refundable = ledger.refundable(payment_id)
+            amount = refundable if amount is None else amount
+            if amount <= 0 or amount > refundable:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="invalid_refund_amount",
+                    translation_placeholders={"amount": str(amount), "refundable": str(refundable)},
+                )
+            if amount < MIN_REFUND_PAISE:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="refund_too_small",
+                    translation_placeholders={"amount": str(amount)},
+                )
+            payment = ledger.payments[payment_id]
+            refund = self._new(ledger, payment_id, amount, reason, payment.session_id)
+            if (session := ledger.sessions.get(payment.session_id or "")) is not None:
+                # A failed session refunded by hand is refunded too, once nothing is left.
+                mark_refunded(ledger, session)
+        await self.async_send(refund)
+        return refund
+
+    # -- sending and settling ------------------------------------------------------------------
+
+    async def async_send_all(self, refunds: list[RefundRecord]) -> None:
+        """Send refunds already stored."""
+        for refund in refunds:
+            await self.async_send(refund)
+
+    async def async_send(self, refund: RefundRecord) -> None:
+        """Ask Razorpay for a stored refund; a passing failure waits for the next reconcile.
+
+        One send of a refund at a time: a second caller (reconciliation while the first send
+        waits for Razorpay) leaves it to the first.
+        """
+        if refund.key in self._sending or refund.state is not RefundState.REQUESTED:
+            return
+        self._sending.add(refund.key)
+        try:
+            await self._async_send(refund)
+        finally:
+            self._sending.discard(refund.key)
+
+    async def _async_send(self, refund: RefundRecord) -> None:
+        try:
+            answer = await self.api.run(
+                self.api.client.refund,
+                refund.payment_id,
+                amount=refund.amount,
+                idempotency_key=refund.key,
+                notes={"reason": refund.reason, NOTE_SESSION: refund.session_id or ""},
+            )
+        except RazorpayError as err:
+            if not refused_for_good(err):
+                LOGGER.warning(
+                    "Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err
+                )
+                return
+            await self._async_settle(refund, RefundState.FAILED, None, str(err))
+            return
+        processed = answer.get("status") == "processed"
+        state = RefundState.PROCESSED if processed else RefundState.PENDING
+        await self._async_settle(refund, state, answer.get("id"))
+
+    async def _async_settle(
+        self,
+        refund: RefundRecord,
+        state: RefundState,
+        refund_id: str | None,
+        problem: str | None = None,
+    ) -> None:
+        """Store Razorpay's answer to a refund we sent."""
+        try:
+            async with self.books.change(Wanted(payment_ids={refund.payment_id})) as ledger:
+                stored = ledger.refunds.get(refund.key, refund)
+                stored.refund_id = refund_id or stored.refund_id
+                if stored.state is not RefundState.REQUESTED:
+                    # Its webhook came first and already settled it (and told of it).
+                    return
+                stored.state = state
+                fully = ledger.refundable(stored.payment_id) == 0
+        except StorageError:
+            # Unchanged on disk: reconciliation sends it again with the same key.
+            LOGGER.exception("Could not store the answer to refund %s", refund.key)
+            return
+        self.settled(stored, fully, problem)
+
+    def settled(
+        self, refund: RefundRecord, fully_refunded: bool, problem: str | None = None
+    ) -> None:
+        """Tell of a refund's new state; a failed one needs the owner, a full one ends attention."""
+        if refund.state is RefundState.FAILED:
+            self.notices.raise_repair(
+                f"refund_failed_{refund.key}",
+                "refund_failed",
+                {
+                    "payment_id": refund.payment_id,
+                    "amount": str(refund.amount),
+                    "problem": problem or "refund.failed",
+                },
+            )
+        else:
+            # Paid after all (Razorpay reported a failed refund processed later).
+            self.notices.clear_repair(f"refund_failed_{refund.key}")
+        if refund.state is not RefundState.FAILED and fully_refunded:
+            for kind in ("payment_attention", "payment_unmatched"):
+                self.notices.clear_repair(f"{kind}_{refund.payment_id}")
+        self.notices.bay_changed(refund.bay_id)  # its revenue changed
+        self.notices.fire(
+            EVENT_REFUND,
+            {
+                "payment_id": refund.payment_id,
+                "refund_id": refund.refund_id,
+                "amount": refund.amount,
+                "reason": refund.reason,
+                "session_id": refund.session_id,
+                "state": refund.state.value,
+            },
+        )
+
+    async def async_check(self, refund: RefundRecord) -> None:
+        """Ask Razorpay how a pending refund went (its webhook may never have come)."""
+        assert refund.refund_id is not None
+        try:
+            remote = await self.api.run(
+                self.api.client.fetch_refund, refund.payment_id, refund.refund_id
+            )
+        except RazorpayError as err:
+            LOGGER.debug("Refund %s not checked: %s", refund.refund_id, err)
+            return
+        notice = RefundNotice(
+            refund.refund_id, refund.payment_id, refund.amount, str(remote.get("status"))
+        )
+        async with self.books.change(Wanted.for_refund(notice)) as ledger:
+            stored, changed = ledger.apply_refund(notice)
+            fully = ledger.refundable(refund.payment_id) == 0
+        if changed and stored is not None:
+            self.settled(stored, fully)
