@@ -45,7 +45,7 @@ def test_demo_check_passes(tmp_path: Path, socket_enabled: None) -> None:
         "onboarded: owner 'owner' created",
         "discovered agent 'Demo kiosk': bays bay-1, bay-2 added",
         "[ok] agent: bay-1 ON",
-        "[ok] agent: bay-1 OFF (deadline)",
+        "[ok] agent: bay-1 OFF (",
         "[ok] owner sees revenue",
         "[ok] export_sessions lists it",
         "[ok] refund at the stand-in",
