@@ -1,7 +1,8 @@
 """Fixtures for the integration's tests (pytest-homeassistant-custom-component).
 
 Razorpay itself is out of reach here, so the real ``razorpay`` SDK talks HTTP to a local
-stand-in of its API (``razorpay_standin.py``); that stand-in is the only mocked part.
+stand-in of its API (``devtools/razorpay_standin``, shared with ``scripts/demo``); that
+stand-in is the only mocked part.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ from custom_components.qr_charging.const import (
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
 )
-
-from .fixtures_razorpay import Webhook
-from .razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin.fixtures import Webhook
 
 WEBHOOK_ID = "razorpay-test-hook"
 WEBHOOK_SECRET = "whsec-test-secret"

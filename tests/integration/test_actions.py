@@ -26,10 +26,10 @@ from custom_components.qr_charging.const import (
     EVENT_REFUND,
     EVENT_SESSION_FAILED,
 )
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, PLUG, PostWebhook
 from .helpers import create_link, export_sessions
-from .razorpay_standin import RazorpayStandin
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
 

@@ -23,9 +23,9 @@ from custom_components.qr_charging.const import (
     CONF_WEBHOOK_SECRET,
     DOMAIN,
 )
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_SUBENTRY, WEBHOOK_SECRET
-from .razorpay_standin import RazorpayStandin
 
 
 def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:

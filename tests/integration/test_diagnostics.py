@@ -13,9 +13,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from devtools.razorpay_standin import RazorpayStandin
+
 from .conftest import WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
 from .helpers import create_link
-from .razorpay_standin import RazorpayStandin
 
 REDACTED = "**REDACTED**"
 

@@ -35,6 +35,7 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
 )
+from devtools.razorpay_standin import RazorpayStandin
 from pi_mqtt_relay.agent import Agent
 from pi_mqtt_relay.config import load_config
 from tests.agent.conftest import Observer
@@ -42,7 +43,6 @@ from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .helpers import export_sessions, pay, refund_amounts
-from .razorpay_standin import RazorpayStandin
 from .test_mqtt_agent import (
     NODE,
     PLAN_S,

@@ -32,10 +32,10 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.qr_charging.const import DOMAIN
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, PLUG, PostWebhook, entry_data, setup_plug
 from .helpers import pay, settle, tick
-from .razorpay_standin import RazorpayStandin
 
 LINKS = ("POST", "/v1/payment_links")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

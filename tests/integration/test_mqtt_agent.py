@@ -34,6 +34,7 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     EVENT_SESSION_STARTED,
 )
+from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
 from .conftest import (
@@ -45,7 +46,6 @@ from .conftest import (
     with_plans,
 )
 from .helpers import export_sessions, pay, refund_amounts
-from .razorpay_standin import RazorpayStandin
 
 NODE = "kiosk-1"
 SET = f"qr_charging/{NODE}/bay-1/set"

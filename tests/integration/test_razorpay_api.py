@@ -24,8 +24,8 @@ from custom_components.qr_charging.razorpay_api import (
     RazorpayRequestError,
     RazorpayTimeoutError,
 )
-from tests.integration.fixtures_razorpay import FIXTURES_DIR, load
-from tests.integration.razorpay_standin import RazorpayStandin, sign
+from devtools.razorpay_standin import RazorpayStandin, sign
+from devtools.razorpay_standin.fixtures import FIXTURES_DIR, load
 
 TIMEOUT = 0.5  # the client's timeout in these tests, seconds
 SLOW = 3.0  # a delay that outlasts it

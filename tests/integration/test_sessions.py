@@ -28,6 +28,7 @@ from custom_components.qr_charging.const import (
 from custom_components.qr_charging.hub import store_for
 from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.razorpay_events import PaymentNotice
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
 from .helpers import (
@@ -40,7 +41,6 @@ from .helpers import (
     settle,
     tick,
 )
-from .razorpay_standin import RazorpayStandin
 
 PLAN_S = 30 * 60
 

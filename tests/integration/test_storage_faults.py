@@ -30,6 +30,7 @@ from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
 from custom_components.qr_charging.const import DEFAULT_ACK_TIMEOUT_S, DOMAIN
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 from custom_components.qr_charging.store import LedgerStore
+from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, PostWebhook, setup_plug
 from .helpers import (
@@ -41,7 +42,6 @@ from .helpers import (
     settle,
     tick,
 )
-from .razorpay_standin import RazorpayStandin
 
 PLAN_S = 30 * 60
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"

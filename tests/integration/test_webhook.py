@@ -20,11 +20,11 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     MAX_WEBHOOK_BODY,
 )
+from devtools.razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin.fixtures import Webhook, load, new_id, sign, strip_prefix
 
 from .conftest import PLAN_PRICE, WEBHOOK_SECRET, PostWebhook
-from .fixtures_razorpay import Webhook, load, new_id, sign, strip_prefix
 from .helpers import altered, create_link, export_sessions
-from .razorpay_standin import RazorpayStandin
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
 

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "razorpay"
+FIXTURES_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "razorpay"
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 

@@ -1,9 +1,9 @@
-"""A local stand-in of the Razorpay API endpoints qr_charging uses, for tests.
+"""A local stand-in of the Razorpay API endpoints qr_charging uses, for tests and the demo.
 
 It listens on 127.0.0.1 (a free port), keeps its state in memory and answers like Razorpay's
 documentation says: HTTP Basic auth with the key id and secret, the error shape of
 ``fixtures/razorpay/api/error__sample_error_response.json``, entities shaped like the
-documented ones (see ``fixtures_razorpay``). Tests drive it with plain methods: pay a link
+documented ones (see ``fixtures``). Tests drive it with plain methods: pay a link
 (and get the webhooks Razorpay would send), settle a refund, inject failures and delays.
 
     standin = RazorpayStandin()
@@ -30,9 +30,10 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from tests.integration.fixtures_razorpay import (
+from .fixtures import (
     Webhook,
     build_webhook,
+    load,
     new_id,
     order_entity,
     payment_entity,
@@ -42,7 +43,7 @@ from tests.integration.fixtures_razorpay import (
     strip_prefix,
 )
 
-__all__ = ["Call", "PaidPayment", "RazorpayStandin", "Webhook", "sign"]
+__all__ = ["PAGE_ROUTE_PREFIX", "Call", "PaidPayment", "RazorpayStandin", "Webhook", "sign"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,6 +51,8 @@ MIN_AMOUNT = 100  # paise: Razorpay's minimum of INR 1.00
 MIN_EXPIRY_S = 15 * 60  # a payment link must expire at least 15 minutes from now
 MAX_REFERENCE_ID = 40
 MAX_NOTES = 15
+# Routes that ``start(pages=...)`` adds are named with this prefix: pages, not API endpoints.
+PAGE_ROUTE_PREFIX = "page:"
 
 
 class Call(NamedTuple):
@@ -120,14 +123,17 @@ class PaidPayment:
 
     @property
     def link_id(self) -> str:
+        """The paid link's id."""
         return str(self.link["id"])
 
     @property
     def payment_id(self) -> str:
+        """The payment's id."""
         return str(self.payment["id"])
 
     @property
     def order_id(self) -> str:
+        """The order's id."""
         return str(self.order["id"])
 
     def _webhook(self, fixture: str, entities: dict[str, dict[str, Any]]) -> Webhook:
@@ -193,10 +199,19 @@ class RazorpayStandin:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port; ``base_url`` tells where."""
+    async def start(
+        self, port: int = 0, *, pages: Callable[[web.Application], None] | None = None
+    ) -> None:
+        """Listen on 127.0.0.1 (on a free port by default); ``base_url`` tells where.
+
+        ``pages`` may add routes of its own (the demo's checkout and refund pages), named
+        ``page:...``; they are not part of the API: not recorded in ``calls``, no
+        authentication, no faults.
+        """
         self._stopping = asyncio.Event()
         app = web.Application(middlewares=[self._middleware])
+        if pages is not None:
+            pages(app)
         app.router.add_post("/v1/payment_links", self._create_link)
         app.router.add_get("/v1/payment_links", self._list_links)
         app.router.add_get("/v1/payment_links/{id}", self._fetch_link)
@@ -205,7 +220,7 @@ class RazorpayStandin:
         app.router.add_get("/v1/payments/{id}/refunds/{refund_id}", self._fetch_refund)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
@@ -216,6 +231,34 @@ class RazorpayStandin:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def state(self) -> dict[str, Any]:
+        """Everything the stand-in knows, as JSON-ready data (the demo keeps it in a file)."""
+        return copy.deepcopy(
+            {
+                "key_id": self.key_id,
+                "account_id": self.account_id,
+                "links": self.links,
+                "payments": self.payments,
+                "orders": self.orders,
+                "refunds": self.refunds,
+                "refund_keys": {key: list(value) for key, value in self._refund_keys.items()},
+            }
+        )
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what ``state()`` gave, e.g. after a restart of the demo."""
+        if state.get("key_id") != self.key_id:
+            raise ValueError("the saved state belongs to another key id")
+        self.account_id = state["account_id"]
+        self.links = copy.deepcopy(state["links"])
+        self.payments = copy.deepcopy(state["payments"])
+        self.orders = copy.deepcopy(state["orders"])
+        self.refunds = copy.deepcopy(state["refunds"])
+        self._refund_keys = {
+            key: (str(value[0]), int(value[1]), str(value[2]))
+            for key, value in state["refund_keys"].items()
+        }
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -323,6 +366,33 @@ class RazorpayStandin:
             account_id=self.account_id,
         )
 
+    def fail_payment(self, link_id: str) -> Webhook:
+        """A customer's UPI payment on a link that the bank declines; its ``payment.failed``.
+
+        The link stays payable (Razorpay lets the customer try again). The failed payment is
+        kept, shaped like the one in Razorpay's ``payment.failed`` example.
+        """
+        link = self.links[link_id]
+        now = int(time.time())
+        template = load("webhooks/payment.failed__upi.json")["payload"]["payment"]["entity"]
+        payment = {
+            **template,
+            "id": new_id("pay"),
+            "amount": link["amount"],
+            "currency": link["currency"],
+            "order_id": new_id("order"),
+            "description": f"#{strip_prefix(link_id)}",
+            "notes": copy.deepcopy(link["notes"]) or [],
+            "created_at": now,
+        }
+        self.payments[payment["id"]] = payment
+        return build_webhook(
+            "payment.failed__upi",
+            account_id=self.account_id,
+            created_at=now,
+            entities={"payment": payment},
+        )
+
     def settle_refund(self, refund_id: str, status: str = "processed") -> Webhook:
         """Move a refund to ``processed`` or ``failed``; return its ``refund.<status>`` webhook.
 
@@ -346,6 +416,8 @@ class RazorpayStandin:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if (request.match_info.route.name or "").startswith(PAGE_ROUTE_PREFIX):
+            return await handler(request)
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
