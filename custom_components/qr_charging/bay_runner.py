@@ -27,7 +27,7 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, EVENT_SESSION_ENDED, EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
-from .ledger import BayTotals, RefundRecord, SessionRecord, SessionState
+from .ledger import RUNNING_STATES, BayTotals, RefundRecord, SessionRecord, SessionState
 from .notices import Notices, bay_signal
 from .refunds import Refunds
 from .store import StorageError
@@ -39,6 +39,9 @@ PASSING_REASONS = frozenset({"boot", "shutdown"})
 DEADLINE_SLACK_S = 2.0
 # A decision that could not be stored is tried again this much later.
 STORAGE_RETRY_S = 10.0
+# The states a failure was decided in (an acknowledgement may come while it waits).
+PAID_ONLY = frozenset({SessionState.PAID})
+STARTING_ONLY = frozenset({SessionState.STARTING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,10 @@ class BayRunner:
         self.last_report: BayReport | None = None
         self._ack_timer: CALLBACK_TYPE | None = None
         self._deadline_timer: CALLBACK_TYPE | None = None
-        self._retry_timer: CALLBACK_TYPE | None = None
+        # Sessions being ended now: one end at a time, one "off" for it.
+        self._ending: set[str] = set()
+        # One retry timer per session whose decision could not be stored.
+        self._retry_timers: dict[str, CALLBACK_TYPE] = {}
         # Set at unload: a start still in flight then leaves the session to the next setup.
         self._unloaded = False
         # The session the timers are for: a refused second payment must not touch them.
@@ -216,11 +222,13 @@ class BayRunner:
 
     def cancel_timers(self, session_id: str | None = None) -> None:
         """Drop pending timers, all or one session's (the ledger keeps the deadlines)."""
+        for key in [k for k in self._retry_timers if session_id in (None, k)]:
+            self._retry_timers.pop(key)()
         if session_id is None or self._timed_session == session_id:
-            for timer in (self._ack_timer, self._deadline_timer, self._retry_timer):
+            for timer in (self._ack_timer, self._deadline_timer):
                 if timer is not None:
                     timer()
-            self._ack_timer = self._deadline_timer = self._retry_timer = None
+            self._ack_timer = self._deadline_timer = None
 
     def _retry(self, job: Callable[[], Coroutine[Any, Any, Any]], session: SessionRecord) -> None:
         """A decision could not be stored: make it again a little later."""
@@ -232,16 +240,17 @@ class BayRunner:
         )
         if self._unloaded:
             return
-        if self._retry_timer is not None:
-            self._retry_timer()
+        key = session.session_id
+        if (pending := self._retry_timers.pop(key, None)) is not None:
+            pending()
 
         @callback
         def _again(_now: datetime) -> None:
-            self._retry_timer = None
+            self._retry_timers.pop(key, None)
             self._task(job(), session)
 
-        self._timed_session = session.session_id
-        self._retry_timer = async_call_later(
+        # Its own timer: retrying one session's decision never drops another's timers.
+        self._retry_timers[key] = async_call_later(
             self.hass, STORAGE_RETRY_S, _stop_at_shutdown(_again, "retry")
         )
 
@@ -282,7 +291,7 @@ class BayRunner:
             self._retry(lambda: self.async_handle_paid(paid), paid)
             return
         if command is None:
-            await self._async_fail(session, decision.value)
+            await self._async_fail(session, decision.value, expected=PAID_ONLY)
             return
         if session.state is SessionState.STARTING:
             self._schedule_ack(session)
@@ -361,7 +370,7 @@ class BayRunner:
             return
         rejected = (report.reason or "").startswith("rejected")
         if session.state is SessionState.STARTING and rejected and report.fresh:
-            await self._async_fail(session, report.reason or "rejected")
+            await self._async_fail(session, report.reason or "rejected", expected=STARTING_ONLY)
         elif session.state is SessionState.ACTIVE and session.until is not None:
             if session.until - now <= DEADLINE_SLACK_S:
                 await self._async_finish(session, "deadline", send_off=False)
@@ -402,9 +411,18 @@ class BayRunner:
             )
             return
         if session.state is SessionState.STARTING:
+            if report.until is not None and report.until <= now:
+                # A relay powered until a time already past is no acknowledgement.
+                LOGGER.warning(
+                    "Bay %s reports %s powered until %s, already past; ignored",
+                    self.bay.bay_id,
+                    session.session_id,
+                    _iso(report.until),
+                )
+                return
             try:
                 async with self.books.change():
-                    confirmed = rules.confirm(session, now, report.until)
+                    confirmed = rules.confirm(session, now)
             except StorageError:
                 # Still starting: the acknowledgement timer stays, and ends it with an "off".
                 LOGGER.exception("Bay %s: could not store the acknowledgement", self.bay.bay_id)
@@ -415,19 +433,33 @@ class BayRunner:
         if (
             session.state is SessionState.ACTIVE
             and report.until is not None
-            and session.until is not None
-            and report.until < session.until - DEADLINE_SLACK_S
             and (report.reason or "").startswith("rejected")
+            and rules.before_top_ups(self.books.ledger, session, report.until, DEADLINE_SLACK_S)
         ):
-            # The bay refused to extend (a top-up): it stops at its own deadline.
-            async with self.books.change() as ledger:
-                if not session.running:  # ended while this waited for the lock
-                    return
-                parts = rules.shorten(ledger, session, report.until)
-                refunds = self.refunds.record(ledger, session, parts, "top_up_refused")
-            self._schedule_deadline(session)
-            await self.refunds.async_send_all(refunds)
+            await self._async_top_up_refused(session, report)
+            return
         self.async_write()
+
+    async def _async_top_up_refused(self, session: SessionRecord, report: BayReport) -> None:
+        """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s).
+
+        Only a deadline the session had before its newest top-ups counts: a report of any
+        other earlier time (spoofed, or of time already served) is no refusal.
+        """
+        assert report.until is not None
+        try:
+            async with self.books.change() as ledger:
+                until = rules.before_top_ups(ledger, session, report.until, DEADLINE_SLACK_S)
+                if not session.running or until is None:  # changed while this waited
+                    return
+                parts = rules.shorten(ledger, session, until)
+                refunds = self.refunds.record(ledger, session, parts, "top_up_refused")
+        except StorageError:
+            self._retry(lambda: self._async_top_up_refused(session, report), session)
+            raise
+        self._schedule_deadline(session)
+        self.async_write()
+        await self.refunds.async_send_all(refunds)
 
     @callback
     def _started(self, session: SessionRecord) -> None:
@@ -461,7 +493,9 @@ class BayRunner:
         def _expired(_now: datetime) -> None:
             self._ack_timer = None
             if session.state is SessionState.STARTING:
-                self._task(self._async_fail(session, "no_acknowledgement"), session)
+                self._task(
+                    self._async_fail(session, "no_acknowledgement", expected=STARTING_ONLY), session
+                )
 
         self._timed_session = session.session_id
         self._ack_timer = async_call_later(
@@ -505,7 +539,14 @@ class BayRunner:
         bay must not stay on past what was paid), the end is tried again later unless the
         owner asked for it (they are told), and ``StorageError`` is raised.
         """
+        if session.session_id in self._ending or session.state is not SessionState.ACTIVE:
+            return 0  # ended, or being ended (the bay's report of our own "off", say)
+        self._ending.add(session.session_id)
         try:
+            if send_off:
+                # First, and whatever storing does: the bay must not wait (a backup holding
+                # writes, a failing disk) to go off at the time paid for.
+                await self._async_send_off(session.session_id)
             async with self.books.change() as ledger:
                 if session.state is not SessionState.ACTIVE:
                     return 0
@@ -514,17 +555,15 @@ class BayRunner:
                 rules.finish(session, now, reason)
                 refunds = self.refunds.record(ledger, session, parts, reason)
         except StorageError:
-            if send_off:
-                await self._async_send_off(session.session_id)
             if retry:
                 self._retry(
                     lambda: self._async_finish(session, reason, send_off=send_off, refund=refund),
                     session,
                 )
             raise
+        finally:
+            self._ending.discard(session.session_id)
         self.cancel_timers(session.session_id)
-        if send_off:
-            await self._async_send_off(session.session_id)
         served = (session.ended_at or 0) - (session.started_at or session.created_at)
         self.notices.fire(
             EVENT_SESSION_ENDED,
@@ -593,19 +632,31 @@ class BayRunner:
             "state": session.state.value,
         }
 
-    async def _async_fail(self, session: SessionRecord, reason: str) -> None:
-        """The session cannot run: make sure the bay stays off, then fail and refund it."""
+    async def _async_fail(
+        self,
+        session: SessionRecord,
+        reason: str,
+        *,
+        expected: frozenset[SessionState] = RUNNING_STATES,
+    ) -> None:
+        """The session cannot run: fail it (from the states decided on), bay off, refund."""
+
+        async def _off() -> None:
+            # Before the refunds are sent: the bay must not wait for Razorpay's answer.
+            # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
+            await self._async_send_off(session.session_id)
+
         try:
-            failed = await self.refunds.async_fail_session(session, reason)
+            failed = await self.refunds.async_fail_session(
+                session, reason, expected=expected, before_refunds=_off
+            )
         except StorageError:
             # Off all the same: a session that cannot be ended must not keep its bay on.
-            await self._async_send_off(session.session_id)
-            self._retry(lambda: self._async_fail(session, reason), session)
+            await _off()
+            self._retry(lambda: self._async_fail(session, reason, expected=expected), session)
             return
         if not failed:
             return
         self.cancel_timers(session.session_id)
         self.fault = reason
-        # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
-        await self._async_send_off(session.session_id)
         self.async_write()

@@ -11,7 +11,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 
-from .bay_runner import BayRunner, BaySettings, stored_or_retried
+from .bay_runner import PAID_ONLY, BayRunner, BaySettings, stored_or_retried
 from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
@@ -20,6 +20,9 @@ from .ledger import PaymentRecord, SessionRecord, SessionState
 from .notices import Notices
 from .refunds import Refunds
 from .session_rules import finish
+
+# A session of a removed bay that never powered it (paid, or waiting for its acknowledgement).
+NOT_POWERED = frozenset({SessionState.PAID, SessionState.STARTING})
 
 
 class Bays:
@@ -89,7 +92,7 @@ class Bays:
         if time.time() - paid_at > LATE_PAYMENT_S:
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.
-            job = self.refunds.async_fail_session(session, "paid_too_late")
+            job = self.refunds.async_fail_session(session, "paid_too_late", expected=PAID_ONLY)
         elif (runner := self.runners.get(session.bay_id)) is not None:
             job = runner.async_handle_paid(session)
         elif session.bay_id not in self.configs:
@@ -111,7 +114,7 @@ class Bays:
             async with self.books.change():
                 finish(session, time.time(), "bay_removed")
             return
-        await self.refunds.async_fail_session(session, "unknown_bay")
+        await self.refunds.async_fail_session(session, "unknown_bay", expected=NOT_POWERED)
 
 
 def _unknown_bay(bay_id: str) -> ServiceValidationError:

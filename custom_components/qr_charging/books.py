@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from .ledger import Ledger, Wanted
+from .ledger import Changes, Ledger, Wanted
 from .store import LedgerStore
 
 
@@ -44,10 +44,33 @@ class Books:
             try:
                 yield ledger
                 changes = ledger.changes_since(checkpoint)
-                if changes:
-                    await self.store.async_commit(changes)
             except BaseException:
                 ledger.restore(checkpoint)
                 raise
+            try:
+                cancelled = await _stored(self.store, changes) if changes else False
+            except BaseException:
+                ledger.restore(checkpoint)
+                raise
+            finally:
+                ledger.evict(self._clock())
             ledger.add_totals(changes)
-            ledger.evict(self._clock())
+            if cancelled:
+                raise asyncio.CancelledError
+
+
+async def _stored(store: LedgerStore, changes: Changes) -> bool:
+    """Commit, and see the write to its end even when cancelled; return whether cancelled.
+
+    Memory must say what the disk says: a write that goes on after the caller is cancelled
+    (a client gone, an automation restarted) is waited for, then the cancellation goes on.
+    """
+    commit = asyncio.ensure_future(store.async_commit(changes))
+    cancelled = False
+    while not commit.done():
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            cancelled = True
+    commit.result()  # raises what the write raised: then nothing of it is on disk
+    return cancelled

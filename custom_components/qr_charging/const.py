@@ -55,3 +55,6 @@ RECONCILE_INTERVAL_S: Final = 5 * 60
 LATE_PAYMENT_S: Final = 15 * 60
 # A refund still pending this long (its webhook may have been missed) is asked about.
 REFUND_CHECK_AFTER_S: Final = 30 * 60
+# A refund Razorpay has not accepted after this long (409s, 429s, 5xx, no network) needs the
+# owner: it is still sent with the same key, and a repair says so.
+REFUND_STUCK_S: Final = 24 * 3600

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Self
 
-from .razorpay_events import NOTE_SESSION, PaymentNotice, RefundNotice
+from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, PaymentNotice, RefundNotice
 
 EVENT_MEMORY_S = 8 * 24 * 3600
 # Unpaid links stay in memory this long: reconciliation asks Razorpay about them meanwhile.
@@ -223,6 +223,14 @@ def copy_record[R: Record](record: R) -> R:
 
 
 @dataclass(frozen=True, slots=True)
+class Settlement:
+    """Where a payment's refunds stand, for what the owner is told."""
+
+    fully_refunded: bool
+    failed_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentResult:
     """The outcome of one payment notice."""
 
@@ -374,7 +382,8 @@ class Ledger:
             for key, record in table.items():
                 old = before.get(key)
                 if old is None or old[1] != record:
-                    upserts.append((kind, record))
+                    # A copy: the write reads it in another thread while memory may move on.
+                    upserts.append((kind, copy_record(record)))
                     add_totals(totals, record)
                     if old is not None:
                         add_totals(totals, old[1], -1)
@@ -485,8 +494,10 @@ class Ledger:
             return PaymentResult(Outcome.NOT_CAPTURED, payment)
         link = self.link_for(notice)
         if link is None:
+            # Told once: later events of the same unmatched payment are repeats.
+            told = payment.state is PaymentState.UNMATCHED
             payment.state = PaymentState.UNMATCHED
-            return PaymentResult(Outcome.UNMATCHED, payment)
+            return PaymentResult(Outcome.DUPLICATE if told else Outcome.UNMATCHED, payment)
         payment.link_id = link.link_id
         payment.bay_id = link.bay_id
         payment.plan_code = link.plan_code
@@ -514,6 +525,9 @@ class Ledger:
         return PaymentResult(Outcome.NEW_SESSION, payment, session, link)
 
     def _mismatch(self, notice: PaymentNotice, link: LinkRecord) -> str | None:
+        if any(r.payment_id == notice.payment_id for r in self.refunds.values()):
+            # Refunded (as unmatched) before an event tied it to a link: power is not owed.
+            return "refunded before it was matched to a link"
         if notice.currency != link.currency:
             return f"currency {notice.currency} instead of {link.currency}"
         if notice.amount != link.amount:
@@ -541,9 +555,21 @@ class Ledger:
         )
         return max(payment.amount - taken, 0)
 
+    def settlement(self, payment_id: str) -> Settlement:
+        """Whether a payment is refunded in full, and its refunds that failed."""
+        failed = (
+            r.key
+            for r in self.refunds.values()
+            if r.payment_id == payment_id and r.state is RefundState.FAILED
+        )
+        return Settlement(self.refundable(payment_id) == 0, tuple(failed))
+
     def add_refund(self, refund: RefundRecord) -> None:
         """Record a refund before asking Razorpay for it, so a crash cannot lose it."""
-        if refund.bay_id is None and (payment := self.payments.get(refund.payment_id)):
+        payment = self.payments.get(refund.payment_id)
+        if refund.bay_id is None and payment is not None and payment.state is PaymentState.SESSION:
+            # Revenue counted the payment, so it counts the refund; money that never counted
+            # (a mismatched or unmatched payment) does not make revenue go below zero.
             refund.bay_id = payment.bay_id
         self.refunds[refund.key] = refund
 
@@ -556,22 +582,31 @@ class Ledger:
         have not stored yet (the event beat our own answer) is found by payment and amount.
         """
         refund = next((r for r in self.refunds.values() if r.refund_id == notice.refund_id), None)
+        known_id = refund is not None
         if refund is None:
-            refund = next(
-                (
-                    r
-                    for r in self.refunds.values()
-                    if r.refund_id is None
-                    and r.payment_id == notice.payment_id
-                    and r.amount == notice.amount
-                ),
-                None,
-            )
+            # Our key travels in the refund's notes; failing that, one still waiting for its
+            # answer with the same payment and amount (never a refused one: that money stayed).
+            key = notice.notes.get(NOTE_REFUND_KEY)
+            refund = self.refunds.get(key) if key else None
             if refund is None:
+                refund = next(
+                    (
+                        r
+                        for r in self.refunds.values()
+                        if r.refund_id is None
+                        and r.state is RefundState.REQUESTED
+                        and r.payment_id == notice.payment_id
+                        and r.amount == notice.amount
+                    ),
+                    None,
+                )
+            if refund is None or refund.payment_id != notice.payment_id:
                 return None, False
             refund.refund_id = notice.refund_id
         state = _refund_state(notice.status)
-        paid_after_all = refund.state is RefundState.FAILED and state is RefundState.PROCESSED
+        paid_after_all = (
+            known_id and refund.state is RefundState.FAILED and state is RefundState.PROCESSED
+        )
         if refund.state is state or (refund.settled and not paid_after_all):
             return refund, False
         refund.state = state

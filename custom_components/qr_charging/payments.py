@@ -25,7 +25,7 @@ from .const import (
     LINK_LIFETIME_S,
     LOGGER,
 )
-from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Wanted
+from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
 from .notices import Notices
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
 from .refunds import Refunds
@@ -130,7 +130,7 @@ class Payments:
         else:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
-        settled: tuple[RefundRecord, bool] | None = None
+        settled: tuple[RefundRecord, Settlement] | None = None
         async with self.books.change(wanted) as ledger:
             if ledger.seen_event(event_id):
                 return "duplicate_delivery"
@@ -143,7 +143,7 @@ class Payments:
                 refund, changed = ledger.apply_refund(event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
                 if refund is not None and changed:
-                    settled = refund, ledger.refundable(refund.payment_id) == 0
+                    settled = refund, ledger.settlement(refund.payment_id)
             elif event.link_id is not None and event.link_status:
                 changed = ledger.close_link(event.link_id, event.link_status)
                 outcome = f"link_{event.link_status}" if changed else "ignored"
@@ -177,6 +177,8 @@ class Payments:
                     "session_id": result.session.session_id,
                 },
             )
+            # Matched after all (a later event tied it to its link): no longer unmatched.
+            self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
             self.bays.hand_over(result.session, payment)
         elif result.outcome is Outcome.UNMATCHED:
             # Money with no bay to serve it: the owner keeps or refunds it, and must be told.

@@ -26,6 +26,8 @@ SUBSCRIBED_EVENTS = (
     "refund.failed",
 )
 NOTE_SESSION = "session"
+# Our idempotency key, sent in a refund's notes: its events are matched to it by that.
+NOTE_REFUND_KEY = "refund_key"
 NOTE_BAY = "bay"
 NOTE_PLAN = "plan"
 

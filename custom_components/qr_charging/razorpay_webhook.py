@@ -9,6 +9,7 @@ again (for 24 hours), and the delivery after the disk recovers is handled as the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -91,7 +92,11 @@ def register_webhook(
             request.headers.get(EVENT_ID_HEADER) or f"sha256:{hashlib.sha256(body).hexdigest()}"
         )
         try:
-            outcome = await _apply(payments, event_id, decoded)
+            # Run to its end even if Razorpay hangs up: a delivery half handled (stored, but its
+            # session never handed to the bay) would help nobody.
+            outcome = await asyncio.shield(
+                hass.async_create_task(_apply(payments, event_id, decoded), f"webhook {event_id}")
+            )
         except StorageError:
             LOGGER.exception("Webhook %s not stored; Razorpay will deliver it again", event_id)
             return _answer(HTTPStatus.SERVICE_UNAVAILABLE, "not_stored")

@@ -8,7 +8,7 @@ from typing import Any
 
 from .account_api import AccountApi
 from .books import Books
-from .const import LOGGER, REFUND_CHECK_AFTER_S
+from .const import LOGGER, REFUND_CHECK_AFTER_S, REFUND_STUCK_S
 from .ledger import EVENT_MEMORY_S, LinkRecord, RefundState, Wanted
 from .payments import Payments
 from .razorpay_api import RazorpayError
@@ -38,18 +38,25 @@ class Reconciler:
                 LOGGER.exception("Reconciliation stopped: the ledger could not be saved")
 
     async def _async_pass(self, now: float) -> None:
-        ledger = self.books.ledger
-        for refund in [r for r in ledger.refunds.values() if r.state is RefundState.REQUESTED]:
+        # Read under the lock: a change under way may hold records that are not stored yet.
+        async with self.books.lock:
+            ledger = self.books.ledger
+            requested = [r for r in ledger.refunds.values() if r.state is RefundState.REQUESTED]
+            pending = [
+                r
+                for r in ledger.refunds.values()
+                if r.state is RefundState.PENDING
+                and r.refund_id
+                and now - r.created_at > REFUND_CHECK_AFTER_S
+            ]
+            links = [link for link in ledger.links.values() if link.status == "created"]
+        for refund in requested:
+            if now - refund.created_at > REFUND_STUCK_S:
+                self.refunds.stuck(refund)
             await self.refunds.async_send(refund)
-        for refund in [
-            r
-            for r in ledger.refunds.values()
-            if r.state is RefundState.PENDING
-            and r.refund_id
-            and now - r.created_at > REFUND_CHECK_AFTER_S
-        ]:
+        for refund in pending:
             await self.refunds.async_check(refund)
-        for link in [link for link in ledger.links.values() if link.status == "created"]:
+        for link in links:
             try:
                 remote = await self.api.run(self.api.client.fetch_payment_link, link.link_id)
             except RazorpayError as err:

@@ -8,26 +8,29 @@ the same key by reconciliation, so Razorpay pays it once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util.ulid import ulid_now
 
 from .account_api import AccountApi
 from .books import Books
+from .catalog import paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
 from .ledger import (
     MIN_REFUND_PAISE,
+    RUNNING_STATES,
     Ledger,
     RefundRecord,
     RefundState,
     SessionRecord,
     SessionState,
+    Settlement,
     Wanted,
 )
 from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError
-from .razorpay_events import NOTE_SESSION, RefundNotice
+from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
 from .session_rules import fail, mark_refunded, refundable_parts
 from .store import StorageError
 
@@ -99,21 +102,31 @@ class Refunds:
     # -- the one way a session fails -----------------------------------------------------------
 
     async def async_fail_session(
-        self, session: SessionRecord, reason: str, detail: str | None = None
+        self,
+        session: SessionRecord,
+        reason: str,
+        *,
+        expected: frozenset[SessionState] = RUNNING_STATES,
+        before_refunds: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
         """A session that will not (or no longer) run: failed, refunded (by default), repaired.
 
-        The refunds are stored with the failure, so a crash between the two cannot leave money
-        unrefunded; reconciliation sends any that were not sent. Raises ``StorageError``.
+        Only from the states the caller decided on (``expected``, checked in the change: an
+        acknowledgement may have come meanwhile). The refunds are stored with the failure, so a
+        crash between the two cannot leave money unrefunded; reconciliation sends any that were
+        not sent. ``before_refunds`` runs once stored (a bay's ``off``, which must not wait for
+        Razorpay). Raises ``StorageError``.
         """
         async with self.books.change() as ledger:
-            if not session.running:
+            if session.state not in expected:
                 return False
             fail(session, time.time(), reason)
             parts = refundable_parts(ledger, session) if self.auto_refund else []
             refunds = self.record(ledger, session, parts, reason)
+        if before_refunds is not None:
+            await before_refunds()
         self.notices.session_failed(
-            session.bay_id, session.session_id, list(session.payment_ids), reason, detail
+            session.bay_id, session.session_id, list(session.payment_ids), reason
         )
         await self.async_send_all(refunds)
         self.notices.raise_repair(
@@ -189,7 +202,11 @@ class Refunds:
                 refund.payment_id,
                 amount=refund.amount,
                 idempotency_key=refund.key,
-                notes={"reason": refund.reason, NOTE_SESSION: refund.session_id or ""},
+                notes={
+                    "reason": refund.reason,
+                    NOTE_SESSION: refund.session_id or "",
+                    NOTE_REFUND_KEY: refund.key,
+                },
             )
         except RazorpayError as err:
             if not refused_for_good(err):
@@ -213,21 +230,35 @@ class Refunds:
         """Store Razorpay's answer to a refund we sent."""
         try:
             async with self.books.change(Wanted(payment_ids={refund.payment_id})) as ledger:
-                stored = ledger.refunds.get(refund.key, refund)
+                stored = ledger.refunds.get(refund.key)
+                if stored is None:
+                    LOGGER.error("Refund %s was sent but is not in the ledger", refund.key)
+                    return
                 stored.refund_id = refund_id or stored.refund_id
                 if stored.state is not RefundState.REQUESTED:
                     # Its webhook came first and already settled it (and told of it).
                     return
                 stored.state = state
-                fully = ledger.refundable(stored.payment_id) == 0
+                settlement = ledger.settlement(stored.payment_id)
         except StorageError:
             # Unchanged on disk: reconciliation sends it again with the same key.
             LOGGER.exception("Could not store the answer to refund %s", refund.key)
             return
-        self.settled(stored, fully, problem)
+        self.settled(stored, settlement, problem)
+
+    def stuck(self, refund: RefundRecord) -> None:
+        """A refund Razorpay has not accepted for a day: the owner should look (once)."""
+        self.notices.raise_repair(
+            f"refund_stuck_{refund.key}",
+            "refund_stuck",
+            {
+                "payment_id": refund.payment_id,
+                "amount": str(paise_to_rupees(refund.amount)),
+            },
+        )
 
     def settled(
-        self, refund: RefundRecord, fully_refunded: bool, problem: str | None = None
+        self, refund: RefundRecord, settlement: Settlement, problem: str | None = None
     ) -> None:
         """Tell of a refund's new state; a failed one needs the owner, a full one ends attention."""
         if refund.state is RefundState.FAILED:
@@ -241,11 +272,15 @@ class Refunds:
                 },
             )
         else:
-            # Paid after all (Razorpay reported a failed refund processed later).
+            # Paid after all (Razorpay reported a failed refund processed later), or answered.
             self.notices.clear_repair(f"refund_failed_{refund.key}")
-        if refund.state is not RefundState.FAILED and fully_refunded:
+            self.notices.clear_repair(f"refund_stuck_{refund.key}")
+        if refund.state is not RefundState.FAILED and settlement.fully_refunded:
             for kind in ("payment_attention", "payment_unmatched"):
                 self.notices.clear_repair(f"{kind}_{refund.payment_id}")
+            # Refunded in full after all: the refusals on the way need nobody any more.
+            for key in settlement.failed_keys:
+                self.notices.clear_repair(f"refund_failed_{key}")
         self.notices.bay_changed(refund.bay_id)  # its revenue changed
         self.notices.fire(
             EVENT_REFUND,
@@ -274,6 +309,6 @@ class Refunds:
         )
         async with self.books.change(Wanted.for_refund(notice)) as ledger:
             stored, changed = ledger.apply_refund(notice)
-            fully = ledger.refundable(refund.payment_id) == 0
+            settlement = ledger.settlement(refund.payment_id)
         if changed and stored is not None:
-            self.settled(stored, fully)
+            self.settled(stored, settlement)

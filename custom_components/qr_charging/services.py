@@ -21,6 +21,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
+from homeassistant.util.ulid import ulid_now
 
 from .bay_runner import RefundMode
 from .catalog import CatalogError, rupees_to_paise
@@ -115,7 +116,9 @@ async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     end: datetime | None = call.data.get(ATTR_END)
     now = dt_util.utcnow()
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    path = Path(hass.config.path(DOMAIN, f"sessions-{hub.entry.entry_id}-{stamp}.csv"))
+    # A ULID too: two exports in the same second must not share (and overwrite) one file.
+    name = f"sessions-{hub.entry.entry_id}-{stamp}-{ulid_now()}.csv"
+    path = Path(hass.config.path(DOMAIN, name))
     count = await hub.books.store.async_export(
         path,
         dt_util.as_utc(start).timestamp() if start else 0.0,

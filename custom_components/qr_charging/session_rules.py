@@ -91,16 +91,40 @@ def begin(session: SessionRecord, now: float) -> OnCommand:
     return OnCommand(session.session_id, session.until, session.seconds, now)
 
 
-def confirm(session: SessionRecord, now: float, until: float | None) -> bool:
-    """The bay reports power for the session: it is active. Return whether that is news."""
+def confirm(session: SessionRecord, now: float) -> bool:
+    """The bay reports power for the session: it is active. Return whether that is news.
+
+    The deadline stays the one HA commanded: a report never adds time, and one that ends
+    earlier shows as the bay going off early (refunded then), not as time taken silently.
+    """
     if session.state is not SessionState.STARTING:
         return False
     session.state = SessionState.ACTIVE
     session.started_at = now
-    if until is not None and session.until is not None:
-        # Never trust a report for more time than was paid.
-        session.until = min(until, session.until)
     return True
+
+
+def before_top_ups(
+    ledger: Ledger, session: SessionRecord, until: float, slack: float
+) -> float | None:
+    """The deadline the session had before its newest top-up(s), if ``until`` is one of them.
+
+    A bay that refuses a top-up keeps the deadline it had; any other earlier time is not a
+    refusal of ours.
+    """
+    if session.until is None:
+        return None
+    earlier = session.until
+    # The payments that topped the session up (an owner's session was opened by none).
+    top_ups = session.payment_ids if session.owner else session.payment_ids[1:]
+    for payment_id in reversed(top_ups):
+        payment = ledger.payments.get(payment_id)
+        if payment is None:
+            return None
+        earlier -= payment.seconds - payment.cut_s
+        if abs(until - earlier) <= slack:
+            return earlier
+    return None
 
 
 def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord, now: float) -> OnCommand:

@@ -15,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -112,14 +112,15 @@ SESSION_COLUMNS = (
     "ended_at",
     "end_reason",
 )
+# ``+r.state``: not by the state index, which would scan every refund of a state per session.
 _EXPORT_QUERY = """
     SELECT s.session_id, s.bay_id, s.state, s.owner, s.plan_code, s.seconds,
         (SELECT COALESCE(SUM(p.amount), 0) FROM payments p, json_each(s.payment_ids) j
             WHERE p.payment_id = j.value),
         (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
-            WHERE r.session_id = s.session_id AND r.state NOT IN ('failed', 'too_small')),
+            WHERE r.session_id = s.session_id AND +r.state NOT IN ('failed', 'too_small')),
         (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
-            WHERE r.session_id = s.session_id AND r.state = 'too_small'),
+            WHERE r.session_id = s.session_id AND +r.state = 'too_small'),
         s.payment_ids, s.created_at, s.started_at, s.until, s.ended_at, s.end_reason
     FROM sessions s WHERE s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at
 """
@@ -273,30 +274,22 @@ class LedgerStore:
             return
         done = self._db.execute("SELECT 1 FROM meta WHERE name = 'legacy_imported'").fetchone()
         if not done:
-            records: dict[str, dict[str, Record]] = {kind.table: {} for kind in KINDS}
-            events: dict[str, list[Any]] = {}
-            for path in present:
-                for batch in _legacy_batches(path):
-                    for kind in KINDS:
-                        for data in batch.get(kind.table, []):
-                            record = kind.cls.from_dict(data)
-                            records[kind.table][key_of(kind, record)] = record
-                    events.update(batch.get("events", {}))
-            self._write_imported(records, events)
+            try:
+                self._write_imported(_LegacyLedger.read(present))
+            except (KeyError, TypeError, AttributeError) as err:
+                raise ValueError(f"the JSON ledger of 0.1 cannot be read: {err!r}") from err
         for path in present:
             path.rename(path.with_name(path.name + ".migrated"))
 
-    def _write_imported(
-        self, records: dict[str, dict[str, Record]], events: dict[str, list[Any]]
-    ) -> None:
+    def _write_imported(self, legacy: _LegacyLedger) -> None:
+        records = legacy.records
         _fill_legacy(records)
-        totals: dict[str, BayTotals] = {}
+        totals = legacy.totals()
         with self._transaction():
             for kind in KINDS:
                 for record in records[kind.table].values():
                     self._upsert(kind, record)
-                    add_totals(totals, record)
-            self._db.executemany(_INSERT_EVENT, [(key, *row) for key, row in events.items()])
+            self._db.executemany(_INSERT_EVENT, [(key, *row) for key, row in legacy.events.items()])
             self._add_totals(totals)
             self._db.execute("INSERT INTO meta VALUES ('legacy_imported', '1')")
 
@@ -469,14 +462,84 @@ def _fill_legacy(records: dict[str, dict[str, Record]]) -> None:
             refund.bay_id = refund.bay_id or paid.bay_id
 
 
-def _legacy_batches(path: Path) -> Iterator[dict[str, Any]]:
-    """The record batches of the JSON ledger (one document) or its archive (JSON lines)."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        for line in text.splitlines():
+@dataclass
+class _LegacyLedger:
+    """What the JSON version (0.1) kept: its live ledger and its archive of settled history."""
+
+    records: dict[str, dict[str, Record]] = field(
+        default_factory=lambda: {kind.table: {} for kind in KINDS}
+    )
+    events: dict[str, list[Any]] = field(default_factory=dict)
+    # The live ledger's records count in the totals; the archive's are in ``archived``.
+    live: list[Record] = field(default_factory=list)
+    archived: dict[str, list[int]] | None = None
+
+    @classmethod
+    def read(cls, paths: Iterable[Path]) -> _LegacyLedger:
+        """The archive first, so the live ledger's copy of a record written to both wins."""
+        legacy = cls()
+        for path in sorted(paths, key=lambda p: p.suffix != ".jsonl"):
+            archive = path.suffix == ".jsonl"
+            for batch in _archive_batches(path) if archive else [_ledger_data(path)]:
+                legacy.add(batch, live=not archive)
+        return legacy
+
+    def add(self, batch: dict[str, Any], *, live: bool) -> None:
+        """Take one batch of records (an archive line, or the live ledger)."""
+        for kind in KINDS:
+            for data in batch.get(kind.table, []):
+                record = kind.cls.from_dict(data)
+                self.records[kind.table][key_of(kind, record)] = record
+                if live:
+                    self.live.append(record)
+        self.events.update(batch.get("events", {}))
+        if live:
+            self.archived = batch.get("archived_totals", {})
+
+    def totals(self) -> dict[str, BayTotals]:
+        """Each bay's revenue and sessions: the live records plus what the archive counted.
+
+        Without a live ledger (only its archive left) the archive's records are counted.
+        """
+        totals: dict[str, BayTotals] = {}
+        counted = (
+            self.live
+            if self.archived is not None
+            else [record for table in self.records.values() for record in table.values()]
+        )
+        for record in counted:
+            add_totals(totals, record)
+        for bay_id, (revenue, sessions) in (self.archived or {}).items():
+            bay = totals.setdefault(bay_id, BayTotals())
+            bay.revenue_paise += revenue
+            bay.sessions += sessions
+        return totals
+
+
+def _ledger_data(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    assert isinstance(data, dict)
+    return data
+
+
+def _archive_batches(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole batch of the archive: one JSON object a line, or several on one line.
+
+    After a crash mid-append, the next batch was appended to the cut line; what can be read
+    of such a line is read, and the cut part (whose records were still live) is skipped.
+    """
+    decoder = json.JSONDecoder()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        position = 0
+        while position < len(line):
+            start = line.find("{", position)
+            if start < 0:
+                break
             try:
-                yield json.loads(line)
+                batch, position = decoder.raw_decode(line, start)
             except ValueError:
-                continue  # a line cut short by a crash: its records were still live
-        return
-    yield json.loads(text)["data"]
+                position = start + 1
+                continue
+            # A record inside the cut part parses too; a batch holds lists of records.
+            if isinstance(batch, dict) and any(isinstance(batch.get(k.table), list) for k in KINDS):
+                yield batch

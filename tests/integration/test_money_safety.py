@@ -27,12 +27,12 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.qr_charging.const import DOMAIN, EVENT_PAYMENT_UNMATCHED
+from devtools.razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin.fixtures import build_webhook, new_id, payment_entity
 from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, plan_subentry
-from .fixtures_razorpay import build_webhook, new_id, payment_entity
 from .helpers import create_link, export_sessions, pay, refund_amounts, settle, tick
-from .razorpay_standin import RazorpayStandin
 from .test_mqtt_agent import (
     STATE,
     ScriptedAgent,
@@ -340,3 +340,49 @@ async def test_money_that_matches_no_bay_is_brought_to_the_owner(
     assert issue.translation_key == "payment_unmatched"
     assert issue.translation_placeholders == {"payment_id": payment["id"], "amount": "50.00"}
     assert await export_sessions(hass) == []
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_refund_event_is_matched_to_its_own_refund_not_a_refused_one(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    standin.refund_status = "pending"
+    paid = await pay(hass, standin, post_webhook)
+    path = f"/v1/payments/{paid.payment_id}/refund"
+    # The first refund is refused for good (say, too little balance): it stays with the owner.
+    standin.fail_next(path, status=400)
+    refused = await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    assert refused is not None
+    assert refused["state"] == "failed"
+    second = await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True, return_response=True
+    )
+    assert second is not None
+
+    await post_webhook(standin.settle_refund(second["refund_id"], "processed"))
+    await settle(hass)
+
+    # One refund of ₹20 left: the refused one is not taken for it.
+    (row,) = await export_sessions(hass)
+    assert row["refunded_paise"] == str(HOUR_PRICE)
+    revenue = hass.states.get("sensor.bay_1_revenue")
+    assert revenue is not None
+    assert revenue.state == "0.00"
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_refunding_a_mismatched_payment_leaves_revenue_alone(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    wrong = standin.pay_link((await create_link(hass))["id"], amount=1000)
+    await post_webhook(wrong.payment_link_paid())
+    await settle(hass)
+    await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": wrong.payment_id}, blocking=True, return_response=True
+    )
+    await settle(hass)
+    revenue = hass.states.get("sensor.bay_1_revenue")
+    assert revenue is not None
+    assert revenue.state == "0.00"

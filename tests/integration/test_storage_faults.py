@@ -11,19 +11,26 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import aiohttp
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.storage import STORAGE_DIR
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.backup import async_post_backup, async_pre_backup
 from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
@@ -32,7 +39,7 @@ from custom_components.qr_charging.ledger import Changes, SessionRecord, Session
 from custom_components.qr_charging.store import LedgerStore
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, PostWebhook, setup_plug
+from .conftest import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook, setup_plug
 from .helpers import (
     create_link,
     export_sessions,
@@ -228,3 +235,70 @@ async def test_a_backup_holds_writes_and_copies_a_whole_ledger(
     # And the live ledger took every payment of the burst (topping the session up).
     (row,) = await export_sessions(hass)
     assert len(row["payment_ids"].split()) == 6
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_delivery_razorpay_gave_up_on_is_handled_whole(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """A slow disk, Razorpay hangs up: the delivery still runs to its end, once."""
+    client = await hass_client_no_auth()
+    paid = standin.pay_link((await create_link(hass))["id"])
+    delivery = paid.payment_link_paid()
+    real = LedgerStore._write
+
+    def slow(store: LedgerStore, changes: Changes) -> None:
+        if _opens_a_session(changes):
+            time.sleep(0.5)  # an fsync on a slow SD card
+        real(store, changes)
+
+    with patch.object(LedgerStore, "_write", autospec=True, side_effect=slow):
+        with pytest.raises(TimeoutError):
+            await client.post(
+                f"/api/webhook/{WEBHOOK_ID}",
+                data=delivery.body,
+                headers=delivery.headers(WEBHOOK_SECRET),
+                timeout=aiohttp.ClientTimeout(total=0.1),
+            )
+        await hass.async_add_executor_job(time.sleep, 0.6)
+        await settle(hass)
+
+    # Stored and handed to the bay, as if Razorpay had waited.
+    assert plug_state(hass) == STATE_ON
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+    again = await client.post(
+        f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers(WEBHOOK_SECRET)
+    )
+    assert (await again.json())["outcome"] == "duplicate_delivery"
+
+
+def _opens_a_session(changes: Changes) -> bool:
+    return any(
+        isinstance(r, SessionRecord) and r.state is SessionState.PAID for _, r in changes.upserts
+    )
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_deadline_during_a_backup_still_switches_off(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await pay(hass, standin, post_webhook)
+    await async_pre_backup(hass)  # copying the media folder may take many minutes
+    freezer.tick(timedelta(seconds=PLAN_S + 1))
+    async_fire_time_changed(hass)
+    # Not block_till_done (the end's change waits for the backup) nor timed sleeps (the clock
+    # is frozen): let the switch's service calls run, hop by hop.
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert plug_state(hass) == STATE_OFF
+
+    await async_post_backup(hass)
+    await settle(hass)
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["end_reason"]) == ("ended", "deadline")

@@ -75,7 +75,7 @@ async def test_history_leaves_memory_and_comes_back_when_a_change_needs_it(
     session = books.ledger.sessions["s-1"]
     async with books.change():
         begin(session, NOW)
-        confirm(session, NOW + 1, None)
+        confirm(session, NOW + 1)
     async with books.change():
         finish(session, NOW + 1800, "deadline")
     # Ended: nothing of it stays in memory, but the bay's totals count it.
@@ -249,4 +249,19 @@ async def test_export_takes_a_time_range(tmp_path: Path) -> None:
     assert await books.store.async_export(export, NOW + 150, NOW + 300) == 1
     (row,) = csv.DictReader(export.open())
     assert (row["session_id"], row["paid_paise"], row["payment_ids"]) == ("s-2", "2000", "pay_2")
+    await books.store.async_close()
+
+
+async def test_an_archive_line_cut_by_a_crash_loses_only_the_cut_part(tmp_path: Path) -> None:
+    """The JSON version appended the next batch to a line a crash had cut short."""
+    names = ("qr_charging.legacy-entry.ledger", "qr_charging.legacy-entry.archive.jsonl")
+    shutil.copy(LEGACY / names[0], tmp_path / names[0])
+    whole = (LEGACY / names[1]).read_text(encoding="utf-8").strip()
+    (tmp_path / names[1]).write_text(whole[: len(whole) // 2] + whole + "\n", encoding="utf-8")
+
+    books = _books(tmp_path / "ledger.db", tuple(tmp_path / name for name in names))
+    await books.async_open()
+    counts = await books.store.async_counts()
+    assert counts["sessions"] == {"ended": 3, "refunded": 1}
+    assert books.ledger.totals["bay-1"].revenue_paise == 4167
     await books.store.async_close()

@@ -28,7 +28,10 @@ def _number(value: object) -> float | None:
     """A JSON number as float; None for anything else (booleans, strings, NaN, infinities)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -163,7 +166,8 @@ class MqttAgentDriver(BayDriver):
             model="pi-mqtt-relay",
         )
         limit = data.get("max_session_s")
-        self.max_session_s = limit if isinstance(limit, int) and limit > 0 else None
+        valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+        self.max_session_s = limit if valid else None
         self._on_change()
 
     @callback
