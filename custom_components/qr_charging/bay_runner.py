@@ -87,6 +87,11 @@ async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
         LOGGER.debug("A bay's change was not stored; it is tried again later")
 
 
+def _active(session: SessionRecord) -> bool:
+    """Whether a session powers its bay now (read afresh after every wait)."""
+    return session.state is SessionState.ACTIVE
+
+
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
@@ -539,7 +544,7 @@ class BayRunner:
         bay must not stay on past what was paid), the end is tried again later unless the
         owner asked for it (they are told), and ``StorageError`` is raised.
         """
-        if session.session_id in self._ending or session.state is not SessionState.ACTIVE:
+        if session.session_id in self._ending or not _active(session):
             return 0  # ended, or being ended (the bay's report of our own "off", say)
         self._ending.add(session.session_id)
         try:
@@ -548,7 +553,7 @@ class BayRunner:
                 # writes, a failing disk) to go off at the time paid for.
                 await self._async_send_off(session.session_id)
             async with self.books.change() as ledger:
-                if session.state is not SessionState.ACTIVE:
+                if not _active(session):  # ended while the off was on its way
                     return 0
                 now = time.time()
                 parts = self._refund_parts(session, refund, now)
