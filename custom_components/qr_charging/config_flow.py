@@ -25,6 +25,7 @@ from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
+from . import migration
 from .account_api import api_for
 from .catalog import (
     DEFAULT_MAX_MINUTES,
@@ -38,6 +39,8 @@ from .catalog import (
     check_id,
     make_bay,
     make_plan,
+    make_rate_plan,
+    plan_to_data,
     rupees_to_paise,
 )
 from .const import (
@@ -53,6 +56,7 @@ from .const import (
     CONF_KEY_ID,
     CONF_KEY_SECRET,
     CONF_MAX_MINUTES,
+    CONF_MIN_MINUTES,
     CONF_MINUTES,
     CONF_NAME,
     CONF_NODE,
@@ -60,17 +64,21 @@ from .const import (
     CONF_PREFIX,
     CONF_PRICE,
     CONF_PRICE_PAISE,
+    CONF_RATE,
     CONF_SWITCH_ENTITY,
     CONF_WEBHOOK_SECRET,
     DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_API_BASE_URL,
     DOMAIN,
     LOGGER,
+    PLAN_SUBENTRIES,
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
+    SUBENTRY_RATE_PLAN,
 )
 from .drivers.mqtt_agent import parse_config
 from .hub import bays_of, plans_of
+from .migration import async_pages_data
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 
@@ -82,6 +90,12 @@ SECTION_ADVANCED = "advanced"
 _MINUTES = selector.NumberSelector(
     selector.NumberSelectorConfig(
         min=1, max=1440, step=1, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="min"
+    )
+)
+
+_RUPEES = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
     )
 )
 
@@ -161,7 +175,8 @@ def _cloud() -> ModuleType:
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a Razorpay account; one entry per key id."""
 
-    VERSION = 1
+    VERSION = migration.VERSION
+    MINOR_VERSION = migration.MINOR_VERSION
     _agent: tuple[ConfigEntry, str, str, str]
     _agent_bays: list[tuple[str, str]]
 
@@ -177,7 +192,11 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Plans and bays are added under the account."""
-        return {SUBENTRY_PLAN: PlanSubentryFlow, SUBENTRY_BAY: BaySubentryFlow}
+        return {
+            SUBENTRY_PLAN: PlanSubentryFlow,
+            SUBENTRY_RATE_PLAN: RatePlanSubentryFlow,
+            SUBENTRY_BAY: BaySubentryFlow,
+        }
 
     async def _async_check_keys(self, data: Mapping[str, Any]) -> str | None:
         """Make one real API call with the keys; return an error key or None."""
@@ -218,6 +237,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         ):
             url = await cloud.async_create_cloudhook(self.hass, webhook_id)
             data[CONF_CLOUDHOOK] = True
+            pages = await async_pages_data(self.hass, cloud.async_create_cloudhook)
         else:
             try:
                 # Razorpay calls from the internet: an internal address would never be reached.
@@ -225,7 +245,9 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             except NoURLAvailableError:
                 url = webhook.async_generate_path(webhook_id)
             data[CONF_CLOUDHOOK] = False
+            pages = await async_pages_data(self.hass, None)
         data[CONF_WEBHOOK_ID] = webhook_id
+        data.update(pages)
         return self.async_create_entry(
             title=data[CONF_KEY_ID],
             data=data,
@@ -400,13 +422,21 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
 
     subentry_type: str
     id_field: str
+    # Kinds of subentry whose ids must differ from this one's (fixed and rate plans share codes).
+    id_scope: tuple[str, ...] = ()
+    # The form field a price error is shown on.
+    price_field = CONF_PRICE
 
     def _taken_ids(self, *, except_id: str | None) -> list[str]:
+        scope = self.id_scope or (self.subentry_type,)
         return [
             sub.data[self.id_field]
             for sub in self._get_entry().subentries.values()
-            if sub.subentry_type == self.subentry_type and sub.data[self.id_field] != except_id
+            if sub.subentry_type in scope and sub.data[self.id_field] != except_id
         ]
+
+    def _error_field(self, err: CatalogError) -> str:
+        return err.field if err.field != "price" else self.price_field
 
     def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
         raise NotImplementedError  # pragma: no cover - each flow defines it
@@ -430,7 +460,7 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
                 )
                 data = self._build(user_input, item_id)
             except CatalogError as err:
-                errors[err.field if err.field != "price" else CONF_PRICE] = err.key
+                errors[self._error_field(err)] = err.key
             else:
                 return self.async_create_entry(title=data[CONF_NAME], data=data, unique_id=item_id)
         return self._form("user", user_input or {}, errors, editing=False)
@@ -446,7 +476,7 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
             try:
                 data = self._build(user_input, item_id)
             except CatalogError as err:
-                errors[err.field if err.field != "price" else CONF_PRICE] = err.key
+                errors[self._error_field(err)] = err.key
             else:
                 return self.async_update_and_abort(
                     self._get_entry(), subentry, title=data[CONF_NAME], data=data
@@ -477,16 +507,13 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
 
     subentry_type = SUBENTRY_PLAN
     id_field = CONF_CODE
+    id_scope = PLAN_SUBENTRIES
 
     def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
         fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
         fields[vol.Required(CONF_NAME)] = _TEXT
         fields[vol.Required(CONF_MINUTES)] = _MINUTES
-        fields[vol.Required(CONF_PRICE)] = selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
-            )
-        )
+        fields[vol.Required(CONF_PRICE)] = _RUPEES
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -499,12 +526,37 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
             _whole_minutes(CONF_MINUTES, user_input[CONF_MINUTES]),
             rupees_to_paise(user_input[CONF_PRICE]),
         )
-        return {
-            CONF_CODE: plan.code,
-            CONF_NAME: plan.name,
-            CONF_MINUTES: plan.minutes,
-            CONF_PRICE_PAISE: plan.price_paise,
-        }
+        return plan_to_data(plan)
+
+
+class RatePlanSubentryFlow(_CatalogSubentryFlow):
+    """A plan priced per minute: the customer chooses the minutes, within the plan's bounds."""
+
+    subentry_type = SUBENTRY_RATE_PLAN
+    id_field = CONF_CODE
+    id_scope = PLAN_SUBENTRIES
+    price_field = CONF_RATE
+
+    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
+        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
+        fields[vol.Required(CONF_NAME)] = _TEXT
+        fields[vol.Required(CONF_RATE)] = _RUPEES
+        fields[vol.Required(CONF_MIN_MINUTES)] = _MINUTES
+        fields[vol.Required(CONF_MAX_MINUTES)] = _MINUTES
+        return vol.Schema(fields)
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {**data, CONF_RATE: data["rate_paise"] / 100}
+
+    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
+        plan = make_rate_plan(
+            item_id,
+            str(user_input[CONF_NAME]),
+            rupees_to_paise(user_input[CONF_RATE]),
+            _whole_minutes(CONF_MIN_MINUTES, user_input[CONF_MIN_MINUTES]),
+            _whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),
+        )
+        return plan_to_data(plan)
 
 
 class BaySubentryFlow(_CatalogSubentryFlow):
@@ -517,7 +569,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         return [
             sub.data[CONF_CODE]
             for sub in self._get_entry().subentries.values()
-            if sub.subentry_type == SUBENTRY_PLAN
+            if sub.subentry_type in PLAN_SUBENTRIES
         ]
 
     def _precondition(self) -> SubentryFlowResult | None:

@@ -7,6 +7,7 @@ only then are events fired and a new session handed to its bay.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from homeassistant.util.ulid import ulid_now
 from .account_api import AccountApi
 from .bays import Bays
 from .books import Books
-from .catalog import CURRENCY, Bay, Plan, paise_to_rupees
+from .catalog import CURRENCY, Bay, CatalogError, Plan, paise_to_rupees
 from .const import (
     DOMAIN,
     EVENT_PAYMENT_RECEIVED,
@@ -84,32 +85,59 @@ class Payments:
             )
         return bay, self.plans[code]
 
-    async def async_create_link(self, bay_id: str, plan_code: str | None) -> CreatedLink:
-        """Create a Razorpay payment link that pays for one session of a bay."""
+    async def async_create_link(
+        self,
+        bay_id: str,
+        plan_code: str | None,
+        *,
+        minutes: int | None = None,
+        intent: str | None = None,
+        callback: Callable[[str], str] | None = None,
+    ) -> CreatedLink:
+        """Create a Razorpay payment link that pays for one session of a bay.
+
+        ``minutes`` is what the customer chose of a rate plan (priced here, never by the
+        client), ``intent`` what the page told them (``intents``), and ``callback`` gives the
+        page Razorpay sends them back to, for the link's session id.
+        """
         bay, plan = self.plan_for(bay_id, plan_code)
+        try:
+            quote = plan.quote(minutes if plan.is_rate else None)
+        except CatalogError as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_minutes",
+                translation_placeholders={
+                    "plan": plan.code,
+                    "min": str(plan.min_minutes),
+                    "max": str(plan.max_minutes),
+                },
+            ) from err
         session_id = f"s-{ulid_now()}"
         now = time.time()
         expire_by = int(now) + LINK_LIFETIME_S
         created = await self.api.run(
             self.api.client.create_payment_link,
-            amount=plan.price_paise,
+            amount=quote.price_paise,
             currency=CURRENCY,
             reference_id=session_id,
             description=f"{plan.name}, {bay.name}",
             notes={NOTE_BAY: bay.bay_id, NOTE_PLAN: plan.code, NOTE_SESSION: session_id},
             expire_by=expire_by,
+            callback_url=callback(session_id) if callback else None,
         )
         link = LinkRecord(
             link_id=created["id"],
             reference_id=session_id,
             bay_id=bay.bay_id,
             plan_code=plan.code,
-            amount=plan.price_paise,
+            amount=quote.price_paise,
             currency=CURRENCY,
-            seconds=plan.seconds,
+            seconds=quote.seconds,
             expire_by=int(created.get("expire_by") or expire_by),
             created_at=now,
             short_url=created["short_url"],
+            intent=intent,
         )
         async with self.books.change() as ledger:
             ledger.add_link(link)
