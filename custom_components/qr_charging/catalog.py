@@ -112,6 +112,17 @@ class Bay:
     switch_entity: str | None = None
     default_minutes: int = DEFAULT_OWNER_MINUTES
     max_minutes: int = DEFAULT_MAX_MINUTES
+    # The bay's static UPI QR code at Razorpay (any amount buys time at its rate plan).
+    qr_code_id: str | None = None
+    qr_image_url: str | None = None
+
+    def rate_plan(self, plans: Mapping[str, Plan]) -> Plan | None:
+        """The first per-minute plan the bay offers (what its static QR code sells)."""
+        return next((plans[c] for c in self.plan_codes if c in plans and plans[c].is_rate), None)
+
+
+# Bay fields stored only when set (a bay of 0.2 has none of them).
+_OPTIONAL_BAY_FIELDS = ("qr_code_id", "qr_image_url")
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
@@ -261,6 +272,9 @@ def bay_to_data(bay: Bay) -> dict[str, Any]:
     """A bay as stored in its config subentry."""
     data = asdict(bay)
     data["plans"] = list(data.pop("plan_codes"))
+    for name in _OPTIONAL_BAY_FIELDS:
+        if data[name] is None:
+            del data[name]
     return data
 
 

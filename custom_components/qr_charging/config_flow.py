@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from types import MappingProxyType, ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from .catalog import (
     DRIVER_SWITCH,
     ID_PATTERN,
     CatalogError,
+    bay_from_data,
     bay_to_data,
     check_id,
     make_bay,
@@ -65,6 +67,7 @@ from .const import (
     CONF_PRICE,
     CONF_PRICE_PAISE,
     CONF_RATE,
+    CONF_STATIC_QR,
     CONF_SWITCH_ENTITY,
     CONF_WEBHOOK_SECRET,
     DEFAULT_ACK_TIMEOUT_S,
@@ -79,8 +82,9 @@ from .const import (
 from .drivers.mqtt_agent import parse_config
 from .hub import bays_of, plans_of
 from .migration import async_pages_data
-from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
+from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .razorpay_events import SUBSCRIBED_EVENTS
+from .static_qr import qr_notes
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
@@ -448,6 +452,12 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return dict(data)
 
+    async def _async_complete(
+        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Finish what the form asked for that needs Razorpay; raise CatalogError if refused."""
+        return data
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add one."""
         errors: dict[str, str] = {}
@@ -458,7 +468,9 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
                     user_input[self.id_field].strip(),
                     self._taken_ids(except_id=None),
                 )
-                data = self._build(user_input, item_id)
+                data = await self._async_complete(
+                    user_input, self._build(user_input, item_id), None
+                )
             except CatalogError as err:
                 errors[self._error_field(err)] = err.key
             else:
@@ -474,7 +486,9 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                data = self._build(user_input, item_id)
+                data = await self._async_complete(
+                    user_input, self._build(user_input, item_id), subentry.data
+                )
             except CatalogError as err:
                 errors[self._error_field(err)] = err.key
             else:
@@ -597,7 +611,46 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             (CONF_MAX_MINUTES, DEFAULT_MAX_MINUTES),
         ):
             fields[vol.Required(key, default=default)] = _MINUTES
+        fields[vol.Optional(CONF_STATIC_QR, default=False)] = selector.BooleanSelector()
         return vol.Schema(fields)
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {**data, CONF_STATIC_QR: bool(data.get("qr_code_id"))}
+
+    async def _async_complete(
+        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """A static UPI QR code for the bay, made once at Razorpay when it is asked for."""
+        if not user_input.get(CONF_STATIC_QR):
+            return data
+        bay = bay_from_data(data)
+        entry = self._get_entry()
+        if bay.rate_plan(plans_of(entry)) is None:
+            raise CatalogError(CONF_STATIC_QR, "static_qr_needs_rate_plan")
+        if before is not None and before.get("qr_code_id"):
+            kept = {k: before.get(k) for k in ("qr_code_id", "qr_image_url")}
+            return {**data, **kept}
+        api = api_for(entry.data)
+        try:
+            qr = await self.hass.async_add_executor_job(
+                partial(
+                    api.create_qr_code,
+                    name=bay.name[:40],
+                    description=bay.name[:100],
+                    notes=qr_notes(bay),
+                )
+            )
+        except RazorpayAuthError as err:
+            raise CatalogError(CONF_STATIC_QR, "invalid_auth") from err
+        except RazorpayConnectionError as err:
+            raise CatalogError(CONF_STATIC_QR, "cannot_connect") from err
+        except RazorpayError as err:
+            # Razorpay answers accounts without the QR code feature with a 400.
+            LOGGER.warning("Razorpay refused a QR code for bay %s: %s", bay.bay_id, err)
+            raise CatalogError(CONF_STATIC_QR, "static_qr_unavailable") from err
+        finally:
+            api.close()
+        return {**data, "qr_code_id": qr["id"], "qr_image_url": qr.get("image_url")}
 
     def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
         bay = make_bay(

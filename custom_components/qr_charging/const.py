@@ -47,6 +47,7 @@ CONF_PREFIX: Final = "prefix"
 CONF_SWITCH_ENTITY: Final = "switch_entity"
 CONF_DEFAULT_MINUTES: Final = "default_minutes"
 CONF_MAX_MINUTES: Final = "max_minutes"
+CONF_STATIC_QR: Final = "static_qr"
 
 # Events fired on the bus.
 EVENT_PAYMENT_RECEIVED: Final = f"{DOMAIN}_payment_received"

@@ -203,10 +203,11 @@ class CustomerPages:
         """Whether the bay sells: its agent or switch online, its device not disabled."""
         if not runner.driver.online:
             return False
-        device = dr.async_get(self.hass).async_get_device(
-            identifiers={bay_identifier(self.entry, runner.bay)}
-        )
-        return device is None or device.disabled_by is None
+        # By scanning the account's devices: looking one up by identifier changed its name
+        # between the HA versions supported.
+        wanted = bay_identifier(self.entry, runner.bay)
+        devices = dr.async_entries_for_config_entry(dr.async_get(self.hass), self.entry.entry_id)
+        return not any(d.disabled_by is not None and wanted in d.identifiers for d in devices)
 
     def bay_view(self, runner: BayRunner) -> BayView:
         """What the bay's page shows now."""

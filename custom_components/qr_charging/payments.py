@@ -30,6 +30,7 @@ from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Wanted
 from .notices import Notices
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
 from .refunds import Refunds
+from .static_qr import static_sale
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +160,19 @@ class Payments:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
         settled: tuple[RefundRecord, bool] | None = None
+        qr_sale = (
+            static_sale(event.payment, self.bays.configs, self.plans, f"s-{ulid_now()}")
+            if event.payment is not None
+            else None
+        )
         async with self.books.change(wanted) as ledger:
             if ledger.seen_event(event_id):
                 return "duplicate_delivery"
             outcome = "ignored"
             now = time.time()
             if event.payment is not None:
-                result = ledger.apply_payment(event.payment, event.event, now)
+                sale = qr_sale.sale if qr_sale is not None else None
+                result = ledger.apply_payment(event.payment, event.event, now, sale)
                 outcome = result.outcome.value
             elif event.refund is not None:
                 refund, changed = ledger.apply_refund(event.refund)
@@ -177,7 +184,7 @@ class Payments:
                 outcome = f"link_{event.link_status}" if changed else "ignored"
             ledger.note_event(event_id, event.event, outcome, now)
         if result is not None:
-            self._announce(result)
+            self._announce(result, qr_sale.problem if qr_sale is not None else None)
         if settled is not None:
             self.refunds.settled(*settled)
         return outcome
@@ -190,10 +197,15 @@ class Payments:
             ledger.note_event(event_id, "unreadable", reason, time.time())
         return "unusable"
 
-    def _announce(self, result: PaymentResult) -> None:
-        """Fire events, raise repairs and hand new sessions to the bays."""
+    def _announce(self, result: PaymentResult, problem: str | None = None) -> None:
+        """Fire events, raise repairs and hand new sessions to the bays.
+
+        ``problem`` is why a static QR code payment buys nothing: its session is refunded.
+        """
         payment = result.payment
         if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+            # A QR code payment whose payment.captured came before its qr_code.credited.
+            self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
             self.notices.fire(
                 EVENT_PAYMENT_RECEIVED,
                 {
@@ -205,7 +217,7 @@ class Payments:
                     "session_id": result.session.session_id,
                 },
             )
-            self.bays.hand_over(result.session, payment)
+            self.bays.hand_over(result.session, payment, refuse=problem)
         elif result.outcome is Outcome.UNMATCHED:
             # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
             LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)

@@ -234,3 +234,7 @@ async def post_webhook(
         return await clients[0].post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers or {})
 
     return post
+
+
+# The customer pages' fixture (a browser on the pages' webhook), shared by their tests.
+from .pages_helpers import customer  # noqa: E402, F401
