@@ -280,8 +280,11 @@ class CustomerPages:
     async def _form(self, page: _Page, request: web.Request) -> dict[str, str]:
         if (getattr(request, "content_length", None) or 0) > MAX_FORM_BODY:
             raise _Answer(self._message(page, "bad_request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE))
+        body = await read_bounded(request, MAX_FORM_BODY)
+        if len(body) > MAX_FORM_BODY:  # a chunked body, or a cloudhook's (no Content-Length)
+            raise _Answer(self._message(page, "bad_request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE))
         try:
-            return parse_form(await read_bounded(request, MAX_FORM_BODY))
+            return parse_form(body)
         except FormError as err:
             raise _Answer(self._message(page, "bad_request", HTTPStatus.BAD_REQUEST)) from err
 
