@@ -81,7 +81,7 @@ from .const import (
 )
 from .drivers.mqtt_agent import parse_config
 from .hub import bays_of, plans_of
-from .migration import async_pages_data
+from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .razorpay_events import SUBSCRIBED_EVENTS
 from .static_qr import qr_notes
@@ -170,10 +170,8 @@ def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _cloud() -> ModuleType:
-    """HA Cloud, imported only when loaded: it pulls in much that a plain install may lack."""
-    from homeassistant.components import cloud  # noqa: PLC0415
-
-    return cloud
+    """HA Cloud (imported only when it is loaded)."""
+    return cloud_component()
 
 
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):

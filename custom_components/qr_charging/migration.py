@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Any
 
 from homeassistant.components import webhook
@@ -26,6 +27,13 @@ VERSION = 1
 MINOR_VERSION = 2
 
 type CreateCloudhook = Callable[[HomeAssistant, str], Awaitable[str]]
+
+
+def cloud_component() -> ModuleType:
+    """HA Cloud, imported only when loaded: it pulls in much that a plain install may lack."""
+    from homeassistant.components import cloud  # noqa: PLC0415
+
+    return cloud
 
 
 async def async_pages_data(
@@ -52,9 +60,7 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     if entry.version == VERSION and entry.minor_version < MINOR_VERSION:
         create: CreateCloudhook | None = None
         if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
-            from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
-
-            create = cloud.async_create_cloudhook
+            create = cloud_component().async_create_cloudhook
         pages = await async_pages_data(hass, create)
         hass.config_entries.async_update_entry(
             entry, data={**entry.data, **pages}, minor_version=MINOR_VERSION
