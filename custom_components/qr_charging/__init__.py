@@ -12,9 +12,16 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
+from .const import (
+    CONF_CLOUDHOOK,
+    CONF_PAGES_WEBHOOK_ID,
+    CONF_WEBHOOK_SECRET,
+    DOMAIN,
+    RECONCILE_INTERVAL_S,
+)
 from .devices import async_register_devices, device_in_use
 from .hub import QrChargingConfigEntry, QrChargingHub
+from .migration import async_migrate_entry as async_migrate_entry
 from .razorpay_webhook import register_webhook
 from .services import async_setup_services
 from .store import StorageError
@@ -49,6 +56,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
             hass, hub.payments, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_WEBHOOK_SECRET]
         )
     )
+    entry.async_on_unload(hub.pages.register())
 
     @callback
     def _reconcile(_now: datetime | None = None) -> None:
@@ -92,8 +100,10 @@ async def async_remove_config_entry_device(
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Drop the cloudhook; the ledger's database is kept, it is the owner's financial record."""
+    """Drop the cloudhooks; the ledger's database is kept, it is the owner's financial record."""
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
         from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
 
         await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])
+        if CONF_PAGES_WEBHOOK_ID in entry.data:
+            await cloud.async_delete_cloudhook(hass, entry.data[CONF_PAGES_WEBHOOK_ID])

@@ -85,11 +85,18 @@ class Bays:
         self.runners.clear()
 
     @callback
-    def hand_over(self, session: SessionRecord, payment: PaymentRecord) -> None:
-        """Give a newly paid session to its bay, or fail it when it cannot be served."""
+    def hand_over(
+        self, session: SessionRecord, payment: PaymentRecord, refuse: str | None = None
+    ) -> None:
+        """Give a newly paid session to its bay, or fail it when it cannot be served.
+
+        ``refuse`` is a reason the payment buys nothing (a static QR code amount out of bounds).
+        """
         paid_at = payment.paid_at or payment.received_at
         job: Coroutine[Any, Any, Any]
-        if time.time() - paid_at > LATE_PAYMENT_S:
+        if refuse is not None:
+            job = self.refunds.async_fail_session(session, refuse)
+        elif time.time() - paid_at > LATE_PAYMENT_S:
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.
             job = self.refunds.async_fail_session(session, "paid_too_late", expected=PAID_ONLY)

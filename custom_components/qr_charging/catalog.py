@@ -24,19 +24,71 @@ class CatalogError(ValueError):
         self.key = key
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A price for a length of time."""
+PLAN_FIXED = "fixed"
+PLAN_RATE = "rate"
 
-    code: str
-    name: str
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What one purchase of a plan costs and buys; always computed here, never taken from a form."""
+
     minutes: int
     price_paise: int
 
     @property
     def seconds(self) -> int:
-        """Powered time the plan buys."""
+        """Powered time bought."""
         return self.minutes * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A price for a length of time: fixed (a price for some minutes) or a rate per minute.
+
+    A fixed plan uses ``minutes`` and ``price_paise``; a rate plan ``rate_paise`` (per minute)
+    between ``min_minutes`` and ``max_minutes``, the customer choosing the minutes.
+    """
+
+    code: str
+    name: str
+    minutes: int = 0
+    price_paise: int = 0
+    kind: str = PLAN_FIXED
+    rate_paise: int = 0
+    min_minutes: int = 0
+    max_minutes: int = 0
+
+    @property
+    def seconds(self) -> int:
+        """Powered time a fixed plan buys."""
+        return self.minutes * 60
+
+    @property
+    def is_rate(self) -> bool:
+        """Whether the customer chooses the minutes."""
+        return self.kind == PLAN_RATE
+
+    def quote(self, minutes: int | None = None) -> Quote:
+        """The price of a purchase; a rate plan needs whole minutes within its bounds."""
+        if not self.is_rate:
+            if minutes not in (None, self.minutes):
+                raise CatalogError("minutes", "invalid_minutes")
+            return Quote(self.minutes, self.price_paise)
+        if minutes is None or not self.min_minutes <= minutes <= self.max_minutes:
+            raise CatalogError("minutes", "invalid_minutes")
+        return Quote(minutes, minutes * self.rate_paise)
+
+    def seconds_for(self, paise: int) -> int | None:
+        """Seconds a rate plan gives for any amount (a static UPI QR), or None outside bounds.
+
+        Any amount from the price of the minimum to that of the maximum buys time pro rata, to
+        the second (rounded down).
+        """
+        if not self.is_rate or self.rate_paise <= 0:
+            return None
+        if not self.min_minutes * self.rate_paise <= paise <= self.max_minutes * self.rate_paise:
+            return None
+        return paise * 60 // self.rate_paise
 
 
 DRIVER_MQTT = "mqtt"
@@ -60,6 +112,17 @@ class Bay:
     switch_entity: str | None = None
     default_minutes: int = DEFAULT_OWNER_MINUTES
     max_minutes: int = DEFAULT_MAX_MINUTES
+    # The bay's static UPI QR code at Razorpay (any amount buys time at its rate plan).
+    qr_code_id: str | None = None
+    qr_image_url: str | None = None
+
+    def rate_plan(self, plans: Mapping[str, Plan]) -> Plan | None:
+        """The first per-minute plan the bay offers (what its static QR code sells)."""
+        return next((plans[c] for c in self.plan_codes if c in plans and plans[c].is_rate), None)
+
+
+# Bay fields stored only when set (a bay of 0.2 has none of them).
+_OPTIONAL_BAY_FIELDS = ("qr_code_id", "qr_image_url")
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
@@ -99,6 +162,56 @@ def make_plan(code: str, name: str, minutes: int, price_paise: int) -> Plan:
     if price_paise < MIN_PRICE_PAISE:
         raise CatalogError("price", "price_below_minimum")
     return Plan(code=code, name=name.strip() or code, minutes=minutes, price_paise=price_paise)
+
+
+def make_rate_plan(
+    code: str, name: str, rate_paise: int, min_minutes: int, max_minutes: int
+) -> Plan:
+    """Validate and build a rate plan: paise per minute, the customer choosing the minutes."""
+    if not ID_PATTERN.fullmatch(code):
+        raise CatalogError("code", "invalid_id")
+    if rate_paise <= 0:
+        raise CatalogError("price", "invalid_price")
+    if not 0 < min_minutes <= MAX_PLAN_MINUTES:
+        raise CatalogError("min_minutes", "invalid_minutes")
+    if not min_minutes <= max_minutes <= MAX_PLAN_MINUTES:
+        raise CatalogError("max_minutes", "max_below_min")
+    if min_minutes * rate_paise < MIN_PRICE_PAISE:
+        # The cheapest purchase must be a payment Razorpay takes.
+        raise CatalogError("min_minutes", "minimum_below_one_rupee")
+    return Plan(
+        code=code,
+        name=name.strip() or code,
+        kind=PLAN_RATE,
+        rate_paise=rate_paise,
+        min_minutes=min_minutes,
+        max_minutes=max_minutes,
+    )
+
+
+def plan_to_data(plan: Plan) -> dict[str, Any]:
+    """A plan as stored in its config subentry (a fixed plan as in version 0.2)."""
+    if plan.is_rate:
+        return {
+            "code": plan.code,
+            "name": plan.name,
+            "kind": PLAN_RATE,
+            "rate_paise": plan.rate_paise,
+            "min_minutes": plan.min_minutes,
+            "max_minutes": plan.max_minutes,
+        }
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "minutes": plan.minutes,
+        "price_paise": plan.price_paise,
+    }
+
+
+def plan_from_data(data: Mapping[str, Any]) -> Plan:
+    """A plan from its config subentry; one without a kind is a fixed plan (version 0.2)."""
+    known = {f.name for f in fields(Plan)}
+    return Plan(**{k: v for k, v in data.items() if k in known})
 
 
 def make_bay(
@@ -159,6 +272,9 @@ def bay_to_data(bay: Bay) -> dict[str, Any]:
     """A bay as stored in its config subentry."""
     data = asdict(bay)
     data["plans"] = list(data.pop("plan_codes"))
+    for name in _OPTIONAL_BAY_FIELDS:
+        if data[name] is None:
+            del data[name]
     return data
 
 

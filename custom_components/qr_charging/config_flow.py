@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from types import MappingProxyType, ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
+from . import migration
 from .account_api import api_for
 from .catalog import (
     DEFAULT_MAX_MINUTES,
@@ -34,10 +36,13 @@ from .catalog import (
     DRIVER_SWITCH,
     ID_PATTERN,
     CatalogError,
+    bay_from_data,
     bay_to_data,
     check_id,
     make_bay,
     make_plan,
+    make_rate_plan,
+    plan_to_data,
     rupees_to_paise,
 )
 from .const import (
@@ -53,6 +58,7 @@ from .const import (
     CONF_KEY_ID,
     CONF_KEY_SECRET,
     CONF_MAX_MINUTES,
+    CONF_MIN_MINUTES,
     CONF_MINUTES,
     CONF_NAME,
     CONF_NODE,
@@ -60,19 +66,25 @@ from .const import (
     CONF_PREFIX,
     CONF_PRICE,
     CONF_PRICE_PAISE,
+    CONF_RATE,
+    CONF_STATIC_QR,
     CONF_SWITCH_ENTITY,
     CONF_WEBHOOK_SECRET,
     DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_API_BASE_URL,
     DOMAIN,
     LOGGER,
+    PLAN_SUBENTRIES,
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
+    SUBENTRY_RATE_PLAN,
 )
 from .drivers.mqtt_agent import parse_config
 from .hub import bays_of, plans_of
-from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
+from .migration import async_pages_data, cloud_component
+from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .razorpay_events import SUBSCRIBED_EVENTS
+from .static_qr import qr_notes
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
@@ -82,6 +94,12 @@ SECTION_ADVANCED = "advanced"
 _MINUTES = selector.NumberSelector(
     selector.NumberSelectorConfig(
         min=1, max=1440, step=1, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="min"
+    )
+)
+
+_RUPEES = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
     )
 )
 
@@ -152,16 +170,15 @@ def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _cloud() -> ModuleType:
-    """HA Cloud, imported only when loaded: it pulls in much that a plain install may lack."""
-    from homeassistant.components import cloud  # noqa: PLC0415
-
-    return cloud
+    """HA Cloud (imported only when it is loaded)."""
+    return cloud_component()
 
 
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a Razorpay account; one entry per key id."""
 
-    VERSION = 1
+    VERSION = migration.VERSION
+    MINOR_VERSION = migration.MINOR_VERSION
     _agent: tuple[ConfigEntry, str, str, str]
     _agent_bays: list[tuple[str, str]]
 
@@ -177,7 +194,11 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Plans and bays are added under the account."""
-        return {SUBENTRY_PLAN: PlanSubentryFlow, SUBENTRY_BAY: BaySubentryFlow}
+        return {
+            SUBENTRY_PLAN: PlanSubentryFlow,
+            SUBENTRY_RATE_PLAN: RatePlanSubentryFlow,
+            SUBENTRY_BAY: BaySubentryFlow,
+        }
 
     async def _async_check_keys(self, data: Mapping[str, Any]) -> str | None:
         """Make one real API call with the keys; return an error key or None."""
@@ -216,10 +237,11 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         data[CONF_CLOUDHOOK] = "cloud" in self.hass.config.components and (
             _cloud().async_active_subscription(self.hass)
         )
+        placeholders = await _async_webhook_placeholders(self.hass, data)
+        cloudhook = _cloud().async_get_or_create_cloudhook if data[CONF_CLOUDHOOK] else None
+        data.update(await async_pages_data(self.hass, cloudhook))
         return self.async_create_entry(
-            title=data[CONF_KEY_ID],
-            data=data,
-            description_placeholders=await _async_webhook_placeholders(self.hass, data),
+            title=data[CONF_KEY_ID], data=data, description_placeholders=placeholders
         )
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
@@ -406,13 +428,21 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
 
     subentry_type: str
     id_field: str
+    # Kinds of subentry whose ids must differ from this one's (fixed and rate plans share codes).
+    id_scope: tuple[str, ...] = ()
+    # The form field a price error is shown on.
+    price_field = CONF_PRICE
 
     def _taken_ids(self, *, except_id: str | None) -> list[str]:
+        scope = self.id_scope or (self.subentry_type,)
         return [
             sub.data[self.id_field]
             for sub in self._get_entry().subentries.values()
-            if sub.subentry_type == self.subentry_type and sub.data[self.id_field] != except_id
+            if sub.subentry_type in scope and sub.data[self.id_field] != except_id
         ]
+
+    def _error_field(self, err: CatalogError) -> str:
+        return err.field if err.field != "price" else self.price_field
 
     def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
         raise NotImplementedError  # pragma: no cover - each flow defines it
@@ -424,6 +454,12 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return dict(data)
 
+    async def _async_complete(
+        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Finish what the form asked for that needs Razorpay; raise CatalogError if refused."""
+        return data
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add one."""
         errors: dict[str, str] = {}
@@ -434,9 +470,11 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
                     user_input[self.id_field].strip(),
                     self._taken_ids(except_id=None),
                 )
-                data = self._build(user_input, item_id)
+                data = await self._async_complete(
+                    user_input, self._build(user_input, item_id), None
+                )
             except CatalogError as err:
-                errors[err.field if err.field != "price" else CONF_PRICE] = err.key
+                errors[self._error_field(err)] = err.key
             else:
                 return self.async_create_entry(title=data[CONF_NAME], data=data, unique_id=item_id)
         return self._form("user", user_input or {}, errors, editing=False)
@@ -450,9 +488,11 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                data = self._build(user_input, item_id)
+                data = await self._async_complete(
+                    user_input, self._build(user_input, item_id), subentry.data
+                )
             except CatalogError as err:
-                errors[err.field if err.field != "price" else CONF_PRICE] = err.key
+                errors[self._error_field(err)] = err.key
             else:
                 return self.async_update_and_abort(
                     self._get_entry(), subentry, title=data[CONF_NAME], data=data
@@ -483,16 +523,13 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
 
     subentry_type = SUBENTRY_PLAN
     id_field = CONF_CODE
+    id_scope = PLAN_SUBENTRIES
 
     def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
         fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
         fields[vol.Required(CONF_NAME)] = _TEXT
         fields[vol.Required(CONF_MINUTES)] = _MINUTES
-        fields[vol.Required(CONF_PRICE)] = selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
-            )
-        )
+        fields[vol.Required(CONF_PRICE)] = _RUPEES
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -505,12 +542,37 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
             _whole_minutes(CONF_MINUTES, user_input[CONF_MINUTES]),
             rupees_to_paise(user_input[CONF_PRICE]),
         )
-        return {
-            CONF_CODE: plan.code,
-            CONF_NAME: plan.name,
-            CONF_MINUTES: plan.minutes,
-            CONF_PRICE_PAISE: plan.price_paise,
-        }
+        return plan_to_data(plan)
+
+
+class RatePlanSubentryFlow(_CatalogSubentryFlow):
+    """A plan priced per minute: the customer chooses the minutes, within the plan's bounds."""
+
+    subentry_type = SUBENTRY_RATE_PLAN
+    id_field = CONF_CODE
+    id_scope = PLAN_SUBENTRIES
+    price_field = CONF_RATE
+
+    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
+        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
+        fields[vol.Required(CONF_NAME)] = _TEXT
+        fields[vol.Required(CONF_RATE)] = _RUPEES
+        fields[vol.Required(CONF_MIN_MINUTES)] = _MINUTES
+        fields[vol.Required(CONF_MAX_MINUTES)] = _MINUTES
+        return vol.Schema(fields)
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {**data, CONF_RATE: data["rate_paise"] / 100}
+
+    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
+        plan = make_rate_plan(
+            item_id,
+            str(user_input[CONF_NAME]),
+            rupees_to_paise(user_input[CONF_RATE]),
+            _whole_minutes(CONF_MIN_MINUTES, user_input[CONF_MIN_MINUTES]),
+            _whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),
+        )
+        return plan_to_data(plan)
 
 
 class BaySubentryFlow(_CatalogSubentryFlow):
@@ -523,7 +585,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         return [
             sub.data[CONF_CODE]
             for sub in self._get_entry().subentries.values()
-            if sub.subentry_type == SUBENTRY_PLAN
+            if sub.subentry_type in PLAN_SUBENTRIES
         ]
 
     def _precondition(self) -> SubentryFlowResult | None:
@@ -551,7 +613,46 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             (CONF_MAX_MINUTES, DEFAULT_MAX_MINUTES),
         ):
             fields[vol.Required(key, default=default)] = _MINUTES
+        fields[vol.Optional(CONF_STATIC_QR, default=False)] = selector.BooleanSelector()
         return vol.Schema(fields)
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {**data, CONF_STATIC_QR: bool(data.get("qr_code_id"))}
+
+    async def _async_complete(
+        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """A static UPI QR code for the bay, made once at Razorpay when it is asked for."""
+        if not user_input.get(CONF_STATIC_QR):
+            return data
+        bay = bay_from_data(data)
+        entry = self._get_entry()
+        if bay.rate_plan(plans_of(entry)) is None:
+            raise CatalogError(CONF_STATIC_QR, "static_qr_needs_rate_plan")
+        if before is not None and before.get("qr_code_id"):
+            kept = {k: before.get(k) for k in ("qr_code_id", "qr_image_url")}
+            return {**data, **kept}
+        api = api_for(entry.data)
+        try:
+            qr = await self.hass.async_add_executor_job(
+                partial(
+                    api.create_qr_code,
+                    name=bay.name[:40],
+                    description=bay.name[:100],
+                    notes=qr_notes(bay),
+                )
+            )
+        except RazorpayAuthError as err:
+            raise CatalogError(CONF_STATIC_QR, "invalid_auth") from err
+        except RazorpayConnectionError as err:
+            raise CatalogError(CONF_STATIC_QR, "cannot_connect") from err
+        except RazorpayError as err:
+            # Razorpay answers accounts without the QR code feature with a 400.
+            LOGGER.warning("Razorpay refused a QR code for bay %s: %s", bay.bay_id, err)
+            raise CatalogError(CONF_STATIC_QR, "static_qr_unavailable") from err
+        finally:
+            api.close()
+        return {**data, "qr_code_id": qr["id"], "qr_image_url": qr.get("image_url")}
 
     def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
         bay = make_bay(

@@ -14,6 +14,11 @@ CONF_KEY_SECRET: Final = "key_secret"
 CONF_WEBHOOK_SECRET: Final = "webhook_secret"
 CONF_API_BASE_URL: Final = "api_base_url"
 CONF_CLOUDHOOK: Final = "cloudhook"
+# The customer's pages: a second webhook (GET and POST, public), its cloudhook's address when
+# the account uses HA Cloud, and the secret that signs session page tokens.
+CONF_PAGES_WEBHOOK_ID: Final = "pages_webhook_id"
+CONF_PAGES_URL: Final = "pages_cloudhook_url"
+CONF_PAGES_SECRET: Final = "pages_secret"
 # Options.
 CONF_ACK_TIMEOUT: Final = "ack_timeout"
 CONF_AUTO_REFUND: Final = "auto_refund"
@@ -23,6 +28,11 @@ DEFAULT_API_BASE_URL: Final = "https://api.razorpay.com"
 # Subentries: plans and bays.
 SUBENTRY_PLAN: Final = "plan"
 SUBENTRY_BAY: Final = "bay"
+# A plan priced per minute (its own form: the fixed plan's form and data stay as in 0.2).
+SUBENTRY_RATE_PLAN: Final = "rate_plan"
+PLAN_SUBENTRIES: Final = (SUBENTRY_PLAN, SUBENTRY_RATE_PLAN)
+CONF_RATE: Final = "rate"
+CONF_MIN_MINUTES: Final = "min_minutes"
 CONF_CODE: Final = "code"
 CONF_NAME: Final = "name"
 CONF_MINUTES: Final = "minutes"
@@ -37,6 +47,7 @@ CONF_PREFIX: Final = "prefix"
 CONF_SWITCH_ENTITY: Final = "switch_entity"
 CONF_DEFAULT_MINUTES: Final = "default_minutes"
 CONF_MAX_MINUTES: Final = "max_minutes"
+CONF_STATIC_QR: Final = "static_qr"
 
 # Events fired on the bus.
 EVENT_PAYMENT_RECEIVED: Final = f"{DOMAIN}_payment_received"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
@@ -12,7 +14,10 @@ from .catalog import Bay
 from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
 from .drivers.base import AgentInfo
 from .drivers.switch_entity import SwitchEntityDriver
-from .hub import QrChargingConfigEntry
+
+if TYPE_CHECKING:
+    # Only a type: the hub's pages look bays' devices up here.
+    from .hub import QrChargingConfigEntry
 
 MANUFACTURER = "qr_charging"
 BAY_MODEL = "Charging bay"

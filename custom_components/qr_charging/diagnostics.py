@@ -9,10 +9,11 @@ from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
 from .bay_runner import BayRunner
-from .const import CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET
+from .const import CONF_KEY_ID, CONF_KEY_SECRET, CONF_PAGES_SECRET, CONF_WEBHOOK_SECRET
 from .hub import QrChargingConfigEntry
 
-TO_REDACT = {CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID}
+# The pages' webhook id is not secret: every poster prints it.
+TO_REDACT = {CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID, CONF_PAGES_SECRET}
 
 
 def _bay(runner: BayRunner) -> dict[str, Any]:
@@ -88,5 +89,8 @@ async def async_get_config_entry_diagnostics(
                 for payment in await hub.books.store.async_attention()
             ],
         },
-        "bays": {bay_id: _bay(runner) for bay_id, runner in hub.bays.runners.items()},
+        "bays": {
+            bay_id: _bay(runner) | hub.pages.links(bay_id)
+            for bay_id, runner in hub.bays.runners.items()
+        },
     }

@@ -18,21 +18,19 @@ from .account_api import AccountApi
 from .bay_runner import BaySettings
 from .bays import Bays
 from .books import Books
-from .catalog import Bay, Plan, bay_from_data
+from .catalog import Bay, Plan, bay_from_data, plan_from_data
 from .const import (
     CONF_ACK_TIMEOUT,
     CONF_AUTO_REFUND,
     CONF_BAY_ID,
     CONF_CODE,
-    CONF_MINUTES,
-    CONF_NAME,
-    CONF_PRICE_PAISE,
     DEFAULT_ACK_TIMEOUT_S,
     DOMAIN,
+    PLAN_SUBENTRIES,
     SUBENTRY_BAY,
-    SUBENTRY_PLAN,
 )
 from .notices import Notices
+from .pages import CustomerPages
 from .payments import Payments
 from .reconcile import Reconciler
 from .refunds import Refunds
@@ -40,16 +38,11 @@ from .store import LedgerStore
 
 
 def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
-    """The plans configured as subentries of an entry."""
+    """The plans (fixed and per minute) configured as subentries of an entry."""
     return {
-        sub.data[CONF_CODE]: Plan(
-            code=sub.data[CONF_CODE],
-            name=sub.data[CONF_NAME],
-            minutes=sub.data[CONF_MINUTES],
-            price_paise=sub.data[CONF_PRICE_PAISE],
-        )
+        sub.data[CONF_CODE]: plan_from_data(sub.data)
         for sub in entry.subentries.values()
-        if sub.subentry_type == SUBENTRY_PLAN
+        if sub.subentry_type in PLAN_SUBENTRIES
     }
 
 
@@ -96,14 +89,15 @@ class QrChargingHub:
             bay_name=lambda bay_id: configs[bay_id].name if bay_id in configs else bay_id,
         )
         self.bays = Bays(hass, entry, configs, self.books, self.refunds, self.notices, settings)
-        self.payments = Payments(
-            self.books, self.api, self.notices, self.bays, self.refunds, plans_of(entry)
-        )
+        plans = plans_of(entry)
+        self.payments = Payments(self.books, self.api, self.notices, self.bays, self.refunds, plans)
+        self.pages = CustomerPages(hass, entry, self.bays, self.payments, self.books, plans)
         self.reconciler = Reconciler(self.books, self.api, self.payments, self.refunds)
 
     async def async_setup(self) -> None:
         """Open the ledger and start the bays."""
         await self.books.async_open()
+        await self.pages.async_setup()
         await self.bays.async_setup()
 
     async def async_unload(self) -> None:

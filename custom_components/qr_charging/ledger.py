@@ -103,6 +103,8 @@ class LinkRecord(_Record):
     short_url: str
     status: str = "created"
     payment_id: str | None = None
+    # What the customer was shown before paying (``intents``): None for the owner's links.
+    intent: str | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +151,8 @@ class SessionRecord(_Record):
     until: float | None = None
     ended_at: float | None = None
     end_reason: str | None = None
+    # The intent of the link (or static QR code) that paid for it; see ``intents``.
+    intent: str | None = None
 
     def __post_init__(self) -> None:
         self.state = SessionState(self.state)
@@ -228,6 +232,17 @@ class Settlement:
 
     fully_refunded: bool
     failed_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """What a payment that matches no link bought: a bay's static QR code at its rate plan."""
+
+    session_id: str
+    bay_id: str
+    plan_code: str | None
+    seconds: int
+    intent: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +469,10 @@ class Ledger:
         self.links[link.link_id] = link
         self._links_by_reference[link.reference_id] = link
 
+    def link_by_reference(self, reference_id: str) -> LinkRecord | None:
+        """Our link for a session id (fetched into the working set first)."""
+        return self._links_by_reference.get(reference_id)
+
     def link_for(self, notice: PaymentNotice) -> LinkRecord | None:
         """Find our link for a payment by whatever the event carries."""
         if notice.link_id and notice.link_id in self.links:
@@ -473,8 +492,13 @@ class Ledger:
 
     # -- payments ----------------------------------------------------------------------------
 
-    def apply_payment(self, notice: PaymentNotice, event: str, now: float) -> PaymentResult:
-        """Record a payment notice; open its session when it is the first good news of it."""
+    def apply_payment(
+        self, notice: PaymentNotice, event: str, now: float, sale: Sale | None = None
+    ) -> PaymentResult:
+        """Record a payment notice; open its session when it is the first good news of it.
+
+        ``sale`` is what a payment to a bay's static QR code bought (it matches no link).
+        """
         payment = self.payments.get(notice.payment_id)
         if payment is None:
             payment = PaymentRecord(
@@ -493,6 +517,8 @@ class Ledger:
         if not notice.captured:
             return PaymentResult(Outcome.NOT_CAPTURED, payment)
         link = self.link_for(notice)
+        if link is None and sale is not None:
+            return self._open_sale(payment, sale, now)
         if link is None:
             # Told once: later events of the same unmatched payment are repeats.
             told = payment.state is PaymentState.UNMATCHED
@@ -518,11 +544,33 @@ class Ledger:
             paid_paise=notice.amount,
             payment_ids=[notice.payment_id],
             plan_code=link.plan_code,
+            intent=link.intent,
         )
         self.sessions[session.session_id] = session
         payment.state = PaymentState.SESSION
         payment.session_id = session.session_id
         return PaymentResult(Outcome.NEW_SESSION, payment, session, link)
+
+    def _open_sale(self, payment: PaymentRecord, sale: Sale, now: float) -> PaymentResult:
+        """A payment to a static QR code: its session buys what the amount buys at the rate."""
+        payment.bay_id = sale.bay_id
+        payment.plan_code = sale.plan_code
+        payment.seconds = sale.seconds
+        session = SessionRecord(
+            session_id=sale.session_id,
+            bay_id=sale.bay_id,
+            state=SessionState.PAID,
+            created_at=now,
+            seconds=sale.seconds,
+            paid_paise=payment.amount,
+            payment_ids=[payment.payment_id],
+            plan_code=sale.plan_code,
+            intent=sale.intent,
+        )
+        self.sessions[session.session_id] = session
+        payment.state = PaymentState.SESSION
+        payment.session_id = session.session_id
+        return PaymentResult(Outcome.NEW_SESSION, payment, session)
 
     def _mismatch(self, notice: PaymentNotice, link: LinkRecord) -> str | None:
         if any(r.payment_id == notice.payment_id for r in self.refunds.values()):

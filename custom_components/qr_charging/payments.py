@@ -7,6 +7,7 @@ only then are events fired and a new session handed to its bay.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from homeassistant.util.ulid import ulid_now
 from .account_api import AccountApi
 from .bays import Bays
 from .books import Books
-from .catalog import CURRENCY, Bay, Plan, paise_to_rupees
+from .catalog import CURRENCY, Bay, CatalogError, Plan, paise_to_rupees
 from .const import (
     DOMAIN,
     EVENT_PAYMENT_RECEIVED,
@@ -29,6 +30,7 @@ from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement
 from .notices import Notices
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
 from .refunds import Refunds
+from .static_qr import static_sale
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,32 +86,59 @@ class Payments:
             )
         return bay, self.plans[code]
 
-    async def async_create_link(self, bay_id: str, plan_code: str | None) -> CreatedLink:
-        """Create a Razorpay payment link that pays for one session of a bay."""
+    async def async_create_link(
+        self,
+        bay_id: str,
+        plan_code: str | None,
+        *,
+        minutes: int | None = None,
+        intent: str | None = None,
+        callback: Callable[[str], str] | None = None,
+    ) -> CreatedLink:
+        """Create a Razorpay payment link that pays for one session of a bay.
+
+        ``minutes`` is what the customer chose of a rate plan (priced here, never by the
+        client), ``intent`` what the page told them (``intents``), and ``callback`` gives the
+        page Razorpay sends them back to, for the link's session id.
+        """
         bay, plan = self.plan_for(bay_id, plan_code)
+        try:
+            quote = plan.quote(minutes if plan.is_rate else None)
+        except CatalogError as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_minutes",
+                translation_placeholders={
+                    "plan": plan.code,
+                    "min": str(plan.min_minutes),
+                    "max": str(plan.max_minutes),
+                },
+            ) from err
         session_id = f"s-{ulid_now()}"
         now = time.time()
         expire_by = int(now) + LINK_LIFETIME_S
         created = await self.api.run(
             self.api.client.create_payment_link,
-            amount=plan.price_paise,
+            amount=quote.price_paise,
             currency=CURRENCY,
             reference_id=session_id,
             description=f"{plan.name}, {bay.name}",
             notes={NOTE_BAY: bay.bay_id, NOTE_PLAN: plan.code, NOTE_SESSION: session_id},
             expire_by=expire_by,
+            callback_url=callback(session_id) if callback else None,
         )
         link = LinkRecord(
             link_id=created["id"],
             reference_id=session_id,
             bay_id=bay.bay_id,
             plan_code=plan.code,
-            amount=plan.price_paise,
+            amount=quote.price_paise,
             currency=CURRENCY,
-            seconds=plan.seconds,
+            seconds=quote.seconds,
             expire_by=int(created.get("expire_by") or expire_by),
             created_at=now,
             short_url=created["short_url"],
+            intent=intent,
         )
         async with self.books.change() as ledger:
             ledger.add_link(link)
@@ -131,13 +160,19 @@ class Payments:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
         settled: tuple[RefundRecord, Settlement] | None = None
+        qr_sale = (
+            static_sale(event.payment, self.bays.configs, self.plans, f"s-{ulid_now()}")
+            if event.payment is not None
+            else None
+        )
         async with self.books.change(wanted) as ledger:
             if ledger.seen_event(event_id):
                 return "duplicate_delivery"
             outcome = "ignored"
             now = time.time()
             if event.payment is not None:
-                result = ledger.apply_payment(event.payment, event.event, now)
+                sale = qr_sale.sale if qr_sale is not None else None
+                result = ledger.apply_payment(event.payment, event.event, now, sale)
                 outcome = result.outcome.value
             elif event.refund is not None:
                 refund, changed = ledger.apply_refund(event.refund)
@@ -149,7 +184,7 @@ class Payments:
                 outcome = f"link_{event.link_status}" if changed else "ignored"
             ledger.note_event(event_id, event.event, outcome, now)
         if result is not None:
-            self._announce(result)
+            self._announce(result, qr_sale.problem if qr_sale is not None else None)
         if settled is not None:
             self.refunds.settled(*settled)
         return outcome
@@ -162,10 +197,15 @@ class Payments:
             ledger.note_event(event_id, "unreadable", reason, time.time())
         return "unusable"
 
-    def _announce(self, result: PaymentResult) -> None:
-        """Fire events, raise repairs and hand new sessions to the bays."""
+    def _announce(self, result: PaymentResult, problem: str | None = None) -> None:
+        """Fire events, raise repairs and hand new sessions to the bays.
+
+        ``problem`` is why a static QR code payment buys nothing: its session is refunded.
+        """
         payment = result.payment
         if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+            # A QR code payment whose payment.captured came before its qr_code.credited.
+            self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
             self.notices.fire(
                 EVENT_PAYMENT_RECEIVED,
                 {
@@ -179,7 +219,7 @@ class Payments:
             )
             # Matched after all (a later event tied it to its link): no longer unmatched.
             self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
-            self.bays.hand_over(result.session, payment)
+            self.bays.hand_over(result.session, payment, refuse=problem)
         elif result.outcome is Outcome.UNMATCHED:
             # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
             LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)

@@ -43,6 +43,7 @@ ATTR_END = "end"
 # An export larger than this is only written to its file, not returned in the response.
 MAX_INLINE_EXPORT = 1024 * 1024
 
+SERVICE_BAY_LINKS = "bay_links"
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
 SERVICE_EXPORT_SESSIONS = "export_sessions"
 SERVICE_REFUND = "refund"
@@ -50,6 +51,7 @@ SERVICE_START_SESSION = "start_session"
 SERVICE_STOP_SESSION = "stop_session"
 
 _ENTRY: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+_MINUTES = vol.All(vol.Coerce(int), vol.Range(min=1, max=1440))
 
 Handler = Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]
 
@@ -105,8 +107,16 @@ def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
 @translated
 async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    created = await hub.payments.async_create_link(call.data[ATTR_BAY], call.data.get(ATTR_PLAN))
-    return created.as_response()
+    created = await hub.payments.async_create_link(
+        call.data[ATTR_BAY], call.data.get(ATTR_PLAN), minutes=call.data.get(ATTR_MINUTES)
+    )
+    return created.as_response() | hub.pages.links(call.data[ATTR_BAY])
+
+
+async def _bay_links(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    hub = hub_for(hass, call)
+    bays: dict[str, Any] = {bay_id: hub.pages.links(bay_id) for bay_id in hub.bays.configs}
+    return {"bays": bays}
 
 
 @translated
@@ -188,8 +198,19 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_CREATE_PAYMENT_LINK,
         partial(_create_payment_link, hass),
         schema=vol.Schema(
-            {**_ENTRY, vol.Required(ATTR_BAY): cv.string, vol.Optional(ATTR_PLAN): cv.string}
+            {
+                **_ENTRY,
+                vol.Required(ATTR_BAY): cv.string,
+                vol.Optional(ATTR_PLAN): cv.string,
+                vol.Optional(ATTR_MINUTES): _MINUTES,
+            }
         ),
+        supports_response=SupportsResponse.ONLY,
+    )
+    register(
+        SERVICE_BAY_LINKS,
+        partial(_bay_links, hass),
+        schema=vol.Schema(_ENTRY),
         supports_response=SupportsResponse.ONLY,
     )
     register(
@@ -207,7 +228,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
             {
                 **_ENTRY,
                 vol.Required(ATTR_BAY): cv.string,
-                vol.Optional(ATTR_MINUTES): vol.All(vol.Coerce(int), vol.Range(min=1, max=1440)),
+                vol.Optional(ATTR_MINUTES): _MINUTES,
             }
         ),
         supports_response=SupportsResponse.OPTIONAL,

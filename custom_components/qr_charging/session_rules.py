@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .intents import may_top_up
 from .ledger import Ledger, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
@@ -59,11 +60,13 @@ def decide_paid(
     """Start, top up, or refuse (and so refund) a session that was just paid for.
 
     A top-up needs the bay online and more than ``margin_s`` left: the extension must reach the
-    bay before its own deadline switches it off.
+    bay before its own deadline switches it off; and a payer who was told so (``intents``).
     """
     if not online:
         return PaidDecision.REFUSE_OFFLINE
     if running is not None and running.session_id != new.session_id:
+        if not may_top_up(new.intent, running.session_id):
+            return PaidDecision.REFUSE_BUSY
         return _decide_top_up(running, new, limit_s=limit_s, now=now, margin_s=margin_s)
     if new.seconds > limit_s:
         return PaidDecision.REFUSE_TOO_LONG

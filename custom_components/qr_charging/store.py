@@ -92,6 +92,12 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE payments SET seconds = COALESCE(
         (SELECT links.seconds FROM links WHERE links.link_id = payments.link_id), 0);
     """,
+    # 3: what the customer was shown before paying (start, add time, static QR), per link and
+    # session; NULL for links made before (and by the owner's action).
+    """
+    ALTER TABLE links ADD COLUMN intent TEXT;
+    ALTER TABLE sessions ADD COLUMN intent TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

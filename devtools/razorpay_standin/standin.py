@@ -22,12 +22,15 @@ import base64
 import binascii
 import contextlib
 import copy
+import html
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
 
 from .fixtures import (
@@ -43,7 +46,15 @@ from .fixtures import (
     strip_prefix,
 )
 
-__all__ = ["PAGE_ROUTE_PREFIX", "Call", "PaidPayment", "RazorpayStandin", "Webhook", "sign"]
+__all__ = [
+    "PAGE_ROUTE_PREFIX",
+    "Call",
+    "PaidPayment",
+    "PaidQrCode",
+    "RazorpayStandin",
+    "Webhook",
+    "sign",
+]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -172,8 +183,49 @@ class PaidPayment:
         return [self.payment_captured(), self.order_paid(), self.payment_link_paid()]
 
 
+@dataclass
+class PaidQrCode:
+    """A payment to a static QR code, and the two webhooks Razorpay sends for it."""
+
+    qr_code: dict[str, Any]
+    payment: dict[str, Any]
+    account_id: str
+    _webhooks: dict[str, Webhook] = field(default_factory=dict, repr=False)
+
+    @property
+    def payment_id(self) -> str:
+        """The id of the payment made to the QR code."""
+        return str(self.payment["id"])
+
+    def _webhook(self, fixture: str, entities: dict[str, dict[str, Any]]) -> Webhook:
+        if fixture not in self._webhooks:
+            self._webhooks[fixture] = build_webhook(
+                fixture,
+                account_id=self.account_id,
+                created_at=int(self.payment["created_at"]),
+                entities=entities,
+            )
+        return self._webhooks[fixture]
+
+    def qr_code_credited(self) -> Webhook:
+        """``qr_code.credited``: the payment and the QR code."""
+        return self._webhook(
+            "qr_code.credited__qr_code_credited",
+            {"payment": self.payment, "qr_code": self.qr_code},
+        )
+
+    def payment_captured(self) -> Webhook:
+        """``payment.captured``: the payment alone (the QR code's notes copied into it)."""
+        return self._webhook("payment.captured__upi", {"payment": self.payment})
+
+
 class RazorpayStandin:
-    """In-memory Razorpay: payment links, payments, orders and refunds over HTTP."""
+    """In-memory Razorpay: payment links, QR codes, payments, orders and refunds over HTTP.
+
+    It also serves a minimal checkout page at each link's ``short_url`` (no key needed, as
+    Razorpay's): its "Pay (test)" button pays the link, sends the webhooks to ``webhook_url``
+    signed with ``webhook_secret`` and goes on to the link's ``callback_url``.
+    """
 
     def __init__(
         self,
@@ -190,6 +242,12 @@ class RazorpayStandin:
         self.payments: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.qr_codes: dict[str, dict[str, Any]] = {}
+        # An account without the QR code feature: Razorpay refuses to create one.
+        self.refuse_qr_codes = False
+        # Where the checkout page delivers webhooks (None: it delivers none).
+        self.webhook_url: str | None = None
+        self.webhook_secret = ""
         self.calls: list[Call] = []
         self._refund_keys: dict[str, tuple[str, int, str]] = {}  # key -> payment, amount, refund
         self._faults: list[_Fault] = []
@@ -218,6 +276,10 @@ class RazorpayStandin:
         app.router.add_get("/v1/payments/{id}", self._fetch_payment)
         app.router.add_post("/v1/payments/{id}/refund", self._refund)
         app.router.add_get("/v1/payments/{id}/refunds/{refund_id}", self._fetch_refund)
+        app.router.add_post("/v1/payments/qr_codes", self._create_qr_code)
+        app.router.add_get("/v1/payments/qr_codes/{id}", self._fetch_qr_code)
+        app.router.add_get("/pay/{id}", self._checkout)
+        app.router.add_post("/pay/{id}", self._checkout_pay)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -393,6 +455,27 @@ class RazorpayStandin:
             entities={"payment": payment},
         )
 
+    def pay_qr_code(self, qr_id: str, amount: int) -> PaidQrCode:
+        """A customer pays any amount to a static QR code with a UPI app."""
+        qr_code = self.qr_codes[qr_id]
+        now = int(time.time())
+        template = load("webhooks/qr_code.credited__qr_code_credited.json")
+        payment = copy.deepcopy(template["payload"]["payment"]["entity"])
+        payment.update(
+            id=new_id("pay"),
+            amount=amount,
+            currency="INR",
+            status="captured",
+            captured=True,
+            # Razorpay copies the QR code's notes into its payments.
+            notes=copy.deepcopy(qr_code["notes"]) or [],
+            created_at=now,
+        )
+        qr_code["payments_amount_received"] += amount
+        qr_code["payments_count_received"] += 1
+        self.payments[payment["id"]] = payment
+        return PaidQrCode(copy.deepcopy(qr_code), copy.deepcopy(payment), self.account_id)
+
     def settle_refund(self, refund_id: str, status: str = "processed") -> Webhook:
         """Move a refund to ``processed`` or ``failed``; return its ``refund.<status>`` webhook.
 
@@ -433,7 +516,8 @@ class RazorpayStandin:
             if failure is not None:
                 response = self._failure(failure)
             else:
-                self._check_auth(request)
+                if not request.path.startswith("/pay/"):  # the checkout page is public
+                    self._check_auth(request)
                 response = await handler(request)
         except _ApiError as err:
             response = web.json_response(err.body, status=err.status)
@@ -557,6 +641,87 @@ class RazorpayStandin:
         )
         self.links[link_id] = link
         return web.json_response(link)
+
+    async def _create_qr_code(self, request: web.Request) -> web.Response:
+        if self.refuse_qr_codes:
+            # What Razorpay answers an account without the QR code feature.
+            return web.json_response(load("api/qr_create__failure.json"), status=400)
+        data = self._json_object(request["json"])
+        if data.get("type") != "upi_qr":
+            raise _ApiError("The type field is invalid.", field="type")
+        if data.get("usage") not in ("single_use", "multiple_use"):
+            raise _ApiError("The usage field is invalid.", field="usage")
+        fixed = data.get("fixed_amount", False)
+        if fixed and not isinstance(data.get("payment_amount"), int):
+            raise _ApiError("The payment amount field is required.", field="payment_amount")
+        notes = data.get("notes") or {}
+        if not isinstance(notes, dict) or len(notes) > MAX_NOTES:
+            raise _ApiError("Number of notes cannot exceed 15", field="notes")
+        now = int(time.time())
+        qr_id = new_id("qr")
+        qr_code = load("api/qr_create__success.json") | {
+            "id": qr_id,
+            "created_at": now,
+            "name": data.get("name", ""),
+            "usage": data["usage"],
+            "type": "upi_qr",
+            "image_url": f"{self.base_url}/qr/{qr_id}.png",
+            "payment_amount": data.get("payment_amount") if fixed else None,
+            "status": "active",
+            "description": data.get("description", ""),
+            "fixed_amount": bool(fixed),
+            "notes": notes,
+            "customer_id": data.get("customer_id"),
+            "close_by": data.get("close_by"),
+        }
+        self.qr_codes[qr_id] = qr_code
+        return web.json_response(qr_code)
+
+    async def _fetch_qr_code(self, request: web.Request) -> web.Response:
+        return web.json_response(self._lookup(self.qr_codes, request))
+
+    async def _checkout(self, request: web.Request) -> web.Response:
+        link = self.links.get(request.match_info["id"])
+        if link is None:
+            return web.Response(status=404, text="No such link")
+        rupees = f"{link['amount'] / 100:.2f}"
+        body = (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Razorpay stand-in</title></head><body style='font-family:sans-serif'>"
+            f"<h1>Razorpay (test)</h1><p>{html.escape(link['description'])}</p>"
+            f"<p>Amount: INR {rupees}</p><p>Status: {html.escape(link['status'])}</p>"
+            "<form method='post'><button type='submit'>Pay (test)</button></form>"
+            "</body></html>"
+        )
+        return web.Response(text=body, content_type="text/html")
+
+    async def _checkout_pay(self, request: web.Request) -> web.StreamResponse:
+        link_id = request.match_info["id"]
+        link = self.links.get(link_id)
+        if link is None or link["status"] != "created":
+            return web.Response(status=409, text="This link cannot be paid")
+        paid = self.pay_link(link_id)
+        if self.webhook_url is not None:
+            async with aiohttp.ClientSession() as session:
+                for webhook in paid.webhooks():
+                    await session.post(
+                        self.webhook_url,
+                        data=webhook.body,
+                        headers=webhook.headers(self.webhook_secret),
+                    )
+        callback = link.get("callback_url")
+        if not callback:
+            return web.Response(text="Paid", content_type="text/plain")
+        params = {
+            "razorpay_payment_id": paid.payment_id,
+            "razorpay_payment_link_id": link_id,
+            "razorpay_payment_link_reference_id": link["reference_id"],
+            "razorpay_payment_link_status": "paid",
+            "razorpay_signature": "standin",
+        }
+        joiner = "&" if "?" in callback else "?"
+        raise web.HTTPFound(f"{callback}{joiner}{urlencode(params)}")
 
     async def _list_links(self, request: web.Request) -> web.Response:
         links = sorted(self.links.values(), key=lambda link: link["created_at"], reverse=True)

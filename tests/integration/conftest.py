@@ -30,6 +30,8 @@ from custom_components.qr_charging.const import (
     CONF_KEY_SECRET,
     CONF_MINUTES,
     CONF_NAME,
+    CONF_PAGES_SECRET,
+    CONF_PAGES_WEBHOOK_ID,
     CONF_PLANS,
     CONF_PRICE_PAISE,
     CONF_WEBHOOK_SECRET,
@@ -41,6 +43,8 @@ from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
 
 WEBHOOK_ID = "razorpay-test-hook"
+PAGES_ID = "pages-test-hook"
+PAGES_SECRET = "pages-test-secret-0123456789"
 WEBHOOK_SECRET = "whsec-test-secret"
 PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
 PLUG = "switch.bay_1_plug"
@@ -77,6 +81,8 @@ def entry_data(standin: RazorpayStandin) -> dict[str, Any]:
         CONF_API_BASE_URL: standin.base_url,
         CONF_WEBHOOK_ID: WEBHOOK_ID,
         CONF_CLOUDHOOK: False,
+        CONF_PAGES_WEBHOOK_ID: PAGES_ID,
+        CONF_PAGES_SECRET: PAGES_SECRET,
     }
 
 
@@ -143,6 +149,7 @@ def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> M
         unique_id=standin.key_id,
         data=entry_data(standin),
         subentries_data=[*bay_plans, with_plans(BAY_SUBENTRY, bay_plans)],
+        minor_version=2,
     )
 
 
@@ -227,3 +234,7 @@ async def post_webhook(
         return await clients[0].post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers or {})
 
     return post
+
+
+# The customer pages' fixture (a browser on the pages' webhook), shared by their tests.
+from .pages_helpers import customer  # noqa: E402, F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from unittest.mock import AsyncMock, Mock, patch
+from unittest.mock import AsyncMock, Mock, call, patch
 
 import pytest
 from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntryState
@@ -20,6 +20,8 @@ from custom_components.qr_charging.const import (
     CONF_CLOUDHOOK,
     CONF_KEY_ID,
     CONF_KEY_SECRET,
+    CONF_PAGES_URL,
+    CONF_PAGES_WEBHOOK_ID,
     CONF_WEBHOOK_SECRET,
     DOMAIN,
 )
@@ -131,7 +133,12 @@ async def test_cloudhook_when_cloud_is_active(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_CLOUDHOOK] is True
     assert result["description_placeholders"]["webhook_url"] == "https://hooks.nabu.casa/abc"
-    create.assert_called_once_with(hass, result["data"][CONF_WEBHOOK_ID])
+    # One cloudhook for Razorpay's webhook, one for the customer's pages.
+    assert create.call_args_list == [
+        call(hass, result["data"][CONF_WEBHOOK_ID]),
+        call(hass, result["data"][CONF_PAGES_WEBHOOK_ID]),
+    ]
+    assert result["data"][CONF_PAGES_URL] == "https://hooks.nabu.casa/abc"
 
 
 async def test_the_webhook_url_is_shown_again_in_the_options(

@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
+from .conftest import PAGES_ID, PAGES_SECRET, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
 from .helpers import create_link
 
 REDACTED = "**REDACTED**"
@@ -45,7 +45,7 @@ async def test_diagnostics_redact_secrets_and_summarise(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
 
     text = json.dumps(diagnostics)
-    for secret in (standin.key_id, standin.key_secret, WEBHOOK_SECRET, WEBHOOK_ID):
+    for secret in (standin.key_id, standin.key_secret, WEBHOOK_SECRET, WEBHOOK_ID, PAGES_SECRET):
         assert secret not in text
     entry = diagnostics["entry"]
     assert isinstance(entry, dict)
@@ -57,6 +57,8 @@ async def test_diagnostics_redact_secrets_and_summarise(
         "webhook_id": REDACTED,
         "api_base_url": standin.base_url,
         "cloudhook": False,
+        "pages_webhook_id": PAGES_ID,
+        "pages_secret": REDACTED,
     }
     subentries = diagnostics["subentries"]
     assert isinstance(subentries, list)

@@ -1,0 +1,118 @@
+"""Helpers for the customer pages' tests: a customer's browser without JavaScript."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiohttp import ClientResponse
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from devtools.razorpay_standin import PaidPayment, RazorpayStandin
+
+from .conftest import PAGES_ID, PostWebhook
+from .helpers import settle
+
+PAGES_PATH = f"/api/webhook/{PAGES_ID}"
+EXTERNAL_URL = "https://charge.example.com"
+BAY_URL = f"{EXTERNAL_URL}{PAGES_PATH}?bay=bay-1"
+LINKS = ("POST", "/v1/payment_links")
+MAX_PAGE = 30 * 1024
+
+
+@dataclass
+class Answer:
+    """A page as a browser gets it."""
+
+    status: int
+    content_type: str
+    text: str
+
+    def link_to_razorpay(self) -> str:
+        """Where the page sends the customer (its meta refresh, which equals its link)."""
+        match = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', self.text)
+        assert match is not None, self.text
+        return match.group(1).replace("&amp;", "&")
+
+
+class Customer:
+    """A phone's browser on the pages' webhook (no JavaScript)."""
+
+    def __init__(self, hass: HomeAssistant, client_factory: ClientSessionGenerator) -> None:
+        self.hass = hass
+        self._factory = client_factory
+        self._client: Any = None
+
+    async def _answer(self, response: ClientResponse) -> Answer:
+        return Answer(response.status, response.content_type, await response.text())
+
+    async def client(self) -> Any:
+        """The test client (made at the first request: HA's router is frozen by it)."""
+        if self._client is None:
+            self._client = await self._factory()
+        return self._client
+
+    async def get(self, query: str, headers: dict[str, str] | None = None) -> Answer:
+        client = await self.client()
+        return await self._answer(await client.get(f"{PAGES_PATH}?{query}", headers=headers))
+
+    async def post(
+        self, query: str, form: dict[str, str] | bytes, headers: dict[str, str] | None = None
+    ) -> Answer:
+        client = await self.client()
+        response = await client.post(f"{PAGES_PATH}?{query}", data=form, headers=headers)
+        return await self._answer(response)
+
+    async def pay_button(self, query: str, plan: str = "p30", **form: str) -> Answer:
+        """Tap a Pay (or Add time) button."""
+        return await self.post(query, {"plan": plan, **form})
+
+
+def callback_query(standin: RazorpayStandin, link_id: str) -> str:
+    """The query of the page Razorpay sends the customer back to (the link's callback)."""
+    url = urlsplit(standin.links[link_id]["callback_url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{EXTERNAL_URL}{PAGES_PATH}"
+    return url.query
+
+
+def link_of(standin: RazorpayStandin, answer: Answer) -> str:
+    """The id of the link a redirect page sends the customer to."""
+    url = answer.link_to_razorpay()
+    (link_id,) = [k for k, link in standin.links.items() if link["short_url"] == url]
+    return link_id
+
+
+def token_of(query: str) -> str:
+    (token,) = parse_qs(query)["token"]
+    return token
+
+
+async def pay_link(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, link_id: str
+) -> PaidPayment:
+    """The customer pays on Razorpay's page; Razorpay delivers ``payment_link.paid``."""
+    paid = standin.pay_link(link_id)
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+    return paid
+
+
+@pytest.fixture
+async def customer(
+    hass: HomeAssistant, loaded_entry: Any, hass_client_no_auth: ClientSessionGenerator
+) -> Customer:
+    """A customer's browser; HA's external address is where the QR codes point."""
+    await hass.config.async_update(external_url=EXTERNAL_URL)
+    return Customer(hass, hass_client_no_auth)
+
+
+def assert_self_contained(answer: Answer) -> None:
+    """One document a cloudhook can carry: nothing loaded from elsewhere, small enough."""
+    assert answer.content_type == "text/html"
+    assert len(answer.text.encode()) < MAX_PAGE
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", answer.text)
+    assert "@import" not in answer.text

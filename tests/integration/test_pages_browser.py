@@ -1,0 +1,114 @@
+"""A customer in headless Chromium: bay page, Pay, the stand-in's checkout, the countdown.
+
+Skipped only when /usr/bin/chromium is missing (scripts/setup installs it as root). With
+``QR_CHARGING_SCREENSHOTS=<folder>`` the pages are also saved there as PNGs (docs/images).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zxingcpp
+from homeassistant.core import HomeAssistant
+from PIL import Image
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from devtools.razorpay_standin import RazorpayStandin
+
+from .conftest import PAGES_ID, WEBHOOK_ID, WEBHOOK_SECRET
+from .helpers import settle
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = os.environ.get("QR_CHARGING_SCREENSHOTS")
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="headless Chromium is not installed at /usr/bin/chromium"
+)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Chromium through Playwright (its own browser download is never used)."""
+    from playwright.async_api import async_playwright  # noqa: PLC0415
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def site(
+    hass: HomeAssistant,
+    loaded_entry: Any,
+    standin: RazorpayStandin,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> str:
+    """HA served on 127.0.0.1 as the customer's phone reaches it; its pages' address."""
+    client = await hass_client_no_auth()
+    base = str(client.make_url("")).rstrip("/")
+    await hass.config.async_update(external_url=base)
+    standin.webhook_url = f"{base}/api/webhook/{WEBHOOK_ID}"
+    standin.webhook_secret = WEBHOOK_SECRET
+    return f"{base}/api/webhook/{PAGES_ID}"
+
+
+async def _shot(page: Any, name: str) -> None:
+    if SHOTS:
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+async def test_a_customer_pays_and_sees_the_countdown(
+    hass: HomeAssistant, browser: Any, site: str, standin: RazorpayStandin
+) -> None:
+    phone = await browser.new_page(
+        viewport={"width": 390, "height": 780}, extra_http_headers={"Accept-Language": "en-IN"}
+    )
+    await phone.goto(f"{site}?bay=bay-1")
+    await _shot(phone, "bay-free")
+    assert await phone.locator("h1").inner_text() == "Bay 1"
+
+    await phone.get_by_role("button", name="Pay ₹20").click()
+    await phone.wait_for_url(f"{standin.base_url}/pay/*")  # the meta refresh to Razorpay
+    await phone.get_by_role("button", name="Pay (test)").click()
+    await phone.wait_for_url(f"{site}?token=*")  # back through the link's callback_url
+    await settle(hass)
+    await phone.wait_for_selector('[data-state="charging"]')
+    countdown = phone.locator("#countdown")
+    first = await countdown.inner_text()
+    assert first.startswith(("30:00", "29:5"))
+    await phone.wait_for_function(
+        "t => document.getElementById('countdown').textContent !== t", arg=first
+    )
+    await _shot(phone, "session-charging")
+
+    await phone.goto(f"{site}?bay=bay-1&lang=hi")
+    assert 'data-state="busy"' in await phone.content()
+    await _shot(phone, "bay-busy-hindi")
+
+
+async def test_the_posters_qr_code_opens_the_bay_page(browser: Any, site: str) -> None:
+    for size, width in (("a4", 794), ("a5", 559)):
+        sheet = await browser.new_page(viewport={"width": width, "height": 1123})
+        await sheet.goto(f"{site}?bay=bay-1&poster={size}")
+        png = await sheet.locator(".qr").screenshot()
+        (code,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+        assert code.text == f"{site}?bay=bay-1"
+        if size == "a4":
+            await _shot(sheet, "poster-a4")
+        pdf = await sheet.pdf(format=size.upper())
+        assert pdf.startswith(b"%PDF")
