@@ -179,7 +179,10 @@ class LedgerStore:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        assert self._conn is not None, "store not open"
+        if self._conn is None:
+            # Closed by an unload while a delivery or a bay's job still came: not stored, so the
+            # webhook answers 503 and Razorpay delivers it again.
+            raise sqlite3.ProgrammingError("the ledger is closed")
         return self._conn
 
     # -- opening -------------------------------------------------------------------------------
