@@ -111,7 +111,8 @@ class BayRunner:
         self.last_report: BayReport | None = None
         self._ack_timer: CALLBACK_TYPE | None = None
         self._deadline_timer: CALLBACK_TYPE | None = None
-        self._retry_timer: CALLBACK_TYPE | None = None
+        # One retry per session: a second change that cannot be stored must not drop the first.
+        self._retry_timers: dict[str, CALLBACK_TYPE] = {}
         # Set at unload: a start still in flight then leaves the session to the next setup.
         self._unloaded = False
         # The session the timers are for: a refused second payment must not touch them.
@@ -196,10 +197,12 @@ class BayRunner:
     def cancel_timers(self, session_id: str | None = None) -> None:
         """Drop pending timers, all or one session's (the ledger keeps the deadlines)."""
         if session_id is None or self._timed_session == session_id:
-            for timer in (self._ack_timer, self._deadline_timer, self._retry_timer):
+            for timer in (self._ack_timer, self._deadline_timer):
                 if timer is not None:
                     timer()
-            self._ack_timer = self._deadline_timer = self._retry_timer = None
+            self._ack_timer = self._deadline_timer = None
+        for retried in [s for s in self._retry_timers if session_id in (None, s)]:
+            self._retry_timers.pop(retried)()
 
     def _retry(self, job: Callable[[], Coroutine[Any, Any, Any]], session: SessionRecord) -> None:
         """A decision could not be stored: make it again a little later."""
@@ -211,16 +214,15 @@ class BayRunner:
         )
         if self._unloaded:
             return
-        if self._retry_timer is not None:
-            self._retry_timer()
+        if (timer := self._retry_timers.pop(session.session_id, None)) is not None:
+            timer()
 
         @callback
         def _again(_now: datetime) -> None:
-            self._retry_timer = None
+            self._retry_timers.pop(session.session_id, None)
             self._task(job(), session)
 
-        self._timed_session = session.session_id
-        self._retry_timer = async_call_later(
+        self._retry_timers[session.session_id] = async_call_later(
             self.hass, STORAGE_RETRY_S, _stop_at_shutdown(_again, "retry")
         )
 

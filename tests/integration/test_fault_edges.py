@@ -9,14 +9,19 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
 from custom_components.qr_charging.hub import QrChargingHub
+from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 
-from .conftest import PostWebhook
-from .helpers import create_link, export_sessions, settle
+from .conftest import PLAN_PRICE, PostWebhook
+from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .razorpay_standin import RazorpayStandin
+from .test_storage_faults import failing_writes
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -54,3 +59,45 @@ async def test_a_delivery_during_an_unload_is_answered_503_and_redelivered(
     assert (await response.json())["outcome"] in ("new_session", "duplicate")
     (row,) = await export_sessions(hass)
     assert row["payment_ids"] == paid.payment_id
+
+
+def _decides(changes: Changes) -> bool:
+    """A change where a bay decides about a paid session (start it, or fail it)."""
+    return any(
+        isinstance(r, SessionRecord)
+        and r.state in (SessionState.STARTING, SessionState.FAILED, SessionState.REFUNDED)
+        for _, r in changes.upserts
+    )
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_each_decision_that_could_not_be_stored_is_tried_again(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Seed 5 of the schedules: two payments whose decisions could not be stored at once.
+
+    The bay kept one retry timer: the second failure replaced the first payment's retry, and
+    that payment stayed paid for good, with no power and no refund.
+    """
+    with failing_writes(_decides):
+        first = await pay(hass, standin, post_webhook)
+        second = await pay(hass, standin, post_webhook)
+        assert plug_state(hass) == STATE_OFF
+    await tick(hass, freezer, STORAGE_RETRY_S + 1)
+    await tick(hass, freezer, STORAGE_RETRY_S + 1)
+
+    rows = {row["payment_ids"]: row for row in await export_sessions(hass)}
+    # Each payment was decided: it powers the bay, or it is refunded in full. None is left paid.
+    for paid in (first, second):
+        row = rows[paid.payment_id]
+        if row["state"] == "active":
+            assert refund_amounts(standin, paid.payment_id) == []
+        else:
+            assert (row["state"], row["end_reason"]) == ("refunded", "bay_busy")
+            assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+    active = [row for row in rows.values() if row["state"] == "active"]
+    assert plug_state(hass) == (STATE_ON if active else STATE_OFF)
+    assert len(active) <= 1
