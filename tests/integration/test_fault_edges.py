@@ -15,12 +15,21 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
+from custom_components.qr_charging.bays import Bays
 from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .razorpay_standin import RazorpayStandin
+from .test_mqtt_agent import (
+    ScriptedAgent,
+    _until,
+    agent,  # noqa: F401  (fixture)
+    broker,  # noqa: F401  (fixture)
+    mqtt_bay_entry,  # noqa: F401  (fixture)
+    mqtt_entry,  # noqa: F401  (fixture)
+)
 from .test_storage_faults import failing_writes
 
 
@@ -101,3 +110,62 @@ async def test_each_decision_that_could_not_be_stored_is_tried_again(
     active = [row for row in rows.values() if row["state"] == "active"]
     assert plug_state(hass) == (STATE_ON if active else STATE_OFF)
     assert len(active) <= 1
+
+
+async def test_a_restart_resumes_the_starting_session_before_a_paid_one(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,  # noqa: F811
+    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
+) -> None:
+    """Seed 42 of the schedules: HA restarts while a session starts and a top-up is paid.
+
+    Only the first of a bay's running sessions was resumed, and the database hands them back
+    in the order of their states' names: ``paid`` before ``starting``. The session the agent
+    was powering was failed as ``interrupted``: switched off and refunded in full.
+    """
+    agent.answer = False
+    first = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    # The next customer's payment is stored, and HA stops before handing it to the bay.
+    with patch.object(Bays, "hand_over"):
+        second = await pay(hass, standin, post_webhook)
+    assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
+    # The agent powered the first session meanwhile; HA reads it from the retained state.
+    agent.answer = True
+    agent.report(on["session"], on["until"], "command")
+
+    assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
+    await _until(hass, lambda: _status(hass) == "charging")
+    # The second payment tops the session up, or finds it still starting and is refunded.
+    await _until(hass, lambda: bool(_top_ups(agent, on["session"]) or _refunded(standin, second)))
+
+    rows = {row["session_id"]: row for row in await export_sessions(hass)}
+    assert rows[on["session"]]["state"] == "active"
+    assert refund_amounts(standin, first.payment_id) == []
+    assert {"action": "off", "session": on["session"]} not in [c for c, _, _ in agent.commands]
+    if _top_ups(agent, on["session"]):
+        assert rows[on["session"]]["payment_ids"] == f"{first.payment_id} {second.payment_id}"
+    else:
+        assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]
+
+
+def _status(hass: HomeAssistant) -> str | None:
+    state = hass.states.get("sensor.bay_1_status")
+    return state.state if state is not None else None
+
+
+def _refunded(standin: RazorpayStandin, paid: Any) -> bool:
+    return bool(refund_amounts(standin, paid.payment_id))
+
+
+def _top_ups(scripted: ScriptedAgent, session_id: str) -> list[dict[str, Any]]:
+    """The ``on`` commands after the first for this session (a top-up extends it)."""
+    ons = [
+        c
+        for c, _, _ in scripted.commands
+        if isinstance(c, dict) and c.get("action") == "on" and c["session"] == session_id
+    ]
+    return ons[1:]
