@@ -8,14 +8,16 @@ schedules of those seeds: the seed a discrepancy names reproduces its schedule.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
 # Lines printed at the end of the run, by title.
 REPORTS: dict[str, list[str]] = {}
 
-# Hypothesis example counts: modest by default, these many times larger with --soak.
+# Hypothesis example counts: modest by default, ``--soak N`` times larger with --soak.
 DEFAULT_EXAMPLES = 40
+FACTOR = 1
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -44,7 +46,9 @@ def configure_hypothesis(config: pytest.Config) -> None:
         from hypothesis import HealthCheck, settings  # noqa: PLC0415 - optional here
     except ImportError:
         return
+    global FACTOR  # noqa: PLW0603 - read by the test modules as they are collected
     soak = int(config.getoption("soak") or 0)
+    FACTOR = max(soak, 1)
     settings.register_profile(
         "qr_charging",
         max_examples=DEFAULT_EXAMPLES * max(soak, 1),
@@ -53,6 +57,13 @@ def configure_hypothesis(config: pytest.Config) -> None:
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     settings.load_profile("qr_charging")
+
+
+def examples(count: int) -> Any:
+    """Hypothesis settings for ``count`` examples by default (``--soak N``: N times as many)."""
+    from hypothesis import settings  # noqa: PLC0415 - optional here
+
+    return settings(max_examples=count * FACTOR)
 
 
 def report(title: str, lines: Iterable[str]) -> None:
