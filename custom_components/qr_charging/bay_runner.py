@@ -576,17 +576,18 @@ class BayRunner:
 
     async def _async_fail(self, session: SessionRecord, reason: str) -> None:
         """The session cannot run: make sure the bay stays off, then fail and refund it."""
+        # Off first, whatever follows: the bay may be powering it (a refusal anyone could have
+        # published, a late "on"), and the refund waits for Razorpay. Whatever the bay makes of
+        # a late "on", "off" marks the session cancelled there.
+        await self._async_send_off(session.session_id)
         try:
             failed = await self.refunds.async_fail_session(session, reason)
         except StorageError:
-            # Off all the same: a session that cannot be ended must not keep its bay on.
-            await self._async_send_off(session.session_id)
+            # A session that cannot be ended keeps its bay off all the same.
             self._retry(lambda: self._async_fail(session, reason), session)
             return
         if not failed:
             return
         self.cancel_timers(session.session_id)
         self.fault = reason
-        # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
-        await self._async_send_off(session.session_id)
         self.async_write()

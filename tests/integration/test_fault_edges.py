@@ -5,6 +5,9 @@ Each test failed on the code before its fix.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Generator
 from typing import Any
 from unittest.mock import patch
 
@@ -12,17 +15,21 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
+from paho.mqtt import client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
 from custom_components.qr_charging.bays import Bays
 from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
+from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .razorpay_standin import RazorpayStandin
 from .test_mqtt_agent import (
+    STATE,
     ScriptedAgent,
     _until,
     agent,  # noqa: F401  (fixture)
@@ -169,3 +176,51 @@ def _top_ups(scripted: ScriptedAgent, session_id: str) -> list[dict[str, Any]]:
         if isinstance(c, dict) and c.get("action") == "on" and c["session"] == session_id
     ]
     return ons[1:]
+
+
+@pytest.fixture
+def intruder(broker: Broker) -> Generator[paho.Client]:  # noqa: F811
+    """Another client of the broker, publishing on the bay's state topic."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    yield client
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,  # noqa: F811
+    intruder: paho.Client,
+) -> None:
+    """Found by fuzzing the state reports (test_fuzz_state.py).
+
+    A refusal for a starting session (``rejected_*``, which anyone who can publish on the state
+    topic can say while the bay in fact powers it) failed the session, sent the refund and only
+    then the ``off``: with Razorpay slow to answer, the bay stayed on for a refunded session.
+    """
+    agent.answer = False
+    paid = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    path = f"/v1/payments/{paid.payment_id}/refund"
+    standin.delay_next(path, 3.0)
+
+    refusal = {"state": "OFF", "session": on["session"], "until": None, "remaining": 0}
+    intruder.publish(STATE, json.dumps({**refusal, "reason": "rejected_busy"}), qos=1)
+    # Not _until: HA's block_till_done would wait for the refund's answer too.
+    for _ in range(200):
+        if standin.calls_to("POST", path):
+            break
+        await asyncio.sleep(0.01)
+    assert standin.calls_to("POST", path)
+
+    # Razorpay has the refund and has not answered yet: the bay is already told off.
+    off = await agent.wait_command(2, within=1)
+    assert off == {"action": "off", "session": on["session"]}
+    await hass.async_block_till_done()
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
