@@ -1,4 +1,4 @@
-"""Defects the fault schedules found, each pinned down on its own (test_fault_schedules.py).
+"""Defects the fault schedules and the fuzzing found, each pinned down on its own.
 
 Each test failed on the code before its fix.
 """
@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
 from custom_components.qr_charging.bays import Bays
+from custom_components.qr_charging.drivers.mqtt_agent import parse_state
 from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 from tests.mosquitto import Broker
@@ -224,3 +225,10 @@ async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
     assert off == {"action": "off", "session": on["session"]}
     await hass.async_block_till_done()
     assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+
+
+def test_a_state_with_a_number_too_large_for_a_float_is_no_report() -> None:
+    """Found by fuzzing the state reports: ``until`` of 10**400 raised OverflowError."""
+    huge = "1" + "0" * 400
+    assert parse_state(f'{{"state": "ON", "session": "s-1", "until": {huge}}}') is None
+    assert parse_state(f'{{"state": "OFF", "session": null, "remaining": {huge}}}') is None

@@ -28,7 +28,10 @@ def _number(value: object) -> float | None:
     """A JSON number as float; None for anything else (booleans, strings, NaN, infinities)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
     return number if math.isfinite(number) else None
 
 
