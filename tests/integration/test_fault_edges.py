@@ -27,6 +27,8 @@ from custom_components.qr_charging.ledger import Changes, SessionRecord, Session
 from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PostWebhook
+from .conftest import WEBHOOK_SECRET as SECRET
+from .fixtures_razorpay import sign
 from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .razorpay_standin import RazorpayStandin
 from .test_mqtt_agent import (
@@ -225,6 +227,32 @@ async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
     assert off == {"action": "off", "session": on["session"]}
     await hass.async_block_till_done()
     assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_signed_payment_of_an_absurd_amount_is_recorded_as_unusable(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    """Found by fuzzing the webhook (test_fuzz_webhook.py).
+
+    An integer SQLite cannot hold (an amount of 10**30 paise) raised OverflowError out of the
+    ledger's write; HA's webhook component answered that with an empty 200, so the delivery
+    was neither stored nor delivered again.
+    """
+    paid = standin.pay_link((await create_link(hass))["id"])
+    payload = paid.payment_link_paid().payload
+    payload["payload"]["payment"]["entity"]["amount"] = 10**30
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-Razorpay-Signature": sign(body, SECRET)}
+
+    response = await post_webhook(body=body, headers=headers)
+
+    assert response.status == 200
+    assert (await response.json())["outcome"] == "unusable"
+    assert await export_sessions(hass) == []
+    # The genuine delivery of the payment still starts its session.
+    response = await post_webhook(paid.payment_captured())
+    assert (await response.json())["outcome"] == "new_session"
 
 
 def test_a_state_with_a_number_too_large_for_a_float_is_no_report() -> None:
