@@ -267,6 +267,7 @@ def _lines(log: Path, contains: str) -> list[tuple[datetime, str, str]]:
     ("trouble", "says"),
     [
         ("password", "broker refused the connection: Not authorized"),
+        ("certificate", "certificate verify failed"),
     ],
 )
 def test_a_refused_connection_is_one_clear_line_per_try_with_backoff(
