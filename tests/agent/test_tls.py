@@ -11,16 +11,13 @@ backoff, in an agent process that keeps running (no crash loop).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import itertools
 import json
 import re
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.mosquitto import Broker
+from tests.tls import Pki, make_pki, tls_broker
 
 from .conftest import PREFIX, AgentProcess, RunningAgent, Setup
 from .test_broker_acl import AGENT_USER, NODE, PASSWORD, _documented_acl
@@ -37,90 +35,16 @@ from .test_broker_acl import AGENT_USER, NODE, PASSWORD, _documented_acl
 BASE = f"{PREFIX}/{NODE}"
 
 
-@dataclass(frozen=True)
-class Pki:
-    """A certificate authority, the broker's certificate it signed, and a stranger CA."""
-
-    ca: Path
-    cert: Path
-    key: Path
-    other_ca: Path
-
-
-def _openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        d / "ca.key",
-        "-out",
-        d / "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=qr_charging test CA",
-    )
-    _openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        d / "other.key",
-        "-out",
-        d / "other.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=someone else's CA",
-    )
-    _openssl(
-        "req", *ec, "-keyout", d / "broker.key", "-out", d / "broker.csr", "-subj", "/CN=127.0.0.1"
-    )
-    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        d / "broker.csr",
-        "-CA",
-        d / "ca.crt",
-        "-CAkey",
-        d / "ca.key",
-        "-CAcreateserial",
-        "-out",
-        d / "broker.crt",
-        "-days",
-        "2",
-        "-extfile",
-        d / "san.cnf",
-    )
-    return Pki(d / "ca.crt", d / "broker.crt", d / "broker.key", d / "other.crt")
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
 def broker(tmp_path: Path, pki: Pki) -> Iterator[Broker]:
     """Mosquitto with TLS only, logins from a password file and the documented ACL."""
-    server = Broker(tmp_path)
-    passwords = tmp_path / "passwords"
-    passwords.write_text("")
-    for user in ("homeassistant", "addons", AGENT_USER):
-        subprocess.run(["mosquitto_passwd", "-b", passwords, user, PASSWORD], check=True)
-    acl = tmp_path / "accesscontrollist"
-    acl.write_text(_documented_acl())
-    server.conf.write_text(
-        f"listener {server.port} 127.0.0.1\n"
-        f"cafile {pki.ca}\ncertfile {pki.cert}\nkeyfile {pki.key}\ntls_version tlsv1.2\n"
-        f"allow_anonymous false\npersistence false\n"
-        f"password_file {passwords}\nacl_file {acl}\nuser {getpass.getuser()}\n"
-    )
+    logins = dict.fromkeys(("homeassistant", "addons", AGENT_USER), PASSWORD)
+    server = tls_broker(tmp_path, pki, logins, _documented_acl())
     server.start()
     yield server
     server.stop()
