@@ -35,7 +35,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.ledger import MIN_REFUND_PAISE, Changes
 from tests.mosquitto import Broker
-from tests.relay_harness import CrashableAgent, OnPeriod
+from tests.relay_harness import CrashableAgent, OnPeriod, ProcessAgent
 
 from .fixtures_razorpay import Webhook
 from .helpers import create_link
@@ -95,7 +95,7 @@ class World:
     hass: HomeAssistant
     standin: RazorpayStandin
     broker: Broker
-    agent: CrashableAgent
+    agent: CrashableAgent | ProcessAgent
     entry: MockConfigEntry
     post: PostWebhook
     bays: list[str]
@@ -250,7 +250,11 @@ class World:
 
     async def agent_crash(self) -> None:
         if self.agent.up:
-            self.counts["fault_agent_killed"] += 1
+            self.counts[
+                "fault_agent_killed"
+                if isinstance(self.agent, CrashableAgent)
+                else "fault_agent_sigkill"
+            ] += 1
             await self.executor(self.agent.crash)
 
     async def agent_stop(self) -> None:

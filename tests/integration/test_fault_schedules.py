@@ -1,7 +1,8 @@
 """Proof under faults: seeded random schedules of payments and failures, then the books.
 
 Each schedule runs the real integration in HA, HA's MQTT integration and a real Mosquitto, the
-real relay agent in-process on recording mock pins (``tests/relay_harness.py``) and the
+real relay agent on recording mock pins (``tests/relay_harness.py``: in-process, crashed as a
+SIGKILL leaves it; every fifth schedule as a process, killed with a real SIGKILL) and the
 Razorpay stand-in. Customers pay on two or three bays; Razorpay delivers ``payment_link.paid``,
 ``payment.captured`` and ``order.paid`` in any order and any number of times (and again until
 answered 2xx); the owner starts, stops and refunds; and in between the config entry is unloaded
@@ -28,6 +29,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+import yaml
 
 pytest.importorskip("gpiozero", reason="the relay agent's gpiozero is not installed")
 pytest.importorskip("pi_mqtt_relay.agent", reason="the relay agent package is not installed")
@@ -49,13 +51,15 @@ from custom_components.qr_charging.store import LedgerStore
 from pi_mqtt_relay.config import parse_config
 from tests import soak
 from tests.mosquitto import Broker
-from tests.relay_harness import CrashableAgent, agent_yaml
+from tests.relay_harness import CrashableAgent, ProcessAgent, agent_yaml
 
 from .conftest import PostWebhook, entry_data, plan_subentry
 from .faults import ACK_S, NODE, PINS, PLANS, World, reconcile, run_steps
 from .razorpay_standin import RazorpayStandin
 
 SCHEDULES = 50
+# Every this many seeds, the agent is a process killed with SIGKILL (else in-process, crashed).
+PROCESS_EVERY = 5
 # Steps a schedule draws from, with weights; a fault is mended some steps later (or at the end).
 STEP_WEIGHTS = {
     "pay": 26,
@@ -117,6 +121,10 @@ def make_schedule(seed: int) -> tuple[list[str], list[tuple[Any, ...]]]:
         else:
             step = (kind,)
         steps.append((index, step))
+    if seed % PROCESS_EVERY == 0 and not any(step == ("agent_crash",) for _, step in steps):
+        # The agent is a process here: kill it at least once.
+        at = rng.randrange(count)
+        steps += [(at + 0.1, ("agent_crash",)), (at + rng.randint(1, 3) - 0.4, ("agent_up",))]
     steps.sort(key=lambda pair: pair[0])
     return bays, [step for _, step in steps]
 
@@ -242,15 +250,19 @@ async def test_fault_schedule(
     seed: int,
 ) -> None:
     bays, steps = make_schedule(seed)
-    config = parse_config(
-        agent_yaml(
-            tmp_path / "agent" / "state.json",
-            broker.port,
-            NODE,
-            list(zip(bays, PINS, strict=False)),
-        )
+    workdir = tmp_path / "agent"
+    workdir.mkdir()
+    data = agent_yaml(
+        workdir / "state.json", broker.port, NODE, list(zip(bays, PINS, strict=False))
     )
-    agent = CrashableAgent(config)
+    config = parse_config(data)
+    agent: CrashableAgent | ProcessAgent
+    if seed % PROCESS_EVERY == 0:
+        # The agent as the service runs it, killed with a real SIGKILL.
+        (workdir / "agent.yaml").write_text(yaml.safe_dump(data))
+        agent = ProcessAgent(config, workdir / "agent.yaml", workdir)
+    else:
+        agent = CrashableAgent(config)
     await hass.async_add_executor_job(agent.start)
     entry = _entry(standin, bays)
     world = World(
