@@ -663,8 +663,14 @@ class Ledger:
     # -- queries -----------------------------------------------------------------------------
 
     def running_sessions(self, bay_id: str) -> list[SessionRecord]:
-        """The bay's paid, starting and active sessions, oldest first (normally one at most)."""
-        return [s for s in self.sessions.values() if s.bay_id == bay_id and s.running]
+        """The bay's running sessions (normally one at most), the one sent to the bay first.
+
+        Then those only paid, each oldest first; not in the order the database hands them back
+        (by state name or row: ``paid`` before ``starting``). After a restart the first is the
+        one resumed, the others are decided anew.
+        """
+        running = [s for s in self.sessions.values() if s.bay_id == bay_id and s.running]
+        return sorted(running, key=lambda s: (s.state is SessionState.PAID, s.created_at))
 
     def running_session(self, bay_id: str, *, besides: str | None = None) -> SessionRecord | None:
         """The bay's (oldest) running session, if any, other than ``besides``."""

@@ -25,6 +25,8 @@ SUBSCRIBED_EVENTS = (
     "refund.processed",
     "refund.failed",
 )
+# The ledger's integers (SQLite's): a number beyond them is no amount or time Razorpay sends.
+MAX_INTEGER = 2**63 - 1
 NOTE_SESSION = "session"
 # Our idempotency key, sent in a refund's notes: its events are matched to it by that.
 NOTE_REFUND_KEY = "refund_key"
@@ -111,11 +113,15 @@ def _int(entity: dict[str, Any], key: str) -> int:
     value = entity.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise EventFormatError(f"{key} missing or not an integer")
+    if not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise EventFormatError(f"{key} out of range")
     return value
 
 
 def _epoch(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -MAX_INTEGER <= value <= MAX_INTEGER else None
 
 
 def _link_id_from_description(description: str | None) -> str | None:

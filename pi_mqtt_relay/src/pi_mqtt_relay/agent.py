@@ -41,6 +41,8 @@ from .sessions import (
 from .state_file import SavedState, StateFile, current_boot_id, wall_clock_synced
 
 _LOGGER = logging.getLogger(__name__)
+# What builds the agent's MQTT link: (config, on_connected, on_command) -> link.
+LinkFactory = Callable[[AgentConfig, Callable[[], None], Callable[[str, bytes], None]], MqttLink]
 # While a session runs, its remaining time is re-stored this often; it bounds what a
 # reboot with a wrong wall clock could serve twice.
 CHECKPOINT_INTERVAL_S = 30.0
@@ -67,15 +69,23 @@ class Agent:
         clock: Callable[[], Now] = system_now,
         boot_id: str | None = None,
         clock_synced: Callable[[], bool] = wall_clock_synced,
+        relays: Relays | None = None,
+        state_file: StateFile | None = None,
+        link: LinkFactory = MqttLink,
     ) -> None:
+        """``relays``, ``state_file`` and ``link`` default to the real ones for ``config``.
+
+        Tests hand in their own: relays that record which session powered them, a state file
+        that fails, a link that keeps what is published instead of sending it.
+        """
         self._config = config
         self._clock = clock
         self._clock_synced = clock_synced
         self._boot_id = boot_id if boot_id is not None else current_boot_id()
         # Claiming the pins switches every relay off (initial_value=False).
-        self._relays = Relays(config.bays, pin_factory)
-        self._store = StateFile(config.state_file)
-        self._link = MqttLink(config, self._publish_everything, self.handle_command)
+        self._relays = relays if relays is not None else Relays(config.bays, pin_factory)
+        self._store = state_file if state_file is not None else StateFile(config.state_file)
+        self._link = link(config, self._publish_everything, self.handle_command)
         self._lock = threading.Condition(threading.RLock())
         self._active: dict[str, ActiveSession | None] = {bay.id: None for bay in config.bays}
         self._reason: dict[str, Reason] = {bay.id: Reason.BOOT for bay in config.bays}

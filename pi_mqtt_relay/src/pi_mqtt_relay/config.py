@@ -88,9 +88,13 @@ def _positive_number(value: Any) -> float:
     """Accept an int or float greater than zero (YAML booleans are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise vol.Invalid("expected a number")
-    if not value > 0 or value == float("inf"):
+    try:
+        number = float(value)
+    except OverflowError:  # YAML reads a long run of digits as an int of any size
+        raise vol.Invalid("is too large") from None
+    if not number > 0 or number == float("inf"):
         raise vol.Invalid("must be a number greater than 0")
-    return float(value)
+    return number
 
 
 def _integer(value: Any) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -93,6 +94,7 @@ class MqttLink:
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         self._client = client
@@ -148,6 +150,18 @@ class MqttLink:
         except Exception:
             _LOGGER.exception("error while publishing after connecting")
         self.connected.set()
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this from inside its "except OSError" and keeps the error to itself: without
+        # it, a broker certificate the agent does not trust, a wrong port or a broker that is
+        # down would leave nothing in the journal.
+        error = sys.exc_info()[1]
+        _LOGGER.error(
+            "cannot connect to %s:%s: %s; retrying",
+            self._config.broker.host,
+            self._config.broker.port,
+            error or "connection failed",
+        )
 
     def _handle_disconnect(
         self,
