@@ -1,0 +1,1 @@
+"""Benchmarks of qr_charging: ``python -m benchmarks`` (``scripts/bench``), docs/performance.md."""

@@ -1,0 +1,309 @@
+"""The results as a table: each figure beside its floors, its target and whether it was met."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _row(  # noqa: PLR0917 - the table's six columns, in order
+    what: str, conditions: str, figure: str, floors: str, target: str, met: bool | None
+) -> Row:
+    return {
+        "what": what,
+        "conditions": conditions,
+        "figure": figure,
+        "floors": floors,
+        "target": target,
+        "met": met,
+    }
+
+
+def _ledger(result: dict[str, Any]) -> list[Row]:
+    by_size = {row["sessions"]: row for row in result["rows"] if not row["in_memory"]}
+    base = by_size[min(by_size)]
+    figure = "; ".join(
+        f"{size:,}: {_ms(row['change_ms']['p50'])} ms (x{row['ratio_to_empty']:.2f})"
+        for size, row in by_size.items()
+    )
+    grown = [row for size, row in by_size.items() if size != min(by_size)]
+    block = max(row["block_max_ms"] for row in result["rows"])
+    wall = max(row["block_wall_max_ms"] for row in result["rows"])
+    out = [
+        _row(
+            "ledger: one payment (fetch, apply_payment, commit), p50 by sessions stored",
+            "plain Python, sizes interleaved",
+            figure,
+            f"empty ledger p99 {_ms(base['change_ms']['p99'])} ms",
+            "within 20 % of empty",
+            all(row["ratio_to_empty"] <= 1.2 for row in grown),
+        )
+    ]
+    for row in result["rows"]:
+        if row["in_memory"]:
+            out.append(
+                _row(
+                    f"ledger: one payment with {row['in_memory']:,} records in memory",
+                    "plain Python",
+                    f"p50 {_ms(row['change_ms']['p50'])} ms (x{row['ratio_to_empty']:.2f}), "
+                    f"block {_ms(row['block_max_ms'])} ms",
+                    "2,000 open links, 200 running sessions of 10 payments",
+                    "(informative)",
+                    None,
+                )
+            )
+    out.append(
+        _row(
+            "ledger: longest loop block per change",
+            "plain Python",
+            f"{_ms(block)} ms CPU",
+            f"wall clock {_ms(wall)} ms (a descheduled thread, a GC pass)",
+            "≤ 5 ms",
+            block <= 5,
+        )
+    )
+    return out
+
+
+def _pay(result: dict[str, Any]) -> list[Row]:
+    cond = result["tuning"]
+    command = result["pay_to_command_ms"]
+    power = result["pay_to_power_ms"]
+    floors = (
+        f"GET /api/ {_ms(result['floor_get_api_ms']['p50'])}, "
+        f"MQTT hop {_ms(result['floor_mqtt_ms']['p50'])}, "
+        f"durable commit {_ms(result['floor_commit_ms']['p50'])} (p50 ms)"
+    )
+    out = [
+        _row(
+            f"pay → command (n={command['n']})",
+            cond,
+            f"p50 {_ms(command['p50'])} ms, p99 {_ms(command['p99'])} ms",
+            floors,
+            "p50 ≤ 3 ms, p99 ≤ 10 ms",
+            command["p50"] <= 3 and command["p99"] <= 10,
+        ),
+        _row(
+            "pay → command / (GET + MQTT floors)",
+            cond,
+            f"{result['ratio_p50_to_floors']:.1f}x ({_ms(result['floor_sum_p50_ms'])} ms)",
+            "two durable commits are on the path",
+            "≤ 5x",
+            result["ratio_p50_to_floors"] <= 5,
+        ),
+        _row(
+            f"pay → power (n={power['n']})",
+            cond,
+            f"p50 {_ms(power['p50'])} ms, p99 {_ms(power['p99'])} ms",
+            f"agent state save {_ms(result['floor_agent_state_save_ms']['p50'])} ms p50",
+            "p50 ≤ 6 ms",
+            power["p50"] <= 6,
+        ),
+        _row(
+            "HA loop while paying: longest callback",
+            cond,
+            f"{_ms(result['blocks']['max_own_ms'])} ms CPU "
+            f"({_ms(result['blocks']['max_ms'])} ms wall clock)",
+            f"GC passes excluded; longest {_ms(result['blocks']['gc_max_ms'])} ms",
+            "(informative)",
+            None,
+        ),
+    ]
+    if timing := result.get("timing"):
+        short = timing["short"]
+        longs = ", ".join(
+            f"{t['paid_s'] / 60:g} min {t['error_ms']:+.1f} ms" for t in timing["long"]
+        )
+        out.append(
+            _row(
+                f"timing: relay on-time - paid ({timing['samples']} sessions)",
+                cond,
+                f"p99 |error| {_ms(timing['abs_error_p99_ms'])} ms "
+                f"({short['n']} x {short['paid_s']:g} s: mean {short['mean_error_ms']:+.1f} ms"
+                + (f"; {longs}" if longs else "")
+                + ")",
+                "",
+                "p99 < 20 ms",
+                timing["abs_error_p99_ms"] < 20,
+            )
+        )
+        if restart := timing.get("restart"):
+            out.append(
+                _row(
+                    f"timing: agent SIGKILL + restart, {restart['paid_s']:g} s session",
+                    cond,
+                    f"lost {restart['lost_s']:.3f} s (outage {restart['outage_s']:.3f} s, "
+                    f"end {restart['deadline_error_ms']:+.0f} ms)",
+                    "",
+                    "< 1 s lost",
+                    restart["lost_s"] < 1,
+                )
+            )
+    if footprint := result.get("agent_footprint"):
+        idle, busy = footprint["idle"], footprint["sessions"]
+        out += [
+            _row(
+                "agent: memory, 8 bays (idle / sessions)",
+                f"Python {result['agent']['python_version']}",
+                f"RSS {idle['rss_mb']:.1f} / {busy['rss_mb']:.1f} MB",
+                f"PSS {busy['pss_mb']:.1f}, USS {busy['uss_mb']:.1f} MB",
+                "RSS < 30 MB",
+                max(idle["rss_mb"], busy["rss_mb"], busy["peak_rss_mb"]) < 30,
+            ),
+            _row(
+                f"agent: CPU idle ({idle['window_s']:g} s) / sessions ({busy['window_s']:g} s)",
+                f"Python {result['agent']['python_version']}",
+                f"{idle['cpu_percent']:.3f} % / {busy['cpu_percent']:.3f} %",
+                "",
+                "idle < 0.5 %",
+                idle["cpu_percent"] < 0.5,
+            ),
+        ]
+    return out
+
+
+def _history(result: dict[str, Any]) -> list[Row]:
+    cond = result["tuning"]
+    by_size = {row["sessions"]: row for row in result["rows"]}
+    figure = "; ".join(
+        f"{size:,}: {_ms(row['pay_to_command_ms']['p50'])} ms (x{row['ratio_to_empty']:.2f})"
+        for size, row in by_size.items()
+    )
+    commit = "; ".join(f"{_ms(row['floor_commit_ms']['p50'])}" for row in by_size.values())
+    grown = [row for size, row in by_size.items() if size != min(by_size)]
+    ours = max(row["blocks_while_paying"]["max_ours_ms"] for row in by_size.values())
+    overall = max(row["blocks_while_paying"]["max_ms"] for row in by_size.values())
+    gc = max(row["blocks_while_paying"]["gc_max_ms"] for row in by_size.values())
+    return [
+        _row(
+            "cost with history: pay → command p50 "
+            f"(n={by_size[min(by_size)]['pay_to_command_ms']['n']} each)",
+            cond + ", 3 HA side by side",
+            figure,
+            f"durable commit p50 {commit} ms",
+            "within 20 % of empty",
+            all(row["ratio_to_empty"] <= 1.2 for row in grown),
+        ),
+        _row(
+            "cost with history: longest HA loop block of ours while paying",
+            cond,
+            f"{_ms(ours)} ms CPU (any code: {_ms(overall)} ms wall clock)",
+            f"GC passes excluded; longest {_ms(gc)} ms",
+            "≤ 5 ms",
+            ours <= 5,
+        ),
+    ]
+
+
+def _scale(result: dict[str, Any]) -> list[Row]:
+    cond = result["tuning"]
+    report = result["report_to_entity_ms"]
+    out = []
+    if "burst" in result:
+        out += [
+            _row(
+                f"scale: entry setup, {result['bays']} bays on {result['agents']} agents",
+                cond,
+                f"{result['entry_setup_s']:.2f} s "
+                f"(all online after {result['all_bays_online_s']:.2f} s)",
+                f"{result['open_links']} open links in the ledger",
+                "< 2 s",
+                result["entry_setup_s"] < 2,
+            ),
+            _row(
+                "scale: Home Assistant memory added",
+                cond,
+                f"{result['rss_added_mb']:.1f} MB",
+                f"RSS {result['rss_before_mb']:.0f} → {result['rss_after_mb']:.0f} MB",
+                "< 50 MB",
+                result["rss_added_mb"] < 50,
+            ),
+        ]
+    out.append(
+        _row(
+            f"scale: state report → its entity (n={report['n']})",
+            cond,
+            f"p99 {_ms(report['p99'])} ms (p50 {_ms(report['p50'])} ms)",
+            "",
+            "p99 < 20 ms",
+            report["p99"] < 20,
+        )
+    )
+    if burst := result.get("burst"):
+        out += [
+            _row(
+                f"webhook burst: {burst['deliveries']:,} deliveries, "
+                f"{burst['clients']} clients, 1/4 repeats",
+                cond,
+                f"{burst['events_per_s']:.0f} events/s ({burst['seconds']:.1f} s; "
+                f"p99 answer {_ms(burst['latency_ms']['p99'])} ms)",
+                f"GET /api/ the same way: {burst['floor_get_api_per_s']:.0f}/s "
+                f"(events at {burst['events_per_s'] / burst['floor_get_api_per_s']:.0%} of it)",
+                "≥ 500 events/s",
+                burst["events_per_s"] >= 500,
+            ),
+            _row(
+                "webhook burst: double starts / lost / not 200",
+                cond,
+                f"{burst['double_starts'] + burst['counted_twice']} / {burst['lost']} "
+                f"/ {burst['non_200']}",
+                f"{burst['ledger']['payments_expected']:,} payments checked in the ledger",
+                "0 / 0 / 0",
+                burst["double_starts"] + burst["counted_twice"] + burst["lost"] + burst["non_200"]
+                == 0,
+            ),
+        ]
+    return out
+
+
+_ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "ledger": _ledger,
+    "pay": _pay,
+    "pay_broker_nodelay": _pay,
+    "pay_nodelay": _pay,
+    "pay_ram": _pay,
+    "history": _history,
+    "scale": _scale,
+    "scale_nodelay": _scale,
+}
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """Every figure with its target, in the order of the benchmarks."""
+    table: list[Row] = []
+    for name, result in results["scenarios"].items():
+        if "error" in result:
+            table.append(_row(name, "", "FAILED TO RUN", "", "", False))
+            continue
+        table += _ROWS[name](result)
+    return table
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The table and the machine, as Markdown."""
+    m = results["machine"]
+    smoke = results["mode"] == "smoke"
+    verdict = {True: "met", False: "**missed**", None: "n/a"}
+    lines = [
+        f"Run {results['started']} ({results['mode']}, {results['seconds']:.0f} s): "
+        f"{m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']} "
+        f"(agent {m['agent_python']}), Home Assistant {m['home_assistant']}, "
+        f"Mosquitto {m['mosquitto']}, load average at start {m['loadavg_at_start'][0]}.",
+        "",
+        "| what | conditions | figure | floors, context | target | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in results["table"]:
+        failed = row["figure"] == "FAILED TO RUN"
+        mark = "smoke (not checked)" if smoke and not failed else verdict[row["met"]]
+        lines.append(
+            f"| {row['what']} | {row['conditions']} | {row['figure']} | {row['floors']} "
+            f"| {row['target']} | {mark} |"
+        )
+    return "\n".join(lines) + "\n"
