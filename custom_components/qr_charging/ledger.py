@@ -236,13 +236,13 @@ class Settlement:
 
 @dataclass(frozen=True, slots=True)
 class Sale:
-    """What a payment that matches no link bought: a bay's static QR code at its rate plan."""
+    """What a payment bought: its link's plan, or at a static QR code, the time its amount buys."""
 
     session_id: str
     bay_id: str
     plan_code: str | None
     seconds: int
-    intent: str
+    intent: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,24 +535,13 @@ class Ledger:
             return PaymentResult(Outcome.MISMATCH, payment, link=link)
         link.status = "paid"
         link.payment_id = notice.payment_id
-        session = SessionRecord(
-            session_id=link.reference_id,
-            bay_id=link.bay_id,
-            state=SessionState.PAID,
-            created_at=now,
-            seconds=link.seconds,
-            paid_paise=notice.amount,
-            payment_ids=[notice.payment_id],
-            plan_code=link.plan_code,
-            intent=link.intent,
-        )
-        self.sessions[session.session_id] = session
-        payment.state = PaymentState.SESSION
-        payment.session_id = session.session_id
-        return PaymentResult(Outcome.NEW_SESSION, payment, session, link)
+        sale = Sale(link.reference_id, link.bay_id, link.plan_code, link.seconds, link.intent)
+        return self._open_sale(payment, sale, now, link)
 
-    def _open_sale(self, payment: PaymentRecord, sale: Sale, now: float) -> PaymentResult:
-        """A payment to a static QR code: its session buys what the amount buys at the rate."""
+    def _open_sale(
+        self, payment: PaymentRecord, sale: Sale, now: float, link: LinkRecord | None = None
+    ) -> PaymentResult:
+        """Open the session a payment bought: a link's plan, or a static QR code's amount."""
         payment.bay_id = sale.bay_id
         payment.plan_code = sale.plan_code
         payment.seconds = sale.seconds
@@ -570,7 +559,7 @@ class Ledger:
         self.sessions[session.session_id] = session
         payment.state = PaymentState.SESSION
         payment.session_id = session.session_id
-        return PaymentResult(Outcome.NEW_SESSION, payment, session)
+        return PaymentResult(Outcome.NEW_SESSION, payment, session, link)
 
     def _mismatch(self, notice: PaymentNotice, link: LinkRecord) -> str | None:
         if any(r.payment_id == notice.payment_id for r in self.refunds.values()):
