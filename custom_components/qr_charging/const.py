@@ -69,3 +69,6 @@ REFUND_CHECK_AFTER_S: Final = 30 * 60
 # A refund Razorpay has not accepted after this long (409s, 429s, 5xx, no network) needs the
 # owner: it is still sent with the same key, and a repair says so.
 REFUND_STUCK_S: Final = 24 * 3600
+# No signed delivery this long after the account was added: the webhook is not reaching us.
+WEBHOOK_SILENT_S: Final = 24 * 3600
+WEBHOOK_UNREACHABLE: Final = "webhook_unreachable"

@@ -92,7 +92,9 @@ class QrChargingHub:
         plans = plans_of(entry)
         self.payments = Payments(self.books, self.api, self.notices, self.bays, self.refunds, plans)
         self.pages = CustomerPages(hass, entry, self.bays, self.payments, self.books, plans)
-        self.reconciler = Reconciler(self.books, self.api, self.payments, self.refunds)
+        self.reconciler = Reconciler(
+            self.books, self.api, self.payments, self.refunds, entry.created_at.timestamp()
+        )
 
     async def async_setup(self) -> None:
         """Open the ledger and start the bays."""

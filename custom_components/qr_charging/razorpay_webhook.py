@@ -21,7 +21,7 @@ from aiohttp import web
 from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
 
-from .const import DOMAIN, LOGGER, MAX_WEBHOOK_BODY
+from .const import DOMAIN, LOGGER, MAX_WEBHOOK_BODY, WEBHOOK_UNREACHABLE
 from .payments import Payments
 from .razorpay_events import EventFormatError, parse_event
 from .store import StorageError
@@ -66,8 +66,12 @@ async def _apply(payments: Payments, event_id: str, decoded: object) -> str:
         event = parse_event(decoded)
     except EventFormatError as err:
         LOGGER.warning("Signed webhook event %s is not usable: %s", event_id, err)
-        return await payments.async_note_unusable(event_id, str(err))
-    return await payments.async_handle_event(event_id, event)
+        outcome = await payments.async_note_unusable(event_id, str(err))
+    else:
+        outcome = await payments.async_handle_event(event_id, event)
+    # Razorpay's webhook reaches us (stored: a 503 would have raised).
+    payments.notices.clear_repair(WEBHOOK_UNREACHABLE)
+    return outcome
 
 
 def register_webhook(

@@ -8,7 +8,13 @@ from typing import Any
 
 from .account_api import AccountApi
 from .books import Books
-from .const import LOGGER, REFUND_CHECK_AFTER_S, REFUND_STUCK_S
+from .const import (
+    LOGGER,
+    REFUND_CHECK_AFTER_S,
+    REFUND_STUCK_S,
+    WEBHOOK_SILENT_S,
+    WEBHOOK_UNREACHABLE,
+)
 from .ledger import EVENT_MEMORY_S, LinkRecord, RefundState, Wanted
 from .payments import Payments
 from .razorpay_api import RazorpayError
@@ -20,12 +26,17 @@ from .store import StorageError
 class Reconciler:
     """Asks Razorpay about what the ledger still waits for; one run at a time."""
 
-    def __init__(self, books: Books, api: AccountApi, payments: Payments, refunds: Refunds) -> None:
+    def __init__(
+        self, books: Books, api: AccountApi, payments: Payments, refunds: Refunds, set_up_at: float
+    ) -> None:
         self.books = books
         self.api = api
         self.payments = payments
         self.refunds = refunds
+        # When the account was added: a webhook silent for a day after that is not set up.
+        self.set_up_at = set_up_at
         self._running = asyncio.Lock()
+        self._missed = False
 
     async def async_run(self) -> None:
         """One pass; a pass already under way makes this one a no-op."""
@@ -56,6 +67,7 @@ class Reconciler:
             await self.refunds.async_send(refund)
         for refund in pending:
             await self.refunds.async_check(refund)
+        self._missed = False
         for link in links:
             try:
                 remote = await self.api.run(self.api.client.fetch_payment_link, link.link_id)
@@ -68,6 +80,11 @@ class Reconciler:
                 break
             await self._async_link(link, remote)
         await self.books.store.async_forget_events(now - EVENT_MEMORY_S)
+        silent = now - self.set_up_at > WEBHOOK_SILENT_S and (
+            await self.books.store.async_last_delivery() is None
+        )
+        if self._missed or silent:
+            self.payments.notices.raise_repair(WEBHOOK_UNREACHABLE, WEBHOOK_UNREACHABLE, {})
 
     async def _async_link(self, link: LinkRecord, remote: dict[str, Any]) -> None:
         status = remote.get("status")
@@ -89,6 +106,8 @@ class Reconciler:
                 link_id=link.link_id,
                 created_at=paid.get("created_at"),
             )
-            await self.payments.async_handle_event(
+            outcome = await self.payments.async_handle_event(
                 f"reconcile:{notice.payment_id}", WebhookEvent("reconcile", None, payment=notice)
             )
+            # A payment only reconciliation found: Razorpay's webhook did not bring it.
+            self._missed |= outcome not in ("duplicate", "duplicate_delivery")

@@ -348,6 +348,22 @@ class LedgerStore:
                 self._db.execute(f"DELETE FROM {kind.table} WHERE {kind.key} = ?", (key,))
             self._db.executemany(_INSERT_EVENT, changes.events)
             self._add_totals(changes.totals)
+            delivered = [at for key, at, _, _ in changes.events if not key.startswith("reconcile:")]
+            if delivered:
+                # When Razorpay's webhook last reached us (event ids are forgotten in 8 days).
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('last_delivery', ?)",
+                    (str(max(delivered)),),
+                )
+
+    async def async_last_delivery(self) -> float | None:
+        """When a signed webhook delivery was last stored; None if never."""
+
+        def read() -> float | None:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'last_delivery'").fetchone()
+            return float(row[0]) if row else None
+
+        return await self._call(read)
 
     def _upsert(self, kind: Kind[Any], record: Record) -> None:
         columns = _columns(kind)

@@ -159,6 +159,37 @@ async def test_reconcile_starts_a_missed_payment(
     assert row["session_id"] == link["session_id"]
 
 
+async def test_a_payment_only_reconciliation_found_says_the_webhook_is_not_reaching_us(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    missed = standin.pay_link((await create_link(hass))["id"])  # its webhook never arrives
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert (DOMAIN, "webhook_unreachable") in issue_registry.issues
+
+    # The next signed delivery shows it works again.
+    await post_webhook(missed.payment_captured())
+    await hass.async_block_till_done()
+    assert (DOMAIN, "webhook_unreachable") not in issue_registry.issues
+
+
+async def test_a_webhook_silent_for_a_day_after_setup_is_reported(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry, freezer: FrozenDateTimeFactory
+) -> None:
+    freezer.tick(timedelta(hours=23))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert (DOMAIN, "webhook_unreachable") not in issue_registry.issues
+
+    freezer.tick(timedelta(hours=1, minutes=6))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert (DOMAIN, "webhook_unreachable") in issue_registry.issues
+
+
 async def test_reconcile_goes_past_a_link_razorpay_does_not_know(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
