@@ -217,6 +217,14 @@ def _scale(result: dict[str, Any]) -> list[Row]:
                 result["entry_setup_s"] < 2,
             ),
             _row(
+                "scale: longest HA loop block of ours while the entry sets up",
+                cond,
+                f"{_ms(result['setup_blocks']['max_ours_ms'])} ms CPU",
+                f"{result['bays']} bays' entities added in one step of the setup task",
+                "(informative)",
+                None,
+            ),
+            _row(
                 "scale: Home Assistant memory added",
                 cond,
                 f"{result['rss_added_mb']:.1f} MB",
