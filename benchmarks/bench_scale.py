@@ -61,7 +61,7 @@ from benchmarks.rig import (
     start_standin,
 )
 from benchmarks.stats import ProcStats, summary
-from tests.integration.fixtures_razorpay import Webhook
+from devtools.razorpay_standin.fixtures import Webhook
 
 P30_S, P30_PAISE = 1800, 2000
 P10_S, P10_PAISE = 600, 1000
