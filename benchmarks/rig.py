@@ -1,8 +1,8 @@
 """What every Home Assistant benchmark needs around it: a broker, Razorpay, webhooks to post.
 
-Razorpay is the tests' stand-in (``tests/integration/razorpay_standin.py``: a real HTTP server
+Razorpay is the tests' stand-in (``devtools/razorpay_standin``: a real HTTP server
 on 127.0.0.1 the real ``razorpay`` SDK talks to), and webhooks are built from Razorpay's
-documented examples by ``tests/integration/fixtures_razorpay.py`` and signed with the
+documented examples by ``devtools/razorpay_standin/fixtures.py`` and signed with the
 webhook secret, as Razorpay signs them.
 """
 
