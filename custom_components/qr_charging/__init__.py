@@ -14,7 +14,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import CONF_CLOUDHOOK, CONF_WEBHOOK_SECRET, DOMAIN, RECONCILE_INTERVAL_S
 from .devices import async_register_devices
 from .hub import QrChargingConfigEntry, QrChargingHub
-from .razorpay_webhook import register_webhook
+from .razorpay_webhook import register_webhook, unregister_webhook
 from .services import async_setup_services
 from .store import StorageError
 
@@ -84,7 +84,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Drop the cloudhook; the ledger's database is kept, it is the owner's financial record."""
+    """Drop the webhook and the cloudhook; the ledger's database is kept (the owner's record)."""
+    unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
         from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
 
