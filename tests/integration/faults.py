@@ -337,11 +337,12 @@ class World:
             if self.runner(bay).session is not None:
                 await self._action("stop_session", {"bay": bay, "refund": "prorata"})
         await self.until(lambda: all(r.session is None for r in self._runners()), 10, "stops")
-        # Reconciliation sends what Razorpay did not take yet.
-        for _ in range(10):
+        # Reconciliation sends what Razorpay did not take yet (a send still waiting for its
+        # answer is left to itself, then sent again at the next pass).
+        deadline = time.monotonic() + 15
+        while self._unsent() and time.monotonic() < deadline:
             await self.hub.reconciler.async_run()
-            if not self._unsent():
-                break
+            await asyncio.sleep(0.1)
         # Refunds sent last are settled too.
         self.refunds_settle()
         await self.deliver(len(self.deliveries))
