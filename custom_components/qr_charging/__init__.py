@@ -22,7 +22,7 @@ from .const import (
 from .devices import async_register_devices, device_in_use
 from .hub import QrChargingConfigEntry, QrChargingHub
 from .migration import async_migrate_entry as async_migrate_entry
-from .razorpay_webhook import register_webhook
+from .razorpay_webhook import register_webhook, unregister_webhook
 from .services import async_setup_services
 from .store import StorageError
 
@@ -100,7 +100,8 @@ async def async_remove_config_entry_device(
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Drop the cloudhooks; the ledger's database is kept, it is the owner's financial record."""
+    """Drop the webhook and the cloudhooks; the ledger's database is kept (the owner's record)."""
+    unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
         from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
 

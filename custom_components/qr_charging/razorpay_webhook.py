@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from http import HTTPStatus
 
@@ -25,6 +25,8 @@ from .const import DOMAIN, LOGGER, MAX_WEBHOOK_BODY, WEBHOOK_UNREACHABLE
 from .payments import Payments
 from .razorpay_events import EventFormatError, parse_event
 from .store import StorageError
+
+type Handler = Callable[[HomeAssistant, str, web.Request], Awaitable[web.Response]]
 
 SIGNATURE_HEADER = "X-Razorpay-Signature"
 EVENT_ID_HEADER = "X-Razorpay-Event-Id"
@@ -77,7 +79,12 @@ async def _apply(payments: Payments, event_id: str, decoded: object) -> str:
 def register_webhook(
     hass: HomeAssistant, payments: Payments, webhook_id: str, secret: str
 ) -> Callable[[], None]:
-    """Listen for Razorpay's deliveries on ``/api/webhook/<webhook_id>``; return the undo."""
+    """Listen for Razorpay's deliveries on ``/api/webhook/<webhook_id>``; return the undo.
+
+    The undo (at unload) leaves a handler that answers 503 until the entry is set up again or
+    removed (``unregister_webhook``): HA answers 200 to a webhook it does not know, which
+    Razorpay takes as delivered, so a delivery during a reload would be lost.
+    """
 
     async def handle(hass: HomeAssistant, webhook_id: str, request: web.Request) -> web.Response:
         # A cloudhook's MockRequest has no content_length: its body is read with the bound.
@@ -110,7 +117,22 @@ def register_webhook(
         LOGGER.debug("Webhook %s: %s", event_id, outcome)
         return _answer(HTTPStatus.OK, outcome)
 
+    _register(hass, webhook_id, handle)
+    return partial(_register, hass, webhook_id, _not_loaded)
+
+
+async def _not_loaded(hass: HomeAssistant, webhook_id: str, request: web.Request) -> web.Response:
+    """The account is unloaded (reloading, or disabled): Razorpay is to deliver again later."""
+    return _answer(HTTPStatus.SERVICE_UNAVAILABLE, "not_loaded")
+
+
+def _register(hass: HomeAssistant, webhook_id: str, handler: Handler) -> None:
+    webhook.async_unregister(hass, webhook_id)  # the handler of the last unload, if any
     webhook.async_register(
-        hass, DOMAIN, "QR Charging (Razorpay)", webhook_id, handle, allowed_methods=["POST"]
+        hass, DOMAIN, "QR Charging (Razorpay)", webhook_id, handler, allowed_methods=["POST"]
     )
-    return partial(webhook.async_unregister, hass, webhook_id)
+
+
+def unregister_webhook(hass: HomeAssistant, webhook_id: str) -> None:
+    """The account is removed: HA no longer knows the webhook."""
+    webhook.async_unregister(hass, webhook_id)

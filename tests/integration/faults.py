@@ -337,11 +337,12 @@ class World:
             if self.runner(bay).session is not None:
                 await self._action("stop_session", {"bay": bay, "refund": "prorata"})
         await self.until(lambda: all(r.session is None for r in self._runners()), 10, "stops")
-        # Reconciliation sends what Razorpay did not take yet.
-        for _ in range(10):
+        # Reconciliation sends what Razorpay did not take yet (a send still waiting for its
+        # answer is left to itself, then sent again at the next pass).
+        deadline = time.monotonic() + 15
+        while self._unsent() and time.monotonic() < deadline:
             await self.hub.reconciler.async_run()
-            if not self._unsent():
-                break
+            await asyncio.sleep(0.1)
         # Refunds sent last are settled too.
         self.refunds_settle()
         await self.deliver(len(self.deliveries))
@@ -470,7 +471,25 @@ def _overlap(period: OnPeriod, start: float, end: float) -> float:
 
 
 def reconcile(world: World, rows: dict[str, list[dict[str, Any]]]) -> Books:  # noqa: PLR0912, PLR0915
-    """Compare the stand-in, the pins and the ledger; every difference is a discrepancy."""
+    """Compare the stand-in, the pins and the ledger; every difference is a discrepancy.
+
+    - Nothing is left running, unsent (``requested``), unsettled (``pending``) or refused.
+    - Every delivery answered 200 is in the ledger's events (else it was lost).
+    - Each refund Razorpay made is one ledger refund, same payment and amount; each ledger
+      refund sent is one of Razorpay's; under ₹1 only as ``too_small`` (never sent); an
+      idempotency key is always sent with the same payment and amount.
+    - Every payment is in the ledger as a session's, in one session only; a payment merged
+      into another session (a top-up) never powered a relay for its own.
+    - The pins: every period a relay was on belongs to a ledger session and lies within it
+      (``SWITCH_SLACK_S``), or after its end only while HA could not reach the relay (the
+      broker, the agent or HA down, and ``RECONNECT_GRACE_S`` after).
+    - Money, per payment, priced at its own paise per second, its time served oldest payment
+      first (unserved time is cut newest first): automatic refunds are the unserved time's
+      worth, within a second's worth and a paisa of rounding per refund (the owner may refund
+      more by hand). Time the agent was stopped cleanly counts as served (documented); a start
+      whose acknowledgement was lost while HA could not hear it is refunded in full.
+    - Each bay's revenue in the ledger is what Razorpay kept of its payments.
+    """
     books = Books()
     standin = world.standin
     payments = {row["payment_id"]: row for row in rows["payments"]}

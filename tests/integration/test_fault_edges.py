@@ -260,3 +260,37 @@ def test_a_state_with_a_number_too_large_for_a_float_is_no_report() -> None:
     huge = "1" + "0" * 400
     assert parse_state(f'{{"state": "ON", "session": "s-1", "until": {huge}}}') is None
     assert parse_state(f'{{"state": "OFF", "session": null, "remaining": {huge}}}') is None
+
+
+async def test_a_delivery_while_the_account_is_unloaded_is_answered_503(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Seeds 111 and 114 of the schedules (with --soak 200): deliveries during a reload.
+
+    Unloading the entry unregistered its webhook, and HA answers 200 to a webhook it does not
+    know: a delivery that came while the account reloaded (after a plan or bay was edited, for
+    instance) was taken by Razorpay as delivered and never sent again.
+    """
+    paid = standin.pay_link((await create_link(hass))["id"])
+    delivery = paid.payment_link_paid()
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+
+    response = await post_webhook(delivery)
+
+    assert response.status == 503
+    assert (await response.json())["outcome"] == "not_loaded"
+    # Set up again, Razorpay's next delivery is taken as the first.
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await settle(hass)
+    response = await post_webhook(delivery)
+    assert (await response.json())["outcome"] in ("new_session", "duplicate")
+    (row,) = await export_sessions(hass)
+    assert row["payment_ids"] == paid.payment_id
+    # Once the account is removed, the webhook is gone (HA answers 200 to unknown webhooks).
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    response = await post_webhook(delivery)
+    assert response.status == 200
+    assert await response.text() == ""

@@ -16,4 +16,7 @@ async def test_setup_and_unload(hass: HomeAssistant, config_entry: MockConfigEnt
 
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.NOT_LOADED
+    # Unloaded, the webhook stays to answer 503 (Razorpay delivers again); removed, it is gone.
+    assert WEBHOOK_ID in hass.data["webhook"]
+    assert await hass.config_entries.async_remove(config_entry.entry_id)
     assert WEBHOOK_ID not in hass.data["webhook"]
