@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Generator
 from typing import Any
 from unittest.mock import patch
 
@@ -16,7 +15,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
@@ -26,7 +24,6 @@ from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import sign
-from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .conftest import WEBHOOK_SECRET as SECRET
@@ -37,6 +34,7 @@ from .test_mqtt_agent import (
     _until,
     agent,  # noqa: F401  (fixture)
     broker,  # noqa: F401  (fixture)
+    intruder,  # noqa: F401  (fixture)
     mqtt_bay_entry,  # noqa: F401  (fixture)
     mqtt_entry,  # noqa: F401  (fixture)
 )
@@ -181,24 +179,13 @@ def _top_ups(scripted: ScriptedAgent, session_id: str) -> list[dict[str, Any]]:
     return ons[1:]
 
 
-@pytest.fixture
-def intruder(broker: Broker) -> Generator[paho.Client]:  # noqa: F811
-    """Another client of the broker, publishing on the bay's state topic."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
-
-
 @pytest.mark.usefixtures("mqtt_bay_entry")
 async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,
+    intruder: paho.Client,  # noqa: F811
 ) -> None:
     """Found by fuzzing the state reports (test_fuzz_state.py).
 

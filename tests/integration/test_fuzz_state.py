@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ from homeassistant.core import HomeAssistant
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
@@ -38,7 +36,6 @@ from custom_components.qr_charging.drivers.mqtt_agent import (
 )
 from custom_components.qr_charging.ledger import SessionState
 from devtools.razorpay_standin import RazorpayStandin
-from tests.mosquitto import Broker
 from tests.soak import examples
 
 from .conftest import PLAN_PRICE, PostWebhook
@@ -49,6 +46,7 @@ from .test_mqtt_agent import (
     _until,
     agent,  # noqa: F401  (fixture)
     broker,  # noqa: F401  (fixture)
+    intruder,  # noqa: F401  (fixture)
     mqtt_bay_entry,  # noqa: F401  (fixture)
     mqtt_entry,  # noqa: F401  (fixture)
 )
@@ -144,17 +142,6 @@ def test_a_state_message_is_read_whole_or_not_at_all(report: tuple[Any, bool]) -
 # -- into the running integration -------------------------------------------------------------
 
 
-@pytest.fixture
-def intruder(broker: Broker) -> Generator[paho.Client]:  # noqa: F811
-    """Another client of the broker, publishing on the bay's state topic."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="fuzzer")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
-
-
 SENTINELS = itertools.count()
 
 
@@ -167,7 +154,7 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
     post_webhook: PostWebhook,
     agent: ScriptedAgent,  # noqa: F811
     mqtt_bay_entry: MockConfigEntry,  # noqa: F811
-    intruder: paho.Client,
+    intruder: paho.Client,  # noqa: F811
     starting: bool,
     fuzz: list[tuple[Any, bool]],
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,6 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
@@ -29,7 +27,6 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.qr_charging.const import DOMAIN, EVENT_PAYMENT_UNMATCHED
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import build_webhook, new_id, payment_entity
-from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, plan_subentry
 from .helpers import create_link, export_sessions, pay, refund_amounts, settle, tick
@@ -40,6 +37,7 @@ from .test_mqtt_agent import (
     _until,
     agent,  # noqa: F401  (fixture)
     broker,  # noqa: F401  (fixture)
+    intruder,  # noqa: F401  (fixture)
     mqtt_bay_entry,  # noqa: F401  (fixture)
     mqtt_entry,  # noqa: F401  (fixture)
 )
@@ -53,17 +51,6 @@ HOUR = plan_subentry("p60", 60, HOUR_PRICE)
 def bay_plans() -> list[dict[str, Any]]:
     """bay-1 offers the hour (its first plan) and the half hour."""
     return [HOUR, PLAN_SUBENTRY]
-
-
-@pytest.fixture
-def intruder(broker: Broker) -> Generator[paho.Client]:  # noqa: F811
-    """Another client of the broker, publishing on the bay's state topic."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
 
 
 def _spoof(client: paho.Client, payload: str) -> None:
@@ -84,7 +71,7 @@ async def test_a_spoofed_off_is_answered_with_off_before_the_refund(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,
+    intruder: paho.Client,  # noqa: F811
 ) -> None:
     paid, on = await _running_session(hass, standin, post_webhook, agent)
 
@@ -105,7 +92,7 @@ async def test_a_report_of_more_time_than_paid_confirms_nothing(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,
+    intruder: paho.Client,  # noqa: F811
 ) -> None:
     agent.answer = False  # the relay never powers
     paid = await pay(hass, standin, post_webhook)
@@ -145,7 +132,7 @@ async def test_broken_numbers_in_state_reports_change_nothing(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,
+    intruder: paho.Client,  # noqa: F811
 ) -> None:
     agent.answer = False
     await pay(hass, standin, post_webhook)

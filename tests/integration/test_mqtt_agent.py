@@ -172,6 +172,17 @@ async def mqtt_entry(
 
 
 @pytest.fixture
+def intruder(broker: Broker) -> Generator[paho.Client]:
+    """Another client of the broker: whoever else can publish on a bay's topics."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    yield client
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.fixture
 def agent(broker: Broker) -> Generator[ScriptedAgent]:
     scripted = ScriptedAgent(broker.port)
     yield scripted
