@@ -53,7 +53,7 @@ class Books:
                 ledger.restore(checkpoint)
                 raise
             finally:
-                ledger.evict(self._clock())
+                ledger.evict_touched(self._clock())
             ledger.add_totals(changes)
             if cancelled:
                 raise asyncio.CancelledError

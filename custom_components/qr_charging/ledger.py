@@ -4,7 +4,9 @@ Plain Python, no Home Assistant imports; time is passed in, so every rule is det
 database (``store``) holds all history; this holds the working set: running sessions, open
 links, unsettled refunds and the payments (with all their refunds) those need. Records a change
 needs beyond that are fetched into it first (``Wanted``), and each change is written as one
-transaction (``Changes``, computed by comparing the records with a ``Checkpoint``).
+transaction (``Changes``: what a ``Checkpoint`` saw change). The checkpoint keeps each table as it
+was and the old values of each record the change writes to, taken at its first write; it costs
+what the change touches, not the size of the working set.
 
 The rules that keep the money safe:
 
@@ -17,9 +19,12 @@ The rules that keep the money safe:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, Self
+from itertools import islice
+from operator import attrgetter, is_
+from typing import Any, Self, SupportsIndex
 
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, PaymentNotice, RefundNotice
 
@@ -78,13 +83,98 @@ class Outcome(StrEnum):
     NOT_CAPTURED = "not_captured"
 
 
+# The change under way in this task (``Ledger.checkpoint`` to ``changes_since``): each record
+# written to, by id, with its values before the first write.
+_JOURNAL: ContextVar[dict[int, tuple[Any, tuple[Any, ...]]] | None] = ContextVar(
+    "qr_charging_ledger_journal", default=None
+)
+
+
 class _Record:
-    """Load a record from its stored dict, ignoring keys a newer version may have added."""
+    """A record of the ledger; a write to one inside a change is journaled before it is made.
+
+    Its lists (``events``, ``payment_ids``) journal it too when changed in place.
+    """
+
+    __slots__ = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load a record from its stored dict, ignoring keys a newer version may have added."""
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) is list:
+            value = _RecordList(self, value)
+        if hasattr(self, name):  # not while __init__ first sets it: a new record is found by key
+            _journal(self)
+        object.__setattr__(self, name, value)
+
+
+def _journal(record: Any) -> None:
+    """Keep ``record``'s values before the change under way first writes to it."""
+    journal = _JOURNAL.get()
+    if journal is not None and id(record) not in journal:
+        journal[id(record)] = (record, _values(record))
+
+
+class _RecordList(list[Any]):
+    """A record's list: changing it in place journals the record first."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Any, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self._owner = owner
+
+    def append(self, item: Any) -> None:
+        _journal(self._owner)
+        super().append(item)
+
+    def extend(self, items: Iterable[Any]) -> None:
+        _journal(self._owner)
+        super().extend(items)
+
+    def insert(self, index: SupportsIndex, item: Any) -> None:
+        _journal(self._owner)
+        super().insert(index, item)
+
+    def remove(self, item: Any) -> None:
+        _journal(self._owner)
+        super().remove(item)
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        _journal(self._owner)
+        return super().pop(index)
+
+    def clear(self) -> None:
+        _journal(self._owner)
+        super().clear()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        _journal(self._owner)
+        super().sort(*args, **kwargs)
+
+    def reverse(self) -> None:
+        _journal(self._owner)
+        super().reverse()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _journal(self._owner)
+        super().__setitem__(index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        _journal(self._owner)
+        super().__delitem__(index)
+
+    def __iadd__(self, items: Iterable[Any]) -> Self:  # type: ignore[misc]
+        _journal(self._owner)
+        return super().__iadd__(items)
+
+    def __imul__(self, count: SupportsIndex) -> Self:
+        _journal(self._owner)
+        return super().__imul__(count)
 
 
 @dataclass(slots=True)
@@ -217,13 +307,53 @@ def key_of(kind: Kind[Any], record: Record) -> str:
     return value
 
 
+# Per class of record: its field names, a getter of all of them, and which ones are lists.
+_NAMES = {kind.cls: tuple(f.name for f in fields(kind.cls)) for kind in KINDS}
+_GETTERS = {cls: attrgetter(*names) for cls, names in _NAMES.items()}
+_LISTS = {
+    cls: frozenset(i for i, f in enumerate(fields(cls)) if f.default_factory is list)
+    for cls in _NAMES
+}
+
+
+def _values(record: Record) -> tuple[Any, ...]:
+    """A record's values, its lists copied."""
+    values: tuple[Any, ...] = _GETTERS[type(record)](record)
+    if lists := _LISTS[type(record)]:
+        values = tuple(list(v) if i in lists else v for i, v in enumerate(values))
+    return values
+
+
+def _set_values(record: Record, values: tuple[Any, ...]) -> None:
+    """Put values back into a record (not journaled: only ever to undo a change)."""
+    lists = _LISTS[type(record)]
+    for index, (name, value) in enumerate(zip(_NAMES[type(record)], values, strict=True)):
+        object.__setattr__(record, name, _RecordList(record, value) if index in lists else value)
+
+
+def _diff(table: dict[str, Any], before: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """Records in ``table`` not in ``before`` (its copy at the checkpoint), and keys gone.
+
+    Records are compared by identity. Dicts keep their order: when the first ``len(before)``
+    records are still the same objects, only keys added after them are new and none went.
+    Otherwise (a key removed or a record replaced), every key is compared.
+    """
+    if len(table) >= len(before) and all(map(is_, table.values(), before.values())):
+        return list(islice(table.items(), len(before), None)), []
+    new = [(key, record) for key, record in table.items() if before.get(key) is not record]
+    return new, [key for key in before if key not in table]
+
+
+def _as_was[R: Record](record: R, values: tuple[Any, ...]) -> R:
+    """A detached record holding ``values`` (what ``record`` was), to count its old totals."""
+    old = object.__new__(type(record))
+    _set_values(old, values)
+    return old
+
+
 def copy_record[R: Record](record: R) -> R:
-    """A copy that shares no list with the original."""
-    copied = replace(record)
-    for f in fields(record):
-        if isinstance(value := getattr(record, f.name), list):
-            setattr(copied, f.name, list(value))
-    return copied
+    """A detached copy that shares no list with the original."""
+    return _as_was(record, _values(record))
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,9 +467,14 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The working set before a change: each record with a copy of its values then."""
+    """The working set before a change.
 
-    records: dict[str, dict[str, tuple[Record, Record]]]
+    Its tables as they were, and the old values of each record written to since (taken at the
+    first write, by the records themselves).
+    """
+
+    tables: dict[str, dict[str, Record]]
+    journal: dict[int, tuple[Any, tuple[Any, ...]]]
     events: frozenset[str]
 
 
@@ -356,6 +491,10 @@ class Ledger:
         self._links_by_reference: dict[str, LinkRecord] = {}
         # Per bay, over all history (the database keeps them in step, in the same transaction).
         self.totals: dict[str, BayTotals] = {}
+        # Records merged, written, added or removed since the last eviction: only they can have
+        # become evictable (open links also by age: all are looked at once the oldest is due).
+        self._touched: list[Record] = []
+        self._links_due = 0.0
 
     def _table(self, kind: Kind[Any]) -> dict[str, Any]:
         table: dict[str, Any] = getattr(self, kind.table)
@@ -371,41 +510,66 @@ class Ledger:
             key = key_of(kind, record)
             if key not in table:
                 table[key] = record
+                self._touched.append(record)
                 if isinstance(record, LinkRecord):
                     self._links_by_reference[record.reference_id] = record
         for event_id, row in events.items():
             self.events.setdefault(event_id, row)
 
     def checkpoint(self) -> Checkpoint:
-        """Remember the working set, to find what a change did or to undo it."""
+        """Remember the working set, to find what a change did or to undo it.
+
+        From here until ``changes_since`` (or ``restore``), every record this task writes to
+        keeps its old values in the checkpoint's journal.
+        """
+        journal: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        _JOURNAL.set(journal)
         return Checkpoint(
-            {
-                kind.table: {key: (rec, copy_record(rec)) for key, rec in self._table(kind).items()}
-                for kind in KINDS
-            },
+            {kind.table: dict(self._table(kind)) for kind in KINDS},
+            journal,
             frozenset(self.events),
         )
 
+    @staticmethod
+    def _stop(checkpoint: Checkpoint) -> None:
+        if _JOURNAL.get() is checkpoint.journal:
+            _JOURNAL.set(None)
+
     def changes_since(self, checkpoint: Checkpoint) -> Changes:
         """Every record added, changed or removed since the checkpoint, and the totals moved."""
-        upserts: list[tuple[Kind[Any], Record]] = []
+        self._stop(checkpoint)
+        changed: list[tuple[Kind[Any], Record]] = []
         deletes: list[tuple[Kind[Any], str]] = []
         totals: dict[str, BayTotals] = {}
+        written = checkpoint.journal
         for kind in KINDS:
-            before = checkpoint.records[kind.table]
+            before = checkpoint.tables[kind.table]
             table = self._table(kind)
-            for key, record in table.items():
-                old = before.get(key)
-                if old is None or old[1] != record:
-                    # A copy: the write reads it in another thread while memory may move on.
-                    upserts.append((kind, copy_record(record)))
-                    add_totals(totals, record)
-                    if old is not None:
-                        add_totals(totals, old[1], -1)
-            for key, (_, old_values) in before.items():
-                if key not in table:
-                    deletes.append((kind, key))
-                    add_totals(totals, old_values, -1)
+            new, gone = _diff(table, before)
+            # Added keys, and records put in place of others: new to the table.
+            for key, record in new:
+                changed.append((kind, record))
+                add_totals(totals, record)
+                if (old := before.get(key)) is not None:
+                    add_totals(totals, self._old(old, written), -1)
+            # Records that stayed and were written to, when their values did change.
+            for entry, values in written.values():
+                if not isinstance(entry, kind.cls):
+                    continue
+                written_to: Record = entry
+                key = key_of(kind, written_to)
+                stayed = before.get(key) is entry and table.get(key) is entry
+                if stayed and _values(written_to) != values:
+                    changed.append((kind, written_to))
+                    add_totals(totals, written_to)
+                    add_totals(totals, _as_was(written_to, values), -1)
+            for key in gone:
+                deletes.append((kind, key))
+                add_totals(totals, self._old(before[key], written), -1)
+                self._touched.append(before[key])
+        self._touched += (record for _, record in changed)
+        # Copies: the write reads them in another thread while memory may move on.
+        upserts = [(kind, copy_record(record)) for kind, record in changed]
         events = [
             (event_id, *row)
             for event_id, row in self.events.items()
@@ -413,15 +577,21 @@ class Ledger:
         ]
         return Changes(upserts, deletes, events, totals)
 
+    @staticmethod
+    def _old(record: Record, written: dict[int, tuple[Any, tuple[Any, ...]]]) -> Record:
+        """The record as it was at the checkpoint."""
+        entry = written.get(id(record))
+        return record if entry is None or entry[0] is not record else _as_was(record, entry[1])
+
     def restore(self, checkpoint: Checkpoint) -> None:
         """Undo a change that could not be stored: the same objects, with their old values."""
+        self._stop(checkpoint)
+        for record, values in checkpoint.journal.values():
+            _set_values(record, values)
         for kind in KINDS:
             table = self._table(kind)
             table.clear()
-            for key, (record, values) in checkpoint.records[kind.table].items():
-                for f in fields(values):
-                    setattr(record, f.name, getattr(values, f.name))
-                table[key] = record
+            table.update(checkpoint.tables[kind.table])
         for event_id in set(self.events) - checkpoint.events:
             del self.events[event_id]
         self._reindex()
@@ -442,12 +612,71 @@ class Ledger:
             if link.status == "created" and now - link.created_at < OPEN_LINK_S
         }
         # A payment stays with all its refunds, or what is left to refund would be wrong.
-        keep = {p for s in self.sessions.values() for p in s.payment_ids}
-        keep |= {r.payment_id for r in self.refunds.values() if not r.settled}
+        keep = self._payments_needed()
         self.payments = {k: p for k, p in self.payments.items() if k in keep}
         self.refunds = {k: r for k, r in self.refunds.items() if r.payment_id in keep}
         self.events.clear()
         self._reindex()
+        self._touched = []
+        self._links_due = min((link.created_at for link in self.links.values()), default=now)
+        self._links_due += OPEN_LINK_S
+
+    def evict_touched(self, now: float) -> None:
+        """``evict`` after a change, looking only at what was merged or changed since the last.
+
+        The same working set as ``evict``, for what the change touched rather than for the
+        whole working set; once the oldest open link comes of age, it is ``evict`` itself.
+        """
+        touched, self._touched = self._touched, []
+        if now >= self._links_due:
+            self.evict(now)
+            return
+        payments: set[str] = set()
+        for record in touched:
+            if isinstance(record, SessionRecord):
+                if not record.running and self.sessions.get(record.session_id) is record:
+                    del self.sessions[record.session_id]
+                payments.update(record.payment_ids)
+            elif isinstance(record, LinkRecord):
+                self._evict_link(record, now)
+            else:
+                payments.add(record.payment_id)
+        self._evict_payments(payments)
+        self.events.clear()
+
+    def _evict_link(self, link: LinkRecord, now: float) -> None:
+        if self.links.get(link.link_id) is not link:
+            return
+        if link.status == "created" and now - link.created_at < OPEN_LINK_S:
+            self._links_due = min(self._links_due, link.created_at + OPEN_LINK_S)
+            return
+        del self.links[link.link_id]
+        if self._links_by_reference.get(link.reference_id) is link:
+            del self._links_by_reference[link.reference_id]
+
+    def _evict_payments(self, payment_ids: set[str]) -> None:
+        """Of these payments, forget those no running session or unsettled refund needs."""
+        keep: set[str] | None = None
+        for payment_id in payment_ids:
+            payment = self.payments.get(payment_id)
+            session = self.sessions.get(payment.session_id or "") if payment else None
+            if session is not None and session.running and payment_id in session.payment_ids:
+                continue  # surely needed: its own session runs
+            if keep is None:
+                keep = self._payments_needed()
+            if payment_id not in keep:
+                self.payments.pop(payment_id, None)
+        if keep is not None:
+            self.refunds = {k: r for k, r in self.refunds.items() if r.payment_id in keep}
+
+    def _payments_needed(self) -> set[str]:
+        """Payments of running sessions and of unsettled refunds."""
+        keep: set[str] = set()
+        for session in self.sessions.values():
+            if session.running:
+                keep.update(session.payment_ids)
+        keep.update(r.payment_id for r in self.refunds.values() if not r.settled)
+        return keep
 
     def _reindex(self) -> None:
         self._links_by_reference = {link.reference_id: link for link in self.links.values()}
