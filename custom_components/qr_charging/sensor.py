@@ -81,6 +81,9 @@ TIME_REMAINING = QrChargingSensorEntityDescription(
     native_unit_of_measurement=UnitOfTime.MINUTES,
     suggested_display_precision=0,
     value_fn=_minutes_remaining,
+    # A new state each minute of every session, which the recorder keeps; the session end
+    # (a timestamp, which dashboards show as "in 14 minutes") says the same without it.
+    entity_registry_enabled_default=False,
 )
 REVENUE = QrChargingSensorEntityDescription(
     key="revenue",

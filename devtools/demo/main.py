@@ -56,7 +56,6 @@ DEFAULT_PORTS = {"homeassistant": 8123, "broker": 1883, "standin": 8765}
 ENTITY_KEYS = (
     ("sensor", "status"),
     ("sensor", "session_end"),
-    ("sensor", "time_remaining"),
     ("sensor", "revenue"),
     ("sensor", "sessions"),
     ("switch", "charging"),
@@ -617,7 +616,6 @@ class Demo:
         rows = (
             ("status", "Status"),
             ("charging", "Charging"),
-            ("time_remaining", "Time left"),
             ("session_end", "Ends"),
             ("revenue", "Revenue"),
             ("sessions", "Sessions"),
@@ -762,14 +760,13 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
 
         with contextlib.suppress(TimeoutError):  # the FAIL below says what it was instead
             await wait_for("charging in HA", lambda: self._state_is(ids["status"], "charging"), 10)
-        status, switch, remaining, end = [
-            (await ha.state(ids[key]))["state"]
-            for key in ("status", "charging", "time_remaining", "session_end")
+        status, switch, end = [
+            (await ha.state(ids[key]))["state"] for key in ("status", "charging", "session_end")
         ]
         see(
             status == "charging" and switch == "on",
             f"owner sees {ids['status']} = {status}, {ids['charging']} = {switch}, "
-            f"{ids['time_remaining']} = {remaining} min, {ids['session_end']} = {end}",
+            f"{ids['session_end']} = {end}",
         )
 
         say(f"    waiting for the deadline ({max(0.0, until - time.time()):.0f} s) ...")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import Unauthorized
@@ -63,15 +64,29 @@ ALL = [
     ("binary_sensor", "agent"),
     ("image", "payment_qr"),
 ]
+# Registered but disabled until the owner enables it (a state every minute of a session).
+DISABLED = ("sensor", "time_remaining")
+ENABLED = [entity for entity in ALL if entity != DISABLED]
+
+
+@pytest.fixture
+async def time_remaining_enabled(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Time remaining enabled as an owner does it; HA reloads the entry 30 s later."""
+    remaining = entity_id(hass, *DISABLED)
+    er.async_get(hass).async_update_entity(remaining, disabled_by=None)
+    await tick(hass, freezer, 31)
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(remaining) is not None
 
 
 async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     registry = er.async_get(hass)
-    assert [state(hass, platform, key) for platform, key in ALL] == [
+    assert [state(hass, platform, key) for platform, key in ENABLED] == [
         STATE_OFF,
         "idle",
         STATE_UNKNOWN,
-        "0",
         "0.00",
         "0",
         STATE_ON,
@@ -89,6 +104,10 @@ async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockCo
     agent = registry.async_get(entity_id(hass, "binary_sensor", "agent"))
     assert agent is not None
     assert agent.entity_category == er.EntityCategory.DIAGNOSTIC
+    remaining = registry.async_get(entity_id(hass, *DISABLED))
+    assert remaining is not None
+    assert remaining.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert hass.states.get(remaining.entity_id) is None
     # One device for the bay, in the bay's subentry; every entity belongs to it.
     (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
     assert device.name == "Bay 1"
@@ -100,14 +119,14 @@ async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockCo
         assert device.config_subentry_id == bay_subentry.subentry_id
     else:
         assert device.config_entries_subentries[loaded_entry.entry_id] == {bay_subentry.subentry_id}
-    entities = er.async_entries_for_device(registry, device.id)
+    entities = er.async_entries_for_device(registry, device.id, include_disabled_entities=True)
     assert sorted(e.unique_id for e in entities) == sorted(
         f"{loaded_entry.entry_id}_bay-1_{key}" for _, key in ALL
     )
     assert {e.config_subentry_id for e in entities} == {bay_subentry.subentry_id}
 
 
-@pytest.mark.usefixtures("loaded_entry")
+@pytest.mark.usefixtures("time_remaining_enabled")
 async def test_paid_session_then_its_end(
     hass: HomeAssistant,
     standin: RazorpayStandin,
@@ -150,7 +169,7 @@ async def test_paid_session_then_its_end(
     assert hass.states.get(remaining).last_reported == written  # type: ignore[union-attr]
 
 
-@pytest.mark.usefixtures("loaded_entry")
+@pytest.mark.usefixtures("time_remaining_enabled")
 async def test_switch_gives_and_stops_an_owner_session(hass: HomeAssistant) -> None:
     switch = entity_id(hass, "switch", "charging")
 
@@ -243,7 +262,7 @@ async def test_plug_dropping_off_makes_the_bay_unavailable(
 
     assert state(hass, "sensor", "status") == "offline"
     assert state(hass, "binary_sensor", "agent") == STATE_OFF
-    for platform, key in ALL:
+    for platform, key in ENABLED:
         # The QR code shows an out-of-order sign instead (test_pages_qr.py).
         if key not in ("status", "agent", "payment_qr"):
             assert state(hass, platform, key) == STATE_UNAVAILABLE, key

@@ -35,6 +35,10 @@ def _entities(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
         er.async_entries_for_config_entry(registry, entry.entry_id), key=lambda e: e.entity_id
     ):
         state = hass.states.get(item.entity_id)
+        if item.disabled_by is not None:
+            assert state is None
+            shown[item.entity_id] = {"disabled_by": item.disabled_by}
+            continue
         assert state is not None
         shown[item.entity_id] = {
             "translation_key": item.translation_key,
