@@ -284,7 +284,9 @@ class BayRunner:
                     limit_s=self.limit_s,
                     now=now,
                     margin_s=self.settings.ack_timeout_s + DEADLINE_SLACK_S,
-                    held=held_for_another(
+                    # The owner's own session is no payment: it may take a held bay.
+                    held=not session.owner
+                    and held_for_another(
                         ledger.links.values(), self.bay.bay_id, session.session_id, now
                     ),
                 )

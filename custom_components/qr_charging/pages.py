@@ -245,10 +245,11 @@ class CustomerPages:
         devices = dr.async_entries_for_config_entry(dr.async_get(self.hass), self.entry.entry_id)
         return not any(d.disabled_by is not None and wanted in d.identifiers for d in devices)
 
-    def bay_view(self, runner: BayRunner) -> BayView:
-        """What the bay's page shows now."""
+    def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
+        """What the bay's page shows now (to the page with this ticket nonce, if given)."""
         bay = runner.bay
         now = time.time()
+        hold = hold_of(self.books.ledger.links.values(), bay.bay_id, now)
         return bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
@@ -257,7 +258,8 @@ class CustomerPages:
             in_order=self.in_order(runner),
             limit_s=runner.limit_s,
             now=now,
-            held=hold_of(self.books.ledger.links.values(), bay.bay_id, now) is not None,
+            # Held for another customer; the holder's own page still goes to their link.
+            held=hold is not None and self._ticket_links.get(nonce or "") != hold.link_id,
         )
 
     # -- answering -----------------------------------------------------------------------------
@@ -312,6 +314,9 @@ class CustomerPages:
             return ""
         return dt_util.as_local(datetime.fromtimestamp(ts, UTC)).strftime("%H:%M")
 
+    def _bay_config(self, bay_id: str) -> Bay:
+        return self.bays.runners[bay_id].bay
+
     def _runner(self, page: _Page, bay_id: str) -> BayRunner:
         runner = self.bays.runners.get(bay_id)
         if runner is None:
@@ -333,7 +338,6 @@ class CustomerPages:
 
     async def _async_bay(self, page: _Page, request: web.Request) -> web.Response:
         runner = self._runner(page, page.query["bay"])
-        view = self.bay_view(runner)
         wants = page.query.get("poster"), page.query.get("format")
         form: dict[str, str] = {}
         if request.method == "POST":
@@ -341,11 +345,12 @@ class CustomerPages:
                 return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
             form = await self._form(page, request)
         elif wants[0] is not None:
-            return await self._async_poster(page, runner.bay, view)
+            return await self._async_poster(page, runner.bay, self.bay_view(runner))
         elif wants[1] == "json":
+            view = self.bay_view(runner)
             return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
         nonce, ticket = self._ticket(runner.bay, page, form)
-        view = replace(view, locked=ticket is None)
+        view = replace(self.bay_view(runner, nonce), locked=ticket is None)
         if request.method == "POST":
             return await self._async_buy(page, runner, view, form, ticket=(nonce, ticket))
         return self._bay_page(page, view, ticket)
@@ -376,7 +381,9 @@ class CustomerPages:
         error: str | None = None,
         status: HTTPStatus = HTTPStatus.OK,
     ) -> web.Response:
-        params = {"bay": view.bay_id} | ({"ticket": ticket} if ticket else {})
+        # A dynamic QR code's page keeps its ticket when it reloads or switches language.
+        keep = ticket is not None and self._bay_config(view.bay_id).dynamic_qr
+        params = {"bay": view.bay_id} | ({"ticket": ticket} if keep and ticket else {})
         return _html(
             self._render(
                 "bay.html.j2",

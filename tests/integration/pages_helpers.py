@@ -32,6 +32,12 @@ class Answer:
     content_type: str
     text: str
 
+    def ticket(self) -> str:
+        """The ticket a bay page's forms carry (who tapped Pay; a dynamic QR code's proof)."""
+        match = re.search(r'name="ticket" value="([^"]+)"', self.text)
+        assert match is not None, self.text
+        return match.group(1)
+
     def link_to_razorpay(self) -> str:
         """Where the page sends the customer (its meta refresh, which equals its link)."""
         match = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', self.text)
@@ -68,8 +74,17 @@ class Customer:
         return await self._answer(response)
 
     async def pay_button(self, query: str, plan: str = "p30", **form: str) -> Answer:
-        """Tap a Pay (or Add time) button."""
+        """Tap a Pay (or Add time) button (of a page whose ticket is not known: a new visitor)."""
         return await self.post(query, {"plan": plan, **form})
+
+    async def open_and_pay(
+        self, query: str = "bay=bay-1", plan: str = "p30", **form: str
+    ) -> Answer:
+        """Open a bay page, then tap Pay on it (with the page's ticket)."""
+        page = await self.get(query)
+        # A page that sells nothing (held, out of order) has no form and so no ticket.
+        ticket = {"ticket": page.ticket()} if 'name="ticket"' in page.text else {}
+        return await self.pay_button(query, plan, **ticket, **form)
 
 
 def callback_query(standin: RazorpayStandin, link_id: str) -> str:
