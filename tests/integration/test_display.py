@@ -30,36 +30,10 @@ from .pages_helpers import (
     Customer,
     assert_self_contained,
     callback_query,
+    dynamic_bay,
     link_of,
     pay_link,
 )
-
-
-async def _edit_bay(hass: HomeAssistant, **changes: Any) -> dict[str, Any]:
-    """Edit bay 1 in its form, as the owner does; return the bay's stored data."""
-    (entry,) = hass.config_entries.async_entries(DOMAIN)
-    (sub_id,) = [s for s, sub in entry.subentries.items() if sub.subentry_type == "bay"]
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "bay"), context={"source": "reconfigure", "subentry_id": sub_id}
-    )
-    data = dict(entry.subentries[sub_id].data)
-    form = {k: v for k, v in data.items() if k not in ("bay_id", "node", "agent_bay")}
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {k: v for k, v in form.items() if k in _FORM} | changes
-    )
-    assert result.get("reason") == "reconfigure_successful", result
-    await hass.async_block_till_done()
-    return dict(entry.subentries[sub_id].data)
-
-
-_FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")
-
-
-async def _dynamic(hass: HomeAssistant) -> dict[str, Any]:
-    data = await _edit_bay(hass, dynamic_qr=True, qr_validity_s=60)
-    assert len(data["qr_secret"]) > 16
-    assert len(data["display_token"]) > 16
-    return data
 
 
 def _totp(data: dict[str, Any], now: float) -> str:
@@ -73,7 +47,7 @@ async def test_a_dynamic_qr_bay_sells_only_to_its_screens_code(
     freezer: FrozenDateTimeFactory,
     hass_client: ClientSessionGenerator,
 ) -> None:
-    data = await _dynamic(hass)
+    data = await dynamic_bay(hass)
     now = time.time()
 
     plain = await customer.get("bay=bay-1")
@@ -121,7 +95,7 @@ async def test_the_display_shows_the_state_and_comes_back_before_the_code_change
     standin: RazorpayStandin,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    data = await _dynamic(hass)
+    data = await dynamic_bay(hass)
     now = time.time()
     freezer.tick(timedelta(seconds=60 - now % 60 + 15))  # 15 s into a minute
     display = f"display={data['display_token']}"
@@ -152,7 +126,7 @@ async def test_the_image_shows_the_dynamic_code(
     freezer: FrozenDateTimeFactory,
     hass_client: ClientSessionGenerator,
 ) -> None:
-    data = await _dynamic(hass)
+    data = await dynamic_bay(hass)
     client = await hass_client()
     (image,) = hass.states.async_all("image")
 
