@@ -27,6 +27,7 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, EVENT_SESSION_ENDED, EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
+from .holds import held_for_another
 from .ledger import RUNNING_STATES, BayTotals, RefundRecord, SessionRecord, SessionState
 from .notices import Notices, bay_signal
 from .refunds import Refunds
@@ -283,6 +284,11 @@ class BayRunner:
                     limit_s=self.limit_s,
                     now=now,
                     margin_s=self.settings.ack_timeout_s + DEADLINE_SLACK_S,
+                    # The owner's own session is no payment: it may take a held bay.
+                    held=not session.owner
+                    and held_for_another(
+                        ledger.links.values(), self.bay.bay_id, session.session_id, now
+                    ),
                 )
                 command: rules.OnCommand | None = None
                 if decision is rules.PaidDecision.START:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,32}")
 # Razorpay refuses payment links under one rupee.
 MIN_PRICE_PAISE = 100
 MAX_PLAN_MINUTES = 24 * 60
 CURRENCY = "INR"
+# How long a bay is held for a customer who tapped Pay: their payment link's lifetime. Razorpay
+# refuses a link that expires sooner than 15 minutes after it is made.
+MIN_HOLD_MINUTES = 15
+MAX_HOLD_MINUTES = 60
+DEFAULT_HOLD_MINUTES = 20
 
 
 class CatalogError(ValueError):
@@ -115,14 +122,26 @@ class Bay:
     # The bay's static UPI QR code at Razorpay (any amount buys time at its rate plan).
     qr_code_id: str | None = None
     qr_image_url: str | None = None
+    # A dynamic QR code on a display at the bay (``totp``): its password's validity and shared
+    # secret, and the display page's token. Both secrets are generated, never typed or shown.
+    dynamic_qr: bool = False
+    qr_validity_s: int = DEFAULT_VALIDITY_S
+    qr_secret: str | None = field(default=None, repr=False)
+    display_token: str | None = field(default=None, repr=False)
+    hold_minutes: int = DEFAULT_HOLD_MINUTES
 
     def rate_plan(self, plans: Mapping[str, Plan]) -> Plan | None:
         """The first per-minute plan the bay offers (what its static QR code sells)."""
         return next((plans[c] for c in self.plan_codes if c in plans and plans[c].is_rate), None)
 
 
-# Bay fields stored only when set (a bay of 0.2 has none of them).
-_OPTIONAL_BAY_FIELDS = ("qr_code_id", "qr_image_url")
+# Bay fields stored only when set, or when not their default (a bay of 0.2 has none of them).
+_OPTIONAL_BAY_FIELDS = ("qr_code_id", "qr_image_url", "qr_secret", "display_token")
+_DEFAULT_BAY_FIELDS = {
+    "dynamic_qr": False,
+    "qr_validity_s": DEFAULT_VALIDITY_S,
+    "hold_minutes": DEFAULT_HOLD_MINUTES,
+}
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
@@ -227,8 +246,11 @@ def make_bay(
     switch_entity: str | None = None,
     default_minutes: int = DEFAULT_OWNER_MINUTES,
     max_minutes: int = DEFAULT_MAX_MINUTES,
+    dynamic_qr: bool = False,
+    qr_validity_s: int = DEFAULT_VALIDITY_S,
+    hold_minutes: int = DEFAULT_HOLD_MINUTES,
 ) -> Bay:
-    """Validate and build a bay that offers some of the known plans."""
+    """Validate and build a bay that offers some of the known plans (secrets added later)."""
     if not ID_PATTERN.fullmatch(bay_id):
         raise CatalogError("bay_id", "invalid_id")
     codes = tuple(dict.fromkeys(plan_codes))
@@ -254,6 +276,7 @@ def make_bay(
         raise CatalogError("max_minutes", "invalid_minutes")
     if not 0 < default_minutes <= max_minutes:
         raise CatalogError("default_minutes", "invalid_minutes")
+    _check_screen(qr_validity_s, hold_minutes)
     return Bay(
         bay_id=bay_id,
         name=name.strip() or bay_id,
@@ -265,7 +288,18 @@ def make_bay(
         switch_entity=switch_entity,
         default_minutes=default_minutes,
         max_minutes=max_minutes,
+        dynamic_qr=dynamic_qr,
+        qr_validity_s=qr_validity_s,
+        hold_minutes=hold_minutes,
     )
+
+
+def _check_screen(qr_validity_s: int, hold_minutes: int) -> None:
+    """A dynamic QR code's validity (OCPP's range), and a hold Razorpay's links can keep."""
+    if not MIN_VALIDITY_S <= qr_validity_s <= MAX_VALIDITY_S:
+        raise CatalogError("qr_validity_s", "invalid_validity")
+    if not MIN_HOLD_MINUTES <= hold_minutes <= MAX_HOLD_MINUTES:
+        raise CatalogError("hold_minutes", "invalid_hold")
 
 
 def bay_to_data(bay: Bay) -> dict[str, Any]:
@@ -274,6 +308,9 @@ def bay_to_data(bay: Bay) -> dict[str, Any]:
     data["plans"] = list(data.pop("plan_codes"))
     for name in _OPTIONAL_BAY_FIELDS:
         if data[name] is None:
+            del data[name]
+    for name, default in _DEFAULT_BAY_FIELDS.items():
+        if data[name] == default:
             del data[name]
     return data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from functools import partial
 from types import MappingProxyType, ModuleType
@@ -29,12 +30,15 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from . import migration
 from .account_api import api_for
 from .catalog import (
+    DEFAULT_HOLD_MINUTES,
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
     DEFAULT_PREFIX,
     DRIVER_MQTT,
     DRIVER_SWITCH,
     ID_PATTERN,
+    MAX_HOLD_MINUTES,
+    MIN_HOLD_MINUTES,
     CatalogError,
     bay_from_data,
     bay_to_data,
@@ -54,10 +58,14 @@ from .const import (
     CONF_CLOUDHOOK,
     CONF_CODE,
     CONF_DEFAULT_MINUTES,
+    CONF_DISPLAY_TOKEN,
     CONF_DRIVER,
+    CONF_DYNAMIC_QR,
+    CONF_HOLD_MINUTES,
     CONF_KEY_ID,
     CONF_KEY_SECRET,
     CONF_MAX_MINUTES,
+    CONF_MERCHANT_NAME,
     CONF_MIN_MINUTES,
     CONF_MINUTES,
     CONF_NAME,
@@ -66,6 +74,8 @@ from .const import (
     CONF_PREFIX,
     CONF_PRICE,
     CONF_PRICE_PAISE,
+    CONF_QR_SECRET,
+    CONF_QR_VALIDITY,
     CONF_RATE,
     CONF_STATIC_QR,
     CONF_SWITCH_ENTITY,
@@ -85,6 +95,7 @@ from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .razorpay_events import SUBSCRIBED_EVENTS
 from .static_qr import qr_notes
+from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
@@ -94,6 +105,25 @@ SECTION_ADVANCED = "advanced"
 _MINUTES = selector.NumberSelector(
     selector.NumberSelectorConfig(
         min=1, max=1440, step=1, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="min"
+    )
+)
+
+_VALIDITY = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=MIN_VALIDITY_S,
+        max=MAX_VALIDITY_S,
+        step=1,
+        mode=selector.NumberSelectorMode.BOX,
+        unit_of_measurement="s",
+    )
+)
+_HOLD = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=MIN_HOLD_MINUTES,
+        max=MAX_HOLD_MINUTES,
+        step=1,
+        mode=selector.NumberSelectorMode.BOX,
+        unit_of_measurement="min",
     )
 )
 
@@ -418,6 +448,10 @@ class QrChargingOptionsFlow(OptionsFlow):
                     vol.Required(
                         CONF_AUTO_REFUND, default=options.get(CONF_AUTO_REFUND, True)
                     ): selector.BooleanSelector(),
+                    vol.Optional(
+                        CONF_MERCHANT_NAME,
+                        description={"suggested_value": options.get(CONF_MERCHANT_NAME)},
+                    ): _TEXT,
                 }
             ),
         )
@@ -614,12 +648,27 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         ):
             fields[vol.Required(key, default=default)] = _MINUTES
         fields[vol.Optional(CONF_STATIC_QR, default=False)] = selector.BooleanSelector()
+        fields[vol.Required(CONF_HOLD_MINUTES, default=DEFAULT_HOLD_MINUTES)] = _HOLD
+        fields[vol.Optional(CONF_DYNAMIC_QR, default=False)] = selector.BooleanSelector()
+        fields[vol.Required(CONF_QR_VALIDITY, default=DEFAULT_VALIDITY_S)] = _VALIDITY
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return {**data, CONF_STATIC_QR: bool(data.get("qr_code_id"))}
 
     async def _async_complete(
+        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The bay's generated secrets (kept when edited), and its static QR code if asked."""
+        kept = before or {}
+        data = {
+            **data,
+            CONF_QR_SECRET: kept.get(CONF_QR_SECRET) or new_secret(),
+            CONF_DISPLAY_TOKEN: kept.get(CONF_DISPLAY_TOKEN) or secrets.token_urlsafe(24),
+        }
+        return await self._async_static_qr(user_input, data, before)
+
+    async def _async_static_qr(
         self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
     ) -> dict[str, Any]:
         """A static UPI QR code for the bay, made once at Razorpay when it is asked for."""
@@ -667,6 +716,13 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             switch_entity=user_input.get(CONF_SWITCH_ENTITY) or None,
             default_minutes=_whole_minutes(CONF_DEFAULT_MINUTES, user_input[CONF_DEFAULT_MINUTES]),
             max_minutes=_whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),
+            dynamic_qr=bool(user_input.get(CONF_DYNAMIC_QR)),
+            qr_validity_s=_whole_minutes(
+                CONF_QR_VALIDITY, user_input.get(CONF_QR_VALIDITY, DEFAULT_VALIDITY_S)
+            ),
+            hold_minutes=_whole_minutes(
+                CONF_HOLD_MINUTES, user_input.get(CONF_HOLD_MINUTES, DEFAULT_HOLD_MINUTES)
+            ),
         )
         return bay_to_data(bay)
 

@@ -22,6 +22,8 @@ CONF_PAGES_SECRET: Final = "pages_secret"
 # Options.
 CONF_ACK_TIMEOUT: Final = "ack_timeout"
 CONF_AUTO_REFUND: Final = "auto_refund"
+# The business name Razorpay's checkout shows (the posters print it for customers to check).
+CONF_MERCHANT_NAME: Final = "merchant_name"
 DEFAULT_ACK_TIMEOUT_S: Final = 20
 DEFAULT_API_BASE_URL: Final = "https://api.razorpay.com"
 
@@ -48,6 +50,12 @@ CONF_SWITCH_ENTITY: Final = "switch_entity"
 CONF_DEFAULT_MINUTES: Final = "default_minutes"
 CONF_MAX_MINUTES: Final = "max_minutes"
 CONF_STATIC_QR: Final = "static_qr"
+CONF_DYNAMIC_QR: Final = "dynamic_qr"
+CONF_QR_VALIDITY: Final = "qr_validity_s"
+CONF_HOLD_MINUTES: Final = "hold_minutes"
+# Generated per bay, never shown: the dynamic QR code's shared secret, the display's token.
+CONF_QR_SECRET: Final = "qr_secret"
+CONF_DISPLAY_TOKEN: Final = "display_token"
 
 # Events fired on the bus.
 EVENT_PAYMENT_RECEIVED: Final = f"{DOMAIN}_payment_received"
@@ -59,7 +67,6 @@ EVENT_PAYMENT_UNMATCHED: Final = f"{DOMAIN}_payment_unmatched"
 
 # Webhook limits and timing.
 MAX_WEBHOOK_BODY: Final = 1024 * 1024
-LINK_LIFETIME_S: Final = 20 * 60
 RECONCILE_INTERVAL_S: Final = 5 * 60
 # A payment found only by reconciliation this long after it was made is refunded, not started:
 # the customer has most likely walked away.

@@ -9,11 +9,28 @@ from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
 from .bay_runner import BayRunner
-from .const import CONF_KEY_ID, CONF_KEY_SECRET, CONF_PAGES_SECRET, CONF_WEBHOOK_SECRET
+from .const import (
+    CONF_DISPLAY_TOKEN,
+    CONF_KEY_ID,
+    CONF_KEY_SECRET,
+    CONF_PAGES_SECRET,
+    CONF_QR_SECRET,
+    CONF_WEBHOOK_SECRET,
+)
 from .hub import QrChargingConfigEntry
 
-# The pages' webhook id is not secret: every poster prints it.
-TO_REDACT = {CONF_KEY_ID, CONF_KEY_SECRET, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID, CONF_PAGES_SECRET}
+# The pages' webhook id is not secret: every poster prints it. A bay's dynamic QR code secret
+# and its display's token (so its address) are.
+TO_REDACT = {
+    CONF_KEY_ID,
+    CONF_KEY_SECRET,
+    CONF_WEBHOOK_SECRET,
+    CONF_WEBHOOK_ID,
+    CONF_PAGES_SECRET,
+    CONF_QR_SECRET,
+    CONF_DISPLAY_TOKEN,
+    "display_url",
+}
 
 
 def _bay(runner: BayRunner) -> dict[str, Any]:
@@ -67,7 +84,7 @@ async def async_get_config_entry_diagnostics(
             {
                 "subentry_type": subentry.subentry_type,
                 "title": subentry.title,
-                "data": dict(subentry.data),
+                "data": async_redact_data(dict(subentry.data), TO_REDACT),
             }
             for subentry in entry.subentries.values()
         ],
@@ -90,7 +107,7 @@ async def async_get_config_entry_diagnostics(
             ],
         },
         "bays": {
-            bay_id: _bay(runner) | hub.pages.links(bay_id)
+            bay_id: async_redact_data(_bay(runner) | hub.pages.links(bay_id), TO_REDACT)
             for bay_id, runner in hub.bays.runners.items()
         },
     }

@@ -1,16 +1,23 @@
-"""A bay's QR code: the address of the bay's page, which never changes.
+"""A bay's QR code: the address of the bay's page, which never changes (unless dynamic).
 
 A dashboard or a print of it keeps working: the page tells the customer whether the bay is
 free, busy or out of order, and sells time. While the bay is out of order (agent or switch
 offline, device disabled) the image is an out-of-order sign instead, never an error; each
 change between the two changes the image's state (``image_last_updated``).
+
+A bay with a dynamic QR code shows its current password in the code, and a new picture at
+each interval: a dashboard on a screen at the bay serves as its display.
 """
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
 from .bay_runner import BayRunner
@@ -20,6 +27,7 @@ from .hub import QrChargingConfigEntry
 from .pages import CustomerPages
 from .pages_render import qr_png
 from .pictures import out_of_order_png
+from .totp import current
 
 PARALLEL_UPDATES = 0
 
@@ -61,15 +69,39 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
         self._current: tuple[bool, str | None] | None = None
         self._drawn: tuple[bool, str | None] | None = None
         self._png: bytes | None = None
+        self._next_code: CALLBACK_TYPE | None = None
 
     async def async_added_to_hass(self) -> None:
-        """Remember what the picture shows now."""
+        """Remember what the picture shows now; a dynamic code changes with each interval."""
         await super().async_added_to_hass()
         self._current = self._wanted()
+        self._schedule_next_code()
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Stop changing the code."""
+        if self._next_code is not None:
+            self._next_code()
+            self._next_code = None
+        await super().async_will_remove_from_hass()
+
+    @callback
+    def _schedule_next_code(self) -> None:
+        bay = self.runner.bay
+        if not bay.dynamic_qr or bay.qr_secret is None:
+            return
+        left = current(bay.qr_secret, bay.qr_validity_s, time.time())[1]
+
+        @callback
+        def _new_code(_now: datetime) -> None:
+            self._next_code = None
+            self._handle_bay_update()
+            self._schedule_next_code()
+
+        self._next_code = async_call_later(self.hass, left, _new_code)
 
     def _wanted(self) -> tuple[bool, str | None]:
-        """What to show: (in order, address of the page)."""
-        return self._pages.in_order(self.runner), self._pages.bay_url(self.runner.bay.bay_id)
+        """What to show: (in order, address the code holds now)."""
+        return self._pages.in_order(self.runner), self._pages.qr_url(self.runner.bay, time.time())
 
     async def async_image(self) -> bytes | None:
         """The bay page's QR code, or the out-of-order sign."""

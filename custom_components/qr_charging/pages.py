@@ -14,8 +14,12 @@ creates (or reuses) payment links, and answers.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import math
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from http import HTTPStatus
@@ -35,10 +39,19 @@ from homeassistant.util import dt as dt_util
 from .bay_runner import BayRunner
 from .bays import Bays
 from .books import Books
-from .catalog import Plan
-from .const import CONF_PAGES_SECRET, CONF_PAGES_URL, CONF_PAGES_WEBHOOK_ID, DOMAIN, LOGGER
+from .catalog import Bay, Plan
+from .const import (
+    CONF_MERCHANT_NAME,
+    CONF_PAGES_SECRET,
+    CONF_PAGES_URL,
+    CONF_PAGES_WEBHOOK_ID,
+    DOMAIN,
+    LOGGER,
+)
 from .devices import bay_identifier
-from .ledger import Wanted
+from .holds import hold_of
+from .intents import START
+from .ledger import LinkRecord, Wanted
 from .pages_model import (
     LANGUAGES,
     MAX_FORM_BODY,
@@ -49,6 +62,7 @@ from .pages_model import (
     bay_view,
     choose_language,
     minutes_left,
+    page_ticket,
     parse_form,
     purchase,
     reusable_link,
@@ -56,6 +70,7 @@ from .pages_model import (
     session_of_token,
     session_token,
     session_view,
+    ticket_nonce,
     too_many_open,
 )
 from .pages_render import TEXT_CATEGORY, Renderer, Texts, load_templates, qr_svg
@@ -63,6 +78,10 @@ from .payments import Payments
 from .razorpay_api import RazorpayError
 from .razorpay_webhook import read_bounded
 from .store import StorageError
+from .totp import accepts, current
+
+# A display whose bay has no dynamic QR code still reloads this often (its state, its clock).
+DISPLAY_RELOAD_S = 60
 
 POSTER_SIZES = {"a4": "A4", "a5": "A5"}
 _HEADERS = {
@@ -133,8 +152,11 @@ class CustomerPages:
         self.books = books
         self.plans = plans
         self._renderer: Renderer | None = None
-        # One link decision at a time per bay: a crowd tapping Pay gets one link.
+        # One link decision at a time per bay: of a crowd tapping Pay, one gets the hold.
         self._bay_locks: dict[str, asyncio.Lock] = {}
+        # The link each bay page (its ticket's nonce) holds a bay with: a second tap of the
+        # same page goes to the same link. Lost at a restart; the session page keeps the link.
+        self._ticket_links: dict[str, str] = {}
 
     @property
     def webhook_id(self) -> str:
@@ -180,15 +202,29 @@ class CustomerPages:
         base = self.base_url()
         return f"{base}?{urlencode({'bay': bay_id})}" if base else None
 
+    def qr_url(self, bay: Bay, now: float) -> str | None:
+        """What the bay's QR code holds now: its page, with the password of a dynamic one."""
+        url = self.bay_url(bay.bay_id)
+        if url is None or not bay.dynamic_qr or bay.qr_secret is None:
+            return url
+        return f"{url}&{urlencode({'totp': current(bay.qr_secret, bay.qr_validity_s, now)[0]})}"
+
     def links(self, bay_id: str) -> dict[str, str | None]:
-        """The addresses the owner prints or shares for a bay."""
+        """The addresses the owner prints or shares for a bay (the display's is secret)."""
         base = self.base_url()
+        bay = self.bays.configs.get(bay_id)
+        token = bay.display_token if bay is not None else None
         if base is None:
-            return {"page_url": None, "poster_url": None}
+            return {"page_url": None, "poster_url": None, "display_url": None}
         return {
             "page_url": f"{base}?{urlencode({'bay': bay_id})}",
             "poster_url": f"{base}?{urlencode({'bay': bay_id, 'poster': 'a4'})}",
+            "display_url": f"{base}?{urlencode({'display': token})}" if token else None,
         }
+
+    def merchant_name(self) -> str:
+        """The business name Razorpay's checkout shows, as the owner entered it."""
+        return str(self.entry.options.get(CONF_MERCHANT_NAME) or self.hass.config.location_name)
 
     def _callback(self, lang: str | None, session_id: str) -> str | None:
         base = self.base_url()
@@ -209,9 +245,11 @@ class CustomerPages:
         devices = dr.async_entries_for_config_entry(dr.async_get(self.hass), self.entry.entry_id)
         return not any(d.disabled_by is not None and wanted in d.identifiers for d in devices)
 
-    def bay_view(self, runner: BayRunner) -> BayView:
-        """What the bay's page shows now."""
+    def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
+        """What the bay's page shows now (to the page with this ticket nonce, if given)."""
         bay = runner.bay
+        now = time.time()
+        hold = hold_of(self.books.ledger.links.values(), bay.bay_id, now)
         return bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
@@ -219,7 +257,9 @@ class CustomerPages:
             running=runner.session,
             in_order=self.in_order(runner),
             limit_s=runner.limit_s,
-            now=time.time(),
+            now=now,
+            # Held for another customer; the holder's own page still goes to their link.
+            held=hold is not None and self._ticket_links.get(nonce or "") != hold.link_id,
         )
 
     # -- answering -----------------------------------------------------------------------------
@@ -233,10 +273,13 @@ class CustomerPages:
         try:
             if request.method not in ("GET", "POST"):
                 return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
-            if "bay" in query:
-                return await self._async_bay(page, request)
-            if "token" in query:
-                return await self._async_session(page, request)
+            for key, handler in (
+                ("bay", self._async_bay),
+                ("display", self._async_display),
+                ("token", self._async_session),
+            ):
+                if key in query:
+                    return await handler(page, request)
             return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
         except _Answer as answer:
             return answer.response
@@ -271,6 +314,9 @@ class CustomerPages:
             return ""
         return dt_util.as_local(datetime.fromtimestamp(ts, UTC)).strftime("%H:%M")
 
+    def _bay_config(self, bay_id: str) -> Bay:
+        return self.bays.runners[bay_id].bay
+
     def _runner(self, page: _Page, bay_id: str) -> BayRunner:
         runner = self.bays.runners.get(bay_id)
         if runner is None:
@@ -292,32 +338,60 @@ class CustomerPages:
 
     async def _async_bay(self, page: _Page, request: web.Request) -> web.Response:
         runner = self._runner(page, page.query["bay"])
-        view = self.bay_view(runner)
         wants = page.query.get("poster"), page.query.get("format")
+        form: dict[str, str] = {}
         if request.method == "POST":
             if any(wants):
                 return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
             form = await self._form(page, request)
-            return await self._async_buy(page, runner, view, form)
-        if wants[0] is not None:
-            return await self._async_poster(page, view)
-        if wants[1] == "json":
+        elif wants[0] is not None:
+            return await self._async_poster(page, runner.bay, self.bay_view(runner))
+        elif wants[1] == "json":
+            view = self.bay_view(runner)
             return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
-        return self._bay_page(page, view)
+        nonce, ticket = self._ticket(runner.bay, page, form)
+        view = replace(self.bay_view(runner, nonce), locked=ticket is None)
+        if request.method == "POST":
+            return await self._async_buy(page, runner, view, form, ticket=(nonce, ticket))
+        return self._bay_page(page, view, ticket)
+
+    def _ticket(self, bay: Bay, page: _Page, form: dict[str, str]) -> tuple[str | None, str | None]:
+        """The page's ticket (kept, or new), or None while a dynamic QR code's is missing.
+
+        A bay with a dynamic QR code sells only to a page opened with a valid password (the
+        display's QR code) or carrying a ticket such a page was given.
+        """
+        now = time.time()
+        secret = self.entry.data[CONF_PAGES_SECRET]
+        given = form.get("ticket") or page.query.get("ticket")
+        if (nonce := ticket_nonce(secret, bay.bay_id, given, now)) is not None:
+            return nonce, given
+        if bay.dynamic_qr and not (
+            bay.qr_secret and accepts(bay.qr_secret, bay.qr_validity_s, page.query.get("totp"), now)
+        ):
+            return None, None
+        nonce = secrets.token_urlsafe(9)
+        return nonce, page_ticket(secret, bay.bay_id, nonce, now)
 
     def _bay_page(
         self,
         page: _Page,
         view: BayView,
+        ticket: str | None,
         error: str | None = None,
         status: HTTPStatus = HTTPStatus.OK,
     ) -> web.Response:
+        # A dynamic QR code's page keeps its ticket when it reloads or switches language.
+        keep = ticket is not None and self._bay_config(view.bay_id).dynamic_qr
+        params = {"bay": view.bay_id} | ({"ticket": ticket} if keep and ticket else {})
         return _html(
             self._render(
                 "bay.html.j2",
                 page,
-                page.context(bay=view.bay_id),
+                page.context(**params),
                 view=view,
+                ticket=ticket,
+                reload_url=page.href(**params),
                 error=error,
                 remaining_s=_remaining(view.until),
             ),
@@ -330,17 +404,28 @@ class CustomerPages:
         runner: BayRunner,
         view: BayView,
         form: dict[str, str],
+        *,
         again: Callable[[str, HTTPStatus], web.Response] | None = None,
+        ticket: tuple[str | None, str | None] = (None, None),
     ) -> web.Response:
-        """A Pay button: reuse the open link for the same purchase, or make one; go to it."""
+        """A Pay button: hold the free bay with a new link (or this page's), or add time."""
 
-        def refuse(key: str, status: HTTPStatus, **values: Any) -> web.Response:
+        def refuse(
+            key: str, status: HTTPStatus, shown: BayView = view, **values: Any
+        ) -> web.Response:
             text = page.texts.get("bay", f"error_{key}", **values)
-            return again(text, status) if again else self._bay_page(page, view, text, status)
+            if again:
+                return again(text, status)
+            return self._bay_page(page, shown, ticket[1], text, status)
 
         if not view.selling:
-            # Out of order, or a session switching on: nothing is sold, no link is made.
-            return refuse(view.state.value, HTTPStatus.CONFLICT)
+            # No valid dynamic QR code, out of order, held, or a session switching on: nothing
+            # is sold, no link is made.
+            locked = view.locked
+            return refuse(
+                "scan_screen" if locked else view.state.value,
+                HTTPStatus.FORBIDDEN if locked else HTTPStatus.CONFLICT,
+            )
         try:
             wanted = purchase(view, form)
         except FormError as err:
@@ -358,14 +443,23 @@ class CustomerPages:
             async with lock:
                 now = time.time()
                 links = self.books.ledger.links.values()
-                link = reusable_link(
-                    links,
-                    bay_id=bay_id,
-                    plan_code=wanted.plan.code,
-                    quote=wanted.quote,
-                    intent=view.intent,
-                    now=now,
-                )
+                link: LinkRecord | None = None
+                if view.intent == START:
+                    # Decided under the lock: of two pages tapping at once, one gets the hold.
+                    hold = hold_of(links, bay_id, now)
+                    if hold is not None and self._ticket_links.get(ticket[0] or "") != hold.link_id:
+                        held = replace(view, state=BayState.HELD)
+                        return refuse(BayState.HELD.value, HTTPStatus.CONFLICT, held)
+                    link = self.books.ledger.links[hold.link_id] if hold is not None else None
+                else:
+                    link = reusable_link(
+                        links,
+                        bay_id=bay_id,
+                        plan_code=wanted.plan.code,
+                        quote=wanted.quote,
+                        intent=view.intent,
+                        now=now,
+                    )
                 if link is None:
                     if too_many_open(links, bay_id, now):
                         return refuse("busy", HTTPStatus.TOO_MANY_REQUESTS)
@@ -377,11 +471,14 @@ class CustomerPages:
                         callback=partial(self._callback_or_none, page),
                     )
                     link = created.link
+                    if ticket[0] is not None and view.intent == START:
+                        self._remember(ticket[0], link.link_id)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
             LOGGER.warning("No payment link for a customer at bay %s: %s", bay_id, err)
             return refuse("unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         amount = rupees(link.amount)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"
+        token = session_token(self.entry.data[CONF_PAGES_SECRET], link.reference_id)
         return _html(
             self._render(
                 "redirect.html.j2",
@@ -390,15 +487,26 @@ class CustomerPages:
                 url=link.short_url,
                 amount=amount,
                 note=page.texts.get("bay", note_key, minutes=link.seconds // 60),
+                session_url=page.href(token=token),
             )
         )
+
+    def _remember(self, nonce: str, link_id: str) -> None:
+        """Which link a page holds its bay with (links no longer open are forgotten)."""
+        open_links = self.books.ledger.links
+        self._ticket_links = {n: i for n, i in self._ticket_links.items() if i in open_links}
+        self._ticket_links[nonce] = link_id
 
     def _callback_or_none(self, page: _Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.
         return self._callback(page.lang if page.lang_asked else None, session_id) or ""
 
-    async def _async_poster(self, page: _Page, view: BayView) -> web.Response:
-        """A printable poster: name, QR code of the bay page, plans, steps in both languages."""
+    async def _async_poster(self, page: _Page, bay: Bay, view: BayView) -> web.Response:
+        """A printable poster: name, QR code of the bay page, plans, steps in both languages.
+
+        A bay with a dynamic QR code gets no printed code (it would not sell): the poster says
+        to scan the one on the bay's screen. Every poster names the merchant to check.
+        """
         size = POSTER_SIZES.get(page.query.get("poster", ""))
         url = self.bay_url(view.bay_id)
         if size is None:
@@ -408,7 +516,60 @@ class CustomerPages:
         assert self._renderer is not None
         english, hindi = await self._texts("en"), await self._texts("hi")
         return _html(
-            self._renderer.render_poster(english, hindi, view=view, size=size, qr_svg=qr_svg(url))
+            self._renderer.render_bilingual(
+                "poster.html.j2",
+                english,
+                hindi,
+                view=view,
+                size=size,
+                qr_svg=None if bay.dynamic_qr else qr_svg(url),
+                merchant=self.merchant_name(),
+            )
+        )
+
+    # -- the bay's display ---------------------------------------------------------------------
+
+    def _display_runner(self, token: str) -> BayRunner | None:
+        """The bay a display token is for (compared in constant time, every bay)."""
+        found = None
+        for runner in self.bays.runners.values():
+            mine = runner.bay.display_token or ""
+            if hmac.compare_digest(mine.encode(), token.encode()) and mine:
+                found = runner
+        return found
+
+    async def _async_display(self, page: _Page, request: web.Request) -> web.Response:
+        """A bay's screen: its name, state and QR code, reloading before the code changes."""
+        if request.method != "GET":
+            return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
+        token = page.query["display"]
+        runner = self._display_runner(token) if token.isascii() and len(token) < 100 else None
+        if runner is None:
+            return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
+        bay, view, now = runner.bay, self.bay_view(runner), time.time()
+        reload_s = float(DISPLAY_RELOAD_S)
+        if bay.dynamic_qr and bay.qr_secret:
+            reload_s = min(reload_s, current(bay.qr_secret, bay.qr_validity_s, now)[1])
+        if page.query.get("format") == "json":
+            return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
+        url = self.qr_url(bay, now)
+        assert self._renderer is not None
+        english, hindi = await self._texts("en"), await self._texts("hi")
+        return _html(
+            self._renderer.render_bilingual(
+                "display.html.j2",
+                english,
+                hindi,
+                view=view,
+                qr_svg=qr_svg(url) if url and view.state is not BayState.OUT_OF_ORDER else None,
+                merchant=self.merchant_name(),
+                # Whole seconds, at least one: the page comes back with the next password.
+                reload_s=max(math.ceil(reload_s), 1),
+                poll_url=page.href(display=token, format="json"),
+                remaining_s=_remaining(view.until),
+                time=self._time,
+                minutes_left=_minutes_left,
+            )
         )
 
     # -- the session page ----------------------------------------------------------------------
@@ -435,6 +596,7 @@ class CustomerPages:
                     page.context(token=page.query["token"]),
                     view=view,
                     bay_view=own_bay,
+                    ticket=None,  # its own page: the token is proof enough to add time
                     bay_name=bay_name,
                     bay_url=page.href(bay=view.bay_id),
                     error=error,
@@ -445,23 +607,53 @@ class CustomerPages:
             )
 
         if request.method == "POST":
-            return await self._async_add_time(page, request, runner, own_bay, show)
+            return await self._async_session_form(
+                page, request, session_id, (runner, own_bay), show
+            )
         if page.query.get("format") == "json":
             return _json({"state": view.stage.value, "remaining_s": _remaining(view.until)})
         return show()
 
-    async def _async_add_time(
+    async def _async_session_form(
         self,
         page: _Page,
         request: web.Request,
-        runner: BayRunner | None,
-        bay: BayView | None,
+        session_id: str,
+        bay: tuple[BayRunner | None, BayView | None],
         show: Callable[[str, HTTPStatus], web.Response],
     ) -> web.Response:
-        """An "add time" button of the session page: only while this session runs."""
+        """A button of the session page: cancel the unpaid link, or add time."""
         if page.query.get("format"):
             return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
         form = await self._form(page, request)
+        if "cancel" in form:
+            return await self._async_cancel(page, request, session_id)
+        return await self._async_add_time(page, *bay, form, show)
+
+    async def _async_cancel(
+        self, page: _Page, request: web.Request, session_id: str
+    ) -> web.Response:
+        """The customer cancels their unpaid link: at Razorpay first, then here (hold ends)."""
+        link = self.books.ledger.link_by_reference(session_id)
+        if link is not None and link.status == "created" and link.payment_id is None:
+            try:
+                async with self._bay_locks.setdefault(link.bay_id, asyncio.Lock()):
+                    await self.payments.async_cancel_link(link)
+            except (RazorpayError, StorageError, HomeAssistantError) as err:
+                # Paid or expired meanwhile: the page shows what the ledger knows.
+                LOGGER.info("A customer's link at bay %s was not cancelled: %s", link.bay_id, err)
+        request = request.clone(method="GET")
+        return await self._async_session(page, request)
+
+    async def _async_add_time(
+        self,
+        page: _Page,
+        runner: BayRunner | None,
+        bay: BayView | None,
+        form: dict[str, str],
+        show: Callable[[str, HTTPStatus], web.Response],
+    ) -> web.Response:
+        """An "add time" button of the session page: only while this session runs."""
         if bay is None or runner is None:
             return show(page.texts.get("bay", "error_session_over"), HTTPStatus.CONFLICT)
         return await self._async_buy(page, runner, bay, form, again=show)

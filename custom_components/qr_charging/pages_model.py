@@ -40,6 +40,10 @@ MAX_OPEN_LINKS_PER_BAY = 30
 # The body of a form POST: a plan, some minutes, a language. Anything longer is refused.
 MAX_FORM_BODY = 2048
 _TOKEN_BYTES = 16
+# A bay page's ticket: what its forms carry so that Pay is taken for that long after the page
+# was opened with a valid dynamic QR code, and so that a second tap of the same page gets the
+# link of the first (the hold is theirs).
+TICKET_S = 10 * 60
 
 
 # -- tokens ------------------------------------------------------------------------------------
@@ -61,6 +65,24 @@ def session_of_token(secret: str, token: str) -> str | None:
     if not session_id or len(token) > 100 or not token.isascii():
         return None
     return session_id if hmac.compare_digest(mac, _mac(secret, session_id)) else None
+
+
+def page_ticket(secret: str, bay_id: str, nonce: str, now: float) -> str:
+    """A signed ticket for one opening of a bay's page (``nonce`` tells pages apart)."""
+    issued = int(now)
+    return f"{issued}.{nonce}.{_mac(secret, f'ticket:{bay_id}:{issued}:{nonce}')}"
+
+
+def ticket_nonce(secret: str, bay_id: str, ticket: str | None, now: float) -> str | None:
+    """The nonce of a valid, fresh ticket for this bay; None for anything else."""
+    if not ticket or len(ticket) > 100 or not ticket.isascii():
+        return None
+    issued, _, rest = ticket.partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not issued.isdigit() or not nonce or not 0 <= now - int(issued) <= TICKET_S:
+        return None
+    expected = _mac(secret, f"ticket:{bay_id}:{issued}:{nonce}")
+    return nonce if hmac.compare_digest(mac, expected) else None
 
 
 # -- language ----------------------------------------------------------------------------------
@@ -109,6 +131,7 @@ class BayState(StrEnum):
 
     FREE = "free"
     BUSY = "busy"  # charging: time can be added
+    HELD = "held"  # free, but held for a customer who is paying now (``holds``)
     STARTING = "starting"  # a session is paid or switching on: nothing is sold for a moment
     OUT_OF_ORDER = "out_of_order"
 
@@ -137,11 +160,14 @@ class BayView:
     running_session_id: str | None = None
     # Most minutes that may still be added to the running session.
     room_minutes: int | None = None
+    # A bay with a dynamic QR code whose page was not opened with a valid password: it sells
+    # nothing and says to scan the code on the bay's screen.
+    locked: bool = False
 
     @property
     def selling(self) -> bool:
         """Whether the page shows Pay buttons."""
-        return self.state in (BayState.FREE, BayState.BUSY)
+        return self.state in (BayState.FREE, BayState.BUSY) and not self.locked
 
     @property
     def intent(self) -> str:
@@ -160,11 +186,14 @@ def bay_view(
     in_order: bool,
     limit_s: int,
     now: float,
+    held: bool = False,
 ) -> BayView:
-    """What the page of a bay shows now."""
+    """What the page of a bay shows now; ``held``: someone else is paying for the free bay."""
     offers = tuple(Offer(plan) for plan in plans)
     if not in_order:
         return BayView(bay_id, name, BayState.OUT_OF_ORDER, offers)
+    if running is None and held:
+        return BayView(bay_id, name, BayState.HELD, offers)
     if running is None:
         return BayView(bay_id, name, BayState.FREE, offers, room_minutes=limit_s // 60)
     if running.state is not SessionState.ACTIVE or running.until is None:
@@ -277,6 +306,7 @@ class Stage(StrEnum):
 
     AWAITING = "awaiting"  # the link is not (known to be) paid yet
     EXPIRED = "expired"  # the link closed unpaid
+    CANCELLED = "cancelled"  # the customer cancelled it on this page
     PAID = "paid"
     STARTING = "starting"
     CHARGING = "charging"
@@ -323,9 +353,10 @@ def session_view(
     minutes = link.seconds // 60
     if payment is None or link.payment_id is None:
         waiting = link.status == "created" and link.expire_by > now
+        closed = Stage.CANCELLED if link.status == "cancelled" else Stage.EXPIRED
         return SessionView(
             bay,
-            Stage.AWAITING if waiting else Stage.EXPIRED,
+            Stage.AWAITING if waiting else closed,
             short_url=link.short_url if waiting else None,
             minutes_bought=minutes,
         )

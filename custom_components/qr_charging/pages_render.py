@@ -86,8 +86,6 @@ class Renderer:
         t: Callable[..., str] = texts.get
         return self._env.get_template(template).render(t=t, **context)
 
-    def render_poster(self, english: Texts, hindi: Texts, **context: Any) -> str:
-        """The poster, in English and Hindi at once."""
-        return self._env.get_template("poster.html.j2").render(
-            en=english.get, hi=hindi.get, **context
-        )
+    def render_bilingual(self, template: str, english: Texts, hindi: Texts, **context: Any) -> str:
+        """A page read by anyone passing (the poster, the display): English and Hindi at once."""
+        return self._env.get_template(template).render(en=english.get, hi=hindi.get, **context)

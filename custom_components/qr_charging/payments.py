@@ -23,7 +23,6 @@ from .const import (
     DOMAIN,
     EVENT_PAYMENT_RECEIVED,
     EVENT_PAYMENT_UNMATCHED,
-    LINK_LIFETIME_S,
     LOGGER,
 )
 from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
@@ -116,7 +115,8 @@ class Payments:
             ) from err
         session_id = f"s-{ulid_now()}"
         now = time.time()
-        expire_by = int(now) + LINK_LIFETIME_S
+        # The link's lifetime is the bay's hold time: a page's link holds the bay (``holds``).
+        expire_by = int(now) + bay.hold_minutes * 60
         created = await self.api.run(
             self.api.client.create_payment_link,
             amount=quote.price_paise,
@@ -143,6 +143,16 @@ class Payments:
         async with self.books.change() as ledger:
             ledger.add_link(link)
         return CreatedLink(link)
+
+    async def async_cancel_link(self, link: LinkRecord) -> bool:
+        """Cancel an unpaid link at Razorpay, then close it here (its hold ends).
+
+        Raises ``RazorpayError`` when Razorpay refuses (paid meanwhile, expired): nothing
+        changes here then, and a payment still arrives by webhook or reconciliation.
+        """
+        remote = await self.api.run(self.api.client.cancel_payment_link, link.link_id)
+        async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
+            return ledger.close_link(link.link_id, str(remote.get("status") or "cancelled"))
 
     # -- webhook events in ---------------------------------------------------------------------
 

@@ -289,6 +289,10 @@ class RazorpayApi:
         """Return one payment link."""
         return self._call("fetch payment link", self._client.payment_link.fetch, _path(link_id))
 
+    def cancel_payment_link(self, link_id: str) -> dict[str, Any]:
+        """Cancel an unpaid link (Razorpay refuses one that is paid, expired or cancelled)."""
+        return self._call("cancel payment link", self._client.payment_link.cancel, _path(link_id))
+
     def fetch_payment(self, payment_id: str) -> dict[str, Any]:
         """Return one payment."""
         return self._call("fetch payment", self._client.payment.fetch, _path(payment_id))

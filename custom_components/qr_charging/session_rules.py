@@ -56,11 +56,13 @@ def decide_paid(
     limit_s: int,
     now: float,
     margin_s: float,
+    held: bool = False,
 ) -> PaidDecision:
     """Start, top up, or refuse (and so refund) a session that was just paid for.
 
     A top-up needs the bay online and more than ``margin_s`` left: the extension must reach the
     bay before its own deadline switches it off; and a payer who was told so (``intents``).
+    ``held``: another customer holds the free bay while paying (``holds``); it is theirs.
     """
     if not online:
         return PaidDecision.REFUSE_OFFLINE
@@ -68,6 +70,8 @@ def decide_paid(
         if not may_top_up(new.intent, running.session_id):
             return PaidDecision.REFUSE_BUSY
         return _decide_top_up(running, new, limit_s=limit_s, now=now, margin_s=margin_s)
+    if held:
+        return PaidDecision.REFUSE_BUSY
     if new.seconds > limit_s:
         return PaidDecision.REFUSE_TOO_LONG
     return PaidDecision.START

@@ -273,6 +273,7 @@ class RazorpayStandin:
         app.router.add_post("/v1/payment_links", self._create_link)
         app.router.add_get("/v1/payment_links", self._list_links)
         app.router.add_get("/v1/payment_links/{id}", self._fetch_link)
+        app.router.add_post("/v1/payment_links/{id}/cancel", self._cancel_link)
         app.router.add_get("/v1/payments/{id}", self._fetch_payment)
         app.router.add_post("/v1/payments/{id}/refund", self._refund)
         app.router.add_get("/v1/payments/{id}/refunds/{refund_id}", self._fetch_refund)
@@ -739,6 +740,15 @@ class RazorpayStandin:
     async def _fetch_link(self, request: web.Request) -> web.Response:
         return web.json_response(self._lookup(self.links, request))
 
+    async def _cancel_link(self, request: web.Request) -> web.Response:
+        """Razorpay cancels only a link in the ``created`` state; it answers with the link."""
+        link = self._lookup(self.links, request)
+        if link["status"] != "created" or _past_expiry(link):
+            raise _ApiError("Payment Link cannot be cancelled as it is not in created state")
+        now = int(time.time())
+        link.update(status="cancelled", cancelled_at=now, updated_at=now)
+        return web.json_response(link)
+
     async def _fetch_payment(self, request: web.Request) -> web.Response:
         return web.json_response(self._lookup(self.payments, request))
 
@@ -798,3 +808,7 @@ class RazorpayStandin:
         payment["refund_status"] = (
             None if refunded == 0 else "full" if refunded >= payment["amount"] else "partial"
         )
+
+
+def _past_expiry(link: dict[str, Any]) -> bool:
+    return bool(link.get("expire_by")) and int(link["expire_by"]) <= time.time()

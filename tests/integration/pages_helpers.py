@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
 from .conftest import PAGES_ID, PostWebhook
@@ -31,6 +32,12 @@ class Answer:
     status: int
     content_type: str
     text: str
+
+    def ticket(self) -> str:
+        """The ticket a bay page's forms carry (who tapped Pay; a dynamic QR code's proof)."""
+        match = re.search(r'name="ticket" value="([^"]+)"', self.text)
+        assert match is not None, self.text
+        return match.group(1)
 
     def link_to_razorpay(self) -> str:
         """Where the page sends the customer (its meta refresh, which equals its link)."""
@@ -68,8 +75,17 @@ class Customer:
         return await self._answer(response)
 
     async def pay_button(self, query: str, plan: str = "p30", **form: str) -> Answer:
-        """Tap a Pay (or Add time) button."""
+        """Tap a Pay (or Add time) button (of a page whose ticket is not known: a new visitor)."""
         return await self.post(query, {"plan": plan, **form})
+
+    async def open_and_pay(
+        self, query: str = "bay=bay-1", plan: str = "p30", **form: str
+    ) -> Answer:
+        """Open a bay page, then tap Pay on it (with the page's ticket)."""
+        page = await self.get(query)
+        # A page that sells nothing (held, out of order) has no form and so no ticket.
+        ticket = {"ticket": page.ticket()} if 'name="ticket"' in page.text else {}
+        return await self.pay_button(query, plan, **ticket, **form)
 
 
 def callback_query(standin: RazorpayStandin, link_id: str) -> str:
@@ -116,3 +132,31 @@ def assert_self_contained(answer: Answer) -> None:
     assert len(answer.text.encode()) < MAX_PAGE
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", answer.text)
     assert "@import" not in answer.text
+
+
+async def edit_bay(hass: HomeAssistant, **changes: Any) -> dict[str, Any]:
+    """Edit bay 1 in its form, as the owner does; return the bay's stored data."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    (sub_id,) = [s for s, sub in entry.subentries.items() if sub.subentry_type == "bay"]
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "bay"), context={"source": "reconfigure", "subentry_id": sub_id}
+    )
+    data = dict(entry.subentries[sub_id].data)
+    form = {k: v for k, v in data.items() if k not in ("bay_id", "node", "agent_bay")}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {k: v for k, v in form.items() if k in _FORM} | changes
+    )
+    assert result.get("reason") == "reconfigure_successful", result
+    await hass.async_block_till_done()
+    return dict(entry.subentries[sub_id].data)
+
+
+_FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")
+
+
+async def dynamic_bay(hass: HomeAssistant, validity_s: int = 60) -> dict[str, Any]:
+    """Bay 1 with a dynamic QR code, as its owner turns it on; the bay's stored data."""
+    data = await edit_bay(hass, dynamic_qr=True, qr_validity_s=validity_s)
+    assert len(data["qr_secret"]) > 16
+    assert len(data["display_token"]) > 16
+    return data

@@ -448,20 +448,24 @@ async def test_add_bay_and_refuse_bad_ones(
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], base)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     bays = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
-    assert [dict(s.data) for s in bays] == [
-        {
-            "bay_id": "bay-1",
-            "name": "Bay 1",
-            "plans": ["p30"],
-            "driver": "mqtt",
-            "node": "kiosk-1",
-            "agent_bay": "bay-1",
-            "prefix": "qr_charging",
-            "switch_entity": None,
-            "default_minutes": 30,
-            "max_minutes": 240,
-        }
-    ]
+    (data,) = [dict(s.data) for s in bays]
+    # Generated for the bay, never typed: its dynamic QR code's secret and its display's token.
+    secret, token = data.pop("qr_secret"), data.pop("display_token")
+    assert len(secret) > 16
+    assert len(token) > 16
+    assert secret != token
+    assert data == {
+        "bay_id": "bay-1",
+        "name": "Bay 1",
+        "plans": ["p30"],
+        "driver": "mqtt",
+        "node": "kiosk-1",
+        "agent_bay": "bay-1",
+        "prefix": "qr_charging",
+        "switch_entity": None,
+        "default_minutes": 30,
+        "max_minutes": 240,
+    }
 
     result = await _subflow(hass, entry, "bay")
     result = await hass.config_entries.subentries.async_configure(

@@ -16,7 +16,7 @@ from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PAGES_ID, PAGES_SECRET, PLUG, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
-from .helpers import create_link, refund_amounts, settle, tick
+from .helpers import refund_amounts, settle, tick
 from .pages_helpers import (
     LINKS,
     Customer,
@@ -90,27 +90,37 @@ async def test_pay_goes_to_razorpay_and_comes_back_to_the_session_page(
     assert 1790 <= status["remaining_s"] <= 1800
 
 
-async def test_tapping_twice_or_a_crowd_makes_one_link(
+async def test_tapping_twice_is_one_link_and_the_crowd_sees_someone_paying(
     customer: Customer, standin: RazorpayStandin
 ) -> None:
-    first = await _buy(customer, standin)
-    answers = await asyncio.gather(*(customer.pay_button("bay=bay-1") for _ in range(20)))
+    page = await customer.get("bay=bay-1")
+    first = await customer.pay_button("bay=bay-1", ticket=page.ticket())
+    again = await customer.pay_button("bay=bay-1", ticket=page.ticket())
+    others = await asyncio.gather(*(customer.open_and_pay() for _ in range(20)))
 
-    assert {link_of(standin, answer) for answer in answers} == {first}
+    assert link_of(standin, again) == link_of(standin, first)
+    assert {answer.status for answer in others} == {409}
+    assert "Someone else is paying for this bay right now; nothing was sold." in others[0].text
+    assert 'data-state="held"' in others[0].text
     assert len(standin.calls_to(*LINKS)) == 1
+    held = await customer.get("bay=bay-1")
+    assert 'data-state="held"' in held.text
+    assert "<form" not in held.text
+    assert json.loads((await customer.get("bay=bay-1&format=json")).text)["state"] == "held"
 
 
-async def test_a_link_near_its_expiry_is_not_handed_out(
+async def test_the_hold_ends_when_the_link_expires(
     hass: HomeAssistant,
     customer: Customer,
     standin: RazorpayStandin,
     freezer: FrozenDateTimeFactory,
 ) -> None:
     first = await _buy(customer, standin)
-    await tick(hass, freezer, timedelta(minutes=9))
-    assert await _buy(customer, standin) == first
-    await tick(hass, freezer, timedelta(minutes=2))  # 9 minutes left: too few to pay
+    await tick(hass, freezer, timedelta(minutes=19))
+    assert (await customer.open_and_pay()).status == 409
+    await tick(hass, freezer, timedelta(minutes=2))  # the link expired unpaid: the hold is over
 
+    assert 'data-state="free"' in (await customer.get("bay=bay-1")).text
     assert await _buy(customer, standin) != first
     assert len(standin.calls_to(*LINKS)) == 2
 
@@ -146,11 +156,13 @@ async def test_busy_bay_sells_only_added_time(
 async def test_a_start_link_paid_while_busy_is_refunded_in_full(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
-    # A customer opens the free bay's page and goes to pay; meanwhile someone else's payment
-    # starts a session. The page told the first customer "free": they could not have known.
+    # A customer opens the free bay's page and goes to pay; meanwhile the owner starts a
+    # session. The page told the customer "free": they could not have known.
     stale = await _buy(customer, standin)
-    other = await create_link(hass)
-    await pay_link(hass, standin, post_webhook, other["id"])
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": "switch.bay_1_charging"}, blocking=True
+    )
+    await settle(hass)
 
     paid = await pay_link(hass, standin, post_webhook, stale)
 

@@ -1,4 +1,5 @@
-"""A customer in headless Chromium: bay page, Pay, the stand-in's checkout, the countdown.
+"""A customer in headless Chromium: bay page, Pay, the stand-in's checkout, the countdown; the
+bay's display and its dynamic QR code.
 
 Skipped only when /usr/bin/chromium is missing (scripts/setup installs it as root). With
 ``QR_CHARGING_SCREENSHOTS=<folder>`` the pages are also saved there as PNGs (docs/images).
@@ -22,6 +23,7 @@ from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PAGES_ID, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import settle
+from .pages_helpers import dynamic_bay
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -112,3 +114,34 @@ async def test_the_posters_qr_code_opens_the_bay_page(browser: Any, site: str) -
             await _shot(sheet, "poster-a4")
         pdf = await sheet.pdf(format=size.upper())
         assert pdf.startswith(b"%PDF")
+
+
+async def _code(page: Any) -> str:
+    """What the QR code on a page says, read from a screenshot as a phone's camera would."""
+    png = await page.locator(".qr").screenshot()
+    (code,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    return str(code.text)
+
+
+async def test_the_display_reloads_with_a_new_code_the_bay_page_accepts(
+    hass: HomeAssistant, browser: Any, site: str
+) -> None:
+    data = await dynamic_bay(hass, validity_s=6)  # OCPP's shortest: the test sees it change
+    screen = await browser.new_page(viewport={"width": 1280, "height": 720})
+    await screen.goto(f"{site}?display={data['display_token']}")
+    await _shot(screen, "display")
+    first = await _code(screen)
+    assert first.startswith(f"{site}?bay=bay-1&totp=")
+
+    phone = await browser.new_page(viewport={"width": 390, "height": 780})
+    await phone.goto(first)
+    assert await phone.get_by_role("button", name="Pay ₹20").count() == 1
+    await phone.goto(f"{site}?bay=bay-1")  # the printed address alone does not sell
+    assert await phone.get_by_role("button", name="Pay ₹20").count() == 0
+
+    async with screen.expect_event("load", timeout=10_000):
+        pass  # the display's own refresh, before its code is replaced
+    second = await _code(screen)
+    assert second != first
+    await phone.goto(second)
+    assert await phone.get_by_role("button", name="Pay ₹20").count() == 1

@@ -110,7 +110,13 @@ def test_unpaid_and_mismatched_links() -> None:
 def test_page_texts_validate_as_hassfest_wants() -> None:
     selectors = json.loads(STRINGS.read_text("utf-8"))["selector"]
     pages = {name: s for name, s in selectors.items() if name.startswith("page_")}
-    assert sorted(pages) == ["page_bay", "page_common", "page_poster", "page_session"]
+    assert sorted(pages) == [
+        "page_bay",
+        "page_common",
+        "page_display",
+        "page_poster",
+        "page_session",
+    ]
     for section in pages.values():
         for key, text in section["options"].items():
             assert KEY.match(key), key

@@ -36,6 +36,7 @@ from .pages_helpers import (
     BAY_URL,
     EXTERNAL_URL,
     LINKS,
+    Answer,
     Customer,
     assert_self_contained,
     callback_query,
@@ -84,7 +85,10 @@ async def test_the_same_answers_through_a_cloudhook(
     direct = await customer.get("bay=bay-1")
     status, body, content_type = await _cloudhook(hass, "GET", "bay=bay-1")
     assert (status, content_type) == (200, "text/html")
-    assert body == direct.text
+    # The same page but for its ticket (each opening of a page has its own).
+    assert body.replace(Answer(200, "", body).ticket(), "T") == direct.text.replace(
+        direct.ticket(), "T"
+    )
 
     status, body, content_type = await _cloudhook(hass, "POST", "bay=bay-1", "plan=p30")
     assert (status, content_type) == (200, "text/html")
@@ -97,7 +101,7 @@ async def test_the_same_answers_through_a_cloudhook(
 
     status, body, content_type = await _cloudhook(hass, "GET", "bay=bay-1&format=json")
     assert (status, content_type) == (200, "application/json")
-    assert '"state": "free"' in body
+    assert '"state": "held"' in body  # held for the customer paying
     assert (await _cloudhook(hass, "GET", "bay=nope"))[0] == HTTPStatus.NOT_FOUND
     assert (await _cloudhook(hass, "PUT", "bay=bay-1"))[0] == HTTPStatus.METHOD_NOT_ALLOWED
     status, _, _ = await _cloudhook(hass, "POST", "bay=bay-1", "plan=p30&x=" + "a" * 4000)
@@ -179,17 +183,20 @@ async def test_a_per_minute_plan_is_priced_by_the_server(
     assert standin.calls_to(*LINKS) == []
 
     # A price sent by the client is ignored: 45 minutes cost what the plan says.
-    answer = await customer.pay_button("bay=bay-1", plan="pm", minutes="45", amount="100")
+    ticket = page.ticket()
+    answer = await customer.pay_button(
+        "bay=bay-1", plan="pm", minutes="45", amount="100", ticket=ticket
+    )
     assert answer.status == 200
     (call,) = standin.calls_to(*LINKS)
     assert call.json["amount"] == 2250
     assert call.json["notes"]["plan"] == "pm"
     assert "pay ₹22.50" in answer.text.lower()
-    # The same purchase again is the same link; other minutes are another.
-    await customer.pay_button("bay=bay-1", plan="pm", minutes="45")
+    # The same page again goes to its link: the bay is held for it; no other link is made.
+    again = await customer.pay_button("bay=bay-1", plan="pm", minutes="45", ticket=ticket)
+    assert link_of(standin, again) == link_of(standin, answer)
+    assert (await customer.pay_button("bay=bay-1", plan="pm", minutes="46")).status == 409
     assert len(standin.calls_to(*LINKS)) == 1
-    await customer.pay_button("bay=bay-1", plan="pm", minutes="46")
-    assert len(standin.calls_to(*LINKS)) == 2
 
 
 async def test_the_image_is_the_bay_pages_qr_code_or_an_out_of_order_sign(
@@ -228,7 +235,13 @@ async def test_bay_links_action_and_poster(hass: HomeAssistant, customer: Custom
         DOMAIN, "bay_links", {}, blocking=True, return_response=True
     )
     assert response == {
-        "bays": {"bay-1": {"page_url": BAY_URL, "poster_url": f"{BAY_URL}&poster=a4"}}
+        "bays": {
+            "bay-1": {
+                "page_url": BAY_URL,
+                "poster_url": f"{BAY_URL}&poster=a4",
+                "display_url": None,  # a bay of 0.3 gets its display when next edited
+            }
+        }
     }
     for size in ("a4", "a5"):
         poster = await customer.get(f"bay=bay-1&poster={size}")
@@ -240,6 +253,10 @@ async def test_bay_links_action_and_poster(hass: HomeAssistant, customer: Custom
         assert "₹0.50 per minute, 10 to 120 minutes" in poster.text
         assert "Scan this code with your phone&#39;s camera or any UPI app." in poster.text
         assert "यह कोड अपने फ़ोन के कैमरे या किसी भी UPI ऐप से स्कैन करें।" in poster.text
+        # The merchant's name (HA's location name until the owner enters Razorpay's).
+        assert f"You pay <strong>{hass.config.location_name}</strong>" in poster.text
+        assert "Check this name on the payment page before you pay." in poster.text
+        assert "भुगतान करने से पहले भुगतान पेज पर यह नाम जाँच लें।" in poster.text
     assert (await customer.get("bay=bay-1&poster=a3")).status == 404
 
 
