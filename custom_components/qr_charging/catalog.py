@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
+from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,32}")
 # Razorpay refuses payment links under one rupee.
@@ -300,6 +301,22 @@ def _check_screen(qr_validity_s: int, hold_minutes: int) -> None:
         raise CatalogError("qr_validity_s", "invalid_validity")
     if not MIN_HOLD_MINUTES <= hold_minutes <= MAX_HOLD_MINUTES:
         raise CatalogError("hold_minutes", "invalid_hold")
+
+
+def with_screen_secrets(
+    data: Mapping[str, Any], before: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A bay's stored data with its generated secrets: those it had (``before``), else new.
+
+    Every bay has them, however it was added (a form, an agent's discovery, a bay of 0.2 when
+    the entry is migrated), so turning its dynamic QR code or display on needs nothing more.
+    """
+    had = data if before is None else before
+    return {
+        **data,
+        "qr_secret": had.get("qr_secret") or new_secret(),
+        "display_token": had.get("display_token") or secrets.token_urlsafe(24),
+    }
 
 
 def bay_to_data(bay: Bay) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from functools import partial
 from types import MappingProxyType, ModuleType
@@ -48,6 +47,7 @@ from .catalog import (
     make_rate_plan,
     plan_to_data,
     rupees_to_paise,
+    with_screen_secrets,
 )
 from .const import (
     CONF_ACK_TIMEOUT,
@@ -58,7 +58,6 @@ from .const import (
     CONF_CLOUDHOOK,
     CONF_CODE,
     CONF_DEFAULT_MINUTES,
-    CONF_DISPLAY_TOKEN,
     CONF_DRIVER,
     CONF_DYNAMIC_QR,
     CONF_HOLD_MINUTES,
@@ -74,7 +73,6 @@ from .const import (
     CONF_PREFIX,
     CONF_PRICE,
     CONF_PRICE_PAISE,
-    CONF_QR_SECRET,
     CONF_QR_VALIDITY,
     CONF_RATE,
     CONF_STATIC_QR,
@@ -95,7 +93,7 @@ from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .razorpay_events import SUBSCRIBED_EVENTS
 from .static_qr import qr_notes
-from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
+from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
@@ -341,7 +339,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             self.hass.config_entries.async_add_subentry(
                 account,
                 ConfigSubentry(
-                    data=MappingProxyType(bay_to_data(bay)),
+                    data=MappingProxyType(with_screen_secrets(bay_to_data(bay))),
                     subentry_type=SUBENTRY_BAY,
                     title=bay.name,
                     unique_id=bay.bay_id,
@@ -660,12 +658,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
     ) -> dict[str, Any]:
         """The bay's generated secrets (kept when edited), and its static QR code if asked."""
-        kept = before or {}
-        data = {
-            **data,
-            CONF_QR_SECRET: kept.get(CONF_QR_SECRET) or new_secret(),
-            CONF_DISPLAY_TOKEN: kept.get(CONF_DISPLAY_TOKEN) or secrets.token_urlsafe(24),
-        }
+        data = with_screen_secrets(data, before or {})
         return await self._async_static_qr(user_input, data, before)
 
     async def _async_static_qr(

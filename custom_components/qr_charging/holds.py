@@ -52,5 +52,11 @@ def hold_of(links: Iterable[LinkRecord], bay_id: str, now: float) -> Hold | None
 
 
 def held_for_another(links: Iterable[LinkRecord], bay_id: str, session_id: str, now: float) -> bool:
-    """Whether someone other than the payer of ``session_id`` holds the bay now."""
-    return any(link.reference_id != session_id for link in _holding(links, bay_id, now))
+    """Whether someone other than the payer of ``session_id`` holds the bay now.
+
+    A payer whose own link still holds the bay is never refused for another open hold (two
+    holds at once exist only from links made before 0.3, when pages reused a bay's links):
+    the first of them to pay starts, the next finds the bay charging.
+    """
+    held = {link.reference_id for link in _holding(links, bay_id, now)}
+    return bool(held) and session_id not in held

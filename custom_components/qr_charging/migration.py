@@ -2,6 +2,7 @@
 
 Version 1.1 had one webhook (Razorpay's). 1.2 adds a second one for the customer's pages, a
 cloudhook for it when the account uses HA Cloud, and the secret that signs session page tokens.
+1.3 gives every bay the secret of its dynamic QR code and its display's token.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
+from .catalog import with_screen_secrets
 from .const import (
     CONF_CLOUDHOOK,
     CONF_PAGES_SECRET,
     CONF_PAGES_URL,
     CONF_PAGES_WEBHOOK_ID,
     LOGGER,
+    SUBENTRY_BAY,
 )
 
 VERSION = 1
-MINOR_VERSION = 2
+MINOR_VERSION = 3
 
 type CreateCloudhook = Callable[[HomeAssistant, str], Awaitable[str]]
 
@@ -57,13 +60,18 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """Bring an account up to this version; a newer one is refused."""
     if entry.version > VERSION:
         return False
-    if entry.version == VERSION and entry.minor_version < MINOR_VERSION:
+    if entry.version == VERSION and entry.minor_version < 2:
         create: CreateCloudhook | None = None
         if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
             create = cloud_component().async_create_cloudhook
         pages = await async_pages_data(hass, create)
-        hass.config_entries.async_update_entry(
-            entry, data={**entry.data, **pages}, minor_version=MINOR_VERSION
-        )
+        hass.config_entries.async_update_entry(entry, data={**entry.data, **pages}, minor_version=2)
         LOGGER.info("Account %s: customer pages added", entry.title)
+    if entry.version == VERSION and entry.minor_version < 3:
+        for subentry in entry.subentries.values():
+            if subentry.subentry_type == SUBENTRY_BAY:
+                hass.config_entries.async_update_subentry(
+                    entry, subentry, data=with_screen_secrets(subentry.data)
+                )
+        hass.config_entries.async_update_entry(entry, minor_version=3)
     return True

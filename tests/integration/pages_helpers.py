@@ -134,21 +134,29 @@ def assert_self_contained(answer: Answer) -> None:
     assert "@import" not in answer.text
 
 
-async def edit_bay(hass: HomeAssistant, **changes: Any) -> dict[str, Any]:
-    """Edit bay 1 in its form, as the owner does; return the bay's stored data."""
+async def reconfigure_bay(hass: HomeAssistant, **changes: Any) -> tuple[Any, dict[str, Any]]:
+    """Submit bay 1's form with its fields as stored plus ``changes``, as the owner does.
+
+    Returns the flow's answer and the bay's stored data after it.
+    """
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     (sub_id,) = [s for s, sub in entry.subentries.items() if sub.subentry_type == "bay"]
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "bay"), context={"source": "reconfigure", "subentry_id": sub_id}
     )
-    data = dict(entry.subentries[sub_id].data)
-    form = {k: v for k, v in data.items() if k not in ("bay_id", "node", "agent_bay")}
+    data = entry.subentries[sub_id].data
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {k: v for k, v in form.items() if k in _FORM} | changes
+        result["flow_id"], {k: v for k, v in data.items() if k in _FORM} | changes
     )
-    assert result.get("reason") == "reconfigure_successful", result
     await hass.async_block_till_done()
-    return dict(entry.subentries[sub_id].data)
+    return result, dict(entry.subentries[sub_id].data)
+
+
+async def edit_bay(hass: HomeAssistant, **changes: Any) -> dict[str, Any]:
+    """Edit bay 1 in its form; return the bay's stored data."""
+    result, data = await reconfigure_bay(hass, **changes)
+    assert result.get("reason") == "reconfigure_successful", result
+    return data
 
 
 _FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")

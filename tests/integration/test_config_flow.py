@@ -558,6 +558,9 @@ async def test_discovered_agent_adds_its_bays(
     assert set(bays) == {"bay-1", "bay-2"}
     assert bays["bay-2"]["node"] == "kiosk-1"
     assert bays["bay-2"]["plans"] == ["p30"]
+    # A discovered bay can turn its display and dynamic QR code on like any other.
+    assert len(bays["bay-2"]["qr_secret"]) > 16
+    assert len(bays["bay-2"]["display_token"]) > 16
 
     # Announced again (it is retained): nothing new to offer.
     result = await _discover(hass, _agent_config())

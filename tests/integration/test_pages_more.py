@@ -41,6 +41,7 @@ from .pages_helpers import (
     assert_self_contained,
     callback_query,
     link_of,
+    reconfigure_bay,
 )
 
 RATE_PLAN = {
@@ -234,12 +235,16 @@ async def test_bay_links_action_and_poster(hass: HomeAssistant, customer: Custom
     response = await hass.services.async_call(
         DOMAIN, "bay_links", {}, blocking=True, return_response=True
     )
+    # The bay was stored by an older version: the entry's migration gave it a display token.
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    (bay,) = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
+    assert len(bay.data["display_token"]) > 16
     assert response == {
         "bays": {
             "bay-1": {
                 "page_url": BAY_URL,
                 "poster_url": f"{BAY_URL}&poster=a4",
-                "display_url": None,  # a bay of 0.3 gets its display when next edited
+                "display_url": f"{BAY_URL.split('?')[0]}?display={bay.data['display_token']}",
             }
         }
     }
@@ -265,18 +270,7 @@ async def test_bay_links_action_and_poster(hass: HomeAssistant, customer: Custom
 
 async def _turn_on_static_qr(hass: HomeAssistant) -> tuple[Any, dict[str, Any]]:
     """Tick "Static UPI QR code" in bay 1's form; return the flow's answer and the bay's data."""
-    (entry,) = hass.config_entries.async_entries(DOMAIN)
-    (sub_id,) = [s for s, sub in entry.subentries.items() if sub.subentry_type == "bay"]
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "bay"), context={"source": "reconfigure", "subentry_id": sub_id}
-    )
-    data = dict(entry.subentries[sub_id].data)
-    form = {k: v for k, v in data.items() if k not in ("bay_id", "node", "agent_bay")}
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], form | {"static_qr": True}
-    )
-    await hass.async_block_till_done()
-    return result, dict(entry.subentries[sub_id].data)
+    return await reconfigure_bay(hass, static_qr=True)
 
 
 async def _static_qr(hass: HomeAssistant) -> str:

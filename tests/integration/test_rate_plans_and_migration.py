@@ -1,4 +1,4 @@
-"""The per-minute plan form, and accounts of 0.2 migrated to have customer pages."""
+"""The per-minute plan form, and accounts of older versions migrated (pages, bay secrets)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, entry_data
+from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, entry_data
 
 GOOD = {"code": "pm", "name": "Per minute", "rate": 0.75, "min_minutes": 10, "max_minutes": 90}
 
@@ -95,7 +95,7 @@ async def test_an_account_of_0_2_gets_its_pages(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
-    assert entry.minor_version == 2
+    assert entry.minor_version == 3
     assert len(entry.data[CONF_PAGES_WEBHOOK_ID]) >= 32
     assert len(entry.data[CONF_PAGES_SECRET]) >= 32
     assert CONF_PAGES_URL not in entry.data
@@ -130,3 +130,40 @@ async def test_a_newer_entry_is_refused(hass: HomeAssistant, standin: RazorpaySt
     entry = MockConfigEntry(domain=DOMAIN, data=entry_data(standin), version=2)
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
+
+
+async def test_bays_of_0_3_get_their_display_and_dynamic_qr_secrets(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """Every bay gets its secrets once; a bay that has them keeps them; nothing else moves."""
+    had = {"qr_secret": "s" * 32, "display_token": "t" * 32}
+    second = {
+        **BAY_SUBENTRY,
+        "data": {**BAY_SUBENTRY["data"], "bay_id": "bay-2", "name": "Bay 2", **had},
+        "unique_id": "bay-2",
+    }
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, BAY_SUBENTRY, second],
+        minor_version=2,
+    )
+    entry.add_to_hass(hass)
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.minor_version == 3
+    bays = {
+        s.data["bay_id"]: dict(s.data)
+        for s in entry.subentries.values()
+        if s.subentry_type == "bay"
+    }
+    old = bays["bay-1"]
+    secret, token = old.pop("qr_secret"), old.pop("display_token")
+    assert len(secret) > 16
+    assert len(token) > 16
+    assert secret != token
+    assert old == BAY_SUBENTRY["data"]
+    assert bays["bay-2"] == second["data"]
