@@ -28,16 +28,7 @@ from devtools.razorpay_standin.fixtures import sign
 from .conftest import PLAN_PRICE, PostWebhook
 from .conftest import WEBHOOK_SECRET as SECRET
 from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
-from .test_mqtt_agent import (
-    STATE,
-    ScriptedAgent,
-    _until,
-    agent,  # noqa: F401  (fixture)
-    broker,  # noqa: F401  (fixture)
-    intruder,  # noqa: F401  (fixture)
-    mqtt_bay_entry,  # noqa: F401  (fixture)
-    mqtt_entry,  # noqa: F401  (fixture)
-)
+from .mqtt_helpers import STATE, ScriptedAgent, wait_until
 from .test_storage_faults import failing_writes
 
 
@@ -124,8 +115,8 @@ async def test_a_restart_resumes_the_starting_session_before_a_paid_one(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
 ) -> None:
     """Seed 42 of the schedules: HA restarts while a session starts and a top-up is paid.
 
@@ -146,9 +137,11 @@ async def test_a_restart_resumes_the_starting_session_before_a_paid_one(
     agent.report(on["session"], on["until"], "command")
 
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
-    await _until(hass, lambda: _status(hass) == "charging")
+    await wait_until(hass, lambda: _status(hass) == "charging")
     # The second payment tops the session up, or finds it still starting and is refunded.
-    await _until(hass, lambda: bool(_top_ups(agent, on["session"]) or _refunded(standin, second)))
+    await wait_until(
+        hass, lambda: bool(_top_ups(agent, on["session"]) or _refunded(standin, second))
+    )
 
     rows = {row["session_id"]: row for row in await export_sessions(hass)}
     assert rows[on["session"]]["state"] == "active"
@@ -184,8 +177,8 @@ async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,  # noqa: F811
+    agent: ScriptedAgent,
+    intruder: paho.Client,
 ) -> None:
     """Found by fuzzing the state reports (test_fuzz_state.py).
 
