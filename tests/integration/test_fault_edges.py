@@ -23,13 +23,23 @@ from custom_components.qr_charging.drivers.mqtt_agent import parse_state
 from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 from devtools.razorpay_standin import RazorpayStandin
-from devtools.razorpay_standin.fixtures import sign
+from devtools.razorpay_standin.fixtures import Webhook, sign
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .conftest import WEBHOOK_SECRET as SECRET
 from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .mqtt_helpers import STATE, ScriptedAgent, wait_until
 from .test_storage_faults import failing_writes
+
+
+async def _taken_when_set_up_again(
+    hass: HomeAssistant, entry: MockConfigEntry, post_webhook: PostWebhook, delivery: Webhook
+) -> None:
+    """The account set up again, Razorpay's next delivery of ``delivery`` is taken."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await settle(hass)
+    response = await post_webhook(delivery)
+    assert (await response.json())["outcome"] in ("new_session", "duplicate")
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -61,10 +71,7 @@ async def test_a_delivery_during_an_unload_is_answered_503_and_redelivered(
     assert (await answer.json())["outcome"] == "not_stored"
 
     # Razorpay delivers it again once HA is back, and it is taken as the first time.
-    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await settle(hass)
-    response = await post_webhook(delivery)
-    assert (await response.json())["outcome"] in ("new_session", "duplicate")
+    await _taken_when_set_up_again(hass, loaded_entry, post_webhook, delivery)
     (row,) = await export_sessions(hass)
     assert row["payment_ids"] == paid.payment_id
 
@@ -263,10 +270,7 @@ async def test_a_delivery_while_the_account_is_unloaded_is_answered_503(
     assert response.status == 503
     assert (await response.json())["outcome"] == "not_loaded"
     # Set up again, Razorpay's next delivery is taken as the first.
-    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await settle(hass)
-    response = await post_webhook(delivery)
-    assert (await response.json())["outcome"] in ("new_session", "duplicate")
+    await _taken_when_set_up_again(hass, loaded_entry, post_webhook, delivery)
     (row,) = await export_sessions(hass)
     assert row["payment_ids"] == paid.payment_id
     # Once the account is removed, the webhook is gone (HA answers 200 to unknown webhooks).
