@@ -296,7 +296,7 @@ class World:
 
     # -- settling --------------------------------------------------------------------------------
 
-    async def wait_until(self, check: Callable[[], bool], within: float, what: str) -> None:
+    async def until(self, check: Callable[[], bool], within: float, what: str) -> None:
         deadline = time.monotonic() + within
         while not check():
             if time.monotonic() > deadline:
