@@ -28,10 +28,8 @@ from benchmarks.rig import (
     Tuning,
     WebhookPoster,
     blocking,
-    close_waiters,
     commit_floor,
-    start_broker,
-    start_standin,
+    start_broker_and_standin,
 )
 from benchmarks.stats import summary
 
@@ -68,16 +66,6 @@ class _Instance:
         self.blocks: dict[str, Any] = {}
         self.prefill_s = 0.0
 
-    async def status(self, bay: str) -> str:
-        return str((await self.ha.bays())["bays"][bay]["status"])
-
-    async def wait_status(self, bay: str, status: str, within: float = 10) -> None:
-        deadline = time.monotonic() + within
-        while (await self.status(bay)) != status:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.node} {bay} not {status}")
-            await asyncio.sleep(0.005)
-
     async def sample(self, standin: Any, sub: Subscriber, index: int, *, timed: bool) -> None:
         ha = self.ha
         assert ha.session is not None
@@ -105,9 +93,9 @@ class _Instance:
             self.command.append(message.at - start)
             self.floor.append(floor)
             self.commits.append(commit)
-        await self.wait_status(bay, "charging")
+        await self.ha.wait_bay_status(bay, "charging")
         await ha.action("qr_charging", "stop_session", {"bay": bay, "refund": "none"})
-        await self.wait_status(bay, "idle")
+        await self.ha.wait_bay_status(bay, "idle")
 
 
 def _ours(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -128,11 +116,7 @@ async def run(workdir: Path, config: HistoryConfig, tuning: Tuning = NODELAY) ->
     timer's 40 ms steps (see ``rig.Tuning``) would drown what the ledger's size does.
     """
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(close_waiters)
-        broker = start_broker(workdir / "broker", tuning)
-        stack.callback(broker.stop)
-        standin = await start_standin()
-        stack.push_async_callback(standin.stop)
+        broker, standin = await start_broker_and_standin(stack, workdir, tuning)
         nodes = {f"hist-{size}": BAYS for size in config.sizes}
         agents = ScriptedAgents(broker.port, nodes, nodelay=tuning.nodelay)
         stack.callback(agents.close)

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,11 +42,10 @@ from benchmarks.rig import (
     Tuning,
     WebhookPoster,
     blocking,
-    close_waiters,
     commit_floor,
     py_spy,
-    start_broker,
-    start_standin,
+    start_broker_and_standin,
+    stored_dir,
 )
 from benchmarks.stats import percentile, summary
 from pi_mqtt_relay.state_file import SavedState, StateFile
@@ -99,16 +97,6 @@ class _Rig:
         self.agent = agent
         self.pins = pins
         self.poster = WebhookPoster(ha.base)
-
-    async def status(self, bay: str) -> str:
-        return str((await self.ha.bays())["bays"][bay]["status"])
-
-    async def wait_status(self, bay: str, status: str, within: float = 10) -> None:
-        deadline = time.monotonic() + within
-        while (await self.status(bay)) != status:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{bay} not {status}")
-            await asyncio.sleep(0.005)
 
     async def pay(self, standin: Any, bay: str, plan: str) -> tuple[str, Any]:
         """Create a link through the action and have the stand-in pay it (not timed)."""
@@ -180,7 +168,7 @@ async def _pay_samples(
                 ("state_save", save_spent),
             ):
                 series[key].append(value)
-        await rig.wait_status(bay, "charging")
+        await rig.ha.wait_bay_status(bay, "charging")
         await rig.stop(bay, pin_mark)
     floors = summary(series["http"])["p50"] + summary(series["mqtt"])["p50"]
     command = summary(series["command"])
@@ -209,7 +197,7 @@ async def _timed_session(  # noqa: PLR0917 - one bay's session
     await blocking(rig.agent.wait_pin, pin, 1, mark, 10)
     await blocking(rig.agent.wait_pin, pin, 0, mark, seconds + 10)
     [(on, off)] = rig.agent.periods(pin, mark)
-    await rig.wait_status(bay, "idle")
+    await rig.ha.wait_bay_status(bay, "idle")
     return {"paid_s": seconds, "on_s": off - on, "error_ms": (off - on - seconds) * 1000}
 
 
@@ -275,7 +263,7 @@ async def _restart(rig: _Rig, standin: Any, config: PayConfig) -> dict[str, Any]
     await asyncio.sleep(config.gap_s)
     await rig.post(webhook)
     on1 = await blocking(rig.agent.wait_pin, pin, 1, mark, 10)
-    await rig.wait_status(bay, "charging")
+    await rig.ha.wait_bay_status(bay, "charging")
     await asyncio.sleep(max(on1 + seconds / 3 - time.monotonic(), 0))
     killed = rig.agent.kill()
     restart_mark = rig.agent.mark()
@@ -293,22 +281,11 @@ async def _restart(rig: _Rig, standin: Any, config: PayConfig) -> dict[str, Any]
     }
 
 
-async def run(  # noqa: PLR0915 - one scenario, step by step
-    workdir: Path, config: PayConfig, tuning: Tuning = STOCK
-) -> dict[str, Any]:
+async def run(workdir: Path, config: PayConfig, tuning: Tuning = STOCK) -> dict[str, Any]:
     """Everything above on one Home Assistant; the figures."""
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(close_waiters)
-        if tuning.ram:
-            ram = Path(tempfile.mkdtemp(prefix="qr-bench-", dir="/dev/shm"))
-            stack.callback(shutil.rmtree, ram, ignore_errors=True)
-            stored = ram
-        else:
-            stored = workdir
-        broker = start_broker(workdir / "broker", tuning)
-        stack.callback(broker.stop)
-        standin = await start_standin()
-        stack.push_async_callback(standin.stop)
+        broker, standin = await start_broker_and_standin(stack, workdir, tuning)
+        stored = stored_dir(stack, workdir, tuning)
         agent_dir = stored / "agent"
         agent_dir.mkdir(parents=True, exist_ok=True)
         pins = write_agent_config(

@@ -30,9 +30,7 @@ import collections
 import contextlib
 import json
 import random
-import shutil
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +53,9 @@ from benchmarks.rig import (
     Tuning,
     WebhookPoster,
     add_link,
-    close_waiters,
     py_spy,
-    start_broker,
-    start_standin,
+    start_broker_and_standin,
+    stored_dir,
 )
 from benchmarks.stats import ProcStats, summary
 from devtools.razorpay_standin.fixtures import Webhook
@@ -282,11 +279,7 @@ async def run(  # noqa: PLR0915 - one scenario, step by step
     bay_nodes = {bay: node for node, bays in nodes.items() for bay in bays}
     bays = list(bay_nodes)
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(close_waiters)
-        broker = start_broker(workdir / "broker", tuning)
-        stack.callback(broker.stop)
-        standin = await start_standin()
-        stack.push_async_callback(standin.stop)
+        broker, standin = await start_broker_and_standin(stack, workdir, tuning)
         agents = ScriptedAgents(broker.port, nodes, nodelay=tuning.nodelay)
         stack.callback(agents.close)
         unique = config.deliveries * 3 // 4 if config.burst else 0
@@ -315,10 +308,7 @@ async def run(  # noqa: PLR0915 - one scenario, step by step
             bays=[BaySpec(bay, node, ["p30", "p10"]) for bay, node in bay_nodes.items()],
             disabled=True,
         )
-        if tuning.ram:
-            ram = Path(tempfile.mkdtemp(prefix="qr-bench-", dir="/dev/shm"))
-            stack.callback(shutil.rmtree, ram, ignore_errors=True)
-        ha = HomeAssistantProcess((ram if tuning.ram else workdir) / "ha", chains=True)
+        ha = HomeAssistantProcess(stored_dir(stack, workdir, tuning) / "ha", chains=True)
         ha.write_config(broker.port, account)
         await prefill(ha.db_path(account), 0, bays, extra=[*scale_links.values(), *burst_links])
         stack.push_async_callback(ha.stop)

@@ -359,6 +359,18 @@ class HomeAssistantProcess:
         """The probe's view of the entries and bays."""
         return dict(await self.request("GET", "/api/bench_probe/bays"))
 
+    async def bay_status(self, bay: str) -> str:
+        """A bay's status as the probe sees it."""
+        return str((await self.bays())["bays"][bay]["status"])
+
+    async def wait_bay_status(self, bay: str, status: str, within: float = 10) -> None:
+        """Wait until ``bay`` has this status (polled every 5 ms)."""
+        deadline = time.monotonic() + within
+        while (await self.bay_status(bay)) != status:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{bay} not {status}; see {self.dir}")
+            await asyncio.sleep(0.005)
+
     async def blocks(self, *, reset: bool = False) -> dict[str, Any]:
         """The probe's loop blocks (and reset them)."""
         return dict(

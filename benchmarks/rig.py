@@ -13,9 +13,11 @@ import collections
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +132,35 @@ async def start_standin() -> RazorpayStandin:
     standin = RazorpayStandin()
     await standin.start()
     return standin
+
+
+async def start_broker_and_standin(
+    stack: contextlib.AsyncExitStack, workdir: Path, tuning: Tuning
+) -> tuple[Broker, RazorpayStandin]:
+    """A Mosquitto in ``workdir / "broker"`` and Razorpay's stand-in, stopped by ``stack``.
+
+    The stack also closes the waiters' threads (``close_waiters``) once everything has stopped.
+    """
+    stack.callback(close_waiters)
+    broker = start_broker(workdir / "broker", tuning)
+    stack.callback(broker.stop)
+    standin = await start_standin()
+    stack.push_async_callback(standin.stop)
+    return broker, standin
+
+
+def stored_dir(
+    stack: contextlib.ExitStack | contextlib.AsyncExitStack, workdir: Path, tuning: Tuning
+) -> Path:
+    """Where Home Assistant (and the agent) keep their files.
+
+    ``workdir``, or with ``tuning.ram`` a folder in /dev/shm that ``stack`` removes at the end.
+    """
+    if not tuning.ram:
+        return workdir
+    ram = Path(tempfile.mkdtemp(prefix="qr-bench-", dir="/dev/shm"))
+    stack.callback(shutil.rmtree, ram, ignore_errors=True)
+    return ram
 
 
 def add_link(

@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pi_mqtt_relay.agent import Agent
 from pi_mqtt_relay.config import load_config
 from tests.mosquitto import Broker
+from tests.tls import PASSWORD, Login
 
 PREFIX = "qr_charging"
 # The agent's version as released: what it must announce.
@@ -155,6 +156,27 @@ def observer_factory(broker: Broker) -> Iterator[Callable[[str], Observer]]:
     yield make
     for obs in made:
         obs.close()
+
+
+@pytest.fixture
+def login_ca() -> Path | None:
+    """The CA the ``login`` clients trust: none, plain MQTT (a TLS module overrides it)."""
+    return None
+
+
+@pytest.fixture
+def login(broker: Broker, login_ca: Path | None) -> Iterator[Callable[..., Login]]:
+    """Clients logged in to the broker; ``wait`` for their subscription unless refused."""
+    made: list[Login] = []
+
+    def make(user: str | None, password: str = PASSWORD, *, wait: bool = True) -> Login:
+        made.append(Login(broker.port, user, password, login_ca))
+        assert not wait or made[-1].subscribed.wait(5), f"{user} could not subscribe"
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @dataclass

@@ -46,15 +46,26 @@ def test_relay_goes_off_at_the_deadline_without_broker(
     assert state["reason"] == "deadline"
 
 
-def test_commands_sent_while_the_agent_was_away_are_delivered(
+@pytest.fixture
+def booted(
     setup: Setup,
     agents: Callable[[Path], RunningAgent],
     observer_factory: Callable[[str], Observer],
-) -> None:
+) -> tuple[Path, Observer, RunningAgent]:
+    """agent.yaml, an observer of its node, and a first agent that has announced its boot."""
     config = setup.write()
     obs = observer_factory(setup.node)
     first = agents(config).start()
     obs.wait_state("bay-1", reason="boot")
+    return config, obs, first
+
+
+def test_commands_sent_while_the_agent_was_away_are_delivered(
+    setup: Setup,
+    agents: Callable[[Path], RunningAgent],
+    booted: tuple[Path, Observer, RunningAgent],
+) -> None:
+    config, obs, first = booted
     first.stop()
     obs.wait_for(f"qr_charging/{setup.node}/availability", lambda m: m.payload == b"offline")
     command = obs.send_on("bay-2", "s-queued", 3.0)
@@ -70,12 +81,9 @@ def test_commands_sent_while_the_agent_was_away_are_delivered(
 def test_stop_switches_off_and_the_next_start_resumes_the_rest(
     setup: Setup,
     agents: Callable[[Path], RunningAgent],
-    observer_factory: Callable[[str], Observer],
+    booted: tuple[Path, Observer, RunningAgent],
 ) -> None:
-    config = setup.write()
-    obs = observer_factory(setup.node)
-    first = agents(config).start()
-    obs.wait_state("bay-1", reason="boot")
+    config, obs, first = booted
     # Long enough that a slow restart on a busy machine still finds time left to resume.
     paid_s = 6.0
     obs.send_on("bay-1", "s-resume", paid_s)

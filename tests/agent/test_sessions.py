@@ -11,6 +11,14 @@ import pytest
 from .conftest import PYPROJECT_VERSION, TOLERANCE_S, Observer, RunningAgent
 
 
+def _powered_until_the_deadline(running: RunningAgent, obs: Observer, seconds: float) -> None:
+    """bay-1 goes off at its deadline, after one period of power of ``seconds``."""
+    obs.wait_state("bay-1", reason="deadline")
+    running.wait_off("bay-1")
+    [period] = running.on_periods("bay-1")
+    assert abs(period - seconds) < TOLERANCE_S
+
+
 def test_relays_off_at_start(
     started: tuple[RunningAgent, Observer], observer_factory: Callable[[str], Observer]
 ) -> None:
@@ -75,10 +83,7 @@ def test_same_on_twice_is_a_no_op(started: tuple[RunningAgent, Observer]) -> Non
     assert again["state"] == "ON"
     assert again["reason"] == "command"
     assert again["until"] == command["until"]
-    obs.wait_state("bay-1", reason="deadline")
-    running.wait_off("bay-1")
-    [period] = running.on_periods("bay-1")
-    assert abs(period - 1.0) < TOLERANCE_S
+    _powered_until_the_deadline(running, obs, 1.0)
 
 
 def test_top_up_extends_the_active_session(started: tuple[RunningAgent, Observer]) -> None:
@@ -94,10 +99,7 @@ def test_top_up_extends_the_active_session(started: tuple[RunningAgent, Observer
     assert topped["reason"] == "top_up"
     assert topped["until"] == first["until"] + 1.0
     assert 1.5 < topped["remaining"] <= 1.7
-    obs.wait_state("bay-1", reason="deadline")
-    running.wait_off("bay-1")
-    [period] = running.on_periods("bay-1")
-    assert abs(period - 2.0) < TOLERANCE_S
+    _powered_until_the_deadline(running, obs, 2.0)
 
 
 def test_top_up_beyond_the_cap_is_refused(started: tuple[RunningAgent, Observer]) -> None:
@@ -182,10 +184,7 @@ def test_other_session_is_refused_while_busy(started: tuple[RunningAgent, Observ
     refused = obs.wait_state("bay-1", since=mark)
     assert refused["reason"] == "rejected_busy"
     assert refused["session"] == "s-first"
-    obs.wait_state("bay-1", reason="deadline")
-    running.wait_off("bay-1")
-    [period] = running.on_periods("bay-1")
-    assert abs(period - 1.0) < TOLERANCE_S
+    _powered_until_the_deadline(running, obs, 1.0)
     # The refused session did not start afterwards either.
     time.sleep(0.2)
     assert not running.is_on("bay-1")
@@ -199,10 +198,7 @@ def test_plain_on_uses_the_default_time(started: tuple[RunningAgent, Observer]) 
     assert on["reason"] == "command"
     assert on["session"].startswith("manual-")
     assert before + 1.5 - 0.2 < on["until"] < time.time() + 1.5  # default_minutes 0.025
-    obs.wait_state("bay-1", reason="deadline")
-    running.wait_off("bay-1")
-    [period] = running.on_periods("bay-1")
-    assert abs(period - 1.5) < TOLERANCE_S
+    _powered_until_the_deadline(running, obs, 1.5)
 
 
 def test_plain_off_ends_whatever_runs(started: tuple[RunningAgent, Observer]) -> None:
@@ -228,10 +224,7 @@ def test_wrong_pi_clock_trusts_duration(started: tuple[RunningAgent, Observer]) 
     on = obs.wait_state("bay-1", state="ON")
     assert on["reason"] == "clock_skew_duration_trusted"
     assert on["until"] == command["until"]
-    obs.wait_state("bay-1", reason="deadline")
-    running.wait_off("bay-1")
-    [period] = running.on_periods("bay-1")
-    assert abs(period - 1.0) < TOLERANCE_S
+    _powered_until_the_deadline(running, obs, 1.0)
     # Its deadline ended it: a replay, though its `until` still lies ahead, is refused.
     mark = obs.mark()
     obs.send("bay-1", command)
@@ -248,10 +241,7 @@ def test_delayed_command_keeps_its_until(started: tuple[RunningAgent, Observer])
     obs.send("bay-1", {**command, "sent": now - 120})
     on = obs.wait_state("bay-1", state="ON")
     assert on["reason"] == "command"
-    obs.wait_state("bay-1", reason="deadline")
-    running.wait_off("bay-1")
-    [period] = running.on_periods("bay-1")
-    assert abs(period - 1.0) < TOLERANCE_S
+    _powered_until_the_deadline(running, obs, 1.0)
 
 
 def test_session_is_stored_before_the_relay_turns_on(

@@ -15,22 +15,20 @@ import itertools
 import json
 import re
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.mosquitto import Broker
-from tests.tls import Pki, make_pki, tls_broker
+from tests.tls import PASSWORD, Login, Pki, acl_broker, documented_acl, make_pki
 
 from .conftest import PREFIX, AgentProcess, RunningAgent, Setup
-from .test_broker_acl import AGENT_USER, NODE, PASSWORD, _documented_acl
+from .test_broker_acl import AGENT_USER, NODE
 
 BASE = f"{PREFIX}/{NODE}"
 
@@ -44,68 +42,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def broker(tmp_path: Path, pki: Pki) -> Iterator[Broker]:
     """Mosquitto with TLS only, logins from a password file and the documented ACL."""
     logins = dict.fromkeys(("homeassistant", "addons", AGENT_USER), PASSWORD)
-    server = tls_broker(tmp_path, pki, logins, _documented_acl())
+    server = acl_broker(tmp_path, logins, documented_acl(), pki)
     server.start()
     yield server
     server.stop()
 
 
-class TlsLogin:
-    """An MQTT client over TLS, logged in as ``user``, recording what it receives on ``#``."""
-
-    def __init__(self, port: int, ca: Path, user: str | None, password: str = PASSWORD) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.refused: Any = None
-        self._cond = threading.Condition()
-        self.connected = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{user}")
-        self.client.tls_set(ca_certs=str(ca))
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        self.client.on_message = self._on_message
-        self.client.on_connect = self._on_connect
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, code: Any, props: Any) -> None:
-        if code.is_failure:
-            self.refused = code
-            return
-        client.subscribe("#", qos=1)
-        self.connected.set()
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._cond:
-            self.messages.append((msg.topic, bytes(msg.payload)))
-            self._cond.notify_all()
-
-    def publish(self, topic: str, payload: str) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def wait_for(self, topic: str, contains: bytes = b"", timeout: float = 5) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not any(t == topic and contains in p for t, p in self.messages):
-                left = deadline - time.monotonic()
-                assert left > 0, f"nothing on {topic} with {contains!r}; saw {self.messages}"
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
-def login(broker: Broker, pki: Pki) -> Iterator[Callable[..., TlsLogin]]:
-    made: list[TlsLogin] = []
-
-    def make(user: str | None, password: str = PASSWORD) -> TlsLogin:
-        made.append(TlsLogin(broker.port, pki.ca, user, password))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
+def login_ca(pki: Pki) -> Path:
+    """The logins of this module trust the test's CA."""
+    return pki.ca
 
 
 def _agent_config(setup: Setup, broker: Broker, ca: Path, password: str = PASSWORD) -> Path:
@@ -133,7 +79,7 @@ def test_the_agent_and_home_assistant_work_over_tls_and_others_are_refused(
     pki: Pki,
     tmp_path: Path,
     agents: Callable[[Path], RunningAgent],
-    login: Callable[..., TlsLogin],
+    login: Callable[..., Login],
 ) -> None:
     home_assistant = login("homeassistant")
     assert home_assistant.connected.wait(5)
@@ -154,7 +100,7 @@ def test_the_agent_and_home_assistant_work_over_tls_and_others_are_refused(
     home_assistant.wait_for("elsewhere/marker", b"sent")
     # Without a login, or with a wrong password, the broker refuses the connection itself.
     for user, password in ((None, PASSWORD), ("homeassistant", "guess")):
-        stranger = login(user, password)
+        stranger = login(user, password, wait=False)
         deadline = time.monotonic() + 5
         while stranger.refused is None and time.monotonic() < deadline:
             time.sleep(0.02)

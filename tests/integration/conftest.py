@@ -122,6 +122,12 @@ BAY_SUBENTRY = {
 }
 
 
+def mqtt_bay(node: str) -> dict[str, Any]:
+    """bay-1 as the bay of that name on ``node``'s pi-mqtt-relay agent."""
+    mqtt = {"driver": "mqtt", "node": node, "agent_bay": "bay-1", "switch_entity": None}
+    return {**BAY_SUBENTRY, "data": {**BAY_SUBENTRY["data"], **mqtt}}
+
+
 @pytest.fixture
 def ack_timeout() -> float:
     """Seconds an MQTT bay waits for the agent's acknowledgement (short: the broker is real)."""
@@ -237,4 +243,13 @@ async def post_webhook(
 
 
 # The customer pages' fixture (a browser on the pages' webhook), shared by their tests.
+# The broker, HA's MQTT, the scripted agent and its bay, shared by the MQTT tests.
+from .mqtt_helpers import (  # noqa: E402, F401
+    agent,
+    broker,
+    intruder,
+    mqtt_bay_entry,
+    mqtt_entry,
+    mqtt_login,
+)
 from .pages_helpers import customer  # noqa: E402, F401

@@ -43,14 +43,7 @@ from tests.mosquitto import Broker
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .helpers import export_sessions, pay, refund_amounts
-from .test_mqtt_agent import (
-    NODE,
-    PLAN_S,
-    _until,
-    broker,  # noqa: F401  (fixture)
-    mqtt_bay_entry,  # noqa: F401  (fixture; its "agent" is the real one below)
-    mqtt_entry,  # noqa: F401  (fixture)
-)
+from .mqtt_helpers import NODE, PLAN_S, wait_until
 
 PIN = 17
 BAY = "bay-1"
@@ -117,7 +110,7 @@ class RealAgent:
 
 
 @pytest.fixture
-def agent(broker: Broker, tmp_path: Path) -> Generator[RealAgent]:  # noqa: F811
+def agent(broker: Broker, tmp_path: Path) -> Generator[RealAgent]:
     """The real agent, connected; ``mqtt_bay_entry`` waits for it to be online.
 
     Named as the scripted agent of test_mqtt_agent.py so that fixture uses this one. Stopped
@@ -130,7 +123,7 @@ def agent(broker: Broker, tmp_path: Path) -> Generator[RealAgent]:  # noqa: F811
 
 
 @pytest.fixture
-def observer(broker: Broker) -> Generator[Observer]:  # noqa: F811
+def observer(broker: Broker) -> Generator[Observer]:
     """An outside MQTT client recording what the agent publishes."""
     obs = Observer(broker.port, NODE)
     yield obs
@@ -150,7 +143,7 @@ async def _retained_state(hass: HomeAssistant, broker_: Broker) -> dict[str, Any
     """bay-1's state as the broker keeps it, read by a client that connects only now."""
     late = await hass.async_add_executor_job(Observer, broker_.port, NODE)
     try:
-        await _until(hass, lambda: bool(late.states(BAY)))
+        await wait_until(hass, lambda: bool(late.states(BAY)))
         (message,) = [m for m in late.messages if m.topic == late.state_topic(BAY)]
         assert message.retain
         return dict(message.json())
@@ -169,7 +162,7 @@ async def _active_session(
     """Pay, and wait until HA takes the agent's report as the session's start."""
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     paid = await pay(hass, standin, post_webhook)
-    await _until(hass, lambda: len(started) == 1)
+    await wait_until(hass, lambda: len(started) == 1)
     return paid, str(started[0].data["session_id"])
 
 
@@ -178,8 +171,8 @@ async def test_payment_powers_the_relay(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: RealAgent,
-    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
-    broker: Broker,  # noqa: F811
+    mqtt_bay_entry: MockConfigEntry,
+    broker: Broker,
 ) -> None:
     assert not agent.powered
     before = time.time()
@@ -226,7 +219,7 @@ async def test_stop_with_prorata_refund(
     )
 
     assert response is not None
-    await _until(hass, lambda: bool(_states(observer, mark, reason="off_command")))
+    await wait_until(hass, lambda: bool(_states(observer, mark, reason="off_command")))
     assert not agent.powered
     assert _states(observer, mark, reason="off_command")[0] | {"remaining": 0} == {
         "state": "OFF",
@@ -243,7 +236,7 @@ async def test_stop_with_prorata_refund(
     # The agent keeps the stopped session as cancelled: a replayed "on" cannot power it again.
     assert agent.finished()[session_id]["kind"] == "cancelled"
     await hass.async_add_executor_job(observer.send_on, BAY, session_id, 600)
-    await _until(hass, lambda: bool(_states(observer, mark, reason="rejected_cancelled")))
+    await wait_until(hass, lambda: bool(_states(observer, mark, reason="rejected_cancelled")))
     assert not agent.powered
     assert agent.times_switched_on == 1
 
@@ -257,13 +250,13 @@ async def test_top_up_extends_the_agents_deadline(
     observer: Observer,
 ) -> None:
     _, session_id = await _active_session(hass, standin, post_webhook)
-    await _until(hass, lambda: bool(_states(observer, state="ON", session=session_id)))
+    await wait_until(hass, lambda: bool(_states(observer, state="ON", session=session_id)))
     first = _states(observer, state="ON", session=session_id)[-1]
     mark = observer.mark()
 
     second = await pay(hass, standin, post_webhook)
 
-    await _until(hass, lambda: bool(_states(observer, mark, reason="top_up")))
+    await wait_until(hass, lambda: bool(_states(observer, mark, reason="top_up")))
     (topped,) = _states(observer, mark, reason="top_up")
     assert (topped["state"], topped["session"]) == ("ON", session_id)
     assert topped["until"] == pytest.approx(first["until"] + PLAN_S)
@@ -283,7 +276,7 @@ async def test_agent_restart_resumes_the_session(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: RealAgent,
-    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
+    mqtt_bay_entry: MockConfigEntry,
     observer: Observer,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
@@ -296,28 +289,30 @@ async def test_agent_restart_resumes_the_session(
     await hass.async_add_executor_job(agent.stop)
 
     assert not agent.powered
-    await _until(hass, lambda: not runner.driver.online)
-    await _until(hass, lambda: bool(_states(observer, mark, reason="shutdown")))
+    await wait_until(hass, lambda: not runner.driver.online)
+    await wait_until(hass, lambda: bool(_states(observer, mark, reason="shutdown")))
     (shutdown,) = _states(observer, mark, reason="shutdown")
     # Off for now, but the session is named: it is stored, not ended.
     assert (shutdown["state"], shutdown["session"]) == ("OFF", session_id)
     assert shutdown["until"] == pytest.approx(until)
-    await _until(hass, lambda: runner.last_report is not None and not runner.last_report.powered)
+    await wait_until(
+        hass, lambda: runner.last_report is not None and not runner.last_report.powered
+    )
     assert (await _row(hass))["state"] == "active"
     assert runner.status == "charging"
 
     mark = observer.mark()
     await hass.async_add_executor_job(agent.start)
 
-    await _until(hass, lambda: runner.driver.online and agent.powered)
-    await _until(hass, lambda: bool(_states(observer, mark, state="ON", reason="resumed")))
+    await wait_until(hass, lambda: runner.driver.online and agent.powered)
+    await wait_until(hass, lambda: bool(_states(observer, mark, state="ON", reason="resumed")))
     # The first state after the restart; HA's "on", re-sent when it saw "shutdown", may follow
     # it (queued by the broker for the agent's persistent session) as a no-op.
     resumed = _states(observer, mark, state="ON", reason="resumed")[0]
     assert resumed["session"] == session_id
     assert resumed["until"] == pytest.approx(until)
     assert 0 < resumed["remaining"] <= until - time.time() + 1
-    await _until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
+    await wait_until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
     row = await _row(hass)
     assert (row["session_id"], row["state"]) == (session_id, "active")
     assert float(row["until"]) == pytest.approx(until)
@@ -336,20 +331,20 @@ async def test_agent_offline_at_payment_refunds_and_never_powers(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: RealAgent,
-    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
+    mqtt_bay_entry: MockConfigEntry,
     observer: Observer,
 ) -> None:
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     runner = mqtt_bay_entry.runtime_data.bays.runners[BAY]
     await hass.async_add_executor_job(agent.stop)
-    await _until(hass, lambda: not runner.driver.online)
+    await wait_until(hass, lambda: not runner.driver.online)
     assert runner.status == "offline"
 
     paid = await pay(hass, standin, post_webhook)
 
-    await _until(hass, lambda: len(failed) == 1)
+    await wait_until(hass, lambda: len(failed) == 1)
     assert failed[0].data["reason"] == "bay_offline"
-    await _until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
+    await wait_until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
     assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     row = await _row(hass)
     assert row["state"] == "refunded"
@@ -357,14 +352,14 @@ async def test_agent_offline_at_payment_refunds_and_never_powers(
 
     mark = observer.mark()
     await hass.async_add_executor_job(agent.start)
-    await _until(hass, lambda: runner.driver.online)
+    await wait_until(hass, lambda: runner.driver.online)
 
     # HA's "off" waited at the broker (the agent's persistent session) and marks the session
     # cancelled on the agent, so even a late "on" for it is refused.
-    await _until(hass, lambda: session_id in agent.finished())
+    await wait_until(hass, lambda: session_id in agent.finished())
     assert agent.finished()[session_id]["kind"] == "cancelled"
     await hass.async_add_executor_job(observer.send_on, BAY, session_id, PLAN_S)
-    await _until(hass, lambda: bool(_states(observer, mark, reason="rejected_cancelled")))
+    await wait_until(hass, lambda: bool(_states(observer, mark, reason="rejected_cancelled")))
     assert all(s["state"] == "OFF" for s in observer.states(BAY, mark))
     assert not agent.powered
     assert agent.times_switched_on == 0

@@ -33,7 +33,14 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, PLUG, PostWebhook, entry_data, setup_plug
+from .conftest import (
+    PLAN_SUBENTRY,
+    PLUG,
+    PostWebhook,
+    entry_data,
+    mqtt_bay,
+    setup_plug,
+)
 from .helpers import pay, settle, tick
 
 
@@ -314,10 +321,7 @@ async def mqtt_bay_entry(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, standin: RazorpayStandin
 ) -> AsyncGenerator[MockConfigEntry]:
     """The account with bay-1 on a pi-mqtt-relay agent (HA's MQTT client mocked)."""
-    bay = BAY_SUBENTRY | {
-        "data": BAY_SUBENTRY["data"]
-        | {"driver": "mqtt", "node": NODE, "agent_bay": "bay-1", "switch_entity": None}
-    }
+    bay = mqtt_bay(NODE)
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=standin.key_id,

@@ -23,22 +23,23 @@ from custom_components.qr_charging.drivers.mqtt_agent import parse_state
 from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
 from devtools.razorpay_standin import RazorpayStandin
-from devtools.razorpay_standin.fixtures import sign
+from devtools.razorpay_standin.fixtures import Webhook, sign
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .conftest import WEBHOOK_SECRET as SECRET
 from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
-from .test_mqtt_agent import (
-    STATE,
-    ScriptedAgent,
-    _until,
-    agent,  # noqa: F401  (fixture)
-    broker,  # noqa: F401  (fixture)
-    intruder,  # noqa: F401  (fixture)
-    mqtt_bay_entry,  # noqa: F401  (fixture)
-    mqtt_entry,  # noqa: F401  (fixture)
-)
+from .mqtt_helpers import STATE, ScriptedAgent, wait_until
 from .test_storage_faults import failing_writes
+
+
+async def _taken_when_set_up_again(
+    hass: HomeAssistant, entry: MockConfigEntry, post_webhook: PostWebhook, delivery: Webhook
+) -> None:
+    """The account set up again, Razorpay's next delivery of ``delivery`` is taken."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await settle(hass)
+    response = await post_webhook(delivery)
+    assert (await response.json())["outcome"] in ("new_session", "duplicate")
 
 
 @pytest.mark.usefixtures("loaded_entry")
@@ -70,10 +71,7 @@ async def test_a_delivery_during_an_unload_is_answered_503_and_redelivered(
     assert (await answer.json())["outcome"] == "not_stored"
 
     # Razorpay delivers it again once HA is back, and it is taken as the first time.
-    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await settle(hass)
-    response = await post_webhook(delivery)
-    assert (await response.json())["outcome"] in ("new_session", "duplicate")
+    await _taken_when_set_up_again(hass, loaded_entry, post_webhook, delivery)
     (row,) = await export_sessions(hass)
     assert row["payment_ids"] == paid.payment_id
 
@@ -124,8 +122,8 @@ async def test_a_restart_resumes_the_starting_session_before_a_paid_one(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
 ) -> None:
     """Seed 42 of the schedules: HA restarts while a session starts and a top-up is paid.
 
@@ -146,9 +144,11 @@ async def test_a_restart_resumes_the_starting_session_before_a_paid_one(
     agent.report(on["session"], on["until"], "command")
 
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
-    await _until(hass, lambda: _status(hass) == "charging")
+    await wait_until(hass, lambda: _status(hass) == "charging")
     # The second payment tops the session up, or finds it still starting and is refunded.
-    await _until(hass, lambda: bool(_top_ups(agent, on["session"]) or _refunded(standin, second)))
+    await wait_until(
+        hass, lambda: bool(_top_ups(agent, on["session"]) or _refunded(standin, second))
+    )
 
     rows = {row["session_id"]: row for row in await export_sessions(hass)}
     assert rows[on["session"]]["state"] == "active"
@@ -184,8 +184,8 @@ async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,  # noqa: F811
+    agent: ScriptedAgent,
+    intruder: paho.Client,
 ) -> None:
     """Found by fuzzing the state reports (test_fuzz_state.py).
 
@@ -270,10 +270,7 @@ async def test_a_delivery_while_the_account_is_unloaded_is_answered_503(
     assert response.status == 503
     assert (await response.json())["outcome"] == "not_loaded"
     # Set up again, Razorpay's next delivery is taken as the first.
-    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await settle(hass)
-    response = await post_webhook(delivery)
-    assert (await response.json())["outcome"] in ("new_session", "duplicate")
+    await _taken_when_set_up_again(hass, loaded_entry, post_webhook, delivery)
     (row,) = await export_sessions(hass)
     assert row["payment_ids"] == paid.payment_id
     # Once the account is removed, the webhook is gone (HA answers 200 to unknown webhooks).

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -138,14 +137,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("seed", list(seeds), ids=lambda seed: f"seed={seed}")
 
 
-@pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
-    server = Broker(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def quick_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shorten HA's waits that are minutes or tens of seconds, so a schedule takes seconds.
@@ -163,20 +154,6 @@ def quick_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
             data["key_id"], data["key_secret"], base_url=data["api_base_url"], timeout=0.5
         ),
     )
-
-
-@pytest.fixture
-async def mqtt_entry(
-    hass: HomeAssistant, broker: Broker, tmp_path: Path
-) -> AsyncGenerator[MockConfigEntry]:
-    """HA's MQTT integration connected to the broker."""
-    entry = MockConfigEntry(domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 def _entry(standin: RazorpayStandin, bays: list[str]) -> MockConfigEntry:

@@ -40,16 +40,7 @@ from tests.soak import examples
 
 from .conftest import PLAN_PRICE, PostWebhook
 from .helpers import create_link, refund_amounts
-from .test_mqtt_agent import (
-    STATE,
-    ScriptedAgent,
-    _until,
-    agent,  # noqa: F401  (fixture)
-    broker,  # noqa: F401  (fixture)
-    intruder,  # noqa: F401  (fixture)
-    mqtt_bay_entry,  # noqa: F401  (fixture)
-    mqtt_entry,  # noqa: F401  (fixture)
-)
+from .mqtt_helpers import STATE, ScriptedAgent, wait_until
 
 SESSION = "SESSION"  # replaced by the bay's session id
 UNTIL = "UNTIL"  # replaced by the paid deadline (plus an offset)
@@ -152,9 +143,9 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    mqtt_bay_entry: MockConfigEntry,  # noqa: F811
-    intruder: paho.Client,  # noqa: F811
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    intruder: paho.Client,
     starting: bool,
     fuzz: list[tuple[Any, bool]],
 ) -> None:
@@ -171,7 +162,7 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
     on = await agent.wait_command(sent + 1)
     assert isinstance(on, dict)
     wanted = SessionState.STARTING if starting else SessionState.ACTIVE
-    await _until(hass, lambda: runner.session is not None and runner.session.state is wanted)
+    await wait_until(hass, lambda: runner.session is not None and runner.session.state is wanted)
     session = runner.session
     paid_until = float(on["until"])
     log: list[tuple[str, str]] = []
@@ -202,7 +193,7 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
         sentinel = f"sentinel-{next(SENTINELS)}"
         off = {"state": "OFF", "session": sentinel, "until": None, "remaining": 0}
         intruder.publish(STATE, json.dumps(off), qos=1).wait_for_publish(5)
-        await _until(hass, lambda: sentinel in seen)
+        await wait_until(hass, lambda: sentinel in seen)
         await hass.async_block_till_done()
     finally:
         runner.driver.async_turn_off, runner.refunds.async_send = real_off, real_send

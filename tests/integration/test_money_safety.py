@@ -30,17 +30,7 @@ from devtools.razorpay_standin.fixtures import build_webhook, new_id, payment_en
 
 from .conftest import PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, plan_subentry
 from .helpers import create_link, export_sessions, pay, refund_amounts, settle, tick
-from .test_mqtt_agent import (
-    STATE,
-    ScriptedAgent,
-    _running_session,
-    _until,
-    agent,  # noqa: F401  (fixture)
-    broker,  # noqa: F401  (fixture)
-    intruder,  # noqa: F401  (fixture)
-    mqtt_bay_entry,  # noqa: F401  (fixture)
-    mqtt_entry,  # noqa: F401  (fixture)
-)
+from .mqtt_helpers import STATE, ScriptedAgent, running_session, wait_until
 
 # An hour for ₹35 besides the half hour for ₹20: top-ups priced differently.
 HOUR_PRICE = 3500
@@ -57,7 +47,7 @@ def _spoof(client: paho.Client, payload: str) -> None:
     client.publish(STATE, payload, qos=1).wait_for_publish(5)
 
 
-def _offs(agent: ScriptedAgent, session_id: str) -> int:  # noqa: F811
+def _offs(agent: ScriptedAgent, session_id: str) -> int:
     return sum(
         1
         for command, _, _ in agent.commands
@@ -70,18 +60,18 @@ async def test_a_spoofed_off_is_answered_with_off_before_the_refund(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,  # noqa: F811
+    agent: ScriptedAgent,
+    intruder: paho.Client,
 ) -> None:
-    paid, on = await _running_session(hass, standin, post_webhook, agent)
+    paid, on = await running_session(hass, standin, post_webhook, agent)
 
     off = {"state": "OFF", "session": on["session"], "until": None, "remaining": 0}
     _spoof(intruder, json.dumps({**off, "reason": "command"}))
-    await _until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
+    await wait_until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
 
     # Whoever said "off", the relay is told off for that session: refunded and off, never
     # refunded and on.
-    await _until(hass, lambda: _offs(agent, on["session"]) == 1)
+    await wait_until(hass, lambda: _offs(agent, on["session"]) == 1)
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"]) == ("ended", "power_cut")
 
@@ -91,8 +81,8 @@ async def test_a_report_of_more_time_than_paid_confirms_nothing(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,  # noqa: F811
+    agent: ScriptedAgent,
+    intruder: paho.Client,
 ) -> None:
     agent.answer = False  # the relay never powers
     paid = await pay(hass, standin, post_webhook)
@@ -102,9 +92,9 @@ async def test_a_report_of_more_time_than_paid_confirms_nothing(
     report = {"state": "ON", "session": on["session"], "remaining": 7200, "reason": "command"}
     _spoof(intruder, json.dumps({**report, "until": on["until"] + 3600}))
     # Not confirmed: at the acknowledgement time (1 s here) it fails, off and refunded in full.
-    await _until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
+    await wait_until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
     assert refund_amounts(standin, paid.payment_id) == [HOUR_PRICE]
-    await _until(hass, lambda: _offs(agent, on["session"]) == 1)
+    await wait_until(hass, lambda: _offs(agent, on["session"]) == 1)
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"]) == ("refunded", "no_acknowledgement")
 
@@ -131,8 +121,8 @@ async def test_broken_numbers_in_state_reports_change_nothing(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
-    intruder: paho.Client,  # noqa: F811
+    agent: ScriptedAgent,
+    intruder: paho.Client,
 ) -> None:
     agent.answer = False
     await pay(hass, standin, post_webhook)
@@ -148,7 +138,7 @@ async def test_broken_numbers_in_state_reports_change_nothing(
     assert row["state"] == "starting"
     # The real acknowledgement then confirms the session with its paid deadline.
     agent.report(on["session"], on["until"], "command")
-    await _until(hass, lambda: _active(hass))
+    await wait_until(hass, lambda: _active(hass))
     (row,) = await export_sessions(hass)
     assert float(row["until"]) == pytest.approx(on["until"])
     # And the next customer's payment tops it up (it once swallowed their money).
@@ -170,15 +160,15 @@ async def test_a_refused_top_up_gives_back_exactly_what_was_paid_for_it(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    agent: ScriptedAgent,  # noqa: F811
+    agent: ScriptedAgent,
 ) -> None:
-    _, first = await _running_session(hass, standin, post_webhook, agent)
+    _, first = await running_session(hass, standin, post_webhook, agent)
     agent.refuse_top_up = True
 
     # Half an hour for ₹20 on top of an hour for ₹35: the agent will not take it.
     second = standin.pay_link((await create_link(hass, plan="p30"))["id"])
     assert (await post_webhook(second.payment_link_paid())).status == 200
-    await _until(hass, lambda: bool(refund_amounts(standin, second.payment_id)))
+    await wait_until(hass, lambda: bool(refund_amounts(standin, second.payment_id)))
 
     # ₹20, not the blended ₹18.33.
     assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]

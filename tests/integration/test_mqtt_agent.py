@@ -7,20 +7,12 @@ state the contract describes, or stays silent, so each lifecycle path can be dri
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
-from collections.abc import AsyncGenerator, Generator
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.setup import async_setup_component
-from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -38,216 +30,18 @@ from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
 from .conftest import (
-    BAY_SUBENTRY,
     PLAN_PRICE,
     PLAN_SUBENTRY,
     PostWebhook,
     entry_data,
-    with_plans,
 )
 from .helpers import export_sessions, pay, refund_amounts
-
-NODE = "kiosk-1"
-SET = f"qr_charging/{NODE}/bay-1/set"
-STATE = f"qr_charging/{NODE}/bay-1/state"
-PLAN_S = 1800
-
-
-class ScriptedAgent:
-    """Plays the Pi: retained availability, config and state; answers ``on`` when told to."""
-
-    def __init__(self, port: int) -> None:
-        self.answer = True
-        self.refuse_top_up = False
-        self.powered: tuple[str, float] | None = None
-        self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
-        self._cond = threading.Condition()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
-        self.client.will_set(f"qr_charging/{NODE}/availability", "offline", qos=1, retain=True)
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *args: subscribed.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.client.subscribe(SET, qos=1)
-        assert subscribed.wait(5)
-        self.publish(f"qr_charging/{NODE}/availability", "online")
-        self.publish(
-            f"qr_charging/{NODE}/config",
-            json.dumps(
-                {
-                    "node": NODE,
-                    "name": "Kiosk 1",
-                    "sw_version": "0.1.0",
-                    "bays": [{"id": "bay-1", "name": "Bay 1"}],
-                    "max_session_s": 14400,
-                }
-            ),
-        )
-        self.report(None, None, "boot")
-
-    def publish(self, topic: str, payload: str, *, wait: bool = True) -> None:
-        info = self.client.publish(topic, payload, qos=1, retain=True)
-        if wait:  # never from paho's own thread: it would wait on itself
-            info.wait_for_publish(5)
-
-    def report(
-        self, session: str | None, until: float | None, reason: str, *, wait: bool = True
-    ) -> None:
-        """Publish the bay's state as the real agent does (retained)."""
-        on = session is not None
-        self.publish(
-            STATE,
-            json.dumps(
-                {
-                    "state": "ON" if on else "OFF",
-                    "session": session,
-                    "until": until,
-                    "remaining": max(until - time.time(), 0) if until else 0,
-                    "reason": reason,
-                }
-            ),
-            wait=wait,
-        )
-
-    def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
-        text = msg.payload.decode()
-        try:
-            command: dict[str, Any] | str = json.loads(text)
-        except ValueError:
-            command = text
-        with self._cond:
-            self.commands.append((command, bool(msg.retain), msg.qos))
-            self._cond.notify_all()
-        if self.answer and isinstance(command, dict) and command.get("action") == "on":
-            if self.refuse_top_up and self.powered and self.powered[0] == command["session"]:
-                # The agent's state is unchanged; only the reason tells of the refusal.
-                self.report(*self.powered, "rejected_too_long", wait=False)
-                return
-            self.powered = (command["session"], command["until"])
-            self.report(command["session"], command["until"], "command", wait=False)
-        elif isinstance(command, dict) and command.get("action") == "off":
-            self.report(None, None, "off_command", wait=False)
-
-    async def wait_command(self, count: int, within: float = 10) -> dict[str, Any] | str:
-        """The ``count``-th command HA has sent (1-based)."""
-
-        def _wait() -> dict[str, Any] | str:
-            with self._cond:
-                assert self._cond.wait_for(lambda: len(self.commands) >= count, within), (
-                    f"HA sent {len(self.commands)} commands: {self.commands}"
-                )
-                return self.commands[count - 1][0]
-
-        return await asyncio.get_running_loop().run_in_executor(None, _wait)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
-    server = Broker(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def mqtt_entry(
-    hass: HomeAssistant, broker: Broker, tmp_path: Path
-) -> AsyncGenerator[MockConfigEntry]:
-    """HA's MQTT integration connected to the broker."""
-    # HA's MQTT reads configuration.yaml from the config dir at setup.
-    (tmp_path / "configuration.yaml").write_text("")
-    hass.config.config_dir = str(tmp_path)
-    entry = MockConfigEntry(domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-@pytest.fixture
-def intruder(broker: Broker) -> Generator[paho.Client]:
-    """Another client of the broker: whoever else can publish on a bay's topics."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
-
-
-@pytest.fixture
-def agent(broker: Broker) -> Generator[ScriptedAgent]:
-    scripted = ScriptedAgent(broker.port)
-    yield scripted
-    scripted.close()
-
-
-@pytest.fixture
-async def mqtt_bay_entry(
-    hass: HomeAssistant,
-    standin: RazorpayStandin,
-    mqtt_entry: MockConfigEntry,
-    agent: ScriptedAgent,
-    bay_plans: list[dict[str, Any]],
-    ack_timeout: float,
-) -> MockConfigEntry:
-    """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
-    bay = {
-        **BAY_SUBENTRY,
-        "data": {
-            **BAY_SUBENTRY["data"],
-            "driver": "mqtt",
-            "node": NODE,
-            "agent_bay": "bay-1",
-            "switch_entity": None,
-        },
-    }
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        options={"ack_timeout": ack_timeout, "auto_refund": True},
-        subentries_data=[*bay_plans, with_plans(bay, bay_plans)],
-    )
-    entry.add_to_hass(hass)
-    assert await async_setup_component(hass, "http", {})
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await _until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
-    return entry
-
-
-async def _until(hass: HomeAssistant, check: Any, within: float = 10) -> None:
-    """Wait for something that crosses the broker (real sockets, real time)."""
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-        await hass.async_block_till_done()
+from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
 
 
 async def _session_state(hass: HomeAssistant) -> str:
     rows = await export_sessions(hass)
     return rows[-1]["state"] if rows else ""
-
-
-async def _running_session(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
-) -> tuple[Any, dict[str, Any]]:
-    """Pay, and wait for the agent's acknowledgement: the payment and the first ``on``."""
-    started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    sent = len(agent.commands)
-    paid = await pay(hass, standin, post_webhook)
-    on = await agent.wait_command(sent + 1)
-    assert isinstance(on, dict)
-    await _until(hass, lambda: len(started) == 1)
-    return paid, on
 
 
 @pytest.mark.usefixtures("mqtt_bay_entry")
@@ -273,14 +67,14 @@ async def test_acknowledged_session_runs_and_ends(
     # Commands are never retained and go with QoS 1.
     assert agent.commands[0][1:] == (False, 1)
 
-    await _until(hass, lambda: len(started) == 1)
+    await wait_until(hass, lambda: len(started) == 1)
     assert await _session_state(hass) == "active"
 
     # Half an hour cannot pass here: only the bays' clock jumps to the deadline, where the
     # agent switches off by itself.
     monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
     agent.report(None, None, "deadline")
-    await _until(hass, lambda: len(ended) == 1)
+    await wait_until(hass, lambda: len(ended) == 1)
     assert ended[0].data["reason"] == "deadline"
     assert await _session_state(hass) == "ended"
     assert standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund") == []
@@ -294,12 +88,12 @@ async def test_agent_off_before_the_deadline_refunds_the_rest(
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     paid = await pay(hass, standin, post_webhook)
     await agent.wait_command(1)
-    await _until(hass, lambda: len(started) == 1)
+    await wait_until(hass, lambda: len(started) == 1)
 
     # The agent ends the session at a deadline of its own, long before the paid one (it never
     # took a top-up, or its clock is off): what was not served goes back.
     agent.report(None, None, "deadline")
-    await _until(hass, lambda: len(ended) == 1)
+    await wait_until(hass, lambda: len(ended) == 1)
 
     assert ended[0].data["reason"] == "power_cut"
     (refund,) = refund_amounts(standin, paid.payment_id)
@@ -322,10 +116,10 @@ async def test_no_acknowledgement_fails_refunds_and_cancels(
     assert isinstance(on, dict)
 
     # The acknowledgement time is 1 s in this entry's options.
-    await _until(hass, lambda: len(failed) == 1)
+    await wait_until(hass, lambda: len(failed) == 1)
     assert failed[0].data["reason"] == "no_acknowledgement"
     assert await agent.wait_command(2) == {"action": "off", "session": on["session"]}
-    await _until(hass, lambda: len(refunds) == 1)
+    await wait_until(hass, lambda: len(refunds) == 1)
     assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     assert await _session_state(hass) == "refunded"
     assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
@@ -346,13 +140,13 @@ async def test_agent_offline_at_payment_refunds(
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     agent.publish(f"qr_charging/{NODE}/availability", "offline")
     runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
-    await _until(hass, lambda: not runner.driver.online)
+    await wait_until(hass, lambda: not runner.driver.online)
 
     paid = await pay(hass, standin, post_webhook)
 
-    await _until(hass, lambda: len(failed) == 1)
+    await wait_until(hass, lambda: len(failed) == 1)
     assert failed[0].data["reason"] == "bay_offline"
-    await _until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
+    await wait_until(hass, lambda: bool(refund_amounts(standin, paid.payment_id)))
     assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
     # No "on" was ever sent; only the "off" that marks the session cancelled on the agent.
     command = await agent.wait_command(1)
@@ -368,7 +162,7 @@ async def test_top_up_extends_on_the_agent(
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     await pay(hass, standin, post_webhook)
     first = await agent.wait_command(1)
-    await _until(hass, lambda: len(started) == 1)
+    await wait_until(hass, lambda: len(started) == 1)
     await pay(hass, standin, post_webhook)
     second = await agent.wait_command(2)
 
@@ -387,7 +181,7 @@ async def test_top_up_extends_on_the_agent(
 async def test_stop_with_prorata_refund(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
-    paid, on = await _running_session(hass, standin, post_webhook, agent)
+    paid, on = await running_session(hass, standin, post_webhook, agent)
 
     response = await hass.services.async_call(
         DOMAIN,
@@ -414,12 +208,12 @@ async def test_restart_mid_session_resyncs_from_retained_state(
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     await pay(hass, standin, post_webhook)
     await agent.wait_command(1)
-    await _until(hass, lambda: len(started) == 1)
+    await wait_until(hass, lambda: len(started) == 1)
 
     assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
     runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
-    await _until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
+    await wait_until(hass, lambda: runner.last_report is not None and runner.last_report.powered)
 
     assert await _session_state(hass) == "active"
     assert runner.status == "charging"
@@ -437,7 +231,7 @@ async def test_deadline_passed_during_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    _, on = await _running_session(hass, standin, post_webhook, agent)
+    _, on = await running_session(hass, standin, post_webhook, agent)
 
     assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
     # HA is down past the deadline; the agent switched off by itself meanwhile.
@@ -447,7 +241,7 @@ async def test_deadline_passed_during_restart(
     later = time.time() + PLAN_S + 600
     monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: later))
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
-    await _until(hass, lambda: len(ended) == 1)
+    await wait_until(hass, lambda: len(ended) == 1)
 
     (row,) = await export_sessions(hass)
     assert row["state"] == "ended"
@@ -458,7 +252,7 @@ async def test_deadline_passed_during_restart(
 async def test_agent_that_lost_the_session_gets_it_again(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
-    _, on = await _running_session(hass, standin, post_webhook, agent)
+    _, on = await running_session(hass, standin, post_webhook, agent)
 
     # The Pi rebooted with an empty state file: it reports the bay off after boot.
     agent.report(None, None, "boot")
@@ -490,7 +284,9 @@ async def test_agent_announcement_starts_discovery(
     # Through the manifest's "mqtt" key, HA's MQTT integration hands the retained config over.
     scripted = ScriptedAgent(broker.port)
     try:
-        await _until(hass, lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+        await wait_until(
+            hass, lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN))
+        )
         (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         assert flow["context"]["source"] == "mqtt"
         assert flow["step_id"] == "mqtt_confirm"
@@ -507,12 +303,12 @@ async def test_agent_announcement_starts_discovery(
 async def test_top_up_the_agent_refuses_is_refunded(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
 ) -> None:
-    _, first = await _running_session(hass, standin, post_webhook, agent)
+    _, first = await running_session(hass, standin, post_webhook, agent)
     agent.refuse_top_up = True
 
     second = await pay(hass, standin, post_webhook)
     await agent.wait_command(2)
-    await _until(hass, lambda: bool(refund_amounts(standin, second.payment_id)))
+    await wait_until(hass, lambda: bool(refund_amounts(standin, second.payment_id)))
 
     # The whole second payment comes back; the session keeps the first deadline.
     assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]

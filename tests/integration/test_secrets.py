@@ -12,16 +12,11 @@ every error raised are searched for each secret, as written and as HTTP Basic au
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import getpass
 import json
 import logging
-import subprocess
-import time
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -51,9 +46,11 @@ from devtools.razorpay_standin.fixtures import sign
 from pi_mqtt_relay.config import parse_config
 from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, agent_yaml
+from tests.tls import acl_broker
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, WEBHOOK_ID, entry_data, with_plans
+from .conftest import PLAN_SUBENTRY, WEBHOOK_ID, entry_data, mqtt_bay, with_plans
 from .helpers import create_link, export_sessions
+from .mqtt_helpers import wait_until
 
 KEY_SECRET = "ks-Zq8v3Lw0pN5tRy2b"
 WRONG_KEY_SECRET = "ks-WrongOne-7Hd92Kqx"
@@ -91,15 +88,7 @@ async def standin(socket_enabled: None) -> AsyncGenerator[RazorpayStandin]:
 @pytest.fixture
 def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
     """A Mosquitto that wants a password from HA and from the agent."""
-    server = Broker(tmp_path)
-    passwords = tmp_path / "passwords"
-    passwords.write_text("")
-    for user in (HA_MQTT_USER, AGENT_USER):
-        subprocess.run(["mosquitto_passwd", "-b", passwords, user, BROKER_PASSWORD], check=True)
-    server.conf.write_text(
-        f"listener {server.port} 127.0.0.1\nallow_anonymous false\npersistence false\n"
-        f"password_file {passwords}\nuser {getpass.getuser()}\n"
-    )
+    server = acl_broker(tmp_path, dict.fromkeys((HA_MQTT_USER, AGENT_USER), BROKER_PASSWORD))
     server.start()
     yield server
     server.stop()
@@ -115,13 +104,6 @@ def _agent(tmp_path: Path, broker: Broker, password: str, node: str = NODE) -> C
     data = agent_yaml(tmp_path / node / "state.json", broker.port, node, [("bay-1", 17)])
     data["broker"] |= {"username": AGENT_USER, "password": password}
     return CrashableAgent(parse_config(data))
-
-
-async def _until(check: Any, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_no_secret_is_logged_shown_or_exported(  # noqa: PLR0915
@@ -172,10 +154,7 @@ async def test_no_secret_is_logged_shown_or_exported(  # noqa: PLR0915
     seen.append(json.dumps(result, default=str))
     hass.config_entries.flow.async_abort(result["flow_id"])
 
-    bay = {
-        **BAY_SUBENTRY,
-        "data": {**BAY_SUBENTRY["data"], "driver": "mqtt", "node": NODE, "agent_bay": "bay-1"},
-    }
+    bay = mqtt_bay(NODE)
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=standin.key_id,
@@ -187,7 +166,7 @@ async def test_no_secret_is_logged_shown_or_exported(  # noqa: PLR0915
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     runner = entry.runtime_data.bays.runners["bay-1"]
-    await _until(lambda: runner.driver.online)
+    await wait_until(hass, lambda: runner.driver.online)
     client = await hass_client()
 
     async def post(body: bytes, signature: str | None) -> None:
@@ -207,7 +186,7 @@ async def test_no_secret_is_logged_shown_or_exported(  # noqa: PLR0915
     await post(forged, None)
     await post(forged, sign(forged, "not-the-secret"))
     await post(forged, sign(forged, WEBHOOK_SECRET)[::-1])
-    await _until(lambda: agent.powered("bay-1"))
+    await wait_until(hass, lambda: agent.powered("bay-1"))
 
     # The owner stops it (a refund goes out), then asks for a refund Razorpay refuses.
     standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", 400)

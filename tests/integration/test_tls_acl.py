@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,6 @@ pytest.importorskip("gpiozero", reason="the relay agent's gpiozero is not instal
 pytest.importorskip("pi_mqtt_relay.agent", reason="the relay agent package is not installed")
 
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
-from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
@@ -33,20 +29,13 @@ from devtools.razorpay_standin import RazorpayStandin
 from pi_mqtt_relay.config import parse_config
 from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, agent_yaml
-from tests.tls import Pki, make_pki, tls_broker
+from tests.tls import PASSWORD, Login, Pki, acl_broker, documented_acl, make_pki
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, PostWebhook, entry_data, with_plans
+from .conftest import PostWebhook
 from .helpers import export_sessions, pay, refund_amounts
+from .mqtt_helpers import NODE, wait_until
 
-PASSWORD = "a-long-random-password"
-NODE = "kiosk-1"
 BASE = f"qr_charging/{NODE}"
-
-
-def _documented_acl() -> str:
-    from tests.agent.test_broker_acl import _documented_acl as acl  # noqa: PLC0415
-
-    return acl()
 
 
 @pytest.fixture
@@ -58,33 +47,22 @@ def pki(tmp_path: Path) -> Pki:
 @pytest.fixture
 def broker(tmp_path: Path, pki: Pki, socket_enabled: None) -> Generator[Broker]:
     logins = dict.fromkeys(("homeassistant", "addons", "pi-relay"), PASSWORD)
-    server = tls_broker(tmp_path, pki, logins, _documented_acl())
+    server = acl_broker(tmp_path, logins, documented_acl(), pki)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def mqtt_entry(
-    hass: HomeAssistant, broker: Broker, pki: Pki
-) -> AsyncGenerator[MockConfigEntry]:
+def mqtt_login(pki: Pki) -> dict[str, Any]:
     """HA's MQTT integration over TLS, trusting the test's CA, logged in as homeassistant."""
-    entry = MockConfigEntry(
-        domain="mqtt",
-        data={
-            "broker": "127.0.0.1",
-            "port": broker.port,
-            "username": "homeassistant",
-            "password": PASSWORD,
-            "certificate": pki.ca.read_text(),
-        },
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    return {"username": "homeassistant", "password": PASSWORD, "certificate": pki.ca.read_text()}
+
+
+@pytest.fixture
+def ack_timeout() -> float:
+    """Seconds the bay waits for the real agent's acknowledgement here."""
+    return 5
 
 
 @pytest.fixture
@@ -101,72 +79,29 @@ def agent(broker: Broker, pki: Pki, tmp_path: Path) -> Generator[CrashableAgent]
     real.stop()
 
 
-class Addon:
-    """Another add-on's MQTT login (Zigbee2MQTT, Node-RED...): TLS, its own password."""
-
-    def __init__(self, port: int, ca: Path) -> None:
-        self.seen: list[str] = []
-        self.connected = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="addons")
-        self.client.tls_set(ca_certs=str(ca))
-        self.client.username_pw_set("addons", PASSWORD)
-        self.client.on_connect = lambda *args: self.connected.set()
-        self.client.on_message = lambda c, u, msg: self.seen.append(msg.topic)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self.connected.wait(5)
-        self.client.subscribe("#", qos=1)
-
-    def publish(self, topic: str, payload: str) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
-def addon(broker: Broker, pki: Pki) -> Generator[Addon]:
-    client = Addon(broker.port, pki.ca)
+def addon(broker: Broker, pki: Pki) -> Generator[Login]:
+    """Another add-on's MQTT login (Zigbee2MQTT, Node-RED...): TLS, its own password."""
+    client = Login(broker.port, "addons", PASSWORD, pki.ca)
+    assert client.subscribed.wait(5)
     yield client
     client.close()
-
-
-async def _until(check: Any, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_ha_and_the_agent_work_under_the_acl_and_an_addon_is_refused(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
-    mqtt_entry: MockConfigEntry,
+    mqtt_bay_entry: MockConfigEntry,
     agent: CrashableAgent,
-    addon: Addon,
+    addon: Login,
 ) -> None:
-    bay = {
-        **BAY_SUBENTRY,
-        "data": {**BAY_SUBENTRY["data"], "driver": "mqtt", "node": NODE, "agent_bay": "bay-1"},
-    }
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        options={"ack_timeout": 5, "auto_refund": True},
-        subentries_data=[PLAN_SUBENTRY, with_plans(bay, [PLAN_SUBENTRY])],
-    )
-    entry.add_to_hass(hass)
-    assert await async_setup_component(hass, "http", {})
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    runner = entry.runtime_data.bays.runners["bay-1"]
-    await _until(lambda: runner.driver.online)
+    # The account with bay-1 on the real agent, which HA sees online over TLS.
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
 
     # A customer pays: HA's "on" reaches the agent, the agent's report reaches HA.
     paid = await pay(hass, standin, post_webhook)
-    await _until(lambda: runner.status == "charging")
+    await wait_until(hass, lambda: runner.status == "charging")
     assert agent.powered("bay-1")
     session_id = runner.session.session_id
 
@@ -177,7 +112,7 @@ async def test_ha_and_the_agent_work_under_the_acl_and_an_addon_is_refused(
     fake = {"state": "OFF", "session": session_id, "until": None, "remaining": 0}
     addon.publish(f"{BASE}/bay-1/state", json.dumps({**fake, "reason": "off_command"}))
     addon.publish("elsewhere/marker", "addon done")
-    await _until(lambda: "elsewhere/marker" in addon.seen)
+    await wait_until(hass, lambda: "elsewhere/marker" in addon.topics())
     await asyncio.sleep(0.3)
     await hass.async_block_till_done()
     # Nothing of it got through: the paid session runs, nobody else's, and no refund went out.
@@ -185,13 +120,13 @@ async def test_ha_and_the_agent_work_under_the_acl_and_an_addon_is_refused(
     assert runner.session.session_id == session_id
     assert [label.session for label in agent.labels] == [session_id]
     assert refund_amounts(standin, paid.payment_id) == []
-    assert not [topic for topic in addon.seen if topic.startswith("qr_charging/")]
+    assert not [topic for topic in addon.topics() if topic.startswith("qr_charging/")]
 
     # The owner's stop goes through the broker too.
     await hass.services.async_call(
         DOMAIN, "stop_session", {"bay": "bay-1"}, blocking=True, return_response=True
     )
-    await _until(lambda: not agent.powered("bay-1"))
+    await wait_until(hass, lambda: not agent.powered("bay-1"))
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"]) == ("ended", "stopped")
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)

@@ -1,0 +1,227 @@
+"""The MQTT side of the integration tests: a real Mosquitto, HA's own MQTT integration, and a
+scripted agent (a plain paho client playing the Pi) with the account's bay-1 on it.
+
+The fixtures are the integration tests' (``conftest.py`` takes them in); a module that needs
+another broker, agent or bay entry defines its own of the same name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncGenerator, Generator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from paho.mqtt.enums import CallbackAPIVersion
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_STARTED
+from devtools.razorpay_standin import RazorpayStandin
+from tests.mosquitto import Broker
+
+from .conftest import PostWebhook, entry_data, mqtt_bay, with_plans
+from .helpers import pay
+
+NODE = "kiosk-1"
+SET = f"qr_charging/{NODE}/bay-1/set"
+STATE = f"qr_charging/{NODE}/bay-1/state"
+PLAN_S = 1800
+
+
+class ScriptedAgent:
+    """Plays the Pi: retained availability, config and state; answers ``on`` when told to."""
+
+    def __init__(self, port: int) -> None:
+        self.answer = True
+        self.refuse_top_up = False
+        self.powered: tuple[str, float] | None = None
+        self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
+        self._cond = threading.Condition()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
+        self.client.will_set(f"qr_charging/{NODE}/availability", "offline", qos=1, retain=True)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(SET, qos=1)
+        assert subscribed.wait(5)
+        self.publish(f"qr_charging/{NODE}/availability", "online")
+        self.publish(
+            f"qr_charging/{NODE}/config",
+            json.dumps(
+                {
+                    "node": NODE,
+                    "name": "Kiosk 1",
+                    "sw_version": "0.1.0",
+                    "bays": [{"id": "bay-1", "name": "Bay 1"}],
+                    "max_session_s": 14400,
+                }
+            ),
+        )
+        self.report(None, None, "boot")
+
+    def publish(self, topic: str, payload: str, *, wait: bool = True) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        if wait:  # never from paho's own thread: it would wait on itself
+            info.wait_for_publish(5)
+
+    def report(
+        self, session: str | None, until: float | None, reason: str, *, wait: bool = True
+    ) -> None:
+        """Publish the bay's state as the real agent does (retained)."""
+        on = session is not None
+        self.publish(
+            STATE,
+            json.dumps(
+                {
+                    "state": "ON" if on else "OFF",
+                    "session": session,
+                    "until": until,
+                    "remaining": max(until - time.time(), 0) if until else 0,
+                    "reason": reason,
+                }
+            ),
+            wait=wait,
+        )
+
+    def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
+        text = msg.payload.decode()
+        try:
+            command: dict[str, Any] | str = json.loads(text)
+        except ValueError:
+            command = text
+        with self._cond:
+            self.commands.append((command, bool(msg.retain), msg.qos))
+            self._cond.notify_all()
+        if self.answer and isinstance(command, dict) and command.get("action") == "on":
+            if self.refuse_top_up and self.powered and self.powered[0] == command["session"]:
+                # The agent's state is unchanged; only the reason tells of the refusal.
+                self.report(*self.powered, "rejected_too_long", wait=False)
+                return
+            self.powered = (command["session"], command["until"])
+            self.report(command["session"], command["until"], "command", wait=False)
+        elif isinstance(command, dict) and command.get("action") == "off":
+            self.report(None, None, "off_command", wait=False)
+
+    async def wait_command(self, count: int, within: float = 10) -> dict[str, Any] | str:
+        """The ``count``-th command HA has sent (1-based)."""
+
+        def _wait() -> dict[str, Any] | str:
+            with self._cond:
+                assert self._cond.wait_for(lambda: len(self.commands) >= count, within), (
+                    f"HA sent {len(self.commands)} commands: {self.commands}"
+                )
+                return self.commands[count - 1][0]
+
+        return await asyncio.get_running_loop().run_in_executor(None, _wait)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
+    """A Mosquitto on 127.0.0.1 for anyone."""
+    server = Broker(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mqtt_login() -> dict[str, Any]:
+    """What HA's MQTT integration logs in with, besides the broker's address: nothing."""
+    return {}
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant, broker: Broker, mqtt_login: dict[str, Any]
+) -> AsyncGenerator[MockConfigEntry]:
+    """HA's MQTT integration connected to the broker.
+
+    HA's MQTT reads configuration.yaml from the config dir at setup (``own_config_dir``).
+    """
+    entry = MockConfigEntry(
+        domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port, **mqtt_login}
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def intruder(broker: Broker) -> Generator[paho.Client]:
+    """Another client of the broker: whoever else can publish on a bay's topics."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    yield client
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Generator[ScriptedAgent]:
+    scripted = ScriptedAgent(broker.port)
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+async def mqtt_bay_entry(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    mqtt_entry: MockConfigEntry,
+    agent: ScriptedAgent,
+    bay_plans: list[dict[str, Any]],
+    ack_timeout: float,
+) -> MockConfigEntry:
+    """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
+    bay = mqtt_bay(NODE)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        options={"ack_timeout": ack_timeout, "auto_refund": True},
+        subentries_data=[*bay_plans, with_plans(bay, bay_plans)],
+    )
+    entry.add_to_hass(hass)
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
+    return entry
+
+
+async def wait_until(hass: HomeAssistant, check: Any, within: float = 10) -> None:
+    """Wait for something that crosses the broker (real sockets, real time)."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+        await hass.async_block_till_done()
+
+
+async def running_session(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> tuple[Any, dict[str, Any]]:
+    """Pay, and wait for the agent's acknowledgement: the payment and the first ``on``."""
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    sent = len(agent.commands)
+    paid = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(sent + 1)
+    assert isinstance(on, dict)
+    await wait_until(hass, lambda: len(started) == 1)
+    return paid, on
