@@ -83,11 +83,23 @@ class Outcome(StrEnum):
     NOT_CAPTURED = "not_captured"
 
 
-# The change under way in this task (``Ledger.checkpoint`` to ``changes_since``): each record
-# written to, by id, with its values before the first write.
-_JOURNAL: ContextVar[dict[int, tuple[Any, tuple[Any, ...]]] | None] = ContextVar(
-    "qr_charging_ledger_journal", default=None
-)
+class _Journal(dict[int, tuple[Any, tuple[Any, ...]]]):
+    """One change's journal: each record written to, by id, with its values before then.
+
+    Open from ``Ledger.checkpoint`` until ``changes_since`` or ``restore``.
+    """
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = True
+
+
+# The changes under way in this task, innermost last: a change of one account made inside a
+# change of another must not end the outer one's journal. A task started inside a change
+# inherits them; once closed they take nothing more.
+_JOURNALS: ContextVar[tuple[_Journal, ...]] = ContextVar("qr_charging_ledger_journals", default=())
 
 
 class _Record:
@@ -105,75 +117,82 @@ class _Record:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if type(value) is list:
-            value = _RecordList(self, value)
+        # Every list a record holds is its own (a list taken from another record, or a copy's,
+        # would journal that record instead).
+        if isinstance(value, list) and not (type(value) is _RecordList and value.owner is self):
+            value = _RecordList(value, self)
         if hasattr(self, name):  # not while __init__ first sets it: a new record is found by key
             _journal(self)
         object.__setattr__(self, name, value)
 
 
 def _journal(record: Any) -> None:
-    """Keep ``record``'s values before the change under way first writes to it."""
-    journal = _JOURNAL.get()
-    if journal is not None and id(record) not in journal:
-        journal[id(record)] = (record, _values(record))
+    """Keep ``record``'s values before each change under way first writes to it."""
+    if record is None:  # a list no record holds (``dataclasses.asdict`` makes those)
+        return
+    values: tuple[Any, ...] | None = None
+    for journal in _JOURNALS.get():
+        if journal.open and id(record) not in journal:
+            if values is None:
+                values = _values(record)
+            journal[id(record)] = (record, values)
 
 
 class _RecordList(list[Any]):
     """A record's list: changing it in place journals the record first."""
 
-    __slots__ = ("_owner",)
+    __slots__ = ("owner",)
 
-    def __init__(self, owner: Any, items: Iterable[Any] = ()) -> None:
+    def __init__(self, items: Iterable[Any] = (), owner: Any = None) -> None:
         super().__init__(items)
-        self._owner = owner
+        self.owner = owner
 
     def append(self, item: Any) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().append(item)
 
     def extend(self, items: Iterable[Any]) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().extend(items)
 
     def insert(self, index: SupportsIndex, item: Any) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().insert(index, item)
 
     def remove(self, item: Any) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().remove(item)
 
     def pop(self, index: SupportsIndex = -1) -> Any:
-        _journal(self._owner)
+        _journal(self.owner)
         return super().pop(index)
 
     def clear(self) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().clear()
 
     def sort(self, *args: Any, **kwargs: Any) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().sort(*args, **kwargs)
 
     def reverse(self) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().reverse()
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().__setitem__(index, value)
 
     def __delitem__(self, index: Any) -> None:
-        _journal(self._owner)
+        _journal(self.owner)
         super().__delitem__(index)
 
     def __iadd__(self, items: Iterable[Any]) -> Self:  # type: ignore[misc]
-        _journal(self._owner)
+        _journal(self.owner)
         return super().__iadd__(items)
 
     def __imul__(self, count: SupportsIndex) -> Self:
-        _journal(self._owner)
+        _journal(self.owner)
         return super().__imul__(count)
 
 
@@ -298,6 +317,7 @@ PAYMENTS = Kind("payments", PaymentRecord, "payment_id")
 SESSIONS = Kind("sessions", SessionRecord, "session_id")
 REFUNDS = Kind("refunds", RefundRecord, "key")
 KINDS: tuple[Kind[Any], ...] = (LINKS, PAYMENTS, SESSIONS, REFUNDS)
+_KIND_OF: dict[type[Any], Kind[Any]] = {kind.cls: kind for kind in KINDS}
 
 
 def key_of(kind: Kind[Any], record: Record) -> str:
@@ -328,7 +348,7 @@ def _set_values(record: Record, values: tuple[Any, ...]) -> None:
     """Put values back into a record (not journaled: only ever to undo a change)."""
     lists = _LISTS[type(record)]
     for index, (name, value) in enumerate(zip(_NAMES[type(record)], values, strict=True)):
-        object.__setattr__(record, name, _RecordList(record, value) if index in lists else value)
+        object.__setattr__(record, name, _RecordList(value, record) if index in lists else value)
 
 
 def _diff(table: dict[str, Any], before: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[str]]:
@@ -474,7 +494,7 @@ class Checkpoint:
     """
 
     tables: dict[str, dict[str, Record]]
-    journal: dict[int, tuple[Any, tuple[Any, ...]]]
+    journal: _Journal
     events: frozenset[str]
 
 
@@ -522,8 +542,8 @@ class Ledger:
         From here until ``changes_since`` (or ``restore``), every record this task writes to
         keeps its old values in the checkpoint's journal.
         """
-        journal: dict[int, tuple[Any, tuple[Any, ...]]] = {}
-        _JOURNAL.set(journal)
+        journal = _Journal()
+        _JOURNALS.set((*(j for j in _JOURNALS.get() if j.open), journal))
         return Checkpoint(
             {kind.table: dict(self._table(kind)) for kind in KINDS},
             journal,
@@ -532,8 +552,8 @@ class Ledger:
 
     @staticmethod
     def _stop(checkpoint: Checkpoint) -> None:
-        if _JOURNAL.get() is checkpoint.journal:
-            _JOURNAL.set(None)
+        checkpoint.journal.open = False
+        _JOURNALS.set(tuple(j for j in _JOURNALS.get() if j.open))
 
     def changes_since(self, checkpoint: Checkpoint) -> Changes:
         """Every record added, changed or removed since the checkpoint, and the totals moved."""
@@ -586,8 +606,13 @@ class Ledger:
     def restore(self, checkpoint: Checkpoint) -> None:
         """Undo a change that could not be stored: the same objects, with their old values."""
         self._stop(checkpoint)
+        record: Record
         for record, values in checkpoint.journal.values():
-            _set_values(record, values)
+            # Only this ledger's records (a change of another account may have run inside).
+            kind = _KIND_OF[type(record)]
+            old_key = values[_NAMES[kind.cls].index(kind.key)]
+            if checkpoint.tables[kind.table].get(old_key) is record:
+                _set_values(record, values)
         for kind in KINDS:
             table = self._table(kind)
             table.clear()

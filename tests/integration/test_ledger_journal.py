@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import asdict, replace
 
 from custom_components.qr_charging import session_rules as rules
 from custom_components.qr_charging.ledger import (
@@ -217,3 +218,62 @@ def test_evicting_what_a_change_touched_is_evicting_everything() -> None:
         _both_ways(_two_bays, change, now=1_000)
     # Open links come of age after a day: then everything is looked at.
     _both_ways(_two_bays, lambda ledger: None, now=1_000 + 24 * 3600)
+
+
+def test_a_change_of_another_ledger_inside_one_leaves_both_journals_whole() -> None:
+    """Two accounts: a change of B made inside a change of A (both undone or stored apart)."""
+    outer, inner = Ledger(), Ledger()
+    mine = _active(outer, "s-a", "bay-1", ["pay_a"])
+    theirs = _active(inner, "s-b", "bay-1", ["pay_b"])
+    outer_checkpoint = outer.checkpoint()
+    inner_checkpoint = inner.checkpoint()
+    theirs.until = 11_000.0
+    inner_changes = inner.changes_since(inner_checkpoint)
+    mine.until = 12_000.0  # after the inner change ended: still the outer change's
+    outer_changes = outer.changes_since(outer_checkpoint)
+    assert [record.session_id for _, record in inner_changes.upserts] == ["s-b"]  # type: ignore[union-attr]
+    assert [record.session_id for _, record in outer_changes.upserts] == ["s-a"]  # type: ignore[union-attr]
+
+    # Undone the other way round: the outer undo leaves the inner ledger's stored change alone.
+    outer_checkpoint = outer.checkpoint()
+    inner_checkpoint = inner.checkpoint()
+    theirs.until = 13_000.0
+    inner.changes_since(inner_checkpoint)
+    mine.until = 14_000.0
+    outer.restore(outer_checkpoint)
+    assert mine.until == 12_000.0
+    assert theirs.until == 13_000.0
+
+
+def test_a_records_lists_are_its_own() -> None:
+    """A list taken from another record, or a copy's, journals the record that holds it."""
+    ledger = Ledger()
+    first = _active(ledger, "s-1", "bay-1", ["pay_a"])
+    second = _active(ledger, "s-2", "bay-2", ["pay_b"])
+    second.payment_ids = first.payment_ids
+    checkpoint = ledger.checkpoint()
+    second.payment_ids.append("pay_c")
+    changes = ledger.changes_since(checkpoint)
+    assert [record.session_id for _, record in changes.upserts] == ["s-2"]  # type: ignore[union-attr]
+    assert first.payment_ids == ["pay_a"]
+    # What dataclasses make of a record keeps its lists.
+    assert asdict(first)["payment_ids"] == ["pay_a"]
+    assert replace(first).payment_ids == ["pay_a"]
+
+
+async def test_a_task_started_in_a_change_writes_nothing_into_it_later() -> None:
+    ledger = Ledger()
+    session = _active(ledger, "s-1", "bay-1", ["pay_a"])
+    written = asyncio.Event()
+
+    async def later() -> None:
+        await written.wait()
+        session.until = 20_000.0
+
+    checkpoint = ledger.checkpoint()
+    task = asyncio.create_task(later())  # inherits the open journal
+    changes = ledger.changes_since(checkpoint)
+    written.set()
+    await task
+    assert not changes
+    assert id(session) not in checkpoint.journal
