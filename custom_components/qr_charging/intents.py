@@ -10,8 +10,11 @@ a payment while the bay is charging tops it up.
 
 from __future__ import annotations
 
-# The bay page said the bay was free: the payment starts a session.
+# The bay page said the bay was free: the payment starts a session (links made before 0.3,
+# and while a bay's holds are suspended: ``holds.HoldGuard``).
 START = "start"
+# The bay page said the bay was free and held it for this payer while they pay (``holds``).
+HOLD = "hold"
 # A payment to the bay's static UPI QR code: its payer saw no page at all.
 STATIC_QR = "static_qr"
 _ADD = "add:"

@@ -49,8 +49,8 @@ from .const import (
     LOGGER,
 )
 from .devices import bay_identifier
-from .holds import hold_of
-from .intents import START
+from .holds import HoldGuard, hold_of
+from .intents import HOLD, START
 from .ledger import LinkRecord, Wanted
 from .pages_model import (
     LANGUAGES,
@@ -157,6 +157,7 @@ class CustomerPages:
         # The link each bay page (its ticket's nonce) holds a bay with: a second tap of the
         # same page goes to the same link. Lost at a restart; the session page keeps the link.
         self._ticket_links: dict[str, str] = {}
+        self._guard = HoldGuard()
 
     @property
     def webhook_id(self) -> str:
@@ -209,18 +210,24 @@ class CustomerPages:
             return url
         return f"{url}&{urlencode({'totp': current(bay.qr_secret, bay.qr_validity_s, now)[0]})}"
 
-    def links(self, bay_id: str) -> dict[str, str | None]:
-        """The addresses the owner prints or shares for a bay (the display's is secret)."""
+    def links(self, bay_id: str, *, display: bool = False) -> dict[str, str | None]:
+        """The addresses the owner prints or shares for a bay; ``display``: the secret one too.
+
+        The display's address works without a login and shows a valid code: whoever has it can
+        buy (and hold the bay) from anywhere, so only an admin is given it.
+        """
         base = self.base_url()
         bay = self.bays.configs.get(bay_id)
         token = bay.display_token if bay is not None else None
-        if base is None:
-            return {"page_url": None, "poster_url": None, "display_url": None}
-        return {
-            "page_url": f"{base}?{urlencode({'bay': bay_id})}",
-            "poster_url": f"{base}?{urlencode({'bay': bay_id, 'poster': 'a4'})}",
-            "display_url": f"{base}?{urlencode({'display': token})}" if token else None,
+        links: dict[str, str | None] = {
+            "page_url": f"{base}?{urlencode({'bay': bay_id})}" if base else None,
+            "poster_url": f"{base}?{urlencode({'bay': bay_id, 'poster': 'a4'})}" if base else None,
         }
+        if display:
+            links["display_url"] = (
+                f"{base}?{urlencode({'display': token})}" if base and token else None
+            )
+        return links
 
     def merchant_name(self) -> str:
         """The business name Razorpay's checkout shows, as the owner entered it."""
@@ -347,7 +354,12 @@ class CustomerPages:
         elif wants[0] is not None:
             return await self._async_poster(page, runner.bay, self.bay_view(runner))
         elif wants[1] == "json":
-            view = self.bay_view(runner)
+            # The holder's page polls with its ticket: to it the bay is not "someone paying".
+            given = page.query.get("ticket")
+            nonce = ticket_nonce(
+                self.entry.data[CONF_PAGES_SECRET], runner.bay.bay_id, given, time.time()
+            )
+            view = self.bay_view(runner, nonce)
             return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
         nonce, ticket = self._ticket(runner.bay, page, form)
         view = replace(self.bay_view(runner, nonce), locked=ticket is None)
@@ -384,11 +396,15 @@ class CustomerPages:
         # A dynamic QR code's page keeps its ticket when it reloads or switches language.
         keep = ticket is not None and self._bay_config(view.bay_id).dynamic_qr
         params = {"bay": view.bay_id} | ({"ticket": ticket} if keep and ticket else {})
+        context = page.context(**params)
+        if ticket:
+            # Its poll carries the ticket, so the holder's page is not told "someone is paying".
+            context["poll_url"] = page.href(**(params | {"ticket": ticket}), format="json")
         return _html(
             self._render(
                 "bay.html.j2",
                 page,
-                page.context(**params),
+                context,
                 view=view,
                 ticket=ticket,
                 reload_url=page.href(**params),
@@ -443,35 +459,54 @@ class CustomerPages:
             async with lock:
                 now = time.time()
                 links = self.books.ledger.links.values()
+                served = runner.totals.sessions
+                intent = view.intent
                 link: LinkRecord | None = None
-                if view.intent == START:
+                if intent == START:
                     # Decided under the lock: of two pages tapping at once, one gets the hold.
                     hold = hold_of(links, bay_id, now)
                     if hold is not None and self._ticket_links.get(ticket[0] or "") != hold.link_id:
                         held = replace(view, state=BayState.HELD)
                         return refuse(BayState.HELD.value, HTTPStatus.CONFLICT, held)
-                    link = self.books.ledger.links[hold.link_id] if hold is not None else None
-                else:
+                    if hold is not None:
+                        # The holder taps again: their link, or, for another choice, a new one.
+                        mine = self.books.ledger.links[hold.link_id]
+                        link = reusable_link(
+                            [mine],
+                            bay_id=bay_id,
+                            plan_code=wanted.plan.code,
+                            quote=wanted.quote,
+                            intent=HOLD,
+                            now=now,
+                        )
+                        if link is None:
+                            await self.payments.async_cancel_link(mine)
+                    if self._guard.may_hold(bay_id, served, now):
+                        intent = HOLD
+                if link is None and intent != HOLD:
                     link = reusable_link(
                         links,
                         bay_id=bay_id,
                         plan_code=wanted.plan.code,
                         quote=wanted.quote,
-                        intent=view.intent,
+                        intent=intent,
                         now=now,
                     )
                 if link is None:
-                    if too_many_open(links, bay_id, now):
+                    if too_many_open(links, bay_id, now) or not self._guard.may_make_link(
+                        bay_id, now
+                    ):
                         return refuse("busy", HTTPStatus.TOO_MANY_REQUESTS)
                     created = await self.payments.async_create_link(
                         bay_id,
                         wanted.plan.code,
                         minutes=wanted.quote.minutes if wanted.plan.is_rate else None,
-                        intent=view.intent,
+                        intent=intent,
                         callback=partial(self._callback_or_none, page),
                     )
                     link = created.link
-                    if ticket[0] is not None and view.intent == START:
+                    self._guard.made_link(bay_id, held=intent == HOLD, served=served, now=now)
+                    if ticket[0] is not None and intent == HOLD:
                         self._remember(ticket[0], link.link_id)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
             LOGGER.warning("No payment link for a customer at bay %s: %s", bay_id, err)

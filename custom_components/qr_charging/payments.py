@@ -31,6 +31,9 @@ from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
 from .refunds import Refunds
 from .static_qr import static_sale
 
+# What a link lives beyond the hold time asked for (see ``async_create_link``).
+LINK_MARGIN_S = 60
+
 
 @dataclass(frozen=True, slots=True)
 class CreatedLink:
@@ -115,8 +118,10 @@ class Payments:
             ) from err
         session_id = f"s-{ulid_now()}"
         now = time.time()
-        # The link's lifetime is the bay's hold time: a page's link holds the bay (``holds``).
-        expire_by = int(now) + bay.hold_minutes * 60
+        # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
+        # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
+        # the request reaches it, by its own clock.
+        expire_by = int(now) + bay.hold_minutes * 60 + LINK_MARGIN_S
         created = await self.api.run(
             self.api.client.create_payment_link,
             amount=quote.price_paise,

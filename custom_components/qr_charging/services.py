@@ -115,7 +115,14 @@ async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> Servic
 
 async def _bay_links(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
-    bays: dict[str, Any] = {bay_id: hub.pages.links(bay_id) for bay_id in hub.bays.configs}
+    try:
+        await async_check_admin(hass, call.context)
+        display = True
+    except (Unauthorized, UnknownUser):
+        display = False  # the pages' addresses, not the displays' secret ones
+    bays: dict[str, Any] = {
+        bay_id: hub.pages.links(bay_id, display=display) for bay_id in hub.bays.configs
+    }
     return {"bays": bays}
 
 
