@@ -5,8 +5,8 @@ database (``store``) holds all history; this holds the working set: running sess
 links, unsettled refunds and the payments (with all their refunds) those need. Records a change
 needs beyond that are fetched into it first (``Wanted``), and each change is written as one
 transaction (``Changes``: what a ``Checkpoint`` saw change). The checkpoint keeps each table as it
-was and the old values of each record the change writes to, taken at its first write; it costs
-what the change touches, not the size of the working set.
+was (a copy of each table's dict, about 20 ns a record) and the old values of each record the
+change writes to, taken at its first write: no record is copied or compared unless written.
 
 The rules that keep the money safe:
 
