@@ -19,7 +19,7 @@ from .drivers import make_driver
 from .ledger import PaymentRecord, SessionRecord, SessionState
 from .notices import Notices
 from .refunds import Refunds
-from .session_rules import finish
+from .session_rules import PAID_TOO_LATE, finish
 
 # A session of a removed bay that never powered it (paid, or waiting for its acknowledgement).
 NOT_POWERED = frozenset({SessionState.PAID, SessionState.STARTING})
@@ -99,7 +99,7 @@ class Bays:
         elif time.time() - paid_at > LATE_PAYMENT_S:
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.
-            job = self.refunds.async_fail_session(session, "paid_too_late", expected=PAID_ONLY)
+            job = self.refunds.async_fail_session(session, PAID_TOO_LATE, expected=PAID_ONLY)
         elif (runner := self.runners.get(session.bay_id)) is not None:
             job = runner.async_handle_paid(session)
         elif session.bay_id not in self.configs:

@@ -31,7 +31,8 @@ from .ledger import (
 from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
-from .session_rules import fail, mark_refunded, refundable_parts
+from .session_rules import PAID_TOO_LATE, PaidDecision, fail, mark_refunded, refundable_parts
+from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).
@@ -46,6 +47,21 @@ def refused_for_good(err: RazorpayError) -> bool:
     """
     status = err.status if isinstance(err, RazorpayRequestError) else None
     return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
+
+
+# A sale refused (the bay busy or held, the amount or time out of range, the payment late):
+# the customer is refunded and the bay is fine, so the owner has nothing to repair (the
+# session's event still says what happened).
+SALE_REFUSALS = frozenset(
+    {
+        PaidDecision.REFUSE_BUSY.value,
+        PaidDecision.REFUSE_TOO_LONG.value,
+        PaidDecision.REFUSE_ENDING.value,
+        BELOW_MINIMUM,
+        ABOVE_MAXIMUM,
+        PAID_TOO_LATE,
+    }
+)
 
 
 class Refunds:
@@ -129,6 +145,8 @@ class Refunds:
             session.bay_id, session.session_id, list(session.payment_ids), reason
         )
         await self.async_send_all(refunds)
+        if reason in SALE_REFUSALS:
+            return True
         self.notices.raise_repair(
             f"start_failed_{session.bay_id}",
             "start_failed",

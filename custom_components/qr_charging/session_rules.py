@@ -16,6 +16,8 @@ from .ledger import Ledger, SessionRecord, SessionState
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
 RESUME_PAID_WITHIN_S = 120
+# Why a payment that reached Home Assistant long after it was made is refused.
+PAID_TOO_LATE = "paid_too_late"
 
 
 class PaidDecision(StrEnum):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.qr_charging.const import DOMAIN
@@ -177,3 +178,21 @@ async def test_only_an_admin_is_given_a_displays_address(
     assert "display_url" not in shown
     assert shown["page_url"] is not None
     assert "display=" in (await links(hass_admin_user))["display_url"]
+
+
+async def test_a_sale_refused_for_a_held_bay_is_refunded_without_a_repair(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Nothing is wrong with the bay: the owner is not asked to check its wiring."""
+    cancelled = await customer.open_and_pay()
+    await _cancel(customer, standin, cancelled)
+    assert (await customer.open_and_pay()).status == 200  # someone else holds the bay
+
+    late = await pay_link(hass, standin, post_webhook, link_of(standin, cancelled))
+
+    assert refund_amounts(standin, late.payment_id) == [2000]
+    assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is None
