@@ -93,7 +93,7 @@ def _pay(result: dict[str, Any]) -> list[Row]:
             "pay → command / (GET + MQTT floors)",
             cond,
             f"{result['ratio_p50_to_floors']:.1f}x ({_ms(result['floor_sum_p50_ms'])} ms)",
-            "two durable commits are on the path",
+            "one durable commit is on the path",
             "≤ 5x",
             result["ratio_p50_to_floors"] <= 5,
         ),

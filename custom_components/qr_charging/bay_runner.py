@@ -27,8 +27,14 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, EVENT_SESSION_ENDED, EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
-from .holds import held_for_another
-from .ledger import RUNNING_STATES, BayTotals, RefundRecord, SessionRecord, SessionState
+from .ledger import (
+    RUNNING_STATES,
+    BayTotals,
+    Ledger,
+    RefundRecord,
+    SessionRecord,
+    SessionState,
+)
 from .notices import Notices, bay_signal
 from .refunds import Refunds
 from .store import StorageError
@@ -262,47 +268,62 @@ class BayRunner:
 
     # -- starting ------------------------------------------------------------------------------
 
+    def settle_paid(self, ledger: Ledger, session: SessionRecord, now: float) -> rules.PaidOutcome:
+        """Decide a paid session of this bay in the change under way (``rules.settle_paid``)."""
+        return rules.settle_paid(
+            ledger,
+            session,
+            online=self.driver.online,
+            limit_s=self.limit_s,
+            now=now,
+            margin_s=self.settings.ack_timeout_s + DEADLINE_SLACK_S,
+        )
+
+    def power_now(
+        self, ledger: Ledger, session: SessionRecord, now: float
+    ) -> rules.PaidOutcome | None:
+        """In the change that opened a paid session: start or top up at once, if that is it.
+
+        Only when the bay's availability is known and the decision powers the bay; the caller
+        commits the change, then hands the outcome to ``async_powered_by``. Anything else (a
+        refusal, an availability still on its way) is left as it was, for ``async_handle_paid``.
+        """
+        if self._unloaded or not self.driver.known or session.state is not SessionState.PAID:
+            return None
+        outcome = self.settle_paid(ledger, session, now)
+        return outcome if outcome.command is not None else None
+
     async def async_handle_paid(self, session: SessionRecord) -> None:
         """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
         if self._unloaded:
             return
         # Just after a (re)start the bay's availability may still be on its way.
         await self.driver.async_wait_known(self.settings.ack_timeout_s)
-        paid = session
         try:
             async with self.books.change() as ledger:
                 # Decided in the change: another delivery, a stop or a deadline may have
                 # changed the bay while this waited.
                 if session.state is not SessionState.PAID:
                     return
-                now = time.time()
-                running = ledger.running_session(self.bay.bay_id, besides=session.session_id)
-                decision = rules.decide_paid(
-                    running,
-                    session,
-                    online=self.driver.online,
-                    limit_s=self.limit_s,
-                    now=now,
-                    margin_s=self.settings.ack_timeout_s + DEADLINE_SLACK_S,
-                    # The owner's own session is no payment: it may take a held bay.
-                    held=not session.owner
-                    and held_for_another(
-                        ledger.links.values(), self.bay.bay_id, session.session_id, now
-                    ),
-                )
-                command: rules.OnCommand | None = None
-                if decision is rules.PaidDecision.START:
-                    command = rules.begin(session, now)
-                elif decision is rules.PaidDecision.TOP_UP:
-                    assert running is not None
-                    command = rules.top_up(ledger, running, session, now)
-                    session = running
+                outcome = self.settle_paid(ledger, session, time.time())
         except StorageError:
             # Nothing was stored and nothing is sent: the payment stays paid, to be tried again.
-            self._retry(lambda: self.async_handle_paid(paid), paid)
+            self._retry(lambda: self.async_handle_paid(session), session)
             return
-        if command is None:
-            await self._async_fail(session, decision.value, expected=PAID_ONLY)
+        if outcome.command is None:
+            await self._async_fail(session, outcome.decision.value, expected=PAID_ONLY)
+            return
+        await self.async_powered_by(outcome)
+
+    async def async_powered_by(self, outcome: rules.PaidOutcome) -> None:
+        """A start or top-up is stored: arm its timers, show it, and send ``on``.
+
+        Runs right after the commit that stored it (the bay's own, or the webhook's). A session
+        changed since (stopped, ended, topped up again) is left to whoever changed it.
+        """
+        session, command = outcome.session, outcome.command
+        assert command is not None
+        if not session.running or session.until != command.until:
             return
         if session.state is SessionState.STARTING:
             self._schedule_ack(session)

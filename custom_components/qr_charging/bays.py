@@ -16,10 +16,10 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
-from .ledger import PaymentRecord, SessionRecord, SessionState
+from .ledger import Ledger, PaymentRecord, SessionRecord, SessionState
 from .notices import Notices
 from .refunds import Refunds
-from .session_rules import PAID_TOO_LATE, finish
+from .session_rules import PAID_TOO_LATE, PaidOutcome, finish
 
 # A session of a removed bay that never powered it (paid, or waiting for its acknowledgement).
 NOT_POWERED = frozenset({SessionState.PAID, SessionState.STARTING})
@@ -84,23 +84,54 @@ class Bays:
             await runner.async_unload()
         self.runners.clear()
 
+    def power_now(
+        self,
+        ledger: Ledger,
+        session: SessionRecord,
+        payment: PaymentRecord,
+        now: float,
+        refuse: str | None = None,
+    ) -> PaidOutcome | None:
+        """In the change that opened a paid session: start or top up its bay at once.
+
+        Returns the outcome to hand over once the change is stored, or None (the change is
+        left as it was) when the bay's runner decides later: a payment it refuses or that is
+        too late, a bay reloading, removed, or whose availability is not known yet.
+        """
+        if refuse is not None or _too_late(payment, now):
+            return None
+        if (runner := self.runners.get(session.bay_id)) is None:
+            return None
+        return runner.power_now(ledger, session, now)
+
     @callback
     def hand_over(
-        self, session: SessionRecord, payment: PaymentRecord, refuse: str | None = None
+        self,
+        session: SessionRecord,
+        payment: PaymentRecord,
+        refuse: str | None = None,
+        powered: PaidOutcome | None = None,
     ) -> None:
         """Give a newly paid session to its bay, or fail it when it cannot be served.
 
-        ``refuse`` is a reason the payment buys nothing (a static QR code amount out of bounds).
+        ``refuse`` is a reason the payment buys nothing (a static QR code amount out of bounds);
+        ``powered`` a start or top-up already stored (``power_now``): its bay sends ``on``.
         """
-        paid_at = payment.paid_at or payment.received_at
         job: Coroutine[Any, Any, Any]
-        if refuse is not None:
+        runner = self.runners.get(session.bay_id)
+        if powered is not None and runner is None:
+            # Unloaded since the commit: the next setup resumes the starting session.
+            LOGGER.debug("Bay %s is reloading; %s resumes at its setup", session.bay_id, session)
+            return
+        if powered is not None and runner is not None:
+            job = runner.async_powered_by(powered)
+        elif refuse is not None:
             job = self.refunds.async_fail_session(session, refuse)
-        elif time.time() - paid_at > LATE_PAYMENT_S:
+        elif _too_late(payment, time.time()):
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.
             job = self.refunds.async_fail_session(session, PAID_TOO_LATE, expected=PAID_ONLY)
-        elif (runner := self.runners.get(session.bay_id)) is not None:
+        elif runner is not None:
             job = runner.async_handle_paid(session)
         elif session.bay_id not in self.configs:
             job = self._async_orphan(session)
@@ -130,3 +161,8 @@ def _unknown_bay(bay_id: str) -> ServiceValidationError:
         translation_key="unknown_bay",
         translation_placeholders={"bay": bay_id},
     )
+
+
+def _too_late(payment: PaymentRecord, now: float) -> bool:
+    """Whether a payment reached us too long after it was made to start a session."""
+    return now - (payment.paid_at or payment.received_at) > LATE_PAYMENT_S

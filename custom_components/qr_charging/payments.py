@@ -1,7 +1,10 @@
 """Money coming in: payment links out, webhook events in, each matched to what was sold.
 
 A delivery is applied to the books as one change and stored before anything else happens;
-only then are events fired and a new session handed to its bay.
+only then are events fired and a new session handed to its bay. When the bay's availability is
+known and it can take the session (a start, or a top-up of the running one), that is decided
+in the same change (``Bays.power_now``): one commit stores the payment and the power it buys,
+and ``on`` is sent after it. Anything else is decided by the bay afterwards, in its own change.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement
 from .notices import Notices
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
 from .refunds import Refunds
+from .session_rules import PaidOutcome
 from .static_qr import static_sale
 
 # What a link lives beyond the hold time asked for (see ``async_create_link``).
@@ -174,12 +178,14 @@ class Payments:
         else:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
+        powered: PaidOutcome | None = None
         settled: tuple[RefundRecord, Settlement] | None = None
         qr_sale = (
             static_sale(event.payment, self.bays.configs, self.plans, f"s-{ulid_now()}")
             if event.payment is not None
             else None
         )
+        problem = qr_sale.problem if qr_sale is not None else None
         async with self.books.change(wanted) as ledger:
             if ledger.seen_event(event_id):
                 return "duplicate_delivery"
@@ -189,6 +195,12 @@ class Payments:
                 sale = qr_sale.sale if qr_sale is not None else None
                 result = ledger.apply_payment(event.payment, event.event, now, sale)
                 outcome = result.outcome.value
+                if result.outcome is Outcome.NEW_SESSION and result.session is not None:
+                    # Started (or topped up) in this same change when the bay can take it:
+                    # one commit stores the payment and the power it buys, then "on" is sent.
+                    powered = self.bays.power_now(
+                        ledger, result.session, result.payment, now, problem
+                    )
             elif event.refund is not None:
                 refund, changed = ledger.apply_refund(event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
@@ -199,7 +211,7 @@ class Payments:
                 outcome = f"link_{event.link_status}" if changed else "ignored"
             ledger.note_event(event_id, event.event, outcome, now)
         if result is not None:
-            self._announce(result, qr_sale.problem if qr_sale is not None else None)
+            self._announce(result, problem, powered)
         if settled is not None:
             self.refunds.settled(*settled)
         return outcome
@@ -212,10 +224,16 @@ class Payments:
             ledger.note_event(event_id, "unreadable", reason, time.time())
         return "unusable"
 
-    def _announce(self, result: PaymentResult, problem: str | None = None) -> None:
+    def _announce(
+        self,
+        result: PaymentResult,
+        problem: str | None = None,
+        powered: PaidOutcome | None = None,
+    ) -> None:
         """Fire events, raise repairs and hand new sessions to the bays.
 
         ``problem`` is why a static QR code payment buys nothing: its session is refunded.
+        ``powered``: the session was started (or topped up) in the stored change.
         """
         payment = result.payment
         if result.outcome is Outcome.NEW_SESSION and result.session is not None:
@@ -234,7 +252,7 @@ class Payments:
             )
             # Matched after all (a later event tied it to its link): no longer unmatched.
             self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
-            self.bays.hand_over(result.session, payment, refuse=problem)
+            self.bays.hand_over(result.session, payment, refuse=problem, powered=powered)
         elif result.outcome is Outcome.UNMATCHED:
             # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
             LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .holds import held_for_another
 from .intents import may_top_up
 from .ledger import Ledger, SessionRecord, SessionState
 
@@ -77,6 +78,54 @@ def decide_paid(
     if new.seconds > limit_s:
         return PaidDecision.REFUSE_TOO_LONG
     return PaidDecision.START
+
+
+@dataclass(frozen=True, slots=True)
+class PaidOutcome:
+    """What was decided for a paid session, and done to the ledger.
+
+    ``session`` is the one that runs: the paid one (starting), the bay's running one it
+    topped up, or the paid one still unserved when refused (``command`` is None then).
+    """
+
+    decision: PaidDecision
+    session: SessionRecord
+    command: OnCommand | None
+
+
+def settle_paid(
+    ledger: Ledger,
+    session: SessionRecord,
+    *,
+    online: bool,
+    limit_s: int,
+    now: float,
+    margin_s: float,
+) -> PaidOutcome:
+    """Decide a paid session in a change of the books; a start or top-up is applied there.
+
+    The one place a payment (or the owner) is given power: the webhook's change when the bay
+    is known, and the bay's own change otherwise. A refusal changes nothing here (the caller
+    fails and refunds the session in a change of its own).
+    """
+    running = ledger.running_session(session.bay_id, besides=session.session_id)
+    decision = decide_paid(
+        running,
+        session,
+        online=online,
+        limit_s=limit_s,
+        now=now,
+        margin_s=margin_s,
+        # The owner's own session is no payment: it may take a held bay.
+        held=not session.owner
+        and held_for_another(ledger.links.values(), session.bay_id, session.session_id, now),
+    )
+    if decision is PaidDecision.START:
+        return PaidOutcome(decision, session, begin(session, now))
+    if decision is PaidDecision.TOP_UP:
+        assert running is not None
+        return PaidOutcome(decision, running, top_up(ledger, running, session, now))
+    return PaidOutcome(decision, session, None)
 
 
 def _decide_top_up(

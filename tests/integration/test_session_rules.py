@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from custom_components.qr_charging.intents import HOLD
 from custom_components.qr_charging.ledger import (
     Ledger,
+    LinkRecord,
     PaymentRecord,
     PaymentState,
     RefundRecord,
@@ -17,6 +19,7 @@ from custom_components.qr_charging.session_rules import (
     PaidDecision,
     decide_paid,
     refundable_parts,
+    settle_paid,
     shorten,
     unserved_parts,
 )
@@ -54,6 +57,43 @@ def test_decide_paid(running: SessionRecord | None, online: bool, expected: Paid
     new.session_id = "s-new"
     decision = decide_paid(running, new, online=online, limit_s=14_400, now=NOW, margin_s=22)
     assert decision is expected
+
+
+@pytest.mark.parametrize("owner", [False, True])
+def test_settle_paid_starts_or_refuses_a_held_bay_and_a_refusal_changes_nothing(
+    owner: bool,
+) -> None:
+    """Both paths decide with this: a hold refuses a payer, not the owner; refusing changes
+    nothing (the caller fails the session in a change of its own)."""
+    ledger = Ledger()
+    ledger.links["plink_hold"] = LinkRecord(
+        "plink_hold",
+        "s-holder",
+        "bay-1",
+        "p30",
+        2000,
+        "INR",
+        1800,
+        int(NOW) + 600,
+        NOW,
+        "u",
+        intent=HOLD,
+    )
+    new = _session(SessionState.PAID)
+    new.owner = owner
+    ledger.sessions[new.session_id] = new
+
+    outcome = settle_paid(ledger, new, online=True, limit_s=14_400, now=NOW, margin_s=22)
+
+    if owner:
+        assert outcome.decision is PaidDecision.START
+        assert outcome.session is new
+        assert (new.state, new.until) == (SessionState.STARTING, NOW + 1800)
+        assert outcome.command is not None
+        assert (outcome.command.until, outcome.command.duration) == (NOW + 1800, 1800)
+    else:
+        assert (outcome.decision, outcome.command) == (PaidDecision.REFUSE_BUSY, None)
+        assert (new.state, new.until) == (SessionState.PAID, None)
 
 
 def _paid(

@@ -35,7 +35,12 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.qr_charging.backup import async_post_backup, async_pre_backup
 from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
 from custom_components.qr_charging.const import DEFAULT_ACK_TIMEOUT_S, DOMAIN
-from custom_components.qr_charging.ledger import Changes, SessionRecord, SessionState
+from custom_components.qr_charging.ledger import (
+    Changes,
+    PaymentRecord,
+    SessionRecord,
+    SessionState,
+)
 from custom_components.qr_charging.store import LedgerStore
 from devtools.razorpay_standin import RazorpayStandin
 
@@ -276,9 +281,8 @@ async def test_a_delivery_razorpay_gave_up_on_is_handled_whole(
 
 
 def _opens_a_session(changes: Changes) -> bool:
-    return any(
-        isinstance(r, SessionRecord) and r.state is SessionState.PAID for _, r in changes.upserts
-    )
+    """The delivery's change: it stores the payment (and the session it opens, starting)."""
+    return any(isinstance(r, PaymentRecord) for _, r in changes.upserts)
 
 
 @pytest.mark.usefixtures("loaded_entry")

@@ -68,6 +68,11 @@ class BayDriver(ABC):
     async def async_turn_off(self, session_id: str | None) -> None:
         """Cut power for a session (None: whatever runs)."""
 
+    @property
+    def known(self) -> bool:
+        """Whether the bay's availability is known (``online`` can be trusted) after setup."""
+        return True
+
     async def async_wait_known(self, within: float) -> None:  # noqa: B027 - optional hook
         """Wait (at most ``within`` seconds) until the bay's availability is known after setup."""
 

@@ -140,6 +140,11 @@ class MqttAgentDriver(BayDriver):
         self._availability_known.set()
         self._update_online()
 
+    @property
+    def known(self) -> bool:
+        """Whether the agent's retained availability has arrived since subscribing."""
+        return self._availability_known.is_set()
+
     async def async_wait_known(self, within: float) -> None:
         """The agent's retained availability arrives soon after subscribing; wait for it."""
         with contextlib.suppress(TimeoutError):

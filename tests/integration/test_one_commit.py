@@ -1,0 +1,208 @@
+"""A paid webhook that starts or tops up a session is stored in one commit, then ``on`` is sent.
+
+The payment, the session's ``starting`` state and deadline (or the running session's top-up)
+are written in the webhook's own transaction, before Razorpay is answered; when that one
+commit fails nothing is sent and the webhook answers 503. Refusals and a bay whose
+availability is not known yet still go through the bay's own decision.
+
+The store's writes are watched (or made to fail) at ``LedgerStore._write``, as in
+``test_storage_faults.py``; everything else is real: HA, the webhook over HTTP, the plug
+switch or HA's MQTT with a real Mosquitto and a scripted agent, the Razorpay stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest.mock import patch
+
+import pytest
+from homeassistant.const import STATE_ON
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.qr_charging.ledger import (
+    Changes,
+    PaymentRecord,
+    Record,
+    SessionRecord,
+    SessionState,
+    copy_record,
+)
+from custom_components.qr_charging.store import LedgerStore
+from devtools.razorpay_standin import RazorpayStandin
+
+from .conftest import PLAN_PRICE, PostWebhook
+from .helpers import create_link, export_sessions, pay, plug_state, settle
+from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
+from .test_storage_faults import failing_writes
+
+# What each successful write stored, as it was at that moment.
+Written = list[list[Record]]
+
+
+@pytest.fixture
+def ack_timeout() -> float:
+    """Long enough for the agent's availability to arrive while a payment waits for it."""
+    return 5
+
+
+@contextmanager
+def recorded_writes() -> Iterator[Written]:
+    """Every change stored, as copies of its records taken when it was written."""
+    real = LedgerStore._write
+    written: Written = []
+
+    def write(store: LedgerStore, changes: Changes) -> None:
+        real(store, changes)
+        written.append([copy_record(record) for _, record in changes.upserts])
+
+    with patch.object(LedgerStore, "_write", autospec=True, side_effect=write):
+        yield written
+
+
+def _sessions(records: list[Record]) -> list[SessionRecord]:
+    return [r for r in records if isinstance(r, SessionRecord)]
+
+
+def _write_of(written: Written, payment_id: str) -> list[Record]:
+    """The one write that stored a payment (it is stored once)."""
+    (write,) = [
+        w
+        for w in written
+        if any(isinstance(r, PaymentRecord) and r.payment_id == payment_id for r in w)
+    ]
+    return write
+
+
+def _holds_starting(changes: Changes) -> bool:
+    return any(
+        isinstance(r, SessionRecord) and r.state is SessionState.STARTING
+        for _, r in changes.upserts
+    )
+
+
+def _ons(agent: ScriptedAgent) -> list[dict[str, object]]:
+    return [c for c, _, _ in agent.commands if isinstance(c, dict) and c.get("action") == "on"]
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_payment_and_its_start_are_one_commit(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    """The payment's own write holds its session already starting, with its deadline."""
+    before = time.time()
+    with recorded_writes() as written:
+        paid = await pay(hass, standin, post_webhook)
+    assert plug_state(hass) == STATE_ON
+
+    (session,) = _sessions(_write_of(written, paid.payment_id))
+    assert session.state is SessionState.STARTING
+    assert session.payment_ids == [paid.payment_id]
+    assert session.until is not None
+    assert before + PLAN_S <= session.until <= time.time() + PLAN_S
+    # No write ever stored it as merely paid: no second commit before the "on".
+    assert all(s.state is not SessionState.PAID for w in written for s in _sessions(w))
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+
+
+async def test_a_start_that_cannot_be_stored_sends_nothing_and_is_redelivered(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """The one commit fails: no ``on``, 503; the redelivery starts exactly one session."""
+    paid = standin.pay_link((await create_link(hass))["id"])
+    delivery = paid.payment_link_paid()
+
+    with failing_writes(_holds_starting):
+        response = await post_webhook(delivery)
+        await settle(hass)
+        await asyncio.sleep(0.3)  # an "on" would cross the broker by now
+    assert response.status == 503
+    assert (await response.json())["outcome"] == "not_stored"
+    assert _ons(agent) == []
+    assert await export_sessions(hass) == []
+
+    response = await post_webhook(delivery)
+    assert (await response.json())["outcome"] == "new_session"
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    assert on["action"] == "on"
+    await wait_until(hass, lambda: agent.powered is not None)
+    # A third delivery of the same event changes nothing.
+    assert (await (await post_webhook(delivery)).json())["outcome"] == "duplicate_delivery"
+    await settle(hass)
+    await wait_until(
+        hass, lambda: mqtt_bay_entry.runtime_data.bays.runners["bay-1"].status == "charging"
+    )
+    (row,) = await export_sessions(hass)
+    assert (row["session_id"], row["state"]) == (on["session"], "active")
+    assert len(_ons(agent)) == 1
+
+
+async def test_a_top_up_over_mqtt_is_one_commit(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """The top-up payment's own write holds the running session extended by it."""
+    first, on = await running_session(hass, standin, post_webhook, agent)
+
+    with recorded_writes() as written:
+        second = await pay(hass, standin, post_webhook)
+        extend = await agent.wait_command(2)
+
+    assert isinstance(extend, dict)
+    assert (extend["action"], extend["session"]) == ("on", on["session"])
+    assert extend["until"] == pytest.approx(on["until"] + PLAN_S)
+    (session,) = _sessions(_write_of(written, second.payment_id))
+    assert session.session_id == on["session"]
+    assert session.state is SessionState.ACTIVE
+    assert session.payment_ids == [first.payment_id, second.payment_id]
+    assert session.until == pytest.approx(extend["until"])
+    assert all(s.state is not SessionState.PAID for w in written for s in _sessions(w))
+    (row,) = await export_sessions(hass)
+    assert (row["seconds"], row["paid_paise"]) == (str(2 * PLAN_S), str(2 * PLAN_PRICE))
+
+
+async def test_a_payment_while_availability_is_unknown_starts_once_known(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """Just after a (re)start the agent's availability is not in yet: the bay waits for it."""
+    availability = f"qr_charging/{NODE}/availability"
+    assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
+    agent.publish(availability, "")  # no retained availability: unknown at the next setup
+    assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    assert not runner.driver.online
+
+    paid = standin.pay_link((await create_link(hass))["id"])
+    with recorded_writes() as written:
+        # Not ``pay``: HA's block_till_done would wait out the bay's wait for its availability.
+        assert (await post_webhook(paid.payment_link_paid())).status == 200
+        await asyncio.sleep(0.3)
+        # Stored as paid, nothing sent, nothing refused: the bay's decision waits.
+        (session,) = _sessions(_write_of(written, paid.payment_id))
+        assert session.state is SessionState.PAID
+        assert agent.commands == []
+        agent.publish(availability, "online")
+        on = await agent.wait_command(1)
+
+    assert isinstance(on, dict)
+    assert (on["action"], on["session"]) == ("on", session.session_id)
+    await wait_until(hass, lambda: runner.status == "charging")
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+    assert standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund") == []
