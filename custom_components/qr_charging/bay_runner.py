@@ -44,6 +44,8 @@ from .store import StorageError
 PASSING_REASONS = frozenset({"boot", "shutdown"})
 # A session whose deadline is this close when the bay reports it off has simply run out.
 DEADLINE_SLACK_S = 2.0
+# Why a session ends when its paid time is up.
+DEADLINE = "deadline"
 # A decision that could not be stored is tried again this much later.
 STORAGE_RETRY_S = 10.0
 # The states a failure was decided in (an acknowledgement may come while it waits).
@@ -97,6 +99,11 @@ async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
 def _active(session: SessionRecord) -> bool:
     """Whether a session powers its bay now (read afresh after every wait)."""
     return session.state is SessionState.ACTIVE
+
+
+def _extended(session: SessionRecord, now: float) -> bool:
+    """Whether the session's deadline is still ahead: a top-up moved it since it was armed."""
+    return session.until is not None and session.until - now > DEADLINE_SLACK_S
 
 
 def _iso(ts: float | None) -> str | None:
@@ -206,7 +213,7 @@ class BayRunner:
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             if session.state is SessionState.ACTIVE and session.until is not None and not index:
                 if session.until <= now:
-                    await self._async_finish(session, "deadline", send_off=True)
+                    await self._async_finish(session, DEADLINE, send_off=True)
                 else:
                     self._schedule_deadline(session)
             elif session.state is SessionState.STARTING and not index:
@@ -405,7 +412,7 @@ class BayRunner:
             await self._async_fail(session, report.reason or "rejected", expected=STARTING_ONLY)
         elif session.state is SessionState.ACTIVE and session.until is not None:
             if session.until - now <= DEADLINE_SLACK_S:
-                await self._async_finish(session, "deadline", send_off=False)
+                await self._async_finish(session, DEADLINE, send_off=False)
             elif report.reason in PASSING_REASONS:
                 # The agent restarted. It resumes the session from its disk, and then this
                 # same "on" is a no-op; if its disk lost the session, this powers the rest.
@@ -544,8 +551,8 @@ class BayRunner:
         @callback
         def _deadline(_now: datetime) -> None:
             self._deadline_timer = None
-            if session.state is SessionState.ACTIVE:
-                self._task(self._async_finish(session, "deadline", send_off=True), session)
+            if session.state is SessionState.ACTIVE and not _extended(session, time.time()):
+                self._task(self._async_finish(session, DEADLINE, send_off=True), session)
 
         self._timed_session = session.session_id
         self._deadline_timer = async_track_point_in_utc_time(
@@ -583,6 +590,11 @@ class BayRunner:
                 if not _active(session):  # ended while the off was on its way
                     return 0
                 now = time.time()
+                if reason == DEADLINE and _extended(session, now):
+                    # A top-up stored while this waited (a slow commit): the session goes on,
+                    # and the top-up's own "on" (sent after its commit, so after this "off")
+                    # powers the bay again until the new deadline.
+                    return 0
                 parts = self._refund_parts(session, refund, now)
                 rules.finish(session, now, reason)
                 refunds = self.refunds.record(ledger, session, parts, reason)

@@ -79,10 +79,16 @@ class Bays:
                 await self._async_orphan(session)
 
     async def async_unload(self) -> None:
-        """Stop every runner (sessions go on; the next setup resumes them)."""
-        for runner in self.runners.values():
-            await runner.async_unload()
-        self.runners.clear()
+        """Stop every runner (sessions go on; the next setup resumes them).
+
+        Under the books' lock: a change under way (a payment whose start or top-up is being
+        stored with it) ends first and hands its session to its bay, whose ``on`` then goes
+        out before the bay stops; else a stored top-up would never reach the bay.
+        """
+        async with self.books.lock:
+            for runner in self.runners.values():
+                await runner.async_unload()
+            self.runners.clear()
 
     def power_now(
         self,

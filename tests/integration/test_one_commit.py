@@ -13,15 +13,19 @@ switch or HA's MQTT with a real Mosquitto and a scripted agent, the Razorpay sta
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_ON
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.qr_charging.ledger import (
     Changes,
@@ -32,10 +36,10 @@ from custom_components.qr_charging.ledger import (
     copy_record,
 )
 from custom_components.qr_charging.store import LedgerStore
-from devtools.razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
 from .conftest import PLAN_PRICE, PostWebhook
-from .helpers import create_link, export_sessions, pay, plug_state, settle
+from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
 from .test_storage_faults import failing_writes
 
@@ -206,3 +210,166 @@ async def test_a_payment_while_availability_is_unknown_starts_once_known(
     (row,) = await export_sessions(hass)
     assert row["state"] == "active"
     assert standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund") == []
+
+
+# -- a payment's commit overtaken by a reload, a removal or its old deadline ----------------------
+
+
+class _Gate:
+    """Holds the write that stores one payment until released (a slow disk, a backup)."""
+
+    def __init__(self, payment_id: str) -> None:
+        self.payment_id = payment_id
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    async def wait_entered(self) -> None:
+        # Not ``asyncio.sleep(delay)``: the loop's clock may be frozen by the test.
+        for _ in range(1000):
+            if self.entered.wait(0.01):
+                return
+            for _ in range(5):
+                await asyncio.sleep(0)
+        raise AssertionError("the write never began")
+
+
+@contextmanager
+def held_write(payment_id: str) -> Iterator[_Gate]:
+    """The write storing ``payment_id`` waits (in the executor) until the gate is released."""
+    real = LedgerStore._write
+    gate = _Gate(payment_id)
+
+    def write(store: LedgerStore, changes: Changes) -> None:
+        stores_it = any(
+            isinstance(r, PaymentRecord) and r.payment_id == payment_id for _, r in changes.upserts
+        )
+        if stores_it and not gate.entered.is_set():
+            gate.entered.set()
+            gate.release.wait(30)
+        real(store, changes)
+
+    with patch.object(LedgerStore, "_write", autospec=True, side_effect=write):
+        yield gate
+
+
+async def _pay_while(
+    hass: HomeAssistant,
+    post_webhook: PostWebhook,
+    paid: PaidPayment,
+    entry: MockConfigEntry,
+    disturb: Callable[[], Awaitable[object]],
+) -> None:
+    """Deliver a payment; while its one commit is held, ``disturb`` unloads the bays."""
+    with held_write(paid.payment_id) as gate:
+        post = asyncio.ensure_future(post_webhook(paid.payment_link_paid()))
+        await gate.wait_entered()
+        disturbed = asyncio.ensure_future(disturb())
+        await asyncio.sleep(0.3)  # the unload is under way, waiting for the change
+        gate.release.set()
+        assert (await post).status == 200
+        await disturbed
+    await wait_until(hass, lambda: entry.state is ConfigEntryState.LOADED)
+    await asyncio.sleep(0.3)
+    await hass.async_block_till_done()
+
+
+async def test_a_top_up_stored_while_the_entry_reloads_reaches_the_bay(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """The reload waits for the change; the top-up's ``on`` goes out before the bay stops."""
+    _, on = await running_session(hass, standin, post_webhook, agent)
+    second = standin.pay_link((await create_link(hass))["id"])
+
+    await _pay_while(
+        hass,
+        post_webhook,
+        second,
+        mqtt_bay_entry,
+        lambda: hass.config_entries.async_reload(mqtt_bay_entry.entry_id),
+    )
+
+    (row,) = await export_sessions(hass)
+    assert row["seconds"] == str(2 * PLAN_S)
+    extend = _ons(agent)[1]
+    assert extend["until"] == pytest.approx(on["until"] + PLAN_S)
+
+
+async def test_a_top_up_stored_while_its_bay_is_removed_still_powers_it(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """The money bought time that the agent was told of: it runs there to its new end."""
+    _, on = await running_session(hass, standin, post_webhook, agent)
+    second = standin.pay_link((await create_link(hass))["id"])
+    (bay,) = [s for s in mqtt_bay_entry.subentries.values() if s.subentry_type == "bay"]
+
+    async def remove() -> None:
+        assert hass.config_entries.async_remove_subentry(mqtt_bay_entry, bay.subentry_id)
+
+    await _pay_while(hass, post_webhook, second, mqtt_bay_entry, remove)
+
+    assert len(_ons(agent)) == 2
+    assert _ons(agent)[1]["until"] == pytest.approx(on["until"] + PLAN_S)
+
+
+async def test_a_start_stored_while_the_entry_reloads_starts(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """Not failed for want of an acknowledgement after the reload, nor refunded: started."""
+    paid = standin.pay_link((await create_link(hass))["id"])
+
+    await _pay_while(
+        hass,
+        post_webhook,
+        paid,
+        mqtt_bay_entry,
+        lambda: hass.config_entries.async_reload(mqtt_bay_entry.entry_id),
+    )
+
+    await wait_until(hass, lambda: agent.powered is not None)
+    await asyncio.sleep(1.5)  # past the acknowledgement time
+    await hass.async_block_till_done()
+    (row,) = await export_sessions(hass)
+    assert row["state"] == "active"
+    assert refund_amounts(standin, paid.payment_id) == []
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_deadline_passing_while_a_top_up_is_stored_ends_nothing(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The old deadline fires during the top-up's commit: the topped-up session goes on."""
+    first = await pay(hass, standin, post_webhook)
+    await tick(hass, freezer, PLAN_S - 25)  # 25 s left: enough for a top-up
+    second = standin.pay_link((await create_link(hass))["id"])
+    with held_write(second.payment_id) as gate:
+        post = asyncio.ensure_future(post_webhook(second.payment_link_paid()))
+        await gate.wait_entered()
+        # The commit is slow; the old deadline passes meanwhile and switches the plug off.
+        freezer.tick(timedelta(seconds=30))
+        async_fire_time_changed(hass)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        gate.release.set()
+        assert (await post).status == 200
+    await settle(hass)
+
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["seconds"]) == ("active", str(2 * PLAN_S))
+    assert plug_state(hass) == STATE_ON
+    assert refund_amounts(standin, first.payment_id) == []
+    assert refund_amounts(standin, second.payment_id) == []
