@@ -460,6 +460,13 @@ class CustomerPages:
                 now = time.time()
                 links = self.books.ledger.links.values()
                 served = runner.totals.sessions
+                reuse = partial(
+                    reusable_link,
+                    bay_id=bay_id,
+                    plan_code=wanted.plan.code,
+                    quote=wanted.quote,
+                    now=now,
+                )
                 intent = view.intent
                 link: LinkRecord | None = None
                 if intent == START:
@@ -471,27 +478,13 @@ class CustomerPages:
                     if hold is not None:
                         # The holder taps again: their link, or, for another choice, a new one.
                         mine = self.books.ledger.links[hold.link_id]
-                        link = reusable_link(
-                            [mine],
-                            bay_id=bay_id,
-                            plan_code=wanted.plan.code,
-                            quote=wanted.quote,
-                            intent=HOLD,
-                            now=now,
-                        )
+                        link = reuse([mine], intent=HOLD)
                         if link is None:
                             await self.payments.async_cancel_link(mine)
                     if self._guard.may_hold(bay_id, served, now):
                         intent = HOLD
                 if link is None and intent != HOLD:
-                    link = reusable_link(
-                        links,
-                        bay_id=bay_id,
-                        plan_code=wanted.plan.code,
-                        quote=wanted.quote,
-                        intent=intent,
-                        now=now,
-                    )
+                    link = reuse(links, intent=intent)
                 if link is None:
                     if too_many_open(links, bay_id, now) or not self._guard.may_make_link(
                         bay_id, now

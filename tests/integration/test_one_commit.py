@@ -273,50 +273,35 @@ async def _pay_while(
     await hass.async_block_till_done()
 
 
-async def test_a_top_up_stored_while_the_entry_reloads_reaches_the_bay(
+@pytest.mark.parametrize("disturbance", ["reload", "bay removed"])
+async def test_a_top_up_stored_while_the_bays_unload_reaches_the_bay(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     agent: ScriptedAgent,
     mqtt_bay_entry: MockConfigEntry,
+    disturbance: str,
 ) -> None:
-    """The reload waits for the change; the top-up's ``on`` goes out before the bay stops."""
-    _, on = await running_session(hass, standin, post_webhook, agent)
-    second = standin.pay_link((await create_link(hass))["id"])
+    """The unload waits for the change: the top-up's ``on`` goes out before the bay stops.
 
-    await _pay_while(
-        hass,
-        post_webhook,
-        second,
-        mqtt_bay_entry,
-        lambda: hass.config_entries.async_reload(mqtt_bay_entry.entry_id),
-    )
-
-    (row,) = await export_sessions(hass)
-    assert row["seconds"] == str(2 * PLAN_S)
-    extend = _ons(agent)[1]
-    assert extend["until"] == pytest.approx(on["until"] + PLAN_S)
-
-
-async def test_a_top_up_stored_while_its_bay_is_removed_still_powers_it(
-    hass: HomeAssistant,
-    standin: RazorpayStandin,
-    post_webhook: PostWebhook,
-    agent: ScriptedAgent,
-    mqtt_bay_entry: MockConfigEntry,
-) -> None:
-    """The money bought time that the agent was told of: it runs there to its new end."""
+    The money bought time the agent is told of; a removed bay's agent runs it to its end.
+    """
     _, on = await running_session(hass, standin, post_webhook, agent)
     second = standin.pay_link((await create_link(hass))["id"])
     (bay,) = [s for s in mqtt_bay_entry.subentries.values() if s.subentry_type == "bay"]
 
-    async def remove() -> None:
-        assert hass.config_entries.async_remove_subentry(mqtt_bay_entry, bay.subentry_id)
+    async def disturb() -> None:
+        if disturbance == "reload":
+            assert await hass.config_entries.async_reload(mqtt_bay_entry.entry_id)
+        else:
+            assert hass.config_entries.async_remove_subentry(mqtt_bay_entry, bay.subentry_id)
 
-    await _pay_while(hass, post_webhook, second, mqtt_bay_entry, remove)
+    await _pay_while(hass, post_webhook, second, mqtt_bay_entry, disturb)
 
     assert len(_ons(agent)) == 2
     assert _ons(agent)[1]["until"] == pytest.approx(on["until"] + PLAN_S)
+    (row,) = await export_sessions(hass)
+    assert (row["seconds"], row["paid_paise"]) == (str(2 * PLAN_S), str(2 * PLAN_PRICE))
 
 
 async def test_a_start_stored_while_the_entry_reloads_starts(
