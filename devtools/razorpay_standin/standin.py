@@ -118,8 +118,31 @@ class _Fault:
         )
 
 
+class _Paid:
+    """What a paid stand-in entity shares: its payment, and its webhooks, each built once."""
+
+    payment: dict[str, Any]
+    account_id: str
+    _webhooks: dict[str, Webhook]
+
+    @property
+    def payment_id(self) -> str:
+        """The payment's id."""
+        return str(self.payment["id"])
+
+    def _webhook(self, fixture: str, entities: dict[str, dict[str, Any]]) -> Webhook:
+        if fixture not in self._webhooks:
+            self._webhooks[fixture] = build_webhook(
+                fixture,
+                account_id=self.account_id,
+                created_at=int(self.payment["created_at"]),
+                entities=entities,
+            )
+        return self._webhooks[fixture]
+
+
 @dataclass
-class PaidPayment:
+class PaidPayment(_Paid):
     """A payment the stand-in made for a link, and the webhooks Razorpay would send for it.
 
     The entities are snapshots taken when the link was paid. Each webhook is built once, so
@@ -138,24 +161,9 @@ class PaidPayment:
         return str(self.link["id"])
 
     @property
-    def payment_id(self) -> str:
-        """The payment's id."""
-        return str(self.payment["id"])
-
-    @property
     def order_id(self) -> str:
         """The order's id."""
         return str(self.order["id"])
-
-    def _webhook(self, fixture: str, entities: dict[str, dict[str, Any]]) -> Webhook:
-        if fixture not in self._webhooks:
-            self._webhooks[fixture] = build_webhook(
-                fixture,
-                account_id=self.account_id,
-                created_at=int(self.payment["created_at"]),
-                entities=entities,
-            )
-        return self._webhooks[fixture]
 
     def payment_link_paid(self) -> Webhook:
         """``payment_link.paid``: link, order and payment.
@@ -184,28 +192,13 @@ class PaidPayment:
 
 
 @dataclass
-class PaidQrCode:
+class PaidQrCode(_Paid):
     """A payment to a static QR code, and the two webhooks Razorpay sends for it."""
 
     qr_code: dict[str, Any]
     payment: dict[str, Any]
     account_id: str
     _webhooks: dict[str, Webhook] = field(default_factory=dict, repr=False)
-
-    @property
-    def payment_id(self) -> str:
-        """The id of the payment made to the QR code."""
-        return str(self.payment["id"])
-
-    def _webhook(self, fixture: str, entities: dict[str, dict[str, Any]]) -> Webhook:
-        if fixture not in self._webhooks:
-            self._webhooks[fixture] = build_webhook(
-                fixture,
-                account_id=self.account_id,
-                created_at=int(self.payment["created_at"]),
-                entities=entities,
-            )
-        return self._webhooks[fixture]
 
     def qr_code_credited(self) -> Webhook:
         """``qr_code.credited``: the payment and the QR code."""
