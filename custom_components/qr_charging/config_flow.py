@@ -100,31 +100,24 @@ _SECRET = selector.TextSelector(
 )
 _TEXT = selector.TextSelector()
 SECTION_ADVANCED = "advanced"
-_MINUTES = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        min=1, max=1440, step=1, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="min"
-    )
-)
 
-_VALIDITY = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        min=MIN_VALIDITY_S,
-        max=MAX_VALIDITY_S,
-        step=1,
-        mode=selector.NumberSelectorMode.BOX,
-        unit_of_measurement="s",
-    )
-)
-_HOLD = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        min=MIN_HOLD_MINUTES,
-        max=MAX_HOLD_MINUTES,
-        step=1,
-        mode=selector.NumberSelectorMode.BOX,
-        unit_of_measurement="min",
-    )
-)
 
+def _whole_number(low: int, high: int, unit: str) -> selector.NumberSelector:
+    """A box for a whole number within bounds (minutes, seconds)."""
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=low,
+            max=high,
+            step=1,
+            mode=selector.NumberSelectorMode.BOX,
+            unit_of_measurement=unit,
+        )
+    )
+
+
+_MINUTES = _whole_number(1, 1440, "min")
+_VALIDITY = _whole_number(MIN_VALIDITY_S, MAX_VALIDITY_S, "s")
+_HOLD = _whole_number(MIN_HOLD_MINUTES, MAX_HOLD_MINUTES, "min")
 _RUPEES = selector.NumberSelector(
     selector.NumberSelectorConfig(
         min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
