@@ -79,7 +79,7 @@ class RefundMode(StrEnum):
     FULL = "full"
 
 
-def _stop_at_shutdown(action: Callable[[datetime], None], what: str) -> HassJob[[datetime], None]:
+def stop_at_shutdown(action: Callable[[datetime], None], what: str) -> HassJob[[datetime], None]:
     """A timer job HA drops when it stops: deadlines live on in the ledger and the agents."""
     return HassJob(action, f"qr_charging {what}", cancel_on_shutdown=True)
 
@@ -270,7 +270,7 @@ class BayRunner:
 
         # Its own timer: retrying one session's decision never drops another's timers.
         self._retry_timers[key] = async_call_later(
-            self.hass, STORAGE_RETRY_S, _stop_at_shutdown(_again, "retry")
+            self.hass, STORAGE_RETRY_S, stop_at_shutdown(_again, "retry")
         )
 
     # -- starting ------------------------------------------------------------------------------
@@ -538,7 +538,7 @@ class BayRunner:
 
         self._timed_session = session.session_id
         self._ack_timer = async_call_later(
-            self.hass, self.settings.ack_timeout_s, _stop_at_shutdown(_expired, "acknowledgement")
+            self.hass, self.settings.ack_timeout_s, stop_at_shutdown(_expired, "acknowledgement")
         )
 
     def _schedule_deadline(self, session: SessionRecord) -> None:
@@ -557,7 +557,7 @@ class BayRunner:
         self._timed_session = session.session_id
         self._deadline_timer = async_track_point_in_utc_time(
             self.hass,
-            _stop_at_shutdown(_deadline, "deadline"),
+            stop_at_shutdown(_deadline, "deadline"),
             datetime.fromtimestamp(session.until, UTC),
         )
 

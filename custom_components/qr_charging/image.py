@@ -20,7 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
-from .bay_runner import BayRunner
+from .bay_runner import BayRunner, stop_at_shutdown
 from .const import LOGGER
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
@@ -97,7 +97,9 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
             self._handle_bay_update()
             self._schedule_next_code()
 
-        self._next_code = async_call_later(self.hass, left, _new_code)
+        self._next_code = async_call_later(
+            self.hass, left, stop_at_shutdown(_new_code, "dynamic QR code")
+        )
 
     def _wanted(self) -> tuple[bool, str | None]:
         """What to show: (in order, address the code holds now)."""
