@@ -111,6 +111,17 @@ class ScriptedAgent:
         elif isinstance(command, dict) and command.get("action") == "off":
             self.report(None, None, "off_command", wait=False)
 
+    def ons(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        """The ``on`` commands HA has sent (for one session, if given), in order."""
+        with self._cond:
+            return [
+                c
+                for c, _, _ in self.commands
+                if isinstance(c, dict)
+                and c.get("action") == "on"
+                and session_id in (None, c["session"])
+            ]
+
     async def wait_command(self, count: int, within: float = 10) -> dict[str, Any] | str:
         """The ``count``-th command HA has sent (1-based)."""
 

@@ -175,12 +175,7 @@ def _refunded(standin: RazorpayStandin, paid: Any) -> bool:
 
 def _top_ups(scripted: ScriptedAgent, session_id: str) -> list[dict[str, Any]]:
     """The ``on`` commands after the first for this session (a top-up extends it)."""
-    ons = [
-        c
-        for c, _, _ in scripted.commands
-        if isinstance(c, dict) and c.get("action") == "on" and c["session"] == session_id
-    ]
-    return ons[1:]
+    return scripted.ons(session_id)[1:]
 
 
 @pytest.mark.usefixtures("mqtt_bay_entry")

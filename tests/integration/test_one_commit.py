@@ -88,10 +88,6 @@ def _holds_starting(changes: Changes) -> bool:
     )
 
 
-def _ons(agent: ScriptedAgent) -> list[dict[str, object]]:
-    return [c for c, _, _ in agent.commands if isinstance(c, dict) and c.get("action") == "on"]
-
-
 @pytest.mark.usefixtures("loaded_entry")
 async def test_a_payment_and_its_start_are_one_commit(
     hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
@@ -130,7 +126,7 @@ async def test_a_start_that_cannot_be_stored_sends_nothing_and_is_redelivered(
         await asyncio.sleep(0.3)  # an "on" would cross the broker by now
     assert response.status == 503
     assert (await response.json())["outcome"] == "not_stored"
-    assert _ons(agent) == []
+    assert agent.ons() == []
     assert await export_sessions(hass) == []
 
     response = await post_webhook(delivery)
@@ -147,7 +143,7 @@ async def test_a_start_that_cannot_be_stored_sends_nothing_and_is_redelivered(
     )
     (row,) = await export_sessions(hass)
     assert (row["session_id"], row["state"]) == (on["session"], "active")
-    assert len(_ons(agent)) == 1
+    assert len(agent.ons()) == 1
 
 
 async def test_a_top_up_over_mqtt_is_one_commit(
@@ -298,8 +294,8 @@ async def test_a_top_up_stored_while_the_bays_unload_reaches_the_bay(
 
     await _pay_while(hass, post_webhook, second, mqtt_bay_entry, disturb)
 
-    assert len(_ons(agent)) == 2
-    assert _ons(agent)[1]["until"] == pytest.approx(on["until"] + PLAN_S)
+    assert len(agent.ons()) == 2
+    assert agent.ons()[1]["until"] == pytest.approx(on["until"] + PLAN_S)
     (row,) = await export_sessions(hass)
     assert (row["seconds"], row["paid_paise"]) == (str(2 * PLAN_S), str(2 * PLAN_PRICE))
 
