@@ -477,7 +477,8 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
         raise NotImplementedError  # pragma: no cover - each flow defines it
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(data)
+        """The edit form's values for the stored data (prices shown in rupees)."""
+        raise NotImplementedError  # pragma: no cover - each flow defines it
 
     async def _async_complete(
         self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
