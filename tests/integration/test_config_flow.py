@@ -11,6 +11,7 @@ from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntrySt
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from homeassistant.helpers.translation import async_get_translations
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -865,3 +866,18 @@ async def test_a_discovered_bay_whose_id_cannot_be_made_is_not_added(
     assert [
         s.data["bay_id"] for s in plan_entry.subentries.values() if s.subentry_type == "bay"
     ] == ["bay-1"]
+
+
+async def test_an_agent_that_clears_its_config_loses_its_unused_device(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    devices = dr.async_get(hass)
+    device = devices.async_get_or_create(
+        config_entry_id=plan_entry.entry_id, identifiers={(DOMAIN, "agent-kiosk-1")}
+    )
+
+    result = await _discover(hass, "")
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "agent_removed"
+    assert devices.async_get(device.id) is None
