@@ -28,7 +28,7 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, WEBHOOK_SECRET
+from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, WEBHOOK_SECRET
 
 
 def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:
@@ -348,24 +348,29 @@ async def _subflow(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> An
     )
 
 
-@pytest.fixture
-def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    entry = MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_data(standin))
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    """An account with the plan p30, added to HA (not set up)."""
+def _account(
+    hass: HomeAssistant, standin: RazorpayStandin, *subentries: dict[str, Any]
+) -> MockConfigEntry:
+    """An account with these subentries, added to HA (not set up)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=standin.key_id,
         data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
+        subentries_data=list(subentries),
     )
     entry.add_to_hass(hass)
     return entry
+
+
+@pytest.fixture
+def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    return _account(hass, standin)
+
+
+@pytest.fixture
+def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with the plan p30."""
+    return _account(hass, standin, PLAN_SUBENTRY)
 
 
 async def test_add_plan_stores_integer_paise(
@@ -642,26 +647,13 @@ async def test_discovery_needs_an_account_with_plans(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
     assert (await _discover(hass, _agent_config()))["reason"] == "no_account"
-    MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_data(standin)).add_to_hass(hass)
+    _account(hass, standin)
     assert (await _discover(hass, _agent_config()))["reason"] == "no_plans"
 
 
 # -- per-minute plans -------------------------------------------------------------------------
 
 RATE_PLAN = {"code": "pm", "name": "Per minute", "rate": 0.75, "min_minutes": 10, "max_minutes": 90}
-RATE_PLAN_SUBENTRY = {
-    "data": {
-        "code": "pm",
-        "name": "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 90,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
 
 
 async def test_add_a_per_minute_plan(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
@@ -722,22 +714,16 @@ async def _reconfigure(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -
 
 
 async def test_edit_a_per_minute_plan(hass: HomeAssistant, standin: RazorpayStandin) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[RATE_PLAN_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
+    entry = _account(hass, standin, RATE_PLAN_SUBENTRY)
     sub_id, result = await _reconfigure(hass, entry, "rate_plan")
     assert _suggested(result, "rate") == 0.5  # shown in rupees
-    edit = {"name": "Per minute", "rate": 1, "min_minutes": 10, "max_minutes": 90}
+    edit = {"name": "Per minute", "rate": 1, "min_minutes": 10, "max_minutes": 120}
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], edit | {"max_minutes": 5}
     )
     assert result["errors"] == {"max_minutes": "max_below_min"}
-    assert entry.subentries[sub_id].data["max_minutes"] == 90
+    assert entry.subentries[sub_id].data["max_minutes"] == 120
 
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], edit)
     assert result["reason"] == "reconfigure_successful"
@@ -750,15 +736,8 @@ async def test_edit_a_per_minute_plan(hass: HomeAssistant, standin: RazorpayStan
 
 @pytest.fixture
 def rate_bay_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    """An account with a fixed plan, a per-minute plan and bay-1 (not set up)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, BAY_SUBENTRY],
-    )
-    entry.add_to_hass(hass)
-    return entry
+    """An account with a fixed plan, a per-minute plan and bay-1."""
+    return _account(hass, standin, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, BAY_SUBENTRY)
 
 
 BAY_FORM = {
