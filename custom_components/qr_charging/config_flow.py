@@ -87,7 +87,8 @@ from .const import (
     SUBENTRY_PLAN,
     SUBENTRY_RATE_PLAN,
 )
-from .drivers.mqtt_agent import parse_config
+from .devices import async_remove_stale_devices
+from .drivers.mqtt_agent import agent_identifier, parse_config
 from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
@@ -269,10 +270,16 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         """An agent announced itself on ``<prefix>/<node>/config``: offer to add its bays."""
         prefix, _, rest = discovery_info.topic.partition("/")
         node = rest.removesuffix("/config")
+        if not discovery_info.payload:
+            # The agent's retained config was cleared: it is retired. Its device goes from
+            # every account where no bay uses it (a loaded account has already let go of it).
+            for account in self._async_current_entries(include_ignore=False):
+                async_remove_stale_devices(self.hass, account)
+            return self.async_abort(reason="agent_removed")
         data = parse_config(discovery_info.payload)
         if data is None or data["node"] != node or not ID_PATTERN.fullmatch(node):
             return self.async_abort(reason="invalid_discovery_info")
-        await self.async_set_unique_id(f"agent-{node}")
+        await self.async_set_unique_id(agent_identifier(node))
         self._abort_if_unique_id_configured()
         accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
         if not accounts:
@@ -477,7 +484,8 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
         raise NotImplementedError  # pragma: no cover - each flow defines it
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(data)
+        """The edit form's values for the stored data (prices shown in rupees)."""
+        raise NotImplementedError  # pragma: no cover - each flow defines it
 
     async def _async_complete(
         self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None

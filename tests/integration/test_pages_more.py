@@ -24,6 +24,7 @@ from .conftest import (
     PAGES_ID,
     PLAN_SUBENTRY,
     PLUG,
+    RATE_PLAN_SUBENTRY,
     WEBHOOK_ID,
     WEBHOOK_SECRET,
     PostWebhook,
@@ -44,25 +45,11 @@ from .pages_helpers import (
     reconfigure_bay,
 )
 
-RATE_PLAN = {
-    "data": {
-        "code": "pm",
-        "name": "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 120,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
-
 
 @pytest.fixture
 def bay_plans() -> list[dict[str, Any]]:
     """Bay 1 offers the fixed half hour and ₹0.50 a minute for 10 to 120 minutes."""
-    return [PLAN_SUBENTRY, RATE_PLAN]
+    return [PLAN_SUBENTRY, RATE_PLAN_SUBENTRY]
 
 
 async def _cloudhook(hass: HomeAssistant, method: str, query: str, body: str = "") -> Any:
