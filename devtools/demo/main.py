@@ -710,7 +710,7 @@ class Demo:
                     "cards": [
                         {
                             "type": "entities",
-                            "title": f"{name}: scan {'its screen' if dynamic else 'to pay'}",
+                            "title": f"{name}: {'dynamic QR' if dynamic else 'scan to pay'}",
                             "show_header_toggle": False,
                             "entities": [
                                 {"entity": ids[key], "name": label} for key, label in rows
