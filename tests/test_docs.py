@@ -3,7 +3,8 @@
 Checked for the README, ``docs/*.md``, the changelog, the agent's README and the blueprints:
 
 - every relative link resolves to a file in the repository, and every ``#anchor`` to a heading
-  of its page, slugged as GitHub does;
+  of its page, slugged as GitHub does; every repository path and test module named in
+  backticks exists;
 - every image shown exists;
 - every ``qr_charging.*`` action, ``qr_charging_*`` event, ``<platform>.bay_1_*`` entity id
   and repair id named exists in ``services.yaml``, ``const.py`` and ``strings.json``, and the
@@ -62,6 +63,12 @@ SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 ACTION = re.compile(r"(?<![\w./-])qr_charging\.([a-z][a-z_]*)\b(?![.<])")
 EVENT = re.compile(r"(?<![\w./-])qr_charging_([a-z][a-z_]*)\b(?![.<])")
 ENTITY_ID = re.compile(r"\b(sensor|binary_sensor|switch|image)\.bay_1_([a-z0-9_]+)\b")
+# A file or folder of this repository named in backticks, and a test module named by its name.
+REPO_PATH = re.compile(
+    r"`((?:tests|custom_components|devtools|scripts|docs|blueprints|pi_mqtt_relay|benchmarks"
+    r"|\.ci|\.github)/[\w./-]*)`"
+)
+TEST_MODULE = re.compile(r"`(test_\w+\.py)`")
 FILE_SUFFIXES = {"zip", "db", "ledger", "yaml", "json", "py", "csv"}
 # The tables of docs/setup.md and the forms (strings.json paths) whose fields they list.
 FORM_TABLES = {
@@ -127,6 +134,21 @@ def link_problems(doc: Path, text: str, root: Path) -> list[str]:
     for src in IMAGE.findall(prose) + HTML_IMG.findall(prose):
         if not SCHEME.match(src) and not (doc.parent / src.partition("#")[0]).is_file():
             problems.append(f"{doc.name}: image {src!r} does not exist")
+    return problems
+
+
+def path_problems(doc: Path, text: str, root: Path) -> list[str]:
+    """Files and folders of the repository a doc names in backticks that are not there."""
+    problems = [
+        f"{doc.name}: {path} does not exist"
+        for path in REPO_PATH.findall(text)
+        if not (root / path).exists()
+    ]
+    problems += [
+        f"{doc.name}: no test module {name}"
+        for name in TEST_MODULE.findall(text)
+        if next((root / "tests").rglob(name), None) is None
+    ]
     return problems
 
 
@@ -254,6 +276,11 @@ def test_links_anchors_and_images_resolve(doc: Path) -> None:
     assert link_problems(doc, doc.read_text(encoding="utf-8"), ROOT) == []
 
 
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_files_named_exist(doc: Path) -> None:
+    assert path_problems(doc, doc.read_text(encoding="utf-8"), ROOT) == []
+
+
 @pytest.mark.parametrize("doc", DOCS + BLUEPRINTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_names_exist_in_the_code(doc: Path) -> None:
     assert name_problems(doc, doc.read_text(encoding="utf-8")) == []
@@ -321,17 +348,21 @@ def test_the_checker_finds_a_broken_copy(tmp_path: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     assert link_problems(doc, text, tmp_path) == []
     assert name_problems(doc, text) == []
+    assert path_problems(doc, text, ROOT) == []
     broken = (
         text.replace("(exposing-ha.md)", "(exposing-home-assistant.md)", 1)
         .replace("(images/display.png)", "(images/displays.png)", 1)
         .replace("action: qr_charging.bay_links", "action: qr_charging.bay_link", 1)
         + "\nSee [the poster](#the-posters) and [setup](setup.md#7-settings).\n"
         + "It fires `qr_charging_session_over` and sets `sensor.bay_1_minutes_left`.\n"
+        + "See `devtools/razorpay_standin/nothing.py` and `test_nothing.py`.\n"
     )
     assert "qr_charging.bay_link\n" in broken
     doc.write_text(broken, encoding="utf-8")
-    found = link_problems(doc, doc.read_text(encoding="utf-8"), tmp_path) + name_problems(
-        doc, broken
+    found = (
+        link_problems(doc, broken, tmp_path)
+        + name_problems(doc, broken)
+        + path_problems(doc, broken, ROOT)
     )
     assert found == [
         "customer.md: link 'exposing-home-assistant.md': no such file",
@@ -341,6 +372,8 @@ def test_the_checker_finds_a_broken_copy(tmp_path: Path) -> None:
         "customer.md: action qr_charging.bay_link does not exist",
         "customer.md: event qr_charging_session_over does not exist",
         "customer.md: entity sensor.bay_1_minutes_left does not exist",
+        "customer.md: devtools/razorpay_standin/nothing.py does not exist",
+        "customer.md: no test module test_nothing.py",
     ]
 
 
