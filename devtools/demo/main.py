@@ -523,7 +523,7 @@ class Demo:
         have = {
             sub["unique_id"]
             for sub in await ha.subentries(entry_id)
-            if sub["subentry_type"] == "plan"
+            if sub["subentry_type"] in ("plan", "rate_plan")
         }
         for code, name, minutes, rupees in PLANS:
             if code not in have:
