@@ -53,7 +53,7 @@ OWN_URL = re.compile(
     r"raw\.githubusercontent\.com/qr-charging/qr_charging/main)/([\w./-]+)"
 )
 REF_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.M)
-HTML_REF = re.compile(r"""<(?:a|img)\b[^>]*?\b(?:href|src)=["']([^"']+)["']""", re.I)
+HTML_REF = re.compile(r"""<a\b[^>]*?\bhref=["']([^"']+)["']""", re.I)
 HTML_IMG = re.compile(r"""<img\b[^>]*?\bsrc=["']([^"']+)["']""", re.I)
 HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
 HTML_ANCHOR = re.compile(r"""<a\b[^>]*?\b(?:name|id)=["']([^"']+)["']""", re.I)
@@ -63,6 +63,8 @@ SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 ACTION = re.compile(r"(?<![\w./-])qr_charging\.([a-z][a-z_]*)\b(?![.<])")
 EVENT = re.compile(r"(?<![\w./-])qr_charging_([a-z][a-z_]*)\b(?![.<])")
 ENTITY_ID = re.compile(r"\b(sensor|binary_sensor|switch|image)\.bay_1_([a-z0-9_]+)\b")
+# An entity by its platform and name in a table row ("| binary sensor *Agent connection* |").
+ENTITY_NAMED = re.compile(r"^\| (sensor|binary sensor|switch|image) \*([^*]+)\* \|", re.M)
 # A file or folder of this repository named in backticks, and a test module named by its name.
 REPO_PATH = re.compile(
     r"`((?:tests|custom_components|devtools|scripts|docs|blueprints|pi_mqtt_relay|benchmarks"
@@ -185,6 +187,15 @@ def code_entity_ids() -> set[str]:
     return ids
 
 
+def code_entity_names() -> set[str]:
+    """Each entity as ``<platform> <name>``, e.g. ``binary_sensor Agent connection``."""
+    return {
+        f"{platform} {_dig(keys, key)['name']}"
+        for platform, keys in _dig(_strings(), "entity").items()
+        for key in _dig(keys)
+    }
+
+
 def code_translation_keys() -> set[str]:
     """The translation keys the entity descriptions of the platform modules use."""
     keys = set()
@@ -246,6 +257,11 @@ def name_problems(doc: Path, text: str) -> list[str]:
         f"{doc.name}: entity {platform}.bay_1_{name} does not exist"
         for platform, name in ENTITY_ID.findall(text)
         if f"{platform}.bay_1_{name}" not in entity_ids
+    ]
+    problems += [
+        f"{doc.name}: entity {platform} *{name}* does not exist"
+        for platform, name in ENTITY_NAMED.findall(text)
+        if f"{platform.replace(' ', '_')} {name}" not in code_entity_names()
     ]
     for cell in table_first_cells(section(text, "Repairs")):
         for repair in re.findall(r"`([a-z_]+?)(?:_<[^>]*>)?`", cell):
@@ -356,6 +372,7 @@ def test_the_checker_finds_a_broken_copy(tmp_path: Path) -> None:
         + "\nSee [the poster](#the-posters) and [setup](setup.md#7-settings).\n"
         + "It fires `qr_charging_session_over` and sets `sensor.bay_1_minutes_left`.\n"
         + "See `devtools/razorpay_standin/nothing.py` and `test_nothing.py`.\n"
+        + "\n| entity | |\n|---|---|\n| sensor *Minutes left* | |\n"
     )
     assert "qr_charging.bay_link\n" in broken
     doc.write_text(broken, encoding="utf-8")
@@ -372,6 +389,7 @@ def test_the_checker_finds_a_broken_copy(tmp_path: Path) -> None:
         "customer.md: action qr_charging.bay_link does not exist",
         "customer.md: event qr_charging_session_over does not exist",
         "customer.md: entity sensor.bay_1_minutes_left does not exist",
+        "customer.md: entity sensor *Minutes left* does not exist",
         "customer.md: devtools/razorpay_standin/nothing.py does not exist",
         "customer.md: no test module test_nothing.py",
     ]
