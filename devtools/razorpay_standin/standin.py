@@ -707,18 +707,10 @@ class RazorpayStandin:
                         data=webhook.body,
                         headers=webhook.headers(self.webhook_secret),
                     )
-        callback = link.get("callback_url")
+        callback = return_address(link, paid.payment_id)
         if not callback:
             return web.Response(text="Paid", content_type="text/plain")
-        params = {
-            "razorpay_payment_id": paid.payment_id,
-            "razorpay_payment_link_id": link_id,
-            "razorpay_payment_link_reference_id": link["reference_id"],
-            "razorpay_payment_link_status": "paid",
-            "razorpay_signature": "standin",
-        }
-        joiner = "&" if "?" in callback else "?"
-        raise web.HTTPFound(f"{callback}{joiner}{urlencode(params)}")
+        raise web.HTTPFound(callback)
 
     async def _list_links(self, request: web.Request) -> web.Response:
         links = sorted(self.links.values(), key=lambda link: link["created_at"], reverse=True)
@@ -804,6 +796,25 @@ class RazorpayStandin:
         payment["refund_status"] = (
             None if refunded == 0 else "full" if refunded >= payment["amount"] else "partial"
         )
+
+
+def return_address(link: dict[str, Any], payment_id: str) -> str | None:
+    """Where Razorpay sends the customer after paying a link; None for a link without one.
+
+    The link's ``callback_url`` with the payment's query parameters, as Razorpay adds them.
+    """
+    callback = link.get("callback_url")
+    if not callback:
+        return None
+    params = {
+        "razorpay_payment_id": payment_id,
+        "razorpay_payment_link_id": link["id"],
+        "razorpay_payment_link_reference_id": link["reference_id"],
+        "razorpay_payment_link_status": "paid",
+        "razorpay_signature": "standin",
+    }
+    joiner = "&" if "?" in callback else "?"
+    return f"{callback}{joiner}{urlencode(params)}"
 
 
 def _past_expiry(link: dict[str, Any]) -> bool:
