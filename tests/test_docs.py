@@ -308,7 +308,9 @@ def test_setup_guide_lists_every_field_of_each_form() -> None:
 
 def test_reference_names_everything_the_integration_offers() -> None:
     reference = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
-    assert code_actions() - set(re.findall(r"^### `qr_charging\.(\w+)`", reference, re.M)) == set()
+    headed = re.findall(r"^### `qr_charging\.(\w+)`", reference, re.M)
+    assert code_actions() - set(headed) == set()
+    assert sorted(headed) == sorted(set(headed)), "an action is described twice"
     assert code_events() - set(EVENT.findall(section(reference, "Events"))) == set()
     documented = {
         f"{p}.bay_1_{n}" for p, n in ENTITY_ID.findall(section(reference, "Entities of a bay"))
