@@ -30,6 +30,7 @@ from .const import (
 )
 from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
 from .notices import Notices
+from .qr_codes import QrCodes
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
 from .refunds import Refunds
 from .session_rules import PaidOutcome
@@ -70,6 +71,7 @@ class Payments:
         bays: Bays,
         refunds: Refunds,
         plans: dict[str, Plan],
+        qr_codes: QrCodes,
     ) -> None:
         self.books = books
         self.api = api
@@ -77,6 +79,7 @@ class Payments:
         self.bays = bays
         self.refunds = refunds
         self.plans = plans
+        self.qr_codes = qr_codes
 
     # -- links out -----------------------------------------------------------------------------
 
@@ -181,7 +184,13 @@ class Payments:
         powered: PaidOutcome | None = None
         settled: tuple[RefundRecord, Settlement] | None = None
         qr_sale = (
-            static_sale(event.payment, self.bays.configs, self.plans, f"s-{ulid_now()}")
+            static_sale(
+                event.payment,
+                self.bays.configs,
+                self.plans,
+                f"s-{ulid_now()}",
+                self.qr_codes.known,
+            )
             if event.payment is not None
             else None
         )

@@ -32,7 +32,7 @@ from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
 from .session_rules import PAID_TOO_LATE, PaidDecision, fail, mark_refunded, refundable_parts
-from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM
+from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).
@@ -49,7 +49,8 @@ def refused_for_good(err: RazorpayError) -> bool:
     return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
 
 
-# A sale refused (the bay busy or held, the amount or time out of range, the payment late):
+# A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
+# late, or made to a static QR code that is no bay's any more):
 # the customer is refunded and the bay is fine, so the owner has nothing to repair (the
 # session's event still says what happened).
 SALE_REFUSALS = frozenset(
@@ -60,6 +61,8 @@ SALE_REFUSALS = frozenset(
         BELOW_MINIMUM,
         ABOVE_MAXIMUM,
         PAID_TOO_LATE,
+        CURRENCY_MISMATCH,
+        QR_CLOSED,
     }
 )
 
