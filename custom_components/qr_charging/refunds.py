@@ -139,17 +139,32 @@ class Refunds:
         async with self.books.change() as ledger:
             if session.state not in expected:
                 return False
-            fail(session, time.time(), reason)
-            parts = refundable_parts(ledger, session) if self.auto_refund else []
-            refunds = self.record(ledger, session, parts, reason)
+            refunds = self.refuse(ledger, session, reason)
         if before_refunds is not None:
             await before_refunds()
+        await self.async_failed(session, reason, refunds)
+        return True
+
+    def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> list[RefundRecord]:
+        """Inside a change: fail a session and record its refunds (by default); those to send.
+
+        A payment's webhook refuses what it bought this way in its own change (a static QR
+        code's payment that buys nothing), so the payment and its refund are stored together.
+        """
+        fail(session, time.time(), reason)
+        parts = refundable_parts(ledger, session) if self.auto_refund else []
+        return self.record(ledger, session, parts, reason)
+
+    async def async_failed(
+        self, session: SessionRecord, reason: str, refunds: list[RefundRecord]
+    ) -> None:
+        """Once a failure is stored: tell of it, send its refunds, repair what needs the owner."""
         self.notices.session_failed(
             session.bay_id, session.session_id, list(session.payment_ids), reason
         )
         await self.async_send_all(refunds)
         if reason in SALE_REFUSALS:
-            return True
+            return
         self.notices.raise_repair(
             f"start_failed_{session.bay_id}",
             "start_failed",
@@ -160,7 +175,6 @@ class Refunds:
                 "refund": "yes" if session.state is SessionState.REFUNDED else "no",
             },
         )
-        return True
 
     # -- the owner's refund --------------------------------------------------------------------
 
