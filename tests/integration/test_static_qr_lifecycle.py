@@ -62,7 +62,7 @@ async def _refunded_as(
     paid: PaidQrCode,
     reason: str,
 ) -> None:
-    """Both of the payment's webhooks refund it once, in full, for ``reason``; told, not unmatched."""
+    """Its webhooks (and a redelivery) refund it once, in full, for ``reason``: not unmatched."""
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     refunds = async_capture_events(hass, EVENT_REFUND)
     unmatched = async_capture_events(hass, EVENT_PAYMENT_UNMATCHED)
