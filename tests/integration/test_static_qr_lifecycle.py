@@ -9,6 +9,7 @@ refunded in full as ``qr_closed``, and one in another currency than the plan's a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.qr_charging.account_api import api_for
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_PAYMENT_UNMATCHED,
@@ -24,12 +26,19 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     RECONCILE_INTERVAL_S,
 )
+from custom_components.qr_charging.ledger import (
+    RefundRecord,
+    RefundState,
+    SessionRecord,
+    SessionState,
+)
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import PaidQrCode
 
 from .conftest import PLAN_SUBENTRY, PostWebhook
 from .helpers import export_sessions, plug_state, refund_amounts, settle, tick
 from .pages_helpers import RATE_PLAN, edit_bay, static_qr_code
+from .test_one_commit import recorded_writes
 
 
 @pytest.fixture
@@ -62,13 +71,30 @@ async def _refunded_as(
     paid: PaidQrCode,
     reason: str,
 ) -> None:
-    """Its webhooks (and a redelivery) refund it once, in full, for ``reason``: not unmatched."""
+    """Its webhooks (and a redelivery) refund it once, in full, for ``reason``: not unmatched.
+
+    The refund is recorded in the very commit that stores the payment, then sent.
+    """
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
     refunds = async_capture_events(hass, EVENT_REFUND)
     unmatched = async_capture_events(hass, EVENT_PAYMENT_UNMATCHED)
-    for webhook in (paid.qr_code_credited(), paid.payment_captured(), paid.qr_code_credited()):
-        assert (await post_webhook(webhook)).status == 200
-        await _done(hass)
+    with recorded_writes() as written:
+        for webhook in (paid.qr_code_credited(), paid.payment_captured(), paid.qr_code_credited()):
+            assert (await post_webhook(webhook)).status == 200
+            await _done(hass)
+
+    first = next(
+        w for w in written if any(getattr(r, "payment_id", None) == paid.payment_id for r in w)
+    )
+    (refund,) = [r for r in first if isinstance(r, RefundRecord)]
+    assert (refund.payment_id, refund.amount, refund.reason, refund.state) == (
+        paid.payment_id,
+        paid.payment["amount"],
+        reason,
+        RefundState.REQUESTED,
+    )
+    (session,) = [r for r in first if isinstance(r, SessionRecord)]
+    assert (session.state, session.end_reason) == (SessionState.REFUNDED, reason)
 
     assert refund_amounts(standin, paid.payment_id) == [paid.payment["amount"]]
     (call,) = standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")
@@ -82,8 +108,8 @@ async def _refunded_as(
     assert not [key for key in issues if key[0] == DOMAIN and "unmatched" in key[1]]
     assert not [key for key in issues if key[0] == DOMAIN and key[1].startswith("start_failed")]
     assert plug_state(hass) == "off"
-    (session,) = [s for s in await export_sessions(hass) if paid.payment_id in s["payment_ids"]]
-    assert (session["state"], session["end_reason"]) == ("refunded", reason)
+    (row,) = [s for s in await export_sessions(hass) if paid.payment_id in s["payment_ids"]]
+    assert (row["state"], row["end_reason"]) == ("refunded", reason)
 
 
 async def test_unticking_the_option_closes_the_code_and_refunds_a_payment_that_raced_it(
@@ -228,3 +254,46 @@ async def test_a_static_qr_payment_in_another_currency_is_refunded(
 
     await _refunded_as(hass, standin, post_webhook, dollars, "currency_mismatch")
     assert standin.qr_codes[qr_id]["status"] == "active"  # the code itself is fine
+
+
+async def test_a_code_made_before_tags_still_sells_and_is_closed_when_replaced(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    # A bay whose code was made by an earlier version: its notes name the bay, with no tag.
+    api = api_for(loaded_entry.data)
+    legacy = await hass.async_add_executor_job(
+        partial(
+            api.create_qr_code,
+            name="Bay 1",
+            description="Bay 1",
+            notes={"bay": "bay-1", "qr_charging_bay": "bay-1"},
+        )
+    )
+    api.close()
+    (sub_id,) = [s for s, sub in loaded_entry.subentries.items() if sub.subentry_type == "bay"]
+    subentry = loaded_entry.subentries[sub_id]
+    hass.config_entries.async_update_subentry(
+        loaded_entry, subentry, data={**subentry.data, "qr_code_id": legacy["id"]}
+    )
+    await _done(hass)
+    assert _record(hass) == {legacy["id"]: {"bay": "bay-1", "state": "open"}}
+
+    paid = standin.pay_qr_code(legacy["id"], 1500)
+    assert (await post_webhook(paid.payment_captured())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert plug_state(hass) == "on"
+
+    raced = standin.pay_qr_code(legacy["id"], 1500)
+    await edit_bay(hass, static_qr=False)
+    await static_qr_code(hass)
+    await _done(hass)
+    assert standin.qr_codes[legacy["id"]]["status"] == "closed"
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    assert (await post_webhook(raced.payment_captured())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, raced.payment_id) == [1500]
+    assert [e.data["reason"] for e in refunds] == ["qr_closed"]
