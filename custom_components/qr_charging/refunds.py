@@ -52,7 +52,8 @@ def refused_for_good(err: RazorpayError) -> bool:
 # A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
 # late, or made to a static QR code that is no bay's any more):
 # the customer is refunded and the bay is fine, so the owner has nothing to repair (the
-# session's event still says what happened).
+# session's event still says what happened). Unrefunded (automatic refund off), the money is
+# the owner's to return: the repair says so.
 SALE_REFUSALS = frozenset(
     {
         PaidDecision.REFUSE_BUSY.value,
@@ -163,7 +164,7 @@ class Refunds:
             session.bay_id, session.session_id, list(session.payment_ids), reason
         )
         await self.async_send_all(refunds)
-        if reason in SALE_REFUSALS:
+        if reason in SALE_REFUSALS and session.state is SessionState.REFUNDED:
             return
         self.notices.raise_repair(
             f"start_failed_{session.bay_id}",

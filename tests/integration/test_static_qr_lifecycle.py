@@ -297,3 +297,29 @@ async def test_a_code_made_before_tags_still_sells_and_is_closed_when_replaced(
     await _done(hass)
     assert refund_amounts(standin, raced.payment_id) == [1500]
     assert [e.data["reason"] for e in refunds] == ["qr_closed"]
+
+
+async def test_without_automatic_refund_a_payment_to_a_closed_code_is_the_owners_to_refund(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": False})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    raced = standin.pay_qr_code(qr_id, 1500)
+    await edit_bay(hass, static_qr=False)
+    await _done(hass)
+
+    assert (await post_webhook(raced.qr_code_credited())).status == 200
+    await _done(hass)
+
+    assert refund_amounts(standin, raced.payment_id) == []
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "start_failed_bay-1")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["reason"] == "qr_closed"
+    assert issue.translation_placeholders["refund"] == "no"
+    (row,) = [s for s in await export_sessions(hass) if raced.payment_id in s["payment_ids"]]
+    assert (row["state"], row["end_reason"]) == ("failed", "qr_closed")
