@@ -123,7 +123,7 @@ class Bay:
     # The bay's static UPI QR code at Razorpay (any amount buys time at its rate plan).
     qr_code_id: str | None = None
     qr_image_url: str | None = None
-    # The random tag in that code's notes (Razorpay copies them into its payments): tells a
+    # The tag (a ULID) in that code's notes (Razorpay copies them into its payments): tells a
     # ``payment.captured`` of this code from one of the bay's earlier, closed codes.
     qr_code_tag: str | None = None
     # A dynamic QR code on a display at the bay (``totp``): its password's validity and shared
