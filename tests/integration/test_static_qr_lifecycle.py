@@ -323,3 +323,20 @@ async def test_without_automatic_refund_a_payment_to_a_closed_code_is_the_owners
     assert issue.translation_placeholders["refund"] == "no"
     (row,) = [s for s in await export_sessions(hass) if raced.payment_id in s["payment_ids"]]
     assert (row["state"], row["end_reason"]) == ("failed", "qr_closed")
+
+
+async def test_a_code_razorpay_does_not_close_as_the_account_goes_is_named_in_the_log(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    standin.fail_next(f"/v1/payments/qr_codes/{qr_id}/close", 503)
+
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await _done(hass)
+
+    assert standin.qr_codes[qr_id]["status"] == "active"
+    assert f"QR code {qr_id} of the removed account is still open at Razorpay" in caplog.text
