@@ -25,6 +25,7 @@ from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+from homeassistant.util.ulid import ulid_now
 
 from . import migration
 from .account_api import api_for
@@ -673,8 +674,13 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         if bay.rate_plan(plans_of(entry)) is None:
             raise CatalogError(CONF_STATIC_QR, "static_qr_needs_rate_plan")
         if before is not None and before.get("qr_code_id"):
-            kept = {k: before.get(k) for k in ("qr_code_id", "qr_image_url")}
+            kept = {
+                k: before[k] for k in ("qr_code_id", "qr_image_url", "qr_code_tag") if k in before
+            }
             return {**data, **kept}
+        # A new code (a first one, or after the option was unticked): the account closes the
+        # bay's old one at its next load (``qr_codes``); the tag tells their payments apart.
+        tag = ulid_now()
         api = api_for(entry.data)
         try:
             qr = await self.hass.async_add_executor_job(
@@ -682,7 +688,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
                     api.create_qr_code,
                     name=bay.name[:40],
                     description=bay.name[:100],
-                    notes=qr_notes(bay),
+                    notes=qr_notes(bay, tag),
                 )
             )
         except RazorpayAuthError as err:
@@ -695,7 +701,12 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             raise CatalogError(CONF_STATIC_QR, "static_qr_unavailable") from err
         finally:
             api.close()
-        return {**data, "qr_code_id": qr["id"], "qr_image_url": qr.get("image_url")}
+        return {
+            **data,
+            "qr_code_id": qr["id"],
+            "qr_image_url": qr.get("image_url"),
+            "qr_code_tag": tag,
+        }
 
     def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
         bay = make_bay(

@@ -275,6 +275,7 @@ class RazorpayStandin:
         app.router.add_get("/v1/payments/{id}/refunds/{refund_id}", self._fetch_refund)
         app.router.add_post("/v1/payments/qr_codes", self._create_qr_code)
         app.router.add_get("/v1/payments/qr_codes/{id}", self._fetch_qr_code)
+        app.router.add_post("/v1/payments/qr_codes/{id}/close", self._close_qr_code)
         app.router.add_get("/pay/{id}", self._checkout)
         app.router.add_post("/pay/{id}", self._checkout_pay)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -452,16 +453,22 @@ class RazorpayStandin:
             entities={"payment": payment},
         )
 
-    def pay_qr_code(self, qr_id: str, amount: int) -> PaidQrCode:
-        """A customer pays any amount to a static QR code with a UPI app."""
+    def pay_qr_code(self, qr_id: str, amount: int, currency: str = "INR") -> PaidQrCode:
+        """A customer pays any amount to a static QR code with a UPI app.
+
+        A closed code takes no payment (``ValueError``), as at Razorpay. A payment that raced
+        the close is one made before it whose webhooks are delivered after.
+        """
         qr_code = self.qr_codes[qr_id]
+        if qr_code["status"] != "active":
+            raise ValueError(f"QR code {qr_id} is {qr_code['status']}: it takes no payment")
         now = int(time.time())
         template = load("webhooks/qr_code.credited__qr_code_credited.json")
         payment = copy.deepcopy(template["payload"]["payment"]["entity"])
         payment.update(
             id=new_id("pay"),
             amount=amount,
-            currency="INR",
+            currency=currency,
             status="captured",
             captured=True,
             # Razorpay copies the QR code's notes into its payments.
@@ -676,6 +683,13 @@ class RazorpayStandin:
 
     async def _fetch_qr_code(self, request: web.Request) -> web.Response:
         return web.json_response(self._lookup(self.qr_codes, request))
+
+    async def _close_qr_code(self, request: web.Request) -> web.Response:
+        qr_code = self._lookup(self.qr_codes, request)
+        if qr_code["status"] == "closed":
+            raise _ApiError("QR code is already closed")
+        qr_code.update(status="closed", closed_at=int(time.time()), close_reason="on_demand")
+        return web.json_response(qr_code)
 
     async def _checkout(self, request: web.Request) -> web.Response:
         link = self.links.get(request.match_info["id"])

@@ -23,6 +23,20 @@ EXTERNAL_URL = "https://charge.example.com"
 BAY_URL = f"{EXTERNAL_URL}{PAGES_PATH}?bay=bay-1"
 LINKS = ("POST", "/v1/payment_links")
 MAX_PAGE = 30 * 1024
+# ₹0.50 a minute for 10 to 120 minutes: what a bay's static QR code sells.
+RATE_PLAN = {
+    "data": {
+        "code": "pm",
+        "name": "Per minute",
+        "kind": "rate",
+        "rate_paise": 50,
+        "min_minutes": 10,
+        "max_minutes": 120,
+    },
+    "subentry_type": "rate_plan",
+    "title": "Per minute",
+    "unique_id": "pm",
+}
 
 
 @dataclass
@@ -157,6 +171,13 @@ async def edit_bay(hass: HomeAssistant, **changes: Any) -> dict[str, Any]:
     result, data = await reconfigure_bay(hass, **changes)
     assert result.get("reason") == "reconfigure_successful", result
     return data
+
+
+async def static_qr_code(hass: HomeAssistant) -> str:
+    """Tick bay 1's "Static UPI QR code" as its owner does; the code's id."""
+    qr_id = (await edit_bay(hass, static_qr=True))["qr_code_id"]
+    assert isinstance(qr_id, str)
+    return qr_id
 
 
 _FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")

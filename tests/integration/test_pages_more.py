@@ -37,12 +37,14 @@ from .pages_helpers import (
     BAY_URL,
     EXTERNAL_URL,
     LINKS,
+    RATE_PLAN,
     Answer,
     Customer,
     assert_self_contained,
     callback_query,
     link_of,
     reconfigure_bay,
+    static_qr_code,
 )
 
 
@@ -260,19 +262,10 @@ async def _turn_on_static_qr(hass: HomeAssistant) -> tuple[Any, dict[str, Any]]:
     return await reconfigure_bay(hass, static_qr=True)
 
 
-async def _static_qr(hass: HomeAssistant) -> str:
-    """Bay 1 with its static QR code; the QR code's id."""
-    result, data = await _turn_on_static_qr(hass)
-    assert result.get("reason") == "reconfigure_successful", result
-    qr_id = data["qr_code_id"]
-    assert isinstance(qr_id, str)
-    return qr_id
-
-
 async def test_static_qr_code_buys_time_at_the_rate(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
-    qr_id = await _static_qr(hass)
+    qr_id = await static_qr_code(hass)
     (call,) = standin.calls_to("POST", "/v1/payments/qr_codes")
     assert call.json | {"notes": None} == {
         "type": "upi_qr",
@@ -305,7 +298,7 @@ async def test_static_qr_code_buys_time_at_the_rate(
 async def test_static_qr_code_below_the_minimum_is_refunded(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
-    qr_id = await _static_qr(hass)
+    qr_id = await static_qr_code(hass)
     small = standin.pay_qr_code(qr_id, 400)  # 8 minutes' worth; the plan sells 10 at least
     assert (await post_webhook(small.qr_code_credited())).status == 200
     await settle(hass)
