@@ -37,7 +37,6 @@ from .pages_helpers import (
     BAY_URL,
     EXTERNAL_URL,
     LINKS,
-    RATE_PLAN,
     Answer,
     Customer,
     assert_self_contained,
