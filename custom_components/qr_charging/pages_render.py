@@ -9,6 +9,7 @@ see ``strings.json``); templates hold no words of their own.
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 TEXT_CATEGORY = "selector"
 SECTION_PREFIX = "page_"
 QR_BORDER = 4
+# QR codes kept drawn: a poster's per bay, a display's current one per bay (and the last).
+QR_CACHE_SIZE = 64
 
 
 def load_templates() -> dict[str, str]:
@@ -59,6 +62,32 @@ def qr_svg(url: str) -> Markup:
     )
     # segno's own markup: the URL is only in the modules' geometry, never as text.
     return Markup(svg)
+
+
+class QrCodes:
+    """QR codes as drawn by ``qr_svg``, by content; the ``size`` used last are kept.
+
+    Drawing one costs about 9 ms of CPU. A poster's code never changes and a display's changes
+    once per interval, so each is drawn once, not once per request.
+    """
+
+    def __init__(self, size: int = QR_CACHE_SIZE) -> None:
+        self._size = size
+        self._svgs: OrderedDict[str, Markup] = OrderedDict()
+
+    def get(self, url: str) -> Markup | None:
+        """The code of ``url`` if drawn (it is then kept the longest)."""
+        svg = self._svgs.get(url)
+        if svg is not None:
+            self._svgs.move_to_end(url)
+        return svg
+
+    def add(self, url: str, svg: Markup) -> None:
+        """Keep a drawn code (forgetting the one used least recently past ``size``)."""
+        self._svgs[url] = svg
+        self._svgs.move_to_end(url)
+        while len(self._svgs) > self._size:
+            self._svgs.popitem(last=False)
 
 
 def qr_png(url: str, scale: int = 10) -> bytes:
