@@ -163,6 +163,7 @@ class CustomerPages:
         self._guard = HoldGuard()
         # What each client may still ask (the pages are public: the loop is HA's).
         self._budget = Budget()
+        self._refusals: dict[str, str] = {}
         self._qr_codes = QrCodes()
         self._drawing: dict[str, asyncio.Future[Markup]] = {}
 
@@ -281,15 +282,12 @@ class CustomerPages:
     async def _async_handle(
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
+        remote = _remote(request)
+        if wait := self._budget.take(client_of(remote), time.monotonic()):
+            return await self._too_many(request, remote, wait)
         query = dict(request.query)
         accept = request.headers.get("Accept-Language")
         page = _Page(query, accept, await self._texts(choose_language(query.get("lang"), accept)))
-        remote = _remote(request)
-        if wait := self._budget.take(client_of(remote), time.monotonic()):
-            LOGGER.debug("Too many requests for the customer's pages from %s", remote or "cloud")
-            answer = self._message(page, "too_many", HTTPStatus.TOO_MANY_REQUESTS)
-            answer.headers["Retry-After"] = str(math.ceil(wait))
-            return answer
         try:
             if request.method not in ("GET", "POST"):
                 return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
@@ -307,19 +305,32 @@ class CustomerPages:
             LOGGER.exception("A customer's page could not read the ledger")
             return self._message(page, "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
 
+    async def _too_many(
+        self, request: web.Request, remote: str | None, wait: float
+    ) -> web.Response:
+        """429 past the client's budget: a page rendered once per language (it costs ~nothing)."""
+        LOGGER.debug("Too many requests for the customer's pages from %s", remote or "the cloud")
+        lang = choose_language(request.query.get("lang"), request.headers.get("Accept-Language"))
+        if (body := self._refusals.get(lang)) is None:
+            page = _Page({"lang": lang}, None, await self._texts(lang))
+            body = self._refusals[lang] = self._message_body(page, "too_many")
+        answer = _html(body, HTTPStatus.TOO_MANY_REQUESTS)
+        answer.headers["Retry-After"] = str(math.ceil(wait))
+        return answer
+
     async def _texts(self, lang: str) -> Texts:
         return Texts(await async_get_translations(self.hass, lang, TEXT_CATEGORY, [DOMAIN]), DOMAIN)
 
     def _message(self, page: _Page, key: str, status: HTTPStatus) -> web.Response:
-        return _html(
-            self._render(
-                "message.html.j2",
-                page,
-                page.context(),
-                heading=page.texts.get("common", key),
-                text=page.texts.get("common", f"{key}_note"),
-            ),
-            status,
+        return _html(self._message_body(page, key), status)
+
+    def _message_body(self, page: _Page, key: str) -> str:
+        return self._render(
+            "message.html.j2",
+            page,
+            page.context(),
+            heading=page.texts.get("common", key),
+            text=page.texts.get("common", f"{key}_note"),
         )
 
     def _render(self, template: str, page: _Page, context: dict[str, Any], **values: Any) -> str:
