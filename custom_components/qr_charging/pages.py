@@ -76,7 +76,7 @@ from .pages_model import (
     ticket_nonce,
     too_many_open,
 )
-from .pages_render import TEXT_CATEGORY, QrCodes, Renderer, Texts, load_templates, qr_svg
+from .pages_render import TEXT_CATEGORY, QrCodes, Renderer, Texts, compiled_renderer, qr_svg
 from .payments import Payments
 from .razorpay_api import RazorpayError
 from .razorpay_webhook import read_bounded
@@ -174,8 +174,8 @@ class CustomerPages:
         return webhook_id
 
     async def async_setup(self) -> None:
-        """Compile the templates (read from disk in the executor)."""
-        self._renderer = Renderer(await self.hass.async_add_executor_job(load_templates))
+        """Read and compile the templates, in the executor."""
+        self._renderer = await self.hass.async_add_executor_job(compiled_renderer)
 
     def register(self) -> Callable[[], None]:
         """Serve the pages on the second webhook; return the undo."""
