@@ -4,9 +4,11 @@ Two runs of the same payments, one quiet and one with the load:
 
 - the load: ``clients`` browsers (50), each from an address of its own (127.0.0.2 on, so
   each has the pages' per-client budget), each asking in turn for a bay's A4 poster, its
-  display, its page and its status (``format=json``) as fast as ``rate_per_client`` lets it
-  (5 a second: more than the budget, 2 a second, so each is also answered 429); counted:
-  pages served a second, 429s a second, the latency of the pages served;
+  display, its page and its status (``format=json``) at ``rate_per_client`` (5 a second:
+  more than the budget, 2 a second, so each is also answered 429). They run in a process of
+  their own (their CPU is not the timing's), and are counted once every client has spent its
+  budget's burst (the steady state): pages served a second, 429s a second, the latency of
+  the pages served;
 - the payments: a signed ``payment_link.paid`` POSTed to Home Assistant until the ``on``
   reaches a paho client subscribed to the bay's ``set`` topic, as in ``bench_pay`` (the agents
   are scripted: they answer as the real agent does, nothing is switched); after each, the
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import time
 from collections import Counter
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +39,7 @@ from benchmarks.ha import Account, BaySpec, HomeAssistantProcess, PlanSpec
 from benchmarks.mqtt_clients import PREFIX, ScriptedAgents, Subscriber
 from benchmarks.rig import STOCK, Tuning, WebhookPoster, blocking, start_broker_and_standin
 from benchmarks.stats import summary
+from custom_components.qr_charging.pages_budget import PER_ADDRESS
 
 NODE = "kiosk-1"
 BAYS = [f"bay-{n}" for n in range(1, 5)]
@@ -46,17 +51,18 @@ class PagesConfig:
 
     clients: int = 50
     rate_per_client: float = 5.0
-    payments: int = 60
+    payments: int = 120
     warmup: int = 5
     gap_s: float = 0.25
+    settle_max_s: float = 30.0
 
 
 DEFAULT = PagesConfig()
-SMOKE = PagesConfig(clients=3, payments=3, warmup=1, gap_s=0.05)
+SMOKE = PagesConfig(clients=3, payments=3, warmup=1, gap_s=0.05, settle_max_s=1.0)
 
 
 class _Load:
-    """The browsers: each its own address, session and pace."""
+    """The browsers: each its own address, session and pace (run in a process of their own)."""
 
     def __init__(self, base: str, paths: list[str], config: PagesConfig) -> None:
         self.base = base
@@ -64,9 +70,7 @@ class _Load:
         self.config = config
         self.statuses: Counter[int] = Counter()
         self.latencies: list[float] = []
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.started = self.stopped = 0.0
+        self.stop = asyncio.Event()
 
     async def _client(self, index: int) -> None:
         connector = aiohttp.TCPConnector(limit=1, local_addr=(f"127.0.0.{index + 2}", 0))
@@ -74,7 +78,7 @@ class _Load:
         async with aiohttp.ClientSession(self.base, connector=connector) as session:
             turn = index
             next_at = time.monotonic()
-            while not self._stop.is_set():
+            while not self.stop.is_set():
                 path = self.paths[turn % len(self.paths)]
                 turn += 1
                 start = time.monotonic()
@@ -86,26 +90,65 @@ class _Load:
                             self.latencies.append(time.monotonic() - start)
                 next_at = max(next_at + period, time.monotonic())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), next_at - time.monotonic())
+                    await asyncio.wait_for(self.stop.wait(), next_at - time.monotonic())
 
-    def start(self) -> None:
-        self.started = time.monotonic()
-        self._tasks = [asyncio.create_task(self._client(i)) for i in range(self.config.clients)]
+    def reset(self) -> None:
+        """Count from now on (the budgets' bursts are spent)."""
+        self.statuses.clear()
+        self.latencies.clear()
+
+    async def run(self, control: Connection) -> None:
+        """Load until told to stop; ``reset`` on the pipe counts from then; then the figures."""
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(self._client(i)) for i in range(self.config.clients)]
+        control.send("started")
+        started = time.monotonic()
+        while (order := await loop.run_in_executor(None, control.recv)) == "reset":
+            self.reset()
+            started = time.monotonic()
+        self.stop.set()
+        await asyncio.gather(*tasks)
+        seconds = time.monotonic() - started
+        control.send(
+            {
+                "clients": self.config.clients,
+                "offered_per_s": self.config.clients * self.config.rate_per_client,
+                "seconds": round(seconds, 1),
+                "statuses": dict(sorted(self.statuses.items())),
+                "served_per_s": round(self.statuses[200] / seconds, 1),
+                "refused_per_s": round(self.statuses[429] / seconds, 1),
+                "served_ms": summary(self.latencies),
+                "order": order,
+            }
+        )
+
+
+def _load_process(base: str, paths: list[str], config: PagesConfig, control: Connection) -> None:
+    asyncio.run(_Load(base, paths, config).run(control))
+
+
+class _LoadProcess:
+    """The load in a process of its own: its CPU is not the benchmark's timing thread's."""
+
+    def __init__(self, base: str, paths: list[str], config: PagesConfig) -> None:
+        self._control, child = multiprocessing.get_context("spawn").Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_load_process, args=(base, paths, config, child), daemon=True
+        )
+
+    async def start(self) -> None:
+        self._process.start()
+        await blocking(self._control.recv)
+
+    def reset(self) -> None:
+        self._control.send("reset")
 
     async def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-        self.stopped = time.monotonic()
-        seconds = self.stopped - self.started
-        return {
-            "clients": self.config.clients,
-            "offered_per_s": self.config.clients * self.config.rate_per_client,
-            "seconds": round(seconds, 1),
-            "statuses": dict(sorted(self.statuses.items())),
-            "served_per_s": round(self.statuses[200] / seconds, 1),
-            "refused_per_s": round(self.statuses[429] / seconds, 1),
-            "served_ms": summary(self.latencies),
-        }
+        self._control.send("stop")
+        figures: dict[str, Any] = await blocking(self._control.recv)
+        figures.pop("order")
+        await blocking(self._process.join, 30)
+        return figures
 
 
 async def _payments(
@@ -183,9 +226,14 @@ async def run(workdir: Path, config: PagesConfig, tuning: Tuning = STOCK) -> dic
         result["quiet"] = await _payments(ha, standin, sub, config)
         result["quiet"]["blocks"] = _blocks(await ha.blocks(reset=True))
 
-        load = _Load(ha.base, paths, config)
-        load.start()
+        load = _LoadProcess(ha.base, paths, config)
+        await load.start()
         try:
+            # Until every client has spent its burst: what is measured is the steady state.
+            spare = config.rate_per_client - PER_ADDRESS.rate_per_s
+            await asyncio.sleep(min(PER_ADDRESS.burst / spare + 2, config.settle_max_s))
+            load.reset()
+            await ha.blocks(reset=True)
             result["loaded"] = await _payments(ha, standin, sub, config)
         finally:
             result["load"] = await load.stop()
