@@ -75,7 +75,7 @@ class Budget:
             tokens -= 1.0
         else:
             wait = (1.0 - tokens) / allowance.rate_per_s
-        self._buckets[client] = (tokens, now)
+        self._buckets[client] = (tokens, max(now, since))
         while len(self._buckets) > self._max_clients:
             self._buckets.popitem(last=False)
         return wait

@@ -23,7 +23,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from custom_components.qr_charging.const import DOMAIN
-from custom_components.qr_charging.pages_budget import PER_ADDRESS, THROUGH_CLOUDHOOK
+from custom_components.qr_charging.pages_budget import (
+    PER_ADDRESS,
+    THROUGH_CLOUDHOOK,
+    Allowance,
+    Budget,
+    client_of,
+)
 from devtools.razorpay_standin import RazorpayStandin
 from tests.soak import examples
 
@@ -343,3 +349,32 @@ async def test_the_cloudhook_is_one_client_with_a_larger_budget(
     assert "Too many requests" in refused.text
     # A customer reached by address is someone else.
     assert (await customer.get("bay=bay-1")).status == 200
+
+
+# -- the budget's rules (plain Python) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),  # one /64: one home, one budget
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("203.0.113.7", "203.0.113.8", False),
+        ("::ffff:203.0.113.7", "::ffff:203.0.113.8", False),  # IPv4 as IPv6: by address
+    ],
+)
+def test_a_client_is_its_address_or_its_ipv6_64(one: str, other: str, *, same: bool) -> None:
+    assert (client_of(one) == client_of(other)) is same
+    assert client_of(None) is None  # the cloudhook's one shared budget
+
+
+def test_the_budget_refills_at_its_rate_and_forgets_the_oldest() -> None:
+    budget = Budget(Allowance(rate_per_s=2.0, burst=3), Allowance(10.0, 5), max_clients=2)
+
+    assert [budget.take("a", 100.0) for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert budget.take("a", 100.5) == 0.0  # one request back after 1 / rate
+    assert budget.take("a", 90.0) > 0  # a clock that went back refills nothing
+    assert budget.take("a", 100.5) > 0  # nor does coming forward again
+    assert budget.take(None, 100.0) == 0.0  # the cloudhook's bucket is another
+    budget.take("b", 100.0)  # a third client: "a", seen least recently, is forgotten
+    assert budget.take("a", 100.0) == 0.0
