@@ -150,7 +150,6 @@ async def test_fuzzed_queries_and_forms_never_fail(
     hass: HomeAssistant,
     customer: Customer,
     standin: RazorpayStandin,
-    freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
     via: str,
     method: str,
@@ -158,9 +157,11 @@ async def test_fuzzed_queries_and_forms_never_fail(
     extra: str,
     body: bytes,
 ) -> None:
+    # The clock is not frozen (under freezegun aiohttp's access log fails on HA's current
+    # line): the default examples stay within the budgets' bursts; with --soak later ones may
+    # be answered 429, which is a page too.
     caplog.clear()
     query = "&".join(part for part in (page, extra) if part)
-    freezer.tick(timedelta(minutes=1))  # a full budget for each example
     if via == "cloudhook":
         answer = await cloudhook(hass, method, query, body.decode("utf-8", "replace"))
     else:
