@@ -764,11 +764,12 @@ def _upi_code(bay: Bay, plans: dict[str, Plan]) -> dict[str, Any] | None:
     plan = bay.rate_plan(plans)
     if bay.qr_code_id is None or not bay.qr_image_url or plan is None:
         return None
+    least = plan.quote(plan.min_minutes)  # the smallest amount that buys time
     return {
         "image_url": bay.qr_image_url,
         "rate": rupees(plan.rate_paise),
-        "minimum": rupees(plan.min_minutes * plan.rate_paise),
-        "minutes": plan.min_minutes,
+        "minimum": rupees(least.price_paise),
+        "minutes": least.minutes,
     }
 
 
