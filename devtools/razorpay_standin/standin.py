@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import copy
 import html
+import io
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import aiohttp
+import segno
 from aiohttp import web
 
 from .fixtures import (
@@ -54,6 +56,7 @@ __all__ = [
     "RazorpayStandin",
     "Webhook",
     "sign",
+    "upi_intent",
 ]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,6 +67,16 @@ MAX_REFERENCE_ID = 40
 MAX_NOTES = 15
 # Routes that ``start(pages=...)`` adds are named with this prefix: pages, not API endpoints.
 PAGE_ROUTE_PREFIX = "page:"
+# The VPA the stand-in's UPI QR codes pay (Razorpay's are its own, per merchant).
+STANDIN_VPA = "razorpay.standin@icici"
+
+
+def upi_intent(qr_code: dict[str, Any]) -> str:
+    """What a QR code's image holds: a UPI payment intent (any amount unless fixed)."""
+    params = {"pa": STANDIN_VPA, "pn": qr_code["name"], "tr": qr_code["id"], "cu": "INR"}
+    if qr_code.get("fixed_amount"):
+        params["am"] = f"{qr_code['payment_amount'] / 100:.2f}"
+    return "upi://pay?" + urlencode(params)
 
 
 class Call(NamedTuple):
@@ -277,6 +290,8 @@ class RazorpayStandin:
         app.router.add_get("/v1/payments/qr_codes/{id}", self._fetch_qr_code)
         app.router.add_post("/v1/payments/qr_codes/{id}/close", self._close_qr_code)
         app.router.add_get("/pay/{id}", self._checkout)
+        # A QR code's image_url: public, as Razorpay's is (and not an API call).
+        app.router.add_get("/qr/{id}.png", self._qr_image, name=f"{PAGE_ROUTE_PREFIX}qr_image")
         app.router.add_post("/pay/{id}", self._checkout_pay)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -690,6 +705,15 @@ class RazorpayStandin:
             raise _ApiError("QR code is already closed")
         qr_code.update(status="closed", closed_at=int(time.time()), close_reason="on_demand")
         return web.json_response(qr_code)
+
+    async def _qr_image(self, request: web.Request) -> web.Response:
+        """The QR code's image: a UPI payment code (Razorpay's also has its branding)."""
+        qr_code = self.qr_codes.get(request.match_info["id"])
+        if qr_code is None:
+            return web.Response(status=404, text="No such QR code")
+        out = io.BytesIO()
+        segno.make(upi_intent(qr_code), error="m").save(out, kind="png", scale=8, border=4)
+        return web.Response(body=out.getvalue(), content_type="image/png")
 
     async def _checkout(self, request: web.Request) -> web.Response:
         link = self.links.get(request.match_info["id"])
