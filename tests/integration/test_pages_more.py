@@ -36,7 +36,6 @@ from .pages_helpers import (
     BAY_URL,
     EXTERNAL_URL,
     LINKS,
-    RATE_PLAN,
     Customer,
     assert_self_contained,
     callback_query,
