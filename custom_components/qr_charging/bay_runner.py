@@ -1,14 +1,15 @@
-"""One runner per bay: its driver, its session's lifecycle, its timers, its dashboard state.
+"""One runner per bay: its driver, its session's lifecycle, its dashboard state.
 
-The rules live in ``session_rules`` (plain Python); this module holds the Home Assistant side:
-timers, events, and calls to the driver. Every decision is made in one change of the books,
-after any wait; when a change cannot be stored, nothing is sent that powers the bay, an ``off``
+The rules live in ``session_rules`` (plain Python): a report from the bay becomes a verdict
+(``read_report``) carried out here, and every end or failure is an ``Ending`` applied by
+``endings.Endings``. This module holds the Home Assistant side: driver commands, events and
+the timers (``timers.BayTimers``). Every decision is made in one change of the books, after
+any wait; when a change cannot be stored, nothing is sent that powers the bay, an ``off``
 owed at a deadline is still sent, and the decision is tried again later.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -17,40 +18,30 @@ from enum import StrEnum
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.util.ulid import ulid_now
 
 from . import session_rules as rules
 from .books import Books
 from .catalog import Bay
-from .const import DOMAIN, EVENT_SESSION_ENDED, EVENT_SESSION_STARTED, LOGGER
+from .const import DOMAIN, EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
-from .ledger import (
-    RUNNING_STATES,
-    BayTotals,
-    Ledger,
-    RefundRecord,
-    SessionRecord,
-    SessionState,
-)
+from .endings import Endings
+from .ledger import RUNNING_STATES, BayTotals, Ledger, SessionRecord, SessionState
 from .notices import Notices, bay_signal
-from .refunds import Refunds
+from .session_rules import (
+    DEADLINE,
+    NOT_POWERED,
+    PAID_ONLY,
+    STARTING_ONLY,
+    Ending,
+    RefundMode,
+    Verdict,
+)
 from .store import StorageError
-
-# Reasons of an "OFF" before the deadline that are passing: the agent restarted and resumes the
-# session from its own disk. Any other such "OFF" means the power was cut.
-PASSING_REASONS = frozenset({"boot", "shutdown"})
-# A session whose deadline is this close when the bay reports it off has simply run out.
-DEADLINE_SLACK_S = 2.0
-# Why a session ends when its paid time is up.
-DEADLINE = "deadline"
-# A decision that could not be stored is tried again this much later.
-STORAGE_RETRY_S = 10.0
-# The states a failure was decided in (an acknowledgement may come while it waits).
-PAID_ONLY = frozenset({SessionState.PAID})
-STARTING_ONLY = frozenset({SessionState.STARTING})
+from .timers import STORAGE_RETRY_S, BayTimers
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +62,6 @@ class BayStatus(StrEnum):
     FAULT = "fault"
 
 
-class RefundMode(StrEnum):
-    """How much to give back when a session is stopped early."""
-
-    NONE = "none"
-    PRORATA = "prorata"
-    FULL = "full"
-
-
-def stop_at_shutdown(action: Callable[[datetime], None], what: str) -> HassJob[[datetime], None]:
-    """A timer job HA drops when it stops: deadlines live on in the ledger and the agents."""
-    return HassJob(action, f"qr_charging {what}", cancel_on_shutdown=True)
-
-
 async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
     """Run a bay's job; a change it could not store was set up to be retried.
 
@@ -96,16 +74,6 @@ async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
         LOGGER.debug("A bay's change was not stored; it is tried again later")
 
 
-def _active(session: SessionRecord) -> bool:
-    """Whether a session powers its bay now (read afresh after every wait)."""
-    return session.state is SessionState.ACTIVE
-
-
-def _extended(session: SessionRecord, now: float) -> bool:
-    """Whether the session's deadline is still ahead: a top-up moved it since it was armed."""
-    return session.until is not None and session.until - now > DEADLINE_SLACK_S
-
-
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
@@ -113,13 +81,14 @@ def _iso(ts: float | None) -> str | None:
 class BayRunner:
     """Runs one bay's sessions through its driver."""
 
-    def __init__(  # noqa: PLR0917 - the parts a bay is run with
+    def __init__(
         self,
         hass: HomeAssistant,
+        *,
         entry: ConfigEntry,
         bay: Bay,
         books: Books,
-        refunds: Refunds,
+        endings: Endings,
         notices: Notices,
         settings: BaySettings,
         make_driver: Callable[[Callable[[BayReport], None], Callable[[], None]], BayDriver],
@@ -128,7 +97,7 @@ class BayRunner:
         self.entry = entry
         self.bay = bay
         self.books = books
-        self.refunds = refunds
+        self.endings = endings
         self.notices = notices
         self.settings = settings
         self.driver = make_driver(self._on_report, self._on_driver_change)
@@ -137,16 +106,12 @@ class BayRunner:
         self.signal = bay_signal(entry.entry_id, bay.bay_id)
         self.fault: str | None = None
         self.last_report: BayReport | None = None
-        self._ack_timer: CALLBACK_TYPE | None = None
-        self._deadline_timer: CALLBACK_TYPE | None = None
-        # Sessions being ended now: one end at a time, one "off" for it.
-        self._ending: set[str] = set()
-        # One retry timer per session whose decision could not be stored.
-        self._retry_timers: dict[str, CALLBACK_TYPE] = {}
-        # Set at unload: a start still in flight then leaves the session to the next setup.
-        self._unloaded = False
-        # The session the timers are for: a refused second payment must not touch them.
-        self._timed_session: str | None = None
+        self.timers = BayTimers(
+            hass,
+            ack_timeout_s=settings.ack_timeout_s,
+            on_ack_expired=self._ack_expired,
+            on_deadline=self._deadline_reached,
+        )
 
     # -- state for the entities ----------------------------------------------------------------
 
@@ -191,12 +156,17 @@ class BayRunner:
                     "Bay %s is unavailable (its agent or switch is offline)", self.bay.bay_id
                 )
             self._was_online = online
-        self.async_write()
+        self.async_notify_entities()
 
     @callback
-    def async_write(self) -> None:
-        """Tell the bay's entities to refresh."""
-        self.notices.bay_changed(self.bay.bay_id)
+    def async_notify_entities(self) -> None:
+        """Tell the bay's entities to refresh (the dispatcher signal they listen to)."""
+        async_dispatcher_send(self.hass, self.signal)
+
+    @callback
+    def show_fault(self, reason: str) -> None:
+        """The bay's last start failed (the status sensor shows ``fault`` until one works)."""
+        self.fault = reason
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -213,12 +183,12 @@ class BayRunner:
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             if session.state is SessionState.ACTIVE and session.until is not None and not index:
                 if session.until <= now:
-                    await self._async_finish(session, DEADLINE, send_off=True)
+                    await self._async_end(session, Ending.end(DEADLINE, send_off=True))
                 else:
-                    self._schedule_deadline(session)
+                    self.timers.deadline(session)
             elif session.state is SessionState.STARTING and not index:
                 # Unknown whether the command got through: the bay's retained state will tell.
-                self._schedule_ack(session)
+                self.timers.ack(session)
             elif (
                 session.state is SessionState.PAID
                 and now - session.created_at < rules.RESUME_PAID_WITHIN_S
@@ -226,7 +196,7 @@ class BayRunner:
                 # Paid just before a restart: start it, or top up the one running.
                 self._task(self.async_handle_paid(session), session)
             else:
-                await self._async_fail(session, "interrupted")
+                await self._async_end(session, self._failure("interrupted"))
 
     def _task(self, job: Coroutine[Any, Any, Any], session: SessionRecord | None = None) -> None:
         """Run work for this bay as a task of the entry, so an unload waits for it to finish."""
@@ -235,21 +205,14 @@ class BayRunner:
 
     async def async_unload(self) -> None:
         """Stop timers and listening; sessions go on and resume at the next setup."""
-        self._unloaded = True
-        self.cancel_timers()
+        self.timers.stop()
         await self.driver.async_unload()
 
     def cancel_timers(self, session_id: str | None = None) -> None:
         """Drop pending timers, all or one session's (the ledger keeps the deadlines)."""
-        for key in [k for k in self._retry_timers if session_id in (None, k)]:
-            self._retry_timers.pop(key)()
-        if session_id is None or self._timed_session == session_id:
-            for timer in (self._ack_timer, self._deadline_timer):
-                if timer is not None:
-                    timer()
-            self._ack_timer = self._deadline_timer = None
+        self.timers.cancel(session_id)
 
-    def _retry(self, job: Callable[[], Coroutine[Any, Any, Any]], session: SessionRecord) -> None:
+    def retry(self, job: Callable[[], Coroutine[Any, Any, Any]], session: SessionRecord) -> None:
         """A decision could not be stored: make it again a little later."""
         LOGGER.error(
             "Bay %s: could not store a change of session %s; trying again in %.0f s",
@@ -257,21 +220,18 @@ class BayRunner:
             session.session_id,
             STORAGE_RETRY_S,
         )
-        if self._unloaded:
-            return
-        key = session.session_id
-        if (pending := self._retry_timers.pop(key, None)) is not None:
-            pending()
+        self.timers.retry(session.session_id, lambda: self._task(job(), session))
 
-        @callback
-        def _again(_now: datetime) -> None:
-            self._retry_timers.pop(key, None)
-            self._task(job(), session)
+    @callback
+    def _ack_expired(self, session: SessionRecord) -> None:
+        if session.state is SessionState.STARTING:
+            failure = self._failure("no_acknowledgement", STARTING_ONLY)
+            self._task(self._async_end(session, failure), session)
 
-        # Its own timer: retrying one session's decision never drops another's timers.
-        self._retry_timers[key] = async_call_later(
-            self.hass, STORAGE_RETRY_S, stop_at_shutdown(_again, "retry")
-        )
+    @callback
+    def _deadline_reached(self, session: SessionRecord) -> None:
+        if session.state is SessionState.ACTIVE and not rules.deadline_ahead(session, time.time()):
+            self._task(self._async_end(session, Ending.end(DEADLINE, send_off=True)), session)
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -283,7 +243,7 @@ class BayRunner:
             online=self.driver.online,
             limit_s=self.limit_s,
             now=now,
-            margin_s=self.settings.ack_timeout_s + DEADLINE_SLACK_S,
+            margin_s=self.settings.ack_timeout_s + rules.DEADLINE_SLACK_S,
         )
 
     def power_now(
@@ -295,14 +255,14 @@ class BayRunner:
         commits the change, then hands the outcome to ``async_powered_by``. Anything else (a
         refusal, an availability still on its way) is left as it was, for ``async_handle_paid``.
         """
-        if self._unloaded or not self.driver.known or session.state is not SessionState.PAID:
+        if self.timers.stopped or not self.driver.known or session.state is not SessionState.PAID:
             return None
         outcome = self.settle_paid(ledger, session, now)
         return outcome if outcome.command is not None else None
 
     async def async_handle_paid(self, session: SessionRecord) -> None:
         """A payment (or the owner) asks for time: start, top up, or refuse and refund."""
-        if self._unloaded:
+        if self.timers.stopped:
             return
         # Just after a (re)start the bay's availability may still be on its way.
         await self.driver.async_wait_known(self.settings.ack_timeout_s)
@@ -315,10 +275,10 @@ class BayRunner:
                 outcome = self.settle_paid(ledger, session, time.time())
         except StorageError:
             # Nothing was stored and nothing is sent: the payment stays paid, to be tried again.
-            self._retry(lambda: self.async_handle_paid(session), session)
+            self.retry(lambda: self.async_handle_paid(session), session)
             return
         if outcome.command is None:
-            await self._async_fail(session, outcome.decision.value, expected=PAID_ONLY)
+            await self._async_end(session, self._failure(outcome.decision.value, PAID_ONLY))
             return
         await self.async_powered_by(outcome)
 
@@ -333,10 +293,10 @@ class BayRunner:
         if not session.running or session.until != command.until:
             return
         if session.state is SessionState.STARTING:
-            self._schedule_ack(session)
+            self.timers.ack(session)
         else:
-            self._schedule_deadline(session)
-        self.async_write()
+            self.timers.deadline(session)
+        self.async_notify_entities()
         await self._async_send_on(command)
 
     async def _async_send_on(self, command: rules.OnCommand) -> None:
@@ -390,124 +350,86 @@ class BayRunner:
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
+        """Carry out what the report means (``rules.read_report``)."""
         session = self.session
         now = time.time()
-        if report.powered:
-            if session is not None and report.session_id == session.session_id:
-                await self._async_powered(session, report, now)
-                return
-            # Power nobody paid for (an ended, refunded or unknown session): cut it.
-            LOGGER.warning(
-                "Bay %s is powered for %s, which is not its session; switching off",
-                self.bay.bay_id,
-                report.session_id,
-            )
-            await self.driver.async_turn_off(report.session_id)
-            return
-        if session is None or report.session_id not in (None, session.session_id):
-            self.async_write()
-            return
-        rejected = (report.reason or "").startswith("rejected")
-        if session.state is SessionState.STARTING and rejected and report.fresh:
-            await self._async_fail(session, report.reason or "rejected", expected=STARTING_ONLY)
-        elif session.state is SessionState.ACTIVE and session.until is not None:
-            if session.until - now <= DEADLINE_SLACK_S:
-                await self._async_finish(session, DEADLINE, send_off=False)
-            elif report.reason in PASSING_REASONS:
-                # The agent restarted. It resumes the session from its disk, and then this
-                # same "on" is a no-op; if its disk lost the session, this powers the rest.
-                await self._async_send_on(
-                    rules.OnCommand(
-                        session.session_id, session.until, math.ceil(session.until - now), now
-                    )
+        verdict = rules.read_report(self.books.ledger, session, report, now)
+        match verdict.verdict:
+            case Verdict.FOREIGN_POWER:
+                # Power nobody paid for (an ended, refunded or unknown session): cut it.
+                LOGGER.warning(
+                    "Bay %s is powered for %s, which is not its session; switching off",
+                    self.bay.bay_id,
+                    report.session_id,
                 )
-            else:
-                # Off before the paid deadline without HA asking (an "off" from elsewhere, a
-                # plug switched by hand, a top-up the bay never took): refund the rest. Off is
-                # sent first all the same: whoever said "off" may not be the bay (a spoofed
-                # report), and the relay must not stay on for a refunded session.
-                refund = RefundMode.PRORATA if self.settings.auto_refund else RefundMode.NONE
-                await self._async_finish(session, "power_cut", send_off=True, refund=refund)
+                await self.driver.async_turn_off(report.session_id)
                 return
-        self.async_write()
-
-    async def _async_powered(self, session: SessionRecord, report: BayReport, now: float) -> None:
-        """The bay reports power for its session: the acknowledgement, or a shorter deadline.
-
-        Only a report that agrees with what HA commanded counts: never more time than was paid.
-        """
-        if (
-            report.until is not None
-            and session.until is not None
-            and report.until > session.until + DEADLINE_SLACK_S
-        ):
-            LOGGER.warning(
-                "Bay %s reports power for %s until %s, past the paid %s; ignored",
-                self.bay.bay_id,
-                session.session_id,
-                _iso(report.until),
-                _iso(session.until),
-            )
-            return
-        if session.state is SessionState.STARTING:
-            if report.until is not None and report.until <= now:
+            case Verdict.OVERSTATED:
+                assert session is not None
+                LOGGER.warning(
+                    "Bay %s reports power for %s until %s, past the paid %s; ignored",
+                    self.bay.bay_id,
+                    session.session_id,
+                    _iso(report.until),
+                    _iso(session.until),
+                )
+                return
+            case Verdict.STALE:
                 # A relay powered until a time already past is no acknowledgement.
                 LOGGER.warning(
                     "Bay %s reports %s powered until %s, already past; ignored",
                     self.bay.bay_id,
-                    session.session_id,
+                    report.session_id,
                     _iso(report.until),
                 )
                 return
-            try:
-                async with self.books.change():
-                    confirmed = rules.confirm(session, now)
-            except StorageError:
-                # Still starting: the acknowledgement timer stays, and ends it with an "off".
-                LOGGER.exception("Bay %s: could not store the acknowledgement", self.bay.bay_id)
+            case Verdict.ACKNOWLEDGED:
+                assert session is not None
+                await self._async_acknowledged(session, now)
                 return
-            if confirmed:
-                self._started(session)
-            return
-        if (
-            session.state is SessionState.ACTIVE
-            and report.until is not None
-            and (report.reason or "").startswith("rejected")
-            and rules.before_top_ups(self.books.ledger, session, report.until, DEADLINE_SLACK_S)
-        ):
-            await self._async_top_up_refused(session, report)
-            return
-        self.async_write()
+            case Verdict.TOP_UP_REFUSED:
+                assert session is not None
+                assert report.until is not None
+                await self._async_top_up_refused(session, report.until)
+                return
+            case Verdict.START_REJECTED:
+                assert session is not None
+                assert verdict.reason is not None
+                await self._async_end(session, self._failure(verdict.reason, STARTING_ONLY))
+            case Verdict.RAN_OUT:
+                assert session is not None
+                await self._async_end(session, Ending.end(DEADLINE, send_off=False))
+            case Verdict.AGENT_RESTARTED:
+                assert verdict.command is not None
+                await self._async_send_on(verdict.command)
+            case Verdict.POWER_CUT:
+                assert session is not None
+                # Off is sent first all the same: whoever said "off" may not be the bay (a
+                # spoofed report), and the relay must not stay on for a refunded session.
+                refund = RefundMode.PRORATA if self.settings.auto_refund else RefundMode.NONE
+                await self._async_end(
+                    session, Ending.end("power_cut", send_off=True, refund=refund)
+                )
+                return
+            case Verdict.NOTHING:
+                pass
+        self.async_notify_entities()
 
-    async def _async_top_up_refused(self, session: SessionRecord, report: BayReport) -> None:
-        """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s).
-
-        Only a deadline the session had before its newest top-ups counts: a report of any
-        other earlier time (spoofed, or of time already served) is no refusal.
-        """
-        assert report.until is not None
+    async def _async_acknowledged(self, session: SessionRecord, now: float) -> None:
+        """The bay powers the starting session: it is active."""
         try:
-            async with self.books.change() as ledger:
-                until = rules.before_top_ups(ledger, session, report.until, DEADLINE_SLACK_S)
-                if not session.running or until is None:  # changed while this waited
-                    return
-                parts = rules.shorten(ledger, session, until)
-                refunds = self.refunds.record(ledger, session, parts, "top_up_refused")
+            async with self.books.change():
+                confirmed = rules.confirm(session, now)
         except StorageError:
-            self._retry(lambda: self._async_top_up_refused(session, report), session)
-            raise
-        self._schedule_deadline(session)
-        self.async_write()
-        await self.refunds.async_send_all(refunds)
-
-    @callback
-    def _started(self, session: SessionRecord) -> None:
-        if self._ack_timer is not None:
-            self._ack_timer()
-            self._ack_timer = None
+            # Still starting: the acknowledgement timer stays, and ends it with an "off".
+            LOGGER.exception("Bay %s: could not store the acknowledgement", self.bay.bay_id)
+            return
+        if not confirmed:
+            return
+        self.timers.ack_done()
         self.fault = None
         self.notices.clear_repair(f"start_failed_{self.bay.bay_id}")
-        self._schedule_deadline(session)
+        self.timers.deadline(session)
         self.notices.fire(
             EVENT_SESSION_STARTED,
             {
@@ -518,121 +440,36 @@ class BayRunner:
                 "owner": session.owner,
             },
         )
-        self.async_write()
+        self.async_notify_entities()
 
-    # -- timers --------------------------------------------------------------------------------
-
-    def _schedule_ack(self, session: SessionRecord) -> None:
-        if self._unloaded:
-            return
-        if self._ack_timer is not None:
-            self._ack_timer()
-
-        @callback
-        def _expired(_now: datetime) -> None:
-            self._ack_timer = None
-            if session.state is SessionState.STARTING:
-                self._task(
-                    self._async_fail(session, "no_acknowledgement", expected=STARTING_ONLY), session
-                )
-
-        self._timed_session = session.session_id
-        self._ack_timer = async_call_later(
-            self.hass, self.settings.ack_timeout_s, stop_at_shutdown(_expired, "acknowledgement")
-        )
-
-    def _schedule_deadline(self, session: SessionRecord) -> None:
-        if self._unloaded:
-            return
-        if self._deadline_timer is not None:
-            self._deadline_timer()
-        assert session.until is not None
-
-        @callback
-        def _deadline(_now: datetime) -> None:
-            self._deadline_timer = None
-            if session.state is SessionState.ACTIVE and not _extended(session, time.time()):
-                self._task(self._async_finish(session, DEADLINE, send_off=True), session)
-
-        self._timed_session = session.session_id
-        self._deadline_timer = async_track_point_in_utc_time(
-            self.hass,
-            stop_at_shutdown(_deadline, "deadline"),
-            datetime.fromtimestamp(session.until, UTC),
-        )
+    async def _async_top_up_refused(self, session: SessionRecord, reported: float) -> None:
+        """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s)."""
+        refunds = self.endings.refunds
+        try:
+            async with self.books.change() as ledger:
+                until = rules.before_top_ups(ledger, session, reported, rules.DEADLINE_SLACK_S)
+                if not session.running or until is None:  # changed while this waited
+                    return
+                parts = rules.shorten(ledger, session, until)
+                to_send = refunds.record(ledger, session, parts, "top_up_refused")
+        except StorageError:
+            self.retry(lambda: self._async_top_up_refused(session, reported), session)
+            raise
+        self.timers.deadline(session)
+        self.async_notify_entities()
+        await refunds.async_send_all(to_send)
 
     # -- ending --------------------------------------------------------------------------------
 
-    async def _async_finish(
-        self,
-        session: SessionRecord,
-        reason: str,
-        *,
-        send_off: bool,
-        refund: RefundMode = RefundMode.NONE,
-        retry: bool = True,
-    ) -> int:
-        """End an active session, with its refund stored in the same change; return the refund.
+    def _failure(self, reason: str, states: frozenset[SessionState] = RUNNING_STATES) -> Ending:
+        """The session cannot run: failed from ``states``, the bay told off, refunded (option)."""
+        return Ending.fail(reason, auto_refund=self.settings.auto_refund, states=states)
 
-        When the change cannot be stored, an ``off`` that was due is sent all the same (the
-        bay must not stay on past what was paid), the end is tried again later unless the
-        owner asked for it (they are told), and ``StorageError`` is raised.
-        """
-        if session.session_id in self._ending or not _active(session):
-            return 0  # ended, or being ended (the bay's report of our own "off", say)
-        self._ending.add(session.session_id)
-        try:
-            if send_off:
-                # First, and whatever storing does: the bay must not wait (a backup holding
-                # writes, a failing disk) to go off at the time paid for.
-                await self._async_send_off(session.session_id)
-            async with self.books.change() as ledger:
-                if not _active(session):  # ended while the off was on its way
-                    return 0
-                now = time.time()
-                if reason == DEADLINE and _extended(session, now):
-                    # A top-up stored while this waited (a slow commit): the session goes on,
-                    # and the top-up's own "on" (sent after its commit, so after this "off")
-                    # powers the bay again until the new deadline.
-                    return 0
-                parts = self._refund_parts(session, refund, now)
-                rules.finish(session, now, reason)
-                refunds = self.refunds.record(ledger, session, parts, reason)
-        except StorageError:
-            if retry:
-                self._retry(
-                    lambda: self._async_finish(session, reason, send_off=send_off, refund=refund),
-                    session,
-                )
-            raise
-        finally:
-            self._ending.discard(session.session_id)
-        self.cancel_timers(session.session_id)
-        served = (session.ended_at or 0) - (session.started_at or session.created_at)
-        self.notices.fire(
-            EVENT_SESSION_ENDED,
-            {
-                "bay": self.bay.bay_id,
-                "session_id": session.session_id,
-                "reason": reason,
-                "served_s": max(round(served), 0),
-                "owner": session.owner,
-            },
-        )
-        self.async_write()
-        await self.refunds.async_send_all(refunds)
-        return sum(r.amount for r in refunds)
+    async def _async_end(self, session: SessionRecord, ending: Ending) -> int | None:
+        return await self.endings.async_end(session, ending, self)
 
-    def _refund_parts(
-        self, session: SessionRecord, mode: RefundMode, now: float
-    ) -> list[tuple[str, int]]:
-        if mode is RefundMode.NONE:
-            return []
-        if mode is RefundMode.PRORATA:
-            return rules.unserved_parts(self.books.ledger, session, now)
-        return rules.refundable_parts(self.books.ledger, session)
-
-    async def _async_send_off(self, session_id: str) -> None:
+    async def async_send_off(self, session_id: str) -> None:
+        """Tell the bay ``off``; a failure to send is logged (the bay's own deadline holds)."""
         try:
             await self.driver.async_turn_off(session_id)
         except Exception:
@@ -647,60 +484,24 @@ class BayRunner:
                 translation_key="bay_idle",
                 translation_placeholders={"bay": self.bay.bay_id},
             )
-        refunds: list[RefundRecord] = []
-        async with self.books.change() as ledger:
-            # Decided in the change: the bay's acknowledgement may have come meanwhile.
-            starting = session.state in (SessionState.PAID, SessionState.STARTING)
-            refunded = 0
-            if starting:
-                # Not powered yet: nothing was served, so any refund asked for is all of it.
-                parts = [] if mode is RefundMode.NONE else rules.refundable_parts(ledger, session)
-                rules.fail(session, time.time(), "stopped")
-                refunds = self.refunds.record(ledger, session, parts, f"stopped_{mode.value}")
-                refunded = sum(r.amount for r in refunds)
-        if not starting:
-            refunded = await self._async_finish(
-                session, "stopped", send_off=True, refund=mode, retry=False
+        refunded: int | None = None
+        if session.state is not SessionState.ACTIVE:
+            # Not powered yet: nothing was served, so any refund asked for is all of it.
+            not_powered = Ending(
+                reason="stopped",
+                failed=True,
+                states=NOT_POWERED,
+                refund=RefundMode.NONE if mode is RefundMode.NONE else RefundMode.FULL,
+                send_off=True,
+                by_owner=True,
+                refund_reason=f"stopped_{mode.value}",
             )
-        else:
-            self.cancel_timers(session.session_id)
-            await self._async_send_off(session.session_id)
-            self.notices.session_failed(
-                session.bay_id, session.session_id, list(session.payment_ids), "stopped"
-            )
-            self.async_write()
-            await self.refunds.async_send_all(refunds)
+            refunded = await self._async_end(session, not_powered)
+        if refunded is None:  # powered, or acknowledged while the stop waited
+            ending = Ending.end("stopped", send_off=True, refund=mode, by_owner=True)
+            refunded = await self._async_end(session, ending)
         return {
             "session_id": session.session_id,
-            "refunded": refunded,
+            "refunded": refunded or 0,
             "state": session.state.value,
         }
-
-    async def _async_fail(
-        self,
-        session: SessionRecord,
-        reason: str,
-        *,
-        expected: frozenset[SessionState] = RUNNING_STATES,
-    ) -> None:
-        """The session cannot run: fail it (from the states decided on), bay off, refund."""
-
-        async def _off() -> None:
-            # Before the refunds are sent: the bay must not wait for Razorpay's answer.
-            # Whatever the bay makes of a late "on", "off" marks the session cancelled there.
-            await self._async_send_off(session.session_id)
-
-        try:
-            failed = await self.refunds.async_fail_session(
-                session, reason, expected=expected, before_refunds=_off
-            )
-        except StorageError:
-            # Off all the same: a session that cannot be ended must not keep its bay on.
-            await _off()
-            self._retry(lambda: self._async_fail(session, reason, expected=expected), session)
-            return
-        if not failed:
-            return
-        self.cancel_timers(session.session_id)
-        self.fault = reason
-        self.async_write()

@@ -97,14 +97,16 @@ class QrChargingHub:
             ack_timeout_s=entry.options.get(CONF_ACK_TIMEOUT, DEFAULT_ACK_TIMEOUT_S),
             auto_refund=entry.options.get(CONF_AUTO_REFUND, True),
         )
-        self.refunds = Refunds(
-            self.books,
-            self.api,
-            self.notices,
-            auto_refund=settings.auto_refund,
-            bay_name=lambda bay_id: configs[bay_id].name if bay_id in configs else bay_id,
+        self.refunds = Refunds(self.books, self.api, self.notices, auto_refund=settings.auto_refund)
+        self.bays = Bays(
+            hass,
+            entry,
+            configs=configs,
+            books=self.books,
+            refunds=self.refunds,
+            notices=self.notices,
+            settings=settings,
         )
-        self.bays = Bays(hass, entry, configs, self.books, self.refunds, self.notices, settings)
         plans = plans_of(entry)
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(

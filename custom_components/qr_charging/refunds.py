@@ -8,7 +8,6 @@ the same key by reconciliation, so Razorpay pays it once.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util.ulid import ulid_now
@@ -19,20 +18,17 @@ from .catalog import paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
 from .ledger import (
     MIN_REFUND_PAISE,
-    RUNNING_STATES,
     Ledger,
     RefundRecord,
     RefundState,
     SessionRecord,
-    SessionState,
     Settlement,
     Wanted,
 )
 from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
-from .session_rules import PAID_TOO_LATE, PaidDecision, fail, mark_refunded, refundable_parts
-from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
+from .session_rules import Ending, apply_ending, mark_refunded
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).
@@ -49,25 +45,6 @@ def refused_for_good(err: RazorpayError) -> bool:
     return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
 
 
-# A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
-# late, or made to a static QR code that is no bay's any more):
-# the customer is refunded and the bay is fine, so the owner has nothing to repair (the
-# session's event still says what happened). Unrefunded (automatic refund off), the money is
-# the owner's to return: the repair says so.
-SALE_REFUSALS = frozenset(
-    {
-        PaidDecision.REFUSE_BUSY.value,
-        PaidDecision.REFUSE_TOO_LONG.value,
-        PaidDecision.REFUSE_ENDING.value,
-        BELOW_MINIMUM,
-        ABOVE_MAXIMUM,
-        PAID_TOO_LATE,
-        CURRENCY_MISMATCH,
-        QR_CLOSED,
-    }
-)
-
-
 class Refunds:
     """One account's refunds."""
 
@@ -78,13 +55,11 @@ class Refunds:
         notices: Notices,
         *,
         auto_refund: bool,
-        bay_name: Callable[[str], str],
     ) -> None:
         self.books = books
         self.api = api
         self.notices = notices
         self.auto_refund = auto_refund
-        self._bay_name = bay_name
         # Keys of refunds being sent: one send of a refund at a time.
         self._sending: set[str] = set()
 
@@ -119,32 +94,17 @@ class Refunds:
         ledger.add_refund(refund)
         return refund
 
-    # -- the one way a session fails -----------------------------------------------------------
+    def apply(
+        self, ledger: Ledger, session: SessionRecord, ending: Ending, now: float
+    ) -> list[RefundRecord] | None:
+        """Inside a change: apply an ending (``apply_ending``) and record the refunds it owes.
 
-    async def async_fail_session(
-        self,
-        session: SessionRecord,
-        reason: str,
-        *,
-        expected: frozenset[SessionState] = RUNNING_STATES,
-        before_refunds: Callable[[], Awaitable[None]] | None = None,
-    ) -> bool:
-        """A session that will not (or no longer) run: failed, refunded (by default), repaired.
-
-        Only from the states the caller decided on (``expected``, checked in the change: an
-        acknowledgement may have come meanwhile). The refunds are stored with the failure, so a
-        crash between the two cannot leave money unrefunded; reconciliation sends any that were
-        not sent. ``before_refunds`` runs once stored (a bay's ``off``, which must not wait for
-        Razorpay). Raises ``StorageError``.
+        None when it no longer applies; else the refunds to send once the change is stored.
         """
-        async with self.books.change() as ledger:
-            if session.state not in expected:
-                return False
-            refunds = self.refuse(ledger, session, reason)
-        if before_refunds is not None:
-            await before_refunds()
-        await self.async_failed(session, reason, refunds)
-        return True
+        parts = apply_ending(ledger, session, ending, now)
+        if parts is None:
+            return None
+        return self.record(ledger, session, parts, ending.refund_reason or ending.reason)
 
     def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> list[RefundRecord]:
         """Inside a change: fail a session and record its refunds (by default); those to send.
@@ -152,30 +112,8 @@ class Refunds:
         A payment's webhook refuses what it bought this way in its own change (a static QR
         code's payment that buys nothing), so the payment and its refund are stored together.
         """
-        fail(session, time.time(), reason)
-        parts = refundable_parts(ledger, session) if self.auto_refund else []
-        return self.record(ledger, session, parts, reason)
-
-    async def async_failed(
-        self, session: SessionRecord, reason: str, refunds: list[RefundRecord]
-    ) -> None:
-        """Once a failure is stored: tell of it, send its refunds, repair what needs the owner."""
-        self.notices.session_failed(
-            session.bay_id, session.session_id, list(session.payment_ids), reason
-        )
-        await self.async_send_all(refunds)
-        if reason in SALE_REFUSALS and session.state is SessionState.REFUNDED:
-            return
-        self.notices.raise_repair(
-            f"start_failed_{session.bay_id}",
-            "start_failed",
-            {
-                "bay": self._bay_name(session.bay_id),
-                "reason": reason,
-                "session_id": session.session_id,
-                "refund": "yes" if session.state is SessionState.REFUNDED else "no",
-            },
-        )
+        ending = Ending.fail(reason, auto_refund=self.auto_refund)
+        return self.apply(ledger, session, ending, time.time()) or []
 
     # -- the owner's refund --------------------------------------------------------------------
 

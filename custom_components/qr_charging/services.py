@@ -23,10 +23,10 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
-from .bay_runner import RefundMode
 from .catalog import CatalogError, rupees_to_paise
 from .const import DOMAIN
 from .errors import translated
+from .session_rules import RefundMode
 
 if TYPE_CHECKING:
     from .hub import QrChargingHub

@@ -11,13 +11,13 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bay_runner import RefundMode
 from .entity import QrChargingEntity, add_bay_entities
 from .errors import translated
 from .hub import QrChargingConfigEntry
 from .services import async_check_admin
+from .session_rules import RefundMode
 
-PARALLEL_UPDATES = 0
+PARALLEL_UPDATES = 1
 
 CHARGING = SwitchEntityDescription(key="charging", translation_key="charging")
 
