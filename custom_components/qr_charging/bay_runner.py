@@ -19,29 +19,26 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.util.ulid import ulid_now
 
 from . import session_rules as rules
 from .books import Books
 from .catalog import Bay
-from .const import DOMAIN, EVENT_SESSION_STARTED, LOGGER
+from .const import EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
+from .ending_rules import Ending, RefundMode
 from .endings import Endings
 from .ledger import RUNNING_STATES, BayTotals, Ledger, SessionRecord, SessionState
 from .notices import Notices, bay_signal
 from .session_rules import (
     DEADLINE,
-    NOT_POWERED,
     PAID_ONLY,
     STARTING_ONLY,
-    Ending,
-    RefundMode,
+    Resume,
     Verdict,
 )
 from .store import StorageError
-from .timers import STORAGE_RETRY_S, BayTimers
+from .timers import BayTimers
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +59,16 @@ class BayStatus(StrEnum):
     FAULT = "fault"
 
 
+def bay_status(session: SessionRecord | None, *, online: bool, fault: str | None) -> BayStatus:
+    """What a bay's status sensor shows: its running session first, then why it is idle."""
+    if session is not None:
+        active = session.state is SessionState.ACTIVE
+        return BayStatus.CHARGING if active else BayStatus.STARTING
+    if not online:
+        return BayStatus.OFFLINE
+    return BayStatus.FAULT if fault else BayStatus.IDLE
+
+
 async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
     """Run a bay's job; a change it could not store was set up to be retried.
 
@@ -76,6 +83,45 @@ async def stored_or_retried(job: Coroutine[Any, Any, Any]) -> None:
 
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
+
+
+def _started(session: SessionRecord) -> dict[str, Any]:
+    """What ``qr_charging_session_started`` tells."""
+    return {
+        "bay": session.bay_id,
+        "session_id": session.session_id,
+        "until": _iso(session.until),
+        "seconds": session.seconds,
+        "owner": session.owner,
+    }
+
+
+def _log_ignored(bay_id: str, session: SessionRecord, report: BayReport, verdict: Verdict) -> None:
+    """A report of power that agrees with nothing HA commanded: it counts for nothing."""
+    if verdict is Verdict.OVERSTATED:
+        LOGGER.warning(
+            "Bay %s reports power for %s until %s, past the paid %s; ignored",
+            bay_id,
+            session.session_id,
+            _iso(report.until),
+            _iso(session.until),
+        )
+    else:
+        # A relay powered until a time already past is no acknowledgement.
+        LOGGER.warning(
+            "Bay %s reports %s powered until %s, already past; ignored",
+            bay_id,
+            session.session_id,
+            _iso(report.until),
+        )
+
+
+def _log_availability(bay_id: str, online: bool, was_online: bool | None) -> None:
+    """Log a change of the bay's availability (not its first news of being online)."""
+    if online and was_online is not None:
+        LOGGER.info("Bay %s is back online", bay_id)
+    elif not online:
+        LOGGER.info("Bay %s is unavailable (its agent or switch is offline)", bay_id)
 
 
 class BayRunner:
@@ -108,6 +154,7 @@ class BayRunner:
         self.last_report: BayReport | None = None
         self.timers = BayTimers(
             hass,
+            bay_id=bay.bay_id,
             ack_timeout_s=settings.ack_timeout_s,
             on_ack_expired=self._ack_expired,
             on_deadline=self._deadline_reached,
@@ -128,14 +175,7 @@ class BayRunner:
     @property
     def status(self) -> BayStatus:
         """What the status sensor shows."""
-        session = self.session
-        if session is not None and session.state is SessionState.ACTIVE:
-            return BayStatus.CHARGING
-        if session is not None:
-            return BayStatus.STARTING
-        if not self.driver.online:
-            return BayStatus.OFFLINE
-        return BayStatus.FAULT if self.fault else BayStatus.IDLE
+        return bay_status(self.session, online=self.driver.online, fault=self.fault)
 
     @property
     def limit_s(self) -> int:
@@ -146,15 +186,8 @@ class BayRunner:
     @callback
     def _on_driver_change(self) -> None:
         """The bay's availability or description changed: log a change of availability once."""
-        online = self.driver.online
-        if online != self._was_online:
-            if online:
-                if self._was_online is not None:
-                    LOGGER.info("Bay %s is back online", self.bay.bay_id)
-            else:
-                LOGGER.info(
-                    "Bay %s is unavailable (its agent or switch is offline)", self.bay.bay_id
-                )
+        if (online := self.driver.online) != self._was_online:
+            _log_availability(self.bay.bay_id, online, self._was_online)
             self._was_online = online
         self.async_notify_entities()
 
@@ -163,40 +196,30 @@ class BayRunner:
         """Tell the bay's entities to refresh (the dispatcher signal they listen to)."""
         async_dispatcher_send(self.hass, self.signal)
 
-    @callback
-    def show_fault(self, reason: str) -> None:
-        """The bay's last start failed (the status sensor shows ``fault`` until one works)."""
-        self.fault = reason
-
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def async_setup(self) -> None:
         """Listen to the bay, then pick up where the ledger says the bay was."""
-        session = self.session
         now = time.time()
-        live = session is not None and session.state is SessionState.ACTIVE
-        if live and session is not None and session.until is not None and session.until > now:
+        first = self.session
+        if first is not None and rules.resume(first, first=True, now=now) is Resume.DEADLINE:
+            assert first.until is not None
             # Before listening: the bay's first report must be read against this session.
-            self.driver.resume(session.session_id, session.until)
+            self.driver.resume(first.session_id, first.until)
         await self.driver.async_setup()
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
-            if session.state is SessionState.ACTIVE and session.until is not None and not index:
-                if session.until <= now:
-                    await self._async_end(session, Ending.end(DEADLINE, send_off=True))
-                else:
+            match rules.resume(session, first=not index, now=now):
+                case Resume.END:
+                    await self.async_end(session, Ending.end(DEADLINE, send_off=True))
+                case Resume.DEADLINE:
                     self.timers.deadline(session)
-            elif session.state is SessionState.STARTING and not index:
-                # Unknown whether the command got through: the bay's retained state will tell.
-                self.timers.ack(session)
-            elif (
-                session.state is SessionState.PAID
-                and now - session.created_at < rules.RESUME_PAID_WITHIN_S
-            ):
-                # Paid just before a restart: start it, or top up the one running.
-                self._task(self.async_handle_paid(session), session)
-            else:
-                await self._async_end(session, self._failure("interrupted"))
+                case Resume.ACK:
+                    self.timers.ack(session)
+                case Resume.START:
+                    self._task(self.async_handle_paid(session), session)
+                case Resume.INTERRUPTED:
+                    await self.async_end(session, self._failure("interrupted"))
 
     def _task(self, job: Coroutine[Any, Any, Any], session: SessionRecord | None = None) -> None:
         """Run work for this bay as a task of the entry, so an unload waits for it to finish."""
@@ -208,42 +231,29 @@ class BayRunner:
         self.timers.stop()
         await self.driver.async_unload()
 
-    def cancel_timers(self, session_id: str | None = None) -> None:
-        """Drop pending timers, all or one session's (the ledger keeps the deadlines)."""
-        self.timers.cancel(session_id)
-
     def retry(self, job: Callable[[], Coroutine[Any, Any, Any]], session: SessionRecord) -> None:
         """A decision could not be stored: make it again a little later."""
-        LOGGER.error(
-            "Bay %s: could not store a change of session %s; trying again in %.0f s",
-            self.bay.bay_id,
-            session.session_id,
-            STORAGE_RETRY_S,
-        )
         self.timers.retry(session.session_id, lambda: self._task(job(), session))
 
     @callback
     def _ack_expired(self, session: SessionRecord) -> None:
         if session.state is SessionState.STARTING:
             failure = self._failure("no_acknowledgement", STARTING_ONLY)
-            self._task(self._async_end(session, failure), session)
+            self._task(self.async_end(session, failure), session)
 
     @callback
     def _deadline_reached(self, session: SessionRecord) -> None:
         if session.state is SessionState.ACTIVE and not rules.deadline_ahead(session, time.time()):
-            self._task(self._async_end(session, Ending.end(DEADLINE, send_off=True)), session)
+            self._task(self.async_end(session, Ending.end(DEADLINE, send_off=True)), session)
 
     # -- starting ------------------------------------------------------------------------------
 
-    def settle_paid(self, ledger: Ledger, session: SessionRecord, now: float) -> rules.PaidOutcome:
+    def _settle(self, ledger: Ledger, session: SessionRecord, now: float) -> rules.PaidOutcome:
         """Decide a paid session of this bay in the change under way (``rules.settle_paid``)."""
+        margin_s = self.settings.ack_timeout_s + rules.DEADLINE_SLACK_S
+        online, limit_s = self.driver.online, self.limit_s
         return rules.settle_paid(
-            ledger,
-            session,
-            online=self.driver.online,
-            limit_s=self.limit_s,
-            now=now,
-            margin_s=self.settings.ack_timeout_s + rules.DEADLINE_SLACK_S,
+            ledger, session, online=online, limit_s=limit_s, now=now, margin_s=margin_s
         )
 
     def power_now(
@@ -257,7 +267,7 @@ class BayRunner:
         """
         if self.timers.stopped or not self.driver.known or session.state is not SessionState.PAID:
             return None
-        outcome = self.settle_paid(ledger, session, now)
+        outcome = self._settle(ledger, session, now)
         return outcome if outcome.command is not None else None
 
     async def async_handle_paid(self, session: SessionRecord) -> None:
@@ -272,13 +282,13 @@ class BayRunner:
                 # changed the bay while this waited.
                 if session.state is not SessionState.PAID:
                     return
-                outcome = self.settle_paid(ledger, session, time.time())
+                outcome = self._settle(ledger, session, time.time())
         except StorageError:
             # Nothing was stored and nothing is sent: the payment stays paid, to be tried again.
             self.retry(lambda: self.async_handle_paid(session), session)
             return
         if outcome.command is None:
-            await self._async_end(session, self._failure(outcome.decision.value, PAID_ONLY))
+            await self.async_end(session, self._failure(outcome.decision.value, PAID_ONLY))
             return
         await self.async_powered_by(outcome)
 
@@ -309,39 +319,6 @@ class BayRunner:
             # as the bay switching off before the deadline, and its share is refunded then.
             LOGGER.exception("Could not send on to bay %s", self.bay.bay_id)
 
-    async def async_start_owner(self, minutes: int) -> SessionRecord:
-        """A session the owner gives (no payment); the ledger marks it as such."""
-        if self.session is not None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="bay_busy",
-                translation_placeholders={"bay": self.bay.bay_id},
-            )
-        if minutes * 60 > self.limit_s:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="too_long",
-                translation_placeholders={"bay": self.bay.bay_id, "max": str(self.limit_s // 60)},
-            )
-        if not self.driver.online:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="bay_offline",
-                translation_placeholders={"bay": self.bay.bay_id},
-            )
-        session = SessionRecord(
-            session_id=f"s-{ulid_now()}",
-            bay_id=self.bay.bay_id,
-            state=SessionState.PAID,
-            created_at=time.time(),
-            seconds=minutes * 60,
-            owner=True,
-        )
-        async with self.books.change() as ledger:
-            ledger.sessions[session.session_id] = session
-        await self.async_handle_paid(session)
-        return session
-
     # -- reports from the bay ------------------------------------------------------------------
 
     @callback
@@ -354,65 +331,43 @@ class BayRunner:
         session = self.session
         now = time.time()
         verdict = rules.read_report(self.books.ledger, session, report, now)
+        if verdict.verdict is Verdict.FOREIGN_POWER:
+            # Power nobody paid for (an ended, refunded or unknown session): cut it.
+            LOGGER.warning(
+                "Bay %s is powered for %s, which is not its session; switching off",
+                self.bay.bay_id,
+                report.session_id,
+            )
+            await self.driver.async_turn_off(report.session_id)
+            return
+        if session is None or verdict.verdict is Verdict.NOTHING:
+            self.async_notify_entities()
+            return
         match verdict.verdict:
-            case Verdict.FOREIGN_POWER:
-                # Power nobody paid for (an ended, refunded or unknown session): cut it.
-                LOGGER.warning(
-                    "Bay %s is powered for %s, which is not its session; switching off",
-                    self.bay.bay_id,
-                    report.session_id,
-                )
-                await self.driver.async_turn_off(report.session_id)
-                return
-            case Verdict.OVERSTATED:
-                assert session is not None
-                LOGGER.warning(
-                    "Bay %s reports power for %s until %s, past the paid %s; ignored",
-                    self.bay.bay_id,
-                    session.session_id,
-                    _iso(report.until),
-                    _iso(session.until),
-                )
-                return
-            case Verdict.STALE:
-                # A relay powered until a time already past is no acknowledgement.
-                LOGGER.warning(
-                    "Bay %s reports %s powered until %s, already past; ignored",
-                    self.bay.bay_id,
-                    report.session_id,
-                    _iso(report.until),
-                )
+            case Verdict.OVERSTATED | Verdict.STALE:
+                _log_ignored(self.bay.bay_id, session, report, verdict.verdict)
                 return
             case Verdict.ACKNOWLEDGED:
-                assert session is not None
                 await self._async_acknowledged(session, now)
                 return
             case Verdict.TOP_UP_REFUSED:
-                assert session is not None
                 assert report.until is not None
                 await self._async_top_up_refused(session, report.until)
                 return
             case Verdict.START_REJECTED:
-                assert session is not None
-                assert verdict.reason is not None
-                await self._async_end(session, self._failure(verdict.reason, STARTING_ONLY))
+                failure = self._failure(verdict.reason or "rejected", STARTING_ONLY)
+                await self.async_end(session, failure)
             case Verdict.RAN_OUT:
-                assert session is not None
-                await self._async_end(session, Ending.end(DEADLINE, send_off=False))
+                await self.async_end(session, Ending.end(DEADLINE, send_off=False))
             case Verdict.AGENT_RESTARTED:
                 assert verdict.command is not None
                 await self._async_send_on(verdict.command)
             case Verdict.POWER_CUT:
-                assert session is not None
                 # Off is sent first all the same: whoever said "off" may not be the bay (a
                 # spoofed report), and the relay must not stay on for a refunded session.
                 refund = RefundMode.PRORATA if self.settings.auto_refund else RefundMode.NONE
-                await self._async_end(
-                    session, Ending.end("power_cut", send_off=True, refund=refund)
-                )
+                await self.async_end(session, Ending.end("power_cut", send_off=True, refund=refund))
                 return
-            case Verdict.NOTHING:
-                pass
         self.async_notify_entities()
 
     async def _async_acknowledged(self, session: SessionRecord, now: float) -> None:
@@ -430,16 +385,7 @@ class BayRunner:
         self.fault = None
         self.notices.clear_repair(f"start_failed_{self.bay.bay_id}")
         self.timers.deadline(session)
-        self.notices.fire(
-            EVENT_SESSION_STARTED,
-            {
-                "bay": self.bay.bay_id,
-                "session_id": session.session_id,
-                "until": _iso(session.until),
-                "seconds": session.seconds,
-                "owner": session.owner,
-            },
-        )
+        self.notices.fire(EVENT_SESSION_STARTED, _started(session))
         self.async_notify_entities()
 
     async def _async_top_up_refused(self, session: SessionRecord, reported: float) -> None:
@@ -465,7 +411,8 @@ class BayRunner:
         """The session cannot run: failed from ``states``, the bay told off, refunded (option)."""
         return Ending.fail(reason, auto_refund=self.settings.auto_refund, states=states)
 
-    async def _async_end(self, session: SessionRecord, ending: Ending) -> int | None:
+    async def async_end(self, session: SessionRecord, ending: Ending) -> int | None:
+        """End or fail the bay's session (``Endings.async_end`` with this bay's part)."""
         return await self.endings.async_end(session, ending, self)
 
     async def async_send_off(self, session_id: str) -> None:
@@ -474,34 +421,3 @@ class BayRunner:
             await self.driver.async_turn_off(session_id)
         except Exception:
             LOGGER.exception("Could not send off to bay %s", self.bay.bay_id)
-
-    async def async_stop(self, mode: RefundMode) -> dict[str, Any]:
-        """Stop the bay's session now, refunding none, the unserved share, or all of it."""
-        session = self.session
-        if session is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="bay_idle",
-                translation_placeholders={"bay": self.bay.bay_id},
-            )
-        refunded: int | None = None
-        if session.state is not SessionState.ACTIVE:
-            # Not powered yet: nothing was served, so any refund asked for is all of it.
-            not_powered = Ending(
-                reason="stopped",
-                failed=True,
-                states=NOT_POWERED,
-                refund=RefundMode.NONE if mode is RefundMode.NONE else RefundMode.FULL,
-                send_off=True,
-                by_owner=True,
-                refund_reason=f"stopped_{mode.value}",
-            )
-            refunded = await self._async_end(session, not_powered)
-        if refunded is None:  # powered, or acknowledged while the stop waited
-            ending = Ending.end("stopped", send_off=True, refund=mode, by_owner=True)
-            refunded = await self._async_end(session, ending)
-        return {
-            "session_id": session.session_id,
-            "refunded": refunded or 0,
-            "state": session.state.value,
-        }

@@ -16,11 +16,12 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
+from .ending_rules import Ending
 from .endings import Endings
 from .ledger import Ledger, PaymentRecord, RefundRecord, SessionRecord, SessionState
 from .notices import Notices
 from .refunds import Refunds
-from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, Ending, PaidOutcome
+from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
 
 
 class Bays:

@@ -2,7 +2,7 @@
 
 Every end and failure goes through here: the deadline, a power cut, the owner's stop, no
 acknowledgement, a refusal by the bay or by the rules, a restart that interrupted a session,
-a payment too late, a bay removed. The rule (``session_rules.apply_ending``) and the refunds it
+a payment too late, a bay removed. The rule (``ending_rules.apply_ending``) and the refunds it
 owes are stored together; the tail then keeps the order the invariants need: timers cancelled,
 ``off`` first when due (before any refund), the event, the repair unless the sale was refused,
 the refunds sent, the entities told. A session whose bay is gone has no bay part in the tail.
@@ -16,12 +16,14 @@ from typing import Any, Protocol
 
 from .books import Books
 from .const import EVENT_SESSION_ENDED
+from .ending_rules import Ending
 from .ledger import RefundRecord, SessionRecord, SessionState
 from .notices import Notices
 from .refunds import Refunds
-from .session_rules import PAID_TOO_LATE, Ending, PaidDecision
+from .session_rules import PAID_TOO_LATE, PaidDecision
 from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
+from .timers import BayTimers
 
 # A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
 # late, or made to a static QR code that is no bay's any more):
@@ -45,17 +47,14 @@ SALE_REFUSALS = frozenset(
 class EndingBay(Protocol):
     """The bay's part of an ending (its runner)."""
 
-    def cancel_timers(self, session_id: str | None = None) -> None:
-        """Drop the session's timers."""
+    timers: BayTimers
+    fault: str | None  # why the bay's last start failed (its status shows ``fault``)
 
     async def async_send_off(self, session_id: str) -> None:
         """Tell the bay ``off`` (never raises)."""
 
     def retry(self, job: Callable[[], Coroutine[Any, Any, Any]], session: SessionRecord) -> None:
         """Run ``job`` again a little later: its change could not be stored."""
-
-    def show_fault(self, reason: str) -> None:
-        """The bay's last start failed for ``reason``."""
 
     def async_notify_entities(self) -> None:
         """Tell the bay's entities to refresh."""
@@ -122,9 +121,9 @@ class Endings:
     ) -> None:
         """Once an ending is stored: bay off, tell of it, repair, send its refunds."""
         if bay is not None:
-            bay.cancel_timers(session.session_id)
+            bay.timers.cancel(session.session_id)
             if ending.repaired:
-                bay.show_fault(ending.reason)
+                bay.fault = ending.reason
             if ending.send_off and ending.failed:
                 # Before the refunds are sent: the bay must not wait for Razorpay's answer.
                 # Whatever the bay makes of a late "on", "off" marks the session cancelled there.

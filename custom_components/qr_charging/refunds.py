@@ -16,6 +16,7 @@ from .account_api import AccountApi
 from .books import Books
 from .catalog import paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
+from .ending_rules import Ending, apply_ending
 from .ledger import (
     MIN_REFUND_PAISE,
     Ledger,
@@ -28,7 +29,7 @@ from .ledger import (
 from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
-from .session_rules import Ending, apply_ending, mark_refunded
+from .session_rules import mark_refunded
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from .holds import held_for_another
 from .intents import may_top_up
-from .ledger import RUNNING_STATES, Ledger, SessionRecord, SessionState
+from .ledger import Ledger, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -301,6 +301,27 @@ def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:
         session.state = SessionState.REFUNDED
 
 
+class Resume(StrEnum):
+    """What a bay's setup does with a session the ledger says is running."""
+
+    END = "end"  # powered, and its deadline passed while HA was down
+    DEADLINE = "deadline"  # powered: arm its deadline
+    ACK = "ack"  # unknown whether "on" got through: the bay's retained state will tell
+    START = "start"  # paid just before the restart: start it, or top up the one running
+    INTERRUPTED = "interrupted"  # anything else cannot run any more: it fails
+
+
+def resume(session: SessionRecord, *, first: bool, now: float) -> Resume:
+    """How a bay's running session goes on after a restart (``first``: the bay's oldest)."""
+    if first and session.state is SessionState.ACTIVE and session.until is not None:
+        return Resume.END if session.until <= now else Resume.DEADLINE
+    if first and session.state is SessionState.STARTING:
+        return Resume.ACK
+    if session.state is SessionState.PAID and now - session.created_at < RESUME_PAID_WITHIN_S:
+        return Resume.START
+    return Resume.INTERRUPTED
+
+
 def deadline_ahead(session: SessionRecord, now: float) -> bool:
     """Whether the session's deadline is still ahead: a top-up moved it since it was armed."""
     return session.until is not None and session.until - now > DEADLINE_SLACK_S
@@ -412,97 +433,3 @@ def _read_powered(
         if until is not None:
             return ReportVerdict(Verdict.TOP_UP_REFUSED, until=until)
     return ReportVerdict(Verdict.NOTHING)
-
-
-# -- one way a session ends ----------------------------------------------------------------------
-
-
-class RefundMode(StrEnum):
-    """How much of a session an ending gives back."""
-
-    NONE = "none"
-    PRORATA = "prorata"
-    FULL = "full"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ending:
-    """How a session ends: it ran (ended) or never powered its bay (failed).
-
-    ``states``: what it ends from (read again in the change: an acknowledgement may have come
-    meanwhile); ``refund``: none, the unserved share or all that is left; ``send_off``: the bay
-    is told ``off`` (an end before the change, so a failing disk never keeps it on; a failure
-    once stored, as its bay may still acknowledge meanwhile); ``by_owner``: asked for by the
-    owner, who is told when it cannot be stored (no retry, no repair, no fault);
-    ``announced``: its event fires; ``refund_reason``: the refunds' reason (else ``reason``).
-    """
-
-    reason: str
-    failed: bool
-    states: frozenset[SessionState]
-    refund: RefundMode = RefundMode.NONE
-    send_off: bool = False
-    by_owner: bool = False
-    announced: bool = True
-    refund_reason: str | None = None
-
-    @classmethod
-    def end(
-        cls,
-        reason: str,
-        *,
-        send_off: bool,
-        refund: RefundMode = RefundMode.NONE,
-        by_owner: bool = False,
-        announced: bool = True,
-    ) -> Ending:
-        """A session that ran ends."""
-        return cls(
-            reason=reason,
-            failed=False,
-            states=ACTIVE_ONLY,
-            send_off=send_off,
-            refund=refund,
-            by_owner=by_owner,
-            announced=announced,
-        )
-
-    @classmethod
-    def fail(
-        cls,
-        reason: str,
-        *,
-        auto_refund: bool,
-        states: frozenset[SessionState] = RUNNING_STATES,
-        send_off: bool = True,
-    ) -> Ending:
-        """A session that cannot run fails; everything is refunded with automatic refund on."""
-        refund = RefundMode.FULL if auto_refund else RefundMode.NONE
-        return cls(reason=reason, failed=True, states=states, refund=refund, send_off=send_off)
-
-    @property
-    def repaired(self) -> bool:
-        """Whether the bay's ``start_failed`` repair may be raised (and its fault shown)."""
-        return self.failed and not self.by_owner
-
-
-def apply_ending(
-    ledger: Ledger, session: SessionRecord, ending: Ending, now: float
-) -> list[tuple[str, int]] | None:
-    """In a change: end or fail the session; return its refunds per payment.
-
-    None when the ending no longer applies: the session left ``ending.states`` meanwhile, or a
-    top-up moved the deadline it was to end at (the top-up's own ``on`` follows).
-    """
-    if session.state not in ending.states:
-        return None
-    if ending.reason == DEADLINE and deadline_ahead(session, now):
-        return None
-    if ending.refund is RefundMode.PRORATA:
-        parts = unserved_parts(ledger, session, now)
-    elif ending.refund is RefundMode.FULL:
-        parts = refundable_parts(ledger, session)
-    else:
-        parts = []
-    (fail if ending.failed else finish)(session, now, ending.reason)
-    return parts

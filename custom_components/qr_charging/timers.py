@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
 
+from .const import LOGGER
 from .ledger import SessionRecord
 
 # A decision that could not be stored is tried again this much later.
@@ -31,11 +32,13 @@ class BayTimers:
         self,
         hass: HomeAssistant,
         *,
+        bay_id: str,
         ack_timeout_s: float,
         on_ack_expired: Callable[[SessionRecord], None],
         on_deadline: Callable[[SessionRecord], None],
     ) -> None:
         self.hass = hass
+        self.bay_id = bay_id
         self.ack_timeout_s = ack_timeout_s
         self._on_ack_expired = on_ack_expired
         self._on_deadline = on_deadline
@@ -92,7 +95,16 @@ class BayTimers:
         )
 
     def retry(self, session_id: str, again: Callable[[], None]) -> None:
-        """Run ``again`` a little later; its own timer never drops another session's."""
+        """A change of the session could not be stored: run ``again`` a little later.
+
+        Its own timer: retrying one session's decision never drops another's timers.
+        """
+        LOGGER.error(
+            "Bay %s: could not store a change of session %s; trying again in %.0f s",
+            self.bay_id,
+            session_id,
+            STORAGE_RETRY_S,
+        )
         if self.stopped:
             return
         if (pending := self._retries.pop(session_id, None)) is not None:

@@ -1,4 +1,4 @@
-"""What a bay's report means (``read_report``) and how a session ends (``apply_ending``).
+"""What a bay's report means (``read_report``).
 
 Plain Python, like ``tests/agent/test_rules.py``: no Home Assistant, no broker, no clock.
 """
@@ -17,15 +17,10 @@ from custom_components.qr_charging.ledger import (
     SessionState,
 )
 from custom_components.qr_charging.session_rules import (
-    DEADLINE,
     DEADLINE_SLACK_S,
-    NOT_POWERED,
-    Ending,
     OnCommand,
-    RefundMode,
     ReportVerdict,
     Verdict,
-    apply_ending,
     read_report,
 )
 
@@ -181,52 +176,3 @@ def test_any_other_off_before_the_deadline_is_a_power_cut() -> None:
 )
 def test_anything_else_only_shows(session: SessionRecord | None, report: Report) -> None:
     assert _read(session, report).verdict is Verdict.NOTHING
-
-
-# -- apply_ending --------------------------------------------------------------------------------
-
-
-def test_a_power_cut_ends_and_refunds_the_unserved_share() -> None:
-    session = _session(SessionState.ACTIVE, until=NOW + 600)
-    ledger = _ledger(session)
-    cut = Ending.end("power_cut", send_off=True, refund=RefundMode.PRORATA)
-    # Half of the 20 minutes is left: half of ₹20.
-    assert apply_ending(ledger, session, cut, NOW) == [("pay_1", 1000)]
-    assert (session.state, session.end_reason, session.ended_at) == (
-        SessionState.ENDED,
-        "power_cut",
-        NOW,
-    )
-
-
-def test_a_deadline_moved_by_a_top_up_ends_nothing() -> None:
-    session = _session(SessionState.ACTIVE, until=NOW + 600)
-    ledger = _ledger(session)
-    assert apply_ending(ledger, session, Ending.end(DEADLINE, send_off=True), NOW) is None
-    assert session.state is SessionState.ACTIVE
-    # At the deadline it ends, at the deadline (not later).
-    assert apply_ending(ledger, session, Ending.end(DEADLINE, send_off=True), NOW + 601) == []
-    assert (session.state, session.ended_at) == (SessionState.ENDED, NOW + 600)
-
-
-def test_a_failure_refunds_everything_only_with_automatic_refund_and_from_its_states() -> None:
-    starting = _session(SessionState.STARTING)
-    ledger = _ledger(starting)
-    paid_only = Ending.fail("bay_busy", auto_refund=True, states=frozenset({SessionState.PAID}))
-    # Acknowledged (or failed) meanwhile: nothing changes.
-    assert apply_ending(ledger, starting, paid_only, NOW) is None
-    assert starting.state is SessionState.STARTING
-    no_ack = Ending.fail("no_acknowledgement", auto_refund=True, states=NOT_POWERED)
-    assert apply_ending(ledger, starting, no_ack, NOW) == [("pay_1", 2000)]
-    assert (starting.state, starting.end_reason) == (SessionState.FAILED, "no_acknowledgement")
-
-    kept = _session(SessionState.PAID, until=None)
-    ledger = _ledger(kept)
-    assert apply_ending(ledger, kept, Ending.fail("bay_offline", auto_refund=False), NOW) == []
-    assert kept.state is SessionState.FAILED
-
-
-def test_an_ending_says_whether_it_repairs() -> None:
-    assert Ending.fail("no_acknowledgement", auto_refund=True).repaired
-    assert not Ending.end("stopped", send_off=True, by_owner=True).repaired
-    assert not Ending.end(DEADLINE, send_off=True).repaired
