@@ -144,6 +144,7 @@ class BayRunner:
         self.bay = bay
         self.books = books
         self.endings = endings
+        self.refunds = endings.refunds
         self.notices = notices
         self.settings = settings
         self.driver = make_driver(self._on_report, self._on_driver_change)
@@ -390,20 +391,19 @@ class BayRunner:
 
     async def _async_top_up_refused(self, session: SessionRecord, reported: float) -> None:
         """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s)."""
-        refunds = self.endings.refunds
         try:
             async with self.books.change() as ledger:
                 until = rules.before_top_ups(ledger, session, reported, rules.DEADLINE_SLACK_S)
                 if not session.running or until is None:  # changed while this waited
                     return
                 parts = rules.shorten(ledger, session, until)
-                to_send = refunds.record(ledger, session, parts, "top_up_refused")
+                to_send = self.refunds.record(ledger, session, parts, "top_up_refused")
         except StorageError:
             self.retry(lambda: self._async_top_up_refused(session, reported), session)
             raise
         self.timers.deadline(session)
         self.async_notify_entities()
-        await refunds.async_send_all(to_send)
+        await self.refunds.async_send_all(to_send)
 
     # -- ending --------------------------------------------------------------------------------
 
