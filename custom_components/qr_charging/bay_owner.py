@@ -14,22 +14,27 @@ from .ending_rules import Ending, RefundMode
 from .ledger import SessionRecord, SessionState
 
 
-def _refused(runner: BayRunner, key: str, **placeholders: str) -> dict[str, Any]:
-    return {
-        "translation_domain": DOMAIN,
-        "translation_key": key,
-        "translation_placeholders": {"bay": runner.bay.bay_id, **placeholders},
-    }
-
-
 async def async_start_owner(runner: BayRunner, minutes: int) -> SessionRecord:
     """A session the owner gives (no payment); the ledger marks it as such."""
+    bay_id = runner.bay.bay_id
     if runner.session is not None:
-        raise ServiceValidationError(**_refused(runner, "bay_busy"))
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="bay_busy",
+            translation_placeholders={"bay": bay_id},
+        )
     if minutes * 60 > runner.limit_s:
-        raise ServiceValidationError(**_refused(runner, "too_long", max=str(runner.limit_s // 60)))
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="too_long",
+            translation_placeholders={"bay": bay_id, "max": str(runner.limit_s // 60)},
+        )
     if not runner.driver.online:
-        raise HomeAssistantError(**_refused(runner, "bay_offline"))
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="bay_offline",
+            translation_placeholders={"bay": bay_id},
+        )
     session = SessionRecord(
         session_id=f"s-{ulid_now()}",
         bay_id=runner.bay.bay_id,
@@ -48,7 +53,11 @@ async def async_stop(runner: BayRunner, mode: RefundMode) -> dict[str, Any]:
     """Stop the bay's session now, refunding none, the unserved share, or all of it."""
     session = runner.session
     if session is None:
-        raise ServiceValidationError(**_refused(runner, "bay_idle"))
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="bay_idle",
+            translation_placeholders={"bay": runner.bay.bay_id},
+        )
     refunded: int | None = None
     if session.state is not SessionState.ACTIVE:
         refunded = await runner.async_end(session, Ending.stop(mode, powered=False))
