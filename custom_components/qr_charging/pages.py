@@ -484,8 +484,10 @@ class CustomerPages:
         except _Refused as refused:
             return refuse(refused.key, refused.status, refused.shown or view)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
-            LOGGER.warning("No payment link for a customer at bay %s: %s", bay_id, err)
             outage = isinstance(err, RazorpayError) and is_outage(err)
+            # An outage is logged once for the account (``razorpay_api.Reachability``).
+            log = LOGGER.debug if outage else LOGGER.warning
+            log("No payment link for a customer at bay %s: %s", bay_id, err)
             return refuse("try_later" if outage else "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         amount = rupees(link.amount)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"

@@ -91,9 +91,8 @@ class Reachability:
     Thread-safe: calls run in several executor threads.
     """
 
-    def __init__(self, label: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, label: str) -> None:
         self._label = label
-        self._clock = clock
         self._lock = threading.Lock()
         self._down = False
         self._until = 0.0
@@ -105,14 +104,14 @@ class Reachability:
 
     def waiting(self) -> float:
         """Seconds to leave Razorpay alone still (0: call it)."""
-        return max(self._until - self._clock(), 0.0)
+        return max(self._until - time.time(), 0.0)
 
     def failed(self, err: RazorpayError) -> None:
         """A call got no usable answer (an outage): back off, and warn if it is the first."""
         after = err.retry_after if isinstance(err, RazorpayRequestError) else None
         backoff = min(max(after, 0.0), MAX_BACKOFF_S) if after is not None else BACKOFF_S
         with self._lock:
-            self._until = max(self._until, self._clock() + backoff)
+            self._until = max(self._until, time.time() + backoff)
             first, self._down = not self._down, True
         if first:
             _LOGGER.warning("Razorpay is unavailable for account %s: %s", self._label, err)
