@@ -5,10 +5,12 @@ free bay, the link made for them (intent ``HOLD``) holds the bay until it is pai
 (``expire_by``, the bay's hold time) or is cancelled. Nothing else is stored: the ledger keeps
 open links in its working set and in the database, so a hold survives a restart with its link.
 
-A hold costs nothing to take, so it is rationed (``HoldGuard``): after a few holds in a row
-end unpaid, the bay's page sells without holding (the first payment starts, a later one is
-refunded) until the bay serves a session or an hour passes; and a bay's page makes only so
-many links in a while, whatever they are for.
+A hold costs nothing to take, so it is rationed (``HoldGuard``): a bay is held unpaid at most
+``UNPAID_HOLD_S`` of any ``UNPAID_WINDOW_S`` (a hold is cut to what is left), and after a few
+holds in a row end unpaid within a window, the bay's page sells without holding (the first
+payment starts, a later one is refunded) until the bay serves a session or the window has
+passed; and a bay's pages ask Razorpay for only so many links in a while, whatever they are
+for (a running session's own page has a budget of its own).
 
 While a bay is held, other customers' pages sell nothing ("someone is paying"), and a
 payment for the bay that is not the holder's (a static UPI QR code, an owner's link, a link
