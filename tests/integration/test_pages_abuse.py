@@ -16,11 +16,12 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.holds import LINK_WINDOW_S, LINKS_PER_WINDOW
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PostWebhook
-from .helpers import settle
+from .helpers import pay, refund_amounts, settle, tick
 from .mqtt_helpers import wait_until
 from .pages_helpers import LINKS, Answer, Customer, callback_query, edit_bay, link_of, pay_link
 
@@ -304,3 +305,41 @@ async def test_razorpay_unavailable_is_logged_once_and_back_once(
     assert len(warnings) == 1
     assert "Razorpay is unavailable for account rzp_test_standin" in warnings[0]
     assert infos == ["Razorpay answers again for account rzp_test_standin"]
+
+
+async def _reconciled(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """Five minutes on: a reconciliation pass runs (a background task) to its end."""
+    await tick(hass, freezer, timedelta(minutes=5))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_a_refund_waiting_for_razorpay_warns_once_not_every_pass(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: each reconciliation pass warned again that the refund was not sent yet."""
+    paid = await pay(hass, standin, post_webhook)
+    standin.fail_next("/v1/payments/", 503, times=100)
+    caplog.set_level(logging.DEBUG, logger="custom_components.qr_charging")
+    await hass.services.async_call(
+        DOMAIN, "stop_session", {"bay": "bay-1", "refund": "full"}, blocking=True
+    )
+    for _ in range(3):  # reconciliation passes while Razorpay is down
+        await _reconciled(hass, freezer)
+    assert len(refund_amounts(standin, paid.payment_id)) == 4
+    standin._faults.clear()  # Razorpay is back
+    await _reconciled(hass, freezer)
+
+    assert len(standin.refunds) == 1
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.qr_charging")]
+    assert [r.getMessage() for r in ours if r.levelno >= logging.WARNING] == [
+        "Razorpay is unavailable for account rzp_test_standin: The server encountered an "
+        "error. The incident has been reported to admins."
+    ]
+    assert [r.getMessage() for r in ours if "answers again" in r.getMessage()] == [
+        "Razorpay answers again for account rzp_test_standin"
+    ]
