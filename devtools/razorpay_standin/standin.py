@@ -112,6 +112,7 @@ class _Fault:
     body: str | None = None  # raw (non-JSON) body of the failure
     seconds: float = 0.0  # delay the answer (the request still takes effect)
     retry_after: int | None = None  # the failure's Retry-After header, in seconds
+    release: asyncio.Event | None = None  # delay the answer until this is set
 
     def matches(self, request: web.Request) -> bool:
         return request.path.startswith(self.path_prefix) and (
@@ -352,6 +353,16 @@ class RazorpayStandin:
         """
         self._faults.append(_Fault(path_prefix, method, times, seconds=seconds))
 
+    def hold_next(self, path_prefix: str, *, method: str | None = None) -> asyncio.Event:
+        """Keep the answer to the next matching request until the returned event is set.
+
+        The request is carried out at once, as ``delay_next``'s; the test decides when its
+        answer leaves (the client's own timeout still applies).
+        """
+        release = asyncio.Event()
+        self._faults.append(_Fault(path_prefix, method, 1, release=release))
+        return release
+
     def calls_to(self, method: str, path: str) -> list[Call]:
         """The requests received for one method and path."""
         return [call for call in self.calls if call.method == method and call.path == path]
@@ -549,8 +560,19 @@ class RazorpayStandin:
             )
         if delay is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay.seconds)
+                timeout = None if delay.release else delay.seconds
+                await asyncio.wait_for(self._until_released(delay), timeout)
         return response
+
+    async def _until_released(self, delay: _Fault) -> None:
+        """Until the stand-in stops, or the test releases a held answer."""
+        waits = [self._stopping.wait()] + ([delay.release.wait()] if delay.release else [])
+        tasks = [asyncio.ensure_future(wait) for wait in waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     def _take_fault(self, request: web.Request, *, delay: bool) -> _Fault | None:
         for fault in self._faults:
