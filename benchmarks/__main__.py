@@ -4,6 +4,7 @@
     python -m benchmarks --long     # longer sessions and windows (1, 5 and 30-minute sessions)
     python -m benchmarks --smoke    # tiny counts: proves the code works, measures nothing
     python -m benchmarks --only pay,scale
+    python -m benchmarks --only pages   # the customer's pages under load while paying
 
 Speed and memory targets are checked here, never by timed tests. The exit status is 1 when a
 target is missed (not in ``--smoke``), 2 when a benchmark failed to run.
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_history, bench_pay, bench_scale, ledger_growth
+from benchmarks import bench_history, bench_pages, bench_pay, bench_scale, ledger_growth
 from benchmarks.agent_process import agent_python
 from benchmarks.report import markdown, rows
 from benchmarks.rig import BROKER_NODELAY, NODELAY, NODELAY_RAM, STOCK
@@ -50,6 +51,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
     ledger_sizes = (0, 100, 1000) if smoke else ledger_growth.SIZES
     ledger_changes = 5 if smoke else 1000 if long else 300
     working = (100, 10, 3) if smoke else ledger_growth.WORKING_SET
+    pages = bench_pages.SMOKE if smoke else bench_pages.DEFAULT
     return {
         "ledger": lambda work: ledger_growth.run(ledger_sizes, ledger_changes, work, working),
         "pay": lambda work: asyncio.run(bench_pay.run(work, pay, STOCK)),
@@ -61,6 +63,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
         "history": lambda work: asyncio.run(bench_history.run(work, history, NODELAY)),
         "scale": lambda work: asyncio.run(bench_scale.run(work, scale, STOCK)),
         "scale_nodelay": lambda work: asyncio.run(bench_scale.run(work, scale_variant, NODELAY)),
+        "pages": lambda work: asyncio.run(bench_pages.run(work, pages)),
     }
 
 

@@ -270,6 +270,42 @@ def _scale(result: dict[str, Any]) -> list[Row]:
     return out
 
 
+def _pages(result: dict[str, Any]) -> list[Row]:
+    quiet, loaded, load = result["quiet"], result["loaded"], result["load"]
+    before, after = quiet["pay_to_command_ms"], loaded["pay_to_command_ms"]
+    blocks = loaded["blocks"]
+    return [
+        _row(
+            f"pages: {load['clients']} clients, each its own address "
+            f"({load['offered_per_s']:.0f} requests/s offered)",
+            f"{result['pages']} pages: posters, displays, bay pages, status",
+            f"{load['served_per_s']:.0f} pages/s served (p50 {_ms(load['served_ms']['p50'])} ms, "
+            f"p99 {_ms(load['served_ms']['p99'])} ms), {load['refused_per_s']:.0f}/s 429",
+            "each client's budget: 2/s, 60 at once",
+            "(informative)",
+            None,
+        ),
+        _row(
+            f"pages: pay → command p99 with the load (n={after['n']})",
+            "quiet run beside it",
+            f"p99 {_ms(after['p99'])} ms (p50 {_ms(after['p50'])} ms), "
+            f"x{result['p99_ratio']:.2f} the quiet run's",
+            f"quiet: p99 {_ms(before['p99'])} ms, p50 {_ms(before['p50'])} ms",
+            "≤ 2x quiet",
+            result["p99_ratio"] <= 2,
+        ),
+        _row(
+            "pages: longest HA loop block of ours with the load",
+            "CPU time, GC excluded",
+            f"{_ms(blocks['max_ours_ms'])} ms ({blocks['ours_over_5ms']} over 5 ms)",
+            f"longest of all {_ms(blocks['max_ms'])} ms wall clock, "
+            f"GC {_ms(blocks['gc_max_ms'])} ms",
+            "≤ 5 ms",
+            blocks["max_ours_ms"] <= 5,
+        ),
+    ]
+
+
 _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ledger": _ledger,
     "pay": _pay,
@@ -279,6 +315,7 @@ _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "history": _history,
     "scale": _scale,
     "scale_nodelay": _scale,
+    "pages": _pages,
 }
 
 

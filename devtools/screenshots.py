@@ -4,7 +4,8 @@ Starts ``scripts/demo`` in a folder of its own (so the pictures always show a fr
 a customer pay for 30 minutes at Bay 1 so the dashboard shows a bay charging beside an idle
 one, logs in to Home Assistant as the demo owner in headless Chromium, and saves:
 
-- ``docs/images/demo-dashboard.png``: the demo's dashboard with both bays;
+- ``docs/images/demo-dashboard.png``: the demo's dashboard with both bays, each QR code
+  opening the bay's page (Bay 2's the dynamic code of its display);
 - ``docs/images/demo-checkout.png``: the Razorpay stand-in's checkout page of a payment link.
 
 Only the standard library and playwright (driving the system's Chromium; playwright's own
@@ -61,8 +62,16 @@ class RunningDemo:
         self.folder = folder
         self.log = folder.parent / "demo-output.log"
         with self.log.open("wb") as out:
+            # The demo's own entry, in the floor venv: scripts/screenshots ran scripts/setup
+            # already (scripts/demo would run it again).
             self.proc = subprocess.Popen(
-                [str(ROOT / "scripts" / "demo"), "--dir", str(folder)],
+                [
+                    str(ROOT / ".venv" / "bin" / "python"),
+                    "-m",
+                    "devtools.demo",
+                    "--dir",
+                    str(folder),
+                ],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,

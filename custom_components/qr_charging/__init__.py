@@ -20,8 +20,9 @@ from .const import (
     RECONCILE_INTERVAL_S,
 )
 from .devices import async_register_devices, device_in_use
-from .hub import QrChargingConfigEntry, QrChargingHub
+from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of
 from .migration import async_migrate_entry as async_migrate_entry
+from .qr_codes import async_close_all
 from .razorpay_webhook import register_webhook, unregister_webhook
 from .services import async_setup_services
 from .store import StorageError
@@ -80,8 +81,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
 
 
 async def _async_reload(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Plans and bays changed: rebuild everything from the subentries."""
-    await hass.config_entries.async_reload(entry.entry_id)
+    """Plans, bays or options changed: rebuild everything from the subentries.
+
+    A QR code marked closed in the entry's record (``qr_codes``) changes nothing to rebuild.
+    """
+    if settings_of(entry) != entry.runtime_data.built_from:
+        await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> bool:
@@ -100,7 +105,10 @@ async def async_remove_config_entry_device(
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Drop the webhook and the cloudhooks; the ledger's database is kept (the owner's record)."""
+    """Drop the webhook and the cloudhooks, close the QR codes at Razorpay.
+
+    The ledger's database is kept (the owner's record).
+    """
     unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
         from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
@@ -108,3 +116,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
         await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])
         if CONF_PAGES_WEBHOOK_ID in entry.data:
             await cloud.async_delete_cloudhook(hass, entry.data[CONF_PAGES_WEBHOOK_ID])
+    await async_close_all(hass, entry, bays_of(entry))

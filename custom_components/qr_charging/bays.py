@@ -16,7 +16,7 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
-from .ledger import Ledger, PaymentRecord, SessionRecord, SessionState
+from .ledger import Ledger, PaymentRecord, RefundRecord, SessionRecord, SessionState
 from .notices import Notices
 from .refunds import Refunds
 from .session_rules import PAID_TOO_LATE, PaidOutcome, finish
@@ -96,7 +96,6 @@ class Bays:
         session: SessionRecord,
         payment: PaymentRecord,
         now: float,
-        refuse: str | None = None,
     ) -> PaidOutcome | None:
         """In the change that opened a paid session: start or top up its bay at once.
 
@@ -104,7 +103,7 @@ class Bays:
         left as it was) when the bay's runner decides later: a payment it refuses or that is
         too late, a bay reloading, removed, or whose availability is not known yet.
         """
-        if refuse is not None or _too_late(payment, now):
+        if _too_late(payment, now):
             return None
         if (runner := self.runners.get(session.bay_id)) is None:
             return None
@@ -115,12 +114,13 @@ class Bays:
         self,
         session: SessionRecord,
         payment: PaymentRecord,
-        refuse: str | None = None,
+        refused: tuple[str, list[RefundRecord]] | None = None,
         powered: PaidOutcome | None = None,
     ) -> None:
         """Give a newly paid session to its bay, or fail it when it cannot be served.
 
-        ``refuse`` is a reason the payment buys nothing (a static QR code amount out of bounds);
+        ``refused``: the payment bought nothing (a static QR code's amount out of bounds, ...),
+        and the session failed in the stored change for that reason with these refunds to send;
         ``powered`` a start or top-up already stored (``power_now``): its bay sends ``on``.
         """
         job: Coroutine[Any, Any, Any]
@@ -131,8 +131,8 @@ class Bays:
             return
         if powered is not None and runner is not None:
             job = runner.async_powered_by(powered)
-        elif refuse is not None:
-            job = self.refunds.async_fail_session(session, refuse)
+        elif refused is not None:
+            job = self.refunds.async_failed(session, *refused)
         elif _too_late(payment, time.time()):
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.

@@ -123,6 +123,9 @@ class Bay:
     # The bay's static UPI QR code at Razorpay (any amount buys time at its rate plan).
     qr_code_id: str | None = None
     qr_image_url: str | None = None
+    # The tag (a ULID) in that code's notes (Razorpay copies them into its payments): tells a
+    # ``payment.captured`` of this code from one of the bay's earlier, closed codes.
+    qr_code_tag: str | None = None
     # A dynamic QR code on a display at the bay (``totp``): its password's validity and shared
     # secret, and the display page's token. Both secrets are generated, never typed or shown.
     dynamic_qr: bool = False
@@ -137,7 +140,13 @@ class Bay:
 
 
 # Bay fields stored only when set, or when not their default (a bay of 0.2 has none of them).
-_OPTIONAL_BAY_FIELDS = ("qr_code_id", "qr_image_url", "qr_secret", "display_token")
+_OPTIONAL_BAY_FIELDS = (
+    "qr_code_id",
+    "qr_image_url",
+    "qr_code_tag",
+    "qr_secret",
+    "display_token",
+)
 _DEFAULT_BAY_FIELDS = {
     "dynamic_qr": False,
     "qr_validity_s": DEFAULT_VALIDITY_S,

@@ -25,6 +25,7 @@ from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+from homeassistant.util.ulid import ulid_now
 
 from . import migration
 from .account_api import api_for
@@ -87,7 +88,8 @@ from .const import (
     SUBENTRY_PLAN,
     SUBENTRY_RATE_PLAN,
 )
-from .drivers.mqtt_agent import parse_config
+from .devices import async_remove_stale_devices
+from .drivers.mqtt_agent import agent_identifier, parse_config
 from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
@@ -269,10 +271,16 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         """An agent announced itself on ``<prefix>/<node>/config``: offer to add its bays."""
         prefix, _, rest = discovery_info.topic.partition("/")
         node = rest.removesuffix("/config")
+        if not discovery_info.payload:
+            # The agent's retained config was cleared: it is retired. Its device goes from
+            # every account where no bay uses it (a loaded account has already let go of it).
+            for account in self._async_current_entries(include_ignore=False):
+                async_remove_stale_devices(self.hass, account)
+            return self.async_abort(reason="agent_removed")
         data = parse_config(discovery_info.payload)
         if data is None or data["node"] != node or not ID_PATTERN.fullmatch(node):
             return self.async_abort(reason="invalid_discovery_info")
-        await self.async_set_unique_id(f"agent-{node}")
+        await self.async_set_unique_id(agent_identifier(node))
         self._abort_if_unique_id_configured()
         accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
         if not accounts:
@@ -477,7 +485,8 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
         raise NotImplementedError  # pragma: no cover - each flow defines it
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(data)
+        """The edit form's values for the stored data (prices shown in rupees)."""
+        raise NotImplementedError  # pragma: no cover - each flow defines it
 
     async def _async_complete(
         self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
@@ -665,8 +674,13 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         if bay.rate_plan(plans_of(entry)) is None:
             raise CatalogError(CONF_STATIC_QR, "static_qr_needs_rate_plan")
         if before is not None and before.get("qr_code_id"):
-            kept = {k: before.get(k) for k in ("qr_code_id", "qr_image_url")}
+            kept = {
+                k: before[k] for k in ("qr_code_id", "qr_image_url", "qr_code_tag") if k in before
+            }
             return {**data, **kept}
+        # A new code (a first one, or after the option was unticked): the account closes the
+        # bay's old one at its next load (``qr_codes``); the tag tells their payments apart.
+        tag = ulid_now()
         api = api_for(entry.data)
         try:
             qr = await self.hass.async_add_executor_job(
@@ -674,7 +688,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
                     api.create_qr_code,
                     name=bay.name[:40],
                     description=bay.name[:100],
-                    notes=qr_notes(bay),
+                    notes=qr_notes(bay, tag),
                 )
             )
         except RazorpayAuthError as err:
@@ -687,7 +701,12 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             raise CatalogError(CONF_STATIC_QR, "static_qr_unavailable") from err
         finally:
             api.close()
-        return {**data, "qr_code_id": qr["id"], "qr_image_url": qr.get("image_url")}
+        return {
+            **data,
+            "qr_code_id": qr["id"],
+            "qr_image_url": qr.get("image_url"),
+            "qr_code_tag": tag,
+        }
 
     def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
         bay = make_bay(

@@ -50,6 +50,8 @@ CONF_SWITCH_ENTITY: Final = "switch_entity"
 CONF_DEFAULT_MINUTES: Final = "default_minutes"
 CONF_MAX_MINUTES: Final = "max_minutes"
 CONF_STATIC_QR: Final = "static_qr"
+# Entry data: every static QR code the account made and whether it is closed (``qr_codes``).
+CONF_QR_CODES: Final = "qr_codes"
 CONF_DYNAMIC_QR: Final = "dynamic_qr"
 CONF_QR_VALIDITY: Final = "qr_validity_s"
 CONF_HOLD_MINUTES: Final = "hold_minutes"

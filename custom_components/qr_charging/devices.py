@@ -10,9 +10,10 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .bay_runner import BayRunner
-from .catalog import Bay
+from .catalog import DRIVER_MQTT, Bay, bay_from_data
 from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
 from .drivers.base import AgentInfo
+from .drivers.mqtt_agent import agent_identifier
 from .drivers.switch_entity import SwitchEntityDriver
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ def _parent_device_id(hass: HomeAssistant, entry: ConfigEntry, runner: BayRunner
 async def async_register_devices(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
     """Register every agent's device and every bay's device, linked to its parent.
 
-    Idempotent: each call brings the registry in line with the runners. The link is set by
+    Idempotent: each call brings the registry in line with the runners, and drops the
+    devices no bay stands for any more (the entry reloads when a bay is removed). The link is set by
     device id (``via_device_id``), which both supported HA lines accept on an update.
     """
     registry = dr.async_get(hass)
@@ -86,13 +88,35 @@ async def async_register_devices(hass: HomeAssistant, entry: QrChargingConfigEnt
         )
         if parent_id not in (device.via_device_id, device.id):
             registry.async_update_device(device.id, via_device_id=parent_id)
+    async_remove_stale_devices(hass, entry)
 
 
-def device_in_use(entry: QrChargingConfigEntry, device: dr.DeviceEntry) -> bool:
-    """Whether a device of ours still stands for a bay of the entry, or an agent one uses."""
+def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
+    """Whether a device of ours still stands for a bay of the entry, or an agent one uses.
+
+    Read from the entry's bay subentries, so it holds whether the entry is loaded or not.
+    """
     wanted = set()
-    for runner in entry.runtime_data.bays.runners.values():
-        wanted.add(bay_identifier(entry, runner.bay))
-        if (agent := runner.driver.agent) is not None:
-            wanted.add((DOMAIN, agent.identifier))
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type != SUBENTRY_BAY:
+            continue
+        bay = bay_from_data(subentry.data)
+        wanted.add(bay_identifier(entry, bay))
+        if bay.driver == DRIVER_MQTT and bay.node is not None:
+            wanted.add((DOMAIN, agent_identifier(bay.node)))
     return bool(device.identifiers & wanted)
+
+
+@callback
+def async_remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Let go of every device of ours that no bay of the entry stands for any more.
+
+    A removed bay's device goes with its subentry (HA removes it); its agent's device is
+    not tied to one bay, so it goes here once the agent's last bay is gone. A device another
+    entry still has stays for that entry.
+    """
+    registry = dr.async_get(hass)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        ours = any(domain == DOMAIN for domain, _ in device.identifiers)
+        if ours and not device_in_use(entry, device):
+            registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)

@@ -9,6 +9,7 @@ sets up and unloads them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -24,6 +25,7 @@ from .const import (
     CONF_AUTO_REFUND,
     CONF_BAY_ID,
     CONF_CODE,
+    CONF_QR_CODES,
     DEFAULT_ACK_TIMEOUT_S,
     DOMAIN,
     PLAN_SUBENTRIES,
@@ -32,6 +34,7 @@ from .const import (
 from .notices import Notices
 from .pages import CustomerPages
 from .payments import Payments
+from .qr_codes import QrCodes
 from .reconcile import Reconciler
 from .refunds import Refunds
 from .store import LedgerStore
@@ -55,6 +58,18 @@ def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
     }
 
 
+def settings_of(entry: ConfigEntry) -> tuple[Any, ...]:
+    """What an account is built from: all of its entry but the record of its QR codes."""
+    return (
+        {key: value for key, value in entry.data.items() if key != CONF_QR_CODES},
+        dict(entry.options),
+        {
+            sid: (sub.subentry_type, sub.title, dict(sub.data))
+            for sid, sub in entry.subentries.items()
+        },
+    )
+
+
 def store_for(hass: HomeAssistant, entry_id: str) -> LedgerStore:
     """The account's database in ``.storage``, importing the JSON ledger of 0.1 if present."""
     storage = Path(hass.config.path(STORAGE_DIR))
@@ -73,6 +88,7 @@ class QrChargingHub:
 
     def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         self.entry = entry
+        self.built_from = settings_of(entry)
         self.api = AccountApi(hass, entry)
         self.books = Books(store_for(hass, entry.entry_id))
         self.notices = Notices(hass, entry.entry_id)
@@ -90,14 +106,23 @@ class QrChargingHub:
         )
         self.bays = Bays(hass, entry, configs, self.books, self.refunds, self.notices, settings)
         plans = plans_of(entry)
-        self.payments = Payments(self.books, self.api, self.notices, self.bays, self.refunds, plans)
+        self.qr_codes = QrCodes(hass, entry, self.api, configs)
+        self.payments = Payments(
+            self.books, self.api, self.notices, self.bays, self.refunds, plans, self.qr_codes
+        )
         self.pages = CustomerPages(hass, entry, self.bays, self.payments, self.books, plans)
         self.reconciler = Reconciler(
-            self.books, self.api, self.payments, self.refunds, entry.created_at.timestamp()
+            self.books,
+            self.api,
+            self.payments,
+            self.refunds,
+            entry.created_at.timestamp(),
+            self.qr_codes,
         )
 
     async def async_setup(self) -> None:
-        """Open the ledger and start the bays."""
+        """Record the bays' QR codes, open the ledger and start the bays."""
+        self.qr_codes.remember()
         await self.books.async_open()
         await self.pages.async_setup()
         await self.bays.async_setup()

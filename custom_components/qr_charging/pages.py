@@ -35,6 +35,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util import dt as dt_util
+from homeassistant.util.aiohttp import MockRequest
+from markupsafe import Markup
 
 from .bay_runner import BayRunner
 from .bays import Bays
@@ -52,6 +54,7 @@ from .devices import bay_identifier
 from .holds import HoldGuard, hold_of
 from .intents import HOLD, START
 from .ledger import LinkRecord, Wanted
+from .pages_budget import Budget, client_of
 from .pages_model import (
     LANGUAGES,
     MAX_FORM_BODY,
@@ -76,7 +79,7 @@ from .pages_model import (
     ticket_nonce,
     too_many_open,
 )
-from .pages_render import TEXT_CATEGORY, Renderer, Texts, load_templates, qr_svg
+from .pages_render import TEXT_CATEGORY, QrCodes, Renderer, Texts, compiled_renderer, qr_svg
 from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
 from .razorpay_webhook import read_bounded
@@ -175,6 +178,11 @@ class CustomerPages:
         # Links being closed now: one call to Razorpay per link, none handed out meanwhile.
         self._closing: set[str] = set()
         self._guard = HoldGuard()
+        # What each client may still ask (the pages are public: the loop is HA's).
+        self._budget = Budget()
+        self._refusals: dict[str, str] = {}
+        self._qr_codes = QrCodes()
+        self._drawing: dict[str, asyncio.Future[Markup]] = {}
 
     @property
     def webhook_id(self) -> str:
@@ -183,8 +191,8 @@ class CustomerPages:
         return webhook_id
 
     async def async_setup(self) -> None:
-        """Compile the templates (read from disk in the executor)."""
-        self._renderer = Renderer(await self.hass.async_add_executor_job(load_templates))
+        """Read and compile the templates, in the executor."""
+        self._renderer = await self.hass.async_add_executor_job(compiled_renderer)
 
     def register(self) -> Callable[[], None]:
         """Serve the pages on the second webhook; return the undo."""
@@ -291,6 +299,9 @@ class CustomerPages:
     async def _async_handle(
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
+        remote = _remote(request)
+        if wait := self._budget.take(client_of(remote), time.monotonic()):
+            return await self._too_many(request, remote, wait)
         query = dict(request.query)
         accept = request.headers.get("Accept-Language")
         page = _Page(query, accept, await self._texts(choose_language(query.get("lang"), accept)))
@@ -311,19 +322,32 @@ class CustomerPages:
             LOGGER.exception("A customer's page could not read the ledger")
             return self._message(page, "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
 
+    async def _too_many(
+        self, request: web.Request, remote: str | None, wait: float
+    ) -> web.Response:
+        """429 past the client's budget: a page rendered once per language (it costs ~nothing)."""
+        LOGGER.debug("Too many requests for the customer's pages from %s", remote or "the cloud")
+        lang = choose_language(request.query.get("lang"), request.headers.get("Accept-Language"))
+        if (body := self._refusals.get(lang)) is None:
+            page = _Page({"lang": lang}, None, await self._texts(lang))
+            body = self._refusals[lang] = self._message_body(page, "too_many")
+        answer = _html(body, HTTPStatus.TOO_MANY_REQUESTS)
+        answer.headers["Retry-After"] = str(math.ceil(wait))
+        return answer
+
     async def _texts(self, lang: str) -> Texts:
         return Texts(await async_get_translations(self.hass, lang, TEXT_CATEGORY, [DOMAIN]), DOMAIN)
 
     def _message(self, page: _Page, key: str, status: HTTPStatus) -> web.Response:
-        return _html(
-            self._render(
-                "message.html.j2",
-                page,
-                page.context(),
-                heading=page.texts.get("common", key),
-                text=page.texts.get("common", f"{key}_note"),
-            ),
-            status,
+        return _html(self._message_body(page, key), status)
+
+    def _message_body(self, page: _Page, key: str) -> str:
+        return self._render(
+            "message.html.j2",
+            page,
+            page.context(),
+            heading=page.texts.get("common", key),
+            text=page.texts.get("common", f"{key}_note"),
         )
 
     def _render(self, template: str, page: _Page, context: dict[str, Any], **values: Any) -> str:
@@ -356,6 +380,8 @@ class CustomerPages:
         try:
             return parse_form(body)
         except FormError as err:
+            # Anyone can send anything: one quiet line, never a traceback.
+            LOGGER.debug("A customer's page got a form it cannot read: %s", err)
             raise _Answer(self._message(page, "bad_request", HTTPStatus.BAD_REQUEST)) from err
 
     # -- the bay page --------------------------------------------------------------------------
@@ -466,6 +492,7 @@ class CustomerPages:
         try:
             wanted = purchase(view, form)
         except FormError as err:
+            LOGGER.debug("A customer's Pay form at bay %s was refused: %s", view.bay_id, err)
             plan = self.plans.get(form.get("plan", ""))
             return refuse(
                 err.key,
@@ -623,10 +650,29 @@ class CustomerPages:
                 hindi,
                 view=view,
                 size=size,
-                qr_svg=None if bay.dynamic_qr else qr_svg(url),
+                qr_svg=None if bay.dynamic_qr else await self._qr(url),
+                # A printed code on a dynamic QR code's bay is what it is there to prevent.
+                upi=None if bay.dynamic_qr else _upi_code(bay, self.plans),
                 merchant=self.merchant_name(),
             )
         )
+
+    async def _qr(self, url: str) -> Markup:
+        """The QR code of ``url``, drawn once (in the executor: segno takes about 9 ms)."""
+        if (svg := self._qr_codes.get(url)) is not None:
+            return svg
+        drawing = self._drawing.get(url)
+        if drawing is None:
+            # Requests that arrive while it is drawn wait for the same drawing.
+            drawing = self._drawing[url] = self.hass.async_add_executor_job(qr_svg, url)
+            drawing.add_done_callback(partial(self._drawn, url))
+        # Shielded: one request given up on does not cancel the others' drawing.
+        return await asyncio.shield(drawing)
+
+    def _drawn(self, url: str, drawing: asyncio.Future[Markup]) -> None:
+        del self._drawing[url]
+        if not drawing.cancelled() and drawing.exception() is None:
+            self._qr_codes.add(url, drawing.result())
 
     # -- the bay's display ---------------------------------------------------------------------
 
@@ -662,7 +708,9 @@ class CustomerPages:
                 english,
                 hindi,
                 view=view,
-                qr_svg=qr_svg(url) if url and view.state is not BayState.OUT_OF_ORDER else None,
+                qr_svg=(
+                    await self._qr(url) if url and view.state is not BayState.OUT_OF_ORDER else None
+                ),
                 merchant=self.merchant_name(),
                 # Whole seconds, at least one: the page comes back with the next password.
                 reload_s=max(math.ceil(reload_s), 1),
@@ -675,7 +723,8 @@ class CustomerPages:
 
     # -- the session page ----------------------------------------------------------------------
 
-    async def _async_session(self, page: _Page, request: web.Request) -> web.Response:
+    async def _async_session(self, page: _Page, request: web.Request | None) -> web.Response:
+        """The session page; a POST is one of its buttons (``request`` None: just show it)."""
         secret = self.entry.data[CONF_PAGES_SECRET]
         session_id = session_of_token(secret, page.query["token"])
         if session_id is None:
@@ -713,7 +762,7 @@ class CustomerPages:
                 status,
             )
 
-        if request.method == "POST":
+        if request is not None and request.method == "POST":
             return await self._async_session_form(
                 page, request, session_id, (runner, own_bay), show
             )
@@ -733,8 +782,14 @@ class CustomerPages:
         if page.query.get("format"):
             return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
         form = await self._form(page, request)
-        if "cancel" not in form:
-            return await self._async_add_time(page, *bay, form, show)
+        if "cancel" in form:
+            return await self._async_cancel(page, session_id, show)
+        return await self._async_add_time(page, *bay, form, show)
+
+    async def _async_cancel(
+        self, page: _Page, session_id: str, show: Callable[[str, HTTPStatus], web.Response]
+    ) -> web.Response:
+        """The customer cancels their unpaid link (with the key): at Razorpay, then here."""
         if not may_cancel(self.entry.data[CONF_PAGES_SECRET], session_id, page.query.get("key")):
             # A page given the link for someone else's tap (reused): it may pay, not cancel.
             return show(page.texts.get("bay", "error_not_yours"), HTTPStatus.FORBIDDEN)
@@ -745,7 +800,8 @@ class CustomerPages:
                 await self._async_close(link)
             except (RazorpayError, StorageError, HomeAssistantError) as err:
                 LOGGER.info("A customer's link at bay %s was not cancelled: %s", link.bay_id, err)
-        return await self._async_session(page, request.clone(method="GET"))
+        # Shown as after a GET; a cloudhook's MockRequest has no clone() to make one with.
+        return await self._async_session(page, None)
 
     async def _async_add_time(
         self,
@@ -781,6 +837,25 @@ class CustomerPages:
             view = session_view(link, payment, session, refunds, time.time())
         bay = self.bays.configs.get(view.bay_id)
         return (bay.name if bay else view.bay_id), view
+
+
+def _remote(request: web.Request | MockRequest) -> str | None:
+    """The client's address; None through HA Cloud's cloudhook (a MockRequest: it has none)."""
+    return None if isinstance(request, MockRequest) else request.remote
+
+
+def _upi_code(bay: Bay, plans: dict[str, Plan]) -> dict[str, Any] | None:
+    """What the poster prints of the bay's static UPI QR code: its image and its rate plan."""
+    plan = bay.rate_plan(plans)
+    if bay.qr_code_id is None or not bay.qr_image_url or plan is None:
+        return None
+    least = plan.quote(plan.min_minutes)  # the smallest amount that buys time
+    return {
+        "image_url": bay.qr_image_url,
+        "rate": rupees(plan.rate_paise),
+        "minimum": rupees(least.price_paise),
+        "minutes": least.minutes,
+    }
 
 
 def _remaining(until: float | None) -> int:

@@ -251,9 +251,10 @@ def parse_form(body: bytes) -> dict[str, str]:
         raise FormError("bad_request")
     try:
         text = body.decode("ascii")
-    except UnicodeDecodeError as err:
+        # parse_qsl raises ValueError past max_num_fields: a form of ours has fewer.
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=10))
+    except ValueError as err:  # UnicodeDecodeError included
         raise FormError("bad_request") from err
-    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=10))
 
 
 def purchase(view: BayView, form: Mapping[str, str]) -> Purchase:
@@ -264,7 +265,8 @@ def purchase(view: BayView, form: Mapping[str, str]) -> Purchase:
     minutes: int | None = None
     if offer.plan.is_rate:
         raw = form.get("minutes", "").strip()
-        if not raw.isdigit() or len(raw) > 5:
+        # ASCII digits only: "²".isdigit() is true, but int("²") raises.
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 5:
             raise FormError("bad_minutes")
         minutes = int(raw)
     try:

@@ -29,8 +29,9 @@ from .const import (
     LOGGER,
 )
 from .holds import LINK_MARGIN_S
-from .ledger import LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
+from .ledger import Ledger, LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
 from .notices import Notices
+from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
 from .refunds import Refunds, refused_for_good
@@ -69,6 +70,7 @@ class Payments:
         bays: Bays,
         refunds: Refunds,
         plans: dict[str, Plan],
+        qr_codes: QrCodes,
     ) -> None:
         self.books = books
         self.api = api
@@ -76,6 +78,7 @@ class Payments:
         self.bays = bays
         self.refunds = refunds
         self.plans = plans
+        self.qr_codes = qr_codes
 
     # -- links out -----------------------------------------------------------------------------
 
@@ -228,9 +231,16 @@ class Payments:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
         powered: PaidOutcome | None = None
+        refused: list[RefundRecord] = []
         settled: tuple[RefundRecord, Settlement] | None = None
         qr_sale = (
-            static_sale(event.payment, self.bays.configs, self.plans, f"s-{ulid_now()}")
+            static_sale(
+                event.payment,
+                self.bays.configs,
+                self.plans,
+                f"s-{ulid_now()}",
+                self.qr_codes.known,
+            )
             if event.payment is not None
             else None
         )
@@ -244,12 +254,7 @@ class Payments:
                 sale = qr_sale.sale if qr_sale is not None else None
                 result = ledger.apply_payment(event.payment, event.event, now, sale)
                 outcome = result.outcome.value
-                if result.outcome is Outcome.NEW_SESSION and result.session is not None:
-                    # Started (or topped up) in this same change when the bay can take it:
-                    # one commit stores the payment and the power it buys, then "on" is sent.
-                    powered = self.bays.power_now(
-                        ledger, result.session, result.payment, now, problem
-                    )
+                powered, refused = self._decide_now(ledger, result, problem, now)
             elif event.refund is not None:
                 refund, changed = ledger.apply_refund(event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
@@ -260,10 +265,26 @@ class Payments:
                 outcome = f"link_{event.link_status}" if changed else "ignored"
             ledger.note_event(event_id, event.event, outcome, now)
         if result is not None:
-            self._announce(result, problem, powered)
+            self._announce(result, problem, powered, refused)
         if settled is not None:
             self.refunds.settled(*settled)
         return outcome
+
+    def _decide_now(
+        self, ledger: Ledger, result: PaymentResult, problem: str | None, now: float
+    ) -> tuple[PaidOutcome | None, list[RefundRecord]]:
+        """In the change of a payment that opened a session: what is decided with it.
+
+        A static QR code's payment that buys nothing (``problem``) fails, its refund recorded,
+        so one commit stores the money and its way back (a restart cannot find the session
+        paid and start it). Otherwise the bay is started (or topped up) when it can take it:
+        one commit stores the payment and the power it buys, then "on" is sent.
+        """
+        if result.outcome is not Outcome.NEW_SESSION or result.session is None:
+            return None, []
+        if problem is not None:
+            return None, self.refunds.refuse(ledger, result.session, problem)
+        return self.bays.power_now(ledger, result.session, result.payment, now), []
 
     async def async_note_unusable(self, event_id: str, reason: str) -> str:
         """Record a genuine delivery we cannot read, so it is answered once and kept."""
@@ -278,10 +299,12 @@ class Payments:
         result: PaymentResult,
         problem: str | None = None,
         powered: PaidOutcome | None = None,
+        refused: list[RefundRecord] | None = None,
     ) -> None:
         """Fire events, raise repairs and hand new sessions to the bays.
 
-        ``problem`` is why a static QR code payment buys nothing: its session is refunded.
+        ``problem`` is why a static QR code payment buys nothing: its session failed in the
+        stored change, with ``refused`` its refunds to send.
         ``powered``: the session was started (or topped up) in the stored change.
         """
         payment = result.payment
@@ -301,7 +324,12 @@ class Payments:
             )
             # Matched after all (a later event tied it to its link): no longer unmatched.
             self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
-            self.bays.hand_over(result.session, payment, refuse=problem, powered=powered)
+            self.bays.hand_over(
+                result.session,
+                payment,
+                refused=(problem, refused or []) if problem else None,
+                powered=powered,
+            )
         elif result.outcome is Outcome.UNMATCHED:
             # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
             LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)

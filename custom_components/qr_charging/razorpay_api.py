@@ -361,6 +361,17 @@ class RazorpayApi:
         }
         return self._call("create QR code", self._client.qrcode.create, data)
 
+    def close_qr_code(self, qr_id: str) -> dict[str, Any]:
+        """Close a QR code for good: Razorpay takes no more payments to it.
+
+        Razorpay refuses to close one already closed (HTTP 400): see ``fetch_qr_code``.
+        """
+        return self._call("close QR code", self._client.qrcode.close, _path(qr_id))
+
+    def fetch_qr_code(self, qr_id: str) -> dict[str, Any]:
+        """Return one QR code (its ``status``: active or closed)."""
+        return self._call("fetch QR code", self._client.qrcode.fetch, _path(qr_id))
+
     def fetch_payment_link(self, link_id: str) -> dict[str, Any]:
         """Return one payment link."""
         return self._call("fetch payment link", self._client.payment_link.fetch, _path(link_id))

@@ -1,4 +1,7 @@
-"""Catching what webhooks missed: paid links with no session, refunds unsent or unsettled."""
+"""Catching what webhooks missed: paid links with no session, refunds unsent or unsettled.
+
+Each pass also retries closing the static QR codes that are no bay's any more (``qr_codes``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from .const import (
 )
 from .ledger import EVENT_MEMORY_S, RefundState
 from .payments import Payments
+from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
 from .refunds import Refunds, refused_for_good
 from .store import StorageError
@@ -24,13 +28,20 @@ from .store import StorageError
 class Reconciler:
     """Asks Razorpay about what the ledger still waits for; one run at a time."""
 
-    def __init__(
-        self, books: Books, api: AccountApi, payments: Payments, refunds: Refunds, set_up_at: float
+    def __init__(  # noqa: PLR0917 - what a pass asks Razorpay about
+        self,
+        books: Books,
+        api: AccountApi,
+        payments: Payments,
+        refunds: Refunds,
+        set_up_at: float,
+        qr_codes: QrCodes,
     ) -> None:
         self.books = books
         self.api = api
         self.payments = payments
         self.refunds = refunds
+        self.qr_codes = qr_codes
         # When the account was added: a webhook silent for a day after that is not set up.
         self.set_up_at = set_up_at
         self._running = asyncio.Lock()
@@ -65,6 +76,8 @@ class Reconciler:
             await self.refunds.async_send(refund)
         for refund in pending:
             await self.refunds.async_check(refund)
+        # A QR code no bay sells through any more takes money until Razorpay closes it.
+        await self.qr_codes.async_close_pending()
         self._missed = False
         for link in links:
             try:

@@ -32,7 +32,7 @@ from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError, is_outage
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
 from .session_rules import PAID_TOO_LATE, PaidDecision, fail, mark_refunded, refundable_parts
-from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM
+from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).
@@ -49,9 +49,11 @@ def refused_for_good(err: RazorpayError) -> bool:
     return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
 
 
-# A sale refused (the bay busy or held, the amount or time out of range, the payment late):
+# A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
+# late, or made to a static QR code that is no bay's any more):
 # the customer is refunded and the bay is fine, so the owner has nothing to repair (the
-# session's event still says what happened).
+# session's event still says what happened). Unrefunded (automatic refund off), the money is
+# the owner's to return: the repair says so.
 SALE_REFUSALS = frozenset(
     {
         PaidDecision.REFUSE_BUSY.value,
@@ -60,6 +62,8 @@ SALE_REFUSALS = frozenset(
         BELOW_MINIMUM,
         ABOVE_MAXIMUM,
         PAID_TOO_LATE,
+        CURRENCY_MISMATCH,
+        QR_CLOSED,
     }
 )
 
@@ -136,17 +140,32 @@ class Refunds:
         async with self.books.change() as ledger:
             if session.state not in expected:
                 return False
-            fail(session, time.time(), reason)
-            parts = refundable_parts(ledger, session) if self.auto_refund else []
-            refunds = self.record(ledger, session, parts, reason)
+            refunds = self.refuse(ledger, session, reason)
         if before_refunds is not None:
             await before_refunds()
+        await self.async_failed(session, reason, refunds)
+        return True
+
+    def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> list[RefundRecord]:
+        """Inside a change: fail a session and record its refunds (by default); those to send.
+
+        A payment's webhook refuses what it bought this way in its own change (a static QR
+        code's payment that buys nothing), so the payment and its refund are stored together.
+        """
+        fail(session, time.time(), reason)
+        parts = refundable_parts(ledger, session) if self.auto_refund else []
+        return self.record(ledger, session, parts, reason)
+
+    async def async_failed(
+        self, session: SessionRecord, reason: str, refunds: list[RefundRecord]
+    ) -> None:
+        """Once a failure is stored: tell of it, send its refunds, repair what needs the owner."""
         self.notices.session_failed(
             session.bay_id, session.session_id, list(session.payment_ids), reason
         )
         await self.async_send_all(refunds)
-        if reason in SALE_REFUSALS:
-            return True
+        if reason in SALE_REFUSALS and session.state is SessionState.REFUNDED:
+            return
         self.notices.raise_repair(
             f"start_failed_{session.bay_id}",
             "start_failed",
@@ -157,7 +176,6 @@ class Refunds:
                 "refund": "yes" if session.state is SessionState.REFUNDED else "no",
             },
         )
-        return True
 
     # -- the owner's refund --------------------------------------------------------------------
 

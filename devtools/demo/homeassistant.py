@@ -200,6 +200,16 @@ class HomeAssistant:
         result = await self.request("POST", base, {"handler": [entry_id, subentry_type]})
         return await self._answer(base, result, [values])
 
+    async def reconfigure_subentry(
+        self, entry_id: str, subentry_type: str, subentry_id: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Edit a subentry (a bay) through its reconfigure flow; the flow's result."""
+        base = "/api/config/config_entries/subentries/flow"
+        result = await self.request(
+            "POST", base, {"handler": [entry_id, subentry_type], "subentry_id": subentry_id}
+        )
+        return await self._answer(base, result, [values])
+
     async def continue_flow(self, flow_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """Answer the form of a config flow already in progress (a discovered one)."""
         path = f"/api/config/config_entries/flow/{flow_id}"

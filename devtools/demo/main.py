@@ -4,11 +4,14 @@ Starts, each as a process of its own with a log in ``<demo dir>/logs/``: an MQTT
 (Mosquitto, or the embedded amqtt when Mosquitto is missing), the Razorpay stand-in as a
 server, ``pi-mqtt-relay --mock-gpio`` with two bays, and Home Assistant with its frontend.
 Home Assistant is set up through its own HTTP APIs, as a person would in its UI: onboarding
-with a demo owner, the MQTT broker, the Razorpay account (pointing at the stand-in), two plans,
-the agent's bays through MQTT discovery, and a dashboard. A second start reuses all of it.
+with a demo owner, the MQTT broker, the Razorpay account (pointing at the stand-in), two fixed
+plans and a per-minute one, the agent's bays through MQTT discovery (Bay 2 then with a dynamic
+QR code on its display), and a dashboard whose QR codes open the bays' public pages. A second
+start reuses all of it.
 
-``--check`` runs the same stack, goes through a customer's journey once, prints what it saw
-and exits 0 or 1.
+``--check`` runs the same stack, goes the customer's way once (the QR code, the bay page, Pay,
+the checkout, the session page, the bay off at the end, and a refund), prints what it saw and
+exits 0 or 1.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import contextlib
 import csv
 import fcntl
 import getpass
+import html
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -30,6 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import yaml
@@ -44,8 +50,13 @@ PREFIX = "qr_charging"
 NODE = "demo-kiosk"
 NODE_NAME = "Demo kiosk"
 BAYS = (("bay-1", "Bay 1", 17), ("bay-2", "Bay 2", 27))
-# code, name, minutes, price in rupees. The first is what a bay's QR code sells.
+# Fixed plans: code, name, minutes, price in rupees.
 PLANS = (("p1", "1 minute", 1, 10), ("p30", "30 minutes", 30, 50))
+# The per-minute plan: code, name, rupees a minute, fewest and most minutes.
+RATE_PLAN = ("pm", "Per minute", 2, 1, 120)
+# What each bay sells (the first is create_payment_link's default) and whether its display
+# shows a dynamic QR code: Bay 1's printed code opens its page; Bay 2 sells only to its screen.
+BAY_SETUP = {"bay-1": (("p1", "pm", "p30"), False), "bay-2": (("p1", "p30"), True)}
 KEY_ID = "rzp_test_demo"
 KEY_SECRET = "demo_key_secret"
 WEBHOOK_SECRET = "demo-webhook-secret-4f9c"
@@ -107,6 +118,8 @@ class Demo:
         self.session: aiohttp.ClientSession | None = None
         self.ha: HomeAssistant | None = None
         self.entities: dict[str, dict[str, str]] = {}
+        # Each bay's page_url, poster_url and display_url (the bay_links action's answer).
+        self.links: dict[str, dict[str, str]] = {}
         self._lock_file: Any = None
         self._monitors: set[asyncio.Task[None]] = set()
 
@@ -429,6 +442,7 @@ class Demo:
             await self._plans(ha, entry_id)
             await self._mqtt(ha)
             await self._bays(ha, entry_id)
+            await self._bay_settings(ha, entry_id)
             await self._standin_webhook()
         async with step("waiting for the bays to come online in Home Assistant"):
             await self._find_entities(ha)
@@ -440,6 +454,8 @@ class Demo:
                     120,
                     interval=0.3,
                 )
+            answer = await ha.action("qr_charging", "bay_links", {})
+            self.links = {bay: dict(links) for bay, links in answer["bays"].items()}
             self.write_dashboard()
 
     async def _state_is_not(self, entity_id: str, states: tuple[str, ...]) -> bool:
@@ -507,7 +523,7 @@ class Demo:
         have = {
             sub["unique_id"]
             for sub in await ha.subentries(entry_id)
-            if sub["subentry_type"] == "plan"
+            if sub["subentry_type"] in ("plan", "rate_plan")
         }
         for code, name, minutes, rupees in PLANS:
             if code not in have:
@@ -517,6 +533,20 @@ class Demo:
                     {"code": code, "name": name, "minutes": minutes, "price": rupees},
                 )
                 say(f"    plan {code}: {name} for ₹{rupees}")
+        code, name, rate, fewest, most = RATE_PLAN
+        if code not in have:
+            await ha.subentry_flow(
+                entry_id,
+                "rate_plan",
+                {
+                    "code": code,
+                    "name": name,
+                    "rate": rate,
+                    "min_minutes": fewest,
+                    "max_minutes": most,
+                },
+            )
+            say(f"    plan {code}: ₹{rate} a minute, {fewest} to {most} minutes")
 
     async def _mqtt(self, ha: HomeAssistant) -> None:
         if await ha.entries("mqtt"):
@@ -554,6 +584,45 @@ class Demo:
             raise DemoError(f"the agent's bays were not added: {result}")
         say(f"    discovered agent '{NODE_NAME}': bays {', '.join(b for b, _, _ in BAYS)} added")
         await wait_for("the bays' subentries", lambda: self._has_bays(configured), 30)
+
+    async def _bay_settings(self, ha: HomeAssistant, entry_id: str) -> None:
+        """Each bay's plans and QR code as ``BAY_SETUP`` says, through the bay's Reconfigure.
+
+        Discovery offers every plan at every bay; the owner then edits a bay in its form.
+        """
+        wanted = {bay: [list(plans), dynamic] for bay, (plans, dynamic) in BAY_SETUP.items()}
+        if self.state.get("bay_setup") == wanted:
+            return
+        subs = {
+            s["unique_id"]: s for s in await ha.subentries(entry_id) if s["subentry_type"] == "bay"
+        }
+        for bay, name, _ in BAYS:
+            plans, dynamic = BAY_SETUP[bay]
+            result = await ha.reconfigure_subentry(
+                entry_id,
+                "bay",
+                subs[bay]["subentry_id"],
+                {
+                    "name": name,
+                    "plans": list(plans),
+                    "driver": "mqtt",
+                    "node": NODE,
+                    "agent_bay": bay,
+                    "prefix": PREFIX,
+                    "default_minutes": 30,
+                    "max_minutes": 240,
+                    "static_qr": False,
+                    "hold_minutes": 20,
+                    "dynamic_qr": dynamic,
+                    "qr_validity_s": 60,
+                },
+            )
+            if result.get("reason") != "reconfigure_successful":
+                raise DemoError(f"{bay} was not set up: {result}")
+            qr = "a dynamic QR code on its display" if dynamic else "a printed QR code"
+            say(f"    {bay}: plans {', '.join(plans)}; {qr}")
+        self.state["bay_setup"] = wanted
+        self.save_state()
 
     @staticmethod
     async def _has_bays(configured: Callable[[], Coroutine[Any, Any, set[str]]]) -> bool:
@@ -601,15 +670,26 @@ class Demo:
             await wait_for("the bays' entities", found, 60, interval=0.5)
 
     def write_dashboard(self) -> None:
-        """A YAML dashboard with every bay's entities and its payment QR code."""
+        """A YAML dashboard with every bay's entities and its QR code, which opens its page."""
+        lines = []
+        for bay, name, _ in BAYS:
+            links = self.links[bay]
+            screen = f", [display]({links['display_url']})" if BAY_SETUP[bay][1] else ""
+            lines.append(
+                f"- **{name}**: [bay page]({links['page_url']}), "
+                f"[poster]({links['poster_url']}){screen}"
+            )
         cards: list[dict[str, Any]] = [
             {
                 "type": "markdown",
                 "content": (
-                    "**QR Charging demo.** Each bay's QR code is a payment link for the "
-                    f"*{PLANS[0][1]}* plan (₹{PLANS[0][3]}). Open it at the Razorpay stand-in's "
-                    f"[dashboard]({self.standin_url}/) and press **Pay (test)**; "
-                    f"[refunds]({self.standin_url}/refunds)."
+                    "**QR Charging demo.** A customer scans a bay's QR code: it opens the bay's "
+                    "public page (here, click the code). Bay 1 sells the fixed plans and a "
+                    "per-minute plan; Bay 2 has a dynamic QR code on its display, so its page "
+                    "sells only when opened from the current code. Tap *Pay*, then "
+                    "**Pay (test)** on the Razorpay stand-in's checkout: the session page counts "
+                    f"down. Stand-in: [dashboard]({self.standin_url}/), "
+                    f"[refunds]({self.standin_url}/refunds).\n\n" + "\n".join(lines)
                 ),
             }
         ]
@@ -623,13 +703,14 @@ class Demo:
         )
         for bay, name, _ in BAYS:
             ids = self.entities[bay]
+            dynamic = BAY_SETUP[bay][1]
             cards.append(
                 {
                     "type": "horizontal-stack",
                     "cards": [
                         {
                             "type": "entities",
-                            "title": f"{name}: scan to pay",
+                            "title": f"{name}: {'dynamic QR' if dynamic else 'scan to pay'}",
                             "show_header_toggle": False,
                             "entities": [
                                 {"entity": ids[key], "name": label} for key, label in rows
@@ -637,13 +718,20 @@ class Demo:
                         },
                         {
                             # Square and whole (never cropped), no caption over it: a QR
-                            # code must stay scannable.
+                            # code must stay scannable. A click does what a scan does: the
+                            # bay's page (for the dynamic code, its display with the code).
                             "type": "picture-entity",
                             "entity": ids["payment_qr"],
                             "show_name": False,
                             "show_state": False,
                             "aspect_ratio": "1",
                             "fit_mode": "contain",
+                            "tap_action": {
+                                "action": "url",
+                                "url_path": self.links[bay][
+                                    "display_url" if dynamic else "page_url"
+                                ],
+                            },
                         },
                     ],
                 }
@@ -663,10 +751,22 @@ class Demo:
     # -- the summary --------------------------------------------------------------------------
 
     def summary(self) -> None:
-        """What runs where, the login, how to pay, how to stop."""
+        """What runs where, the login, the customer's addresses, how to stop."""
         ha, standin = self.ha_url, self.standin_url
         token = self.dir / "owner-token"
+        code, _, rate, fewest, most = RATE_PLAN
         plans = ", ".join(f"{c} = {n} for ₹{r}" for c, n, _, r in PLANS)
+        plans += f", {code} = ₹{rate} a minute ({fewest} to {most} minutes, the customer chooses)"
+        bays = ""
+        for bay, bay_name, _ in BAYS:
+            links, (sells, dynamic) = self.links[bay], BAY_SETUP[bay]
+            qr = "dynamic QR code on its display" if dynamic else "printed QR code"
+            bays += (
+                f"\n  {bay_name} ({bay}: plans {', '.join(sells)}; {qr})\n"
+                f"    bay page   {links['page_url']}\n"
+                f"    poster     {links['poster_url']}\n"
+                f"    display    {links['display_url']}\n"
+            )
         say(
             f"""
 QR Charging demo is running (everything on 127.0.0.1; logs in {self.logs}/)
@@ -680,17 +780,21 @@ QR Charging demo is running (everything on 127.0.0.1; logs in {self.logs}/)
                 ", ".join(f"{b} on GPIO {p}" for b, _, p in BAYS)
             }
 
-Plans: {plans} (fixed price for fixed minutes; rate plans come with a later issue).
+Plans: {plans}.
 
-A bay's payment link, as a customer gets it:
-  - the bay's "Payment QR code" on the dashboard (the {PLANS[0][1]} plan; on a computer,
-    open the newest link on the stand-in's page {standin}/ instead of scanning it), or
-  - the qr_charging.create_payment_link action, e.g. over HA's REST API with the owner's token:
-      curl -s -X POST -H "Authorization: Bearer $(cat {token})" \\
-        -H "Content-Type: application/json" -d '{{"bay": "bay-1", "plan": "p1"}}' \\
-        "{ha}/api/services/qr_charging/create_payment_link?return_response"
-    Open its "url" (the stand-in's checkout) and press "Pay (test)": the bay runs for the
-    minutes paid for. (A public page per bay comes with a later issue.)
+The customer's side: each bay's public page (what its QR code opens), its printable poster
+and its display (the screen at the bay; the address is secret, it needs no login):
+{bays}
+A customer's way: scan the bay's QR code (on a computer, click it on the dashboard), choose
+a plan on the bay page and tap Pay; press "Pay (test)" on the stand-in's checkout, then
+"Back to the merchant": the session page counts down while the bay's relay is on. Bay 2
+sells only to the code on its display (its bay page alone says to scan the screen).
+
+The owner can also make a link with the qr_charging.create_payment_link action, e.g. over
+HA's REST API with the owner's token:
+  curl -s -X POST -H "Authorization: Bearer $(cat {token})" \\
+    -H "Content-Type: application/json" -d '{{"bay": "bay-1", "plan": "p1"}}' \\
+    "{ha}/api/services/qr_charging/create_payment_link?return_response"
 
 Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
 """
@@ -708,45 +812,97 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
         return float((await self.ha.state(entity_id))["state"])
 
     async def check(self) -> None:
-        """A customer's journey once, then a failed start; raises CheckFailed."""
+        """The customer's way once, Bay 2's dynamic code, then a refunded start; CheckFailed."""
         await self._check_session()
+        await self._check_dynamic_qr()
         await self._check_failed_start()
 
+    async def _bay_page_from_qr(self, bay: str) -> str:
+        """What a phone does: read the QR code the dashboard shows, return the address in it."""
+        assert self.ha is not None
+        assert self.session is not None
+        picture = (await self.ha.state(self.entities[bay]["payment_qr"]))["attributes"][
+            "entity_picture"
+        ]
+        async with self.session.get(f"{self.ha_url}{picture}") as response:
+            response.raise_for_status()
+            png = await response.read()
+        return scan_qr(png)
+
+    async def _get_page(self, url: str) -> str:
+        assert self.session is not None
+        async with self.session.get(url) as response:
+            if response.status != 200:
+                raise CheckFailed(f"{url} answered {response.status}: {await response.text()}")
+            return await response.text()
+
+    async def _scan_and_tap_pay(self, bay: str, plan: str, **fields: str) -> str:
+        """Scan the bay's code, tap Pay for ``plan`` on its page; the checkout's address."""
+        assert self.session is not None
+        page_url = await self._bay_page_from_qr(bay)
+        self._see(
+            page_url == self.links[bay]["page_url"],
+            f"the dashboard's QR code of {bay} opens its bay page: {page_url}",
+        )
+        page = await self._get_page(page_url)
+        form = pay_form(page, plan)
+        self._see(
+            'data-state="free"' in page and form is not None,
+            f"the bay page says free and sells {', '.join(BAY_SETUP[bay][0])}",
+        )
+        assert form is not None
+        async with self.session.post(page_url, data=form | fields) as response:
+            answer = await response.text()
+            if response.status != 200:
+                raise CheckFailed(f"Pay answered {response.status}: {answer}")
+        found = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', answer)
+        checkout = html.unescape(found.group(1)) if found else ""
+        self._see(
+            checkout.startswith(f"{self.standin_url}/pay/"),
+            " ".join(["Pay for", plan, *(f"{k}={v}" for k, v in fields.items())])
+            + f" moves on to the checkout: {checkout or answer}",
+        )
+        return checkout
+
+    async def _session_stage(self, session_url: str) -> dict[str, Any]:
+        """The session page's small JSON answer (what its script polls): stage, time left."""
+        assert self.session is not None
+        async with self.session.get(f"{session_url}&format=json") as response:
+            return dict(await response.json())
+
     async def _check_session(self) -> None:
-        """Pay for the shortest plan at the first bay; the agent powers it until the deadline."""
+        """Scan Bay 1's code, pay a minute of its per-minute plan, watch it run to its end."""
         ha, watch = self.ha, self.watch
         assert ha is not None
         assert watch is not None
         bay = BAYS[0][0]
-        plan_code, _, minutes, rupees = PLANS[0]
+        plan_code, _, rate, _, _ = RATE_PLAN
         ids = self.entities[bay]
         see = self._see
-        say(f"==> check: a customer pays for {minutes} minute at {bay}")
+        say(f"==> check: a customer scans {bay}'s QR code and pays for 1 minute")
         revenue0, sessions0 = (
             await self._number(ids["revenue"]),
             await self._number(ids["sessions"]),
         )
         say(f"    before: revenue ₹{revenue0:.2f}, sessions {sessions0:g}")
 
-        link = await ha.action(
-            "qr_charging", "create_payment_link", {"bay": bay, "plan": plan_code}
-        )
-        see(
-            str(link["url"]).startswith(f"{self.standin_url}/pay/")
-            and link["amount"] == rupees * 100,
-            f"payment link {link['id']} for ₹{link['amount'] / 100:.2f}: {link['url']}",
-        )
-        session_id = str(link["session_id"])
+        checkout = await self._scan_and_tap_pay(bay, plan_code, minutes="1")
 
         mark = watch.mark()
         paid_at = time.time()
-        payment = await self._pay(link["url"])
+        payment = await self._pay(checkout)
         answers = [f"{d['event']} -> {d['status']} {d['answer']}" for d in payment["deliveries"]]
         see(
             bool(answers) and all(d["status"] == 200 for d in payment["deliveries"]),
             f"paid {payment['payment_id']} on the checkout; webhooks: {', '.join(answers)}",
         )
+        session_url = str(payment.get("return_url") or "")
+        see(
+            session_url.startswith(self.links[bay]["page_url"].split("?")[0] + "?token="),
+            f"the checkout sends the customer back to the session page: {session_url}",
+        )
 
+        session_id = session_of(session_url)
         on = await self._state_report(
             bay, mark, lambda s: s.get("state") == "ON" and s.get("session") == session_id, 30
         )
@@ -758,7 +914,20 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
             f"{time.strftime('%H:%M:%S', time.localtime(until))}",
         )
 
+        async def stage_is(wanted: str) -> bool:
+            return bool((await self._session_stage(session_url))["state"] == wanted)
+
         with contextlib.suppress(TimeoutError):  # the FAIL below says what it was instead
+            await wait_for("the session page's countdown", lambda: stage_is("charging"), 10)
+        session_page = await self._get_page(session_url)
+        countdown = re.search(r'id="countdown">([^<]*)<', session_page)
+        see(
+            countdown is not None,
+            "the session page says charging and counts down: "
+            + (countdown.group(1) if countdown else "no countdown"),
+        )
+
+        with contextlib.suppress(TimeoutError):
             await wait_for("charging in HA", lambda: self._state_is(ids["status"], "charging"), 10)
         status, switch, end = [
             (await ha.state(ids[key]))["state"] for key in ("status", "charging", "session_end")
@@ -785,25 +954,47 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
         )
 
         await wait_for("the session's end in HA", lambda: self._state_is(ids["status"], "idle"), 30)
+        with contextlib.suppress(TimeoutError):
+            await wait_for("the session page's end", lambda: stage_is("ended"), 10)
+        stage = (await self._session_stage(session_url))["state"]
+        see(stage == "ended", f"the session page says {stage}")
         revenue1, sessions1 = (
             await self._number(ids["revenue"]),
             await self._number(ids["sessions"]),
         )
         see(
-            round(revenue1 - revenue0, 2) == rupees and sessions1 - sessions0 == 1,
+            round(revenue1 - revenue0, 2) == rate and sessions1 - sessions0 == 1,
             f"owner sees revenue ₹{revenue0:.2f} -> ₹{revenue1:.2f}, "
             f"sessions {sessions0:g} -> {sessions1:g}",
         )
         row = await self._exported(session_id)
-        columns = ("session_id", "state", "paid_paise", "refunded_paise", "end_reason")
+        columns = ("session_id", "state", "plan_code", "paid_paise", "end_reason")
         see(
-            row is not None and row["state"] == "ended",
+            row is not None and row["state"] == "ended" and row["plan_code"] == plan_code,
             "export_sessions lists it: "
             + (", ".join(f"{k}={row[k]}" for k in columns) if row else "no row"),
         )
 
+    async def _check_dynamic_qr(self) -> None:
+        """Bay 2's code is the display's changing one; its page sells only when opened from it."""
+        bay = BAYS[1][0]
+        say(f"==> check: {bay} sells only to the dynamic QR code on its display")
+        scanned = await self._bay_page_from_qr(bay)
+        page = await self._get_page(scanned)
+        self._see(
+            "totp=" in scanned and pay_form(page, BAY_SETUP[bay][0][0]) is not None,
+            f"its QR code opens its bay page with a one-time password, which sells: {scanned}",
+        )
+        bare = await self._get_page(self.links[bay]["page_url"])
+        self._see(
+            pay_form(bare, BAY_SETUP[bay][0][0]) is None,
+            "its bay page opened without the code sells nothing (it says to scan the screen)",
+        )
+        display = await self._get_page(self.links[bay]["display_url"])
+        self._see("<svg" in display, "its display page shows the QR code")
+
     async def _check_failed_start(self) -> None:
-        """The agent is stopped, a customer pays anyway: the payment is refunded in full."""
+        """A customer taps Pay, the agent stops before the payment: refunded in full."""
         ha, watch, session = self.ha, self.watch, self.session
         assert ha is not None
         assert watch is not None
@@ -811,16 +1002,18 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
         bay = BAYS[0][0]
         plan_code, _, _, rupees = PLANS[0]
         status = self.entities[bay]["status"]
-        say("==> check: a failed start (the agent is stopped first) is refunded in full")
+        say("==> check: the agent stops after a customer tapped Pay; the payment is refunded")
+        checkout = await self._scan_and_tap_pay(bay, plan_code)
         agent = self.services["pi-mqtt-relay"]
         await agent.stop()
         await wait_for("the agent's 'offline'", lambda: watch.availability() == "offline", 30)
         await wait_for("the bay offline in HA", lambda: self._state_is(status, "offline"), 30)
-        self._see(True, f"agent stopped; {status} = offline")
-        link = await ha.action(
-            "qr_charging", "create_payment_link", {"bay": bay, "plan": plan_code}
+        page = await self._get_page(self.links[bay]["page_url"])
+        self._see(
+            'data-state="out_of_order"' in page and pay_form(page, plan_code) is None,
+            f"agent stopped; {status} = offline, the bay page says out of order",
         )
-        payment = await self._pay(link["url"])
+        payment = await self._pay(checkout)
         refunds: list[dict[str, Any]] = []
 
         async def refunded() -> bool:
@@ -836,7 +1029,13 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
             sum(r["amount"] for r in refunds) == rupees * 100,
             f"refund at the stand-in: {made} of payment {payment['payment_id']}",
         )
-        row = await self._exported(str(link["session_id"]))
+        session_url = str(payment.get("return_url") or "")
+        stage = (await self._session_stage(session_url))["state"] if session_url else None
+        self._see(
+            stage in ("refund_initiated", "refund_processed"),
+            f"the session page says {stage}",
+        )
+        row = await self._exported(session_of(session_url))
         self._see(
             row is not None and row["state"] == "refunded",
             f"export_sessions: {row['session_id']} {row['state']} ({row['end_reason']})"
@@ -851,14 +1050,6 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
                 lambda: self._state_is_not(status, ("offline", "unavailable")),
                 60,
             )
-
-    async def _create_link(self, bay: str, plan: str) -> dict[str, Any]:
-        """What a customer's QR code or a kiosk gets: the create_payment_link action's answer."""
-        assert self.ha is not None
-        answer = await self.ha.action(
-            "qr_charging", "create_payment_link", {"bay": bay, "plan": plan}
-        )
-        return dict(answer)
 
     async def _state_is(self, entity_id: str, wanted: str) -> bool:
         assert self.ha is not None
@@ -901,6 +1092,36 @@ Stop: Ctrl-C here (or kill -TERM {os.getpid()}); every part stops with it.
         answer = await self.ha.action("qr_charging", "export_sessions", {})
         rows = csv.DictReader(io.StringIO(str(answer["csv"])))
         return next((row for row in rows if row["session_id"] == session_id), None)
+
+
+def scan_qr(png: bytes) -> str:
+    """The text of the QR code in a PNG, read as a phone's camera would (zxing-cpp)."""
+    import zxingcpp  # noqa: PLC0415 - only --check reads codes; the demo runs without it
+    from PIL import Image  # noqa: PLC0415
+
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    if not found:
+        raise CheckFailed("no QR code could be read in the bay's Payment QR code image")
+    return str(found[0].text)
+
+
+def session_of(return_url: str) -> str:
+    """The session id (the link's ``reference_id``) in the address Razorpay sends a payer to."""
+    return parse_qs(urlsplit(return_url).query).get("razorpay_payment_link_reference_id", [""])[0]
+
+
+def pay_form(page: str, plan: str) -> dict[str, str] | None:
+    """The fields of the bay page's Pay form for ``plan``; None when the page does not sell it."""
+    for form in re.findall(r'<form method="post"[^>]*>(.*?)</form>', page, re.S):
+        fields = {
+            html.unescape(name): html.unescape(value)
+            for name, value in re.findall(
+                r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form
+            )
+        }
+        if fields.get("plan") == plan:
+            return fields
+    return None
 
 
 def _stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Future[signal.Signals]:

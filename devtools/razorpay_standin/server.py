@@ -39,7 +39,7 @@ import aiohttp
 from aiohttp import web
 
 from .fixtures import Webhook
-from .standin import PAGE_ROUTE_PREFIX, RazorpayStandin
+from .standin import PAGE_ROUTE_PREFIX, RazorpayStandin, return_address
 
 _LOGGER = logging.getLogger("razorpay_standin")
 MAX_DELIVERIES = 200
@@ -303,11 +303,14 @@ class StandinServer:
         _LOGGER.info("link %s: payment %s %s", link["id"], payment_id, action)
         sent = [record for w in webhooks if (record := await self.deliver(w)) is not None]
         self.save()
+        # Paid, Razorpay's checkout sends the customer back to the merchant (the session page).
+        back = return_address(link, payment_id) if action == "pay" else None
         result = {
             "status": "paid" if action == "pay" else "failed",
             "payment_id": payment_id,
             "link_id": link["id"],
             "deliveries": [_public(record) for record in sent],
+            "return_url": back,
         }
         if wants_json:
             return web.json_response(result)
@@ -323,7 +326,8 @@ class StandinServer:
             f"<div class='amount'>{_rupees(int(link['amount']))}</div>"
             f"<div class='muted'>{_e(payment_id)}</div><br>"
             f"<table><tr><th>webhook sent</th><th>Home Assistant answered</th></tr>{rows}</table>"
-            "</div>"
+            + (f"<p><a class='pay' href='{_e(back)}'>Back to the merchant</a></p>" if back else "")
+            + "</div>"
         )
         return _page(verdict, body)
 

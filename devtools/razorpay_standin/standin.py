@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import copy
 import html
+import io
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import aiohttp
+import segno
 from aiohttp import web
 
 from .fixtures import (
@@ -54,6 +56,7 @@ __all__ = [
     "RazorpayStandin",
     "Webhook",
     "sign",
+    "upi_intent",
 ]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,6 +67,16 @@ MAX_REFERENCE_ID = 40
 MAX_NOTES = 15
 # Routes that ``start(pages=...)`` adds are named with this prefix: pages, not API endpoints.
 PAGE_ROUTE_PREFIX = "page:"
+# The VPA the stand-in's UPI QR codes pay (Razorpay's are its own, per merchant).
+STANDIN_VPA = "razorpay.standin@icici"
+
+
+def upi_intent(qr_code: dict[str, Any]) -> str:
+    """What a QR code's image holds: a UPI payment intent (any amount unless fixed)."""
+    params = {"pa": STANDIN_VPA, "pn": qr_code["name"], "tr": qr_code["id"], "cu": "INR"}
+    if qr_code.get("fixed_amount"):
+        params["am"] = f"{qr_code['payment_amount'] / 100:.2f}"
+    return "upi://pay?" + urlencode(params)
 
 
 class Call(NamedTuple):
@@ -277,7 +290,10 @@ class RazorpayStandin:
         app.router.add_get("/v1/payments/{id}/refunds/{refund_id}", self._fetch_refund)
         app.router.add_post("/v1/payments/qr_codes", self._create_qr_code)
         app.router.add_get("/v1/payments/qr_codes/{id}", self._fetch_qr_code)
+        app.router.add_post("/v1/payments/qr_codes/{id}/close", self._close_qr_code)
         app.router.add_get("/pay/{id}", self._checkout)
+        # A QR code's image_url: public, as Razorpay's is (and not an API call).
+        app.router.add_get("/qr/{id}.png", self._qr_image, name=f"{PAGE_ROUTE_PREFIX}qr_image")
         app.router.add_post("/pay/{id}", self._checkout_pay)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -488,16 +504,22 @@ class RazorpayStandin:
             entities={"payment_link": link},
         )
 
-    def pay_qr_code(self, qr_id: str, amount: int) -> PaidQrCode:
-        """A customer pays any amount to a static QR code with a UPI app."""
+    def pay_qr_code(self, qr_id: str, amount: int, currency: str = "INR") -> PaidQrCode:
+        """A customer pays any amount to a static QR code with a UPI app.
+
+        A closed code takes no payment (``ValueError``), as at Razorpay. A payment that raced
+        the close is one made before it whose webhooks are delivered after.
+        """
         qr_code = self.qr_codes[qr_id]
+        if qr_code["status"] != "active":
+            raise ValueError(f"QR code {qr_id} is {qr_code['status']}: it takes no payment")
         now = int(time.time())
         template = load("webhooks/qr_code.credited__qr_code_credited.json")
         payment = copy.deepcopy(template["payload"]["payment"]["entity"])
         payment.update(
             id=new_id("pay"),
             amount=amount,
-            currency="INR",
+            currency=currency,
             status="captured",
             captured=True,
             # Razorpay copies the QR code's notes into its payments.
@@ -729,6 +751,22 @@ class RazorpayStandin:
     async def _fetch_qr_code(self, request: web.Request) -> web.Response:
         return web.json_response(self._lookup(self.qr_codes, request))
 
+    async def _close_qr_code(self, request: web.Request) -> web.Response:
+        qr_code = self._lookup(self.qr_codes, request)
+        if qr_code["status"] == "closed":
+            raise _ApiError("QR code is already closed")
+        qr_code.update(status="closed", closed_at=int(time.time()), close_reason="on_demand")
+        return web.json_response(qr_code)
+
+    async def _qr_image(self, request: web.Request) -> web.Response:
+        """The QR code's image: a UPI payment code (Razorpay's also has its branding)."""
+        qr_code = self.qr_codes.get(request.match_info["id"])
+        if qr_code is None:
+            return web.Response(status=404, text="No such QR code")
+        out = io.BytesIO()
+        segno.make(upi_intent(qr_code), error="m").save(out, kind="png", scale=8, border=4)
+        return web.Response(body=out.getvalue(), content_type="image/png")
+
     async def _checkout(self, request: web.Request) -> web.Response:
         link = self.links.get(request.match_info["id"])
         if link is None:
@@ -759,18 +797,10 @@ class RazorpayStandin:
                         data=webhook.body,
                         headers=webhook.headers(self.webhook_secret),
                     )
-        callback = link.get("callback_url")
+        callback = return_address(link, paid.payment_id)
         if not callback:
             return web.Response(text="Paid", content_type="text/plain")
-        params = {
-            "razorpay_payment_id": paid.payment_id,
-            "razorpay_payment_link_id": link_id,
-            "razorpay_payment_link_reference_id": link["reference_id"],
-            "razorpay_payment_link_status": "paid",
-            "razorpay_signature": "standin",
-        }
-        joiner = "&" if "?" in callback else "?"
-        raise web.HTTPFound(f"{callback}{joiner}{urlencode(params)}")
+        raise web.HTTPFound(callback)
 
     async def _list_links(self, request: web.Request) -> web.Response:
         links = sorted(self.links.values(), key=lambda link: link["created_at"], reverse=True)
@@ -856,6 +886,25 @@ class RazorpayStandin:
         payment["refund_status"] = (
             None if refunded == 0 else "full" if refunded >= payment["amount"] else "partial"
         )
+
+
+def return_address(link: dict[str, Any], payment_id: str) -> str | None:
+    """Where Razorpay sends the customer after paying a link; None for a link without one.
+
+    The link's ``callback_url`` with the payment's query parameters, as Razorpay adds them.
+    """
+    callback = link.get("callback_url")
+    if not callback:
+        return None
+    params = {
+        "razorpay_payment_id": payment_id,
+        "razorpay_payment_link_id": link["id"],
+        "razorpay_payment_link_reference_id": link["reference_id"],
+        "razorpay_payment_link_status": "paid",
+        "razorpay_signature": "standin",
+    }
+    joiner = "&" if "?" in callback else "?"
+    return f"{callback}{joiner}{urlencode(params)}"
 
 
 def _past_expiry(link: dict[str, Any]) -> bool:

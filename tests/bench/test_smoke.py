@@ -108,3 +108,13 @@ def test_scale(name: str, tmp_path: Path) -> None:
         assert (burst["double_starts"], burst["counted_twice"], burst["lost"]) == (0, 0, 0)
         assert burst["ledger"]["refunds"] == 0
         assert burst["ledger"]["sessions_with_wrong_totals"] == 0
+
+
+def test_pages(tmp_path: Path) -> None:
+    result = _run("pages", tmp_path)
+    assert result["quiet"]["pay_to_command_ms"]["n"] == result["loaded"]["pay_to_command_ms"]["n"]
+    assert result["quiet"]["pay_to_command_ms"]["n"] > 0
+    # Whatever the speed: the load was answered, with pages or 429s, never an error.
+    statuses = result["load"]["statuses"]
+    assert statuses.get(200, 0) > 0
+    assert set(statuses) <= {200, 429}

@@ -103,6 +103,20 @@ def plan_subentry(code: str, minutes: int, price_paise: int) -> dict[str, Any]:
 
 
 PLAN_SUBENTRY = plan_subentry("p30", 30, PLAN_PRICE)
+# A per-minute plan: ₹0.50 a minute, 10 to 120 minutes.
+RATE_PLAN_SUBENTRY = {
+    "data": {
+        CONF_CODE: "pm",
+        CONF_NAME: "Per minute",
+        "kind": "rate",
+        "rate_paise": 50,
+        "min_minutes": 10,
+        "max_minutes": 120,
+    },
+    "subentry_type": "rate_plan",
+    "title": "Per minute",
+    "unique_id": "pm",
+}
 BAY_SUBENTRY = {
     "data": {
         CONF_BAY_ID: "bay-1",

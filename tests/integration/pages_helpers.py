@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from aiohttp import ClientResponse
+from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
+from homeassistant.util.aiohttp import MockRequest, serialize_response
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.const import DOMAIN
@@ -23,6 +25,21 @@ EXTERNAL_URL = "https://charge.example.com"
 BAY_URL = f"{EXTERNAL_URL}{PAGES_PATH}?bay=bay-1"
 LINKS = ("POST", "/v1/payment_links")
 MAX_PAGE = 30 * 1024
+# ₹0.50 a minute for 10 to 120 minutes: what a bay's static QR code sells (a test module's
+# bay_plans may offer it beside p30).
+RATE_PLAN = {
+    "data": {
+        "code": "pm",
+        "name": "Per minute",
+        "kind": "rate",
+        "rate_paise": 50,
+        "min_minutes": 10,
+        "max_minutes": 120,
+    },
+    "subentry_type": "rate_plan",
+    "title": "Per minute",
+    "unique_id": "pm",
+}
 
 
 @dataclass
@@ -82,6 +99,16 @@ class Customer:
         response = await client.post(f"{PAGES_PATH}?{query}", data=form, headers=headers)
         return await self._answer(response)
 
+    async def send(
+        self, via: str, method: str, query: str, form: dict[str, str] | None = None
+    ) -> Answer:
+        """A request through HA's HTTP server (``via="http"``) or HA Cloud's cloudhook."""
+        if via == "cloudhook":
+            return await cloudhook(self.hass, method, query, urlencode(form or {}))
+        client = await self.client()
+        response = await client.request(method, f"{PAGES_PATH}?{query}", data=form)
+        return await self._answer(response)
+
     async def pay_button(self, query: str, plan: str = "p30", **form: str) -> Answer:
         """Tap a Pay (or Add time) button (of a page whose ticket is not known: a new visitor)."""
         return await self.post(query, {"plan": plan, **form})
@@ -94,6 +121,21 @@ class Customer:
         # A page that sells nothing (held, out of order) has no form and so no ticket.
         ticket = {"ticket": page.ticket()} if 'name="ticket"' in page.text else {}
         return await self.pay_button(query, plan, **ticket, **form)
+
+
+async def cloudhook(hass: HomeAssistant, method: str, query: str, body: str = "") -> Answer:
+    """A request as HA Cloud relays it (``cloud.client.async_webhook_message``), and its answer
+    as the relay passes it on: status, the body as text, the ``Content-Type`` only."""
+    request = MockRequest(
+        content=body.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"} if body else {},
+        method=method,
+        query_string=query,
+        mock_source="cloud",
+    )
+    response = await webhook.async_handle_webhook(hass, PAGES_ID, request)  # type: ignore[arg-type]
+    serialized = serialize_response(response)
+    return Answer(serialized["status"], response.content_type, serialized["body"] or "")
 
 
 def callback_query(standin: RazorpayStandin, link_id: str) -> str:
@@ -165,6 +207,13 @@ async def edit_bay(hass: HomeAssistant, **changes: Any) -> dict[str, Any]:
     result, data = await reconfigure_bay(hass, **changes)
     assert result.get("reason") == "reconfigure_successful", result
     return data
+
+
+async def static_qr_code(hass: HomeAssistant) -> str:
+    """Tick bay 1's "Static UPI QR code" as its owner does; the code's id."""
+    qr_id = (await edit_bay(hass, static_qr=True))["qr_code_id"]
+    assert isinstance(qr_id, str)
+    return qr_id
 
 
 _FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")

@@ -11,6 +11,7 @@ from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntrySt
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from homeassistant.helpers.translation import async_get_translations
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -27,7 +28,7 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, WEBHOOK_SECRET
+from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, WEBHOOK_SECRET
 
 
 def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:
@@ -120,14 +121,13 @@ async def test_one_entry_per_key_id(
 async def test_cloudhook_when_cloud_is_active(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
-    # HA Cloud cannot run here: its subscription check and cloudhook creation are mocked.
+    # HA Cloud cannot run here (nor import on every HA line): the module the flow imports
+    # when "cloud" is loaded is a mock with its subscription check and cloudhook creation.
     hass.config.components.add("cloud")
-    cloud = Mock(
-        async_active_subscription=Mock(return_value=True),
-        async_get_or_create_cloudhook=AsyncMock(return_value="https://hooks.nabu.casa/abc"),
-    )
-    create = cloud.async_get_or_create_cloudhook
-    with patch("custom_components.qr_charging.config_flow._cloud", return_value=cloud):
+    create = AsyncMock(return_value="https://hooks.nabu.casa/abc")
+    cloud = Mock(async_active_subscription=Mock(return_value=True))
+    cloud.async_get_or_create_cloudhook = create
+    with patch("custom_components.qr_charging.config_flow.cloud_component", return_value=cloud):
         result = await _start(hass)
         result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -154,6 +154,10 @@ async def test_the_webhook_url_is_shown_again_in_the_options(
         "https://kiosk.example.com/api/webhook/razorpay-test-hook"
     )
     assert "payment_link.paid" in result["description_placeholders"]["events"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"ack_timeout": 20, "auto_refund": True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 async def test_reauth_with_new_keys(
@@ -227,10 +231,19 @@ WEAK_INPUTS = {
     "no_host": ({CONF_API_BASE_URL: "https://"}, CONF_API_BASE_URL),
     "localhost_as_user": ({CONF_API_BASE_URL: "http://localhost@evil.example"}, CONF_API_BASE_URL),
     "loopback_lookalike": ({CONF_API_BASE_URL: "http://127.0.0.1.evil.example"}, CONF_API_BASE_URL),
+    "unreadable": ({CONF_API_BASE_URL: "http://[::1"}, CONF_API_BASE_URL),
 }
 FIELD_ERRORS = {
     CONF_WEBHOOK_SECRET: "webhook_secret_too_short",
     CONF_API_BASE_URL: "api_url_not_https",
+}
+
+
+# How each account flow ends once its form is right.
+RECOVERED = {
+    "user": (FlowResultType.CREATE_ENTRY, None),
+    "reauth": (FlowResultType.ABORT, "reauth_successful"),
+    "reconfigure": (FlowResultType.ABORT, "reconfigure_successful"),
 }
 
 
@@ -275,6 +288,15 @@ async def test_weak_inputs_are_refused_on_their_field(
     assert dict(config_entry.data) == before
     assert len(hass.config_entries.async_entries(DOMAIN)) == (step != "user")
 
+    # The same form, corrected, goes through.
+    good = _keys(standin)
+    if step == "reauth":
+        del good[CONF_WEBHOOK_SECRET]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], good)
+    assert result["type"] is RECOVERED[step][0]
+    assert result.get("reason") == RECOVERED[step][1]
+    await hass.async_block_till_done()
+
 
 @pytest.mark.parametrize("language", ["en", "hi"])
 async def test_weak_input_errors_are_translated(hass: HomeAssistant, language: str) -> None:
@@ -305,11 +327,19 @@ async def test_accepted_api_addresses(
     assert result["type"] is outcome
     if outcome is FlowResultType.FORM:
         assert result["errors"] == {"base": "cannot_connect"}
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], _keys(standin))
+        assert result["type"] is FlowResultType.CREATE_ENTRY
     else:
         assert result["data"][CONF_API_BASE_URL] == url
 
 
 # -- plans and bays -------------------------------------------------------------------------
+
+
+def _suggested(result: Any, field: str) -> Any:
+    """The value a form shows in one of its fields."""
+    (key,) = [k for k in result["data_schema"].schema if k == field]
+    return key.description["suggested_value"]
 
 
 async def _subflow(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> Any:
@@ -318,24 +348,29 @@ async def _subflow(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> An
     )
 
 
-@pytest.fixture
-def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    entry = MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_data(standin))
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    """An account with the plan p30, added to HA (not set up)."""
+def _account(
+    hass: HomeAssistant, standin: RazorpayStandin, *subentries: dict[str, Any]
+) -> MockConfigEntry:
+    """An account with these subentries, added to HA (not set up)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=standin.key_id,
         data=_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
+        subentries_data=list(subentries),
     )
     entry.add_to_hass(hass)
     return entry
+
+
+@pytest.fixture
+def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    return _account(hass, standin)
+
+
+@pytest.fixture
+def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with the plan p30."""
+    return _account(hass, standin, PLAN_SUBENTRY)
 
 
 async def test_add_plan_stores_integer_paise(
@@ -384,6 +419,12 @@ async def test_bad_plans_are_refused(
     assert result["errors"] == errors
     assert len(entry.subentries) == 1
 
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], user_input | {"code": "p1", "minutes": 30, "price": 20}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert len(entry.subentries) == 2
+
 
 async def test_zero_minutes_refused_by_the_form(
     hass: HomeAssistant, bare_entry: MockConfigEntry
@@ -394,6 +435,10 @@ async def test_zero_minutes_refused_by_the_form(
             result["flow_id"], {"code": "p1", "name": "x", "minutes": 0, "price": 20}
         )
     assert bare_entry.subentries == {}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"code": "p1", "name": "x", "minutes": 1, "price": 20}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 async def test_edit_plan_keeps_code(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
@@ -403,6 +448,15 @@ async def test_edit_plan_keeps_code(hass: HomeAssistant, plan_entry: MockConfigE
         (entry.entry_id, "plan"), context={"source": "reconfigure", "subentry_id": sub_id}
     )
     assert result["step_id"] == "reconfigure"
+    # The form shows the stored price in rupees.
+    assert _suggested(result, "price") == 20.0
+    before = dict(entry.subentries[sub_id].data)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Half hour", "minutes": 30, "price": 0.5}
+    )
+    assert result["errors"] == {"price": "price_below_minimum"}
+    assert dict(entry.subentries[sub_id].data) == before
+
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Half hour", "minutes": 30, "price": 25}
     )
@@ -472,6 +526,10 @@ async def test_add_bay_and_refuse_bad_ones(
         result["flow_id"], base | {"name": "Again"}
     )
     assert result["errors"] == {"bay_id": "duplicate_id"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], base | {"bay_id": "bay-2", "name": "Again"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 async def test_add_switch_bay(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
@@ -589,5 +647,216 @@ async def test_discovery_needs_an_account_with_plans(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
     assert (await _discover(hass, _agent_config()))["reason"] == "no_account"
-    MockConfigEntry(domain=DOMAIN, unique_id=standin.key_id, data=_data(standin)).add_to_hass(hass)
+    _account(hass, standin)
     assert (await _discover(hass, _agent_config()))["reason"] == "no_plans"
+
+
+# -- per-minute plans -------------------------------------------------------------------------
+
+RATE_PLAN = {"code": "pm", "name": "Per minute", "rate": 0.75, "min_minutes": 10, "max_minutes": 90}
+
+
+async def test_add_a_per_minute_plan(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
+    result = await _subflow(hass, plan_entry, "rate_plan")
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], RATE_PLAN)
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    (sub,) = [s for s in plan_entry.subentries.values() if s.subentry_type == "rate_plan"]
+    assert sub.unique_id == "pm"
+    assert dict(sub.data) == {
+        "code": "pm",
+        "name": "Per minute",
+        "kind": "rate",
+        "rate_paise": 75,
+        "min_minutes": 10,
+        "max_minutes": 90,
+    }
+    # The fixed plan is untouched.
+    (fixed,) = [s for s in plan_entry.subentries.values() if s.subentry_type == "plan"]
+    assert dict(fixed.data) == PLAN_SUBENTRY["data"]
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        ({"code": "p30"}, {"code": "duplicate_id"}),  # codes are shared with fixed plans
+        ({"code": "p m"}, {"code": "invalid_id"}),
+        ({"rate": 0}, {"rate": "invalid_price"}),
+        ({"rate": 0.005}, {"rate": "invalid_price"}),
+        ({"min_minutes": 1, "rate": 0.5}, {"min_minutes": "minimum_below_one_rupee"}),
+        ({"min_minutes": 30, "max_minutes": 20}, {"max_minutes": "max_below_min"}),
+        ({"min_minutes": 2.5}, {"min_minutes": "invalid_minutes"}),
+    ],
+)
+async def test_bad_per_minute_plans_are_refused(
+    hass: HomeAssistant, plan_entry: MockConfigEntry, change: dict[str, Any], errors: Any
+) -> None:
+    result = await _subflow(hass, plan_entry, "rate_plan")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], RATE_PLAN | change
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    assert len(plan_entry.subentries) == 1
+
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], RATE_PLAN)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert len(plan_entry.subentries) == 2
+
+
+async def _reconfigure(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> Any:
+    """Open the edit form of the entry's one subentry of this kind."""
+    (sub_id,) = [i for i, s in entry.subentries.items() if s.subentry_type == kind]
+    return sub_id, await hass.config_entries.subentries.async_init(
+        (entry.entry_id, kind), context={"source": "reconfigure", "subentry_id": sub_id}
+    )
+
+
+async def test_edit_a_per_minute_plan(hass: HomeAssistant, standin: RazorpayStandin) -> None:
+    entry = _account(hass, standin, RATE_PLAN_SUBENTRY)
+    sub_id, result = await _reconfigure(hass, entry, "rate_plan")
+    assert _suggested(result, "rate") == 0.5  # shown in rupees
+    edit = {"name": "Per minute", "rate": 1, "min_minutes": 10, "max_minutes": 120}
+
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], edit | {"max_minutes": 5}
+    )
+    assert result["errors"] == {"max_minutes": "max_below_min"}
+    assert entry.subentries[sub_id].data["max_minutes"] == 120
+
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], edit)
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.subentries[sub_id].data["rate_paise"] == 100
+    assert entry.subentries[sub_id].data["code"] == "pm"
+
+
+# -- a bay's static UPI QR code ---------------------------------------------------------------
+
+
+@pytest.fixture
+def rate_bay_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with a fixed plan, a per-minute plan and bay-1."""
+    return _account(hass, standin, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, BAY_SUBENTRY)
+
+
+BAY_FORM = {
+    "name": "Bay 1",
+    "plans": ["p30", "pm"],
+    "driver": "switch",
+    "switch_entity": "switch.bay_1_plug",
+    "default_minutes": 30,
+    "max_minutes": 240,
+}
+
+
+async def _edit_bay(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
+    sub_id, result = await _reconfigure(hass, entry, "bay")
+    assert _suggested(result, "static_qr") is bool(entry.subentries[sub_id].data.get("qr_code_id"))
+    return sub_id, await hass.config_entries.subentries.async_configure(
+        result["flow_id"], BAY_FORM | changes
+    )
+
+
+async def test_static_qr_code_is_made_once(
+    hass: HomeAssistant, standin: RazorpayStandin, rate_bay_entry: MockConfigEntry
+) -> None:
+    sub_id, result = await _edit_bay(hass, rate_bay_entry, static_qr=True)
+    assert result["reason"] == "reconfigure_successful"
+    data = rate_bay_entry.subentries[sub_id].data
+    (qr_id,) = standin.qr_codes
+    assert data["qr_code_id"] == qr_id
+    assert data["qr_image_url"] == standin.qr_codes[qr_id].get("image_url")
+
+    # Edited again with the box still ticked: the same code, none made.
+    _, result = await _edit_bay(hass, rate_bay_entry, static_qr=True, name="Bay one")
+    assert result["reason"] == "reconfigure_successful"
+    assert rate_bay_entry.subentries[sub_id].data["qr_code_id"] == qr_id
+    assert len(standin.calls_to("POST", "/v1/payments/qr_codes")) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("no_rate_plan", "static_qr_needs_rate_plan"),
+        ("refused_keys", "invalid_auth"),
+        ("unreachable", "cannot_connect"),
+        ("no_qr_feature", "static_qr_unavailable"),
+    ],
+)
+async def test_static_qr_code_refused_then_made(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    rate_bay_entry: MockConfigEntry,
+    fault: str,
+    error: str,
+) -> None:
+    entry = rate_bay_entry
+    changes: dict[str, Any] = {"static_qr": True}
+    if fault == "no_rate_plan":
+        changes["plans"] = ["p30"]
+    elif fault == "refused_keys":
+        standin.fail_next("/v1/payments/qr_codes", 401)
+    elif fault == "unreachable":
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_API_BASE_URL: "http://127.0.0.1:9"}
+        )
+    else:
+        standin.refuse_qr_codes = True
+    sub_id, result = await _edit_bay(hass, entry, **changes)
+    before = dict(entry.subentries[sub_id].data)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"static_qr": error}
+    assert "qr_code_id" not in before
+    assert standin.qr_codes == {}
+
+    standin.refuse_qr_codes = False
+    hass.config_entries.async_update_entry(entry, data=_data(standin))
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], BAY_FORM | {"static_qr": True}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.subentries[sub_id].data["qr_code_id"] in standin.qr_codes
+
+
+async def test_a_discovered_bay_whose_id_cannot_be_made_is_not_added(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """bay-1 is taken by a bay of another agent, and "<node>-bay-1" is longer than an id."""
+    node = "n" * 27  # + "-bay-1": 33 characters, one more than an id may have
+    result = await hass.config_entries.subentries.async_init(
+        (plan_entry.entry_id, "bay"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"], "driver": "mqtt", "node": "k"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+    result = await _discover(
+        hass, _agent_config(node=node, bays=[{"id": "bay-1"}]), f"qr_charging/{node}/config"
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "bay_id_conflict"
+    assert result["description_placeholders"] == {"bay": f"{node}-bay-1"}
+    assert [
+        s.data["bay_id"] for s in plan_entry.subentries.values() if s.subentry_type == "bay"
+    ] == ["bay-1"]
+
+
+async def test_an_agent_that_clears_its_config_loses_its_unused_device(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    devices = dr.async_get(hass)
+    device = devices.async_get_or_create(
+        config_entry_id=plan_entry.entry_id, identifiers={(DOMAIN, "agent-kiosk-1")}
+    )
+
+    result = await _discover(hass, "")
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "agent_removed"
+    assert devices.async_get(device.id) is None

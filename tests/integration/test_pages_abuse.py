@@ -253,20 +253,20 @@ async def test_a_refusing_razorpay_is_left_alone_then_asked_again(
     """Before: each of the 40 taps cost one or two calls (a 429 was followed by a look-up)."""
     standin.fail_next("/v1/payment_links", status, times=100, retry_after=retry_after)
 
-    for _ in range(40):
-        answer = await customer.open_and_pay()
+    for _ in range(40):  # a script's taps (no page: within the per-client budget)
+        answer = await customer.pay_button(BAY)
         assert answer.status == 503
         assert TRY_LATER in answer.text
-    hindi = await customer.open_and_pay(f"{BAY}&lang=hi")
+    hindi = await customer.pay_button(f"{BAY}&lang=hi")
     assert TRY_LATER_HI in hindi.text
     assert _link_calls(standin) == 1
 
     freezer.tick(timedelta(seconds=wait_s - 1))
-    assert (await customer.open_and_pay()).status == 503
+    assert (await customer.pay_button(BAY)).status == 503
     assert _link_calls(standin) == 1
     freezer.tick(timedelta(seconds=1))
     standin._faults.clear()  # Razorpay is back
-    assert (await customer.open_and_pay()).status == 200
+    assert (await customer.pay_button(BAY)).status == 200
 
 
 async def test_refused_link_creations_spend_the_bay_budget(

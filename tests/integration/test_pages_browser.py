@@ -20,10 +20,11 @@ from PIL import Image
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from devtools.razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin.standin import upi_intent
 
-from .conftest import PAGES_ID, WEBHOOK_ID, WEBHOOK_SECRET
+from .conftest import PAGES_ID, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import settle
-from .pages_helpers import dynamic_bay
+from .pages_helpers import RATE_PLAN, dynamic_bay, reconfigure_bay
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -114,6 +115,24 @@ async def test_the_posters_qr_code_opens_the_bay_page(browser: Any, site: str) -
             await _shot(sheet, "poster-a4")
         pdf = await sheet.pdf(format=size.upper())
         assert pdf.startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("bay_plans", [[PLAN_SUBENTRY, RATE_PLAN]])
+async def test_the_poster_prints_the_static_upi_code_for_upi_apps(
+    hass: HomeAssistant, browser: Any, site: str, standin: RazorpayStandin
+) -> None:
+    _, data = await reconfigure_bay(hass, static_qr=True)
+    sheet = await browser.new_page(viewport={"width": 794, "height": 1123})
+    await sheet.goto(f"{site}?bay=bay-1&poster=a4", wait_until="networkidle")
+
+    codes = zxingcpp.read_barcodes(Image.open(io.BytesIO(await sheet.screenshot(full_page=True))))
+    # The page's code for the phone's camera, and Razorpay's UPI code for UPI apps.
+    assert sorted(code.text for code in codes) == sorted(
+        [f"{site}?bay=bay-1", upi_intent(standin.qr_codes[data["qr_code_id"]])]
+    )
+    pdf = await sheet.pdf(format="A4")
+    assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1  # one sheet
+    await _shot(sheet, "poster-a4-upi")
 
 
 async def _code(page: Any) -> str:

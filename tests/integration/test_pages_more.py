@@ -11,7 +11,7 @@ import zxingcpp
 from homeassistant.components import webhook
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.util.aiohttp import MockRequest, serialize_response
+from homeassistant.util.aiohttp import MockRequest
 from PIL import Image
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -21,9 +21,9 @@ from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import (
     BAY_SUBENTRY,
-    PAGES_ID,
     PLAN_SUBENTRY,
     PLUG,
+    RATE_PLAN_SUBENTRY,
     WEBHOOK_ID,
     WEBHOOK_SECRET,
     PostWebhook,
@@ -36,77 +36,47 @@ from .pages_helpers import (
     BAY_URL,
     EXTERNAL_URL,
     LINKS,
-    Answer,
     Customer,
     assert_self_contained,
     callback_query,
+    cloudhook,
     link_of,
     reconfigure_bay,
+    static_qr_code,
 )
-
-RATE_PLAN = {
-    "data": {
-        "code": "pm",
-        "name": "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 120,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
 
 
 @pytest.fixture
 def bay_plans() -> list[dict[str, Any]]:
     """Bay 1 offers the fixed half hour and ₹0.50 a minute for 10 to 120 minutes."""
-    return [PLAN_SUBENTRY, RATE_PLAN]
-
-
-async def _cloudhook(hass: HomeAssistant, method: str, query: str, body: str = "") -> Any:
-    """A request as HA Cloud relays it (``cloud.client.async_webhook_message``), and its answer
-    as the relay passes it on: status, the body as text, the ``Content-Type`` only."""
-    request = MockRequest(
-        content=body.encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"} if body else {},
-        method=method,
-        query_string=query,
-        mock_source="cloud",
-    )
-    response = await webhook.async_handle_webhook(hass, PAGES_ID, request)  # type: ignore[arg-type]
-    serialized = serialize_response(response)
-    return serialized["status"], serialized["body"], response.content_type
+    return [PLAN_SUBENTRY, RATE_PLAN_SUBENTRY]
 
 
 async def test_the_same_answers_through_a_cloudhook(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
     direct = await customer.get("bay=bay-1")
-    status, body, content_type = await _cloudhook(hass, "GET", "bay=bay-1")
-    assert (status, content_type) == (200, "text/html")
+    page = await cloudhook(hass, "GET", "bay=bay-1")
+    assert (page.status, page.content_type) == (200, "text/html")
     # The same page but for its ticket (each opening of a page has its own).
-    assert body.replace(Answer(200, "", body).ticket(), "T") == direct.text.replace(
-        direct.ticket(), "T"
-    )
+    assert page.text.replace(page.ticket(), "T") == direct.text.replace(direct.ticket(), "T")
 
-    status, body, content_type = await _cloudhook(hass, "POST", "bay=bay-1", "plan=p30")
-    assert (status, content_type) == (200, "text/html")
-    assert 'http-equiv="refresh"' in body  # no Location header: the page moves on itself
+    answer = await cloudhook(hass, "POST", "bay=bay-1", "plan=p30")
+    assert (answer.status, answer.content_type) == (200, "text/html")
+    assert 'http-equiv="refresh"' in answer.text  # no Location header: the page moves on itself
     (link_id,) = standin.links
     query = callback_query(standin, link_id)
-    status, body, _ = await _cloudhook(hass, "GET", query)
-    assert status == 200
-    assert 'data-state="awaiting"' in body
+    answer = await cloudhook(hass, "GET", query)
+    assert answer.status == 200
+    assert 'data-state="awaiting"' in answer.text
 
-    status, body, content_type = await _cloudhook(hass, "GET", "bay=bay-1&format=json")
-    assert (status, content_type) == (200, "application/json")
-    assert '"state": "held"' in body  # held for the customer paying
-    assert (await _cloudhook(hass, "GET", "bay=nope"))[0] == HTTPStatus.NOT_FOUND
-    assert (await _cloudhook(hass, "PUT", "bay=bay-1"))[0] == HTTPStatus.METHOD_NOT_ALLOWED
-    status, _, _ = await _cloudhook(hass, "POST", "bay=bay-1", "plan=p30&x=" + "a" * 4000)
-    assert status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    answer = await cloudhook(hass, "GET", "bay=bay-1&format=json")
+    assert (answer.status, answer.content_type) == (200, "application/json")
+    assert '"state": "held"' in answer.text  # held for the customer paying
+    assert (await cloudhook(hass, "GET", "bay=nope")).status == HTTPStatus.NOT_FOUND
+    assert (await cloudhook(hass, "PUT", "bay=bay-1")).status == HTTPStatus.METHOD_NOT_ALLOWED
+    answer = await cloudhook(hass, "POST", "bay=bay-1", "plan=p30&x=" + "a" * 4000)
+    assert answer.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     assert len(standin.calls_to(*LINKS)) == 1
 
 
@@ -256,8 +226,8 @@ async def test_bay_links_action_and_poster(hass: HomeAssistant, customer: Custom
         assert "<svg" in poster.text
         assert "30 min for ₹20" in poster.text
         assert "₹0.50 per minute, 10 to 120 minutes" in poster.text
-        assert "Scan this code with your phone&#39;s camera or any UPI app." in poster.text
-        assert "यह कोड अपने फ़ोन के कैमरे या किसी भी UPI ऐप से स्कैन करें।" in poster.text
+        assert "Scan this code with your phone&#39;s camera." in poster.text
+        assert "यह कोड अपने फ़ोन के कैमरे से स्कैन करें।" in poster.text
         # The merchant's name (HA's location name until the owner enters Razorpay's).
         assert f"You pay <strong>{hass.config.location_name}</strong>" in poster.text
         assert "Check this name on the payment page before you pay." in poster.text
@@ -273,19 +243,10 @@ async def _turn_on_static_qr(hass: HomeAssistant) -> tuple[Any, dict[str, Any]]:
     return await reconfigure_bay(hass, static_qr=True)
 
 
-async def _static_qr(hass: HomeAssistant) -> str:
-    """Bay 1 with its static QR code; the QR code's id."""
-    result, data = await _turn_on_static_qr(hass)
-    assert result.get("reason") == "reconfigure_successful", result
-    qr_id = data["qr_code_id"]
-    assert isinstance(qr_id, str)
-    return qr_id
-
-
 async def test_static_qr_code_buys_time_at_the_rate(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
-    qr_id = await _static_qr(hass)
+    qr_id = await static_qr_code(hass)
     (call,) = standin.calls_to("POST", "/v1/payments/qr_codes")
     assert call.json | {"notes": None} == {
         "type": "upi_qr",
@@ -318,7 +279,7 @@ async def test_static_qr_code_buys_time_at_the_rate(
 async def test_static_qr_code_below_the_minimum_is_refunded(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
-    qr_id = await _static_qr(hass)
+    qr_id = await static_qr_code(hass)
     small = standin.pay_qr_code(qr_id, 400)  # 8 minutes' worth; the plan sells 10 at least
     assert (await post_webhook(small.qr_code_credited())).status == 200
     await settle(hass)

@@ -1,13 +1,10 @@
-"""The per-minute plan form, and accounts of older versions migrated (pages, bay secrets)."""
+"""Accounts of older versions migrated: pages, bay secrets (the plan forms: test_config_flow)."""
 
 from __future__ import annotations
 
-from typing import Any
 from unittest.mock import AsyncMock, Mock, patch
 
-import pytest
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import (
@@ -20,69 +17,6 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, entry_data
-
-GOOD = {"code": "pm", "name": "Per minute", "rate": 0.75, "min_minutes": 10, "max_minutes": 90}
-
-
-@pytest.fixture
-def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        subentries_data=[PLAN_SUBENTRY],
-        minor_version=2,
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-async def _add(hass: HomeAssistant, entry: MockConfigEntry, user_input: dict[str, Any]) -> Any:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "rate_plan"), context={"source": "user"}
-    )
-    assert result["type"] is FlowResultType.FORM
-    return await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
-
-
-async def test_add_a_per_minute_plan(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
-    result = await _add(hass, plan_entry, GOOD)
-
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    (sub,) = [s for s in plan_entry.subentries.values() if s.subentry_type == "rate_plan"]
-    assert dict(sub.data) == {
-        "code": "pm",
-        "name": "Per minute",
-        "kind": "rate",
-        "rate_paise": 75,
-        "min_minutes": 10,
-        "max_minutes": 90,
-    }
-    # The fixed plan of 0.2 is untouched and still loads as it did.
-    (fixed,) = [s for s in plan_entry.subentries.values() if s.subentry_type == "plan"]
-    assert dict(fixed.data) == PLAN_SUBENTRY["data"]
-
-
-@pytest.mark.parametrize(
-    ("change", "errors"),
-    [
-        ({"code": "p30"}, {"code": "duplicate_id"}),  # codes are shared with fixed plans
-        ({"code": "p m"}, {"code": "invalid_id"}),
-        ({"rate": 0}, {"rate": "invalid_price"}),
-        ({"rate": 0.005}, {"rate": "invalid_price"}),
-        ({"min_minutes": 1, "rate": 0.5}, {"min_minutes": "minimum_below_one_rupee"}),
-        ({"min_minutes": 30, "max_minutes": 20}, {"max_minutes": "max_below_min"}),
-        ({"min_minutes": 2.5}, {"min_minutes": "invalid_minutes"}),
-    ],
-)
-async def test_bad_per_minute_plans_are_refused(
-    hass: HomeAssistant, plan_entry: MockConfigEntry, change: dict[str, Any], errors: Any
-) -> None:
-    result = await _add(hass, plan_entry, GOOD | change)
-
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == errors
-    assert len(plan_entry.subentries) == 1
 
 
 async def test_an_account_of_0_2_gets_its_pages(

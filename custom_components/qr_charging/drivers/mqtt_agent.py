@@ -84,6 +84,11 @@ def parse_config(payload: str | bytes | bytearray) -> dict[str, Any] | None:
     return data
 
 
+def agent_identifier(node: str) -> str:
+    """The identifier of an agent's device: one per node, whatever its prefix."""
+    return f"agent-{node}"
+
+
 class MqttAgentDriver(BayDriver):
     """``<prefix>/<node>/<bay>/set`` commands, ``state``, ``availability`` and ``config``."""
 
@@ -101,7 +106,7 @@ class MqttAgentDriver(BayDriver):
         super().__init__(hass, bay_id, on_report, on_change)
         self._base = f"{prefix}/{node}"
         self._bay_topic = f"{prefix}/{node}/{agent_bay}"
-        self.agent = AgentInfo(identifier=f"agent-{node}", name=node, model="pi-mqtt-relay")
+        self.agent = AgentInfo(identifier=agent_identifier(node), name=node, model="pi-mqtt-relay")
         self._unsubscribe: list[Callable[[], None]] = []
         self._agent_online = False
         self._link_up = False

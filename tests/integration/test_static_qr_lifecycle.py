@@ -1,0 +1,342 @@
+"""A bay's static UPI QR code closed at Razorpay when it sells no more; what still reaches it.
+
+Issue #21, items 2 and 7: a code unticked, replaced or whose bay (or account) is removed is
+closed at Razorpay (``POST /v1/payments/qr_codes/{id}/close``), retried by reconciliation when
+Razorpay cannot close it now; a payment that still arrives on it (it raced the close) is
+refunded in full as ``qr_closed``, and one in another currency than the plan's as
+``currency_mismatch``, never left unmatched.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.qr_charging.account_api import api_for
+from custom_components.qr_charging.const import (
+    DOMAIN,
+    EVENT_PAYMENT_UNMATCHED,
+    EVENT_REFUND,
+    EVENT_SESSION_FAILED,
+    RECONCILE_INTERVAL_S,
+)
+from custom_components.qr_charging.ledger import (
+    RefundRecord,
+    RefundState,
+    SessionRecord,
+    SessionState,
+)
+from devtools.razorpay_standin import RazorpayStandin
+from devtools.razorpay_standin.standin import PaidQrCode
+
+from .conftest import PLAN_SUBENTRY, PostWebhook
+from .helpers import export_sessions, plug_state, refund_amounts, settle, tick
+from .pages_helpers import RATE_PLAN, edit_bay, static_qr_code
+from .test_one_commit import recorded_writes
+
+
+@pytest.fixture
+def bay_plans() -> list[dict[str, Any]]:
+    """Bay 1 offers the fixed half hour and ₹0.50 a minute (what its static QR code sells)."""
+    return [PLAN_SUBENTRY, RATE_PLAN]
+
+
+def _close_calls(standin: RazorpayStandin, qr_id: str) -> int:
+    return len(standin.calls_to("POST", f"/v1/payments/qr_codes/{qr_id}/close"))
+
+
+def _record(hass: HomeAssistant) -> dict[str, dict[str, str]]:
+    """The account's record of the QR codes it made (kept in its entry)."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    codes: dict[str, dict[str, str]] = entry.data.get("qr_codes", {})
+    return codes
+
+
+async def _done(hass: HomeAssistant) -> None:
+    """Let the reload and the reconciliation it starts (a background task) finish."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await settle(hass)
+
+
+async def _refunded_as(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    paid: PaidQrCode,
+    reason: str,
+) -> None:
+    """Its webhooks (and a redelivery) refund it once, in full, for ``reason``: not unmatched.
+
+    The refund is recorded in the very commit that stores the payment, then sent.
+    """
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    unmatched = async_capture_events(hass, EVENT_PAYMENT_UNMATCHED)
+    with recorded_writes() as written:
+        for webhook in (paid.qr_code_credited(), paid.payment_captured(), paid.qr_code_credited()):
+            assert (await post_webhook(webhook)).status == 200
+            await _done(hass)
+
+    first = next(
+        w for w in written if any(getattr(r, "payment_id", None) == paid.payment_id for r in w)
+    )
+    (refund,) = [r for r in first if isinstance(r, RefundRecord)]
+    assert (refund.payment_id, refund.amount, refund.reason, refund.state) == (
+        paid.payment_id,
+        paid.payment["amount"],
+        reason,
+        RefundState.REQUESTED,
+    )
+    (session,) = [r for r in first if isinstance(r, SessionRecord)]
+    assert (session.state, session.end_reason) == (SessionState.REFUNDED, reason)
+
+    assert refund_amounts(standin, paid.payment_id) == [paid.payment["amount"]]
+    (call,) = standin.calls_to("POST", f"/v1/payments/{paid.payment_id}/refund")
+    assert call.json["notes"]["reason"] == reason
+    assert call.headers["X-Refund-Idempotency"] == call.json["notes"]["refund_key"]
+    assert [e.data["reason"] for e in failed] == [reason]
+    assert failed[0].data["payment_ids"] == [paid.payment_id]
+    assert [(e.data["reason"], e.data["state"]) for e in refunds] == [(reason, "processed")]
+    assert not unmatched
+    issues = ir.async_get(hass).issues
+    assert not [key for key in issues if key[0] == DOMAIN and "unmatched" in key[1]]
+    assert not [key for key in issues if key[0] == DOMAIN and key[1].startswith("start_failed")]
+    assert plug_state(hass) == "off"
+    (row,) = [s for s in await export_sessions(hass) if paid.payment_id in s["payment_ids"]]
+    assert (row["state"], row["end_reason"]) == ("refunded", reason)
+
+
+async def test_unticking_the_option_closes_the_code_and_refunds_a_payment_that_raced_it(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    assert _close_calls(standin, qr_id) == 0
+    raced = standin.pay_qr_code(qr_id, 1500)  # paid as the owner unticks; delivered after
+
+    await edit_bay(hass, static_qr=False)
+    await _done(hass)
+
+    assert _close_calls(standin, qr_id) == 1
+    assert standin.qr_codes[qr_id]["status"] == "closed"
+    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "closed"}}
+    with pytest.raises(ValueError, match="closed"):
+        standin.pay_qr_code(qr_id, 1500)  # Razorpay takes no more payments to it
+    await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
+
+
+async def test_a_new_code_closes_the_old_whose_payments_are_refunded_not_sold(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    old = await static_qr_code(hass)
+    raced = standin.pay_qr_code(old, 1500)
+    await edit_bay(hass, static_qr=False)
+    new = await static_qr_code(hass)  # ticked again: a new code
+    await _done(hass)
+
+    assert new != old
+    assert standin.qr_codes[old]["status"] == "closed"
+    assert standin.qr_codes[new]["status"] == "active"
+    assert _close_calls(standin, new) == 0
+    # payment.captured of the old code names the same bay: its notes' tag tells it apart.
+    assert raced.payment["notes"]["qr_charging_bay"] == "bay-1"
+    await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
+
+    paid = standin.pay_qr_code(new, 1500)  # the new code sells 30 minutes
+    assert (await post_webhook(paid.payment_captured())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert plug_state(hass) == "on"
+
+
+async def test_removing_the_bay_closes_its_code(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    qr_id = await static_qr_code(hass)
+    raced = standin.pay_qr_code(qr_id, 2000)
+    (sub_id,) = [s for s, sub in loaded_entry.subentries.items() if sub.subentry_type == "bay"]
+
+    assert hass.config_entries.async_remove_subentry(loaded_entry, sub_id)
+    await _done(hass)
+
+    assert standin.qr_codes[qr_id]["status"] == "closed"
+    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "closed"}}
+    await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
+
+
+async def test_a_close_razorpay_cannot_do_now_is_kept_and_retried(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    qr_id = await static_qr_code(hass)
+    close = f"/v1/payments/qr_codes/{qr_id}/close"
+    standin.fail_next(close, 503, times=2)
+
+    await edit_bay(hass, static_qr=False)
+    await _done(hass)
+    assert standin.qr_codes[qr_id]["status"] == "active"
+    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "to_close"}}
+    # Meanwhile a payment to it is refunded, not sold.
+    meanwhile = standin.pay_qr_code(qr_id, 1500)
+    await _refunded_as(hass, standin, post_webhook, meanwhile, "qr_closed")
+
+    # Kept across a restart (the entry's data), tried again at its start-up: down still.
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await _done(hass)
+    assert _record(hass)[qr_id]["state"] == "to_close"
+    hub = loaded_entry.runtime_data
+
+    await tick(hass, freezer, RECONCILE_INTERVAL_S)
+    await _done(hass)
+    assert standin.qr_codes[qr_id]["status"] == "closed"
+    assert _record(hass)[qr_id]["state"] == "closed"
+    assert _close_calls(standin, qr_id) == 3
+    assert loaded_entry.runtime_data is hub  # marking it closed reloads nothing
+
+    await tick(hass, freezer, RECONCILE_INTERVAL_S)
+    await _done(hass)
+    assert _close_calls(standin, qr_id) == 3  # closed once
+
+
+async def test_a_close_whose_answer_was_lost_is_found_closed(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, standin: RazorpayStandin
+) -> None:
+    qr_id = await static_qr_code(hass)
+    standin.qr_codes[qr_id]["status"] = "closed"  # closed by an earlier try whose answer was lost
+
+    await edit_bay(hass, static_qr=False)
+    await _done(hass)
+
+    assert _close_calls(standin, qr_id) == 1  # refused: already closed
+    assert standin.calls_to("GET", f"/v1/payments/qr_codes/{qr_id}")
+    assert _record(hass)[qr_id]["state"] == "closed"
+
+
+async def test_removing_the_account_closes_its_codes(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, standin: RazorpayStandin
+) -> None:
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await _done(hass)
+
+    assert _close_calls(standin, qr_id) == 1
+    assert standin.qr_codes[qr_id]["status"] == "closed"
+
+
+async def test_a_static_qr_payment_in_another_currency_is_refunded(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    qr_id = await static_qr_code(hass)
+    dollars = standin.pay_qr_code(qr_id, 1500, currency="USD")  # USD 15.00: no rupee minutes
+
+    await _refunded_as(hass, standin, post_webhook, dollars, "currency_mismatch")
+    assert standin.qr_codes[qr_id]["status"] == "active"  # the code itself is fine
+
+
+async def test_a_code_made_before_tags_still_sells_and_is_closed_when_replaced(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    # A bay whose code was made by an earlier version: its notes name the bay, with no tag.
+    api = api_for(loaded_entry.data)
+    legacy = await hass.async_add_executor_job(
+        partial(
+            api.create_qr_code,
+            name="Bay 1",
+            description="Bay 1",
+            notes={"bay": "bay-1", "qr_charging_bay": "bay-1"},
+        )
+    )
+    api.close()
+    (sub_id,) = [s for s, sub in loaded_entry.subentries.items() if sub.subentry_type == "bay"]
+    subentry = loaded_entry.subentries[sub_id]
+    hass.config_entries.async_update_subentry(
+        loaded_entry, subentry, data={**subentry.data, "qr_code_id": legacy["id"]}
+    )
+    await _done(hass)
+    assert _record(hass) == {legacy["id"]: {"bay": "bay-1", "state": "open"}}
+
+    paid = standin.pay_qr_code(legacy["id"], 1500)
+    assert (await post_webhook(paid.payment_captured())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert plug_state(hass) == "on"
+
+    raced = standin.pay_qr_code(legacy["id"], 1500)
+    await edit_bay(hass, static_qr=False)
+    await static_qr_code(hass)
+    await _done(hass)
+    assert standin.qr_codes[legacy["id"]]["status"] == "closed"
+    refunds = async_capture_events(hass, EVENT_REFUND)
+    assert (await post_webhook(raced.payment_captured())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, raced.payment_id) == [1500]
+    assert [e.data["reason"] for e in refunds] == ["qr_closed"]
+
+
+async def test_without_automatic_refund_a_payment_to_a_closed_code_is_the_owners_to_refund(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": False})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    raced = standin.pay_qr_code(qr_id, 1500)
+    await edit_bay(hass, static_qr=False)
+    await _done(hass)
+
+    assert (await post_webhook(raced.qr_code_credited())).status == 200
+    await _done(hass)
+
+    assert refund_amounts(standin, raced.payment_id) == []
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "start_failed_bay-1")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["reason"] == "qr_closed"
+    assert issue.translation_placeholders["refund"] == "no"
+    (row,) = [s for s in await export_sessions(hass) if raced.payment_id in s["payment_ids"]]
+    assert (row["state"], row["end_reason"]) == ("failed", "qr_closed")
+
+
+async def test_a_code_razorpay_does_not_close_as_the_account_goes_is_named_in_the_log(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    standin.fail_next(f"/v1/payments/qr_codes/{qr_id}/close", 503)
+
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await _done(hass)
+
+    assert standin.qr_codes[qr_id]["status"] == "active"
+    assert f"QR code {qr_id} of the removed account is still open at Razorpay" in caplog.text

@@ -1,0 +1,13 @@
+from typing import Any
+
+class BadRequestError(Exception):
+    def __init__(self, message: str | None = None, *args: Any, **kwargs: Any) -> None: ...
+
+class GatewayError(Exception):
+    def __init__(self, message: str | None = None, *args: Any, **kwargs: Any) -> None: ...
+
+class ServerError(Exception):
+    def __init__(self, message: str | None = None, *args: Any, **kwargs: Any) -> None: ...
+
+class SignatureVerificationError(Exception):
+    def __init__(self, message: str | None = None, *args: Any, **kwargs: Any) -> None: ...
