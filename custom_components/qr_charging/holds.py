@@ -28,7 +28,7 @@ from .intents import HOLD
 from .ledger import LinkRecord
 
 # Holds in a row that may end unpaid (cancelled, expired) within the window before a bay
-# stops holding, until it serves a session or the window has passed since the last one ended.
+# stops holding: until it serves a session, or fewer than these ended within the window.
 UNPAID_HOLDS = 3
 UNPAID_WINDOW_S = 3600
 # Of any window, a bay is held unpaid at most this long (however many holds, however long
