@@ -61,9 +61,12 @@ from .pages_model import (
     BayState,
     BayView,
     FormError,
+    Purchase,
     SessionView,
     bay_view,
+    cancel_key,
     choose_language,
+    may_cancel,
     minutes_left,
     page_ticket,
     parse_form,
@@ -78,7 +81,7 @@ from .pages_model import (
 )
 from .pages_render import TEXT_CATEGORY, QrCodes, Renderer, Texts, compiled_renderer, qr_svg
 from .payments import Payments
-from .razorpay_api import RazorpayError
+from .razorpay_api import RazorpayError, is_outage
 from .razorpay_webhook import read_bounded
 from .store import StorageError
 from .totp import accepts, current
@@ -101,6 +104,16 @@ class _Answer(Exception):
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
         self.response = response
+
+
+class _Refused(Exception):
+    """No link for a Pay tap: the bay page's text ``key``, with this status and view."""
+
+    def __init__(self, key: str, status: HTTPStatus, shown: BayView | None = None) -> None:
+        super().__init__(key)
+        self.key = key
+        self.status = status
+        self.shown = shown
 
 
 def _html(body: str, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
@@ -157,9 +170,13 @@ class CustomerPages:
         self._renderer: Renderer | None = None
         # One link decision at a time per bay: of a crowd tapping Pay, one gets the hold.
         self._bay_locks: dict[str, asyncio.Lock] = {}
-        # The link each bay page (its ticket's nonce) holds a bay with: a second tap of the
-        # same page goes to the same link. Lost at a restart; the session page keeps the link.
-        self._ticket_links: dict[str, str] = {}
+        # The page that made each open link (its ticket's nonce, or "session:<id>" for a
+        # running session's own page): a second tap of the page that holds a bay goes to the
+        # same link, and only that page is given the link's session page and cancel key.
+        # Lost at a restart; the session page keeps the link.
+        self._makers: dict[str, str] = {}
+        # Links being closed now: one call to Razorpay per link, none handed out meanwhile.
+        self._closing: set[str] = set()
         self._guard = HoldGuard()
         # What each client may still ask (the pages are public: the loop is HA's).
         self._budget = Budget()
@@ -274,7 +291,7 @@ class CustomerPages:
             limit_s=runner.limit_s,
             now=now,
             # Held for another customer; the holder's own page still goes to their link.
-            held=hold is not None and self._ticket_links.get(nonce or "") != hold.link_id,
+            held=hold is not None and not self._made_by(hold.link_id, nonce),
         )
 
     # -- answering -----------------------------------------------------------------------------
@@ -449,8 +466,12 @@ class CustomerPages:
         *,
         again: Callable[[str, HTTPStatus], web.Response] | None = None,
         ticket: tuple[str | None, str | None] = (None, None),
+        own: str | None = None,
     ) -> web.Response:
-        """A Pay button: hold the free bay with a new link (or this page's), or add time."""
+        """A Pay button: hold the free bay with a new link (or this page's), or add time.
+
+        ``own`` is the running session's id when its own session page asks (its token).
+        """
 
         def refuse(
             key: str, status: HTTPStatus, shown: BayView = view, **values: Any
@@ -481,59 +502,28 @@ class CustomerPages:
                 room=view.room_minutes or 0,
             )
         bay_id = view.bay_id
+        # Who asks: the page's ticket, or the running session's own page (its token).
+        maker = ticket[0] or (f"session:{own}" if own else None)
         lock = self._bay_locks.setdefault(bay_id, asyncio.Lock())
         try:
             async with lock:
-                now = time.time()
-                links = self.books.ledger.links.values()
-                served = runner.totals.sessions
-                reuse = partial(
-                    reusable_link,
-                    bay_id=bay_id,
-                    plan_code=wanted.plan.code,
-                    quote=wanted.quote,
-                    now=now,
-                )
-                intent = view.intent
-                link: LinkRecord | None = None
-                if intent == START:
-                    # Decided under the lock: of two pages tapping at once, one gets the hold.
-                    hold = hold_of(links, bay_id, now)
-                    if hold is not None and self._ticket_links.get(ticket[0] or "") != hold.link_id:
-                        held = replace(view, state=BayState.HELD)
-                        return refuse(BayState.HELD.value, HTTPStatus.CONFLICT, held)
-                    if hold is not None:
-                        # The holder taps again: their link, or, for another choice, a new one.
-                        mine = self.books.ledger.links[hold.link_id]
-                        link = reuse([mine], intent=HOLD)
-                        if link is None:
-                            await self.payments.async_cancel_link(mine)
-                    if self._guard.may_hold(bay_id, served, now):
-                        intent = HOLD
-                if link is None and intent != HOLD:
-                    link = reuse(links, intent=intent)
-                if link is None:
-                    if too_many_open(links, bay_id, now) or not self._guard.may_make_link(
-                        bay_id, now
-                    ):
-                        return refuse("busy", HTTPStatus.TOO_MANY_REQUESTS)
-                    created = await self.payments.async_create_link(
-                        bay_id,
-                        wanted.plan.code,
-                        minutes=wanted.quote.minutes if wanted.plan.is_rate else None,
-                        intent=intent,
-                        callback=partial(self._callback_or_none, page),
-                    )
-                    link = created.link
-                    self._guard.made_link(bay_id, held=intent == HOLD, served=served, now=now)
-                    if ticket[0] is not None and intent == HOLD:
-                        self._remember(ticket[0], link.link_id)
+                link, mine = await self._async_link_for(runner, view, wanted, maker, own, page)
+        except _Refused as refused:
+            return refuse(refused.key, refused.status, refused.shown or view)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
-            LOGGER.warning("No payment link for a customer at bay %s: %s", bay_id, err)
-            return refuse("unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
+            outage = isinstance(err, RazorpayError) and is_outage(err)
+            # An outage is logged once for the account (``razorpay_api.Reachability``).
+            log = LOGGER.debug if outage else LOGGER.warning
+            log("No payment link for a customer at bay %s: %s", bay_id, err)
+            return refuse("try_later" if outage else "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         amount = rupees(link.amount)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"
-        token = session_token(self.entry.data[CONF_PAGES_SECRET], link.reference_id)
+        secret = self.entry.data[CONF_PAGES_SECRET]
+        session_url = None
+        if mine:
+            # Its payer's page, with the key to cancel: only for the page that made the link.
+            key = cancel_key(secret, link.reference_id)
+            session_url = page.href(token=session_token(secret, link.reference_id), key=key)
         return _html(
             self._render(
                 "redirect.html.j2",
@@ -542,15 +532,98 @@ class CustomerPages:
                 url=link.short_url,
                 amount=amount,
                 note=page.texts.get("bay", note_key, minutes=link.seconds // 60),
-                session_url=page.href(token=token),
+                session_url=session_url,
             )
         )
 
-    def _remember(self, nonce: str, link_id: str) -> None:
-        """Which link a page holds its bay with (links no longer open are forgotten)."""
+    async def _async_link_for(  # noqa: PLR0917 - one decision, under the bay's lock
+        self,
+        runner: BayRunner,
+        view: BayView,
+        wanted: Purchase,
+        maker: str | None,
+        own: str | None,
+        page: _Page,
+    ) -> tuple[LinkRecord, bool]:
+        """The link for a Pay tap, and whether the asking page made it (``_Refused`` if none).
+
+        Decided under the bay's lock: of two pages tapping at once, one gets the hold. A link
+        reused for someone else's tap is theirs to pay, not to cancel (``cancel_key``).
+        """
+        bay_id = view.bay_id
+        now = time.time()
+        # A link being cancelled is handed to no one.
+        links = [
+            link for link in self.books.ledger.links.values() if link.link_id not in self._closing
+        ]
+        reuse = partial(
+            reusable_link, bay_id=bay_id, plan_code=wanted.plan.code, quote=wanted.quote, now=now
+        )
+        served = runner.totals.sessions
+        intent = view.intent
+        hold_s: int | None = None
+        if intent == START:
+            hold = hold_of(links, bay_id, now)
+            if hold is not None and not self._made_by(hold.link_id, maker):
+                held = replace(view, state=BayState.HELD)
+                raise _Refused(BayState.HELD.value, HTTPStatus.CONFLICT, held)
+            if hold is not None:
+                # The holder taps again: their link, or, for another choice, a new one.
+                theirs = self.books.ledger.links[hold.link_id]
+                if (link := reuse([theirs], intent=HOLD)) is not None:
+                    return link, True
+                await self._async_close(theirs)
+            hold_s = self._guard.hold_seconds(bay_id, served, now, runner.bay.hold_minutes * 60)
+            if hold_s is not None:
+                intent = HOLD
+        if intent != HOLD and (link := reuse(links, intent=intent)) is not None:
+            return link, self._made_by(link.link_id, maker)
+        if (wait := self.payments.api.client.reachability.waiting()) > 0:
+            LOGGER.debug("No link made at bay %s: Razorpay left alone for %.0f s", bay_id, wait)
+            raise _Refused("try_later", HTTPStatus.SERVICE_UNAVAILABLE)
+        # The running session's own page spends a budget of its own, never the bay's.
+        if (own is None and too_many_open(links, bay_id, now)) or not self._guard.may_make_link(
+            bay_id, now, own
+        ):
+            raise _Refused("busy", HTTPStatus.TOO_MANY_REQUESTS)
+        # Counted before the call: a refused or failed call costs the budget too.
+        self._guard.spend(bay_id, now, own)
+        created = await self.payments.async_create_link(
+            bay_id,
+            wanted.plan.code,
+            minutes=wanted.quote.minutes if wanted.plan.is_rate else None,
+            intent=intent,
+            callback=partial(self._callback_or_none, page),
+            hold_s=hold_s,
+        )
+        link = created.link
+        if intent == HOLD:
+            self._guard.held(bay_id, link.link_id, served=served, now=now, until=link.expire_by)
+        if maker is not None:
+            self._remember(maker, link.link_id)
+        return link, True
+
+    def _made_by(self, link_id: str, maker: str | None) -> bool:
+        """Whether the asking page (``maker``) made this link."""
+        return maker is not None and self._makers.get(link_id) == maker
+
+    def _remember(self, maker: str, link_id: str) -> None:
+        """Which page made a link (links no longer open are forgotten)."""
         open_links = self.books.ledger.links
-        self._ticket_links = {n: i for n, i in self._ticket_links.items() if i in open_links}
-        self._ticket_links[nonce] = link_id
+        self._makers = {i: m for i, m in self._makers.items() if i in open_links}
+        self._makers[link_id] = maker
+
+    async def _async_close(self, link: LinkRecord) -> None:
+        """Close an unpaid link (``Payments.async_cancel_link``), one close of it at a time."""
+        if link.link_id in self._closing:
+            return
+        self._closing.add(link.link_id)
+        try:
+            status = await self.payments.async_cancel_link(link)
+        finally:
+            self._closing.discard(link.link_id)
+        if status in ("cancelled", "expired"):
+            self._guard.released(link.link_id, time.time())
 
     def _callback_or_none(self, page: _Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.
@@ -652,7 +725,8 @@ class CustomerPages:
 
     async def _async_session(self, page: _Page, request: web.Request | None) -> web.Response:
         """The session page; a POST is one of its buttons (``request`` None: just show it)."""
-        session_id = session_of_token(self.entry.data[CONF_PAGES_SECRET], page.query["token"])
+        secret = self.entry.data[CONF_PAGES_SECRET]
+        session_id = session_of_token(secret, page.query["token"])
         if session_id is None:
             return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
         found = await self._async_session_view(session_id)
@@ -665,13 +739,18 @@ class CustomerPages:
         if own_bay is not None and own_bay.running_session_id != view.running_session_id:
             own_bay = None  # another customer's session runs there now
 
+        # The key to cancel, given only to the page that made the link (``cancel_key``).
+        key = page.query.get("key")
+        keep = {"key": key} if key and may_cancel(secret, session_id, key) else {}
+
         def show(error: str | None = None, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
             return _html(
                 self._render(
                     "session.html.j2",
                     page,
-                    page.context(token=page.query["token"]),
+                    page.context(token=page.query["token"], **keep),
                     view=view,
+                    may_cancel=bool(keep),
                     bay_view=own_bay,
                     ticket=None,  # its own page: the token is proof enough to add time
                     bay_name=bay_name,
@@ -699,23 +778,27 @@ class CustomerPages:
         bay: tuple[BayRunner | None, BayView | None],
         show: Callable[[str, HTTPStatus], web.Response],
     ) -> web.Response:
-        """A button of the session page: cancel the unpaid link, or add time."""
+        """A button of the session page: cancel the unpaid link (with the key), or add time."""
         if page.query.get("format"):
             return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
         form = await self._form(page, request)
         if "cancel" in form:
-            return await self._async_cancel(page, session_id)
+            return await self._async_cancel(page, session_id, show)
         return await self._async_add_time(page, *bay, form, show)
 
-    async def _async_cancel(self, page: _Page, session_id: str) -> web.Response:
-        """The customer cancels their unpaid link: at Razorpay first, then here (hold ends)."""
+    async def _async_cancel(
+        self, page: _Page, session_id: str, show: Callable[[str, HTTPStatus], web.Response]
+    ) -> web.Response:
+        """The customer cancels their unpaid link (with the key): at Razorpay, then here."""
+        if not may_cancel(self.entry.data[CONF_PAGES_SECRET], session_id, page.query.get("key")):
+            # A page given the link for someone else's tap (reused): it may pay, not cancel.
+            return show(page.texts.get("bay", "error_not_yours"), HTTPStatus.FORBIDDEN)
         link = self.books.ledger.link_by_reference(session_id)
         if link is not None and link.status == "created" and link.payment_id is None:
             try:
-                async with self._bay_locks.setdefault(link.bay_id, asyncio.Lock()):
-                    await self.payments.async_cancel_link(link)
+                # Not under the bay's lock: a Pay tap never waits for Razorpay to cancel.
+                await self._async_close(link)
             except (RazorpayError, StorageError, HomeAssistantError) as err:
-                # Paid or expired meanwhile: the page shows what the ledger knows.
                 LOGGER.info("A customer's link at bay %s was not cancelled: %s", link.bay_id, err)
         # Shown as after a GET; a cloudhook's MockRequest has no clone() to make one with.
         return await self._async_session(page, None)
@@ -731,7 +814,9 @@ class CustomerPages:
         """An "add time" button of the session page: only while this session runs."""
         if bay is None or runner is None:
             return show(page.texts.get("bay", "error_session_over"), HTTPStatus.CONFLICT)
-        return await self._async_buy(page, runner, bay, form, again=show)
+        return await self._async_buy(
+            page, runner, bay, form, again=show, own=bay.running_session_id
+        )
 
     async def _async_session_view(self, session_id: str) -> tuple[str, SessionView] | None:
         """The page of the link that pays for ``session_id``: read in one look at the books."""

@@ -67,6 +67,22 @@ def session_of_token(secret: str, token: str) -> str | None:
     return session_id if hmac.compare_digest(mac, _mac(secret, session_id)) else None
 
 
+def cancel_key(secret: str, session_id: str) -> str:
+    """The key that lets a session page cancel its unpaid link.
+
+    Given only to the page that made the link: a link handed again to someone else (reused
+    for the same purchase) comes without it, and without the session page's token.
+    """
+    return _mac(secret, f"cancel:{session_id}")
+
+
+def may_cancel(secret: str, session_id: str, key: str | None) -> bool:
+    """Whether ``key`` is the cancel key of ``session_id``."""
+    if not key or len(key) > 100 or not key.isascii():
+        return False
+    return hmac.compare_digest(key, cancel_key(secret, session_id))
+
+
 def page_ticket(secret: str, bay_id: str, nonce: str, now: float) -> str:
     """A signed ticket for one opening of a bay's page (``nonce`` tells pages apart)."""
     issued = int(now)

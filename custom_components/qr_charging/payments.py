@@ -28,16 +28,15 @@ from .const import (
     EVENT_PAYMENT_UNMATCHED,
     LOGGER,
 )
+from .holds import LINK_MARGIN_S
 from .ledger import Ledger, LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
 from .notices import Notices
 from .qr_codes import QrCodes
-from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
-from .refunds import Refunds
+from .razorpay_api import RazorpayError
+from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+from .refunds import Refunds, refused_for_good
 from .session_rules import PaidOutcome
 from .static_qr import static_sale
-
-# What a link lives beyond the hold time asked for (see ``async_create_link``).
-LINK_MARGIN_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +102,14 @@ class Payments:
         minutes: int | None = None,
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
+        hold_s: int | None = None,
     ) -> CreatedLink:
         """Create a Razorpay payment link that pays for one session of a bay.
 
         ``minutes`` is what the customer chose of a rate plan (priced here, never by the
         client), ``intent`` what the page told them (``intents``), and ``callback`` gives the
-        page Razorpay sends them back to, for the link's session id.
+        page Razorpay sends them back to, for the link's session id. ``hold_s`` is how long
+        the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
         """
         bay, plan = self.plan_for(bay_id, plan_code)
         try:
@@ -128,7 +129,8 @@ class Payments:
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.
-        expire_by = int(now) + bay.hold_minutes * 60 + LINK_MARGIN_S
+        hold = bay.hold_minutes * 60 if hold_s is None else hold_s
+        expire_by = int(now) + hold + LINK_MARGIN_S
         created = await self.api.run(
             self.api.client.create_payment_link,
             amount=quote.price_paise,
@@ -156,15 +158,62 @@ class Payments:
             ledger.add_link(link)
         return CreatedLink(link)
 
-    async def async_cancel_link(self, link: LinkRecord) -> bool:
-        """Cancel an unpaid link at Razorpay, then close it here (its hold ends).
+    async def async_cancel_link(self, link: LinkRecord) -> str:
+        """Close an unpaid link (its hold ends); return the status it ended with.
 
-        Raises ``RazorpayError`` when Razorpay refuses (paid meanwhile, expired): nothing
-        changes here then, and a payment still arrives by webhook or reconciliation.
+        A link past its expiry is closed here as expired, with no call to Razorpay. Otherwise
+        Razorpay cancels it first; when Razorpay refuses (paid, expired or cancelled there
+        meanwhile) the link is settled by what Razorpay says of it (``async_settle_link``),
+        so asking again costs no call. When Razorpay cannot be reached, ``RazorpayError`` is
+        raised and nothing changes here.
         """
-        remote = await self.api.run(self.api.client.cancel_payment_link, link.link_id)
+        if link.expire_by <= time.time():
+            status = "expired"
+        else:
+            try:
+                remote = await self.api.run(self.api.client.cancel_payment_link, link.link_id)
+            except RazorpayError as err:
+                if not refused_for_good(err):
+                    raise
+                remote = await self.api.run(self.api.client.fetch_payment_link, link.link_id)
+                await self.async_settle_link(link, remote)
+                return str(remote.get("status"))
+            status = str(remote.get("status") or "cancelled")
         async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
-            return ledger.close_link(link.link_id, str(remote.get("status") or "cancelled"))
+            ledger.close_link(link.link_id, status)
+        return status
+
+    async def async_settle_link(self, link: LinkRecord, remote: dict[str, Any]) -> list[str]:
+        """Apply what Razorpay says of one of our links: closed, or paid (its payments).
+
+        Returns what each captured payment found did (as ``async_handle_event`` says).
+        """
+        status = remote.get("status")
+        if status in ("expired", "cancelled"):
+            async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
+                ledger.close_link(link.link_id, str(status))
+        outcomes: list[str] = []
+        if status != "paid":
+            return outcomes
+        for paid in remote.get("payments") or []:
+            if paid.get("status") != "captured":
+                continue
+            notice = PaymentNotice(
+                payment_id=paid["payment_id"],
+                amount=int(paid["amount"]),
+                currency=link.currency,
+                status="captured",
+                method=paid.get("method"),
+                link_id=link.link_id,
+                created_at=paid.get("created_at"),
+            )
+            outcomes.append(
+                await self.async_handle_event(
+                    f"reconcile:{notice.payment_id}",
+                    WebhookEvent("reconcile", None, payment=notice),
+                )
+            )
+        return outcomes
 
     # -- webhook events in ---------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from .ledger import (
     Wanted,
 )
 from .notices import Notices
-from .razorpay_api import RazorpayError, RazorpayRequestError
+from .razorpay_api import RazorpayError, RazorpayRequestError, is_outage
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
 from .session_rules import PAID_TOO_LATE, PaidDecision, fail, mark_refunded, refundable_parts
 from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
@@ -246,9 +246,9 @@ class Refunds:
             )
         except RazorpayError as err:
             if not refused_for_good(err):
-                LOGGER.warning(
-                    "Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err
-                )
+                # An outage is logged once for the account (``razorpay_api.Reachability``).
+                log = LOGGER.debug if is_outage(err) else LOGGER.warning
+                log("Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err)
                 return
             await self._async_settle(refund, RefundState.FAILED, None, str(err))
             return

@@ -56,6 +56,14 @@ class Answer:
         assert match is not None, self.text
         return match.group(1)
 
+    def payers_page(self) -> str | None:
+        """The query of the payment's own page a redirect page links to (None: no link).
+
+        Only the page that made the link is given it: its token and the key to cancel.
+        """
+        match = re.search(r'<a href="\?([^"]*token=[^"]+)">', self.text)
+        return match.group(1).replace("&amp;", "&") if match else None
+
     def link_to_razorpay(self) -> str:
         """Where the page sends the customer (its meta refresh, which equals its link)."""
         match = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', self.text)

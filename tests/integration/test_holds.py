@@ -24,7 +24,7 @@ from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_SUBENTRY, PostWebhook, plan_subentry
 from .helpers import refund_amounts, settle
-from .pages_helpers import LINKS, Answer, Customer, callback_query, edit_bay, link_of, pay_link
+from .pages_helpers import LINKS, Answer, Customer, edit_bay, link_of, pay_link
 
 
 @pytest.fixture
@@ -40,10 +40,10 @@ async def _state(customer: Customer, query: str = "bay=bay-1") -> str:
 
 
 async def _cancel(customer: Customer, standin: RazorpayStandin, answer: Answer) -> None:
-    """The customer cancels on their session page (Razorpay's callback address)."""
-    cancelled = await customer.post(
-        callback_query(standin, link_of(standin, answer)), {"cancel": "1"}
-    )
+    """The customer cancels on their payment's page (linked from the redirect page)."""
+    query = answer.payers_page()
+    assert query is not None
+    cancelled = await customer.post(query, {"cancel": "1"})
     assert cancelled.status == 200
 
 
