@@ -58,6 +58,12 @@ def _record(hass: HomeAssistant) -> dict[str, dict[str, str]]:
     return codes
 
 
+def _tag(standin: RazorpayStandin, qr_id: str) -> str:
+    """The tag a code was made with (its notes): the record keeps it."""
+    tag: str = standin.qr_codes[qr_id]["notes"]["qr_charging_code"]
+    return tag
+
+
 async def _done(hass: HomeAssistant) -> None:
     """Let the reload and the reconciliation it starts (a background task) finish."""
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -128,7 +134,9 @@ async def test_unticking_the_option_closes_the_code_and_refunds_a_payment_that_r
 
     assert _close_calls(standin, qr_id) == 1
     assert standin.qr_codes[qr_id]["status"] == "closed"
-    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "closed"}}
+    assert _record(hass) == {
+        qr_id: {"bay": "bay-1", "state": "closed", "tag": _tag(standin, qr_id)}
+    }
     with pytest.raises(ValueError, match="closed"):
         standin.pay_qr_code(qr_id, 1500)  # Razorpay takes no more payments to it
     await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
@@ -175,7 +183,9 @@ async def test_removing_the_bay_closes_its_code(
     await _done(hass)
 
     assert standin.qr_codes[qr_id]["status"] == "closed"
-    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "closed"}}
+    assert _record(hass) == {
+        qr_id: {"bay": "bay-1", "state": "closed", "tag": _tag(standin, qr_id)}
+    }
     await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
 
 
@@ -193,7 +203,9 @@ async def test_a_close_razorpay_cannot_do_now_is_kept_and_retried(
     await edit_bay(hass, static_qr=False)
     await _done(hass)
     assert standin.qr_codes[qr_id]["status"] == "active"
-    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "to_close"}}
+    assert _record(hass) == {
+        qr_id: {"bay": "bay-1", "state": "to_close", "tag": _tag(standin, qr_id)}
+    }
     # Meanwhile a payment to it is refunded, not sold.
     meanwhile = standin.pay_qr_code(qr_id, 1500)
     await _refunded_as(hass, standin, post_webhook, meanwhile, "qr_closed")
@@ -340,3 +352,47 @@ async def test_a_code_razorpay_does_not_close_as_the_account_goes_is_named_in_th
 
     assert standin.qr_codes[qr_id]["status"] == "active"
     assert f"QR code {qr_id} of the removed account is still open at Razorpay" in caplog.text
+
+
+async def _code_of_another_install(hass: HomeAssistant, entry: MockConfigEntry, bay: str) -> str:
+    """A code another qr_charging install made on the same Razorpay account (its own tag)."""
+    api = api_for(entry.data)
+    code = await hass.async_add_executor_job(
+        partial(
+            api.create_qr_code,
+            name="Other site",
+            description="Other site",
+            notes={"bay": bay, "qr_charging_bay": bay, "qr_charging_code": "01OTHERSITE"},
+        )
+    )
+    api.close()
+    return str(code["id"])
+
+
+@pytest.mark.parametrize("bay", ["garage", "bay-1"])
+@pytest.mark.parametrize("event", ["qr_code_credited", "payment_captured"])
+async def test_a_payment_to_a_code_another_install_made_is_unmatched_not_refunded(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    bay: str,
+    event: str,
+) -> None:
+    """Razorpay sends every event to every webhook of the account: the other site's sale."""
+    await static_qr_code(hass)  # bay 1 sells through its own code
+    await _done(hass)
+    foreign = await _code_of_another_install(hass, loaded_entry, bay)
+    unmatched = async_capture_events(hass, EVENT_PAYMENT_UNMATCHED)
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    paid = standin.pay_qr_code(foreign, 1500)
+
+    assert (await post_webhook(getattr(paid, event)())).status == 200
+    await _done(hass)
+
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert not failed
+    assert [e.data["payment_id"] for e in unmatched] == [paid.payment_id]
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"payment_unmatched_{paid.payment_id}")
+    assert plug_state(hass) == "off"
+    assert await export_sessions(hass) == []
