@@ -9,6 +9,8 @@ refunded in full as ``qr_closed``, and one in another currency than the plan's a
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from functools import partial
 from typing import Any
 from unittest.mock import patch
@@ -19,6 +21,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.qr_charging import qr_codes
 from custom_components.qr_charging.account_api import api_for
 from custom_components.qr_charging.const import (
     DOMAIN,
@@ -534,3 +537,62 @@ async def test_revenue_counts_rupees_only_and_is_refreshed_after_a_refused_sale(
     assert float(hass.states.get("sensor.bay_1_revenue").state) == 3.0
     sessions = {r["payment_ids"]: r["session_id"] for r in await export_sessions(hass)}
     assert _owed(hass)[sessions[dollars.payment_id]]["amount"] == "15.00 USD"
+
+
+async def test_the_codes_are_closed_before_the_webhook_goes(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    """A delivery while the codes are being closed is not answered as delivered (200)."""
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    raced = standin.pay_qr_code(qr_id, 1500)  # paid as the owner removes the account
+    closing, answered = asyncio.Event(), threading.Event()
+    close = qr_codes._closed
+
+    def held_close(api: Any, code_id: str) -> bool:
+        """The close, held at Razorpay until the delivery has been answered."""
+        hass.loop.call_soon_threadsafe(closing.set)
+        answered.wait(5)
+        return close(api, code_id)
+
+    with patch.object(qr_codes, "_closed", held_close):
+        removal = hass.async_create_task(hass.config_entries.async_remove(loaded_entry.entry_id))
+        async with asyncio.timeout(5):
+            await closing.wait()
+        answer = await post_webhook(raced.qr_code_credited())
+        answered.set()
+        assert (await removal)["require_restart"] is False
+
+    assert answer.status == 503  # Razorpay keeps it (HA answers 200 to an unknown webhook)
+    assert standin.qr_codes[qr_id]["status"] == "closed"
+
+
+@pytest.mark.parametrize("auto_refund", [True, False])
+async def test_refunds_still_owed_when_the_account_goes_are_named_in_the_log(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    caplog: pytest.LogCaptureFixture,
+    auto_refund: bool,
+) -> None:
+    """A refund Razorpay has not accepted yet, or one left to the owner: nothing sends it now."""
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": auto_refund})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    paid = standin.pay_qr_code(qr_id, 300)  # below the minimum: refused
+    standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", 503)
+    assert (await post_webhook(paid.qr_code_credited())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, paid.payment_id) == ([300] if auto_refund else [])
+
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await _done(hass)
+
+    owed = f"Refund of ₹3.00 of payment {paid.payment_id} is still owed"
+    (line,) = [r for r in caplog.records if r.getMessage().startswith(owed)]
+    assert line.levelname == "WARNING"
