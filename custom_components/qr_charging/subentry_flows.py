@@ -179,8 +179,6 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
     def _form(
         self, step_id: str, values: Mapping[str, Any], errors: dict[str, str], *, editing: bool
     ) -> SubentryFlowResult:
-        if result := self._precondition():
-            return result
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
@@ -188,9 +186,6 @@ class _CatalogSubentryFlow(ConfigSubentryFlow):
             ),
             errors=errors,
         )
-
-    def _precondition(self) -> SubentryFlowResult | None:
-        return None
 
 
 class PlanSubentryFlow(_CatalogSubentryFlow):
@@ -306,6 +301,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         ]
 
     def _precondition(self) -> SubentryFlowResult | None:
+        """A bay sells plans: none yet, no bay (checked before the kind is asked)."""
         return None if self._plan_codes() else self.async_abort(reason="no_plans")
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
