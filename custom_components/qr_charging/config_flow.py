@@ -126,11 +126,6 @@ def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
     return errors
 
 
-def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Form input with the advanced section's fields lifted to the top, strings trimmed."""
-    return flatten(user_input, SECTION_ADVANCED)
-
-
 def _cloud() -> ModuleType:
     """HA Cloud (imported only when it is loaded)."""
     return cloud_component()
@@ -180,7 +175,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the Razorpay keys and the webhook secret."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            user_input = _flatten(user_input)
+            user_input = flatten(user_input, SECTION_ADVANCED)
             await self.async_set_unique_id(user_input[CONF_KEY_ID])
             self._abort_if_unique_id_configured()
             errors = _weak_inputs(user_input)
@@ -351,7 +346,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         webhook_secret: bool,
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        entered = _flatten(user_input) if user_input is not None else None
+        entered = flatten(user_input, SECTION_ADVANCED) if user_input is not None else None
         if entered is not None and not (errors := _weak_inputs(entered)):
             data = {**entry.data, **entered}
             key_id = data[CONF_KEY_ID]
