@@ -16,9 +16,9 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
-from .ledger import Ledger, PaymentRecord, RefundRecord, SessionRecord, SessionState
+from .ledger import Ledger, PaymentRecord, SessionRecord, SessionState
 from .notices import Notices
-from .refunds import Refunds
+from .refunds import Failure, Refunds
 from .session_rules import PAID_TOO_LATE, PaidOutcome, finish
 
 # A session of a removed bay that never powered it (paid, or waiting for its acknowledgement).
@@ -114,7 +114,7 @@ class Bays:
         self,
         session: SessionRecord,
         payment: PaymentRecord,
-        refused: tuple[str, list[RefundRecord]] | None = None,
+        refused: Failure | None = None,
         powered: PaidOutcome | None = None,
     ) -> None:
         """Give a newly paid session to its bay, or fail it when it cannot be served.
@@ -132,7 +132,7 @@ class Bays:
         if powered is not None and runner is not None:
             job = runner.async_powered_by(powered)
         elif refused is not None:
-            job = self.refunds.async_failed(session, *refused)
+            job = self.refunds.async_failed(session, refused)
         elif _too_late(payment, time.time()):
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.

@@ -10,11 +10,10 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .bay_runner import BayRunner
-from .catalog import DRIVER_MQTT, Bay, bay_from_data
+from .catalog import Bay, MqttRelay, bay_from_data
 from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
 from .drivers.base import AgentInfo
 from .drivers.mqtt_agent import agent_identifier
-from .drivers.switch_entity import SwitchEntityDriver
 
 MANUFACTURER = "qr_charging"
 BAY_MODEL = "Charging bay"
@@ -73,9 +72,7 @@ def _parent_device_id(hass: HomeAssistant, entry: ConfigEntry, runner: BayRunner
     """The device that switches a bay: its agent's, or the switch entity's own (if any)."""
     if (agent := runner.driver.agent) is not None:
         return async_update_agent_device(hass, entry, agent).id
-    if isinstance(runner.driver, SwitchEntityDriver):
-        return runner.driver.parent_device_id
-    return None
+    return runner.driver.parent_device_id
 
 
 async def async_register_devices(
@@ -111,8 +108,9 @@ def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
             continue
         bay = bay_from_data(subentry.data)
         wanted.add(bay_identifier(entry, bay))
-        if bay.driver == DRIVER_MQTT and bay.node is not None:
-            wanted.add((DOMAIN, agent_identifier(bay.node)))
+        match bay.relay:
+            case MqttRelay(node=node):
+                wanted.add((DOMAIN, agent_identifier(node)))
     return bool(device.identifiers & wanted)
 
 

@@ -134,6 +134,7 @@ class QrChargingHub:
         """Record the bays' QR codes, open the ledger and start the bays."""
         self.qr_codes.remember()
         await self.books.async_open()
+        await self.refunds.async_remind_owed()
         await self.pages.async_setup()
         await self.bays.async_setup()
 

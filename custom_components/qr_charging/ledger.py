@@ -26,6 +26,7 @@ from itertools import islice
 from operator import attrgetter, is_
 from typing import Any, Self, SupportsIndex
 
+from .catalog import CURRENCY
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, PaymentNotice, RefundNotice
 
 EVENT_MEMORY_S = 8 * 24 * 3600
@@ -413,9 +414,17 @@ class BayTotals:
     sessions: int = 0
 
 
+def in_revenue(payment: PaymentRecord) -> bool:
+    """Whether a payment counts in its bay's revenue: it opened a session, in rupees.
+
+    Paise of another currency are not rupees (such a sale is refused, ``currency_mismatch``).
+    """
+    return payment.state is PaymentState.SESSION and payment.currency == CURRENCY
+
+
 def _revenue(record: Record) -> tuple[str | None, int]:
     """The record's part of its bay's revenue: captured payments less refunds not failed."""
-    if isinstance(record, PaymentRecord) and record.state is PaymentState.SESSION:
+    if isinstance(record, PaymentRecord) and in_revenue(record):
         return record.bay_id, record.amount
     if isinstance(record, RefundRecord) and record.state not in KEPT_REFUNDS:
         return record.bay_id, -record.amount
@@ -858,7 +867,7 @@ class Ledger:
     def add_refund(self, refund: RefundRecord) -> None:
         """Record a refund before asking Razorpay for it, so a crash cannot lose it."""
         payment = self.payments.get(refund.payment_id)
-        if refund.bay_id is None and payment is not None and payment.state is PaymentState.SESSION:
+        if refund.bay_id is None and payment is not None and in_revenue(payment):
             # Revenue counted the payment, so it counts the refund; money that never counted
             # (a mismatched or unmatched payment) does not make revenue go below zero.
             refund.bay_id = payment.bay_id

@@ -34,7 +34,7 @@ from .notices import Notices
 from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
-from .refunds import Refunds, refused_for_good
+from .refunds import Failure, Refunds, refused_for_good
 from .session_rules import PaidOutcome
 from .static_qr import static_sale
 
@@ -231,7 +231,7 @@ class Payments:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
         powered: PaidOutcome | None = None
-        refused: list[RefundRecord] = []
+        refused: Failure | None = None
         settled: tuple[RefundRecord, Settlement] | None = None
         qr_sale = (
             static_sale(
@@ -265,14 +265,14 @@ class Payments:
                 outcome = f"link_{event.link_status}" if changed else "ignored"
             ledger.note_event(event_id, event.event, outcome, now)
         if result is not None:
-            self._announce(result, problem, powered, refused)
+            self._announce(result, powered, refused)
         if settled is not None:
             self.refunds.settled(*settled)
         return outcome
 
     def _decide_now(
         self, ledger: Ledger, result: PaymentResult, problem: str | None, now: float
-    ) -> tuple[PaidOutcome | None, list[RefundRecord]]:
+    ) -> tuple[PaidOutcome | None, Failure | None]:
         """In the change of a payment that opened a session: what is decided with it.
 
         A static QR code's payment that buys nothing (``problem``) fails, its refund recorded,
@@ -281,10 +281,10 @@ class Payments:
         one commit stores the payment and the power it buys, then "on" is sent.
         """
         if result.outcome is not Outcome.NEW_SESSION or result.session is None:
-            return None, []
+            return None, None
         if problem is not None:
             return None, self.refunds.refuse(ledger, result.session, problem)
-        return self.bays.power_now(ledger, result.session, result.payment, now), []
+        return self.bays.power_now(ledger, result.session, result.payment, now), None
 
     async def async_note_unusable(self, event_id: str, reason: str) -> str:
         """Record a genuine delivery we cannot read, so it is answered once and kept."""
@@ -297,14 +297,13 @@ class Payments:
     def _announce(
         self,
         result: PaymentResult,
-        problem: str | None = None,
         powered: PaidOutcome | None = None,
-        refused: list[RefundRecord] | None = None,
+        refused: Failure | None = None,
     ) -> None:
         """Fire events, raise repairs and hand new sessions to the bays.
 
-        ``problem`` is why a static QR code payment buys nothing: its session failed in the
-        stored change, with ``refused`` its refunds to send.
+        ``refused``: a static QR code payment bought nothing, its session failed in the stored
+        change (why, and its refunds to send).
         ``powered``: the session was started (or topped up) in the stored change.
         """
         payment = result.payment
@@ -327,7 +326,7 @@ class Payments:
             self.bays.hand_over(
                 result.session,
                 payment,
-                refused=(problem, refused or []) if problem else None,
+                refused=refused,
                 powered=powered,
             )
         elif result.outcome is Outcome.UNMATCHED:

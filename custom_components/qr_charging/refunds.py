@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util.ulid import ulid_now
 
 from .account_api import AccountApi
 from .books import Books
-from .catalog import paise_to_rupees
+from .catalog import CURRENCY, paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
 from .ledger import (
     MIN_REFUND_PAISE,
@@ -31,7 +32,14 @@ from .ledger import (
 from .notices import Notices
 from .razorpay_api import RazorpayError, RazorpayRequestError, is_outage
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
-from .session_rules import PAID_TOO_LATE, PaidDecision, fail, mark_refunded, refundable_parts
+from .session_rules import (
+    PAID_TOO_LATE,
+    PaidDecision,
+    fail,
+    mark_refunded,
+    refund_owed,
+    refundable_parts,
+)
 from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
 
@@ -50,10 +58,9 @@ def refused_for_good(err: RazorpayError) -> bool:
 
 
 # A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
-# late, or made to a static QR code that is no bay's any more):
-# the customer is refunded and the bay is fine, so the owner has nothing to repair (the
-# session's event still says what happened). Unrefunded (automatic refund off), the money is
-# the owner's to return: the repair says so.
+# late, or made to a static QR code that is no bay's any more): the bay is fine, so there is
+# no "did not start" to repair (the session's event still says what happened). Money left
+# unrefunded (automatic refund off) has its own repair per session (``refund_owed``).
 SALE_REFUSALS = frozenset(
     {
         PaidDecision.REFUSE_BUSY.value,
@@ -66,6 +73,28 @@ SALE_REFUSALS = frozenset(
         QR_CLOSED,
     }
 )
+
+
+def owed_text(ledger: Ledger, session: SessionRecord) -> str:
+    """What a failed session still owes its customer, for the owner (``₹15.00``); "" if nothing.
+
+    In the payment's own currency when it is not rupees (a static QR code's ``currency_mismatch``).
+    """
+    if not (owed := refund_owed(ledger, session)):
+        return ""
+    payment = ledger.payments.get(session.payment_ids[0])
+    currency = payment.currency if payment is not None else CURRENCY
+    amount = paise_to_rupees(owed)
+    return f"₹{amount}" if currency == CURRENCY else f"{amount} {currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A session's failure as stored: why, its refunds to send, what the owner still owes."""
+
+    reason: str
+    refunds: list[RefundRecord]
+    owed: str
 
 
 class Refunds:
@@ -140,31 +169,36 @@ class Refunds:
         async with self.books.change() as ledger:
             if session.state not in expected:
                 return False
-            refunds = self.refuse(ledger, session, reason)
+            failure = self.refuse(ledger, session, reason)
         if before_refunds is not None:
             await before_refunds()
-        await self.async_failed(session, reason, refunds)
+        await self.async_failed(session, failure)
         return True
 
-    def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> list[RefundRecord]:
-        """Inside a change: fail a session and record its refunds (by default); those to send.
+    def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> Failure:
+        """Inside a change: fail a session and record its refunds (by default).
 
         A payment's webhook refuses what it bought this way in its own change (a static QR
         code's payment that buys nothing), so the payment and its refund are stored together.
         """
         fail(session, time.time(), reason)
         parts = refundable_parts(ledger, session) if self.auto_refund else []
-        return self.record(ledger, session, parts, reason)
+        refunds = self.record(ledger, session, parts, reason)
+        return Failure(reason, refunds, owed_text(ledger, session))
 
-    async def async_failed(
-        self, session: SessionRecord, reason: str, refunds: list[RefundRecord]
-    ) -> None:
-        """Once a failure is stored: tell of it, send its refunds, repair what needs the owner."""
+    async def async_failed(self, session: SessionRecord, failure: Failure) -> None:
+        """Once a failure is stored: tell of it, send its refunds, repair what needs the owner.
+
+        The bay's entities are told too: its revenue keeps what was not refunded.
+        """
+        reason = failure.reason
         self.notices.session_failed(
             session.bay_id, session.session_id, list(session.payment_ids), reason
         )
-        await self.async_send_all(refunds)
-        if reason in SALE_REFUSALS and session.state is SessionState.REFUNDED:
+        self.notices.bay_changed(session.bay_id)
+        await self.async_send_all(failure.refunds)
+        self.remind(session, failure.owed)
+        if reason in SALE_REFUSALS:
             return
         self.notices.raise_repair(
             f"start_failed_{session.bay_id}",
@@ -203,12 +237,47 @@ class Refunds:
                     translation_placeholders={"amount": str(amount)},
                 )
             payment = ledger.payments[payment_id]
+            owed = ""
             refund = self._new(ledger, payment_id, amount, reason, payment.session_id)
             if (session := ledger.sessions.get(payment.session_id or "")) is not None:
                 # A failed session refunded by hand is refunded too, once nothing is left.
                 mark_refunded(ledger, session)
+                owed = owed_text(ledger, session)
         await self.async_send(refund)
+        if session is not None:
+            self.remind(session, owed)
         return refund
+
+    # -- money the owner owes back (automatic refund off) --------------------------------------
+
+    def remind(self, session: SessionRecord, owed: str) -> None:
+        """A failed session's money not refunded: one repair per session until it is.
+
+        ``owed`` (``owed_text``) empty (refunded, or under ₹1) removes it; a part refunded
+        updates its amount.
+        """
+        issue_id = f"refund_owed_{session.session_id}"
+        if not owed:
+            self.notices.clear_repair(issue_id)
+            return
+        self.notices.raise_repair(
+            issue_id,
+            "refund_owed",
+            {
+                "bay": self._bay_name(session.bay_id),
+                "amount": owed,
+                "payment_ids": ", ".join(session.payment_ids),
+                "reason": session.end_reason or "",
+                "session_id": session.session_id,
+            },
+        )
+
+    async def async_remind_owed(self) -> None:
+        """At start-up: the repair again for every failed session the ledger says is owed."""
+        ledger = await self.books.store.async_owed()
+        for session in ledger.sessions.values():
+            if owed := owed_text(ledger, session):
+                self.remind(session, owed)
 
     # -- sending and settling ------------------------------------------------------------------
 

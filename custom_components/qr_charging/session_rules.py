@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from .holds import held_for_another
 from .intents import may_top_up
-from .ledger import Ledger, SessionRecord, SessionState
+from .ledger import MIN_REFUND_PAISE, Ledger, RefundState, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -279,6 +279,34 @@ def refundable_of(ledger: Ledger, session: SessionRecord) -> int:
 def is_refunded(ledger: Ledger, session: SessionRecord) -> bool:
     """Whether every paisa of a failed session has been refunded (or is being)."""
     return bool(session.payment_ids) and refundable_of(ledger, session) == 0
+
+
+def refund_owed(ledger: Ledger, session: SessionRecord) -> int:
+    """Paise of a failed session the owner still owes its customer (automatic refund off).
+
+    Nothing under ₹1: Razorpay refunds no less, so that is kept (``too_small``) and owed by
+    nobody.
+    """
+    if session.state is not SessionState.FAILED:
+        return 0
+    owed = refundable_of(ledger, session)
+    return owed if owed >= MIN_REFUND_PAISE else 0
+
+
+def still_owed(ledger: Ledger) -> list[tuple[str, int]]:
+    """Money the account owes back, per (payment, paise).
+
+    Refunds Razorpay has not accepted yet, and what failed sessions owe (``refund_owed``).
+    """
+    owed = [
+        (refund.payment_id, refund.amount)
+        for refund in ledger.refunds.values()
+        if refund.state is RefundState.REQUESTED
+    ]
+    for session in ledger.sessions.values():
+        if refund_owed(ledger, session):
+            owed += refundable_parts(ledger, session)
+    return owed
 
 
 def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:

@@ -37,6 +37,7 @@ from .ledger import (
     Record,
     RefundRecord,
     RefundState,
+    SessionState,
     Wanted,
     add_totals,
     key_of,
@@ -417,6 +418,29 @@ class LedgerStore:
             return counts
 
         return await self._call(count)
+
+    async def async_owed(self) -> Ledger:
+        """What may be owed back: failed sessions that were paid, refunds not sent yet.
+
+        With the payments of both and every refund of those payments (what is left to refund
+        of each); the rules (``session_rules.still_owed``) say what is owed.
+        """
+
+        def read() -> Ledger:
+            failed = self._select(
+                SESSIONS, "state = ? AND payment_ids != '[]'", (SessionState.FAILED.value,)
+            )
+            unsent = self._select(REFUNDS, "state = ?", (RefundState.REQUESTED.value,))
+            payment_ids = {p for s in failed for p in s.payment_ids}
+            payment_ids |= {r.payment_id for r in unsent}
+            ledger = Ledger()
+            payments = self._by_keys(PAYMENTS, "payment_id", payment_ids)
+            ledger.merge(
+                [*failed, *payments, *self._by_keys(REFUNDS, "payment_id", payment_ids)], {}
+            )
+            return ledger
+
+        return await self._call(read)
 
     async def async_attention(self) -> list[PaymentRecord]:
         """Payments an owner must look at."""

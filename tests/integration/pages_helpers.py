@@ -195,8 +195,15 @@ async def reconfigure_bay(hass: HomeAssistant, **changes: Any) -> tuple[Any, dic
         (entry.entry_id, "bay"), context={"source": "reconfigure", "subentry_id": sub_id}
     )
     data = entry.subentries[sub_id].data
+    # The form of the bay's kind of relay; the QR and hold fields sit in their section.
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {k: v for k, v in data.items() if k in _FORM} | changes
+        result["flow_id"], {"next_step_id": f"reconfigure_{data['driver']}"}
+    )
+    form = {str(key) for key in result["data_schema"].schema} - {"bay_id"}
+    values = {k: v for k, v in data.items() if k in form} | changes
+    section = {k: values.pop(k) for k in _QR_SECTION if k in values}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], values | {"qr_options": section}
     )
     await hass.async_block_till_done()
     return result, dict(entry.subentries[sub_id].data)
@@ -216,7 +223,7 @@ async def static_qr_code(hass: HomeAssistant) -> str:
     return qr_id
 
 
-_FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")
+_QR_SECTION = ("static_qr", "hold_minutes", "dynamic_qr", "qr_validity_s")
 
 
 async def dynamic_bay(hass: HomeAssistant, validity_s: int = 60) -> dict[str, Any]:
