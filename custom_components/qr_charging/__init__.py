@@ -54,7 +54,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
             translation_placeholders={"error": str(err)},
         ) from err
     entry.runtime_data = hub
-    await async_register_devices(hass, entry)
+    await async_register_devices(hass, entry, hub.bays.runners.values())
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(
         register_webhook(

@@ -33,6 +33,7 @@ from .const import (
 )
 from .notices import Notices
 from .pages import CustomerPages
+from .pages_addresses import PageAddresses
 from .payments import Payments
 from .qr_codes import QrCodes
 from .reconcile import Reconciler
@@ -110,7 +111,16 @@ class QrChargingHub:
         self.payments = Payments(
             self.books, self.api, self.notices, self.bays, self.refunds, plans, self.qr_codes
         )
-        self.pages = CustomerPages(hass, entry, self.bays, self.payments, self.books, plans)
+        self.addresses = PageAddresses(hass, entry, configs)
+        self.pages = CustomerPages(
+            hass,
+            entry,
+            bays=self.bays,
+            payments=self.payments,
+            books=self.books,
+            plans=plans,
+            addresses=self.addresses,
+        )
         self.reconciler = Reconciler(
             self.books,
             self.api,
