@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .intents import HOLD
-from .ledger import LinkRecord
+from .records import LinkRecord
 
 # Holds in a row that may end unpaid (cancelled, expired) before a bay stops holding.
 UNPAID_HOLDS = 3

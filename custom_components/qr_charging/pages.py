@@ -53,7 +53,7 @@ from .const import (
 from .devices import bay_identifier
 from .holds import HoldGuard, hold_of
 from .intents import HOLD, START
-from .ledger import LinkRecord, Wanted
+from .ledger import Wanted
 from .pages_budget import Budget, client_of
 from .pages_model import (
     LANGUAGES,
@@ -80,6 +80,7 @@ from .pages_render import TEXT_CATEGORY, QrCodes, Renderer, Texts, compiled_rend
 from .payments import Payments
 from .razorpay_api import RazorpayError
 from .razorpay_webhook import read_bounded
+from .records import LinkRecord
 from .store import StorageError
 from .totp import accepts, current
 

@@ -18,11 +18,12 @@ from .const import (
     WEBHOOK_SILENT_S,
     WEBHOOK_UNREACHABLE,
 )
-from .ledger import EVENT_MEMORY_S, LinkRecord, RefundState, Wanted
+from .ledger import EVENT_MEMORY_S, Wanted
 from .payments import Payments
 from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
 from .razorpay_events import PaymentNotice, WebhookEvent
+from .records import LinkRecord, RefundState
 from .refunds import Refunds, refused_for_good
 from .store import StorageError
 

@@ -19,25 +19,22 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
-from .ledger import (
+from .ledger import OPEN_LINK_S, Changes, Ledger, Wanted
+from .records import (
     KINDS,
     LINKS,
-    OPEN_LINK_S,
     PAYMENTS,
     REFUNDS,
     RUNNING_STATES,
     SESSIONS,
     BayTotals,
-    Changes,
     Kind,
-    Ledger,
     LinkRecord,
     PaymentRecord,
     PaymentState,
     Record,
     RefundRecord,
     RefundState,
-    Wanted,
     add_totals,
     key_of,
 )
