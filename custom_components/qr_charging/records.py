@@ -3,8 +3,8 @@
 Plain Python, no Home Assistant imports. A record (a link, a payment, a session, a refund) is a
 dataclass whose writes inside a change are journaled first: the journal keeps, for each record
 written, its values before that change's first write to it (a tuple of its fields, lists
-copied, about 20 ns a record), so the working set (``ledger``) can tell what a change did and
-undo it without copying or comparing any record that was not written.
+copied), so the working set (``ledger``) can tell what a change did and undo it without
+copying or comparing any record that was not written.
 """
 
 from __future__ import annotations
