@@ -27,15 +27,9 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, EVENT_SESSION_ENDED, EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
-from .ledger import (
-    RUNNING_STATES,
-    BayTotals,
-    Ledger,
-    RefundRecord,
-    SessionRecord,
-    SessionState,
-)
+from .ledger import Ledger
 from .notices import Notices, bay_signal
+from .records import RUNNING_STATES, BayTotals, RefundRecord, SessionRecord, SessionState
 from .refunds import Refunds
 from .store import StorageError
 

@@ -16,8 +16,9 @@ from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
-from .ledger import Ledger, PaymentRecord, SessionRecord, SessionState
+from .ledger import Ledger
 from .notices import Notices
+from .records import PaymentRecord, SessionRecord, SessionState
 from .refunds import Failure, Refunds
 from .session_rules import PAID_TOO_LATE, PaidOutcome, finish
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .intents import HOLD
-from .ledger import LinkRecord
+from .records import LinkRecord
 
 # Holds in a row that may end unpaid (cancelled, expired) within the window before a bay
 # stops holding: until it serves a session, or fewer than these ended within the window.

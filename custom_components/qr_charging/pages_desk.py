@@ -22,8 +22,8 @@ from .books import Books
 from .const import LOGGER
 from .holds import HoldGuard, hold_of
 from .intents import HOLD, START
-from .ledger import LinkRecord
 from .pages_model import Purchase, reusable_link, too_many_open
+from .records import LinkRecord
 
 # Why a tap gets no link (the bay page's ``error_<key>`` texts).
 HELD = "held"  # another customer's page holds the bay

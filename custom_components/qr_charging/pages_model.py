@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from .catalog import CatalogError, Plan, Quote, paise_to_rupees
 from .intents import START, add_time
-from .ledger import (
+from .records import (
     KEPT_REFUNDS,
     LinkRecord,
     PaymentRecord,

@@ -29,11 +29,20 @@ from .const import (
     LOGGER,
 )
 from .holds import LINK_MARGIN_S
-from .ledger import Ledger, LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
+from .ledger import Ledger, Wanted
 from .notices import Notices
+from .payment_rules import (
+    Outcome,
+    PaymentResult,
+    Settlement,
+    apply_payment,
+    apply_refund,
+    settlement,
+)
 from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+from .records import LinkRecord, RefundRecord
 from .refunds import Failure, Refunds, refused_for_good
 from .session_rules import PaidOutcome
 from .static_qr import static_sale
@@ -252,14 +261,14 @@ class Payments:
             now = time.time()
             if event.payment is not None:
                 sale = qr_sale.sale if qr_sale is not None else None
-                result = ledger.apply_payment(event.payment, event.event, now, sale)
+                result = apply_payment(ledger, event.payment, event.event, now, sale)
                 outcome = result.outcome.value
                 powered, refused = self._decide_now(ledger, result, problem, now)
             elif event.refund is not None:
-                refund, changed = ledger.apply_refund(event.refund)
+                refund, changed = apply_refund(ledger, event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
                 if refund is not None and changed:
-                    settled = refund, ledger.settlement(refund.payment_id)
+                    settled = refund, settlement(ledger, refund.payment_id)
             elif event.link_id is not None and event.link_status:
                 changed = ledger.close_link(event.link_id, event.link_status)
                 outcome = f"link_{event.link_status}" if changed else "ignored"

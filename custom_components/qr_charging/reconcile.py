@@ -17,10 +17,11 @@ from .const import (
     WEBHOOK_SILENT_S,
     WEBHOOK_UNREACHABLE,
 )
-from .ledger import EVENT_MEMORY_S, RefundState
+from .ledger import EVENT_MEMORY_S
 from .payments import Payments
 from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
+from .records import RefundState
 from .refunds import Refunds, refused_for_good
 from .store import StorageError
 

@@ -14,24 +14,17 @@ from dataclasses import dataclass
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util.ulid import ulid_now
 
+from . import payment_rules
 from .account_api import AccountApi
 from .books import Books
 from .catalog import CURRENCY, paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
-from .ledger import (
-    MIN_REFUND_PAISE,
-    RUNNING_STATES,
-    Ledger,
-    RefundRecord,
-    RefundState,
-    SessionRecord,
-    SessionState,
-    Settlement,
-    Wanted,
-)
+from .ledger import Ledger, Wanted
 from .notices import Notices
+from .payment_rules import MIN_REFUND_PAISE, Settlement
 from .razorpay_api import RazorpayError, RazorpayRequestError, is_outage
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
+from .records import RUNNING_STATES, RefundRecord, RefundState, SessionRecord, SessionState
 from .session_rules import (
     PAID_TOO_LATE,
     PaidDecision,
@@ -145,7 +138,7 @@ class Refunds:
             reason=reason,
             session_id=session_id,
         )
-        ledger.add_refund(refund)
+        payment_rules.add_refund(ledger, refund)
         return refund
 
     # -- the one way a session fails -----------------------------------------------------------
@@ -222,7 +215,7 @@ class Refunds:
                     translation_key="unknown_payment",
                     translation_placeholders={"payment_id": payment_id},
                 )
-            refundable = ledger.refundable(payment_id)
+            refundable = payment_rules.refundable(ledger, payment_id)
             amount = refundable if amount is None else amount
             if amount <= 0 or amount > refundable:
                 raise ServiceValidationError(
@@ -344,7 +337,7 @@ class Refunds:
                     # Its webhook came first and already settled it (and told of it).
                     return
                 stored.state = state
-                settlement = ledger.settlement(stored.payment_id)
+                settlement = payment_rules.settlement(ledger, stored.payment_id)
         except StorageError:
             # Unchanged on disk: reconciliation sends it again with the same key.
             LOGGER.exception("Could not store the answer to refund %s", refund.key)
@@ -413,7 +406,7 @@ class Refunds:
             refund.refund_id, refund.payment_id, refund.amount, str(remote.get("status"))
         )
         async with self.books.change(Wanted.for_refund(notice)) as ledger:
-            stored, changed = ledger.apply_refund(notice)
-            settlement = ledger.settlement(refund.payment_id)
+            stored, changed = payment_rules.apply_refund(ledger, notice)
+            settlement = payment_rules.settlement(ledger, refund.payment_id)
         if changed and stored is not None:
             self.settled(stored, settlement)

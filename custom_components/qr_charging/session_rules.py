@@ -12,7 +12,9 @@ from enum import StrEnum
 
 from .holds import held_for_another
 from .intents import may_top_up
-from .ledger import MIN_REFUND_PAISE, Ledger, RefundState, SessionRecord, SessionState
+from .ledger import Ledger
+from .payment_rules import MIN_REFUND_PAISE, refundable
+from .records import RefundState, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -237,7 +239,7 @@ def cut_unserved(ledger: Ledger, session: SessionRecord, seconds: float) -> list
         left -= portion
         payment.cut_s += portion
         paise = min(
-            math.floor(payment.amount * portion / payment.seconds), ledger.refundable(payment_id)
+            math.floor(payment.amount * portion / payment.seconds), refundable(ledger, payment_id)
         )
         if paise > 0:
             parts.append((payment_id, paise))
@@ -267,13 +269,13 @@ def unserved_parts(ledger: Ledger, session: SessionRecord, now: float) -> list[t
 
 def refundable_parts(ledger: Ledger, session: SessionRecord) -> list[tuple[str, int]]:
     """All that is left to refund of a session's payments, newest first."""
-    parts = [(p, ledger.refundable(p)) for p in reversed(session.payment_ids)]
+    parts = [(p, refundable(ledger, p)) for p in reversed(session.payment_ids)]
     return [(payment_id, paise) for payment_id, paise in parts if paise > 0]
 
 
 def refundable_of(ledger: Ledger, session: SessionRecord) -> int:
     """What of a session's payments is not yet refunded."""
-    return sum(ledger.refundable(p) for p in session.payment_ids)
+    return sum(refundable(ledger, p) for p in session.payment_ids)
 
 
 def is_refunded(ledger: Ledger, session: SessionRecord) -> bool:

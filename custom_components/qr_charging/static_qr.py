@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .catalog import CURRENCY, Bay, Plan
 from .intents import STATIC_QR
-from .ledger import Sale
+from .payment_rules import Sale
 from .razorpay_events import NOTE_BAY, PaymentNotice
 
 # The note on a bay's QR code (and so on its payments) that names the bay.

@@ -23,7 +23,6 @@ from custom_components.qr_charging.holds import (
     UNPAID_HOLDS,
 )
 from custom_components.qr_charging.intents import HOLD, START, add_time
-from custom_components.qr_charging.ledger import LinkRecord
 from custom_components.qr_charging.pages_desk import (
     BUSY,
     HELD,
@@ -33,6 +32,7 @@ from custom_components.qr_charging.pages_desk import (
     Refused,
 )
 from custom_components.qr_charging.pages_model import Purchase
+from custom_components.qr_charging.records import LinkRecord
 from custom_components.qr_charging.store import LedgerStore
 
 BAY = "bay-1"

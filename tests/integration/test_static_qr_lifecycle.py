@@ -30,7 +30,7 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     RECONCILE_INTERVAL_S,
 )
-from custom_components.qr_charging.ledger import (
+from custom_components.qr_charging.records import (
     RefundRecord,
     RefundState,
     SessionRecord,
