@@ -19,6 +19,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
+from copy import copy
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -106,6 +107,14 @@ class _Answer(Exception):
         self.response = response
 
 
+class _Paid(Exception):
+    """The asking page's earlier link was paid: show its session (``session_id``)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
 class _Refused(Exception):
     """No link for a Pay tap: the bay page's text ``key``, with this status and view."""
 
@@ -127,11 +136,25 @@ def _json(data: dict[str, Any]) -> web.Response:
 class _Page:
     """One request's language and the relative addresses its page links to."""
 
-    def __init__(self, query: dict[str, str], accept_language: str | None, texts: Texts) -> None:
+    def __init__(
+        self,
+        query: dict[str, str],
+        accept_language: str | None,
+        texts: Texts,
+        client: str | None = None,
+    ) -> None:
         self.query = query
         self.lang = choose_language(query.get("lang"), accept_language)
         self.lang_asked = query.get("lang") in LANGUAGES
         self.texts = texts
+        # Who asks (``pages_budget.client_of``): None through the cloudhook.
+        self.client = client
+
+    def at(self, **query: str) -> _Page:
+        """The same customer's page at another address (its language kept)."""
+        moved = copy(self)
+        moved.query = query | ({"lang": self.lang} if self.lang_asked else {})
+        return moved
 
     def href(self, **params: str) -> str:
         """A relative address on this webhook (works through a cloudhook as well)."""
@@ -300,11 +323,13 @@ class CustomerPages:
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
         remote = _remote(request)
-        if wait := self._budget.take(client_of(remote), time.monotonic()):
+        client = client_of(remote)
+        if wait := self._budget.take(client, time.monotonic()):
             return await self._too_many(request, remote, wait)
         query = dict(request.query)
         accept = request.headers.get("Accept-Language")
-        page = _Page(query, accept, await self._texts(choose_language(query.get("lang"), accept)))
+        texts = await self._texts(choose_language(query.get("lang"), accept))
+        page = _Page(query, accept, texts, client)
         try:
             if request.method not in ("GET", "POST"):
                 return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
@@ -399,9 +424,9 @@ class CustomerPages:
         elif wants[1] == "json":
             # The holder's page polls with its ticket: to it the bay is not "someone paying".
             given = page.query.get("ticket")
-            nonce = ticket_nonce(
-                self.entry.data[CONF_PAGES_SECRET], runner.bay.bay_id, given, time.time()
-            )
+            bay_id = runner.bay.bay_id
+            secret = self.entry.data[CONF_PAGES_SECRET]
+            nonce = ticket_nonce(secret, bay_id, given, time.time(), self._holding(bay_id))
             view = self.bay_view(runner, nonce)
             return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
         nonce, ticket = self._ticket(runner.bay, page, form)
@@ -419,7 +444,8 @@ class CustomerPages:
         now = time.time()
         secret = self.entry.data[CONF_PAGES_SECRET]
         given = form.get("ticket") or page.query.get("ticket")
-        if (nonce := ticket_nonce(secret, bay.bay_id, given, now)) is not None:
+        holding = self._holding(bay.bay_id)
+        if (nonce := ticket_nonce(secret, bay.bay_id, given, now, holding)) is not None:
             return nonce, given
         if bay.dynamic_qr and not (
             bay.qr_secret and accepts(bay.qr_secret, bay.qr_validity_s, page.query.get("totp"), now)
@@ -507,9 +533,12 @@ class CustomerPages:
         lock = self._bay_locks.setdefault(bay_id, asyncio.Lock())
         try:
             async with lock:
-                link, mine = await self._async_link_for(runner, view, wanted, maker, own, page)
+                link = await self._async_link_for(runner, view, wanted, maker, own, page)
         except _Refused as refused:
             return refuse(refused.key, refused.status, refused.shown or view)
+        except _Paid as paid:
+            # Their earlier link was paid meanwhile: their session's page, not a second link.
+            return await self._async_session(page.at(**self._payers_query(paid.session_id)), None)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
             outage = isinstance(err, RazorpayError) and is_outage(err)
             # An outage is logged once for the account (``razorpay_api.Reachability``).
@@ -518,12 +547,6 @@ class CustomerPages:
             return refuse("try_later" if outage else "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         amount = rupees(link.amount)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"
-        secret = self.entry.data[CONF_PAGES_SECRET]
-        session_url = None
-        if mine:
-            # Its payer's page, with the key to cancel: only for the page that made the link.
-            key = cancel_key(secret, link.reference_id)
-            session_url = page.href(token=session_token(secret, link.reference_id), key=key)
         return _html(
             self._render(
                 "redirect.html.j2",
@@ -532,9 +555,15 @@ class CustomerPages:
                 url=link.short_url,
                 amount=amount,
                 note=page.texts.get("bay", note_key, minutes=link.seconds // 60),
-                session_url=session_url,
+                # Its payer's page, with the key to cancel: a link goes only to its maker.
+                session_url=page.href(**self._payers_query(link.reference_id)),
             )
         )
+
+    def _payers_query(self, session_id: str) -> dict[str, str]:
+        """The query of a payment's own page, with the key to cancel (for its maker only)."""
+        secret = self.entry.data[CONF_PAGES_SECRET]
+        return {"token": session_token(secret, session_id), "key": cancel_key(secret, session_id)}
 
     async def _async_link_for(  # noqa: PLR0917 - one decision, under the bay's lock
         self,
@@ -544,11 +573,12 @@ class CustomerPages:
         maker: str | None,
         own: str | None,
         page: _Page,
-    ) -> tuple[LinkRecord, bool]:
-        """The link for a Pay tap, and whether the asking page made it (``_Refused`` if none).
+    ) -> LinkRecord:
+        """The link for a Pay tap (``_Refused`` if none, ``_Paid`` if the page's was paid).
 
         Decided under the bay's lock: of two pages tapping at once, one gets the hold. A link
-        reused for someone else's tap is theirs to pay, not to cancel (``cancel_key``).
+        is reused only for the page that made it (``maker``): handed to another, its maker
+        would keep the stranger's session page and the key to cancel what they pay.
         """
         bay_id = view.bay_id
         now = time.time()
@@ -571,23 +601,26 @@ class CustomerPages:
                 # The holder taps again: their link, or, for another choice, a new one.
                 theirs = self.books.ledger.links[hold.link_id]
                 if (link := reuse([theirs], intent=HOLD)) is not None:
-                    return link, True
-                await self._async_close(theirs)
+                    return link
+                if await self._async_close(theirs) == "paid":
+                    raise _Paid(theirs.reference_id)
             hold_s = self._guard.hold_seconds(bay_id, served, now, runner.bay.hold_minutes * 60)
             if hold_s is not None:
                 intent = HOLD
-        if intent != HOLD and (link := reuse(links, intent=intent)) is not None:
-            return link, self._made_by(link.link_id, maker)
+        mine = [link for link in links if self._made_by(link.link_id, maker)]
+        if intent != HOLD and (link := reuse(mine, intent=intent)) is not None:
+            return link
         if (wait := self.payments.api.client.reachability.waiting()) > 0:
             LOGGER.debug("No link made at bay %s: Razorpay left alone for %.0f s", bay_id, wait)
             raise _Refused("try_later", HTTPStatus.SERVICE_UNAVAILABLE)
         # The running session's own page spends a budget of its own, never the bay's.
+        # A client known by its address may spend only a few of the bay's (``HoldGuard``).
         if (own is None and too_many_open(links, bay_id, now)) or not self._guard.may_make_link(
-            bay_id, now, own
+            bay_id, now, own, page.client
         ):
             raise _Refused("busy", HTTPStatus.TOO_MANY_REQUESTS)
         # Counted before the call: a refused or failed call costs the budget too.
-        self._guard.spend(bay_id, now, own)
+        self._guard.spend(bay_id, now, own, page.client)
         created = await self.payments.async_create_link(
             bay_id,
             wanted.plan.code,
@@ -601,11 +634,24 @@ class CustomerPages:
             self._guard.held(bay_id, link.link_id, served=served, now=now, until=link.expire_by)
         if maker is not None:
             self._remember(maker, link.link_id)
-        return link, True
+        return link
 
     def _made_by(self, link_id: str, maker: str | None) -> bool:
         """Whether the asking page (``maker``) made this link."""
         return maker is not None and self._makers.get(link_id) == maker
+
+    def _holding(self, bay_id: str) -> set[str]:
+        """The pages (ticket nonces) whose link of the bay is open: their tickets stay valid."""
+        links, now = self.books.ledger.links, time.time()
+        return {
+            maker
+            for link_id, maker in self._makers.items()
+            if (link := links.get(link_id)) is not None
+            and link.bay_id == bay_id
+            and link.status == "created"
+            and link.payment_id is None
+            and link.expire_by > now
+        }
 
     def _remember(self, maker: str, link_id: str) -> None:
         """Which page made a link (links no longer open are forgotten)."""
@@ -613,10 +659,14 @@ class CustomerPages:
         self._makers = {i: m for i, m in self._makers.items() if i in open_links}
         self._makers[link_id] = maker
 
-    async def _async_close(self, link: LinkRecord) -> None:
-        """Close an unpaid link (``Payments.async_cancel_link``), one close of it at a time."""
+    async def _async_close(self, link: LinkRecord) -> str | None:
+        """Close an unpaid link (``Payments.async_cancel_link``), one close of it at a time.
+
+        Returns the status it ended with (``paid`` if Razorpay refused: it was paid), or None
+        when it is being closed already.
+        """
         if link.link_id in self._closing:
-            return
+            return None
         self._closing.add(link.link_id)
         try:
             status = await self.payments.async_cancel_link(link)
@@ -624,6 +674,7 @@ class CustomerPages:
             self._closing.discard(link.link_id)
         if status in ("cancelled", "expired"):
             self._guard.released(link.link_id, time.time())
+        return status
 
     def _callback_or_none(self, page: _Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.
@@ -791,10 +842,14 @@ class CustomerPages:
     ) -> web.Response:
         """The customer cancels their unpaid link (with the key): at Razorpay, then here."""
         if not may_cancel(self.entry.data[CONF_PAGES_SECRET], session_id, page.query.get("key")):
-            # A page given the link for someone else's tap (reused): it may pay, not cancel.
+            # The token alone (Razorpay's callback, a shared address): it may see, not cancel.
             return show(page.texts.get("bay", "error_not_yours"), HTTPStatus.FORBIDDEN)
         link = self.books.ledger.link_by_reference(session_id)
-        if link is not None and link.status == "created" and link.payment_id is None:
+        if link is not None and link.intent != HOLD:
+            # It holds nothing: no call to Razorpay (cancel and retake would churn the bay's
+            # budget); its page forgets it, and it expires unpaid (or starts, if paid).
+            self._makers.pop(link.link_id, None)
+        elif link is not None and link.status == "created" and link.payment_id is None:
             try:
                 # Not under the bay's lock: a Pay tap never waits for Razorpay to cancel.
                 await self._async_close(link)
