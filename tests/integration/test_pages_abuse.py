@@ -461,6 +461,23 @@ async def test_a_link_goes_only_to_the_page_that_made_it(
         await _cancel(customer, _payers_page(own))
 
 
+async def test_a_crowd_adding_time_gets_a_link_each_within_the_bays_budget(
+    hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    """Links are no longer shared between pages: a crowd tapping Add time on a busy bay's
+    page (before: one link for all of them) gets a link each, as many as the bay's budget
+    allows, then *busy, try again*; Razorpay is asked no more than the budget."""
+    await _charging(hass, customer, standin, post_webhook)  # the bay's first link
+    made = len(standin.calls_to(*LINKS))
+    crowd = await asyncio.gather(*(customer.open_and_pay(via="cloudhook") for _ in range(20)))
+
+    served = [answer for answer in crowd if answer.status == 200]
+    assert len(served) == LINKS_PER_WINDOW - 1
+    assert {answer.status for answer in crowd if answer not in served} == {429}
+    assert len({link_of(standin, answer) for answer in served}) == len(served)
+    assert len(standin.calls_to(*LINKS)) - made == len(served)
+
+
 @WITH_RATE_PLAN
 async def test_a_holder_who_paid_and_taps_again_is_shown_their_session(
     hass: HomeAssistant,
