@@ -41,6 +41,10 @@ MIN_HOLD_S = 15 * 60
 # Links a bay's page may make in ``LINK_WINDOW_S`` (each is a call to Razorpay's API).
 LINKS_PER_WINDOW = 10
 LINK_WINDOW_S = 600
+# Of those, what one client (``pages_budget.client_of``: an address or an IPv6 /56) may ask
+# for one bay: a script from one address cannot spend the bay's whole budget. The cloudhook's
+# requests have no client to tell apart: they spend only the bay's budget.
+LINKS_PER_CLIENT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,25 +129,45 @@ class HoldGuard:
                 if span.link_id == link_id and span.until > now:
                     span.until = now
 
-    def may_make_link(self, bay_id: str, now: float, session_id: str | None = None) -> bool:
-        """Whether a link may be made now: the bay's budget, or a running session's own.
+    def may_make_link(
+        self, bay_id: str, now: float, session_id: str | None = None, client: str | None = None
+    ) -> bool:
+        """Whether a link may be made now: the bay's budget (and ``client``'s), or a session's.
 
         A running session's own page (``session_id``) never spends the bay's budget, so a
         script tapping the bay's page cannot keep its customer from adding time; it has a
-        budget of the same size of its own, which its cancelled links count against.
+        budget of the same size of its own, which its cancelled links count against. A client
+        known by its address (``client``) may ask ``LINKS_PER_CLIENT`` of the bay's.
         """
-        made = self._links.get(_budget(bay_id, session_id), deque())
+        return all(
+            len(self._recent(key, now)) < most for key, most in _budgets(bay_id, session_id, client)
+        )
+
+    def spend(
+        self, bay_id: str, now: float, session_id: str | None = None, client: str | None = None
+    ) -> None:
+        """A link is asked of Razorpay: counted whether Razorpay makes it or not."""
+        # Clients seen no more within the window are forgotten (one key per address otherwise).
+        for key in [k for k in self._links if not self._recent(k, now)]:
+            del self._links[key]
+        for key, _most in _budgets(bay_id, session_id, client):
+            self._links.setdefault(key, deque()).append(now)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        """The links asked within the window under one budget ``key``."""
+        made = self._links.get(key, deque())
         while made and now - made[0] >= LINK_WINDOW_S:
             made.popleft()
-        return len(made) < LINKS_PER_WINDOW
-
-    def spend(self, bay_id: str, now: float, session_id: str | None = None) -> None:
-        """A link is asked of Razorpay: counted whether Razorpay makes it or not."""
-        self._links.setdefault(_budget(bay_id, session_id), deque()).append(now)
+        return made
 
 
-def _budget(bay_id: str, session_id: str | None) -> str:
-    return f"{bay_id}\n{session_id}" if session_id else bay_id
+def _budgets(bay_id: str, session_id: str | None, client: str | None) -> list[tuple[str, int]]:
+    """The budgets a link spends, and their sizes: a session's own, or the bay's and a client's."""
+    if session_id:
+        return [(f"{bay_id}\n{session_id}", LINKS_PER_WINDOW)]
+    if client is None:
+        return [(bay_id, LINKS_PER_WINDOW)]
+    return [(bay_id, LINKS_PER_WINDOW), (f"{bay_id}\nclient:{client}", LINKS_PER_CLIENT)]
 
 
 @dataclass(slots=True)

@@ -37,7 +37,7 @@ from .devices import bay_in_order
 from .pages_addresses import PageAddresses
 from .pages_answer import Answer, Page, Responder, html, json_answer, remaining, remote_of
 from .pages_budget import Budget, client_of
-from .pages_desk import BUSY, HELD, TRY_LATER, PayDesk, PayTap, Refused
+from .pages_desk import BUSY, HELD, TRY_LATER, Paid, PayDesk, PayTap, Refused
 from .pages_model import (
     BayState,
     BayView,
@@ -148,12 +148,13 @@ class CustomerPages:
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
         remote = remote_of(request)
-        if wait := self._budget.take(client_of(remote), time.monotonic()):
+        client = client_of(remote)
+        if wait := self._budget.take(client, time.monotonic()):
             LOGGER.debug(
                 "Too many requests for the customer's pages from %s", remote or "the cloud"
             )
             return await self.responder.too_many(request, wait)
-        page = await self.responder.page(request)
+        page = await self.responder.page(request, client)
         query = page.query
         try:
             if request.method not in ("GET", "POST"):
@@ -188,8 +189,10 @@ class CustomerPages:
             return await self.screens.async_poster(page, runner.bay, self.bay_view(runner))
         elif wants[1] == "json":
             # The holder's page polls with its ticket: to it the bay is not "someone paying".
-            given = page.query.get("ticket")
-            nonce = ticket_nonce(self._secret, runner.bay.bay_id, given, time.time())
+            given, bay_id = page.query.get("ticket"), runner.bay.bay_id
+            nonce = ticket_nonce(
+                self._secret, bay_id, given, time.time(), self.desk.holding(bay_id)
+            )
             view = self.bay_view(runner, nonce)
             return json_answer({"state": view.state.value, "remaining_s": remaining(view.until)})
         nonce, ticket = self._ticket(runner.bay, page, form)
@@ -206,7 +209,8 @@ class CustomerPages:
         """
         now = time.time()
         given = form.get("ticket") or page.query.get("ticket")
-        if (nonce := ticket_nonce(self._secret, bay.bay_id, given, now)) is not None:
+        holding = self.desk.holding(bay.bay_id)
+        if (nonce := ticket_nonce(self._secret, bay.bay_id, given, now, holding)) is not None:
             return nonce, given
         if bay.dynamic_qr and not (
             bay.qr_secret and accepts(bay.qr_secret, bay.qr_validity_s, page.query.get("totp"), now)
@@ -299,9 +303,15 @@ class CustomerPages:
             # Who asks: the page's ticket, or the running session's own page (its token).
             maker=ticket[0] or (f"session:{own}" if own else None),
             own=own,
+            client=page.client,
         )
         try:
-            link, mine = await self.desk.async_link(tap, partial(self._callback, page))
+            link = await self.desk.async_link(tap, partial(self._callback, page))
+        except Paid as paid:
+            # Their earlier link was paid meanwhile: their session's page, not a second link.
+            return await self.sessions.async_page(
+                page.at(**self._payers_query(paid.session_id)), None
+            )
         except Refused as refused:
             shown = replace(view, state=BayState.HELD) if refused.key == HELD else view
             return refuse(refused.key, _REFUSED_STATUS[refused.key], shown)
@@ -312,11 +322,6 @@ class CustomerPages:
             log("No payment link for a customer at bay %s: %s", bay_id, err)
             return refuse("try_later" if outage else "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"
-        session_url = None
-        if mine:
-            # Its payer's page, with the key to cancel: only for the page that made the link.
-            key = cancel_key(self._secret, link.reference_id)
-            session_url = page.href(token=session_token(self._secret, link.reference_id), key=key)
         return html(
             self.responder.render(
                 "redirect.html.j2",
@@ -325,9 +330,15 @@ class CustomerPages:
                 url=link.short_url,
                 amount=rupees(link.amount),
                 note=page.texts.get("bay", note_key, minutes=link.seconds // 60),
-                session_url=session_url,
+                # Its payer's page, with the key to cancel: a link goes only to its maker.
+                session_url=page.href(**self._payers_query(link.reference_id)),
             )
         )
+
+    def _payers_query(self, session_id: str) -> dict[str, str]:
+        """The query of a payment's own page, with the key to cancel (for its maker only)."""
+        secret = self._secret
+        return {"token": session_token(secret, session_id), "key": cancel_key(secret, session_id)}
 
     def _callback(self, page: Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.

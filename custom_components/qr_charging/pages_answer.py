@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from copy import copy
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -61,11 +62,25 @@ def json_answer(data: dict[str, Any]) -> web.Response:
 class Page:
     """One request's language and the relative addresses its page links to."""
 
-    def __init__(self, query: dict[str, str], accept_language: str | None, texts: Texts) -> None:
+    def __init__(
+        self,
+        query: dict[str, str],
+        accept_language: str | None,
+        texts: Texts,
+        client: str | None = None,
+    ) -> None:
         self.query = query
         self.lang = choose_language(query.get("lang"), accept_language)
         self.lang_asked = query.get("lang") in LANGUAGES
         self.texts = texts
+        # Who asks (``pages_budget.client_of``): None through the cloudhook.
+        self.client = client
+
+    def at(self, **query: str) -> Page:
+        """The same customer's page at another address (its language kept)."""
+        moved = copy(self)
+        moved.query = query | ({"lang": self.lang} if self.lang_asked else {})
+        return moved
 
     def href(self, **params: str) -> str:
         """A relative address on this webhook (works through a cloudhook as well)."""
@@ -101,11 +116,12 @@ class Responder:
         """Read and compile the templates, in the executor."""
         self._renderer = await self.hass.async_add_executor_job(compiled_renderer)
 
-    async def page(self, request: web.Request) -> Page:
-        """The page a request asks for, in its language."""
+    async def page(self, request: web.Request, client: str | None = None) -> Page:
+        """The page a request (from ``client``) asks for, in its language."""
         query = dict(request.query)
         accept = request.headers.get("Accept-Language")
-        return Page(query, accept, await self.texts(choose_language(query.get("lang"), accept)))
+        texts = await self.texts(choose_language(query.get("lang"), accept))
+        return Page(query, accept, texts, client)
 
     async def texts(self, lang: str) -> Texts:
         """The pages' texts in ``lang``."""

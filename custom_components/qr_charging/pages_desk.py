@@ -44,6 +44,14 @@ class Refused(Exception):
         self.key = key
 
 
+class Paid(Exception):
+    """The asking page's earlier link was paid meanwhile: show its session (``session_id``)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
 class _Created(Protocol):
     @property
     def link(self) -> LinkRecord: ...
@@ -73,7 +81,8 @@ class PayTap:
 
     ``intent`` is what the page told the customer (``intents``), ``served`` the bay's count of
     sessions served, ``hold_s`` the bay's hold time, ``maker`` the asking page (None: a page
-    that cannot be told apart) and ``own`` the running session's id when its own page asks.
+    that cannot be told apart), ``own`` the running session's id when its own page asks, and
+    ``client`` who asks (``pages_budget.client_of``; None through the cloudhook).
     """
 
     bay_id: str
@@ -83,6 +92,7 @@ class PayTap:
     hold_s: int
     maker: str | None = None
     own: str | None = None
+    client: str | None = None
 
 
 class PayDesk:
@@ -118,21 +128,18 @@ class PayDesk:
         """Whether the asking page (``maker``) made this link."""
         return maker is not None and self._makers.get(link_id) == maker
 
-    async def async_link(
-        self, tap: PayTap, callback: Callable[[str], str]
-    ) -> tuple[LinkRecord, bool]:
-        """The link for a tap, and whether the asking page made it (``Refused`` if none).
+    async def async_link(self, tap: PayTap, callback: Callable[[str], str]) -> LinkRecord:
+        """The link for a tap (``Refused`` if none, ``Paid`` if the page's own was paid).
 
         Decided under the bay's lock: of two pages tapping at once, one gets the hold. A link
-        reused for someone else's tap is theirs to pay, not to cancel. ``callback`` gives the
-        page Razorpay sends the payer back to, for a new link's session id.
+        is reused only for the page that made it (``maker``): handed to another, its maker
+        would keep the stranger's session page and the key to cancel what they pay.
+        ``callback`` gives the page Razorpay sends the payer back to, for a new link's session.
         """
         async with self._bay_locks.setdefault(tap.bay_id, asyncio.Lock()):
             return await self._async_decide(tap, callback)
 
-    async def _async_decide(
-        self, tap: PayTap, callback: Callable[[str], str]
-    ) -> tuple[LinkRecord, bool]:
+    async def _async_decide(self, tap: PayTap, callback: Callable[[str], str]) -> LinkRecord:
         bay_id, maker, own, now = tap.bay_id, tap.maker, tap.own, self._clock()
         # A link being cancelled is handed to no one.
         links = [
@@ -152,23 +159,26 @@ class PayDesk:
                 # The holder taps again: their link, or, for another choice, a new one.
                 theirs = self.books.ledger.links[hold.link_id]
                 if (link := reuse([theirs], intent=HOLD)) is not None:
-                    return link, True
-                await self.async_close(theirs)
+                    return link
+                if await self.async_close(theirs) == "paid":
+                    raise Paid(theirs.reference_id)
             hold_s = self.guard.hold_seconds(bay_id, tap.served, now, tap.hold_s)
             if hold_s is not None:
                 intent = HOLD
-        if intent != HOLD and (link := reuse(links, intent=intent)) is not None:
-            return link, self.made_by(link.link_id, maker)
+        mine = [link for link in links if self.made_by(link.link_id, maker)]
+        if intent != HOLD and (link := reuse(mine, intent=intent)) is not None:
+            return link
         if (wait := self._waiting()) > 0:
             LOGGER.debug("No link made at bay %s: Razorpay left alone for %.0f s", bay_id, wait)
             raise Refused(TRY_LATER)
         # The running session's own page spends a budget of its own, never the bay's.
+        # A client known by its address may spend only a few of the bay's (``HoldGuard``).
         if (own is None and too_many_open(links, bay_id, now)) or not self.guard.may_make_link(
-            bay_id, now, own
+            bay_id, now, own, tap.client
         ):
             raise Refused(BUSY)
         # Counted before the call: a refused or failed call costs the budget too.
-        self.guard.spend(bay_id, now, own)
+        self.guard.spend(bay_id, now, own, tap.client)
         created = await self.maker.async_create_link(
             bay_id,
             wanted.plan.code,
@@ -182,7 +192,24 @@ class PayDesk:
             self.guard.held(bay_id, link.link_id, served=tap.served, now=now, until=link.expire_by)
         if maker is not None:
             self._remember(maker, link.link_id)
-        return link, True
+        return link
+
+    def holding(self, bay_id: str) -> set[str]:
+        """The pages (ticket nonces) whose link of the bay is open: their tickets stay valid."""
+        links, now = self.books.ledger.links, self._clock()
+        return {
+            maker
+            for link_id, maker in self._makers.items()
+            if (link := links.get(link_id)) is not None
+            and link.bay_id == bay_id
+            and link.status == "created"
+            and link.payment_id is None
+            and link.expire_by > now
+        }
+
+    def forget(self, link: LinkRecord) -> None:
+        """The page that made a link lets go of it (a link that holds nothing is not closed)."""
+        self._makers.pop(link.link_id, None)
 
     def _remember(self, maker: str, link_id: str) -> None:
         """Which page made a link (links no longer open are forgotten)."""
@@ -197,14 +224,16 @@ class PayDesk:
             return link
         return None
 
-    async def async_close(self, link: LinkRecord) -> None:
+    async def async_close(self, link: LinkRecord) -> str | None:
         """Close an unpaid link (``LinkMaker.async_cancel_link``), one close of it at a time.
 
-        Raises what the close raised (Razorpay unreachable, the ledger not stored). A
-        customer's cancel calls it off the bay's lock: a Pay tap never waits for it.
+        Returns the status it ended with (``paid`` if Razorpay refused: it was paid), or None
+        when it is being closed already. Raises what the close raised (Razorpay unreachable,
+        the ledger not stored). A customer's cancel calls it off the bay's lock: a Pay tap
+        never waits for it.
         """
         if link.link_id in self._closing:
-            return
+            return None
         self._closing.add(link.link_id)
         try:
             status = await self.maker.async_cancel_link(link)
@@ -212,3 +241,4 @@ class PayDesk:
             self._closing.discard(link.link_id)
         if status in ("cancelled", "expired"):
             self.guard.released(link.link_id, self._clock())
+        return status

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
@@ -70,8 +70,8 @@ def session_of_token(secret: str, token: str) -> str | None:
 def cancel_key(secret: str, session_id: str) -> str:
     """The key that lets a session page cancel its unpaid link.
 
-    Given only to the page that made the link: a link handed again to someone else (reused
-    for the same purchase) comes without it, and without the session page's token.
+    Given only to the page that made the link (a link is reused for no other page); the
+    page Razorpay sends the payer back to has the token without it.
     """
     return _mac(secret, f"cancel:{session_id}")
 
@@ -89,13 +89,21 @@ def page_ticket(secret: str, bay_id: str, nonce: str, now: float) -> str:
     return f"{issued}.{nonce}.{_mac(secret, f'ticket:{bay_id}:{issued}:{nonce}')}"
 
 
-def ticket_nonce(secret: str, bay_id: str, ticket: str | None, now: float) -> str | None:
-    """The nonce of a valid, fresh ticket for this bay; None for anything else."""
+def ticket_nonce(
+    secret: str, bay_id: str, ticket: str | None, now: float, holding: Container[str] = ()
+) -> str | None:
+    """The nonce of a valid ticket for this bay, fresh or ``holding``; None for anything else.
+
+    ``holding`` are the nonces of the pages whose link of the bay is open: such a ticket stays
+    its holder's past ``TICKET_S`` for as long as the link is open (a hold outlives 10 min).
+    """
     if not ticket or len(ticket) > 100 or not ticket.isascii():
         return None
     issued, _, rest = ticket.partition(".")
     nonce, _, mac = rest.partition(".")
-    if not issued.isdigit() or not nonce or not 0 <= now - int(issued) <= TICKET_S:
+    if not issued.isdigit() or not nonce:
+        return None
+    if not 0 <= now - int(issued) <= TICKET_S and nonce not in holding:
         return None
     expected = _mac(secret, f"ticket:{bay_id}:{issued}:{nonce}")
     return nonce if hmac.compare_digest(mac, expected) else None

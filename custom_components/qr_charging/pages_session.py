@@ -19,6 +19,7 @@ from .bay_runner import BayRunner
 from .bays import Bays
 from .books import Books
 from .const import LOGGER
+from .intents import HOLD
 from .ledger import Wanted
 from .pages_answer import Page, Responder, countdown, html, json_answer, remaining
 from .pages_desk import PayDesk
@@ -135,9 +136,14 @@ class SessionPages:
     async def _async_cancel(self, page: Page, session_id: str, show: Show) -> web.Response:
         """The customer cancels their unpaid link (with the key): at Razorpay, then here."""
         if not may_cancel(self._secret, session_id, page.query.get("key")):
-            # A page given the link for someone else's tap (reused): it may pay, not cancel.
+            # The token alone (Razorpay's callback, a shared address): it may see, not cancel.
             return show(page.texts.get("bay", "error_not_yours"), HTTPStatus.FORBIDDEN)
-        if (link := self.desk.open_link(session_id)) is not None:
+        link = self.desk.open_link(session_id)
+        if link is not None and link.intent != HOLD:
+            # It holds nothing: no call to Razorpay (cancel and retake would churn the bay's
+            # budget); its page forgets it, and it expires unpaid (or starts, if paid).
+            self.desk.forget(link)
+        elif link is not None:
             try:
                 # Not under the bay's lock: a Pay tap never waits for Razorpay to cancel.
                 await self.desk.async_close(link)

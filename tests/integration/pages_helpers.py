@@ -114,13 +114,14 @@ class Customer:
         return await self.post(query, {"plan": plan, **form})
 
     async def open_and_pay(
-        self, query: str = "bay=bay-1", plan: str = "p30", **form: str
+        self, query: str = "bay=bay-1", plan: str = "p30", *, via: str = "http", **form: str
     ) -> Answer:
-        """Open a bay page, then tap Pay on it (with the page's ticket)."""
-        page = await self.get(query)
+        """Open a bay page, then tap Pay on it (with the page's ticket), directly or through
+        HA Cloud's cloudhook (``via="cloudhook"``: a customer without an address)."""
+        page = await self.send(via, "GET", query)
         # A page that sells nothing (held, out of order) has no form and so no ticket.
         ticket = {"ticket": page.ticket()} if 'name="ticket"' in page.text else {}
-        return await self.pay_button(query, plan, **ticket, **form)
+        return await self.send(via, "POST", query, {"plan": plan, **ticket, **form})
 
 
 async def cloudhook(hass: HomeAssistant, method: str, query: str, body: str = "") -> Answer:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from custom_components.qr_charging.holds import (
     LINK_MARGIN_S,
     LINK_WINDOW_S,
+    LINKS_PER_CLIENT,
     LINKS_PER_WINDOW,
     MIN_HOLD_S,
     UNPAID_HOLD_S,
@@ -122,3 +123,31 @@ def test_no_hour_is_held_unpaid_longer_than_the_budget(
         window = (end - UNPAID_WINDOW_S, end)
         held = sum(max(min(b, window[1]) - max(a, window[0]), 0) for a, b in spans)
         assert held <= UNPAID_HOLD_S
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["203.0.113.1", "203.0.113.2", "2001:db8::/56", None]),
+            st.floats(min_value=0, max_value=60, allow_nan=False),
+        ),
+        max_size=80,
+    )
+)
+def test_no_client_takes_more_than_its_share_of_a_bays_links(
+    taps: list[tuple[str | None, float]],
+) -> None:
+    """Whatever the clients' taps, in any window a client (an address) asks at most its
+    share of the bay's links, and all of them together at most the bay's."""
+    guard, now, made = HoldGuard(), 0.0, []
+    for client, wait in taps:
+        now += wait
+        if guard.may_make_link(BAY, now, client=client):
+            guard.spend(BAY, now, client=client)
+            made.append((client, now))
+    for _client, start in made:
+        window = [c for c, at in made if start <= at < start + LINK_WINDOW_S]
+        assert len(window) <= LINKS_PER_WINDOW
+        for client in {c for c in window if c is not None}:
+            assert window.count(client) <= LINKS_PER_CLIENT

@@ -19,6 +19,7 @@ from custom_components.qr_charging.books import Books
 from custom_components.qr_charging.catalog import Plan
 from custom_components.qr_charging.holds import (
     LINK_MARGIN_S,
+    LINKS_PER_CLIENT,
     LINKS_PER_WINDOW,
     UNPAID_HOLDS,
 )
@@ -27,6 +28,7 @@ from custom_components.qr_charging.pages_desk import (
     BUSY,
     HELD,
     TRY_LATER,
+    Paid,
     PayDesk,
     PayTap,
     Refused,
@@ -144,6 +146,7 @@ def tap(
     intent: str = START,
     own: str | None = None,
     served: int = 0,
+    client: str | None = None,
 ) -> PayTap:
     return PayTap(
         bay_id=BAY,
@@ -153,6 +156,7 @@ def tap(
         hold_s=HOLD_S,
         maker=maker,
         own=own,
+        client=client,
     )
 
 
@@ -161,9 +165,8 @@ def callback(session_id: str) -> str:
 
 
 async def test_a_free_bays_first_tap_holds_it(desk: PayDesk, links: FakeLinks) -> None:
-    link, mine = await desk.async_link(tap("page-a"), callback)
+    link = await desk.async_link(tap("page-a"), callback)
 
-    assert mine
     assert link.intent == HOLD
     assert links.made == [{"bay": BAY, "plan": PLAN.code, "intent": HOLD, "hold_s": HOLD_S}]
     assert link.short_url == "https://pay.example/s-1"
@@ -181,46 +184,96 @@ async def test_of_two_taps_at_once_one_gets_the_hold(desk: PayDesk, links: FakeL
     assert len(links.made) == 1  # the second waits for the first's decision
     links.gate.set()
 
-    link, mine = await first
+    link = await first
     with pytest.raises(Refused) as refused:
         await second
     assert refused.value.key == HELD
-    assert mine
+    assert desk.made_by(link.link_id, "page-a")
     assert link.intent == HOLD
     assert len(links.made) == 1
 
 
 async def test_the_holder_taps_again_and_gets_its_link(desk: PayDesk, links: FakeLinks) -> None:
-    link, _ = await desk.async_link(tap("page-a"), callback)
+    link = await desk.async_link(tap("page-a"), callback)
 
-    assert await desk.async_link(tap("page-a"), callback) == (link, True)
+    assert await desk.async_link(tap("page-a"), callback) == link
     assert len(links.made) == 1
 
 
 async def test_the_holder_choosing_another_plan_closes_its_link(
     desk: PayDesk, links: FakeLinks
 ) -> None:
-    first, _ = await desk.async_link(tap("page-a"), callback)
+    first = await desk.async_link(tap("page-a"), callback)
 
-    second, mine = await desk.async_link(tap("page-a", plan=LONGER), callback)
+    second = await desk.async_link(tap("page-a", plan=LONGER), callback)
 
     assert links.cancelled == [first.link_id]
-    assert mine
+    assert desk.made_by(second.link_id, "page-a")
     assert second.link_id != first.link_id
     assert second.intent == HOLD
 
 
-async def test_added_time_reuses_the_link_but_only_its_maker_may_cancel(
+async def test_an_added_time_link_goes_only_to_the_page_that_made_it(
     desk: PayDesk, links: FakeLinks
 ) -> None:
+    """Handed to another page, its maker would keep the stranger's session page and key."""
     intent = add_time("s-running")
-    link, mine = await desk.async_link(tap("page-a", intent=intent), callback)
+    link = await desk.async_link(tap("page-a", intent=intent), callback)
 
-    assert mine
     assert link.intent == intent
-    assert await desk.async_link(tap("page-b", intent=intent), callback) == (link, False)
-    assert await desk.async_link(tap(None, intent=intent), callback) == (link, False)
+    assert await desk.async_link(tap("page-a", intent=intent), callback) == link
+    other = await desk.async_link(tap("page-b", intent=intent), callback)
+    unknown = await desk.async_link(tap(None, intent=intent), callback)
+    assert len({link.link_id, other.link_id, unknown.link_id}) == 3
+    assert desk.made_by(other.link_id, "page-b")
+    assert len(links.made) == 3
+
+
+async def test_one_client_spends_only_its_share_of_the_bays_links(
+    desk: PayDesk, links: FakeLinks, clock: Clock
+) -> None:
+    """Each tap from a new page of one address: after LINKS_PER_CLIENT, that client waits."""
+    intent = add_time("s-running")
+    for number in range(LINKS_PER_CLIENT):
+        await desk.async_link(tap(f"page-{number}", intent=intent, client="10.0.0.7"), callback)
+        clock.now += 1
+
+    with pytest.raises(Refused) as refused:
+        await desk.async_link(tap("page-x", intent=intent, client="10.0.0.7"), callback)
+    assert refused.value.key == BUSY
+    assert len(links.made) == LINKS_PER_CLIENT
+    # Another client, or one that cannot be told apart (the cloudhook), still gets a link.
+    await desk.async_link(tap("page-y", intent=intent, client="10.0.0.8"), callback)
+    await desk.async_link(tap("page-z", intent=intent), callback)
+    assert len(links.made) == LINKS_PER_CLIENT + 2
+
+
+async def test_a_holder_whose_link_was_paid_gets_no_second_link(
+    desk: PayDesk, links: FakeLinks, books: Books
+) -> None:
+    """Paid at Razorpay, its webhook still on its way: the holder taps another plan."""
+    first = await desk.async_link(tap("page-a"), callback)
+
+    async def refused_as_paid(link: LinkRecord) -> str:
+        links.cancelled.append(link.link_id)
+        books.ledger.close_link(link.link_id, "paid")
+        return "paid"
+
+    links.async_cancel_link = refused_as_paid  # type: ignore[method-assign]
+    with pytest.raises(Paid) as paid:
+        await desk.async_link(tap("page-a", plan=LONGER), callback)
+
+    assert paid.value.session_id == first.reference_id
     assert len(links.made) == 1
+
+
+async def test_a_holders_page_is_known_while_its_link_is_open(desk: PayDesk, clock: Clock) -> None:
+    link = await desk.async_link(tap("page-a"), callback)
+
+    assert desk.holding(BAY) == {"page-a"}
+    assert desk.holding("bay-other") == set()
+    clock.now = link.expire_by + 1
+    assert desk.holding(BAY) == set()
 
 
 async def test_razorpay_left_alone_makes_no_link(
@@ -244,7 +297,7 @@ async def test_the_bays_link_budget_spares_the_running_sessions_own_page(
     for number in range(LINKS_PER_WINDOW):
         plan = Plan(code=PLAN.code, name="x", minutes=30, price_paise=5000 + number)
         # A new price each time: no link to reuse. Closed, so the bay's open links stay few.
-        link, _ = await desk.async_link(tap(f"page-{number}", plan=plan, intent=intent), callback)
+        link = await desk.async_link(tap(f"page-{number}", plan=plan, intent=intent), callback)
         await desk.async_close(link)
         clock.now += 1
 
@@ -254,8 +307,8 @@ async def test_the_bays_link_budget_spares_the_running_sessions_own_page(
     made = len(links.made)
 
     own = tap("session:s-running", plan=LONGER, intent=intent, own="s-running")
-    link, mine = await desk.async_link(own, callback)
-    assert mine
+    link = await desk.async_link(own, callback)
+    assert desk.made_by(link.link_id, "session:s-running")
     assert len(links.made) == made + 1
 
 
@@ -263,19 +316,19 @@ async def test_holds_ended_unpaid_in_a_row_stop_holding(
     desk: PayDesk, links: FakeLinks, clock: Clock
 ) -> None:
     for number in range(UNPAID_HOLDS):
-        link, _ = await desk.async_link(tap(f"page-{number}"), callback)
+        link = await desk.async_link(tap(f"page-{number}"), callback)
         assert link.intent == HOLD
         await desk.async_close(link)
         clock.now += 60
 
-    link, mine = await desk.async_link(tap("page-next"), callback)
+    link = await desk.async_link(tap("page-next"), callback)
 
-    assert mine
+    assert desk.made_by(link.link_id, "page-next")
     assert link.intent == START
     assert links.made[-1]["hold_s"] is None
     assert not desk.held_for_another_page(BAY, "page-other", clock.now)
     # A served session forgives: the bay holds again.
-    held, _ = await desk.async_link(tap("page-last", plan=LONGER, served=1), callback)
+    held = await desk.async_link(tap("page-last", plan=LONGER, served=1), callback)
     assert held.intent == HOLD
 
 
@@ -283,7 +336,7 @@ async def test_a_link_being_closed_is_handed_to_no_one(
     desk: PayDesk, links: FakeLinks, books: Books
 ) -> None:
     intent = add_time("s-running")
-    link, _ = await desk.async_link(tap("page-a", intent=intent), callback)
+    link = await desk.async_link(tap("page-a", intent=intent), callback)
     closing = asyncio.Event()
 
     async def slow_cancel(closed: LinkRecord) -> str:
@@ -295,15 +348,15 @@ async def test_a_link_being_closed_is_handed_to_no_one(
     close = asyncio.ensure_future(desk.async_close(link))
     await asyncio.sleep(0)
 
-    other, mine = await desk.async_link(tap("page-b", intent=intent), callback)
+    # Its own maker taps again meanwhile: a new link, never the one being closed.
+    other = await desk.async_link(tap("page-a", intent=intent), callback)
     assert other.link_id != link.link_id
-    assert mine
     closing.set()
     await close
 
 
 async def test_open_link_is_only_an_unpaid_open_one(desk: PayDesk, books: Books) -> None:
-    link, _ = await desk.async_link(tap("page-a"), callback)
+    link = await desk.async_link(tap("page-a"), callback)
 
     assert desk.open_link(link.reference_id) is link
     assert desk.open_link("s-unknown") is None
