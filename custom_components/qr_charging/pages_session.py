@@ -85,6 +85,9 @@ class SessionPages:
         # The key to cancel, given only to the page that made the link (``cancel_key``).
         key = page.query.get("key")
         keep = {"key": key} if key and may_cancel(self._secret, session_id, key) else {}
+        # Cancel is offered for a hold only: a link that holds nothing is just left unpaid.
+        link = self.desk.open_link(session_id)
+        offer_cancel = bool(keep) and link is not None and link.intent == HOLD
 
         def show(error: str | None = None, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
             return html(
@@ -93,7 +96,7 @@ class SessionPages:
                     page,
                     page.context(token=page.query["token"], **keep),
                     view=view,
-                    may_cancel=bool(keep),
+                    may_cancel=offer_cancel,
                     bay_view=own_bay,
                     ticket=None,  # its own page: the token is proof enough to add time
                     bay_name=bay_name,

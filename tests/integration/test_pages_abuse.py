@@ -425,6 +425,8 @@ async def test_cancelling_a_link_that_holds_nothing_asks_razorpay_nothing(
     await _selling_without_holding(customer)
     made = await customer.open_and_pay(via="cloudhook")
     link_id = link_of(standin, made)
+    # Its page offers no Cancel (there is nothing to let go of); a hold's page does.
+    assert 'name="cancel"' not in (await customer.get(_payers_page(made))).text
 
     shown = await _cancel(customer, _payers_page(made))
     assert shown.status == 200
@@ -547,3 +549,14 @@ def test_rotating_ipv6_64s_of_one_48_past_the_clients_remembered_is_refused() ->
     # Its /48 is 256 /56s: 256 budgets, each spent, then refused.
     assert refused == asked - 256 * PER_ADDRESS.burst
     assert len(clients) == 256
+
+
+async def test_a_holds_page_offers_cancel_to_its_maker_only(
+    customer: Customer, standin: RazorpayStandin
+) -> None:
+    made = await customer.open_and_pay()
+    assert standin.links[link_of(standin, made)]["expire_by"]  # a hold: the bay was free
+
+    assert 'name="cancel"' in (await customer.get(_payers_page(made))).text
+    token_only = _payers_page(made).split("&key=")[0]
+    assert 'name="cancel"' not in (await customer.get(token_only)).text
