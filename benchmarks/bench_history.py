@@ -2,7 +2,7 @@
 
 Three Home Assistant processes run side by side, each with its own ledger database filled
 before it starts (``history.prefill``: through the integration's ``LedgerStore``, records from
-``ledger.py``), its own agent node (scripted: it answers ``on`` as the real agent does) and
+``records.py``), its own agent node (scripted: it answers ``on`` as the real agent does) and
 the same broker. Their payments are interleaved one by one, so whatever else the machine does
 falls on all three alike; the figure is each one's median against the empty one's.
 

@@ -14,14 +14,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from custom_components.qr_charging.ledger import (
-    EVENT_MEMORY_S,
+from custom_components.qr_charging.ledger import EVENT_MEMORY_S, Changes
+from custom_components.qr_charging.records import (
     LINKS,
     PAYMENTS,
     REFUNDS,
     SESSIONS,
     BayTotals,
-    Changes,
     LinkRecord,
     PaymentRecord,
     PaymentState,

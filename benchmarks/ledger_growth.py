@@ -41,21 +41,21 @@ from benchmarks.loop_probe import BlockProbe
 from benchmarks.stats import summary
 from custom_components.qr_charging import session_rules as rules
 from custom_components.qr_charging.books import Books
-from custom_components.qr_charging.ledger import (
-    LinkRecord,
-    Outcome,
-    PaymentRecord,
-    PaymentState,
-    Record,
-    SessionRecord,
-    SessionState,
-    Wanted,
-)
+from custom_components.qr_charging.ledger import Wanted
+from custom_components.qr_charging.payment_rules import Outcome, apply_payment
 from custom_components.qr_charging.razorpay_events import (
     NOTE_BAY,
     NOTE_PLAN,
     NOTE_SESSION,
     PaymentNotice,
+)
+from custom_components.qr_charging.records import (
+    LinkRecord,
+    PaymentRecord,
+    PaymentState,
+    Record,
+    SessionRecord,
+    SessionState,
 )
 
 SIZES = (0, 10_000, 100_000)
@@ -165,7 +165,7 @@ class _Ledger:
         start = time.perf_counter()
         async with self.books.change(Wanted.for_payment(notice, event_id)) as ledger:
             assert not ledger.seen_event(event_id)
-            result = ledger.apply_payment(notice, "payment_link.paid", now)
+            result = apply_payment(ledger, notice, "payment_link.paid", now)
             ledger.note_event(event_id, "payment_link.paid", result.outcome.value, now)
         spent = time.perf_counter() - start
         assert result.outcome is Outcome.NEW_SESSION, result.outcome

@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from benchmarks.ha import WEBHOOK_ID, WEBHOOK_SECRET
-from custom_components.qr_charging.ledger import LinkRecord
 from custom_components.qr_charging.razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION
+from custom_components.qr_charging.records import LinkRecord
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook, new_id, payment_link_entity
 from tests.mosquitto import Broker

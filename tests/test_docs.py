@@ -217,10 +217,19 @@ def code_repairs() -> set[str]:
 
 
 def form_labels(*path: str) -> set[str]:
-    """The field labels of one form (its first step) in ``strings.json``."""
-    form = _dig(_strings(), *path)
-    step = _dig(form, "step", "init" if path == ("options",) else "user")
-    return {str(label) for label in _dig(step, "data").values()}
+    """The field labels of one form in ``strings.json``, its sections' included.
+
+    The form is its first step; when that is a menu (a bay's kind of relay), every form the
+    menu offers.
+    """
+    steps = _dig(_strings(), *path, "step")
+    first = _dig(steps, "init" if path == ("options",) else "user")
+    menu = first.get("menu_options")
+    forms = [_dig(steps, option) for option in _dig(menu)] if menu else [first]
+    parts = [_dig(form, "data") for form in forms] + [
+        _dig(part, "data") for form in forms for part in _dig(form.get("sections", {})).values()
+    ]
+    return {str(label) for part in parts for label in part.values()}
 
 
 def section(text: str, title: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 from homeassistant.const import CONF_WEBHOOK_ID, Platform
@@ -12,19 +13,22 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
+from .catalog import paise_to_rupees
 from .const import (
     CONF_CLOUDHOOK,
     CONF_PAGES_WEBHOOK_ID,
     CONF_WEBHOOK_SECRET,
     DOMAIN,
+    LOGGER,
     RECONCILE_INTERVAL_S,
 )
 from .devices import async_register_devices, device_in_use
-from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of
+from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of, store_for
 from .migration import async_migrate_entry as async_migrate_entry
 from .qr_codes import async_close_all
 from .razorpay_webhook import register_webhook, unregister_webhook
 from .services import async_setup_services
+from .session_rules import still_owed
 from .store import StorageError
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.IMAGE, Platform.SENSOR, Platform.SWITCH]
@@ -50,7 +54,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
             translation_placeholders={"error": str(err)},
         ) from err
     entry.runtime_data = hub
-    await async_register_devices(hass, entry)
+    await async_register_devices(hass, entry, hub.bays.runners.values())
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(
         register_webhook(
@@ -105,10 +109,17 @@ async def async_remove_config_entry_device(
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
-    """Drop the webhook and the cloudhooks, close the QR codes at Razorpay.
+    """Close the QR codes at Razorpay, then drop the webhook and the cloudhooks.
 
-    The ledger's database is kept (the owner's record).
+    HA has unloaded the account already, so its webhook answers 503 (Razorpay delivers
+    again) while the codes are closed; once it is unregistered HA answers 200 to a delivery,
+    which Razorpay takes as delivered. A payment that reaches a code before its close is
+    lost to the integration either way (no account is left to refund it): the log names each
+    code still open, and each refund still owed. The ledger's database is kept (the owner's
+    record).
     """
+    await async_close_all(hass, entry, bays_of(entry))
+    await _async_log_owed(hass, entry)
     unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
         from homeassistant.components import cloud  # noqa: PLC0415 - see config_flow._cloud
@@ -116,4 +127,29 @@ async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
         await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])
         if CONF_PAGES_WEBHOOK_ID in entry.data:
             await cloud.async_delete_cloudhook(hass, entry.data[CONF_PAGES_WEBHOOK_ID])
-    await async_close_all(hass, entry, bays_of(entry))
+
+
+async def _async_log_owed(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
+    """Name each refund still owed as the account goes: nothing will send it any more.
+
+    Refunds Razorpay has not accepted yet, and failed sessions' money not refunded
+    (automatic refund off), read from the ledger's database (closed at the unload).
+    """
+    store = store_for(hass, entry.entry_id)
+    if not await hass.async_add_executor_job(store.path.exists):
+        return
+    try:
+        await store.async_open(time.time())
+        owed = still_owed(await store.async_owed())
+    except StorageError:
+        LOGGER.exception("Could not read the refunds still owed by the removed account")
+        return
+    finally:
+        await store.async_close()
+    for payment_id, paise in owed:
+        LOGGER.warning(
+            "Refund of ₹%s of payment %s is still owed and will not be sent: the account is "
+            "removed; refund it in Razorpay's dashboard",
+            paise_to_rupees(paise),
+            payment_id,
+        )

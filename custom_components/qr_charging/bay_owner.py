@@ -11,7 +11,7 @@ from homeassistant.util.ulid import ulid_now
 from .bay_runner import BayRunner
 from .const import DOMAIN
 from .ending_rules import Ending, RefundMode
-from .ledger import SessionRecord, SessionState
+from .records import SessionRecord, SessionState
 
 
 async def async_start_owner(runner: BayRunner, minutes: int) -> SessionRecord:

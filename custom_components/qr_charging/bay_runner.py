@@ -28,8 +28,9 @@ from .const import EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
 from .ending_rules import Ending, RefundMode
 from .endings import Endings
-from .ledger import RUNNING_STATES, BayTotals, Ledger, SessionRecord, SessionState
+from .ledger import Ledger
 from .notices import Notices, bay_signal
+from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
 from .session_rules import (
     DEADLINE,
     PAID_ONLY,

@@ -18,9 +18,10 @@ from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
 from .ending_rules import Ending
 from .endings import Endings
-from .ledger import Ledger, PaymentRecord, RefundRecord, SessionRecord, SessionState
+from .ledger import Ledger
 from .notices import Notices
-from .refunds import Refunds
+from .records import PaymentRecord, SessionRecord, SessionState
+from .refunds import Failure, Refunds
 from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
 
 
@@ -45,7 +46,7 @@ class Bays:
         self.notices = notices
         self.settings = settings
         self.runners: dict[str, BayRunner] = {}
-        self.endings = Endings(books=books, refunds=refunds, notices=notices, bay_name=self.name)
+        self.endings = Endings(books=books, refunds=refunds, notices=notices)
 
     def name(self, bay_id: str) -> str:
         """A bay's name (its id once it was removed)."""
@@ -118,7 +119,7 @@ class Bays:
         self,
         session: SessionRecord,
         payment: PaymentRecord,
-        refused: tuple[str, list[RefundRecord]] | None = None,
+        refused: Failure | None = None,
         powered: PaidOutcome | None = None,
     ) -> None:
         """Give a newly paid session to its bay, or fail it when it cannot be served.
@@ -136,8 +137,7 @@ class Bays:
         if powered is not None and runner is not None:
             job = runner.async_powered_by(powered)
         elif refused is not None:
-            reason, refunds = refused
-            job = self.endings.async_tail(session, self._failure(reason), refunds)
+            job = self.endings.async_tail(session, self._failure(refused.reason), refused)
         elif _too_late(payment, time.time()):
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.

@@ -4,6 +4,7 @@ Plain Python (asyncio), no Home Assistant imports. Every change runs inside ``ch
 one lock (concurrent deliveries of one payment must see each other's effect), on the working
 set plus whatever the change fetched, and is committed as one transaction before anyone is told
 of it. When the commit fails, or the change raises, the records are put back as they were.
+What only shows reads with ``read()``: the stored records, without the lock.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ class Books:
     async def async_open(self) -> None:
         """Open the database and read the working set."""
         self.ledger = await self.store.async_open(self._clock())
+
+    async def read(self, wanted: Wanted) -> Ledger:
+        """The records ``wanted`` (and those they point at) as stored, without the write lock.
+
+        For what only shows (the session page): a change under way is not waited for, and its
+        writes are not seen until they are stored. The answer is a ledger of its own, fetched
+        from the database; the working set takes nothing from it, and writing to it stores
+        nothing.
+        """
+        ledger = Ledger()
+        ledger.merge(*await self.store.async_fetch(wanted))
+        return ledger
 
     @asynccontextmanager
     async def change(self, wanted: Wanted | None = None) -> AsyncIterator[Ledger]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
@@ -107,17 +107,36 @@ DEFAULT_MAX_MINUTES = 240
 
 
 @dataclass(frozen=True, slots=True)
+class MqttRelay:
+    """A relay on a ``pi-mqtt-relay`` agent: ``<prefix>/<node>/<agent_bay>`` on MQTT."""
+
+    node: str
+    # None only in data stored before the form filled it in: the agent's bay is the bay's id.
+    agent_bay: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    kind: ClassVar[str] = DRIVER_MQTT
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchRelay:
+    """Any Home Assistant switch entity (a smart plug): HA keeps the deadline."""
+
+    entity_id: str
+    kind: ClassVar[str] = DRIVER_SWITCH
+
+
+# How a bay's power is switched; a new kind of relay is one more dataclass here.
+Relay = MqttRelay | SwitchRelay
+
+
+@dataclass(frozen=True, slots=True)
 class Bay:
     """A socket a customer pays for, and how its power is switched."""
 
     bay_id: str
     name: str
     plan_codes: tuple[str, ...]
-    driver: str = DRIVER_MQTT
-    node: str | None = None
-    agent_bay: str | None = None
-    prefix: str = DEFAULT_PREFIX
-    switch_entity: str | None = None
+    relay: Relay
     default_minutes: int = DEFAULT_OWNER_MINUTES
     max_minutes: int = DEFAULT_MAX_MINUTES
     # The bay's static UPI QR code at Razorpay (any amount buys time at its rate plan).
@@ -133,6 +152,11 @@ class Bay:
     qr_secret: str | None = field(default=None, repr=False)
     display_token: str | None = field(default=None, repr=False)
     hold_minutes: int = DEFAULT_HOLD_MINUTES
+
+    @property
+    def driver(self) -> str:
+        """The kind of relay, as stored (``mqtt`` or ``switch``)."""
+        return self.relay.kind
 
     def rate_plan(self, plans: Mapping[str, Plan]) -> Plan | None:
         """The first per-minute plan the bay offers (what its static QR code sells)."""
@@ -249,11 +273,7 @@ def make_bay(
     plan_codes: Iterable[str],
     known_plans: Iterable[str],
     *,
-    driver: str = DRIVER_MQTT,
-    node: str | None = None,
-    agent_bay: str | None = None,
-    prefix: str = DEFAULT_PREFIX,
-    switch_entity: str | None = None,
+    relay: Relay,
     default_minutes: int = DEFAULT_OWNER_MINUTES,
     max_minutes: int = DEFAULT_MAX_MINUTES,
     dynamic_qr: bool = False,
@@ -268,20 +288,7 @@ def make_bay(
         raise CatalogError("plans", "no_plans_selected")
     if not set(codes) <= set(known_plans):
         raise CatalogError("plans", "unknown_plan")
-    if driver == DRIVER_MQTT:
-        if not ID_PATTERN.fullmatch(prefix):
-            raise CatalogError("prefix", "invalid_id")
-        if not node or not ID_PATTERN.fullmatch(node):
-            raise CatalogError("node", "invalid_id")
-        if agent_bay is not None and not ID_PATTERN.fullmatch(agent_bay):
-            raise CatalogError("agent_bay", "invalid_id")
-        switch_entity = None
-    elif driver == DRIVER_SWITCH:
-        if not switch_entity or not switch_entity.startswith("switch."):
-            raise CatalogError("switch_entity", "switch_required")
-        node = agent_bay = None
-    else:
-        raise CatalogError("driver", "unknown_driver")
+    relay = _checked_relay(relay, bay_id)
     if not 0 < max_minutes <= MAX_PLAN_MINUTES:
         raise CatalogError("max_minutes", "invalid_minutes")
     if not 0 < default_minutes <= max_minutes:
@@ -291,17 +298,30 @@ def make_bay(
         bay_id=bay_id,
         name=name.strip() or bay_id,
         plan_codes=codes,
-        driver=driver,
-        node=node,
-        agent_bay=agent_bay or (bay_id if driver == DRIVER_MQTT else None),
-        prefix=prefix,
-        switch_entity=switch_entity,
+        relay=relay,
         default_minutes=default_minutes,
         max_minutes=max_minutes,
         dynamic_qr=dynamic_qr,
         qr_validity_s=qr_validity_s,
         hold_minutes=hold_minutes,
     )
+
+
+def _checked_relay(relay: Relay, bay_id: str) -> Relay:
+    """A relay's fields checked (field and key name the form's input); the agent's bay filled in."""
+    match relay:
+        case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
+            if not ID_PATTERN.fullmatch(prefix):
+                raise CatalogError("prefix", "invalid_id")
+            if not ID_PATTERN.fullmatch(node):
+                raise CatalogError("node", "invalid_id")
+            if agent_bay is not None and not ID_PATTERN.fullmatch(agent_bay):
+                raise CatalogError("agent_bay", "invalid_id")
+            return MqttRelay(node=node, agent_bay=agent_bay or bay_id, prefix=prefix)
+        case SwitchRelay(entity_id=entity_id):
+            if not entity_id.startswith("switch."):
+                raise CatalogError("switch_entity", "switch_required")
+            return relay
 
 
 def _check_screen(qr_validity_s: int, hold_minutes: int) -> None:
@@ -328,10 +348,43 @@ def with_screen_secrets(
     }
 
 
+def relay_to_data(relay: Relay) -> dict[str, Any]:
+    """A relay's stored fields: every kind writes all five, as bays always have (no migration)."""
+    match relay:
+        case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
+            return {
+                "driver": DRIVER_MQTT,
+                "node": node,
+                "agent_bay": agent_bay,
+                "prefix": prefix,
+                "switch_entity": None,
+            }
+        case SwitchRelay(entity_id=entity_id):
+            return {
+                "driver": DRIVER_SWITCH,
+                "node": None,
+                "agent_bay": None,
+                "prefix": DEFAULT_PREFIX,
+                "switch_entity": entity_id,
+            }
+
+
+def relay_from_data(data: Mapping[str, Any]) -> Relay:
+    """A bay's relay from its stored fields; a bay stored without a driver is on an agent."""
+    if data.get("driver") == DRIVER_SWITCH:
+        return SwitchRelay(entity_id=data["switch_entity"])
+    return MqttRelay(
+        node=data["node"],
+        agent_bay=data.get("agent_bay"),
+        prefix=data.get("prefix") or DEFAULT_PREFIX,
+    )
+
+
 def bay_to_data(bay: Bay) -> dict[str, Any]:
     """A bay as stored in its config subentry."""
-    data = asdict(bay)
+    data = {f.name: getattr(bay, f.name) for f in fields(Bay) if f.name != "relay"}
     data["plans"] = list(data.pop("plan_codes"))
+    data.update(relay_to_data(bay.relay))
     for name in _OPTIONAL_BAY_FIELDS:
         if data[name] is None:
             del data[name]
@@ -343,6 +396,6 @@ def bay_to_data(bay: Bay) -> dict[str, Any]:
 
 def bay_from_data(data: Mapping[str, Any]) -> Bay:
     """A bay from its config subentry (written by ``bay_to_data``; older ones lack defaults)."""
-    known = {f.name for f in fields(Bay)}
+    known = {f.name for f in fields(Bay)} - {"relay", "plan_codes"}
     values = {k: v for k, v in data.items() if k in known}
-    return Bay(**values, plan_codes=tuple(data["plans"]))
+    return Bay(**values, plan_codes=tuple(data["plans"]), relay=relay_from_data(data))

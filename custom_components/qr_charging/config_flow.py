@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from types import MappingProxyType, ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +16,6 @@ from homeassistant.config_entries import (
     ConfigSubentry,
     ConfigSubentryFlow,
     OptionsFlow,
-    SubentryFlowResult,
 )
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
@@ -25,111 +23,54 @@ from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
-from homeassistant.util.ulid import ulid_now
 
 from . import migration
 from .account_api import api_for
 from .catalog import (
-    DEFAULT_HOLD_MINUTES,
-    DEFAULT_MAX_MINUTES,
-    DEFAULT_OWNER_MINUTES,
-    DEFAULT_PREFIX,
-    DRIVER_MQTT,
-    DRIVER_SWITCH,
     ID_PATTERN,
-    MAX_HOLD_MINUTES,
-    MIN_HOLD_MINUTES,
     CatalogError,
-    bay_from_data,
+    MqttRelay,
     bay_to_data,
-    check_id,
     make_bay,
-    make_plan,
-    make_rate_plan,
-    plan_to_data,
-    rupees_to_paise,
     with_screen_secrets,
 )
 from .const import (
     CONF_ACK_TIMEOUT,
-    CONF_AGENT_BAY,
     CONF_API_BASE_URL,
     CONF_AUTO_REFUND,
-    CONF_BAY_ID,
     CONF_CLOUDHOOK,
-    CONF_CODE,
-    CONF_DEFAULT_MINUTES,
-    CONF_DRIVER,
-    CONF_DYNAMIC_QR,
-    CONF_HOLD_MINUTES,
     CONF_KEY_ID,
     CONF_KEY_SECRET,
-    CONF_MAX_MINUTES,
     CONF_MERCHANT_NAME,
-    CONF_MIN_MINUTES,
-    CONF_MINUTES,
-    CONF_NAME,
-    CONF_NODE,
-    CONF_PLANS,
-    CONF_PREFIX,
-    CONF_PRICE,
-    CONF_PRICE_PAISE,
-    CONF_QR_VALIDITY,
-    CONF_RATE,
-    CONF_STATIC_QR,
-    CONF_SWITCH_ENTITY,
     CONF_WEBHOOK_SECRET,
     DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_API_BASE_URL,
     DOMAIN,
     LOGGER,
-    PLAN_SUBENTRIES,
     SUBENTRY_BAY,
     SUBENTRY_PLAN,
     SUBENTRY_RATE_PLAN,
 )
 from .devices import async_remove_stale_devices
 from .drivers.mqtt_agent import agent_identifier, parse_config
+from .flow_fields import TEXT, flatten
 from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component
-from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
+from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
-from .static_qr import qr_notes
-from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
+from .subentry_flows import BaySubentryFlow, PlanSubentryFlow, RatePlanSubentryFlow
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
-_TEXT = selector.TextSelector()
 SECTION_ADVANCED = "advanced"
-
-
-def _whole_number(low: int, high: int, unit: str) -> selector.NumberSelector:
-    """A box for a whole number within bounds (minutes, seconds)."""
-    return selector.NumberSelector(
-        selector.NumberSelectorConfig(
-            min=low,
-            max=high,
-            step=1,
-            mode=selector.NumberSelectorMode.BOX,
-            unit_of_measurement=unit,
-        )
-    )
-
-
-_MINUTES = _whole_number(1, 1440, "min")
-_VALIDITY = _whole_number(MIN_VALIDITY_S, MAX_VALIDITY_S, "s")
-_HOLD = _whole_number(MIN_HOLD_MINUTES, MAX_HOLD_MINUTES, "min")
-_RUPEES = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
-    )
-)
+# The discovery form's field: which account sells at the agent's bays.
+CONF_ACCOUNT = "account"
 
 
 def _keys_schema(defaults: Mapping[str, Any], *, webhook_secret: bool) -> vol.Schema:
     fields: dict[vol.Marker, Any] = {
-        vol.Required(CONF_KEY_ID, default=defaults.get(CONF_KEY_ID, vol.UNDEFINED)): _TEXT,
+        vol.Required(CONF_KEY_ID, default=defaults.get(CONF_KEY_ID, vol.UNDEFINED)): TEXT,
         vol.Required(CONF_KEY_SECRET): _SECRET,
     }
     if webhook_secret:
@@ -185,13 +126,6 @@ def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
     return errors
 
 
-def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Form input with the advanced section's fields lifted to the top, strings trimmed."""
-    data = {k: v for k, v in user_input.items() if k != SECTION_ADVANCED}
-    data.update(user_input.get(SECTION_ADVANCED) or {})
-    return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-
-
 def _cloud() -> ModuleType:
     """HA Cloud (imported only when it is loaded)."""
     return cloud_component()
@@ -202,6 +136,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = migration.VERSION
     MINOR_VERSION = migration.MINOR_VERSION
+    _discovered: tuple[str, str, dict[str, Any]]
     _agent: tuple[ConfigEntry, str, str, str]
     _agent_bays: list[tuple[str, str]]
 
@@ -240,7 +175,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the Razorpay keys and the webhook secret."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            user_input = _flatten(user_input)
+            user_input = flatten(user_input, SECTION_ADVANCED)
             await self.async_set_unique_id(user_input[CONF_KEY_ID])
             self._abort_if_unique_id_configured()
             errors = _weak_inputs(user_input)
@@ -285,10 +220,47 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
         if not accounts:
             return self.async_abort(reason="no_account")
-        account = accounts[0]
+        self._discovered = (prefix, node, data)
+        self.context["title_placeholders"] = {"name": str(data.get("name") or node)}
+        if len(accounts) > 1:
+            return await self.async_step_mqtt_account()
+        return await self._async_offer_agent(accounts[0])
+
+    async def async_step_mqtt_account(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Several Razorpay accounts: ask which one sells at the agent's bays."""
+        accounts = {
+            e.entry_id: e for e in self._async_current_entries(include_ignore=False) if e.data
+        }
+        if user_input is not None and (account := accounts.get(user_input[CONF_ACCOUNT])):
+            return await self._async_offer_agent(account)
+        options = [
+            selector.SelectOptionDict(value=entry_id, label=account.title)
+            for entry_id, account in accounts.items()
+        ]
+        return self.async_show_form(
+            step_id="mqtt_account",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_ACCOUNT): selector.SelectSelector(
+                        selector.SelectSelectorConfig(options=options)
+                    )
+                }
+            ),
+            description_placeholders=self.context["title_placeholders"],
+        )
+
+    async def _async_offer_agent(self, account: ConfigEntry) -> ConfigFlowResult:
+        """Offer the agent's bays that the account does not have yet."""
+        prefix, node, data = self._discovered
         if not plans_of(account):
             return self.async_abort(reason="no_plans")
-        known = {(b.node, b.agent_bay) for b in bays_of(account).values()}
+        known = {
+            (bay.relay.node, bay.relay.agent_bay)
+            for bay in bays_of(account).values()
+            if isinstance(bay.relay, MqttRelay)
+        }
         self._agent_bays = [
             (str(b["id"]), str(b.get("name") or b["id"]))
             for b in data["bays"]
@@ -297,7 +269,6 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         if not self._agent_bays:
             return self.async_abort(reason="already_configured")
         self._agent = (account, prefix, node, str(data.get("name") or node))
-        self.context["title_placeholders"] = {"name": self._agent[3]}
         return await self.async_step_mqtt_confirm()
 
     async def async_step_mqtt_confirm(
@@ -326,9 +297,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
                         bay_name,
                         plans,
                         plans,
-                        node=node,
-                        agent_bay=agent_bay,
-                        prefix=prefix,
+                        relay=MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix),
                     )
                 )
             except CatalogError:
@@ -377,7 +346,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         webhook_secret: bool,
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        entered = _flatten(user_input) if user_input is not None else None
+        entered = flatten(user_input, SECTION_ADVANCED) if user_input is not None else None
         if entered is not None and not (errors := _weak_inputs(entered)):
             data = {**entry.data, **entered}
             key_id = data[CONF_KEY_ID]
@@ -450,291 +419,7 @@ class QrChargingOptionsFlow(OptionsFlow):
                     vol.Optional(
                         CONF_MERCHANT_NAME,
                         description={"suggested_value": options.get(CONF_MERCHANT_NAME)},
-                    ): _TEXT,
+                    ): TEXT,
                 }
             ),
         )
-
-
-class _CatalogSubentryFlow(ConfigSubentryFlow):
-    """Shared shape of the plan and bay flows: one form for adding and editing."""
-
-    subentry_type: str
-    id_field: str
-    # Kinds of subentry whose ids must differ from this one's (fixed and rate plans share codes).
-    id_scope: tuple[str, ...] = ()
-    # The form field a price error is shown on.
-    price_field = CONF_PRICE
-
-    def _taken_ids(self, *, except_id: str | None) -> list[str]:
-        scope = self.id_scope or (self.subentry_type,)
-        return [
-            sub.data[self.id_field]
-            for sub in self._get_entry().subentries.values()
-            if sub.subentry_type in scope and sub.data[self.id_field] != except_id
-        ]
-
-    def _error_field(self, err: CatalogError) -> str:
-        return err.field if err.field != "price" else self.price_field
-
-    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
-        raise NotImplementedError  # pragma: no cover - each flow defines it
-
-    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
-        """Validate the input; return the subentry data or raise CatalogError."""
-        raise NotImplementedError  # pragma: no cover - each flow defines it
-
-    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The edit form's values for the stored data (prices shown in rupees)."""
-        raise NotImplementedError  # pragma: no cover - each flow defines it
-
-    async def _async_complete(
-        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        """Finish what the form asked for that needs Razorpay; raise CatalogError if refused."""
-        return data
-
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add one."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            try:
-                item_id = check_id(
-                    self.id_field,
-                    user_input[self.id_field].strip(),
-                    self._taken_ids(except_id=None),
-                )
-                data = await self._async_complete(
-                    user_input, self._build(user_input, item_id), None
-                )
-            except CatalogError as err:
-                errors[self._error_field(err)] = err.key
-            else:
-                return self.async_create_entry(title=data[CONF_NAME], data=data, unique_id=item_id)
-        return self._form("user", user_input or {}, errors, editing=False)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Edit one; its id stays, since sessions and links refer to it."""
-        subentry = self._get_reconfigure_subentry()
-        item_id = subentry.data[self.id_field]
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            try:
-                data = await self._async_complete(
-                    user_input, self._build(user_input, item_id), subentry.data
-                )
-            except CatalogError as err:
-                errors[self._error_field(err)] = err.key
-            else:
-                return self.async_update_and_abort(
-                    self._get_entry(), subentry, title=data[CONF_NAME], data=data
-                )
-        return self._form(
-            "reconfigure", user_input or self._defaults(subentry.data), errors, editing=True
-        )
-
-    def _form(
-        self, step_id: str, values: Mapping[str, Any], errors: dict[str, str], *, editing: bool
-    ) -> SubentryFlowResult:
-        if result := self._precondition():
-            return result
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
-                self._schema(values, editing=editing), values
-            ),
-            errors=errors,
-        )
-
-    def _precondition(self) -> SubentryFlowResult | None:
-        return None
-
-
-class PlanSubentryFlow(_CatalogSubentryFlow):
-    """A plan: code, name, minutes, price in rupees (stored as integer paise)."""
-
-    subentry_type = SUBENTRY_PLAN
-    id_field = CONF_CODE
-    id_scope = PLAN_SUBENTRIES
-
-    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
-        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
-        fields[vol.Required(CONF_NAME)] = _TEXT
-        fields[vol.Required(CONF_MINUTES)] = _MINUTES
-        fields[vol.Required(CONF_PRICE)] = _RUPEES
-        return vol.Schema(fields)
-
-    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {**data, CONF_PRICE: data[CONF_PRICE_PAISE] / 100}
-
-    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
-        plan = make_plan(
-            item_id,
-            str(user_input[CONF_NAME]),
-            _whole_minutes(CONF_MINUTES, user_input[CONF_MINUTES]),
-            rupees_to_paise(user_input[CONF_PRICE]),
-        )
-        return plan_to_data(plan)
-
-
-class RatePlanSubentryFlow(_CatalogSubentryFlow):
-    """A plan priced per minute: the customer chooses the minutes, within the plan's bounds."""
-
-    subentry_type = SUBENTRY_RATE_PLAN
-    id_field = CONF_CODE
-    id_scope = PLAN_SUBENTRIES
-    price_field = CONF_RATE
-
-    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
-        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): _TEXT}
-        fields[vol.Required(CONF_NAME)] = _TEXT
-        fields[vol.Required(CONF_RATE)] = _RUPEES
-        fields[vol.Required(CONF_MIN_MINUTES)] = _MINUTES
-        fields[vol.Required(CONF_MAX_MINUTES)] = _MINUTES
-        return vol.Schema(fields)
-
-    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {**data, CONF_RATE: data["rate_paise"] / 100}
-
-    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
-        plan = make_rate_plan(
-            item_id,
-            str(user_input[CONF_NAME]),
-            rupees_to_paise(user_input[CONF_RATE]),
-            _whole_minutes(CONF_MIN_MINUTES, user_input[CONF_MIN_MINUTES]),
-            _whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),
-        )
-        return plan_to_data(plan)
-
-
-class BaySubentryFlow(_CatalogSubentryFlow):
-    """A bay: id, name, the plans it offers, and its relay (an MQTT agent's or a HA switch)."""
-
-    subentry_type = SUBENTRY_BAY
-    id_field = CONF_BAY_ID
-
-    def _plan_codes(self) -> list[str]:
-        return [
-            sub.data[CONF_CODE]
-            for sub in self._get_entry().subentries.values()
-            if sub.subentry_type in PLAN_SUBENTRIES
-        ]
-
-    def _precondition(self) -> SubentryFlowResult | None:
-        return None if self._plan_codes() else self.async_abort(reason="no_plans")
-
-    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
-        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_BAY_ID): _TEXT}
-        fields[vol.Required(CONF_NAME)] = _TEXT
-        fields[vol.Required(CONF_PLANS)] = selector.SelectSelector(
-            selector.SelectSelectorConfig(options=self._plan_codes(), multiple=True)
-        )
-        fields[vol.Required(CONF_DRIVER, default=DRIVER_MQTT)] = selector.SelectSelector(
-            selector.SelectSelectorConfig(
-                options=[DRIVER_MQTT, DRIVER_SWITCH], translation_key=CONF_DRIVER
-            )
-        )
-        fields[vol.Optional(CONF_NODE)] = _TEXT
-        fields[vol.Optional(CONF_AGENT_BAY)] = _TEXT
-        fields[vol.Required(CONF_PREFIX, default=DEFAULT_PREFIX)] = _TEXT
-        fields[vol.Optional(CONF_SWITCH_ENTITY)] = selector.EntitySelector(
-            selector.EntitySelectorConfig(domain="switch")
-        )
-        for key, default in (
-            (CONF_DEFAULT_MINUTES, DEFAULT_OWNER_MINUTES),
-            (CONF_MAX_MINUTES, DEFAULT_MAX_MINUTES),
-        ):
-            fields[vol.Required(key, default=default)] = _MINUTES
-        fields[vol.Optional(CONF_STATIC_QR, default=False)] = selector.BooleanSelector()
-        fields[vol.Required(CONF_HOLD_MINUTES, default=DEFAULT_HOLD_MINUTES)] = _HOLD
-        fields[vol.Optional(CONF_DYNAMIC_QR, default=False)] = selector.BooleanSelector()
-        fields[vol.Required(CONF_QR_VALIDITY, default=DEFAULT_VALIDITY_S)] = _VALIDITY
-        return vol.Schema(fields)
-
-    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {**data, CONF_STATIC_QR: bool(data.get("qr_code_id"))}
-
-    async def _async_complete(
-        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        """The bay's generated secrets (kept when edited), and its static QR code if asked."""
-        data = with_screen_secrets(data, before or {})
-        return await self._async_static_qr(user_input, data, before)
-
-    async def _async_static_qr(
-        self, user_input: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        """A static UPI QR code for the bay, made once at Razorpay when it is asked for."""
-        if not user_input.get(CONF_STATIC_QR):
-            return data
-        bay = bay_from_data(data)
-        entry = self._get_entry()
-        if bay.rate_plan(plans_of(entry)) is None:
-            raise CatalogError(CONF_STATIC_QR, "static_qr_needs_rate_plan")
-        if before is not None and before.get("qr_code_id"):
-            kept = {
-                k: before[k] for k in ("qr_code_id", "qr_image_url", "qr_code_tag") if k in before
-            }
-            return {**data, **kept}
-        # A new code (a first one, or after the option was unticked): the account closes the
-        # bay's old one at its next load (``qr_codes``); the tag tells their payments apart.
-        tag = ulid_now()
-        api = api_for(entry.data)
-        try:
-            qr = await self.hass.async_add_executor_job(
-                partial(
-                    api.create_qr_code,
-                    name=bay.name[:40],
-                    description=bay.name[:100],
-                    notes=qr_notes(bay, tag),
-                )
-            )
-        except RazorpayAuthError as err:
-            raise CatalogError(CONF_STATIC_QR, "invalid_auth") from err
-        except RazorpayConnectionError as err:
-            raise CatalogError(CONF_STATIC_QR, "cannot_connect") from err
-        except RazorpayError as err:
-            # Razorpay answers accounts without the QR code feature with a 400.
-            LOGGER.warning("Razorpay refused a QR code for bay %s: %s", bay.bay_id, err)
-            raise CatalogError(CONF_STATIC_QR, "static_qr_unavailable") from err
-        finally:
-            api.close()
-        return {
-            **data,
-            "qr_code_id": qr["id"],
-            "qr_image_url": qr.get("image_url"),
-            "qr_code_tag": tag,
-        }
-
-    def _build(self, user_input: dict[str, Any], item_id: str) -> dict[str, Any]:
-        bay = make_bay(
-            item_id,
-            str(user_input[CONF_NAME]),
-            user_input[CONF_PLANS],
-            self._plan_codes(),
-            driver=user_input[CONF_DRIVER],
-            node=(user_input.get(CONF_NODE) or "").strip() or None,
-            agent_bay=(user_input.get(CONF_AGENT_BAY) or "").strip() or None,
-            prefix=(user_input.get(CONF_PREFIX) or DEFAULT_PREFIX).strip(),
-            switch_entity=user_input.get(CONF_SWITCH_ENTITY) or None,
-            default_minutes=_whole_minutes(CONF_DEFAULT_MINUTES, user_input[CONF_DEFAULT_MINUTES]),
-            max_minutes=_whole_minutes(CONF_MAX_MINUTES, user_input[CONF_MAX_MINUTES]),
-            dynamic_qr=bool(user_input.get(CONF_DYNAMIC_QR)),
-            qr_validity_s=_whole_minutes(
-                CONF_QR_VALIDITY, user_input.get(CONF_QR_VALIDITY, DEFAULT_VALIDITY_S)
-            ),
-            hold_minutes=_whole_minutes(
-                CONF_HOLD_MINUTES, user_input.get(CONF_HOLD_MINUTES, DEFAULT_HOLD_MINUTES)
-            ),
-        )
-        return bay_to_data(bay)
-
-
-def _whole_minutes(field: str, value: Any) -> int:
-    """Number selectors give floats; minutes must be whole."""
-    minutes = float(value)
-    if minutes != int(minutes):
-        raise CatalogError(field, "invalid_minutes")
-    return int(minutes)

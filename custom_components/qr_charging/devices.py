@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -10,15 +10,10 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .bay_runner import BayRunner
-from .catalog import DRIVER_MQTT, Bay, bay_from_data
+from .catalog import Bay, MqttRelay, bay_from_data
 from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
 from .drivers.base import AgentInfo
 from .drivers.mqtt_agent import agent_identifier
-from .drivers.switch_entity import SwitchEntityDriver
-
-if TYPE_CHECKING:
-    # Only a type: the hub's pages look bays' devices up here.
-    from .hub import QrChargingConfigEntry
 
 MANUFACTURER = "qr_charging"
 BAY_MODEL = "Charging bay"
@@ -47,6 +42,17 @@ def bay_subentry_id(entry: ConfigEntry, bay: Bay) -> str | None:
     return None
 
 
+def bay_in_order(hass: HomeAssistant, runner: BayRunner) -> bool:
+    """Whether a bay sells: its agent or switch online, its device not disabled."""
+    if not runner.driver.online:
+        return False
+    # By scanning the account's devices: looking one up by identifier changed its name
+    # between the HA versions supported.
+    wanted = bay_identifier(runner.entry, runner.bay)
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), runner.entry.entry_id)
+    return not any(d.disabled_by is not None and wanted in d.identifiers for d in devices)
+
+
 @callback
 def async_update_agent_device(
     hass: HomeAssistant, entry: ConfigEntry, agent: AgentInfo
@@ -66,20 +72,20 @@ def _parent_device_id(hass: HomeAssistant, entry: ConfigEntry, runner: BayRunner
     """The device that switches a bay: its agent's, or the switch entity's own (if any)."""
     if (agent := runner.driver.agent) is not None:
         return async_update_agent_device(hass, entry, agent).id
-    if isinstance(runner.driver, SwitchEntityDriver):
-        return runner.driver.parent_device_id
-    return None
+    return runner.driver.parent_device_id
 
 
-async def async_register_devices(hass: HomeAssistant, entry: QrChargingConfigEntry) -> None:
+async def async_register_devices(
+    hass: HomeAssistant, entry: ConfigEntry, runners: Iterable[BayRunner]
+) -> None:
     """Register every agent's device and every bay's device, linked to its parent.
 
-    Idempotent: each call brings the registry in line with the runners, and drops the
+    Idempotent: each call brings the registry in line with the bays' ``runners``, and drops the
     devices no bay stands for any more (the entry reloads when a bay is removed). The link is set by
     device id (``via_device_id``), which both supported HA lines accept on an update.
     """
     registry = dr.async_get(hass)
-    for runner in entry.runtime_data.bays.runners.values():
+    for runner in runners:
         parent_id = _parent_device_id(hass, entry, runner)
         device = registry.async_get_or_create(
             config_entry_id=entry.entry_id,
@@ -102,8 +108,9 @@ def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
             continue
         bay = bay_from_data(subentry.data)
         wanted.add(bay_identifier(entry, bay))
-        if bay.driver == DRIVER_MQTT and bay.node is not None:
-            wanted.add((DOMAIN, agent_identifier(bay.node)))
+        match bay.relay:
+            case MqttRelay(node=node):
+                wanted.add((DOMAIN, agent_identifier(node)))
     return bool(device.identifiers & wanted)
 
 

@@ -107,7 +107,7 @@ async def async_get_config_entry_diagnostics(
             ],
         },
         "bays": {
-            bay_id: async_redact_data(_bay(runner) | hub.pages.links(bay_id), TO_REDACT)
+            bay_id: async_redact_data(_bay(runner) | hub.addresses.links(bay_id), TO_REDACT)
             for bay_id, runner in hub.bays.runners.items()
         },
     }

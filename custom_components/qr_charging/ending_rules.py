@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .ledger import RUNNING_STATES, Ledger, SessionRecord, SessionState
+from .ledger import Ledger
+from .records import RUNNING_STATES, SessionRecord, SessionState
 from .session_rules import (
     ACTIVE_ONLY,
     DEADLINE,

@@ -17,19 +17,18 @@ from typing import Any, Protocol
 from .books import Books
 from .const import EVENT_SESSION_ENDED
 from .ending_rules import Ending
-from .ledger import RefundRecord, SessionRecord, SessionState
 from .notices import Notices
-from .refunds import Refunds
+from .records import SessionRecord, SessionState
+from .refunds import Failure, Refunds
 from .session_rules import PAID_TOO_LATE, PaidDecision
 from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
 from .timers import BayTimers
 
 # A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
-# late, or made to a static QR code that is no bay's any more):
-# the customer is refunded and the bay is fine, so the owner has nothing to repair (the
-# session's event still says what happened). Unrefunded (automatic refund off), the money is
-# the owner's to return: the repair says so.
+# late, or made to a static QR code that is no bay's any more): the bay is fine, so there is
+# no "did not start" to repair (the session's event still says what happened). Money left
+# unrefunded (automatic refund off) has its own repair per session (``Refunds.remind``).
 SALE_REFUSALS = frozenset(
     {
         PaidDecision.REFUSE_BUSY.value,
@@ -63,13 +62,10 @@ class EndingBay(Protocol):
 class Endings:
     """Ends and fails an account's sessions."""
 
-    def __init__(
-        self, *, books: Books, refunds: Refunds, notices: Notices, bay_name: Callable[[str], str]
-    ) -> None:
+    def __init__(self, *, books: Books, refunds: Refunds, notices: Notices) -> None:
         self.books = books
         self.refunds = refunds
         self.notices = notices
-        self._bay_name = bay_name
         # Sessions being ended now: one end at a time, one "off" for it.
         self._ending: set[str] = set()
 
@@ -94,7 +90,7 @@ class Endings:
                 # writes, a failing disk) to go off at the time paid for.
                 await bay.async_send_off(sid)
             async with self.books.change() as ledger:
-                refunds = self.refunds.apply(ledger, session, ending, time.time())
+                stored = self.refunds.apply(ledger, session, ending, time.time())
         except StorageError:
             if bay is None or ending.by_owner:
                 raise
@@ -107,19 +103,24 @@ class Endings:
             raise
         finally:
             self._ending.discard(sid)
-        if refunds is None:
+        if stored is None:
             return None
-        await self.async_tail(session, ending, refunds, bay)
-        return sum(refund.amount for refund in refunds)
+        await self.async_tail(session, ending, stored, bay)
+        return sum(refund.amount for refund in stored.refunds)
 
     async def async_tail(
         self,
         session: SessionRecord,
         ending: Ending,
-        refunds: list[RefundRecord],
+        stored: Failure,
         bay: EndingBay | None = None,
     ) -> None:
-        """Once an ending is stored: bay off, tell of it, repair, send its refunds."""
+        """Once an ending is stored: bay off, tell of it, repair, send its refunds.
+
+        A failure the owner did not ask for raises ``start_failed`` unless the sale was refused
+        (the bay is fine) and, with money still owed, ``refund_owed`` for its session. The bay's
+        entities are told last: its revenue keeps what was not refunded.
+        """
         if bay is not None:
             bay.timers.cancel(session.session_id)
             if ending.repaired:
@@ -130,22 +131,24 @@ class Endings:
                 await bay.async_send_off(session.session_id)
         if ending.announced:
             self._announce(session, ending)
-        if ending.repaired and not (
-            ending.reason in SALE_REFUSALS and session.state is SessionState.REFUNDED
-        ):
+        if ending.repaired and ending.reason not in SALE_REFUSALS:
             self.notices.raise_repair(
                 f"start_failed_{session.bay_id}",
                 "start_failed",
                 {
-                    "bay": self._bay_name(session.bay_id),
+                    "bay": self.refunds.bay_name(session.bay_id),
                     "reason": ending.reason,
                     "session_id": session.session_id,
                     "refund": "yes" if session.state is SessionState.REFUNDED else "no",
                 },
             )
-        await self.refunds.async_send_all(refunds)
+        await self.refunds.async_send_all(stored.refunds)
+        if ending.repaired:
+            self.refunds.remind(session, stored.owed)
         if bay is not None:
             bay.async_notify_entities()
+        else:
+            self.notices.bay_changed(session.bay_id)
 
     def _announce(self, session: SessionRecord, ending: Ending) -> None:
         if ending.failed:

@@ -33,6 +33,7 @@ from .const import (
 )
 from .notices import Notices
 from .pages import CustomerPages
+from .pages_addresses import PageAddresses
 from .payments import Payments
 from .qr_codes import QrCodes
 from .reconcile import Reconciler
@@ -97,7 +98,14 @@ class QrChargingHub:
             ack_timeout_s=entry.options.get(CONF_ACK_TIMEOUT, DEFAULT_ACK_TIMEOUT_S),
             auto_refund=entry.options.get(CONF_AUTO_REFUND, True),
         )
-        self.refunds = Refunds(self.books, self.api, self.notices, auto_refund=settings.auto_refund)
+        self.refunds = Refunds(
+            self.books,
+            self.api,
+            self.notices,
+            auto_refund=settings.auto_refund,
+            # Read when a repair is raised: the bays are made just below.
+            bay_name=lambda bay_id: self.bays.name(bay_id),  # noqa: PLW0108
+        )
         self.bays = Bays(
             hass,
             entry,
@@ -112,7 +120,16 @@ class QrChargingHub:
         self.payments = Payments(
             self.books, self.api, self.notices, self.bays, self.refunds, plans, self.qr_codes
         )
-        self.pages = CustomerPages(hass, entry, self.bays, self.payments, self.books, plans)
+        self.addresses = PageAddresses(hass, entry, configs)
+        self.pages = CustomerPages(
+            hass,
+            entry,
+            bays=self.bays,
+            payments=self.payments,
+            books=self.books,
+            plans=plans,
+            addresses=self.addresses,
+        )
         self.reconciler = Reconciler(
             self.books,
             self.api,
@@ -126,6 +143,7 @@ class QrChargingHub:
         """Record the bays' QR codes, open the ledger and start the bays."""
         self.qr_codes.remember()
         await self.books.async_open()
+        await self.refunds.async_remind_owed()
         await self.pages.async_setup()
         await self.bays.async_setup()
 

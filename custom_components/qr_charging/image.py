@@ -22,9 +22,10 @@ from homeassistant.util import dt as dt_util
 
 from .bay_runner import BayRunner
 from .const import LOGGER
+from .devices import bay_in_order
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
-from .pages import CustomerPages
+from .pages_addresses import PageAddresses
 from .pages_render import qr_png
 from .pictures import out_of_order_png
 from .timers import stop_at_shutdown
@@ -44,7 +45,7 @@ async def async_setup_entry(
     add_bay_entities(
         entry,
         async_add_entities,
-        lambda runner: [QrChargingBayImage(hass, runner, entry.runtime_data.pages, PAYMENT_QR)],
+        lambda runner: [QrChargingBayImage(hass, runner, entry.runtime_data.addresses, PAYMENT_QR)],
     )
 
 
@@ -59,11 +60,11 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
         self,
         hass: HomeAssistant,
         runner: BayRunner,
-        pages: CustomerPages,
+        addresses: PageAddresses,
         description: ImageEntityDescription,
     ) -> None:
         QrChargingEntity.__init__(self, runner, description)
-        self._pages = pages
+        self._addresses = addresses
         ImageEntity.__init__(self, hass)
         self._attr_image_last_updated = dt_util.utcnow()
         # What the state stands for, and what the cached picture shows.
@@ -104,7 +105,8 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
 
     def _wanted(self) -> tuple[bool, str | None]:
         """What to show: (in order, address the code holds now)."""
-        return self._pages.in_order(self.runner), self._pages.qr_url(self.runner.bay, time.time())
+        in_order = bay_in_order(self.hass, self.runner)
+        return in_order, self._addresses.qr_url(self.runner.bay, time.time())
 
     async def async_image(self) -> bytes | None:
         """The bay page's QR code, or the out-of-order sign."""

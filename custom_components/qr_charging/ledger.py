@@ -1,354 +1,47 @@
-"""The ledger in memory: the records the rules need now, and the rules that tie them.
+"""The ledger in memory: the working set of records the rules need now.
 
-Plain Python, no Home Assistant imports; time is passed in, so every rule is deterministic. The
-database (``store``) holds all history; this holds the working set: running sessions, open
-links, unsettled refunds and the payments (with all their refunds) those need. Records a change
-needs beyond that are fetched into it first (``Wanted``), and each change is written as one
-transaction (``Changes``: what a ``Checkpoint`` saw change). The checkpoint keeps each table as it
-was (a copy of each table's dict, about 20 ns a record) and the old values of each record the
-change writes to, taken at its first write: no record is copied or compared unless written.
+Plain Python, no Home Assistant imports; time is passed in. The database (``store``) holds all
+history; this holds the working set: running sessions, open links, unsettled refunds and the
+payments (with all their refunds) those need. Records a change needs beyond that are fetched
+into it first (``Wanted``), and each change is written as one transaction (``Changes``: what a
+``Checkpoint`` saw change). The checkpoint keeps each table as it was (a copy of each table's
+dict, about 20 ns a record) and a ``records.Journal`` of the old values of each record the
+change writes to: no record is copied or compared unless written. What a payment or a refund
+does to the records is ``payment_rules``.
 
-The rules that keep the money safe:
-
-- a payment id is recorded once; however many events carry it, it opens at most one session;
-- a payment opens a session only when it is captured and matches, in amount and currency,
-  the link we created for it; anything else is recorded for attention, never started;
-- event ids are remembered for ``EVENT_MEMORY_S`` (Razorpay re-delivers for days).
+Event ids are remembered for ``EVENT_MEMORY_S`` (Razorpay re-delivers for days).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextvars import ContextVar
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from dataclasses import dataclass, field
 from itertools import islice
-from operator import attrgetter, is_
-from typing import Any, Self, SupportsIndex
+from operator import is_
+from typing import Any
 
-from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, PaymentNotice, RefundNotice
+from .razorpay_events import NOTE_SESSION, PaymentNotice, RefundNotice
+from .records import (
+    KINDS,
+    BayTotals,
+    Journal,
+    Kind,
+    LinkRecord,
+    PaymentRecord,
+    Record,
+    RefundRecord,
+    SessionRecord,
+    SessionState,
+    add_totals,
+    as_was,
+    copy_record,
+    key_of,
+    values_of,
+)
 
 EVENT_MEMORY_S = 8 * 24 * 3600
 # Unpaid links stay in memory this long: reconciliation asks Razorpay about them meanwhile.
 OPEN_LINK_S = 24 * 3600
-
-
-class SessionState(StrEnum):
-    """Where a session is in its life."""
-
-    PAID = "paid"
-    STARTING = "starting"
-    ACTIVE = "active"
-    ENDED = "ended"
-    FAILED = "failed"
-    REFUNDED = "refunded"
-
-
-RUNNING_STATES = frozenset({SessionState.PAID, SessionState.STARTING, SessionState.ACTIVE})
-# Sessions that powered their bay: each counts once in the bay's sessions served.
-SERVED_STATES = frozenset({SessionState.ACTIVE, SessionState.ENDED})
-
-
-class PaymentState(StrEnum):
-    """What a recorded payment became."""
-
-    SESSION = "session"
-    ATTENTION = "attention"
-    UNMATCHED = "unmatched"
-    NOT_CAPTURED = "not_captured"
-
-
-class RefundState(StrEnum):
-    """A refund we asked for, as far as we know."""
-
-    REQUESTED = "requested"
-    PENDING = "pending"
-    PROCESSED = "processed"
-    FAILED = "failed"
-    # Under Razorpay's smallest refund (₹1): recorded, kept, never sent.
-    TOO_SMALL = "too_small"
-
-
-# Razorpay refuses refunds of less than one rupee.
-MIN_REFUND_PAISE = 100
-
-
-class Outcome(StrEnum):
-    """What one payment notice did to the ledger."""
-
-    NEW_SESSION = "new_session"
-    DUPLICATE = "duplicate"
-    UNMATCHED = "unmatched"
-    MISMATCH = "mismatch"
-    NOT_CAPTURED = "not_captured"
-
-
-class _Journal(dict[int, tuple[Any, tuple[Any, ...]]]):
-    """One change's journal: each record written to, by id, with its values before then.
-
-    Open from ``Ledger.checkpoint`` until ``changes_since`` or ``restore``.
-    """
-
-    __slots__ = ("open",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.open = True
-
-
-# The changes under way in this task, innermost last: a change of one account made inside a
-# change of another must not end the outer one's journal. A task started inside a change
-# inherits them; once closed they take nothing more.
-_JOURNALS: ContextVar[tuple[_Journal, ...]] = ContextVar("qr_charging_ledger_journals", default=())
-
-
-class _Record:
-    """A record of the ledger; a write to one inside a change is journaled before it is made.
-
-    Its lists (``events``, ``payment_ids``) journal it too when changed in place.
-    """
-
-    __slots__ = ()
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Load a record from its stored dict, ignoring keys a newer version may have added."""
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Every list a record holds is its own (a list taken from another record, or a copy's,
-        # would journal that record instead).
-        if isinstance(value, list) and not (type(value) is _RecordList and value.owner is self):
-            value = _RecordList(value, self)
-        if hasattr(self, name):  # not while __init__ first sets it: a new record is found by key
-            _journal(self)
-        object.__setattr__(self, name, value)
-
-
-def _journal(record: Any) -> None:
-    """Keep ``record``'s values before each change under way first writes to it."""
-    if record is None:  # a list no record holds (``dataclasses.asdict`` makes those)
-        return
-    values: tuple[Any, ...] | None = None
-    for journal in _JOURNALS.get():
-        if journal.open and id(record) not in journal:
-            if values is None:
-                values = _values(record)
-            journal[id(record)] = (record, values)
-
-
-class _RecordList(list[Any]):
-    """A record's list: changing it in place journals the record first."""
-
-    __slots__ = ("owner",)
-
-    def __init__(self, items: Iterable[Any] = (), owner: Any = None) -> None:
-        super().__init__(items)
-        self.owner = owner
-
-    def append(self, item: Any) -> None:
-        _journal(self.owner)
-        super().append(item)
-
-    def extend(self, items: Iterable[Any]) -> None:
-        _journal(self.owner)
-        super().extend(items)
-
-    def insert(self, index: SupportsIndex, item: Any) -> None:
-        _journal(self.owner)
-        super().insert(index, item)
-
-    def remove(self, item: Any) -> None:
-        _journal(self.owner)
-        super().remove(item)
-
-    def pop(self, index: SupportsIndex = -1) -> Any:
-        _journal(self.owner)
-        return super().pop(index)
-
-    def clear(self) -> None:
-        _journal(self.owner)
-        super().clear()
-
-    def sort(self, *args: Any, **kwargs: Any) -> None:
-        _journal(self.owner)
-        super().sort(*args, **kwargs)
-
-    def reverse(self) -> None:
-        _journal(self.owner)
-        super().reverse()
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        _journal(self.owner)
-        super().__setitem__(index, value)
-
-    def __delitem__(self, index: Any) -> None:
-        _journal(self.owner)
-        super().__delitem__(index)
-
-    def __iadd__(self, items: Iterable[Any]) -> Self:  # type: ignore[misc]
-        _journal(self.owner)
-        return super().__iadd__(items)
-
-    def __imul__(self, count: SupportsIndex) -> Self:
-        _journal(self.owner)
-        return super().__imul__(count)
-
-
-@dataclass(slots=True)
-class LinkRecord(_Record):
-    """A payment link we created; its ``reference_id`` is the session it will pay for."""
-
-    link_id: str
-    reference_id: str
-    bay_id: str
-    plan_code: str
-    amount: int
-    currency: str
-    seconds: int
-    expire_by: int
-    created_at: float
-    short_url: str
-    status: str = "created"
-    payment_id: str | None = None
-    # What the customer was shown before paying (``intents``): None for the owner's links.
-    intent: str | None = None
-
-
-@dataclass(slots=True)
-class PaymentRecord(_Record):
-    """A payment Razorpay told us about."""
-
-    payment_id: str
-    amount: int
-    currency: str
-    received_at: float
-    state: PaymentState
-    events: list[str] = field(default_factory=list)
-    link_id: str | None = None
-    session_id: str | None = None
-    bay_id: str | None = None
-    plan_code: str | None = None
-    method: str | None = None
-    problem: str | None = None
-    paid_at: float | None = None  # when the customer paid, by Razorpay's clock
-    # The powered time it bought, and how much of that was cut off unserved (and refunded):
-    # unserved time is priced per payment, at the price of the payment it came from.
-    seconds: int = 0
-    cut_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.state = PaymentState(self.state)
-
-
-@dataclass(slots=True)
-class SessionRecord(_Record):
-    """Powered time for a bay, paid or given by the owner."""
-
-    session_id: str
-    bay_id: str
-    state: SessionState
-    created_at: float
-    seconds: int
-    # What the granted time is worth: the payments, less shares cut off (session_rules.shorten).
-    paid_paise: int = 0
-    payment_ids: list[str] = field(default_factory=list)
-    plan_code: str | None = None
-    owner: bool = False
-    started_at: float | None = None
-    until: float | None = None
-    ended_at: float | None = None
-    end_reason: str | None = None
-    # The intent of the link (or static QR code) that paid for it; see ``intents``.
-    intent: str | None = None
-
-    def __post_init__(self) -> None:
-        self.state = SessionState(self.state)
-
-    @property
-    def running(self) -> bool:
-        """Paid, starting or powered."""
-        return self.state in RUNNING_STATES
-
-
-@dataclass(slots=True)
-class RefundRecord(_Record):
-    """A refund we asked Razorpay for; ``key`` is its idempotency key."""
-
-    key: str
-    payment_id: str
-    amount: int
-    created_at: float
-    state: RefundState
-    reason: str
-    session_id: str | None = None
-    refund_id: str | None = None
-    # The bay the refunded payment was for (its revenue goes down by the refund).
-    bay_id: str | None = None
-
-    def __post_init__(self) -> None:
-        self.state = RefundState(self.state)
-
-    @property
-    def settled(self) -> bool:
-        """Processed or failed: Razorpay has nothing more to say about it."""
-        return self.state in SETTLED_REFUNDS
-
-
-SETTLED_REFUNDS = frozenset({RefundState.PROCESSED, RefundState.FAILED, RefundState.TOO_SMALL})
-# Refunds whose money stays with the owner: it never left, or was never sent.
-KEPT_REFUNDS = frozenset({RefundState.FAILED, RefundState.TOO_SMALL})
-
-type Record = LinkRecord | PaymentRecord | SessionRecord | RefundRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Kind[R: Record]:
-    """One kind of record: its table, its class and its key."""
-
-    table: str
-    cls: type[R]
-    key: str
-
-
-LINKS = Kind("links", LinkRecord, "link_id")
-PAYMENTS = Kind("payments", PaymentRecord, "payment_id")
-SESSIONS = Kind("sessions", SessionRecord, "session_id")
-REFUNDS = Kind("refunds", RefundRecord, "key")
-KINDS: tuple[Kind[Any], ...] = (LINKS, PAYMENTS, SESSIONS, REFUNDS)
-_KIND_OF: dict[type[Any], Kind[Any]] = {kind.cls: kind for kind in KINDS}
-
-
-def key_of(kind: Kind[Any], record: Record) -> str:
-    """The primary key of a record."""
-    value = getattr(record, kind.key)
-    assert isinstance(value, str)
-    return value
-
-
-# Per class of record: its field names, a getter of all of them, and which ones are lists.
-_NAMES = {kind.cls: tuple(f.name for f in fields(kind.cls)) for kind in KINDS}
-_GETTERS = {cls: attrgetter(*names) for cls, names in _NAMES.items()}
-_LISTS = {
-    cls: frozenset(i for i, f in enumerate(fields(cls)) if f.default_factory is list)
-    for cls in _NAMES
-}
-
-
-def _values(record: Record) -> tuple[Any, ...]:
-    """A record's values, its lists copied."""
-    values: tuple[Any, ...] = _GETTERS[type(record)](record)
-    if lists := _LISTS[type(record)]:
-        values = tuple(list(v) if i in lists else v for i, v in enumerate(values))
-    return values
-
-
-def _set_values(record: Record, values: tuple[Any, ...]) -> None:
-    """Put values back into a record (not journaled: only ever to undo a change)."""
-    lists = _LISTS[type(record)]
-    for index, (name, value) in enumerate(zip(_NAMES[type(record)], values, strict=True)):
-        object.__setattr__(record, name, _RecordList(value, record) if index in lists else value)
 
 
 def _diff(table: dict[str, Any], before: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[str]]:
@@ -362,81 +55,6 @@ def _diff(table: dict[str, Any], before: dict[str, Any]) -> tuple[list[tuple[str
         return list(islice(table.items(), len(before), None)), []
     new = [(key, record) for key, record in table.items() if before.get(key) is not record]
     return new, [key for key in before if key not in table]
-
-
-def _as_was[R: Record](record: R, values: tuple[Any, ...]) -> R:
-    """A detached record holding ``values`` (what ``record`` was), to count its old totals."""
-    old = object.__new__(type(record))
-    _set_values(old, values)
-    return old
-
-
-def copy_record[R: Record](record: R) -> R:
-    """A detached copy that shares no list with the original."""
-    return _as_was(record, _values(record))
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """Where a payment's refunds stand, for what the owner is told."""
-
-    fully_refunded: bool
-    failed_keys: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Sale:
-    """What a payment bought: its link's plan, or at a static QR code, the time its amount buys."""
-
-    session_id: str
-    bay_id: str
-    plan_code: str | None
-    seconds: int
-    intent: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
-    """The outcome of one payment notice."""
-
-    outcome: Outcome
-    payment: PaymentRecord
-    session: SessionRecord | None = None
-    link: LinkRecord | None = None
-
-
-@dataclass(slots=True)
-class BayTotals:
-    """What a bay kept and served, over all history."""
-
-    revenue_paise: int = 0
-    sessions: int = 0
-
-
-def _revenue(record: Record) -> tuple[str | None, int]:
-    """The record's part of its bay's revenue: captured payments less refunds not failed."""
-    if isinstance(record, PaymentRecord) and record.state is PaymentState.SESSION:
-        return record.bay_id, record.amount
-    if isinstance(record, RefundRecord) and record.state not in KEPT_REFUNDS:
-        return record.bay_id, -record.amount
-    return None, 0
-
-
-def _served(record: Record) -> tuple[str | None, int]:
-    """A session that powered its bay counts once."""
-    if isinstance(record, SessionRecord) and record.state in SERVED_STATES:
-        return record.bay_id, 1
-    return None, 0
-
-
-def add_totals(totals: dict[str, BayTotals], record: Record, sign: int = 1) -> None:
-    """Add (or with ``sign=-1`` take away) what one record counts for in its bay's totals."""
-    bay, paise = _revenue(record)
-    if bay is not None and paise:
-        totals.setdefault(bay, BayTotals()).revenue_paise += sign * paise
-    bay, served = _served(record)
-    if bay is not None and served:
-        totals.setdefault(bay, BayTotals()).sessions += sign * served
 
 
 @dataclass(slots=True)
@@ -494,7 +112,7 @@ class Checkpoint:
     """
 
     tables: dict[str, dict[str, Record]]
-    journal: _Journal
+    journal: Journal
     events: frozenset[str]
 
 
@@ -542,22 +160,15 @@ class Ledger:
         From here until ``changes_since`` (or ``restore``), every record this task writes to
         keeps its old values in the checkpoint's journal.
         """
-        journal = _Journal()
-        _JOURNALS.set((*(j for j in _JOURNALS.get() if j.open), journal))
         return Checkpoint(
             {kind.table: dict(self._table(kind)) for kind in KINDS},
-            journal,
+            Journal.start(),
             frozenset(self.events),
         )
 
-    @staticmethod
-    def _stop(checkpoint: Checkpoint) -> None:
-        checkpoint.journal.open = False
-        _JOURNALS.set(tuple(j for j in _JOURNALS.get() if j.open))
-
     def changes_since(self, checkpoint: Checkpoint) -> Changes:
         """Every record added, changed or removed since the checkpoint, and the totals moved."""
-        self._stop(checkpoint)
+        checkpoint.journal.close()
         changed: list[tuple[Kind[Any], Record]] = []
         deletes: list[tuple[Kind[Any], str]] = []
         totals: dict[str, BayTotals] = {}
@@ -571,7 +182,7 @@ class Ledger:
                 changed.append((kind, record))
                 add_totals(totals, record)
                 if (old := before.get(key)) is not None:
-                    add_totals(totals, self._old(old, written), -1)
+                    add_totals(totals, written.old(old), -1)
             # Records that stayed and were written to, when their values did change.
             for entry, values in written.values():
                 if not isinstance(entry, kind.cls):
@@ -579,13 +190,13 @@ class Ledger:
                 written_to: Record = entry
                 key = key_of(kind, written_to)
                 stayed = before.get(key) is entry and table.get(key) is entry
-                if stayed and _values(written_to) != values:
+                if stayed and values_of(written_to) != values:
                     changed.append((kind, written_to))
                     add_totals(totals, written_to)
-                    add_totals(totals, _as_was(written_to, values), -1)
+                    add_totals(totals, as_was(written_to, values), -1)
             for key in gone:
                 deletes.append((kind, key))
-                add_totals(totals, self._old(before[key], written), -1)
+                add_totals(totals, written.old(before[key]), -1)
                 self._touched.append(before[key])
         self._touched += (record for _, record in changed)
         # Copies: the write reads them in another thread while memory may move on.
@@ -597,22 +208,10 @@ class Ledger:
         ]
         return Changes(upserts, deletes, events, totals)
 
-    @staticmethod
-    def _old(record: Record, written: dict[int, tuple[Any, tuple[Any, ...]]]) -> Record:
-        """The record as it was at the checkpoint."""
-        entry = written.get(id(record))
-        return record if entry is None or entry[0] is not record else _as_was(record, entry[1])
-
     def restore(self, checkpoint: Checkpoint) -> None:
         """Undo a change that could not be stored: the same objects, with their old values."""
-        self._stop(checkpoint)
-        record: Record
-        for record, values in checkpoint.journal.values():
-            # Only this ledger's records (a change of another account may have run inside).
-            kind = _KIND_OF[type(record)]
-            old_key = values[_NAMES[kind.cls].index(kind.key)]
-            if checkpoint.tables[kind.table].get(old_key) is record:
-                _set_values(record, values)
+        checkpoint.journal.close()
+        checkpoint.journal.undo(checkpoint.tables)
         for kind in KINDS:
             table = self._table(kind)
             table.clear()
@@ -744,165 +343,6 @@ class Ledger:
         link.status = status
         return True
 
-    # -- payments ----------------------------------------------------------------------------
-
-    def apply_payment(
-        self, notice: PaymentNotice, event: str, now: float, sale: Sale | None = None
-    ) -> PaymentResult:
-        """Record a payment notice; open its session when it is the first good news of it.
-
-        ``sale`` is what a payment to a bay's static QR code bought (it matches no link).
-        """
-        payment = self.payments.get(notice.payment_id)
-        if payment is None:
-            payment = PaymentRecord(
-                payment_id=notice.payment_id,
-                amount=notice.amount,
-                currency=notice.currency,
-                received_at=now,
-                state=PaymentState.NOT_CAPTURED,
-                method=notice.method,
-                paid_at=notice.created_at,
-            )
-            self.payments[notice.payment_id] = payment
-        payment.events.append(event)
-        if payment.state in (PaymentState.SESSION, PaymentState.ATTENTION):
-            return PaymentResult(Outcome.DUPLICATE, payment, self._session_of(payment))
-        if not notice.captured:
-            return PaymentResult(Outcome.NOT_CAPTURED, payment)
-        link = self.link_for(notice)
-        if link is None and sale is not None:
-            return self._open_sale(payment, sale, now)
-        if link is None:
-            # Told once: later events of the same unmatched payment are repeats.
-            told = payment.state is PaymentState.UNMATCHED
-            payment.state = PaymentState.UNMATCHED
-            return PaymentResult(Outcome.DUPLICATE if told else Outcome.UNMATCHED, payment)
-        payment.link_id = link.link_id
-        payment.bay_id = link.bay_id
-        payment.plan_code = link.plan_code
-        payment.seconds = link.seconds
-        problem = self._mismatch(notice, link)
-        if problem is not None:
-            payment.state = PaymentState.ATTENTION
-            payment.problem = problem
-            return PaymentResult(Outcome.MISMATCH, payment, link=link)
-        link.status = "paid"
-        link.payment_id = notice.payment_id
-        sale = Sale(link.reference_id, link.bay_id, link.plan_code, link.seconds, link.intent)
-        return self._open_sale(payment, sale, now, link)
-
-    def _open_sale(
-        self, payment: PaymentRecord, sale: Sale, now: float, link: LinkRecord | None = None
-    ) -> PaymentResult:
-        """Open the session a payment bought: a link's plan, or a static QR code's amount."""
-        payment.bay_id = sale.bay_id
-        payment.plan_code = sale.plan_code
-        payment.seconds = sale.seconds
-        session = SessionRecord(
-            session_id=sale.session_id,
-            bay_id=sale.bay_id,
-            state=SessionState.PAID,
-            created_at=now,
-            seconds=sale.seconds,
-            paid_paise=payment.amount,
-            payment_ids=[payment.payment_id],
-            plan_code=sale.plan_code,
-            intent=sale.intent,
-        )
-        self.sessions[session.session_id] = session
-        payment.state = PaymentState.SESSION
-        payment.session_id = session.session_id
-        return PaymentResult(Outcome.NEW_SESSION, payment, session, link)
-
-    def _mismatch(self, notice: PaymentNotice, link: LinkRecord) -> str | None:
-        if any(r.payment_id == notice.payment_id for r in self.refunds.values()):
-            # Refunded (as unmatched) before an event tied it to a link: power is not owed.
-            return "refunded before it was matched to a link"
-        if notice.currency != link.currency:
-            return f"currency {notice.currency} instead of {link.currency}"
-        if notice.amount != link.amount:
-            return f"amount {notice.amount} paise instead of {link.amount}"
-        if link.payment_id not in (None, notice.payment_id):
-            return f"link already paid by {link.payment_id}"
-        if link.reference_id in self.sessions:
-            return f"session {link.reference_id} already exists"
-        return None
-
-    def _session_of(self, payment: PaymentRecord) -> SessionRecord | None:
-        return self.sessions.get(payment.session_id) if payment.session_id else None
-
-    # -- refunds -----------------------------------------------------------------------------
-
-    def refundable(self, payment_id: str) -> int:
-        """Paise of a payment not yet refunded or being refunded."""
-        payment = self.payments.get(payment_id)
-        if payment is None:
-            return 0
-        taken = sum(
-            r.amount
-            for r in self.refunds.values()
-            if r.payment_id == payment_id and r.state not in KEPT_REFUNDS
-        )
-        return max(payment.amount - taken, 0)
-
-    def settlement(self, payment_id: str) -> Settlement:
-        """Whether a payment is refunded in full, and its refunds that failed."""
-        failed = (
-            r.key
-            for r in self.refunds.values()
-            if r.payment_id == payment_id and r.state is RefundState.FAILED
-        )
-        return Settlement(self.refundable(payment_id) == 0, tuple(failed))
-
-    def add_refund(self, refund: RefundRecord) -> None:
-        """Record a refund before asking Razorpay for it, so a crash cannot lose it."""
-        payment = self.payments.get(refund.payment_id)
-        if refund.bay_id is None and payment is not None and payment.state is PaymentState.SESSION:
-            # Revenue counted the payment, so it counts the refund; money that never counted
-            # (a mismatched or unmatched payment) does not make revenue go below zero.
-            refund.bay_id = payment.bay_id
-        self.refunds[refund.key] = refund
-
-    def apply_refund(self, notice: RefundNotice) -> tuple[RefundRecord | None, bool]:
-        """Update one of our refunds from a ``refund.*`` event: (the refund, whether it changed).
-
-        A settled refund stays settled, as Razorpay's events may arrive in any order, with one
-        exception: a failed refund that Razorpay reports processed was paid (the money left),
-        so it becomes processed and is never counted as refundable again. A refund whose id we
-        have not stored yet (the event beat our own answer) is found by payment and amount.
-        """
-        refund = next((r for r in self.refunds.values() if r.refund_id == notice.refund_id), None)
-        known_id = refund is not None
-        if refund is None:
-            # Our key travels in the refund's notes; failing that, one still waiting for its
-            # answer with the same payment and amount (never a refused one: that money stayed).
-            key = notice.notes.get(NOTE_REFUND_KEY)
-            refund = self.refunds.get(key) if key else None
-            if refund is None:
-                refund = next(
-                    (
-                        r
-                        for r in self.refunds.values()
-                        if r.refund_id is None
-                        and r.state is RefundState.REQUESTED
-                        and r.payment_id == notice.payment_id
-                        and r.amount == notice.amount
-                    ),
-                    None,
-                )
-            if refund is None or refund.payment_id != notice.payment_id:
-                return None, False
-            refund.refund_id = notice.refund_id
-        state = _refund_state(notice.status)
-        paid_after_all = (
-            known_id and refund.state is RefundState.FAILED and state is RefundState.PROCESSED
-        )
-        if refund.state is state or (refund.settled and not paid_after_all):
-            return refund, False
-        refund.state = state
-        return refund, True
-
     # -- queries -----------------------------------------------------------------------------
 
     def running_sessions(self, bay_id: str) -> list[SessionRecord]:
@@ -919,10 +359,3 @@ class Ledger:
         """The bay's (oldest) running session, if any, other than ``besides``."""
         others = (s for s in self.running_sessions(bay_id) if s.session_id != besides)
         return next(others, None)
-
-
-def _refund_state(status: str) -> RefundState:
-    return {
-        "processed": RefundState.PROCESSED,
-        "failed": RefundState.FAILED,
-    }.get(status, RefundState.PENDING)

@@ -1,280 +1,145 @@
 """The customer's pages, served by a second webhook of the account (public, GET and POST).
 
 ``?bay=<id>`` is a bay's page (its state, plans and Pay buttons), ``?token=<token>`` the page
-of one payment's session, ``?bay=<id>&poster=a4|a5`` a printable poster, and ``&format=json``
-a small status answer the pages poll. A webhook is reachable wherever Razorpay's is: through
-HA Cloud's cloudhook or the owner's external address. A cloudhook passes on only the status,
-the body as text and the ``Content-Type``: no redirects, no cookies, no binary bodies, so
-moving on to Razorpay is a link plus ``<meta http-equiv="refresh">``.
+of one payment's session (``pages_session``), ``?bay=<id>&poster=a4|a5`` a printable poster
+and ``?display=<token>`` a bay's screen (``pages_screens``), and ``&format=json`` a small
+status answer the pages poll. A webhook is reachable wherever Razorpay's is: through HA
+Cloud's cloudhook or the owner's external address. A cloudhook passes on only the status, the
+body as text and the ``Content-Type``: no redirects, no cookies, no binary bodies, so moving
+on to Razorpay is a link plus ``<meta http-equiv="refresh">``.
 
-The rules live in ``pages_model`` (plain Python); this module reads the bays and the ledger,
-creates (or reuses) payment links, and answers.
+This module only answers HTTP: the rules live in ``pages_model`` (plain Python), the Pay
+decision in ``pages_desk`` (plain Python), the addresses in ``pages_addresses``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
-import math
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import partial
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.network import NoURLAvailableError
-from homeassistant.helpers.translation import async_get_translations
-from homeassistant.util import dt as dt_util
-from homeassistant.util.aiohttp import MockRequest
-from markupsafe import Markup
 
 from .bay_runner import BayRunner
 from .bays import Bays
 from .books import Books
 from .catalog import Bay, Plan
-from .const import (
-    CONF_MERCHANT_NAME,
-    CONF_PAGES_SECRET,
-    CONF_PAGES_URL,
-    CONF_PAGES_WEBHOOK_ID,
-    DOMAIN,
-    LOGGER,
-)
-from .devices import bay_identifier
-from .holds import HoldGuard, hold_of
-from .intents import HOLD, START
-from .ledger import LinkRecord, Wanted
+from .const import CONF_PAGES_SECRET, DOMAIN, LOGGER
+from .devices import bay_in_order
+from .pages_addresses import PageAddresses
+from .pages_answer import Answer, Page, Responder, html, json_answer, remaining, remote_of
 from .pages_budget import Budget, client_of
+from .pages_desk import BUSY, HELD, TRY_LATER, Paid, PayDesk, PayTap, Refused
 from .pages_model import (
-    LANGUAGES,
-    MAX_FORM_BODY,
     BayState,
     BayView,
     FormError,
-    SessionView,
     bay_view,
-    choose_language,
-    minutes_left,
+    cancel_key,
     page_ticket,
-    parse_form,
     purchase,
-    reusable_link,
     rupees,
-    session_of_token,
     session_token,
-    session_view,
     ticket_nonce,
-    too_many_open,
 )
-from .pages_render import TEXT_CATEGORY, QrCodes, Renderer, Texts, compiled_renderer, qr_svg
+from .pages_screens import Screens
+from .pages_session import SessionPages, Show
 from .payments import Payments
-from .razorpay_api import RazorpayError
-from .razorpay_webhook import read_bounded
+from .razorpay_api import RazorpayError, is_outage
 from .store import StorageError
-from .totp import accepts, current
+from .totp import accepts
 
-# A display whose bay has no dynamic QR code still reloads this often (its state, its clock).
-DISPLAY_RELOAD_S = 60
-
-POSTER_SIZES = {"a4": "A4", "a5": "A5"}
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
+# How a Pay tap the desk refused is answered.
+_REFUSED_STATUS = {
+    HELD: HTTPStatus.CONFLICT,
+    TRY_LATER: HTTPStatus.SERVICE_UNAVAILABLE,
+    BUSY: HTTPStatus.TOO_MANY_REQUESTS,
 }
-
-
-class _Answer(Exception):
-    """Stop handling a request and answer with this response."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _html(body: str, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
-    return web.Response(text=body, status=status, content_type="text/html", headers=_HEADERS)
-
-
-def _json(data: dict[str, Any]) -> web.Response:
-    return web.json_response(data, headers=_HEADERS)
-
-
-class _Page:
-    """One request's language and the relative addresses its page links to."""
-
-    def __init__(self, query: dict[str, str], accept_language: str | None, texts: Texts) -> None:
-        self.query = query
-        self.lang = choose_language(query.get("lang"), accept_language)
-        self.lang_asked = query.get("lang") in LANGUAGES
-        self.texts = texts
-
-    def href(self, **params: str) -> str:
-        """A relative address on this webhook (works through a cloudhook as well)."""
-        return "?" + urlencode(params)
-
-    def context(self, **params: str) -> dict[str, Any]:
-        """What every page of this request needs."""
-        other = next(lang for lang in LANGUAGES if lang != self.lang)
-        return {
-            "lang": self.lang,
-            "other_lang": other,
-            "lang_asked": self.lang_asked,
-            "switch_url": self.href(**params, lang=other),
-            "poll_url": self.href(**params, format="json"),
-        }
 
 
 class CustomerPages:
     """The pages of one account's bays."""
 
-    def __init__(  # noqa: PLR0917 - what the pages show and sell
+    def __init__(
         self,
         hass: HomeAssistant,
         entry: ConfigEntry,
+        *,
         bays: Bays,
         payments: Payments,
         books: Books,
         plans: dict[str, Plan],
+        addresses: PageAddresses,
     ) -> None:
         self.hass = hass
         self.entry = entry
         self.bays = bays
-        self.payments = payments
-        self.books = books
         self.plans = plans
-        self._renderer: Renderer | None = None
-        # One link decision at a time per bay: of a crowd tapping Pay, one gets the hold.
-        self._bay_locks: dict[str, asyncio.Lock] = {}
-        # The link each bay page (its ticket's nonce) holds a bay with: a second tap of the
-        # same page goes to the same link. Lost at a restart; the session page keeps the link.
-        self._ticket_links: dict[str, str] = {}
-        self._guard = HoldGuard()
+        self.addresses = addresses
+        self._secret: str = entry.data[CONF_PAGES_SECRET]
+        self.responder = Responder(hass)
+        self.desk = PayDesk(books, payments, waiting=payments.api.client.reachability.waiting)
         # What each client may still ask (the pages are public: the loop is HA's).
         self._budget = Budget()
-        self._refusals: dict[str, str] = {}
-        self._qr_codes = QrCodes()
-        self._drawing: dict[str, asyncio.Future[Markup]] = {}
-
-    @property
-    def webhook_id(self) -> str:
-        """The pages' webhook id (public: it is printed on every poster)."""
-        webhook_id: str = self.entry.data[CONF_PAGES_WEBHOOK_ID]
-        return webhook_id
+        self.screens = Screens(
+            hass,
+            self.responder,
+            addresses=addresses,
+            plans=plans,
+            runners=bays.runners,
+            bay_view=self.bay_view,
+        )
+        self.sessions = SessionPages(
+            self.responder,
+            secret=self._secret,
+            books=books,
+            bays=bays,
+            desk=self.desk,
+            bay_view=self.bay_view,
+            buy=self.async_buy,
+        )
 
     async def async_setup(self) -> None:
         """Read and compile the templates, in the executor."""
-        self._renderer = await self.hass.async_add_executor_job(compiled_renderer)
+        await self.responder.async_setup()
 
     def register(self) -> Callable[[], None]:
         """Serve the pages on the second webhook; return the undo."""
+        webhook_id = self.addresses.webhook_id
         webhook.async_register(
             self.hass,
             DOMAIN,
             "QR Charging (customer pages)",
-            self.webhook_id,
+            webhook_id,
             self._async_handle,
             local_only=False,
             # PUT only to answer it with a page of its own (other methods HA answers itself).
             allowed_methods=["GET", "POST", "PUT"],
         )
-        return partial(webhook.async_unregister, self.hass, self.webhook_id)
-
-    # -- addresses -----------------------------------------------------------------------------
-
-    def base_url(self) -> str | None:
-        """The pages' public address: the cloudhook, else HA's external, else internal URL."""
-        if url := self.entry.data.get(CONF_PAGES_URL):
-            return str(url)
-        for allow_internal in (False, True):
-            try:
-                return webhook.async_generate_url(
-                    self.hass, self.webhook_id, allow_internal=allow_internal
-                )
-            except NoURLAvailableError:
-                continue
-        return None
-
-    def bay_url(self, bay_id: str) -> str | None:
-        """The address of a bay's page (what its QR code holds)."""
-        base = self.base_url()
-        return f"{base}?{urlencode({'bay': bay_id})}" if base else None
-
-    def qr_url(self, bay: Bay, now: float) -> str | None:
-        """What the bay's QR code holds now: its page, with the password of a dynamic one."""
-        url = self.bay_url(bay.bay_id)
-        if url is None or not bay.dynamic_qr or bay.qr_secret is None:
-            return url
-        return f"{url}&{urlencode({'totp': current(bay.qr_secret, bay.qr_validity_s, now)[0]})}"
-
-    def links(self, bay_id: str, *, display: bool = False) -> dict[str, str | None]:
-        """The addresses the owner prints or shares for a bay; ``display``: the secret one too.
-
-        The display's address works without a login and shows a valid code: whoever has it can
-        buy (and hold the bay) from anywhere, so only an admin is given it.
-        """
-        base = self.base_url()
-        bay = self.bays.configs.get(bay_id)
-        token = bay.display_token if bay is not None else None
-        links: dict[str, str | None] = {
-            "page_url": f"{base}?{urlencode({'bay': bay_id})}" if base else None,
-            "poster_url": f"{base}?{urlencode({'bay': bay_id, 'poster': 'a4'})}" if base else None,
-        }
-        if display:
-            links["display_url"] = (
-                f"{base}?{urlencode({'display': token})}" if base and token else None
-            )
-        return links
-
-    def merchant_name(self) -> str:
-        """The business name Razorpay's checkout shows, as the owner entered it."""
-        return str(self.entry.options.get(CONF_MERCHANT_NAME) or self.hass.config.location_name)
-
-    def _callback(self, lang: str | None, session_id: str) -> str | None:
-        base = self.base_url()
-        if base is None:
-            return None
-        token = session_token(self.entry.data[CONF_PAGES_SECRET], session_id)
-        return f"{base}?{urlencode({'token': token} | ({'lang': lang} if lang else {}))}"
-
-    # -- the state of a bay --------------------------------------------------------------------
-
-    def in_order(self, runner: BayRunner) -> bool:
-        """Whether the bay sells: its agent or switch online, its device not disabled."""
-        if not runner.driver.online:
-            return False
-        # By scanning the account's devices: looking one up by identifier changed its name
-        # between the HA versions supported.
-        wanted = bay_identifier(self.entry, runner.bay)
-        devices = dr.async_entries_for_config_entry(dr.async_get(self.hass), self.entry.entry_id)
-        return not any(d.disabled_by is not None and wanted in d.identifiers for d in devices)
+        return partial(webhook.async_unregister, self.hass, webhook_id)
 
     def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
         """What the bay's page shows now (to the page with this ticket nonce, if given)."""
         bay = runner.bay
         now = time.time()
-        hold = hold_of(self.books.ledger.links.values(), bay.bay_id, now)
         return bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
             plans=[self.plans[code] for code in bay.plan_codes if code in self.plans],
             running=runner.session,
-            in_order=self.in_order(runner),
+            in_order=bay_in_order(self.hass, runner),
             limit_s=runner.limit_s,
             now=now,
             # Held for another customer; the holder's own page still goes to their link.
-            held=hold is not None and self._ticket_links.get(nonce or "") != hold.link_id,
+            held=self.desk.held_for_another_page(bay.bay_id, nonce, now),
         )
 
     # -- answering -----------------------------------------------------------------------------
@@ -282,152 +147,95 @@ class CustomerPages:
     async def _async_handle(
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
-        remote = _remote(request)
-        if wait := self._budget.take(client_of(remote), time.monotonic()):
-            return await self._too_many(request, remote, wait)
-        query = dict(request.query)
-        accept = request.headers.get("Accept-Language")
-        page = _Page(query, accept, await self._texts(choose_language(query.get("lang"), accept)))
+        remote = remote_of(request)
+        client = client_of(remote)
+        if wait := self._budget.take(client, time.monotonic()):
+            LOGGER.debug(
+                "Too many requests for the customer's pages from %s", remote or "the cloud"
+            )
+            return await self.responder.too_many(request, wait)
+        page = await self.responder.page(request, client)
+        query = page.query
         try:
             if request.method not in ("GET", "POST"):
-                return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
+                return self.responder.message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
             for key, handler in (
                 ("bay", self._async_bay),
-                ("display", self._async_display),
-                ("token", self._async_session),
+                ("display", self.screens.async_display),
+                ("token", self.sessions.async_page),
             ):
                 if key in query:
                     return await handler(page, request)
-            return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
-        except _Answer as answer:
+            return self.responder.message(page, "not_found", HTTPStatus.NOT_FOUND)
+        except Answer as answer:
             return answer.response
         except StorageError:
             LOGGER.exception("A customer's page could not read the ledger")
-            return self._message(page, "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
-
-    async def _too_many(
-        self, request: web.Request, remote: str | None, wait: float
-    ) -> web.Response:
-        """429 past the client's budget: a page rendered once per language (it costs ~nothing)."""
-        LOGGER.debug("Too many requests for the customer's pages from %s", remote or "the cloud")
-        lang = choose_language(request.query.get("lang"), request.headers.get("Accept-Language"))
-        if (body := self._refusals.get(lang)) is None:
-            page = _Page({"lang": lang}, None, await self._texts(lang))
-            body = self._refusals[lang] = self._message_body(page, "too_many")
-        answer = _html(body, HTTPStatus.TOO_MANY_REQUESTS)
-        answer.headers["Retry-After"] = str(math.ceil(wait))
-        return answer
-
-    async def _texts(self, lang: str) -> Texts:
-        return Texts(await async_get_translations(self.hass, lang, TEXT_CATEGORY, [DOMAIN]), DOMAIN)
-
-    def _message(self, page: _Page, key: str, status: HTTPStatus) -> web.Response:
-        return _html(self._message_body(page, key), status)
-
-    def _message_body(self, page: _Page, key: str) -> str:
-        return self._render(
-            "message.html.j2",
-            page,
-            page.context(),
-            heading=page.texts.get("common", key),
-            text=page.texts.get("common", f"{key}_note"),
-        )
-
-    def _render(self, template: str, page: _Page, context: dict[str, Any], **values: Any) -> str:
-        assert self._renderer is not None
-        return self._renderer.render(
-            template, page.texts, **context, time=self._time, minutes_left=_minutes_left, **values
-        )
-
-    @staticmethod
-    def _time(ts: float | None) -> str:
-        if ts is None:
-            return ""
-        return dt_util.as_local(datetime.fromtimestamp(ts, UTC)).strftime("%H:%M")
-
-    def _bay_config(self, bay_id: str) -> Bay:
-        return self.bays.runners[bay_id].bay
-
-    def _runner(self, page: _Page, bay_id: str) -> BayRunner:
-        runner = self.bays.runners.get(bay_id)
-        if runner is None:
-            raise _Answer(self._message(page, "not_found", HTTPStatus.NOT_FOUND))
-        return runner
-
-    async def _form(self, page: _Page, request: web.Request) -> dict[str, str]:
-        if (getattr(request, "content_length", None) or 0) > MAX_FORM_BODY:
-            raise _Answer(self._message(page, "bad_request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE))
-        body = await read_bounded(request, MAX_FORM_BODY)
-        if len(body) > MAX_FORM_BODY:  # a chunked body, or a cloudhook's (no Content-Length)
-            raise _Answer(self._message(page, "bad_request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE))
-        try:
-            return parse_form(body)
-        except FormError as err:
-            # Anyone can send anything: one quiet line, never a traceback.
-            LOGGER.debug("A customer's page got a form it cannot read: %s", err)
-            raise _Answer(self._message(page, "bad_request", HTTPStatus.BAD_REQUEST)) from err
+            return self.responder.message(page, "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
 
     # -- the bay page --------------------------------------------------------------------------
 
-    async def _async_bay(self, page: _Page, request: web.Request) -> web.Response:
-        runner = self._runner(page, page.query["bay"])
+    async def _async_bay(self, page: Page, request: web.Request) -> web.Response:
+        runner = self.bays.runners.get(page.query["bay"])
+        if runner is None:
+            return self.responder.message(page, "not_found", HTTPStatus.NOT_FOUND)
         wants = page.query.get("poster"), page.query.get("format")
         form: dict[str, str] = {}
         if request.method == "POST":
             if any(wants):
-                return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
-            form = await self._form(page, request)
+                return self.responder.message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
+            form = await self.responder.form(page, request)
         elif wants[0] is not None:
-            return await self._async_poster(page, runner.bay, self.bay_view(runner))
+            return await self.screens.async_poster(page, runner.bay, self.bay_view(runner))
         elif wants[1] == "json":
             # The holder's page polls with its ticket: to it the bay is not "someone paying".
-            given = page.query.get("ticket")
+            given, bay_id = page.query.get("ticket"), runner.bay.bay_id
             nonce = ticket_nonce(
-                self.entry.data[CONF_PAGES_SECRET], runner.bay.bay_id, given, time.time()
+                self._secret, bay_id, given, time.time(), self.desk.holding(bay_id)
             )
             view = self.bay_view(runner, nonce)
-            return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
+            return json_answer({"state": view.state.value, "remaining_s": remaining(view.until)})
         nonce, ticket = self._ticket(runner.bay, page, form)
         view = replace(self.bay_view(runner, nonce), locked=ticket is None)
         if request.method == "POST":
-            return await self._async_buy(page, runner, view, form, ticket=(nonce, ticket))
+            return await self.async_buy(page, runner, view, form, ticket=(nonce, ticket))
         return self._bay_page(page, view, ticket)
 
-    def _ticket(self, bay: Bay, page: _Page, form: dict[str, str]) -> tuple[str | None, str | None]:
+    def _ticket(self, bay: Bay, page: Page, form: dict[str, str]) -> tuple[str | None, str | None]:
         """The page's ticket (kept, or new), or None while a dynamic QR code's is missing.
 
         A bay with a dynamic QR code sells only to a page opened with a valid password (the
         display's QR code) or carrying a ticket such a page was given.
         """
         now = time.time()
-        secret = self.entry.data[CONF_PAGES_SECRET]
         given = form.get("ticket") or page.query.get("ticket")
-        if (nonce := ticket_nonce(secret, bay.bay_id, given, now)) is not None:
+        holding = self.desk.holding(bay.bay_id)
+        if (nonce := ticket_nonce(self._secret, bay.bay_id, given, now, holding)) is not None:
             return nonce, given
         if bay.dynamic_qr and not (
             bay.qr_secret and accepts(bay.qr_secret, bay.qr_validity_s, page.query.get("totp"), now)
         ):
             return None, None
         nonce = secrets.token_urlsafe(9)
-        return nonce, page_ticket(secret, bay.bay_id, nonce, now)
+        return nonce, page_ticket(self._secret, bay.bay_id, nonce, now)
 
     def _bay_page(
         self,
-        page: _Page,
+        page: Page,
         view: BayView,
         ticket: str | None,
         error: str | None = None,
         status: HTTPStatus = HTTPStatus.OK,
     ) -> web.Response:
         # A dynamic QR code's page keeps its ticket when it reloads or switches language.
-        keep = ticket is not None and self._bay_config(view.bay_id).dynamic_qr
+        keep = ticket is not None and self.bays.runners[view.bay_id].bay.dynamic_qr
         params = {"bay": view.bay_id} | ({"ticket": ticket} if keep and ticket else {})
         context = page.context(**params)
         if ticket:
             # Its poll carries the ticket, so the holder's page is not told "someone is paying".
             context["poll_url"] = page.href(**(params | {"ticket": ticket}), format="json")
-        return _html(
-            self._render(
+        return html(
+            self.responder.render(
                 "bay.html.j2",
                 page,
                 context,
@@ -435,22 +243,27 @@ class CustomerPages:
                 ticket=ticket,
                 reload_url=page.href(**params),
                 error=error,
-                remaining_s=_remaining(view.until),
+                remaining_s=remaining(view.until),
             ),
             status,
         )
 
-    async def _async_buy(
+    async def async_buy(
         self,
-        page: _Page,
+        page: Page,
         runner: BayRunner,
         view: BayView,
         form: dict[str, str],
         *,
-        again: Callable[[str, HTTPStatus], web.Response] | None = None,
+        again: Show | None = None,
         ticket: tuple[str | None, str | None] = (None, None),
+        own: str | None = None,
     ) -> web.Response:
-        """A Pay button: hold the free bay with a new link (or this page's), or add time."""
+        """A Pay button: hold the free bay with a new link (or this page's), or add time.
+
+        ``own`` is the running session's id when its own session page asks (its token); its
+        page shows a refusal with ``again``.
+        """
 
         def refuse(
             key: str, status: HTTPStatus, shown: BayView = view, **values: Any
@@ -481,308 +294,53 @@ class CustomerPages:
                 room=view.room_minutes or 0,
             )
         bay_id = view.bay_id
-        lock = self._bay_locks.setdefault(bay_id, asyncio.Lock())
+        tap = PayTap(
+            bay_id=bay_id,
+            intent=view.intent,
+            purchase=wanted,
+            served=runner.totals.sessions,
+            hold_s=runner.bay.hold_minutes * 60,
+            # Who asks: the page's ticket, or the running session's own page (its token).
+            maker=ticket[0] or (f"session:{own}" if own else None),
+            own=own,
+            client=page.client,
+        )
         try:
-            async with lock:
-                now = time.time()
-                links = self.books.ledger.links.values()
-                served = runner.totals.sessions
-                reuse = partial(
-                    reusable_link,
-                    bay_id=bay_id,
-                    plan_code=wanted.plan.code,
-                    quote=wanted.quote,
-                    now=now,
-                )
-                intent = view.intent
-                link: LinkRecord | None = None
-                if intent == START:
-                    # Decided under the lock: of two pages tapping at once, one gets the hold.
-                    hold = hold_of(links, bay_id, now)
-                    if hold is not None and self._ticket_links.get(ticket[0] or "") != hold.link_id:
-                        held = replace(view, state=BayState.HELD)
-                        return refuse(BayState.HELD.value, HTTPStatus.CONFLICT, held)
-                    if hold is not None:
-                        # The holder taps again: their link, or, for another choice, a new one.
-                        mine = self.books.ledger.links[hold.link_id]
-                        link = reuse([mine], intent=HOLD)
-                        if link is None:
-                            await self.payments.async_cancel_link(mine)
-                    if self._guard.may_hold(bay_id, served, now):
-                        intent = HOLD
-                if link is None and intent != HOLD:
-                    link = reuse(links, intent=intent)
-                if link is None:
-                    if too_many_open(links, bay_id, now) or not self._guard.may_make_link(
-                        bay_id, now
-                    ):
-                        return refuse("busy", HTTPStatus.TOO_MANY_REQUESTS)
-                    created = await self.payments.async_create_link(
-                        bay_id,
-                        wanted.plan.code,
-                        minutes=wanted.quote.minutes if wanted.plan.is_rate else None,
-                        intent=intent,
-                        callback=partial(self._callback_or_none, page),
-                    )
-                    link = created.link
-                    self._guard.made_link(bay_id, held=intent == HOLD, served=served, now=now)
-                    if ticket[0] is not None and intent == HOLD:
-                        self._remember(ticket[0], link.link_id)
+            link = await self.desk.async_link(tap, partial(self._callback, page))
+        except Paid as paid:
+            # Their earlier link was paid meanwhile: their session's page, not a second link.
+            return await self.sessions.async_page(
+                page.at(**self._payers_query(paid.session_id)), None
+            )
+        except Refused as refused:
+            shown = replace(view, state=BayState.HELD) if refused.key == HELD else view
+            return refuse(refused.key, _REFUSED_STATUS[refused.key], shown)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
-            LOGGER.warning("No payment link for a customer at bay %s: %s", bay_id, err)
-            return refuse("unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
-        amount = rupees(link.amount)
+            outage = isinstance(err, RazorpayError) and is_outage(err)
+            # An outage is logged once for the account (``razorpay_api.Reachability``).
+            log = LOGGER.debug if outage else LOGGER.warning
+            log("No payment link for a customer at bay %s: %s", bay_id, err)
+            return refuse("try_later" if outage else "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"
-        token = session_token(self.entry.data[CONF_PAGES_SECRET], link.reference_id)
-        return _html(
-            self._render(
+        return html(
+            self.responder.render(
                 "redirect.html.j2",
                 page,
                 {**page.context(bay=bay_id), "poll_url": None},
                 url=link.short_url,
-                amount=amount,
+                amount=rupees(link.amount),
                 note=page.texts.get("bay", note_key, minutes=link.seconds // 60),
-                session_url=page.href(token=token),
+                # Its payer's page, with the key to cancel: a link goes only to its maker.
+                session_url=page.href(**self._payers_query(link.reference_id)),
             )
         )
 
-    def _remember(self, nonce: str, link_id: str) -> None:
-        """Which link a page holds its bay with (links no longer open are forgotten)."""
-        open_links = self.books.ledger.links
-        self._ticket_links = {n: i for n, i in self._ticket_links.items() if i in open_links}
-        self._ticket_links[nonce] = link_id
+    def _payers_query(self, session_id: str) -> dict[str, str]:
+        """The query of a payment's own page, with the key to cancel (for its maker only)."""
+        secret = self._secret
+        return {"token": session_token(secret, session_id), "key": cancel_key(secret, session_id)}
 
-    def _callback_or_none(self, page: _Page, session_id: str) -> str:
+    def _callback(self, page: Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.
-        return self._callback(page.lang if page.lang_asked else None, session_id) or ""
-
-    async def _async_poster(self, page: _Page, bay: Bay, view: BayView) -> web.Response:
-        """A printable poster: name, QR code of the bay page, plans, steps in both languages.
-
-        A bay with a dynamic QR code gets no printed code (it would not sell): the poster says
-        to scan the one on the bay's screen. Every poster names the merchant to check.
-        """
-        size = POSTER_SIZES.get(page.query.get("poster", ""))
-        url = self.bay_url(view.bay_id)
-        if size is None:
-            return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
-        if url is None:
-            return self._message(page, "no_address", HTTPStatus.SERVICE_UNAVAILABLE)
-        assert self._renderer is not None
-        english, hindi = await self._texts("en"), await self._texts("hi")
-        return _html(
-            self._renderer.render_bilingual(
-                "poster.html.j2",
-                english,
-                hindi,
-                view=view,
-                size=size,
-                qr_svg=None if bay.dynamic_qr else await self._qr(url),
-                # A printed code on a dynamic QR code's bay is what it is there to prevent.
-                upi=None if bay.dynamic_qr else _upi_code(bay, self.plans),
-                merchant=self.merchant_name(),
-            )
-        )
-
-    async def _qr(self, url: str) -> Markup:
-        """The QR code of ``url``, drawn once (in the executor: segno takes about 9 ms)."""
-        if (svg := self._qr_codes.get(url)) is not None:
-            return svg
-        drawing = self._drawing.get(url)
-        if drawing is None:
-            # Requests that arrive while it is drawn wait for the same drawing.
-            drawing = self._drawing[url] = self.hass.async_add_executor_job(qr_svg, url)
-            drawing.add_done_callback(partial(self._drawn, url))
-        # Shielded: one request given up on does not cancel the others' drawing.
-        return await asyncio.shield(drawing)
-
-    def _drawn(self, url: str, drawing: asyncio.Future[Markup]) -> None:
-        del self._drawing[url]
-        if not drawing.cancelled() and drawing.exception() is None:
-            self._qr_codes.add(url, drawing.result())
-
-    # -- the bay's display ---------------------------------------------------------------------
-
-    def _display_runner(self, token: str) -> BayRunner | None:
-        """The bay a display token is for (compared in constant time, every bay)."""
-        found = None
-        for runner in self.bays.runners.values():
-            mine = runner.bay.display_token or ""
-            if hmac.compare_digest(mine.encode(), token.encode()) and mine:
-                found = runner
-        return found
-
-    async def _async_display(self, page: _Page, request: web.Request) -> web.Response:
-        """A bay's screen: its name, state and QR code, reloading before the code changes."""
-        if request.method != "GET":
-            return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
-        token = page.query["display"]
-        runner = self._display_runner(token) if token.isascii() and len(token) < 100 else None
-        if runner is None:
-            return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
-        bay, view, now = runner.bay, self.bay_view(runner), time.time()
-        reload_s = float(DISPLAY_RELOAD_S)
-        if bay.dynamic_qr and bay.qr_secret:
-            reload_s = min(reload_s, current(bay.qr_secret, bay.qr_validity_s, now)[1])
-        if page.query.get("format") == "json":
-            return _json({"state": view.state.value, "remaining_s": _remaining(view.until)})
-        url = self.qr_url(bay, now)
-        assert self._renderer is not None
-        english, hindi = await self._texts("en"), await self._texts("hi")
-        return _html(
-            self._renderer.render_bilingual(
-                "display.html.j2",
-                english,
-                hindi,
-                view=view,
-                qr_svg=(
-                    await self._qr(url) if url and view.state is not BayState.OUT_OF_ORDER else None
-                ),
-                merchant=self.merchant_name(),
-                # Whole seconds, at least one: the page comes back with the next password.
-                reload_s=max(math.ceil(reload_s), 1),
-                poll_url=page.href(display=token, format="json"),
-                remaining_s=_remaining(view.until),
-                time=self._time,
-                minutes_left=_minutes_left,
-            )
-        )
-
-    # -- the session page ----------------------------------------------------------------------
-
-    async def _async_session(self, page: _Page, request: web.Request | None) -> web.Response:
-        """The session page; a POST is one of its buttons (``request`` None: just show it)."""
-        session_id = session_of_token(self.entry.data[CONF_PAGES_SECRET], page.query["token"])
-        if session_id is None:
-            return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
-        found = await self._async_session_view(session_id)
-        if found is None:
-            return self._message(page, "not_found", HTTPStatus.NOT_FOUND)
-        bay_name, view = found
-        runner = self.bays.runners.get(view.bay_id)
-        bay = self.bay_view(runner) if runner is not None else None
-        own_bay = bay if bay is not None and bay.running_session_id else None
-        if own_bay is not None and own_bay.running_session_id != view.running_session_id:
-            own_bay = None  # another customer's session runs there now
-
-        def show(error: str | None = None, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
-            return _html(
-                self._render(
-                    "session.html.j2",
-                    page,
-                    page.context(token=page.query["token"]),
-                    view=view,
-                    bay_view=own_bay,
-                    ticket=None,  # its own page: the token is proof enough to add time
-                    bay_name=bay_name,
-                    bay_url=page.href(bay=view.bay_id),
-                    error=error,
-                    remaining_s=_remaining(view.until),
-                    countdown=_countdown(view.until),
-                ),
-                status,
-            )
-
-        if request is not None and request.method == "POST":
-            return await self._async_session_form(
-                page, request, session_id, (runner, own_bay), show
-            )
-        if page.query.get("format") == "json":
-            return _json({"state": view.stage.value, "remaining_s": _remaining(view.until)})
-        return show()
-
-    async def _async_session_form(
-        self,
-        page: _Page,
-        request: web.Request,
-        session_id: str,
-        bay: tuple[BayRunner | None, BayView | None],
-        show: Callable[[str, HTTPStatus], web.Response],
-    ) -> web.Response:
-        """A button of the session page: cancel the unpaid link, or add time."""
-        if page.query.get("format"):
-            return self._message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
-        form = await self._form(page, request)
-        if "cancel" in form:
-            return await self._async_cancel(page, session_id)
-        return await self._async_add_time(page, *bay, form, show)
-
-    async def _async_cancel(self, page: _Page, session_id: str) -> web.Response:
-        """The customer cancels their unpaid link: at Razorpay first, then here (hold ends)."""
-        link = self.books.ledger.link_by_reference(session_id)
-        if link is not None and link.status == "created" and link.payment_id is None:
-            try:
-                async with self._bay_locks.setdefault(link.bay_id, asyncio.Lock()):
-                    await self.payments.async_cancel_link(link)
-            except (RazorpayError, StorageError, HomeAssistantError) as err:
-                # Paid or expired meanwhile: the page shows what the ledger knows.
-                LOGGER.info("A customer's link at bay %s was not cancelled: %s", link.bay_id, err)
-        # Shown as after a GET; a cloudhook's MockRequest has no clone() to make one with.
-        return await self._async_session(page, None)
-
-    async def _async_add_time(
-        self,
-        page: _Page,
-        runner: BayRunner | None,
-        bay: BayView | None,
-        form: dict[str, str],
-        show: Callable[[str, HTTPStatus], web.Response],
-    ) -> web.Response:
-        """An "add time" button of the session page: only while this session runs."""
-        if bay is None or runner is None:
-            return show(page.texts.get("bay", "error_session_over"), HTTPStatus.CONFLICT)
-        return await self._async_buy(page, runner, bay, form, again=show)
-
-    async def _async_session_view(self, session_id: str) -> tuple[str, SessionView] | None:
-        """The page of the link that pays for ``session_id``: read in one look at the books."""
-        wanted = Wanted(reference_ids={session_id}, session_ids={session_id})
-        async with self.books.change(wanted) as ledger:
-            link = ledger.link_by_reference(session_id)
-            if link is None:
-                return None
-            payment = ledger.payments.get(link.payment_id) if link.payment_id else None
-            session = (
-                ledger.sessions.get(payment.session_id)
-                if payment is not None and payment.session_id
-                else None
-            )
-            refunds = [
-                r for r in ledger.refunds.values() if payment and r.payment_id == payment.payment_id
-            ]
-            view = session_view(link, payment, session, refunds, time.time())
-        bay = self.bays.configs.get(view.bay_id)
-        return (bay.name if bay else view.bay_id), view
-
-
-def _remote(request: web.Request | MockRequest) -> str | None:
-    """The client's address; None through HA Cloud's cloudhook (a MockRequest: it has none)."""
-    return None if isinstance(request, MockRequest) else request.remote
-
-
-def _upi_code(bay: Bay, plans: dict[str, Plan]) -> dict[str, Any] | None:
-    """What the poster prints of the bay's static UPI QR code: its image and its rate plan."""
-    plan = bay.rate_plan(plans)
-    if bay.qr_code_id is None or not bay.qr_image_url or plan is None:
-        return None
-    least = plan.quote(plan.min_minutes)  # the smallest amount that buys time
-    return {
-        "image_url": bay.qr_image_url,
-        "rate": rupees(plan.rate_paise),
-        "minimum": rupees(least.price_paise),
-        "minutes": least.minutes,
-    }
-
-
-def _remaining(until: float | None) -> int:
-    return max(round(until - time.time()), 0) if until is not None else 0
-
-
-def _minutes_left(until: float | None) -> int:
-    return minutes_left(until, time.time()) if until is not None else 0
-
-
-def _countdown(until: float | None) -> str:
-    seconds = _remaining(until)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+        lang = page.lang if page.lang_asked else None
+        return self.addresses.session_url(lang, session_id) or ""

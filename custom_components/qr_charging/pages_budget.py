@@ -5,7 +5,8 @@ answer costs Home Assistant's event loop (about a millisecond of templates), so 
 asks faster than any page of ours polls is answered 429 until its bucket refills. That keeps
 the loop free for Razorpay's webhook whatever one client sends.
 
-A client is its address, an IPv6 address's /64 (one home or phone gets a whole /64). A
+A client is its address, an IPv6 address's /56 (what an ISP typically delegates to one
+customer: a script rotating the /64s of its own prefix still counts as one client). A
 request relayed by HA Cloud's cloudhook has no address: every such request counts against one
 shared, larger bucket (its abuser can slow the other cloudhook customers' pages, never the
 webhook or the pages reached by address).
@@ -32,12 +33,15 @@ class Allowance:
 PER_ADDRESS = Allowance(rate_per_s=2.0, burst=60)
 # Every customer who reaches the pages through the cloudhook shares this.
 THROUGH_CLOUDHOOK = Allowance(rate_per_s=10.0, burst=100)
+# An IPv6 client is its /56: a /64 each would let one customer's delegated prefix (256 /64s
+# in a /56, 65,536 in a /48) rotate past the buckets remembered.
+IPV6_PREFIX = 56
 # Buckets remembered; past this the least recently seen is forgotten (it was full or nearly).
 MAX_CLIENTS = 4096
 
 
 def client_of(remote: str | None) -> str | None:
-    """The bucket a request counts against: its address or IPv6 /64; None for the cloudhook."""
+    """The bucket a request counts against: its address or IPv6 /56; None for the cloudhook."""
     if remote is None:
         return None
     try:
@@ -45,7 +49,7 @@ def client_of(remote: str | None) -> str | None:
     except ValueError:
         return remote[:64]  # not an address (a unix socket's peer): one bucket per name
     if isinstance(address, IPv6Address) and address.ipv4_mapped is None:
-        return str(ip_network((address, 64), strict=False))
+        return str(ip_network((address, IPV6_PREFIX), strict=False))
     return str(address)
 
 

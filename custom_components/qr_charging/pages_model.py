@@ -12,14 +12,14 @@ import base64
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
 from .catalog import CatalogError, Plan, Quote, paise_to_rupees
 from .intents import START, add_time
-from .ledger import (
+from .records import (
     KEPT_REFUNDS,
     LinkRecord,
     PaymentRecord,
@@ -67,19 +67,43 @@ def session_of_token(secret: str, token: str) -> str | None:
     return session_id if hmac.compare_digest(mac, _mac(secret, session_id)) else None
 
 
+def cancel_key(secret: str, session_id: str) -> str:
+    """The key that lets a session page cancel its unpaid link.
+
+    Given only to the page that made the link (a link is reused for no other page); the
+    page Razorpay sends the payer back to has the token without it.
+    """
+    return _mac(secret, f"cancel:{session_id}")
+
+
+def may_cancel(secret: str, session_id: str, key: str | None) -> bool:
+    """Whether ``key`` is the cancel key of ``session_id``."""
+    if not key or len(key) > 100 or not key.isascii():
+        return False
+    return hmac.compare_digest(key, cancel_key(secret, session_id))
+
+
 def page_ticket(secret: str, bay_id: str, nonce: str, now: float) -> str:
     """A signed ticket for one opening of a bay's page (``nonce`` tells pages apart)."""
     issued = int(now)
     return f"{issued}.{nonce}.{_mac(secret, f'ticket:{bay_id}:{issued}:{nonce}')}"
 
 
-def ticket_nonce(secret: str, bay_id: str, ticket: str | None, now: float) -> str | None:
-    """The nonce of a valid, fresh ticket for this bay; None for anything else."""
+def ticket_nonce(
+    secret: str, bay_id: str, ticket: str | None, now: float, holding: Container[str] = ()
+) -> str | None:
+    """The nonce of a valid ticket for this bay, fresh or ``holding``; None for anything else.
+
+    ``holding`` are the nonces of the pages whose link of the bay is open: such a ticket stays
+    its holder's past ``TICKET_S`` for as long as the link is open (a hold outlives 10 min).
+    """
     if not ticket or len(ticket) > 100 or not ticket.isascii():
         return None
     issued, _, rest = ticket.partition(".")
     nonce, _, mac = rest.partition(".")
-    if not issued.isdigit() or not nonce or not 0 <= now - int(issued) <= TICKET_S:
+    if not issued.isdigit() or not nonce:
+        return None
+    if not 0 <= now - int(issued) <= TICKET_S and nonce not in holding:
         return None
     expected = _mac(secret, f"ticket:{bay_id}:{issued}:{nonce}")
     return nonce if hmac.compare_digest(mac, expected) else None

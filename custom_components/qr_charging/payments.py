@@ -28,16 +28,24 @@ from .const import (
     EVENT_PAYMENT_UNMATCHED,
     LOGGER,
 )
-from .ledger import Ledger, LinkRecord, Outcome, PaymentResult, RefundRecord, Settlement, Wanted
+from .holds import LINK_MARGIN_S
+from .ledger import Ledger, Wanted
 from .notices import Notices
+from .payment_rules import (
+    Outcome,
+    PaymentResult,
+    Settlement,
+    apply_payment,
+    apply_refund,
+    settlement,
+)
 from .qr_codes import QrCodes
-from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, WebhookEvent
-from .refunds import Refunds
+from .razorpay_api import RazorpayError
+from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+from .records import LinkRecord, RefundRecord
+from .refunds import Failure, Refunds, refused_for_good
 from .session_rules import PaidOutcome
 from .static_qr import static_sale
-
-# What a link lives beyond the hold time asked for (see ``async_create_link``).
-LINK_MARGIN_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +111,14 @@ class Payments:
         minutes: int | None = None,
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
+        hold_s: int | None = None,
     ) -> CreatedLink:
         """Create a Razorpay payment link that pays for one session of a bay.
 
         ``minutes`` is what the customer chose of a rate plan (priced here, never by the
         client), ``intent`` what the page told them (``intents``), and ``callback`` gives the
-        page Razorpay sends them back to, for the link's session id.
+        page Razorpay sends them back to, for the link's session id. ``hold_s`` is how long
+        the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
         """
         bay, plan = self.plan_for(bay_id, plan_code)
         try:
@@ -128,7 +138,8 @@ class Payments:
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.
-        expire_by = int(now) + bay.hold_minutes * 60 + LINK_MARGIN_S
+        hold = bay.hold_minutes * 60 if hold_s is None else hold_s
+        expire_by = int(now) + hold + LINK_MARGIN_S
         created = await self.api.run(
             self.api.client.create_payment_link,
             amount=quote.price_paise,
@@ -156,15 +167,62 @@ class Payments:
             ledger.add_link(link)
         return CreatedLink(link)
 
-    async def async_cancel_link(self, link: LinkRecord) -> bool:
-        """Cancel an unpaid link at Razorpay, then close it here (its hold ends).
+    async def async_cancel_link(self, link: LinkRecord) -> str:
+        """Close an unpaid link (its hold ends); return the status it ended with.
 
-        Raises ``RazorpayError`` when Razorpay refuses (paid meanwhile, expired): nothing
-        changes here then, and a payment still arrives by webhook or reconciliation.
+        A link past its expiry is closed here as expired, with no call to Razorpay. Otherwise
+        Razorpay cancels it first; when Razorpay refuses (paid, expired or cancelled there
+        meanwhile) the link is settled by what Razorpay says of it (``async_settle_link``),
+        so asking again costs no call. When Razorpay cannot be reached, ``RazorpayError`` is
+        raised and nothing changes here.
         """
-        remote = await self.api.run(self.api.client.cancel_payment_link, link.link_id)
+        if link.expire_by <= time.time():
+            status = "expired"
+        else:
+            try:
+                remote = await self.api.run(self.api.client.cancel_payment_link, link.link_id)
+            except RazorpayError as err:
+                if not refused_for_good(err):
+                    raise
+                remote = await self.api.run(self.api.client.fetch_payment_link, link.link_id)
+                await self.async_settle_link(link, remote)
+                return str(remote.get("status"))
+            status = str(remote.get("status") or "cancelled")
         async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
-            return ledger.close_link(link.link_id, str(remote.get("status") or "cancelled"))
+            ledger.close_link(link.link_id, status)
+        return status
+
+    async def async_settle_link(self, link: LinkRecord, remote: dict[str, Any]) -> list[str]:
+        """Apply what Razorpay says of one of our links: closed, or paid (its payments).
+
+        Returns what each captured payment found did (as ``async_handle_event`` says).
+        """
+        status = remote.get("status")
+        if status in ("expired", "cancelled"):
+            async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
+                ledger.close_link(link.link_id, str(status))
+        outcomes: list[str] = []
+        if status != "paid":
+            return outcomes
+        for paid in remote.get("payments") or []:
+            if paid.get("status") != "captured":
+                continue
+            notice = PaymentNotice(
+                payment_id=paid["payment_id"],
+                amount=int(paid["amount"]),
+                currency=link.currency,
+                status="captured",
+                method=paid.get("method"),
+                link_id=link.link_id,
+                created_at=paid.get("created_at"),
+            )
+            outcomes.append(
+                await self.async_handle_event(
+                    f"reconcile:{notice.payment_id}",
+                    WebhookEvent("reconcile", None, payment=notice),
+                )
+            )
+        return outcomes
 
     # -- webhook events in ---------------------------------------------------------------------
 
@@ -182,7 +240,7 @@ class Payments:
             wanted = Wanted(event_ids={event_id}, link_ids={event.link_id or ""})
         result: PaymentResult | None = None
         powered: PaidOutcome | None = None
-        refused: list[RefundRecord] = []
+        refused: Failure | None = None
         settled: tuple[RefundRecord, Settlement] | None = None
         qr_sale = (
             static_sale(
@@ -203,27 +261,27 @@ class Payments:
             now = time.time()
             if event.payment is not None:
                 sale = qr_sale.sale if qr_sale is not None else None
-                result = ledger.apply_payment(event.payment, event.event, now, sale)
+                result = apply_payment(ledger, event.payment, event.event, now, sale)
                 outcome = result.outcome.value
                 powered, refused = self._decide_now(ledger, result, problem, now)
             elif event.refund is not None:
-                refund, changed = ledger.apply_refund(event.refund)
+                refund, changed = apply_refund(ledger, event.refund)
                 outcome = f"refund_{refund.state.value}" if refund else "refund_not_ours"
                 if refund is not None and changed:
-                    settled = refund, ledger.settlement(refund.payment_id)
+                    settled = refund, settlement(ledger, refund.payment_id)
             elif event.link_id is not None and event.link_status:
                 changed = ledger.close_link(event.link_id, event.link_status)
                 outcome = f"link_{event.link_status}" if changed else "ignored"
             ledger.note_event(event_id, event.event, outcome, now)
         if result is not None:
-            self._announce(result, problem, powered, refused)
+            self._announce(result, powered, refused)
         if settled is not None:
             self.refunds.settled(*settled)
         return outcome
 
     def _decide_now(
         self, ledger: Ledger, result: PaymentResult, problem: str | None, now: float
-    ) -> tuple[PaidOutcome | None, list[RefundRecord]]:
+    ) -> tuple[PaidOutcome | None, Failure | None]:
         """In the change of a payment that opened a session: what is decided with it.
 
         A static QR code's payment that buys nothing (``problem``) fails, its refund recorded,
@@ -232,10 +290,10 @@ class Payments:
         one commit stores the payment and the power it buys, then "on" is sent.
         """
         if result.outcome is not Outcome.NEW_SESSION or result.session is None:
-            return None, []
+            return None, None
         if problem is not None:
             return None, self.refunds.refuse(ledger, result.session, problem)
-        return self.bays.power_now(ledger, result.session, result.payment, now), []
+        return self.bays.power_now(ledger, result.session, result.payment, now), None
 
     async def async_note_unusable(self, event_id: str, reason: str) -> str:
         """Record a genuine delivery we cannot read, so it is answered once and kept."""
@@ -248,14 +306,13 @@ class Payments:
     def _announce(
         self,
         result: PaymentResult,
-        problem: str | None = None,
         powered: PaidOutcome | None = None,
-        refused: list[RefundRecord] | None = None,
+        refused: Failure | None = None,
     ) -> None:
         """Fire events, raise repairs and hand new sessions to the bays.
 
-        ``problem`` is why a static QR code payment buys nothing: its session failed in the
-        stored change, with ``refused`` its refunds to send.
+        ``refused``: a static QR code payment bought nothing, its session failed in the stored
+        change (why, and its refunds to send).
         ``powered``: the session was started (or topped up) in the stored change.
         """
         payment = result.payment
@@ -278,7 +335,7 @@ class Payments:
             self.bays.hand_over(
                 result.session,
                 payment,
-                refused=(problem, refused or []) if problem else None,
+                refused=refused,
                 powered=powered,
             )
         elif result.outcome is Outcome.UNMATCHED:

@@ -20,6 +20,8 @@ concurrent calls from several executor threads.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -33,6 +35,10 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.razorpay.com"
 DEFAULT_TIMEOUT = 10.0
+# How long an account's Razorpay is left alone after it failed to answer (429, 5xx, network),
+# unless it said how long itself (``Retry-After``, honoured up to ``MAX_BACKOFF_S``).
+BACKOFF_S = 60.0
+MAX_BACKOFF_S = 600.0
 
 # Razorpay's documented header that makes a refund request idempotent.
 REFUND_IDEMPOTENCY_HEADER = "X-Refund-Idempotency"
@@ -59,10 +65,71 @@ class RazorpayTimeoutError(RazorpayConnectionError):
 class RazorpayRequestError(RazorpayError):
     """Razorpay refused the request (4xx other than 401, 5xx, or an unreadable answer)."""
 
-    def __init__(self, description: str, status: int | None = None) -> None:
+    def __init__(
+        self, description: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(description)
         self.description = description
         self.status = status
+        self.retry_after = retry_after  # seconds, from the answer's ``Retry-After``
+
+
+def is_outage(err: RazorpayError) -> bool:
+    """Whether Razorpay failed to answer (network, timeout, 429, 5xx): try again later."""
+    if isinstance(err, RazorpayConnectionError):
+        return True
+    return isinstance(err, RazorpayRequestError) and (err.status == 429 or (err.status or 0) >= 500)
+
+
+class Reachability:
+    """Whether one account's Razorpay answers: logged once per change, and a back-off.
+
+    Every call of the account's client reports here. After an outage (``is_outage``) callers
+    that may wait, such as the customers' pages, ask ``waiting`` before calling again: no call
+    for ``BACKOFF_S`` (or the ``Retry-After`` Razorpay sent). The first outage is logged as a
+    warning and the first answer after it as information, as a bay's agent going offline is.
+    Thread-safe: calls run in several executor threads.
+    """
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._lock = threading.Lock()
+        self._down = False
+        self._until = 0.0
+
+    @property
+    def reachable(self) -> bool:
+        """Whether Razorpay answered the last call."""
+        return not self._down
+
+    def waiting(self) -> float:
+        """Seconds to leave Razorpay alone still (0: call it)."""
+        return max(self._until - time.time(), 0.0)
+
+    def failed(self, err: RazorpayError) -> None:
+        """A call got no usable answer (an outage): back off, and warn if it is the first."""
+        after = err.retry_after if isinstance(err, RazorpayRequestError) else None
+        backoff = min(max(after, 0.0), MAX_BACKOFF_S) if after is not None else BACKOFF_S
+        with self._lock:
+            self._until = max(self._until, time.time() + backoff)
+            first, self._down = not self._down, True
+        if first:
+            _LOGGER.warning("Razorpay is unavailable for account %s: %s", self._label, err)
+
+    def answered(self) -> None:
+        """Razorpay answered (whatever it said): no back-off; tell if it was unavailable."""
+        with self._lock:
+            was_down, self._down, self._until = self._down, False, 0.0
+        if was_down:
+            _LOGGER.info("Razorpay answers again for account %s", self._label)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The seconds of a ``Retry-After`` header (its HTTP-date form is not honoured)."""
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
 
 
 def _error_description(response: requests.Response) -> str:
@@ -117,7 +184,7 @@ class _RazorpaySession(requests.Session):
         if status == 401:
             raise RazorpayAuthError(_error_description(response))
         if not 200 <= status < 300:
-            raise RazorpayRequestError(_error_description(response), status)
+            raise RazorpayRequestError(_error_description(response), status, _retry_after(response))
         if status != 204:
             try:
                 response.json()
@@ -150,6 +217,7 @@ class RazorpayApi:
         # today's roots and keeps revoked ones; certifi's bundle is maintained and is the one
         # requests itself would use.
         self._client.cert_path = certifi.where()
+        self.reachability = Reachability(key_id)
 
     def close(self) -> None:
         """Close the pooled connections (when the config entry is unloaded)."""
@@ -164,12 +232,19 @@ class RazorpayApi:
         """
         _LOGGER.debug("Razorpay: %s", what)
         try:
-            return func(*args, **kwargs)
+            answer = func(*args, **kwargs)
         except RazorpayError as err:
             _LOGGER.debug("Razorpay: %s failed: %s: %s", what, type(err).__name__, err)
+            if is_outage(err):
+                self.reachability.failed(err)
+            else:
+                self.reachability.answered()
             raise
         except (BadRequestError, GatewayError, ServerError) as err:
+            self.reachability.answered()
             raise RazorpayRequestError(str(err) or type(err).__name__) from err
+        self.reachability.answered()
+        return answer
 
     def verify_keys(self) -> None:
         """Check the keys with the cheapest authenticated call there is (list one link)."""
@@ -232,7 +307,8 @@ class RazorpayApi:
         try:
             return self._call("create payment link", self._client.payment_link.create, data)
         except RazorpayRequestError as err:
-            if err.status is None or not 400 <= err.status < 500:
+            # Too many requests (429) is no refusal of this link: nothing to look up.
+            if err.status is None or not 400 <= err.status < 500 or is_outage(err):
                 raise
             if (link := self._existing_link(data)) is None:
                 raise

@@ -24,6 +24,9 @@ SUBSCRIBED_EVENTS = (
     "qr_code.credited",
     "refund.processed",
     "refund.failed",
+    # A hold ends with its link: told at once, not at the next reconciliation.
+    "payment_link.expired",
+    "payment_link.cancelled",
 )
 # The ledger's integers (SQLite's): a number beyond them is no amount or time Razorpay sends.
 MAX_INTEGER = 2**63 - 1

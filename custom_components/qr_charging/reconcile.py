@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from .account_api import AccountApi
 from .books import Books
@@ -18,11 +17,11 @@ from .const import (
     WEBHOOK_SILENT_S,
     WEBHOOK_UNREACHABLE,
 )
-from .ledger import EVENT_MEMORY_S, LinkRecord, RefundState, Wanted
+from .ledger import EVENT_MEMORY_S
 from .payments import Payments
 from .qr_codes import QrCodes
 from .razorpay_api import RazorpayError
-from .razorpay_events import PaymentNotice, WebhookEvent
+from .records import RefundState
 from .refunds import Refunds, refused_for_good
 from .store import StorageError
 
@@ -91,36 +90,12 @@ class Reconciler:
                     continue
                 LOGGER.debug("Reconcile stopped at %s: %s", link.link_id, err)
                 break
-            await self._async_link(link, remote)
+            outcomes = await self.payments.async_settle_link(link, remote)
+            # A payment only reconciliation found: Razorpay's webhook did not bring it.
+            self._missed |= any(o not in ("duplicate", "duplicate_delivery") for o in outcomes)
         await self.books.store.async_forget_events(now - EVENT_MEMORY_S)
         silent = now - self.set_up_at > WEBHOOK_SILENT_S and (
             await self.books.store.async_last_delivery() is None
         )
         if self._missed or silent:
             self.payments.notices.raise_repair(WEBHOOK_UNREACHABLE, WEBHOOK_UNREACHABLE, {})
-
-    async def _async_link(self, link: LinkRecord, remote: dict[str, Any]) -> None:
-        status = remote.get("status")
-        if status in ("expired", "cancelled"):
-            async with self.books.change(Wanted(link_ids={link.link_id})) as ledger:
-                ledger.close_link(link.link_id, str(status))
-            return
-        if status != "paid":
-            return
-        for paid in remote.get("payments") or []:
-            if paid.get("status") != "captured":
-                continue
-            notice = PaymentNotice(
-                payment_id=paid["payment_id"],
-                amount=int(paid["amount"]),
-                currency=link.currency,
-                status="captured",
-                method=paid.get("method"),
-                link_id=link.link_id,
-                created_at=paid.get("created_at"),
-            )
-            outcome = await self.payments.async_handle_event(
-                f"reconcile:{notice.payment_id}", WebhookEvent("reconcile", None, payment=notice)
-            )
-            # A payment only reconciliation found: Razorpay's webhook did not bring it.
-            self._missed |= outcome not in ("duplicate", "duplicate_delivery")

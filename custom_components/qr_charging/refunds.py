@@ -8,28 +8,25 @@ the same key by reconciliation, so Razorpay pays it once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util.ulid import ulid_now
 
+from . import payment_rules
 from .account_api import AccountApi
 from .books import Books
-from .catalog import paise_to_rupees
+from .catalog import CURRENCY, paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
 from .ending_rules import Ending, apply_ending
-from .ledger import (
-    MIN_REFUND_PAISE,
-    Ledger,
-    RefundRecord,
-    RefundState,
-    SessionRecord,
-    Settlement,
-    Wanted,
-)
+from .ledger import Ledger, Wanted
 from .notices import Notices
-from .razorpay_api import RazorpayError, RazorpayRequestError
+from .payment_rules import MIN_REFUND_PAISE, Settlement
+from .razorpay_api import RazorpayError, RazorpayRequestError, is_outage
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
-from .session_rules import mark_refunded
+from .records import RefundRecord, RefundState, SessionRecord
+from .session_rules import mark_refunded, refund_owed
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).
@@ -46,6 +43,31 @@ def refused_for_good(err: RazorpayError) -> bool:
     return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
 
 
+def owed_text(ledger: Ledger, session: SessionRecord) -> str:
+    """What a failed session still owes its customer, for the owner (``₹15.00``); "" if nothing.
+
+    In the payment's own currency when it is not rupees (a static QR code's ``currency_mismatch``).
+    """
+    if not (owed := refund_owed(ledger, session)):
+        return ""
+    payment = ledger.payments.get(session.payment_ids[0])
+    currency = payment.currency if payment is not None else CURRENCY
+    amount = paise_to_rupees(owed)
+    return f"₹{amount}" if currency == CURRENCY else f"{amount} {currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A session's ending as stored: why, its refunds to send, what the owner still owes.
+
+    ``owed`` is ``owed_text``: "" for an end, or a failure refunded (or kept under ₹1).
+    """
+
+    reason: str
+    refunds: list[RefundRecord]
+    owed: str
+
+
 class Refunds:
     """One account's refunds."""
 
@@ -56,11 +78,13 @@ class Refunds:
         notices: Notices,
         *,
         auto_refund: bool,
+        bay_name: Callable[[str], str],
     ) -> None:
         self.books = books
         self.api = api
         self.notices = notices
         self.auto_refund = auto_refund
+        self.bay_name = bay_name
         # Keys of refunds being sent: one send of a refund at a time.
         self._sending: set[str] = set()
 
@@ -92,29 +116,31 @@ class Refunds:
             reason=reason,
             session_id=session_id,
         )
-        ledger.add_refund(refund)
+        payment_rules.add_refund(ledger, refund)
         return refund
 
     def apply(
         self, ledger: Ledger, session: SessionRecord, ending: Ending, now: float
-    ) -> list[RefundRecord] | None:
+    ) -> Failure | None:
         """Inside a change: apply an ending (``apply_ending``) and record the refunds it owes.
 
-        None when it no longer applies; else the refunds to send once the change is stored.
+        None when it no longer applies; else what the tail needs once the change is stored:
+        the refunds to send and what a failed session still owes (automatic refund off).
         """
         parts = apply_ending(ledger, session, ending, now)
         if parts is None:
             return None
-        return self.record(ledger, session, parts, ending.refund_reason or ending.reason)
+        refunds = self.record(ledger, session, parts, ending.refund_reason or ending.reason)
+        return Failure(ending.reason, refunds, owed_text(ledger, session))
 
-    def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> list[RefundRecord]:
-        """Inside a change: fail a session and record its refunds (by default); those to send.
+    def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> Failure:
+        """Inside a change: fail a session and record its refunds (by default).
 
         A payment's webhook refuses what it bought this way in its own change (a static QR
         code's payment that buys nothing), so the payment and its refund are stored together.
         """
         ending = Ending.fail(reason, auto_refund=self.auto_refund)
-        return self.apply(ledger, session, ending, time.time()) or []
+        return self.apply(ledger, session, ending, time.time()) or Failure(reason, [], "")
 
     # -- the owner's refund --------------------------------------------------------------------
 
@@ -127,7 +153,7 @@ class Refunds:
                     translation_key="unknown_payment",
                     translation_placeholders={"payment_id": payment_id},
                 )
-            refundable = ledger.refundable(payment_id)
+            refundable = payment_rules.refundable(ledger, payment_id)
             amount = refundable if amount is None else amount
             if amount <= 0 or amount > refundable:
                 raise ServiceValidationError(
@@ -142,12 +168,47 @@ class Refunds:
                     translation_placeholders={"amount": str(amount)},
                 )
             payment = ledger.payments[payment_id]
+            owed = ""
             refund = self._new(ledger, payment_id, amount, reason, payment.session_id)
             if (session := ledger.sessions.get(payment.session_id or "")) is not None:
                 # A failed session refunded by hand is refunded too, once nothing is left.
                 mark_refunded(ledger, session)
+                owed = owed_text(ledger, session)
         await self.async_send(refund)
+        if session is not None:
+            self.remind(session, owed)
         return refund
+
+    # -- money the owner owes back (automatic refund off) --------------------------------------
+
+    def remind(self, session: SessionRecord, owed: str) -> None:
+        """A failed session's money not refunded: one repair per session until it is.
+
+        ``owed`` (``owed_text``) empty (refunded, or under ₹1) removes it; a part refunded
+        updates its amount.
+        """
+        issue_id = f"refund_owed_{session.session_id}"
+        if not owed:
+            self.notices.clear_repair(issue_id)
+            return
+        self.notices.raise_repair(
+            issue_id,
+            "refund_owed",
+            {
+                "bay": self.bay_name(session.bay_id),
+                "amount": owed,
+                "payment_ids": ", ".join(session.payment_ids),
+                "reason": session.end_reason or "",
+                "session_id": session.session_id,
+            },
+        )
+
+    async def async_remind_owed(self) -> None:
+        """At start-up: the repair again for every failed session the ledger says is owed."""
+        ledger = await self.books.store.async_owed()
+        for session in ledger.sessions.values():
+            if owed := owed_text(ledger, session):
+                self.remind(session, owed)
 
     # -- sending and settling ------------------------------------------------------------------
 
@@ -185,9 +246,9 @@ class Refunds:
             )
         except RazorpayError as err:
             if not refused_for_good(err):
-                LOGGER.warning(
-                    "Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err
-                )
+                # An outage is logged once for the account (``razorpay_api.Reachability``).
+                log = LOGGER.debug if is_outage(err) else LOGGER.warning
+                log("Refund %s of %s not sent yet: %s", refund.key, refund.payment_id, err)
                 return
             await self._async_settle(refund, RefundState.FAILED, None, str(err))
             return
@@ -214,7 +275,7 @@ class Refunds:
                     # Its webhook came first and already settled it (and told of it).
                     return
                 stored.state = state
-                settlement = ledger.settlement(stored.payment_id)
+                settlement = payment_rules.settlement(ledger, stored.payment_id)
         except StorageError:
             # Unchanged on disk: reconciliation sends it again with the same key.
             LOGGER.exception("Could not store the answer to refund %s", refund.key)
@@ -283,7 +344,7 @@ class Refunds:
             refund.refund_id, refund.payment_id, refund.amount, str(remote.get("status"))
         )
         async with self.books.change(Wanted.for_refund(notice)) as ledger:
-            stored, changed = ledger.apply_refund(notice)
-            settlement = ledger.settlement(refund.payment_id)
+            stored, changed = payment_rules.apply_refund(ledger, notice)
+            settlement = payment_rules.settlement(ledger, refund.payment_id)
         if changed and stored is not None:
             self.settled(stored, settlement)

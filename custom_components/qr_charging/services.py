@@ -111,7 +111,7 @@ async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> Servic
     created = await hub.payments.async_create_link(
         call.data[ATTR_BAY], call.data.get(ATTR_PLAN), minutes=call.data.get(ATTR_MINUTES)
     )
-    return created.as_response() | hub.pages.links(call.data[ATTR_BAY])
+    return created.as_response() | hub.addresses.links(call.data[ATTR_BAY])
 
 
 async def _bay_links(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
@@ -122,7 +122,7 @@ async def _bay_links(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     except (Unauthorized, UnknownUser):
         display = False  # the pages' addresses, not the displays' secret ones
     bays: dict[str, Any] = {
-        bay_id: hub.pages.links(bay_id, display=display) for bay_id in hub.bays.configs
+        bay_id: hub.addresses.links(bay_id, display=display) for bay_id in hub.bays.configs
     }
     return {"bays": bays}
 

@@ -13,7 +13,9 @@ from typing import Protocol
 
 from .holds import held_for_another
 from .intents import may_top_up
-from .ledger import Ledger, SessionRecord, SessionState
+from .ledger import Ledger
+from .payment_rules import MIN_REFUND_PAISE, refundable
+from .records import RefundState, SessionRecord, SessionState
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -251,7 +253,7 @@ def cut_unserved(ledger: Ledger, session: SessionRecord, seconds: float) -> list
         left -= portion
         payment.cut_s += portion
         paise = min(
-            math.floor(payment.amount * portion / payment.seconds), ledger.refundable(payment_id)
+            math.floor(payment.amount * portion / payment.seconds), refundable(ledger, payment_id)
         )
         if paise > 0:
             parts.append((payment_id, paise))
@@ -281,18 +283,46 @@ def unserved_parts(ledger: Ledger, session: SessionRecord, now: float) -> list[t
 
 def refundable_parts(ledger: Ledger, session: SessionRecord) -> list[tuple[str, int]]:
     """All that is left to refund of a session's payments, newest first."""
-    parts = [(p, ledger.refundable(p)) for p in reversed(session.payment_ids)]
+    parts = [(p, refundable(ledger, p)) for p in reversed(session.payment_ids)]
     return [(payment_id, paise) for payment_id, paise in parts if paise > 0]
 
 
 def refundable_of(ledger: Ledger, session: SessionRecord) -> int:
     """What of a session's payments is not yet refunded."""
-    return sum(ledger.refundable(p) for p in session.payment_ids)
+    return sum(refundable(ledger, p) for p in session.payment_ids)
 
 
 def is_refunded(ledger: Ledger, session: SessionRecord) -> bool:
     """Whether every paisa of a failed session has been refunded (or is being)."""
     return bool(session.payment_ids) and refundable_of(ledger, session) == 0
+
+
+def refund_owed(ledger: Ledger, session: SessionRecord) -> int:
+    """Paise of a failed session the owner still owes its customer (automatic refund off).
+
+    Nothing under ₹1: Razorpay refunds no less, so that is kept (``too_small``) and owed by
+    nobody.
+    """
+    if session.state is not SessionState.FAILED:
+        return 0
+    owed = refundable_of(ledger, session)
+    return owed if owed >= MIN_REFUND_PAISE else 0
+
+
+def still_owed(ledger: Ledger) -> list[tuple[str, int]]:
+    """Money the account owes back, per (payment, paise).
+
+    Refunds Razorpay has not accepted yet, and what failed sessions owe (``refund_owed``).
+    """
+    owed = [
+        (refund.payment_id, refund.amount)
+        for refund in ledger.refunds.values()
+        if refund.state is RefundState.REQUESTED
+    ]
+    for session in ledger.sessions.values():
+        if refund_owed(ledger, session):
+            owed += refundable_parts(ledger, session)
+    return owed
 
 
 def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .catalog import CURRENCY, Bay, Plan
 from .intents import STATIC_QR
-from .ledger import Sale
+from .payment_rules import Sale
 from .razorpay_events import NOTE_BAY, PaymentNotice
 
 # The note on a bay's QR code (and so on its payments) that names the bay.
@@ -37,7 +37,9 @@ QR_CLOSED = "qr_closed"
 OPEN = "open"
 TO_CLOSE = "to_close"
 CLOSED = "closed"
-# Every code the account made, by id: ``{"bay": bay id, "state": OPEN | TO_CLOSE | CLOSED}``.
+# Every code the account made, by id: ``{"bay": bay id, "state": OPEN | TO_CLOSE | CLOSED,
+# "tag": its NOTE_QR_TAG}``; no "tag" for a code made before tags, or recorded before tags were.
+RECORD_TAG = "tag"
 type KnownCodes = Mapping[str, Mapping[str, str]]
 
 
@@ -49,16 +51,19 @@ def qr_notes(bay: Bay, tag: str) -> dict[str, str]:
 def remember_codes(known: KnownCodes, bays: Mapping[str, Bay]) -> dict[str, dict[str, str]]:
     """The record of codes once the bays are as configured now.
 
-    Each bay's code is remembered as open; a code that was open and is no longer any bay's
-    (unticked, replaced, bay removed) is to be closed. Nothing is ever forgotten.
+    Each bay's code is remembered as open, with its tag (``payment.captured`` of a code is
+    known as ours by it); a code that was open and is no longer any bay's (unticked,
+    replaced, bay removed) is to be closed. Nothing is ever forgotten.
     """
-    current = {bay.qr_code_id: bay.bay_id for bay in bays.values() if bay.qr_code_id}
+    current = {bay.qr_code_id: bay for bay in bays.values() if bay.qr_code_id}
     codes = {code_id: dict(code) for code_id, code in known.items()}
     for code_id, code in codes.items():
         if code["state"] == OPEN and code_id not in current:
             code["state"] = TO_CLOSE
-    for code_id, bay_id in current.items():
-        codes.setdefault(code_id, {"bay": bay_id, "state": OPEN})
+    for code_id, bay in current.items():
+        code = codes.setdefault(code_id, {"bay": bay.bay_id, "state": OPEN})
+        if bay.qr_code_tag:
+            code.setdefault(RECORD_TAG, bay.qr_code_tag)
     return codes
 
 
@@ -88,26 +93,41 @@ def _code_of(
 ) -> tuple[str, Bay | None] | None:
     """The bay a payment to one of our codes is for, and that bay when the code is its own.
 
-    None when the payment is to no code of ours. ``qr_code.credited`` names the code;
-    ``payment.captured`` only carries its notes: the bay, and the tag of the code (none on
-    codes made before tags, which match the bay's code when it has no tag either).
+    None when the payment is to no code of ours: Razorpay sends every event of the account to
+    every webhook, so a code another install made on it (notes naming a bay too) must stay
+    unmatched. Ours is a code whose id (``qr_code.credited``) or tag (``payment.captured``,
+    which only carries the notes) is a bay's or in our record; or a code made before tags
+    (untagged notes) naming a bay that still sells through an untagged code, as before tags,
+    or whose bay had an untagged code we recorded.
     """
+    if notice.qr_id is not None:
+        for bay in bays.values():
+            if bay.qr_code_id == notice.qr_id:
+                return bay.bay_id, bay
+        if notice.qr_id in known:
+            return known[notice.qr_id]["bay"], None
+    tag = notice.notes.get(NOTE_QR_TAG)
+    if tag:
+        return None if notice.qr_id is not None else _tagged(tag, bays, known)
+    named = notice.notes.get(NOTE_QR_BAY) or ""
+    legacy = bays.get(named)
+    if legacy is not None and legacy.qr_code_id is not None and legacy.qr_code_tag is None:
+        return named, legacy
+    untagged = (c for c in known.values() if c["bay"] == named and not c.get(RECORD_TAG))
+    if notice.qr_id is None and any(untagged):
+        return named, None
+    return None
+
+
+def _tagged(tag: str, bays: Mapping[str, Bay], known: KnownCodes) -> tuple[str, Bay | None] | None:
+    """The bay of the code a tag names: a bay's own code, or one in our record."""
     for bay in bays.values():
-        if bay.qr_code_id is not None and bay.qr_code_id == notice.qr_id:
+        if bay.qr_code_id is not None and bay.qr_code_tag == tag:
             return bay.bay_id, bay
-    if notice.qr_id is not None and notice.qr_id in known:
-        return known[notice.qr_id]["bay"], None
-    named = notice.notes.get(NOTE_QR_BAY)
-    if not named:
-        return None
-    named_bay = bays.get(named)
-    own = (
-        named_bay is not None
-        and named_bay.qr_code_id is not None
-        and notice.qr_id is None
-        and named_bay.qr_code_tag == notice.notes.get(NOTE_QR_TAG)
-    )
-    return named, named_bay if own else None
+    for code in known.values():
+        if code.get(RECORD_TAG) == tag:
+            return code["bay"], None
+    return None
 
 
 def static_sale(

@@ -14,7 +14,7 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
 
 from .const import LOGGER
-from .ledger import SessionRecord
+from .records import SessionRecord
 
 # A decision that could not be stored is tried again this much later.
 STORAGE_RETRY_S = 10.0

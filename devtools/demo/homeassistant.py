@@ -201,14 +201,14 @@ class HomeAssistant:
         return await self._answer(base, result, [values])
 
     async def reconfigure_subentry(
-        self, entry_id: str, subentry_type: str, subentry_id: str, values: dict[str, Any]
+        self, entry_id: str, subentry_type: str, subentry_id: str, steps: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        """Edit a subentry (a bay) through its reconfigure flow; the flow's result."""
+        """Edit a subentry (a bay) through its reconfigure flow (menus, then forms)."""
         base = "/api/config/config_entries/subentries/flow"
         result = await self.request(
             "POST", base, {"handler": [entry_id, subentry_type], "subentry_id": subentry_id}
         )
-        return await self._answer(base, result, [values])
+        return await self._answer(base, result, steps)
 
     async def continue_flow(self, flow_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """Answer the form of a config flow already in progress (a discovered one)."""
@@ -219,7 +219,7 @@ class HomeAssistant:
         self, base: str, result: dict[str, Any], steps: list[dict[str, Any]]
     ) -> dict[str, Any]:
         for values in steps:
-            if result.get("type") != "form":
+            if result.get("type") not in ("form", "menu"):
                 break
             if result.get("errors"):
                 raise HomeAssistantError(f"{base}: form errors {result['errors']}")

@@ -602,20 +602,24 @@ class Demo:
                 entry_id,
                 "bay",
                 subs[bay]["subentry_id"],
-                {
-                    "name": name,
-                    "plans": list(plans),
-                    "driver": "mqtt",
-                    "node": NODE,
-                    "agent_bay": bay,
-                    "prefix": PREFIX,
-                    "default_minutes": 30,
-                    "max_minutes": 240,
-                    "static_qr": False,
-                    "hold_minutes": 20,
-                    "dynamic_qr": dynamic,
-                    "qr_validity_s": 60,
-                },
+                [
+                    {"next_step_id": "reconfigure_mqtt"},
+                    {
+                        "name": name,
+                        "plans": list(plans),
+                        "node": NODE,
+                        "agent_bay": bay,
+                        "prefix": PREFIX,
+                        "default_minutes": 30,
+                        "max_minutes": 240,
+                        "qr_options": {
+                            "static_qr": False,
+                            "hold_minutes": 20,
+                            "dynamic_qr": dynamic,
+                            "qr_validity_s": 60,
+                        },
+                    },
+                ],
             )
             if result.get("reason") != "reconfigure_successful":
                 raise DemoError(f"{bay} was not set up: {result}")

@@ -175,9 +175,12 @@ class StandinServer:
         app.on_response_prepare.append(self._after_api_call)  # type: ignore[arg-type]
 
     async def _after_api_call(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Save after each change made through the API; announce new refunds."""
+        """Save after each change made through the API; announce new refunds, cancelled links."""
         if not request.path.startswith("/v1/") or request.method == "GET":
             return
+        if request.path.endswith("/cancel") and response.status == 200:
+            link_id = request.match_info.get("id", "")
+            self._spawn(self.deliver(self.standin.link_closed(link_id)))
         if (
             request.path.endswith("/refund")
             and response.status == 200

@@ -124,6 +124,8 @@ class _Fault:
     status: int | None = None  # fail with this status instead of handling the request
     body: str | None = None  # raw (non-JSON) body of the failure
     seconds: float = 0.0  # delay the answer (the request still takes effect)
+    retry_after: int | None = None  # the failure's Retry-After header, in seconds
+    release: asyncio.Event | None = None  # delay the answer until this is set
 
     def matches(self, request: web.Request) -> bool:
         return request.path.startswith(self.path_prefix) and (
@@ -345,12 +347,16 @@ class RazorpayStandin:
         *,
         method: str | None = None,
         body: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with an error; they take no effect.
 
-        ``body`` replaces the Razorpay-shaped JSON error with raw text (a proxy's error page).
+        ``body`` replaces the Razorpay-shaped JSON error with raw text (a proxy's error page);
+        ``retry_after`` adds a ``Retry-After`` header (as Razorpay's 429 may carry).
         """
-        self._faults.append(_Fault(path_prefix, method, times, status=status, body=body))
+        self._faults.append(
+            _Fault(path_prefix, method, times, status=status, body=body, retry_after=retry_after)
+        )
 
     def delay_next(
         self, path_prefix: str, seconds: float, times: int = 1, *, method: str | None = None
@@ -362,6 +368,16 @@ class RazorpayStandin:
         answer is a delayed failure and nothing happens.
         """
         self._faults.append(_Fault(path_prefix, method, times, seconds=seconds))
+
+    def hold_next(self, path_prefix: str, *, method: str | None = None) -> asyncio.Event:
+        """Keep the answer to the next matching request until the returned event is set.
+
+        The request is carried out at once, as ``delay_next``'s; the test decides when its
+        answer leaves (the client's own timeout still applies).
+        """
+        release = asyncio.Event()
+        self._faults.append(_Fault(path_prefix, method, 1, release=release))
+        return release
 
     def calls_to(self, method: str, path: str) -> list[Call]:
         """The requests received for one method and path."""
@@ -468,6 +484,26 @@ class RazorpayStandin:
             entities={"payment": payment},
         )
 
+    def expire_link(self, link_id: str) -> Webhook:
+        """Razorpay closes an unpaid link at its ``expire_by``; its ``payment_link.expired``."""
+        link = self.links[link_id]
+        now = int(time.time())
+        link.update(status="expired", expired_at=now, updated_at=now)
+        return self.link_closed(link_id)
+
+    def link_closed(self, link_id: str) -> Webhook:
+        """The ``payment_link.expired`` or ``payment_link.cancelled`` of a closed link."""
+        link = self.links[link_id]
+        status = link["status"]
+        if status not in ("expired", "cancelled"):
+            raise ValueError(f"link {link_id} is {status}, not expired or cancelled")
+        return build_webhook(
+            f"payment_link.{status}__payment_link_{status}_standard",
+            account_id=self.account_id,
+            created_at=int(time.time()),
+            entities={"payment_link": link},
+        )
+
     def pay_qr_code(self, qr_id: str, amount: int, currency: str = "INR") -> PaidQrCode:
         """A customer pays any amount to a static QR code with a UPI app.
 
@@ -546,8 +582,19 @@ class RazorpayStandin:
             )
         if delay is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay.seconds)
+                timeout = None if delay.release else delay.seconds
+                await asyncio.wait_for(self._until_released(delay), timeout)
         return response
+
+    async def _until_released(self, delay: _Fault) -> None:
+        """Until the stand-in stops, or the test releases a held answer."""
+        waits = [self._stopping.wait()] + ([delay.release.wait()] if delay.release else [])
+        tasks = [asyncio.ensure_future(wait) for wait in waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     def _take_fault(self, request: web.Request, *, delay: bool) -> _Fault | None:
         for fault in self._faults:
@@ -561,9 +608,14 @@ class RazorpayStandin:
     @staticmethod
     def _failure(fault: _Fault) -> web.Response:
         status = fault.status or 500
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
         if fault.body is not None:
-            return web.Response(status=status, text=fault.body, content_type="text/html")
-        if status >= 500:
+            return web.Response(
+                status=status, text=fault.body, content_type="text/html", headers=headers
+            )
+        if status == 429:
+            error = _ApiError("Too many requests", status=status)
+        elif status >= 500:
             error = _ApiError(
                 "The server encountered an error. The incident has been reported to admins.",
                 status=status,
@@ -571,7 +623,7 @@ class RazorpayStandin:
             )
         else:
             error = _ApiError("Injected failure", status=status)
-        return web.json_response(error.body, status=status)
+        return web.json_response(error.body, status=status, headers=headers)
 
     def _check_auth(self, request: web.Request) -> None:
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")

@@ -33,7 +33,8 @@ from homeassistant.helpers.storage import STORAGE_DIR
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
-from custom_components.qr_charging.ledger import MIN_REFUND_PAISE, Changes
+from custom_components.qr_charging.ledger import Changes
+from custom_components.qr_charging.payment_rules import MIN_REFUND_PAISE
 from devtools.razorpay_standin.fixtures import Webhook
 from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, OnPeriod, ProcessAgent

@@ -56,6 +56,14 @@ class Answer:
         assert match is not None, self.text
         return match.group(1)
 
+    def payers_page(self) -> str | None:
+        """The query of the payment's own page a redirect page links to (None: no link).
+
+        Only the page that made the link is given it: its token and the key to cancel.
+        """
+        match = re.search(r'<a href="\?([^"]*token=[^"]+)">', self.text)
+        return match.group(1).replace("&amp;", "&") if match else None
+
     def link_to_razorpay(self) -> str:
         """Where the page sends the customer (its meta refresh, which equals its link)."""
         match = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', self.text)
@@ -106,13 +114,14 @@ class Customer:
         return await self.post(query, {"plan": plan, **form})
 
     async def open_and_pay(
-        self, query: str = "bay=bay-1", plan: str = "p30", **form: str
+        self, query: str = "bay=bay-1", plan: str = "p30", *, via: str = "http", **form: str
     ) -> Answer:
-        """Open a bay page, then tap Pay on it (with the page's ticket)."""
-        page = await self.get(query)
+        """Open a bay page, then tap Pay on it (with the page's ticket), directly or through
+        HA Cloud's cloudhook (``via="cloudhook"``: a customer without an address)."""
+        page = await self.send(via, "GET", query)
         # A page that sells nothing (held, out of order) has no form and so no ticket.
         ticket = {"ticket": page.ticket()} if 'name="ticket"' in page.text else {}
-        return await self.pay_button(query, plan, **ticket, **form)
+        return await self.send(via, "POST", query, {"plan": plan, **ticket, **form})
 
 
 async def cloudhook(hass: HomeAssistant, method: str, query: str, body: str = "") -> Answer:
@@ -187,8 +196,15 @@ async def reconfigure_bay(hass: HomeAssistant, **changes: Any) -> tuple[Any, dic
         (entry.entry_id, "bay"), context={"source": "reconfigure", "subentry_id": sub_id}
     )
     data = entry.subentries[sub_id].data
+    # The form of the bay's kind of relay; the QR and hold fields sit in their section.
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {k: v for k, v in data.items() if k in _FORM} | changes
+        result["flow_id"], {"next_step_id": f"reconfigure_{data['driver']}"}
+    )
+    form = {str(key) for key in result["data_schema"].schema} - {"bay_id"}
+    values = {k: v for k, v in data.items() if k in form} | changes
+    section = {k: values.pop(k) for k in _QR_SECTION if k in values}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], values | {"qr_options": section}
     )
     await hass.async_block_till_done()
     return result, dict(entry.subentries[sub_id].data)
@@ -208,7 +224,7 @@ async def static_qr_code(hass: HomeAssistant) -> str:
     return qr_id
 
 
-_FORM = ("name", "plans", "driver", "prefix", "switch_entity", "default_minutes", "max_minutes")
+_QR_SECTION = ("static_qr", "hold_minutes", "dynamic_qr", "qr_validity_s")
 
 
 async def dynamic_bay(hass: HomeAssistant, validity_s: int = 60) -> dict[str, Any]:

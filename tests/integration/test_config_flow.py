@@ -10,7 +10,7 @@ import pytest
 from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.data_entry_flow import FlowResultType, InvalidData, section
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from homeassistant.helpers.translation import async_get_translations
@@ -348,6 +348,23 @@ async def _subflow(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> An
     )
 
 
+async def _bay_form(hass: HomeAssistant, entry: MockConfigEntry, relay: str) -> Any:
+    """Add bay: the menu asks how the bay is switched first; the form of that kind."""
+    result = await _subflow(hass, entry, "bay")
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["mqtt", "switch"]
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": relay}
+    )
+    assert (result["type"], result["step_id"]) == (FlowResultType.FORM, relay)
+    return result
+
+
+def _qr(**fields: Any) -> dict[str, Any]:
+    """Form input: the QR code and hold fields sit in the collapsed "qr_options" section."""
+    return {"qr_options": fields}
+
+
 def _account(
     hass: HomeAssistant, standin: RazorpayStandin, *subentries: dict[str, Any]
 ) -> MockConfigEntry:
@@ -483,17 +500,18 @@ async def test_add_bay_and_refuse_bad_ones(
         "bay_id": "bay-1",
         "name": "Bay 1",
         "plans": ["p30"],
-        "driver": "mqtt",
         "node": "kiosk-1",
     }
-    result = await _subflow(hass, entry, "bay")
+    result = await _bay_form(hass, entry, "mqtt")
     for change, errors in (
         ({"bay_id": "bay/1"}, {"bay_id": "invalid_id"}),
         ({"plans": []}, {"plans": "no_plans_selected"}),
         ({"node": ""}, {"node": "invalid_id"}),
         ({"node": "kiosk 1"}, {"node": "invalid_id"}),
-        ({"driver": "switch"}, {"switch_entity": "switch_required"}),
+        ({"agent_bay": "bay 1"}, {"agent_bay": "invalid_id"}),
+        ({"prefix": "qr/charging"}, {"prefix": "invalid_id"}),
         ({"default_minutes": 300, "max_minutes": 240}, {"default_minutes": "invalid_minutes"}),
+        (_qr(hold_minutes=20.5), {"hold_minutes": "invalid_minutes"}),
     ):
         result = await hass.config_entries.subentries.async_configure(
             result["flow_id"], base | change
@@ -521,7 +539,7 @@ async def test_add_bay_and_refuse_bad_ones(
         "max_minutes": 240,
     }
 
-    result = await _subflow(hass, entry, "bay")
+    result = await _bay_form(hass, entry, "mqtt")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], base | {"name": "Again"}
     )
@@ -534,25 +552,79 @@ async def test_add_bay_and_refuse_bad_ones(
 
 async def test_add_switch_bay(hass: HomeAssistant, plan_entry: MockConfigEntry) -> None:
     entry = plan_entry
-    result = await _subflow(hass, entry, "bay")
+    result = await _bay_form(hass, entry, "switch")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {
             "bay_id": "plug-bay",
             "name": "Plug bay",
             "plans": ["p30"],
-            "driver": "switch",
-            "node": "ignored",
             "switch_entity": "switch.bay_1_plug",
             "default_minutes": 15,
             "max_minutes": 60,
-        },
+        }
+        | _qr(hold_minutes=30, dynamic_qr=True, qr_validity_s=120),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     (bay,) = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
-    assert bay.data["switch_entity"] == "switch.bay_1_plug"
-    assert bay.data["node"] is None
-    assert (bay.data["default_minutes"], bay.data["max_minutes"]) == (15, 60)
+    data = dict(bay.data)
+    assert len(data.pop("qr_secret")) > 16
+    assert len(data.pop("display_token")) > 16
+    # Stored as switch bays always were: every relay field, the agent's empty.
+    assert data == {
+        "bay_id": "plug-bay",
+        "name": "Plug bay",
+        "plans": ["p30"],
+        "driver": "switch",
+        "node": None,
+        "agent_bay": None,
+        "prefix": "qr_charging",
+        "switch_entity": "switch.bay_1_plug",
+        "default_minutes": 15,
+        "max_minutes": 60,
+        "hold_minutes": 30,
+        "dynamic_qr": True,
+        "qr_validity_s": 120,
+    }
+
+
+@pytest.mark.parametrize(
+    ("relay", "fields"),
+    [
+        ("mqtt", ["node", "agent_bay", "prefix"]),
+        ("switch", ["switch_entity"]),
+    ],
+)
+async def test_the_bay_form_shows_only_its_relays_fields(
+    hass: HomeAssistant, plan_entry: MockConfigEntry, relay: str, fields: list[str]
+) -> None:
+    """One kind's fields, the bay's own, and the QR code and hold fields in a closed section."""
+    result = await _bay_form(hass, plan_entry, relay)
+    schema = result["data_schema"].schema
+    assert [str(key) for key in schema] == [
+        "bay_id",
+        "name",
+        "plans",
+        *fields,
+        "default_minutes",
+        "max_minutes",
+        "qr_options",
+    ]
+    (qr,) = [value for key, value in schema.items() if key == "qr_options"]
+    assert isinstance(qr, section)
+    assert qr.options == {"collapsed": True}
+    assert [str(key) for key in qr.schema.schema] == [
+        "static_qr",
+        "hold_minutes",
+        "dynamic_qr",
+        "qr_validity_s",
+    ]
+    # A field of the other kind is no field of this form.
+    other = {"switch_entity": "switch.bay_1_plug"} if relay == "mqtt" else {"node": "kiosk-1"}
+    with pytest.raises(InvalidData):
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"bay_id": "b", "name": "B", "plans": ["p30"]} | other
+        )
 
 
 async def test_options(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
@@ -651,6 +723,42 @@ async def test_discovery_needs_an_account_with_plans(
     assert (await _discover(hass, _agent_config()))["reason"] == "no_plans"
 
 
+async def test_discovery_with_two_accounts_asks_which(
+    hass: HomeAssistant, standin: RazorpayStandin, plan_entry: MockConfigEntry
+) -> None:
+    """The agent's bays go to the account chosen, not to the first one."""
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="rzp_test_other",
+        title="rzp_test_other",
+        data=_data(standin) | {CONF_KEY_ID: "rzp_test_other"},
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    other.add_to_hass(hass)
+
+    result = await _discover(hass, _agent_config())
+
+    assert (result["type"], result["step_id"]) == (FlowResultType.FORM, "mqtt_account")
+    assert result["description_placeholders"] == {"name": "Kiosk 1"}
+    (choice,) = result["data_schema"].schema.values()
+    assert choice.config["options"] == [
+        {"value": plan_entry.entry_id, "label": plan_entry.title},
+        {"value": other.entry_id, "label": "rzp_test_other"},
+    ]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"account": other.entry_id}
+    )
+    assert result["step_id"] == "mqtt_confirm"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["reason"] == "agent_added"
+
+    def bays(entry: MockConfigEntry) -> set[str]:
+        return {s.data["bay_id"] for s in entry.subentries.values() if s.subentry_type == "bay"}
+
+    assert bays(other) == {"bay-1", "bay-2"}
+    assert bays(plan_entry) == set()
+
+
 # -- per-minute plans -------------------------------------------------------------------------
 
 RATE_PLAN = {"code": "pm", "name": "Per minute", "rate": 0.75, "min_minutes": 10, "max_minutes": 90}
@@ -743,18 +851,40 @@ def rate_bay_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigE
 BAY_FORM = {
     "name": "Bay 1",
     "plans": ["p30", "pm"],
-    "driver": "switch",
     "switch_entity": "switch.bay_1_plug",
     "default_minutes": 30,
     "max_minutes": 240,
 }
 
 
-async def _edit_bay(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
+async def _edit_form(
+    hass: HomeAssistant, entry: MockConfigEntry, relay: str = "switch"
+) -> tuple[str, Any]:
+    """Edit bay-1: the menu asks how it is switched first; the form of that kind."""
     sub_id, result = await _reconfigure(hass, entry, "bay")
-    assert _suggested(result, "static_qr") is bool(entry.subentries[sub_id].data.get("qr_code_id"))
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["reconfigure_mqtt", "reconfigure_switch"]
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": f"reconfigure_{relay}"}
+    )
+    assert result["step_id"] == f"reconfigure_{relay}"
+    return sub_id, result
+
+
+def _suggested_qr(result: Any, field: str) -> Any:
+    """The value the form shows in a field of its QR section."""
+    (qr,) = [value for key, value in result["data_schema"].schema.items() if key == "qr_options"]
+    return _suggested({"data_schema": qr.schema}, field)
+
+
+async def _edit_bay(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
+    sub_id, result = await _edit_form(hass, entry)
+    assert _suggested_qr(result, "static_qr") is bool(
+        entry.subentries[sub_id].data.get("qr_code_id")
+    )
+    qr = {k: changes.pop(k) for k in ("static_qr", "dynamic_qr") if k in changes}
     return sub_id, await hass.config_entries.subentries.async_configure(
-        result["flow_id"], BAY_FORM | changes
+        result["flow_id"], BAY_FORM | changes | _qr(**qr)
     )
 
 
@@ -793,8 +923,9 @@ async def test_static_qr_code_refused_then_made(
 ) -> None:
     entry = rate_bay_entry
     changes: dict[str, Any] = {"static_qr": True}
+    form = BAY_FORM
     if fault == "no_rate_plan":
-        changes["plans"] = ["p30"]
+        form = BAY_FORM | {"plans": ["p30"]}
     elif fault == "refused_keys":
         standin.fail_next("/v1/payments/qr_codes", 401)
     elif fault == "unreachable":
@@ -803,7 +934,10 @@ async def test_static_qr_code_refused_then_made(
         )
     else:
         standin.refuse_qr_codes = True
-    sub_id, result = await _edit_bay(hass, entry, **changes)
+    sub_id, result = await _edit_form(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], form | _qr(**changes)
+    )
     before = dict(entry.subentries[sub_id].data)
 
     assert result["type"] is FlowResultType.FORM
@@ -814,10 +948,41 @@ async def test_static_qr_code_refused_then_made(
     standin.refuse_qr_codes = False
     hass.config_entries.async_update_entry(entry, data=_data(standin))
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], BAY_FORM | {"static_qr": True}
+        result["flow_id"], BAY_FORM | _qr(static_qr=True)
     )
     assert result["reason"] == "reconfigure_successful"
     assert entry.subentries[sub_id].data["qr_code_id"] in standin.qr_codes
+
+
+async def test_a_bay_moves_to_another_kind_of_relay(
+    hass: HomeAssistant, rate_bay_entry: MockConfigEntry
+) -> None:
+    """Edited as an agent's bay, a switch bay is stored as agents' bays always were."""
+    entry = rate_bay_entry
+    sub_id, result = await _edit_form(hass, entry, "mqtt")
+    assert _suggested(result, "name") == "Bay 1"
+    form = {k: v for k, v in BAY_FORM.items() if k != "switch_entity"}
+
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], form | {"node": "kiosk-1"}
+    )
+
+    assert result["reason"] == "reconfigure_successful"
+    data = dict(entry.subentries[sub_id].data)
+    assert len(data.pop("qr_secret")) > 16
+    assert len(data.pop("display_token")) > 16
+    assert data == {
+        "bay_id": "bay-1",
+        "name": "Bay 1",
+        "plans": ["p30", "pm"],
+        "driver": "mqtt",
+        "node": "kiosk-1",
+        "agent_bay": "bay-1",
+        "prefix": "qr_charging",
+        "switch_entity": None,
+        "default_minutes": 30,
+        "max_minutes": 240,
+    }
 
 
 async def test_a_discovered_bay_whose_id_cannot_be_made_is_not_added(
@@ -825,12 +990,9 @@ async def test_a_discovered_bay_whose_id_cannot_be_made_is_not_added(
 ) -> None:
     """bay-1 is taken by a bay of another agent, and "<node>-bay-1" is longer than an id."""
     node = "n" * 27  # + "-bay-1": 33 characters, one more than an id may have
-    result = await hass.config_entries.subentries.async_init(
-        (plan_entry.entry_id, "bay"), context={"source": SOURCE_USER}
-    )
+    result = await _bay_form(hass, plan_entry, "mqtt")
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"],
-        {"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"], "driver": "mqtt", "node": "k"},
+        result["flow_id"], {"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"], "node": "k"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
 

@@ -29,7 +29,6 @@ from .pages_helpers import (
     LINKS,
     Customer,
     assert_self_contained,
-    callback_query,
     dynamic_bay,
     link_of,
     pay_link,
@@ -159,8 +158,10 @@ async def test_two_customers_race_for_the_bay(customer: Customer, standin: Razor
 async def test_cancel_frees_the_bay_and_a_late_payment_of_it_is_refunded(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
-    mine = link_of(standin, await customer.open_and_pay())
-    redirect_query = callback_query(standin, mine)
+    answer = await customer.open_and_pay()
+    mine = link_of(standin, answer)
+    redirect_query = answer.payers_page()
+    assert redirect_query is not None
     waiting = await customer.get(redirect_query)
     assert "Cancel the payment</button>" in waiting.text
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from custom_components.qr_charging.ending_rules import Ending, RefundMode, apply_ending
-from custom_components.qr_charging.ledger import (
-    Ledger,
+from custom_components.qr_charging.ledger import Ledger
+from custom_components.qr_charging.records import (
     PaymentRecord,
     PaymentState,
     SessionRecord,

@@ -34,7 +34,7 @@ from custom_components.qr_charging.drivers.mqtt_agent import (
     LATEST_UNTIL,
     parse_state,
 )
-from custom_components.qr_charging.ledger import SessionState
+from custom_components.qr_charging.records import SessionState
 from devtools.razorpay_standin import RazorpayStandin
 from tests.soak import examples
 

@@ -18,13 +18,18 @@ from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.qr_charging.const import DOMAIN
-from custom_components.qr_charging.holds import LINK_WINDOW_S, LINKS_PER_WINDOW, UNPAID_HOLDS
+from custom_components.qr_charging.holds import (
+    LINK_WINDOW_S,
+    LINKS_PER_CLIENT,
+    LINKS_PER_WINDOW,
+    UNPAID_HOLDS,
+)
 from custom_components.qr_charging.intents import START
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_SUBENTRY, PostWebhook, plan_subentry
 from .helpers import refund_amounts, settle
-from .pages_helpers import LINKS, Answer, Customer, callback_query, edit_bay, link_of, pay_link
+from .pages_helpers import LINKS, Answer, Customer, edit_bay, link_of, pay_link
 
 
 @pytest.fixture
@@ -40,10 +45,10 @@ async def _state(customer: Customer, query: str = "bay=bay-1") -> str:
 
 
 async def _cancel(customer: Customer, standin: RazorpayStandin, answer: Answer) -> None:
-    """The customer cancels on their session page (Razorpay's callback address)."""
-    cancelled = await customer.post(
-        callback_query(standin, link_of(standin, answer)), {"cancel": "1"}
-    )
+    """The customer cancels on their payment's page (linked from the redirect page)."""
+    query = answer.payers_page()
+    assert query is not None
+    cancelled = await customer.post(query, {"cancel": "1"})
     assert cancelled.status == 200
 
 
@@ -98,14 +103,16 @@ async def test_the_holder_choosing_again_gets_a_new_link_and_keeps_the_bay(
 async def test_holds_that_end_unpaid_in_a_row_stop_holding_until_a_session_is_served(
     hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
 ) -> None:
+    # A script: no page, no ticket, through the cloudhook (no address: no client's share).
+    tap = {"via": "cloudhook", "method": "POST", "query": "bay=bay-1", "form": {"plan": "p30"}}
     for _ in range(UNPAID_HOLDS):
-        taken = await customer.pay_button("bay=bay-1")  # a script: no page, no ticket
+        taken = await customer.send(**tap)
         assert taken.status == 200
         assert await _state(customer) == "held"
         await _cancel(customer, standin, taken)
 
     # The bay now sells without holding: the others still see it free and can pay.
-    assert (await customer.pay_button("bay=bay-1")).status == 200
+    assert (await customer.send(**tap)).status == 200
     assert await _state(customer) == "free"
     other = await customer.open_and_pay()
     assert other.status == 200
@@ -125,13 +132,20 @@ async def test_holds_that_end_unpaid_in_a_row_stop_holding_until_a_session_is_se
 async def test_a_bay_page_makes_only_so_many_links_in_a_while(
     customer: Customer, standin: RazorpayStandin, freezer: FrozenDateTimeFactory
 ) -> None:
-    for _ in range(LINKS_PER_WINDOW):
+    # One address: its share of the bay's links.
+    for _ in range(LINKS_PER_CLIENT):
         made = await customer.pay_button("bay=bay-1")
+        assert made.status == 200
+        await _cancel(customer, standin, made)
+    assert (await customer.pay_button("bay=bay-1")).status == 429
+    # No address (the cloudhook): the rest of the bay's.
+    for _ in range(LINKS_PER_WINDOW - LINKS_PER_CLIENT):
+        made = await customer.open_and_pay(via="cloudhook")
         assert made.status == 200
         await _cancel(customer, standin, made)
     count = len(standin.calls_to(*LINKS))
 
-    refused = await customer.pay_button("bay=bay-1")
+    refused = await customer.open_and_pay(via="cloudhook")
 
     assert refused.status == 429
     assert len(standin.calls_to(*LINKS)) == count

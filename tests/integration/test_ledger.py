@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from custom_components.qr_charging.ledger import (
-    Ledger,
-    LinkRecord,
+from custom_components.qr_charging.ledger import Ledger
+from custom_components.qr_charging.payment_rules import (
     Outcome,
+    add_refund,
+    apply_payment,
+    apply_refund,
+    refundable,
+)
+from custom_components.qr_charging.razorpay_events import PaymentNotice, RefundNotice
+from custom_components.qr_charging.records import (
+    LinkRecord,
     RefundRecord,
     RefundState,
     SessionState,
 )
-from custom_components.qr_charging.razorpay_events import PaymentNotice, RefundNotice
 
 
 def _link(ref: str = "s-1", link_id: str = "plink_1", amount: int = 2000) -> LinkRecord:
@@ -43,8 +49,8 @@ def _notice(payment_id: str = "pay_1", **changes: object) -> PaymentNotice:
 def test_second_payment_for_a_paid_link_needs_attention() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
-    assert ledger.apply_payment(_notice(), "payment.captured", 1).outcome is Outcome.NEW_SESSION
-    second = ledger.apply_payment(_notice("pay_2"), "payment.captured", 2)
+    assert apply_payment(ledger, _notice(), "payment.captured", 1).outcome is Outcome.NEW_SESSION
+    second = apply_payment(ledger, _notice("pay_2"), "payment.captured", 2)
     assert second.outcome is Outcome.MISMATCH
     assert second.payment.problem == "link already paid by pay_1"
     assert ledger.payments["pay_2"].state == "attention"
@@ -54,8 +60,8 @@ def test_second_payment_for_a_paid_link_needs_attention() -> None:
 def test_matching_by_session_note_when_no_link_id() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
-    result = ledger.apply_payment(
-        _notice(link_id=None, notes={"session": "s-1"}), "payment.captured", 1
+    result = apply_payment(
+        ledger, _notice(link_id=None, notes={"session": "s-1"}), "payment.captured", 1
     )
     assert result.outcome is Outcome.NEW_SESSION
     assert ledger.running_session("bay-1") is result.session
@@ -65,10 +71,10 @@ def test_matching_by_session_note_when_no_link_id() -> None:
 def test_authorized_then_captured() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
-    first = ledger.apply_payment(_notice(status="authorized"), "payment.authorized", 1)
+    first = apply_payment(ledger, _notice(status="authorized"), "payment.authorized", 1)
     assert first.outcome is Outcome.NOT_CAPTURED
     assert ledger.sessions == {}
-    assert ledger.apply_payment(_notice(), "payment.captured", 2).outcome is Outcome.NEW_SESSION
+    assert apply_payment(ledger, _notice(), "payment.captured", 2).outcome is Outcome.NEW_SESSION
 
 
 def test_closing_links() -> None:
@@ -82,11 +88,12 @@ def test_closing_links() -> None:
 def test_refund_event_before_our_answer_is_matched_by_payment_and_amount() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
-    ledger.apply_payment(_notice(), "payment.captured", 1)
-    ledger.add_refund(
-        RefundRecord("r-1", "pay_1", 500, 2, RefundState.REQUESTED, "owner", session_id="s-1")
+    apply_payment(ledger, _notice(), "payment.captured", 1)
+    add_refund(
+        ledger,
+        RefundRecord("r-1", "pay_1", 500, 2, RefundState.REQUESTED, "owner", session_id="s-1"),
     )
-    refund, changed = ledger.apply_refund(RefundNotice("rfnd_9", "pay_1", 500, "processed"))
+    refund, changed = apply_refund(ledger, RefundNotice("rfnd_9", "pay_1", 500, "processed"))
     assert changed
     assert refund is ledger.refunds["r-1"]
     assert (refund.refund_id, refund.state) == ("rfnd_9", RefundState.PROCESSED)
@@ -95,7 +102,7 @@ def test_refund_event_before_our_answer_is_matched_by_payment_and_amount() -> No
 def test_a_change_undone_leaves_the_same_records_with_their_old_values() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
-    session = ledger.apply_payment(_notice(), "payment.captured", 1).session
+    session = apply_payment(ledger, _notice(), "payment.captured", 1).session
     assert session is not None
     checkpoint = ledger.checkpoint()
     session.state = SessionState.ACTIVE
@@ -125,13 +132,15 @@ def test_evicting_keeps_what_the_rules_need_now() -> None:
     ledger = Ledger()
     ledger.add_link(_link())
     ledger.add_link(_link("s-2", "plink_2"))
-    running = ledger.apply_payment(_notice(), "payment.captured", 1).session
-    ended = ledger.apply_payment(_notice("pay_2", link_id="plink_2"), "payment.captured", 1).session
+    running = apply_payment(ledger, _notice(), "payment.captured", 1).session
+    ended = apply_payment(
+        ledger, _notice("pay_2", link_id="plink_2"), "payment.captured", 1
+    ).session
     assert running is not None
     assert ended is not None
     ended.state = SessionState.ENDED
-    ledger.add_refund(RefundRecord("r-1", "pay_1", 500, 2, RefundState.PROCESSED, "owner"))
-    ledger.add_refund(RefundRecord("r-2", "pay_2", 500, 2, RefundState.PROCESSED, "owner"))
+    add_refund(ledger, RefundRecord("r-1", "pay_1", 500, 2, RefundState.PROCESSED, "owner"))
+    add_refund(ledger, RefundRecord("r-2", "pay_2", 500, 2, RefundState.PROCESSED, "owner"))
 
     ledger.evict(now=3)
 
@@ -140,4 +149,4 @@ def test_evicting_keeps_what_the_rules_need_now() -> None:
     # A running session's payment stays with every refund of it, settled or not.
     assert set(ledger.payments) == {"pay_1"}
     assert set(ledger.refunds) == {"r-1"}
-    assert ledger.refundable("pay_1") == 1500
+    assert refundable(ledger, "pay_1") == 1500

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 
 from custom_components.qr_charging import session_rules as rules
-from custom_components.qr_charging.ledger import (
-    Ledger,
+from custom_components.qr_charging.ledger import Ledger
+from custom_components.qr_charging.payment_rules import add_refund
+from custom_components.qr_charging.records import (
     LinkRecord,
     PaymentRecord,
     PaymentState,
@@ -183,8 +184,9 @@ def test_evicting_what_a_change_touched_is_evicting_everything() -> None:
 
     def end_with_a_refund_pending(ledger: Ledger) -> None:
         rules.finish(ledger.sessions["s-live"], 20, "power_cut")
-        ledger.add_refund(
-            RefundRecord("r-1", "pay_b", 500, 20, RefundState.REQUESTED, "power_cut", "s-live")
+        add_refund(
+            ledger,
+            RefundRecord("r-1", "pay_b", 500, 20, RefundState.REQUESTED, "power_cut", "s-live"),
         )
 
     def settle_a_refund(ledger: Ledger) -> None:

@@ -27,8 +27,8 @@ from homeassistant.const import STATE_ON
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.qr_charging.ledger import (
-    Changes,
+from custom_components.qr_charging.ledger import Changes
+from custom_components.qr_charging.records import (
     PaymentRecord,
     Record,
     SessionRecord,

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.qr_charging.ledger import (
+from custom_components.qr_charging.pages_model import (
+    Stage,
+    choose_language,
+    session_of_token,
+    session_token,
+    session_view,
+)
+from custom_components.qr_charging.records import (
     LinkRecord,
     PaymentRecord,
     PaymentState,
@@ -16,13 +23,6 @@ from custom_components.qr_charging.ledger import (
     RefundState,
     SessionRecord,
     SessionState,
-)
-from custom_components.qr_charging.pages_model import (
-    Stage,
-    choose_language,
-    session_of_token,
-    session_token,
-    session_view,
 )
 
 NOW = 1_800_000_000.0

@@ -183,11 +183,13 @@ def test_coverage_rules_are_enforced_by_the_test_script() -> None:
     if _done("test-coverage"):
         assert "--cov-fail-under=95" in script
     if _done("config-flow-test-coverage"):
-        assert re.search(
-            r"coverage\" report --include=\S*custom_components/qr_charging/config_flow\.py\"?"
-            r"[^\n]*--fail-under=100",
-            script,
-        ), "scripts/test must fail when config_flow.py is not wholly covered"
+        # The flow's modules: the account's, the subentries', the fields they share.
+        for module in ("config_flow", "subentry_flows", "flow_fields"):
+            assert re.search(
+                rf"coverage\" report --include=\S*custom_components/qr_charging/{module}\.py"
+                r"\S*[^\n]*--fail-under=100",
+                script,
+            ), f"scripts/test must fail when {module}.py is not wholly covered"
 
 
 # -- strict-typing ----------------------------------------------------------------------------

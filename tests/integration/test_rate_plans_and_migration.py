@@ -57,7 +57,7 @@ async def test_a_cloud_account_of_0_2_gets_a_cloudhook_for_its_pages(
     create.assert_awaited_once_with(hass, entry.data[CONF_PAGES_WEBHOOK_ID])
     assert entry.data[CONF_PAGES_URL] == "https://hooks.nabu.casa/pages"
     # The pages' QR codes and callbacks point at the cloudhook.
-    assert entry.runtime_data.pages.base_url() == "https://hooks.nabu.casa/pages"
+    assert entry.runtime_data.addresses.base_url() == "https://hooks.nabu.casa/pages"
 
 
 async def test_a_newer_entry_is_refused(hass: HomeAssistant, standin: RazorpayStandin) -> None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from custom_components.qr_charging.ledger import (
-    Ledger,
+from custom_components.qr_charging.ledger import Ledger
+from custom_components.qr_charging.records import (
     PaymentRecord,
     PaymentState,
     SessionRecord,

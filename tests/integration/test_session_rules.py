@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from custom_components.qr_charging.intents import HOLD
-from custom_components.qr_charging.ledger import (
-    Ledger,
+from custom_components.qr_charging.ledger import Ledger
+from custom_components.qr_charging.records import (
     LinkRecord,
     PaymentRecord,
     PaymentState,

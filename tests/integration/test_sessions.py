@@ -27,6 +27,7 @@ from custom_components.qr_charging.const import (
 )
 from custom_components.qr_charging.hub import store_for
 from custom_components.qr_charging.ledger import Wanted
+from custom_components.qr_charging.payment_rules import apply_payment
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 from devtools.razorpay_standin import RazorpayStandin
 
@@ -371,7 +372,7 @@ async def _crash_after_saving_a_payment(
     books = Books(store_for(hass, entry.entry_id))
     await books.async_open()
     async with books.change(Wanted.for_payment(notice)) as ledger:
-        ledger.apply_payment(notice, "payment.captured", time.time())
+        apply_payment(ledger, notice, "payment.captured", time.time())
     await books.store.async_close()
     return paid
 

@@ -9,8 +9,11 @@ refunded in full as ``qr_closed``, and one in another currency than the plan's a
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from functools import partial
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
@@ -18,6 +21,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.qr_charging import qr_codes
 from custom_components.qr_charging.account_api import api_for
 from custom_components.qr_charging.const import (
     DOMAIN,
@@ -26,7 +30,8 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     RECONCILE_INTERVAL_S,
 )
-from custom_components.qr_charging.ledger import (
+from custom_components.qr_charging.endings import Endings
+from custom_components.qr_charging.records import (
     RefundRecord,
     RefundState,
     SessionRecord,
@@ -36,7 +41,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import PaidQrCode
 
 from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import export_sessions, plug_state, refund_amounts, settle, tick
+from .helpers import export_sessions, pay, plug_state, refund_amounts, settle, tick
 from .pages_helpers import RATE_PLAN, edit_bay, static_qr_code
 from .test_one_commit import recorded_writes
 
@@ -56,6 +61,12 @@ def _record(hass: HomeAssistant) -> dict[str, dict[str, str]]:
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     codes: dict[str, dict[str, str]] = entry.data.get("qr_codes", {})
     return codes
+
+
+def _tag(standin: RazorpayStandin, qr_id: str) -> str:
+    """The tag a code was made with (its notes): the record keeps it."""
+    tag: str = standin.qr_codes[qr_id]["notes"]["qr_charging_code"]
+    return tag
 
 
 async def _done(hass: HomeAssistant) -> None:
@@ -128,7 +139,9 @@ async def test_unticking_the_option_closes_the_code_and_refunds_a_payment_that_r
 
     assert _close_calls(standin, qr_id) == 1
     assert standin.qr_codes[qr_id]["status"] == "closed"
-    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "closed"}}
+    assert _record(hass) == {
+        qr_id: {"bay": "bay-1", "state": "closed", "tag": _tag(standin, qr_id)}
+    }
     with pytest.raises(ValueError, match="closed"):
         standin.pay_qr_code(qr_id, 1500)  # Razorpay takes no more payments to it
     await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
@@ -175,7 +188,9 @@ async def test_removing_the_bay_closes_its_code(
     await _done(hass)
 
     assert standin.qr_codes[qr_id]["status"] == "closed"
-    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "closed"}}
+    assert _record(hass) == {
+        qr_id: {"bay": "bay-1", "state": "closed", "tag": _tag(standin, qr_id)}
+    }
     await _refunded_as(hass, standin, post_webhook, raced, "qr_closed")
 
 
@@ -193,7 +208,9 @@ async def test_a_close_razorpay_cannot_do_now_is_kept_and_retried(
     await edit_bay(hass, static_qr=False)
     await _done(hass)
     assert standin.qr_codes[qr_id]["status"] == "active"
-    assert _record(hass) == {qr_id: {"bay": "bay-1", "state": "to_close"}}
+    assert _record(hass) == {
+        qr_id: {"bay": "bay-1", "state": "to_close", "tag": _tag(standin, qr_id)}
+    }
     # Meanwhile a payment to it is refunded, not sold.
     meanwhile = standin.pay_qr_code(qr_id, 1500)
     await _refunded_as(hass, standin, post_webhook, meanwhile, "qr_closed")
@@ -316,13 +333,28 @@ async def test_without_automatic_refund_a_payment_to_a_closed_code_is_the_owners
     await _done(hass)
 
     assert refund_amounts(standin, raced.payment_id) == []
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, "start_failed_bay-1")
-    assert issue is not None
-    assert issue.translation_placeholders is not None
-    assert issue.translation_placeholders["reason"] == "qr_closed"
-    assert issue.translation_placeholders["refund"] == "no"
     (row,) = [s for s in await export_sessions(hass) if raced.payment_id in s["payment_ids"]]
     assert (row["state"], row["end_reason"]) == ("failed", "qr_closed")
+    assert _owed(hass) == {
+        row["session_id"]: {
+            "bay": "Bay 1",
+            "amount": "₹15.00",
+            "payment_ids": raced.payment_id,
+            "reason": "qr_closed",
+            "session_id": row["session_id"],
+        }
+    }
+    # The bay is fine: no "did not start" (a refused sale, as before automatic refund mattered).
+    assert not ir.async_get(hass).async_get_issue(DOMAIN, "start_failed_bay-1")
+
+
+def _owed(hass: HomeAssistant) -> dict[str, dict[str, str]]:
+    """The refund_owed repairs raised, by session id: their placeholders."""
+    return {
+        key[1].removeprefix("refund_owed_"): dict(issue.translation_placeholders or {})
+        for key, issue in ir.async_get(hass).issues.items()
+        if key[0] == DOMAIN and key[1].startswith("refund_owed_")
+    }
 
 
 async def test_a_code_razorpay_does_not_close_as_the_account_goes_is_named_in_the_log(
@@ -340,3 +372,227 @@ async def test_a_code_razorpay_does_not_close_as_the_account_goes_is_named_in_th
 
     assert standin.qr_codes[qr_id]["status"] == "active"
     assert f"QR code {qr_id} of the removed account is still open at Razorpay" in caplog.text
+
+
+async def _code_of_another_install(hass: HomeAssistant, entry: MockConfigEntry, bay: str) -> str:
+    """A code another qr_charging install made on the same Razorpay account (its own tag)."""
+    api = api_for(entry.data)
+    code = await hass.async_add_executor_job(
+        partial(
+            api.create_qr_code,
+            name="Other site",
+            description="Other site",
+            notes={"bay": bay, "qr_charging_bay": bay, "qr_charging_code": "01OTHERSITE"},
+        )
+    )
+    api.close()
+    return str(code["id"])
+
+
+@pytest.mark.parametrize("bay", ["garage", "bay-1"])
+@pytest.mark.parametrize("event", ["qr_code_credited", "payment_captured"])
+async def test_a_payment_to_a_code_another_install_made_is_unmatched_not_refunded(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    bay: str,
+    event: str,
+) -> None:
+    """Razorpay sends every event to every webhook of the account: the other site's sale."""
+    await static_qr_code(hass)  # bay 1 sells through its own code
+    await _done(hass)
+    foreign = await _code_of_another_install(hass, loaded_entry, bay)
+    unmatched = async_capture_events(hass, EVENT_PAYMENT_UNMATCHED)
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    paid = standin.pay_qr_code(foreign, 1500)
+
+    assert (await post_webhook(getattr(paid, event)())).status == 200
+    await _done(hass)
+
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert not failed
+    assert [e.data["payment_id"] for e in unmatched] == [paid.payment_id]
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"payment_unmatched_{paid.payment_id}")
+    assert plug_state(hass) == "off"
+    assert await export_sessions(hass) == []
+
+
+async def test_a_refused_sale_whose_refund_is_under_one_rupee_raises_no_repair(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    """₹0.50 (below the plan's minimum): kept as too_small, as docs/known-limitations says."""
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    paid = standin.pay_qr_code(qr_id, 50)
+
+    assert (await post_webhook(paid.qr_code_credited())).status == 200
+    await _done(hass)
+
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["end_reason"], row["too_small_paise"]) == (
+        "failed",
+        "below_minimum",
+        "50",
+    )
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert not [key for key in ir.async_get(hass).issues if key[0] == DOMAIN]
+
+
+async def test_without_automatic_refund_each_refused_payment_keeps_its_repair_until_refunded(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    """Two refused sales, then a good one: the owner is told of both until each is refunded."""
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": False})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    first, second = standin.pay_qr_code(qr_id, 200), standin.pay_qr_code(qr_id, 300)
+    for paid in (first, second):  # below the ₹5 minimum
+        assert (await post_webhook(paid.qr_code_credited())).status == 200
+        await _done(hass)
+    sessions = {r["payment_ids"]: r["session_id"] for r in await export_sessions(hass)}
+    owed = {sessions[p.payment_id]: a for p, a in ((first, "₹2.00"), (second, "₹3.00"))}
+    assert {s: i["amount"] for s, i in _owed(hass).items()} == owed
+
+    await pay(hass, standin, post_webhook)  # a later customer starts the bay
+    await _done(hass)
+    assert plug_state(hass) == "on"
+    assert {s: i["amount"] for s, i in _owed(hass).items()} == owed
+
+    await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": first.payment_id, "amount": 1}, blocking=True
+    )
+    await _done(hass)
+    assert {s: i["amount"] for s, i in _owed(hass).items()} == {
+        sessions[first.payment_id]: "₹1.00",
+        sessions[second.payment_id]: "₹3.00",
+    }
+    await hass.services.async_call(
+        DOMAIN, "refund", {"payment_id": first.payment_id}, blocking=True
+    )
+    await _done(hass)
+    assert refund_amounts(standin, first.payment_id) == [100, 100]
+    assert set(_owed(hass)) == {sessions[second.payment_id]}
+
+
+async def test_a_refund_owed_is_told_again_at_start_up(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    """HA stopped right after storing the refused sale, before telling anyone: the ledger tells."""
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": False})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    paid = standin.pay_qr_code(qr_id, 300)
+
+    async def stopped(*_: Any) -> None:
+        """Nothing after the commit runs."""
+
+    with patch.object(Endings, "async_tail", stopped):
+        assert (await post_webhook(paid.qr_code_credited())).status == 200
+        await _done(hass)
+    assert _owed(hass) == {}
+
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await _done(hass)
+    ((session_id, issue),) = _owed(hass).items()
+    assert (issue["amount"], issue["payment_ids"], issue["reason"]) == (
+        "₹3.00",
+        paid.payment_id,
+        "below_minimum",
+    )
+    assert [r["session_id"] for r in await export_sessions(hass)] == [session_id]
+
+
+async def test_revenue_counts_rupees_only_and_is_refreshed_after_a_refused_sale(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    """Automatic refund off: what is kept shows in Revenue at once; USD 15.00 is not ₹15."""
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": False})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    dollars = standin.pay_qr_code(qr_id, 1500, currency="USD")
+    rupees = standin.pay_qr_code(qr_id, 300)  # below the minimum: refused, the owner's to refund
+
+    assert (await post_webhook(rupees.qr_code_credited())).status == 200
+    await _done(hass)
+    assert float(hass.states.get("sensor.bay_1_revenue").state) == 3.0
+    assert (await post_webhook(dollars.qr_code_credited())).status == 200
+    await _done(hass)
+
+    assert float(hass.states.get("sensor.bay_1_revenue").state) == 3.0
+    sessions = {r["payment_ids"]: r["session_id"] for r in await export_sessions(hass)}
+    assert _owed(hass)[sessions[dollars.payment_id]]["amount"] == "15.00 USD"
+
+
+async def test_the_codes_are_closed_before_the_webhook_goes(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+) -> None:
+    """A delivery while the codes are being closed is not answered as delivered (200)."""
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    raced = standin.pay_qr_code(qr_id, 1500)  # paid as the owner removes the account
+    closing, answered = asyncio.Event(), threading.Event()
+    close = qr_codes._closed
+
+    def held_close(api: Any, code_id: str) -> bool:
+        """The close, held at Razorpay until the delivery has been answered."""
+        hass.loop.call_soon_threadsafe(closing.set)
+        answered.wait(5)
+        return close(api, code_id)
+
+    with patch.object(qr_codes, "_closed", held_close):
+        removal = hass.async_create_task(hass.config_entries.async_remove(loaded_entry.entry_id))
+        async with asyncio.timeout(5):
+            await closing.wait()
+        answer = await post_webhook(raced.qr_code_credited())
+        answered.set()
+        assert (await removal)["require_restart"] is False
+
+    assert answer.status == 503  # Razorpay keeps it (HA answers 200 to an unknown webhook)
+    assert standin.qr_codes[qr_id]["status"] == "closed"
+
+
+@pytest.mark.parametrize("auto_refund", [True, False])
+async def test_refunds_still_owed_when_the_account_goes_are_named_in_the_log(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    caplog: pytest.LogCaptureFixture,
+    auto_refund: bool,
+) -> None:
+    """A refund Razorpay has not accepted yet, or one left to the owner: nothing sends it now."""
+    hass.config_entries.async_update_entry(loaded_entry, options={"auto_refund": auto_refund})
+    await _done(hass)
+    qr_id = await static_qr_code(hass)
+    await _done(hass)
+    paid = standin.pay_qr_code(qr_id, 300)  # below the minimum: refused
+    standin.fail_next(f"/v1/payments/{paid.payment_id}/refund", 503)
+    assert (await post_webhook(paid.qr_code_credited())).status == 200
+    await _done(hass)
+    assert refund_amounts(standin, paid.payment_id) == ([300] if auto_refund else [])
+
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await _done(hass)
+
+    owed = f"Refund of ₹3.00 of payment {paid.payment_id} is still owed"
+    (line,) = [r for r in caplog.records if r.getMessage().startswith(owed)]
+    assert line.levelname == "WARNING"

@@ -34,12 +34,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.backup import async_post_backup, async_pre_backup
 from custom_components.qr_charging.const import DEFAULT_ACK_TIMEOUT_S, DOMAIN
-from custom_components.qr_charging.ledger import (
-    Changes,
-    PaymentRecord,
-    SessionRecord,
-    SessionState,
-)
+from custom_components.qr_charging.ledger import Changes
+from custom_components.qr_charging.records import PaymentRecord, SessionRecord, SessionState
 from custom_components.qr_charging.store import LedgerStore
 from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin

@@ -14,16 +14,20 @@ from unittest.mock import patch
 import pytest
 
 from custom_components.qr_charging.books import Books
-from custom_components.qr_charging.ledger import (
-    EVENT_MEMORY_S,
-    LinkRecord,
+from custom_components.qr_charging.ledger import EVENT_MEMORY_S, Wanted
+from custom_components.qr_charging.payment_rules import (
     Outcome,
+    add_refund,
+    apply_payment,
+    refundable,
+)
+from custom_components.qr_charging.razorpay_events import PaymentNotice
+from custom_components.qr_charging.records import (
+    LinkRecord,
     RefundRecord,
     RefundState,
     SessionState,
-    Wanted,
 )
-from custom_components.qr_charging.razorpay_events import PaymentNotice
 from custom_components.qr_charging.session_rules import begin, confirm, finish
 from custom_components.qr_charging.store import LedgerStore, StorageError
 
@@ -62,7 +66,7 @@ async def _paid(books: Books, n: int) -> None:
     async with books.change() as ledger:
         ledger.add_link(_link(n))
     async with books.change(Wanted.for_payment(_notice(n), f"evt_{n}")) as ledger:
-        ledger.apply_payment(_notice(n), "payment_link.paid", NOW)
+        apply_payment(ledger, _notice(n), "payment_link.paid", NOW)
         ledger.note_event(f"evt_{n}", "payment_link.paid", "new_session", NOW)
 
 
@@ -89,7 +93,7 @@ async def test_history_leaves_memory_and_comes_back_when_a_change_needs_it(
         assert ledger.seen_event("evt_1")
     async with books.change(Wanted.for_payment(_notice(1), "evt_other")) as ledger:
         assert not ledger.seen_event("evt_other")
-        again = ledger.apply_payment(_notice(1), "payment.captured", NOW + 2000)
+        again = apply_payment(ledger, _notice(1), "payment.captured", NOW + 2000)
     assert again.outcome is Outcome.DUPLICATE
     assert again.session is not None
     assert again.session.state is SessionState.ENDED
@@ -113,7 +117,7 @@ async def test_the_working_set_survives_a_restart(tmp_path: Path) -> None:
     await _paid(books, 1)
     async with books.change() as ledger:
         ledger.add_link(_link(2))
-        ledger.add_refund(RefundRecord("r-1", "pay_1", 500, NOW, RefundState.PROCESSED, "owner"))
+        add_refund(ledger, RefundRecord("r-1", "pay_1", 500, NOW, RefundState.PROCESSED, "owner"))
     await books.store.async_close()
 
     reopened = _books(tmp_path / "ledger.db")
@@ -123,7 +127,7 @@ async def test_the_working_set_survives_a_restart(tmp_path: Path) -> None:
     assert ledger.sessions["s-1"].state is SessionState.PAID
     assert set(ledger.links) == {"plink_2"}  # the paid one is history
     # The running session's payment, with its settled refund: 1,500 paise left to refund.
-    assert ledger.refundable("pay_1") == 1500
+    assert refundable(ledger, "pay_1") == 1500
     assert ledger.refunds["r-1"].bay_id == "bay-1"
     await reopened.store.async_close()
 

@@ -1,4 +1,4 @@
-"""Bay drivers: each kind of relay in its own module, chosen by the bay's ``driver`` field."""
+"""Bay drivers: each kind of relay in its own module, chosen by the bay's relay type."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from homeassistant.core import HomeAssistant
 
-from ..catalog import DRIVER_SWITCH, Bay
+from ..catalog import Bay, MqttRelay, SwitchRelay
 from .base import BayDriver, BayReport
 from .mqtt_agent import MqttAgentDriver
 from .switch_entity import SwitchEntityDriver
@@ -18,19 +18,17 @@ def make_driver(
     on_report: Callable[[BayReport], None],
     on_change: Callable[[], None],
 ) -> BayDriver:
-    """The driver a bay's settings ask for."""
-    if bay.driver == DRIVER_SWITCH:
-        assert bay.switch_entity is not None
-        return SwitchEntityDriver(
-            hass, bay.bay_id, on_report, on_change, entity_id=bay.switch_entity
-        )
-    assert bay.node is not None
-    return MqttAgentDriver(
-        hass,
-        bay.bay_id,
-        on_report,
-        on_change,
-        prefix=bay.prefix,
-        node=bay.node,
-        agent_bay=bay.agent_bay or bay.bay_id,
-    )
+    """The driver a bay's relay asks for."""
+    match bay.relay:
+        case SwitchRelay(entity_id=entity_id):
+            return SwitchEntityDriver(hass, bay.bay_id, on_report, on_change, entity_id=entity_id)
+        case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
+            return MqttAgentDriver(
+                hass,
+                bay.bay_id,
+                on_report,
+                on_change,
+                prefix=prefix,
+                node=node,
+                agent_bay=agent_bay or bay.bay_id,
+            )

@@ -76,5 +76,14 @@ class BayDriver(ABC):
     async def async_wait_known(self, within: float) -> None:  # noqa: B027 - optional hook
         """Wait (at most ``within`` seconds) until the bay's availability is known after setup."""
 
+    @property
+    def parent_device_id(self) -> str | None:
+        """A device of another integration that switches the bay (a plug's), if any.
+
+        A driver with ``agent`` set names its parent that way instead: the agent's device is
+        ours to create.
+        """
+        return None
+
     def resume(self, session_id: str, until: float) -> None:  # noqa: B027 - optional hook
         """After a restart, the session the bay should be running (for drivers that forget)."""
