@@ -11,28 +11,28 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 
-from .bay_runner import PAID_ONLY, BayRunner, BaySettings, stored_or_retried
+from .bay_runner import BayRunner, BaySettings, stored_or_retried
 from .books import Books
 from .catalog import Bay
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
+from .ending_rules import Ending
+from .endings import Endings
 from .ledger import Ledger
 from .notices import Notices
 from .records import PaymentRecord, SessionRecord, SessionState
 from .refunds import Failure, Refunds
-from .session_rules import PAID_TOO_LATE, PaidOutcome, finish
-
-# A session of a removed bay that never powered it (paid, or waiting for its acknowledgement).
-NOT_POWERED = frozenset({SessionState.PAID, SessionState.STARTING})
+from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
 
 
 class Bays:
     """Every bay of one account."""
 
-    def __init__(  # noqa: PLR0917 - the parts every bay is run with
+    def __init__(
         self,
         hass: HomeAssistant,
         entry: ConfigEntry,
+        *,
         configs: dict[str, Bay],
         books: Books,
         refunds: Refunds,
@@ -43,10 +43,14 @@ class Bays:
         self.entry = entry
         self.configs = configs
         self.books = books
-        self.refunds = refunds
         self.notices = notices
         self.settings = settings
         self.runners: dict[str, BayRunner] = {}
+        self.endings = Endings(books=books, refunds=refunds, notices=notices)
+
+    def name(self, bay_id: str) -> str:
+        """A bay's name (its id once it was removed)."""
+        return bay.name if (bay := self.configs.get(bay_id)) is not None else bay_id
 
     def config(self, bay_id: str) -> Bay:
         """A bay's settings, or a clear error."""
@@ -65,13 +69,13 @@ class Bays:
         for bay in self.configs.values():
             runner = BayRunner(
                 self.hass,
-                self.entry,
-                bay,
-                self.books,
-                self.refunds,
-                self.notices,
-                self.settings,
-                partial(make_driver, self.hass, bay),
+                entry=self.entry,
+                bay=bay,
+                books=self.books,
+                endings=self.endings,
+                notices=self.notices,
+                settings=self.settings,
+                make_driver=partial(make_driver, self.hass, bay),
             )
             self.runners[bay.bay_id] = runner
             await runner.async_setup()
@@ -133,11 +137,11 @@ class Bays:
         if powered is not None and runner is not None:
             job = runner.async_powered_by(powered)
         elif refused is not None:
-            job = self.refunds.async_failed(session, refused)
+            job = self.endings.async_tail(session, self._failure(refused.reason), refused)
         elif _too_late(payment, time.time()):
             # Known to us only now (a webhook or reconcile long after the payment): the
             # customer has most likely gone, so the money goes back instead of the power.
-            job = self.refunds.async_fail_session(session, PAID_TOO_LATE, expected=PAID_ONLY)
+            job = self.endings.async_end(session, self._failure(PAID_TOO_LATE, PAID_ONLY))
         elif runner is not None:
             job = runner.async_handle_paid(session)
         elif session.bay_id not in self.configs:
@@ -156,10 +160,16 @@ class Bays:
         it is ended, not refunded; one that never started cannot, so it is refunded.
         """
         if session.state is SessionState.ACTIVE:
-            async with self.books.change():
-                finish(session, time.time(), "bay_removed")
+            removed = Ending.end("bay_removed", send_off=False, announced=False)
+            await self.endings.async_end(session, removed)
             return
-        await self.refunds.async_fail_session(session, "unknown_bay", expected=NOT_POWERED)
+        await self.endings.async_end(session, self._failure("unknown_bay", NOT_POWERED))
+
+    def _failure(self, reason: str, states: frozenset[SessionState] = PAID_ONLY) -> Ending:
+        """A failure with no bay to tell ``off``: its session never powered one."""
+        return Ending.fail(
+            reason, auto_refund=self.settings.auto_refund, states=states, send_off=False
+        )
 
 
 def _unknown_bay(bay_id: str) -> ServiceValidationError:

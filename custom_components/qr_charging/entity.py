@@ -19,7 +19,8 @@ class QrChargingEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
-    # Entities that still say something useful when the bay's agent is offline.
+    # The one way to keep an entity available while the bay's agent is offline: a subclass
+    # that still says something useful then sets this.
     available_offline = False
 
     def __init__(self, runner: BayRunner, description: EntityDescription) -> None:

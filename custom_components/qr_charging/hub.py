@@ -103,9 +103,18 @@ class QrChargingHub:
             self.api,
             self.notices,
             auto_refund=settings.auto_refund,
-            bay_name=lambda bay_id: configs[bay_id].name if bay_id in configs else bay_id,
+            # Read when a repair is raised: the bays are made just below.
+            bay_name=lambda bay_id: self.bays.name(bay_id),  # noqa: PLW0108
         )
-        self.bays = Bays(hass, entry, configs, self.books, self.refunds, self.notices, settings)
+        self.bays = Bays(
+            hass,
+            entry,
+            configs=configs,
+            books=self.books,
+            refunds=self.refunds,
+            notices=self.notices,
+            settings=settings,
+        )
         plans = plans_of(entry)
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(

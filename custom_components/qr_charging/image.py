@@ -20,7 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
-from .bay_runner import BayRunner, stop_at_shutdown
+from .bay_runner import BayRunner
 from .const import LOGGER
 from .devices import bay_in_order
 from .entity import QrChargingEntity, add_bay_entities
@@ -28,6 +28,7 @@ from .hub import QrChargingConfigEntry
 from .pages_addresses import PageAddresses
 from .pages_render import qr_png
 from .pictures import out_of_order_png
+from .timers import stop_at_shutdown
 from .totp import current
 
 PARALLEL_UPDATES = 0

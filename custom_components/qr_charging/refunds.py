@@ -8,7 +8,7 @@ the same key by reconciliation, so Razorpay pays it once.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.exceptions import ServiceValidationError
@@ -19,21 +19,14 @@ from .account_api import AccountApi
 from .books import Books
 from .catalog import CURRENCY, paise_to_rupees
 from .const import DOMAIN, EVENT_REFUND, LOGGER
+from .ending_rules import Ending, apply_ending
 from .ledger import Ledger, Wanted
 from .notices import Notices
 from .payment_rules import MIN_REFUND_PAISE, Settlement
 from .razorpay_api import RazorpayError, RazorpayRequestError, is_outage
 from .razorpay_events import NOTE_REFUND_KEY, NOTE_SESSION, RefundNotice
-from .records import RUNNING_STATES, RefundRecord, RefundState, SessionRecord, SessionState
-from .session_rules import (
-    PAID_TOO_LATE,
-    PaidDecision,
-    fail,
-    mark_refunded,
-    refund_owed,
-    refundable_parts,
-)
-from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
+from .records import RefundRecord, RefundState, SessionRecord
+from .session_rules import mark_refunded, refund_owed
 from .store import StorageError
 
 # Answers that are not final: the same key still being processed (409), too many requests (429).
@@ -48,24 +41,6 @@ def refused_for_good(err: RazorpayError) -> bool:
     """
     status = err.status if isinstance(err, RazorpayRequestError) else None
     return status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES
-
-
-# A sale refused (the bay busy or held, the amount, currency or time out of range, the payment
-# late, or made to a static QR code that is no bay's any more): the bay is fine, so there is
-# no "did not start" to repair (the session's event still says what happened). Money left
-# unrefunded (automatic refund off) has its own repair per session (``refund_owed``).
-SALE_REFUSALS = frozenset(
-    {
-        PaidDecision.REFUSE_BUSY.value,
-        PaidDecision.REFUSE_TOO_LONG.value,
-        PaidDecision.REFUSE_ENDING.value,
-        BELOW_MINIMUM,
-        ABOVE_MAXIMUM,
-        PAID_TOO_LATE,
-        CURRENCY_MISMATCH,
-        QR_CLOSED,
-    }
-)
 
 
 def owed_text(ledger: Ledger, session: SessionRecord) -> str:
@@ -83,7 +58,10 @@ def owed_text(ledger: Ledger, session: SessionRecord) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A session's failure as stored: why, its refunds to send, what the owner still owes."""
+    """A session's ending as stored: why, its refunds to send, what the owner still owes.
+
+    ``owed`` is ``owed_text``: "" for an end, or a failure refunded (or kept under ₹1).
+    """
 
     reason: str
     refunds: list[RefundRecord]
@@ -106,7 +84,7 @@ class Refunds:
         self.api = api
         self.notices = notices
         self.auto_refund = auto_refund
-        self._bay_name = bay_name
+        self.bay_name = bay_name
         # Keys of refunds being sent: one send of a refund at a time.
         self._sending: set[str] = set()
 
@@ -141,32 +119,19 @@ class Refunds:
         payment_rules.add_refund(ledger, refund)
         return refund
 
-    # -- the one way a session fails -----------------------------------------------------------
+    def apply(
+        self, ledger: Ledger, session: SessionRecord, ending: Ending, now: float
+    ) -> Failure | None:
+        """Inside a change: apply an ending (``apply_ending``) and record the refunds it owes.
 
-    async def async_fail_session(
-        self,
-        session: SessionRecord,
-        reason: str,
-        *,
-        expected: frozenset[SessionState] = RUNNING_STATES,
-        before_refunds: Callable[[], Awaitable[None]] | None = None,
-    ) -> bool:
-        """A session that will not (or no longer) run: failed, refunded (by default), repaired.
-
-        Only from the states the caller decided on (``expected``, checked in the change: an
-        acknowledgement may have come meanwhile). The refunds are stored with the failure, so a
-        crash between the two cannot leave money unrefunded; reconciliation sends any that were
-        not sent. ``before_refunds`` runs once stored (a bay's ``off``, which must not wait for
-        Razorpay). Raises ``StorageError``.
+        None when it no longer applies; else what the tail needs once the change is stored:
+        the refunds to send and what a failed session still owes (automatic refund off).
         """
-        async with self.books.change() as ledger:
-            if session.state not in expected:
-                return False
-            failure = self.refuse(ledger, session, reason)
-        if before_refunds is not None:
-            await before_refunds()
-        await self.async_failed(session, failure)
-        return True
+        parts = apply_ending(ledger, session, ending, now)
+        if parts is None:
+            return None
+        refunds = self.record(ledger, session, parts, ending.refund_reason or ending.reason)
+        return Failure(ending.reason, refunds, owed_text(ledger, session))
 
     def refuse(self, ledger: Ledger, session: SessionRecord, reason: str) -> Failure:
         """Inside a change: fail a session and record its refunds (by default).
@@ -174,35 +139,8 @@ class Refunds:
         A payment's webhook refuses what it bought this way in its own change (a static QR
         code's payment that buys nothing), so the payment and its refund are stored together.
         """
-        fail(session, time.time(), reason)
-        parts = refundable_parts(ledger, session) if self.auto_refund else []
-        refunds = self.record(ledger, session, parts, reason)
-        return Failure(reason, refunds, owed_text(ledger, session))
-
-    async def async_failed(self, session: SessionRecord, failure: Failure) -> None:
-        """Once a failure is stored: tell of it, send its refunds, repair what needs the owner.
-
-        The bay's entities are told too: its revenue keeps what was not refunded.
-        """
-        reason = failure.reason
-        self.notices.session_failed(
-            session.bay_id, session.session_id, list(session.payment_ids), reason
-        )
-        self.notices.bay_changed(session.bay_id)
-        await self.async_send_all(failure.refunds)
-        self.remind(session, failure.owed)
-        if reason in SALE_REFUSALS:
-            return
-        self.notices.raise_repair(
-            f"start_failed_{session.bay_id}",
-            "start_failed",
-            {
-                "bay": self._bay_name(session.bay_id),
-                "reason": reason,
-                "session_id": session.session_id,
-                "refund": "yes" if session.state is SessionState.REFUNDED else "no",
-            },
-        )
+        ending = Ending.fail(reason, auto_refund=self.auto_refund)
+        return self.apply(ledger, session, ending, time.time()) or Failure(reason, [], "")
 
     # -- the owner's refund --------------------------------------------------------------------
 
@@ -257,7 +195,7 @@ class Refunds:
             issue_id,
             "refund_owed",
             {
-                "bay": self._bay_name(session.bay_id),
+                "bay": self.bay_name(session.bay_id),
                 "amount": owed,
                 "payment_ids": ", ".join(session.payment_ids),
                 "reason": session.end_reason or "",

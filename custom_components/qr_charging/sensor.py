@@ -57,7 +57,6 @@ class QrChargingSensorEntityDescription(SensorEntityDescription):
     """A bay sensor and how to read it from the bay's runner."""
 
     value_fn: Callable[[BayRunner], datetime | Decimal | int | str | None]
-    available_offline: bool = False
 
 
 STATUS = QrChargingSensorEntityDescription(
@@ -66,7 +65,6 @@ STATUS = QrChargingSensorEntityDescription(
     device_class=SensorDeviceClass.ENUM,
     options=[status.value for status in BayStatus],
     value_fn=lambda runner: runner.status.value,
-    available_offline=True,
 )
 SESSION_END = QrChargingSensorEntityDescription(
     key="session_end",
@@ -122,14 +120,16 @@ class QrChargingSensor(QrChargingEntity, SensorEntity):
 
     entity_description: QrChargingSensorEntityDescription
 
-    def __init__(self, runner: BayRunner, description: QrChargingSensorEntityDescription) -> None:
-        super().__init__(runner, description)
-        self.available_offline = description.available_offline
-
     @property
     def native_value(self) -> datetime | Decimal | int | str | None:
         """Read the value from the bay's runner."""
         return self.entity_description.value_fn(self.runner)
+
+
+class QrChargingStatusSensor(QrChargingSensor):
+    """The bay's status: it says ``offline`` while the bay is, so it stays available."""
+
+    available_offline = True
 
 
 class QrChargingTimeRemainingSensor(QrChargingSensor):
@@ -170,5 +170,6 @@ class QrChargingTimeRemainingSensor(QrChargingSensor):
 
 
 _SENSOR_CLASSES: dict[str, type[QrChargingSensor]] = {
+    STATUS.key: QrChargingStatusSensor,
     TIME_REMAINING.key: QrChargingTimeRemainingSensor,
 }

@@ -23,9 +23,10 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
-from .bay_runner import RefundMode
+from .bay_owner import async_start_owner, async_stop
 from .catalog import CatalogError, rupees_to_paise
 from .const import DOMAIN
+from .ending_rules import RefundMode
 from .errors import translated
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ async def _refund(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
 async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     runner = hub_for(hass, call).bays.runner(call.data[ATTR_BAY])
     minutes = call.data.get(ATTR_MINUTES, runner.bay.default_minutes)
-    session = await runner.async_start_owner(minutes)
+    session = await async_start_owner(runner, minutes)
     return {
         "session_id": session.session_id,
         "bay": session.bay_id,
@@ -183,7 +184,7 @@ async def _start_session(hass: HomeAssistant, call: ServiceCall) -> ServiceRespo
 @translated
 async def _stop_session(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     runner = hub_for(hass, call).bays.runner(call.data[ATTR_BAY])
-    return await runner.async_stop(RefundMode(call.data[ATTR_REFUND]))
+    return await async_stop(runner, RefundMode(call.data[ATTR_REFUND]))
 
 
 def _rupees_as_paise(value: Any) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from .holds import held_for_another
 from .intents import may_top_up
@@ -21,6 +22,19 @@ from .records import RefundState, SessionRecord, SessionState
 RESUME_PAID_WITHIN_S = 120
 # Why a payment that reached Home Assistant long after it was made is refused.
 PAID_TOO_LATE = "paid_too_late"
+# Why a session ends when its paid time is up.
+DEADLINE = "deadline"
+# A session whose deadline is this close when the bay reports it off has simply run out; a
+# report of power this much past the paid deadline claims time nobody paid for.
+DEADLINE_SLACK_S = 2.0
+# Reasons of an "OFF" before the deadline that are passing: the agent restarted and resumes the
+# session from its own disk. Any other such "OFF" means the power was cut.
+PASSING_REASONS = frozenset({"boot", "shutdown"})
+# The states a session is ended or failed from (read again in the change that does it).
+ACTIVE_ONLY = frozenset({SessionState.ACTIVE})
+PAID_ONLY = frozenset({SessionState.PAID})
+STARTING_ONLY = frozenset({SessionState.STARTING})
+NOT_POWERED = frozenset({SessionState.PAID, SessionState.STARTING})
 
 
 class PaidDecision(StrEnum):
@@ -315,3 +329,137 @@ def mark_refunded(ledger: Ledger, session: SessionRecord) -> None:
     """A failed session whose payments are refunded in full (or being) becomes refunded."""
     if session.state is SessionState.FAILED and is_refunded(ledger, session):
         session.state = SessionState.REFUNDED
+
+
+class Resume(StrEnum):
+    """What a bay's setup does with a session the ledger says is running."""
+
+    END = "end"  # powered, and its deadline passed while HA was down
+    DEADLINE = "deadline"  # powered: arm its deadline
+    ACK = "ack"  # unknown whether "on" got through: the bay's retained state will tell
+    START = "start"  # paid just before the restart: start it, or top up the one running
+    INTERRUPTED = "interrupted"  # anything else cannot run any more: it fails
+
+
+def resume(session: SessionRecord, *, first: bool, now: float) -> Resume:
+    """How a bay's running session goes on after a restart (``first``: the bay's oldest)."""
+    if first and session.state is SessionState.ACTIVE and session.until is not None:
+        return Resume.END if session.until <= now else Resume.DEADLINE
+    if first and session.state is SessionState.STARTING:
+        return Resume.ACK
+    if session.state is SessionState.PAID and now - session.created_at < RESUME_PAID_WITHIN_S:
+        return Resume.START
+    return Resume.INTERRUPTED
+
+
+def deadline_ahead(session: SessionRecord, now: float) -> bool:
+    """Whether the session's deadline is still ahead: a top-up moved it since it was armed."""
+    return session.until is not None and session.until - now > DEADLINE_SLACK_S
+
+
+# -- what a bay's report means -------------------------------------------------------------------
+
+
+class StateReport(Protocol):
+    """What a bay says it is doing (``drivers.base.BayReport``)."""
+
+    @property
+    def powered(self) -> bool: ...  # noqa: D102
+    @property
+    def session_id(self) -> str | None: ...  # noqa: D102
+    @property
+    def until(self) -> float | None: ...  # noqa: D102
+    @property
+    def reason(self) -> str | None: ...  # noqa: D102
+    @property
+    def fresh(self) -> bool: ...  # noqa: D102
+
+
+class Verdict(StrEnum):
+    """What a bay's report means for its running session."""
+
+    ACKNOWLEDGED = "acknowledged"  # power for the starting session: it is active
+    FOREIGN_POWER = "foreign_power"  # power for a session that is not the bay's: cut it
+    RAN_OUT = "ran_out"  # off at (about) the deadline: the session ended
+    AGENT_RESTARTED = "agent_restarted"  # off for a boot or shutdown: send "on" again
+    POWER_CUT = "power_cut"  # off before the deadline nobody here asked for: end and refund
+    START_REJECTED = "start_rejected"  # the bay refused to start the session: it failed
+    TOP_UP_REFUSED = "top_up_refused"  # the bay keeps the deadline before the top-up(s)
+    OVERSTATED = "overstated"  # power until later than paid: ignored
+    STALE = "stale"  # power for the starting session until a time already past: ignored
+    NOTHING = "nothing"  # nothing to do but show it
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVerdict:
+    """A verdict with what carrying it out needs.
+
+    ``until``: the deadline the bay keeps (a refused top-up); ``reason``: why the bay refused a
+    start; ``command``: the ``on`` that resumes the session after the agent restarted.
+    """
+
+    verdict: Verdict
+    until: float | None = None
+    reason: str | None = None
+    command: OnCommand | None = None
+
+
+def _rejected(report: StateReport) -> bool:
+    return (report.reason or "").startswith("rejected")
+
+
+def read_report(
+    ledger: Ledger, session: SessionRecord | None, report: StateReport, now: float
+) -> ReportVerdict:
+    """What a bay's state report means for its running session ``session`` (None: idle).
+
+    Only a report that agrees with what HA commanded counts: never more time than was paid.
+    """
+    if report.powered:
+        if session is None or report.session_id != session.session_id:
+            return ReportVerdict(Verdict.FOREIGN_POWER)
+        return _read_powered(ledger, session, report, now)
+    if session is None or report.session_id not in (None, session.session_id):
+        return ReportVerdict(Verdict.NOTHING)
+    return _read_off(session, report, now)
+
+
+def _read_off(session: SessionRecord, report: StateReport, now: float) -> ReportVerdict:
+    """The bay reports no power for its own session (or for none)."""
+    if session.state is SessionState.STARTING and _rejected(report) and report.fresh:
+        return ReportVerdict(Verdict.START_REJECTED, reason=report.reason or "rejected")
+    if session.state is not SessionState.ACTIVE or session.until is None:
+        return ReportVerdict(Verdict.NOTHING)
+    if session.until - now <= DEADLINE_SLACK_S:
+        return ReportVerdict(Verdict.RAN_OUT)
+    if report.reason in PASSING_REASONS:
+        # It resumes the session from its disk, and then this same "on" is a no-op; if its
+        # disk lost the session, this powers the rest.
+        command = OnCommand(session.session_id, session.until, math.ceil(session.until - now), now)
+        return ReportVerdict(Verdict.AGENT_RESTARTED, command=command)
+    # Off before the paid deadline without HA asking: an "off" from elsewhere, a plug switched
+    # by hand, a top-up the bay never took.
+    return ReportVerdict(Verdict.POWER_CUT)
+
+
+def _read_powered(
+    ledger: Ledger, session: SessionRecord, report: StateReport, now: float
+) -> ReportVerdict:
+    """Power reported for the bay's own session: its acknowledgement, or a shorter deadline."""
+    if (
+        report.until is not None
+        and session.until is not None
+        and report.until > session.until + DEADLINE_SLACK_S
+    ):
+        return ReportVerdict(Verdict.OVERSTATED)
+    if session.state is SessionState.STARTING:
+        if report.until is not None and report.until <= now:
+            return ReportVerdict(Verdict.STALE)
+        return ReportVerdict(Verdict.ACKNOWLEDGED)
+    if session.state is SessionState.ACTIVE and report.until is not None and _rejected(report):
+        # Only a deadline the session had before its newest top-ups counts: a report of any
+        # other earlier time (spoofed, or of time already served) is no refusal.
+        until = before_top_ups(ledger, session, report.until, DEADLINE_SLACK_S)
+        if until is not None:
+            return ReportVerdict(Verdict.TOP_UP_REFUSED, until=until)
+    return ReportVerdict(Verdict.NOTHING)

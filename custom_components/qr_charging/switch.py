@@ -11,13 +11,14 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bay_runner import RefundMode
+from .bay_owner import async_start_owner, async_stop
+from .ending_rules import RefundMode
 from .entity import QrChargingEntity, add_bay_entities
 from .errors import translated
 from .hub import QrChargingConfigEntry
 from .services import async_check_admin
 
-PARALLEL_UPDATES = 0
+PARALLEL_UPDATES = 1
 
 CHARGING = SwitchEntityDescription(key="charging", translation_key="charging")
 
@@ -44,11 +45,11 @@ class QrChargingSwitch(QrChargingEntity, SwitchEntity):
         """Give an owner session of the bay's default length (nothing if one runs)."""
         await async_check_admin(self.hass, self._context)
         if self.runner.session is None:
-            await self.runner.async_start_owner(self.runner.bay.default_minutes)
+            await async_start_owner(self.runner, self.runner.bay.default_minutes)
 
     @translated
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Stop the running session, refunding a paying customer the unserved share."""
         await async_check_admin(self.hass, self._context)
         if self.runner.session is not None:
-            await self.runner.async_stop(RefundMode.PRORATA)
+            await async_stop(self.runner, RefundMode.PRORATA)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.qr_charging.const import DOMAIN
@@ -87,3 +88,12 @@ def refund_amounts(standin: RazorpayStandin, payment_id: str) -> list[int]:
     """The amounts of the refunds of a payment Razorpay was asked for, in order."""
     calls = standin.calls_to("POST", f"/v1/payments/{payment_id}/refund")
     return [c.json["amount"] for c in calls]
+
+
+def owed_repairs(hass: HomeAssistant) -> dict[str, dict[str, str]]:
+    """The refund_owed repairs raised, by session id: their placeholders."""
+    return {
+        key[1].removeprefix("refund_owed_"): dict(issue.translation_placeholders or {})
+        for key, issue in ir.async_get(hass).issues.items()
+        if key[0] == DOMAIN and key[1].startswith("refund_owed_")
+    }

@@ -17,12 +17,13 @@ from homeassistant.core import HomeAssistant
 from paho.mqtt import client as paho
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S, BayRunner
+from custom_components.qr_charging.bay_runner import BayRunner
 from custom_components.qr_charging.bays import Bays
 from custom_components.qr_charging.drivers.mqtt_agent import parse_state
 from custom_components.qr_charging.hub import QrChargingHub
 from custom_components.qr_charging.ledger import Changes
 from custom_components.qr_charging.records import SessionRecord, SessionState
+from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook, sign
 

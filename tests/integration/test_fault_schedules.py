@@ -38,7 +38,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.qr_charging import account_api, bay_runner
+from custom_components.qr_charging import account_api, timers
 from custom_components.qr_charging.const import (
     CONF_ACK_TIMEOUT,
     CONF_AUTO_REFUND,
@@ -146,7 +146,7 @@ def quick_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     monkeypatch.setattr(mqtt_client, "RECONNECT_INTERVAL_SECONDS", 0.2, raising=False)
     monkeypatch.setattr(mqtt_client, "TIMEOUT_ACK", 2, raising=False)
-    monkeypatch.setattr(bay_runner, "STORAGE_RETRY_S", 0.3)
+    monkeypatch.setattr(timers, "STORAGE_RETRY_S", 0.3)
     monkeypatch.setattr(
         account_api,
         "api_for",

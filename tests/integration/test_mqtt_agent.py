@@ -18,7 +18,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.qr_charging import bay_runner
+from custom_components.qr_charging import bay_runner, endings
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_REFUND,
@@ -72,7 +72,9 @@ async def test_acknowledged_session_runs_and_ends(
 
     # Half an hour cannot pass here: only the bays' clock jumps to the deadline, where the
     # agent switches off by itself.
-    monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: command["until"] + 0.5))
+    bays_clock = SimpleNamespace(time=lambda: command["until"] + 0.5)
+    monkeypatch.setattr(bay_runner, "time", bays_clock)
+    monkeypatch.setattr(endings, "time", bays_clock)
     agent.report(None, None, "deadline")
     await wait_until(hass, lambda: len(ended) == 1)
     assert ended[0].data["reason"] == "deadline"
@@ -237,9 +239,11 @@ async def test_deadline_passed_during_restart(
     # HA is down past the deadline; the agent switched off by itself meanwhile.
     agent.report(None, None, "deadline")
     # Forty minutes cannot pass here, and freezing time would stall the real broker link:
-    # only the bays' clock jumps (our code reads it as bay_runner.time.time()).
+    # only the bays' clock jumps (our code reads it as bay_runner.time.time() and, for an
+    # ending, endings.time.time()).
     later = time.time() + PLAN_S + 600
     monkeypatch.setattr(bay_runner, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(endings, "time", SimpleNamespace(time=lambda: later))
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
     await wait_until(hass, lambda: len(ended) == 1)
 

@@ -16,9 +16,12 @@ from custom_components.qr_charging.records import (
     SessionState,
 )
 from custom_components.qr_charging.session_rules import (
+    RESUME_PAID_WITHIN_S,
     PaidDecision,
+    Resume,
     decide_paid,
     refundable_parts,
+    resume,
     settle_paid,
     shorten,
     unserved_parts,
@@ -148,3 +151,28 @@ def test_what_was_refunded_is_not_refunded_again() -> None:
     ledger.refunds["r-1"] = RefundRecord("r-1", "pay_1", 1500, NOW, RefundState.PROCESSED, "owner")
     assert unserved_parts(ledger, session, NOW) == [("pay_1", 500)]
     assert refundable_parts(ledger, session) == [("pay_1", 500)]
+
+
+@pytest.mark.parametrize(
+    ("session", "first", "expected"),
+    [
+        (_session(SessionState.ACTIVE, until=NOW + 600), True, Resume.DEADLINE),
+        (_session(SessionState.ACTIVE, until=NOW), True, Resume.END),
+        (_session(SessionState.STARTING, until=NOW + 600), True, Resume.ACK),
+        # Paid just before the restart: start it (or top up the one running).
+        (_session(SessionState.PAID), True, Resume.START),
+        (_session(SessionState.PAID), False, Resume.START),
+        # Only the bay's first running session can be on the bay; a second one cannot run.
+        (_session(SessionState.ACTIVE, until=NOW + 600), False, Resume.INTERRUPTED),
+        (_session(SessionState.STARTING, until=NOW + 600), False, Resume.INTERRUPTED),
+    ],
+)
+def test_resume_after_a_restart(session: SessionRecord, first: bool, expected: Resume) -> None:
+    assert resume(session, first=first, now=NOW) is expected
+
+
+def test_a_payment_found_unstarted_long_after_a_restart_is_interrupted() -> None:
+    paid = _session(SessionState.PAID)
+    assert resume(paid, first=True, now=paid.created_at + RESUME_PAID_WITHIN_S) is (
+        Resume.INTERRUPTED
+    )

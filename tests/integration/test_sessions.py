@@ -36,6 +36,7 @@ from .helpers import (
     altered,
     create_link,
     export_sessions,
+    owed_repairs,
     pay,
     plug_state,
     refund_amounts,
@@ -99,6 +100,72 @@ async def test_offline_bay_refunds_in_full(
     assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
     # The plug was never switched on (the state above was set by the test).
     assert plug_state(hass) == "unavailable"
+
+
+async def _without_automatic_refund(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
+    """The account set up with automatic refund off: what a failure owes is the owner's."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, "auto_refund": False}
+    )
+    await setup_plug(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_an_offline_bay_without_automatic_refund_owes_until_the_owner_refunds(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A bay that did not start: both repairs, the owed one gone once the owner refunds."""
+    await _without_automatic_refund(hass, config_entry)
+    hass.states.async_set(PLUG, "unavailable")
+    await hass.async_block_till_done()
+
+    paid = await pay(hass, standin, post_webhook)
+
+    assert refund_amounts(standin, paid.payment_id) == []
+    (row,) = await export_sessions(hass)
+    assert (row["state"], row["end_reason"]) == ("failed", "bay_offline")
+    assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is not None
+    assert {s: (i["amount"], i["reason"]) for s, i in owed_repairs(hass).items()} == {
+        row["session_id"]: ("₹20.00", "bay_offline")
+    }
+
+    await hass.services.async_call(DOMAIN, "refund", {"payment_id": paid.payment_id}, blocking=True)
+    await hass.async_block_till_done()
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+    assert owed_repairs(hass) == {}
+
+
+async def test_a_top_up_refused_without_automatic_refund_is_owed_with_no_start_repair(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A sale the bay's runner refuses (over_limit): the bay is fine, the money is owed."""
+    bay = next(s for s in config_entry.subentries.values() if s.subentry_type == "bay")
+    await _without_automatic_refund(hass, config_entry)
+    hass.config_entries.async_update_subentry(
+        config_entry, bay, data={**bay.data, "max_minutes": 45}
+    )
+    await hass.async_block_till_done()
+
+    await pay(hass, standin, post_webhook)
+    second = await pay(hass, standin, post_webhook)
+
+    assert refund_amounts(standin, second.payment_id) == []
+    refused = next(r for r in await export_sessions(hass) if r["state"] == "failed")
+    assert refused["end_reason"] == "over_limit"
+    assert issue_registry.async_get_issue(DOMAIN, "start_failed_bay-1") is None
+    assert {s: i["amount"] for s, i in owed_repairs(hass).items()} == {
+        refused["session_id"]: "₹20.00"
+    }
 
 
 @pytest.mark.usefixtures("loaded_entry")

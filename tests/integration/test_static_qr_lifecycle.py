@@ -30,18 +30,26 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_FAILED,
     RECONCILE_INTERVAL_S,
 )
+from custom_components.qr_charging.endings import Endings
 from custom_components.qr_charging.records import (
     RefundRecord,
     RefundState,
     SessionRecord,
     SessionState,
 )
-from custom_components.qr_charging.refunds import Refunds
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import PaidQrCode
 
 from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import export_sessions, pay, plug_state, refund_amounts, settle, tick
+from .helpers import (
+    export_sessions,
+    owed_repairs,
+    pay,
+    plug_state,
+    refund_amounts,
+    settle,
+    tick,
+)
 from .pages_helpers import RATE_PLAN, edit_bay, static_qr_code
 from .test_one_commit import recorded_writes
 
@@ -335,7 +343,7 @@ async def test_without_automatic_refund_a_payment_to_a_closed_code_is_the_owners
     assert refund_amounts(standin, raced.payment_id) == []
     (row,) = [s for s in await export_sessions(hass) if raced.payment_id in s["payment_ids"]]
     assert (row["state"], row["end_reason"]) == ("failed", "qr_closed")
-    assert _owed(hass) == {
+    assert owed_repairs(hass) == {
         row["session_id"]: {
             "bay": "Bay 1",
             "amount": "₹15.00",
@@ -346,15 +354,6 @@ async def test_without_automatic_refund_a_payment_to_a_closed_code_is_the_owners
     }
     # The bay is fine: no "did not start" (a refused sale, as before automatic refund mattered).
     assert not ir.async_get(hass).async_get_issue(DOMAIN, "start_failed_bay-1")
-
-
-def _owed(hass: HomeAssistant) -> dict[str, dict[str, str]]:
-    """The refund_owed repairs raised, by session id: their placeholders."""
-    return {
-        key[1].removeprefix("refund_owed_"): dict(issue.translation_placeholders or {})
-        for key, issue in ir.async_get(hass).issues.items()
-        if key[0] == DOMAIN and key[1].startswith("refund_owed_")
-    }
 
 
 async def test_a_code_razorpay_does_not_close_as_the_account_goes_is_named_in_the_log(
@@ -459,18 +458,18 @@ async def test_without_automatic_refund_each_refused_payment_keeps_its_repair_un
         await _done(hass)
     sessions = {r["payment_ids"]: r["session_id"] for r in await export_sessions(hass)}
     owed = {sessions[p.payment_id]: a for p, a in ((first, "₹2.00"), (second, "₹3.00"))}
-    assert {s: i["amount"] for s, i in _owed(hass).items()} == owed
+    assert {s: i["amount"] for s, i in owed_repairs(hass).items()} == owed
 
     await pay(hass, standin, post_webhook)  # a later customer starts the bay
     await _done(hass)
     assert plug_state(hass) == "on"
-    assert {s: i["amount"] for s, i in _owed(hass).items()} == owed
+    assert {s: i["amount"] for s, i in owed_repairs(hass).items()} == owed
 
     await hass.services.async_call(
         DOMAIN, "refund", {"payment_id": first.payment_id, "amount": 1}, blocking=True
     )
     await _done(hass)
-    assert {s: i["amount"] for s, i in _owed(hass).items()} == {
+    assert {s: i["amount"] for s, i in owed_repairs(hass).items()} == {
         sessions[first.payment_id]: "₹1.00",
         sessions[second.payment_id]: "₹3.00",
     }
@@ -479,7 +478,7 @@ async def test_without_automatic_refund_each_refused_payment_keeps_its_repair_un
     )
     await _done(hass)
     assert refund_amounts(standin, first.payment_id) == [100, 100]
-    assert set(_owed(hass)) == {sessions[second.payment_id]}
+    assert set(owed_repairs(hass)) == {sessions[second.payment_id]}
 
 
 async def test_a_refund_owed_is_told_again_at_start_up(
@@ -498,14 +497,14 @@ async def test_a_refund_owed_is_told_again_at_start_up(
     async def stopped(*_: Any) -> None:
         """Nothing after the commit runs."""
 
-    with patch.object(Refunds, "async_failed", stopped):
+    with patch.object(Endings, "async_tail", stopped):
         assert (await post_webhook(paid.qr_code_credited())).status == 200
         await _done(hass)
-    assert _owed(hass) == {}
+    assert owed_repairs(hass) == {}
 
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await _done(hass)
-    ((session_id, issue),) = _owed(hass).items()
+    ((session_id, issue),) = owed_repairs(hass).items()
     assert (issue["amount"], issue["payment_ids"], issue["reason"]) == (
         "₹3.00",
         paid.payment_id,
@@ -536,7 +535,7 @@ async def test_revenue_counts_rupees_only_and_is_refreshed_after_a_refused_sale(
 
     assert float(hass.states.get("sensor.bay_1_revenue").state) == 3.0
     sessions = {r["payment_ids"]: r["session_id"] for r in await export_sessions(hass)}
-    assert _owed(hass)[sessions[dollars.payment_id]]["amount"] == "15.00 USD"
+    assert owed_repairs(hass)[sessions[dollars.payment_id]]["amount"] == "15.00 USD"
 
 
 async def test_the_codes_are_closed_before_the_webhook_goes(

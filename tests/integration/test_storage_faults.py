@@ -33,11 +33,11 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.backup import async_post_backup, async_pre_backup
-from custom_components.qr_charging.bay_runner import STORAGE_RETRY_S
 from custom_components.qr_charging.const import DEFAULT_ACK_TIMEOUT_S, DOMAIN
 from custom_components.qr_charging.ledger import Changes
 from custom_components.qr_charging.records import PaymentRecord, SessionRecord, SessionState
 from custom_components.qr_charging.store import LedgerStore
+from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin
 
 from .conftest import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook, setup_plug

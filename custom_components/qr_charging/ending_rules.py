@@ -1,0 +1,132 @@
+"""One way a session ends: an ``Ending`` and the rule that applies it in a change.
+
+Plain Python, no Home Assistant imports; time is passed in. ``endings.Endings`` applies an
+ending in one change of the books and carries out its tail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .ledger import Ledger
+from .records import RUNNING_STATES, SessionRecord, SessionState
+from .session_rules import (
+    ACTIVE_ONLY,
+    DEADLINE,
+    NOT_POWERED,
+    deadline_ahead,
+    fail,
+    finish,
+    refundable_parts,
+    unserved_parts,
+)
+
+
+class RefundMode(StrEnum):
+    """How much of a session an ending gives back."""
+
+    NONE = "none"
+    PRORATA = "prorata"
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ending:
+    """How a session ends: it ran (ended) or never powered its bay (failed).
+
+    ``states``: what it ends from (read again in the change: an acknowledgement may have come
+    meanwhile); ``refund``: none, the unserved share or all that is left; ``send_off``: the bay
+    is told ``off`` (an end before the change, so a failing disk never keeps it on; a failure
+    once stored, as its bay may still acknowledge meanwhile); ``by_owner``: asked for by the
+    owner, who is told when it cannot be stored (no retry, no repair, no fault);
+    ``announced``: its event fires; ``refund_reason``: the refunds' reason (else ``reason``).
+    """
+
+    reason: str
+    failed: bool
+    states: frozenset[SessionState]
+    refund: RefundMode = RefundMode.NONE
+    send_off: bool = False
+    by_owner: bool = False
+    announced: bool = True
+    refund_reason: str | None = None
+
+    @classmethod
+    def end(
+        cls,
+        reason: str,
+        *,
+        send_off: bool,
+        refund: RefundMode = RefundMode.NONE,
+        by_owner: bool = False,
+        announced: bool = True,
+    ) -> Ending:
+        """A session that ran ends."""
+        return cls(
+            reason=reason,
+            failed=False,
+            states=ACTIVE_ONLY,
+            send_off=send_off,
+            refund=refund,
+            by_owner=by_owner,
+            announced=announced,
+        )
+
+    @classmethod
+    def fail(
+        cls,
+        reason: str,
+        *,
+        auto_refund: bool,
+        states: frozenset[SessionState] = RUNNING_STATES,
+        send_off: bool = True,
+    ) -> Ending:
+        """A session that cannot run fails; everything is refunded with automatic refund on."""
+        refund = RefundMode.FULL if auto_refund else RefundMode.NONE
+        return cls(reason=reason, failed=True, states=states, refund=refund, send_off=send_off)
+
+    @classmethod
+    def stop(cls, mode: RefundMode, *, powered: bool) -> Ending:
+        """The owner stops a session: one that powered its bay ends, refunded as asked.
+
+        One not powered yet fails: nothing was served, so any refund asked for is all of it.
+        """
+        if powered:
+            return cls.end("stopped", send_off=True, refund=mode, by_owner=True)
+        return cls(
+            reason="stopped",
+            failed=True,
+            states=NOT_POWERED,
+            refund=RefundMode.NONE if mode is RefundMode.NONE else RefundMode.FULL,
+            send_off=True,
+            by_owner=True,
+            refund_reason=f"stopped_{mode.value}",
+        )
+
+    @property
+    def repaired(self) -> bool:
+        """Whether the bay's ``start_failed`` repair may be raised (and its fault shown)."""
+        return self.failed and not self.by_owner
+
+
+def apply_ending(
+    ledger: Ledger, session: SessionRecord, ending: Ending, now: float
+) -> list[tuple[str, int]] | None:
+    """In a change: end or fail the session; return its refunds per payment.
+
+    None when the ending no longer applies: the session left ``ending.states`` meanwhile, or a
+    top-up moved the deadline it was to end at (the top-up's own ``on`` follows).
+    """
+    if session.state not in ending.states:
+        return None
+    if ending.reason == DEADLINE and deadline_ahead(session, now):
+        return None
+    if ending.refund is RefundMode.PRORATA:
+        parts = unserved_parts(ledger, session, now)
+    elif ending.refund is RefundMode.FULL:
+        parts = refundable_parts(ledger, session)
+    else:
+        parts = []
+    (fail if ending.failed else finish)(session, now, ending.reason)
+    return parts
