@@ -118,7 +118,13 @@ class QrChargingHub:
         plans = plans_of(entry)
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(
-            self.books, self.api, self.notices, self.bays, self.refunds, plans, self.qr_codes
+            books=self.books,
+            api=self.api,
+            notices=self.notices,
+            bays=self.bays,
+            refunds=self.refunds,
+            plans=plans,
+            qr_codes=self.qr_codes,
         )
         self.addresses = PageAddresses(hass, entry, configs)
         self.pages = CustomerPages(

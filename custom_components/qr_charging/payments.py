@@ -71,8 +71,9 @@ class CreatedLink:
 class Payments:
     """One account's payment links and incoming payments."""
 
-    def __init__(  # noqa: PLR0917 - the parts a payment passes through
+    def __init__(  # the parts a payment passes through
         self,
+        *,
         books: Books,
         api: AccountApi,
         notices: Notices,
@@ -133,8 +134,7 @@ class Payments:
                     "max": str(plan.max_minutes),
                 },
             ) from err
-        session_id = f"s-{ulid_now()}"
-        now = time.time()
+        session_id, now = f"s-{ulid_now()}", time.time()
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.
@@ -317,7 +317,8 @@ class Payments:
         """
         payment = result.payment
         if result.outcome is Outcome.NEW_SESSION and result.session is not None:
-            # A QR code payment whose payment.captured came before its qr_code.credited.
+            # Matched after all: a later event tied it to its link (a QR code payment whose
+            # payment.captured came before its qr_code.credited). No longer unmatched.
             self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
             self.notices.fire(
                 EVENT_PAYMENT_RECEIVED,
@@ -330,14 +331,7 @@ class Payments:
                     "session_id": result.session.session_id,
                 },
             )
-            # Matched after all (a later event tied it to its link): no longer unmatched.
-            self.notices.clear_repair(f"payment_unmatched_{payment.payment_id}")
-            self.bays.hand_over(
-                result.session,
-                payment,
-                refused=refused,
-                powered=powered,
-            )
+            self.bays.hand_over(result.session, payment, refused=refused, powered=powered)
         elif result.outcome is Outcome.UNMATCHED:
             # Money with no bay to serve it: the owner keeps or refunds it, and must be told.
             LOGGER.warning("Payment %s matches no link of ours", payment.payment_id)
