@@ -137,12 +137,12 @@ class QrChargingHub:
             addresses=self.addresses,
         )
         self.reconciler = Reconciler(
-            self.books,
-            self.api,
-            self.payments,
-            self.refunds,
-            entry.created_at.timestamp(),
-            self.qr_codes,
+            books=self.books,
+            api=self.api,
+            payments=self.payments,
+            refunds=self.refunds,
+            set_up_at=entry.created_at.timestamp(),
+            qr_codes=self.qr_codes,
         )
 
     async def async_setup(self) -> None:

@@ -29,8 +29,9 @@ from .store import StorageError
 class Reconciler:
     """Asks Razorpay about what the ledger still waits for; one run at a time."""
 
-    def __init__(  # noqa: PLR0917 - what a pass asks Razorpay about
+    def __init__(
         self,
+        *,
         books: Books,
         api: AccountApi,
         payments: Payments,

@@ -21,7 +21,8 @@ from typing import Any
 from . import __version__
 from .commands import MalformedCommand, parse_command
 from .config import AgentConfig, BayConfig
-from .mqtt_link import OFFLINE, ONLINE, MqttLink
+from .discovery import discovery_payload
+from .mqtt_link import MqttLink
 from .relays import Relays
 from .sessions import (
     MANUAL_PREFIX,
@@ -359,7 +360,7 @@ class Agent:
         for bay in config.bays:
             if config.ha_discovery:
                 self._link.publish_json(
-                    topics.discovery(bay.id), self._discovery_payload(bay), retain=True
+                    topics.discovery(bay.id), discovery_payload(config, topics, bay), retain=True
                 )
             else:
                 # Clears an announcement left from when discovery was on (no duplicates).
@@ -369,35 +370,3 @@ class Agent:
             for bay in config.bays:
                 powered = False if self._stopping else None
                 self._publish_state(bay.id, now, powered=powered)
-
-    def _discovery_payload(self, bay: BayConfig) -> dict[str, Any]:
-        """HA MQTT switch discovery for one bay (no deprecated ``object_id``)."""
-        topics = self._link.topics
-        config = self._config
-        return {
-            "name": bay.name,
-            "unique_id": f"pi_mqtt_relay_{config.node_id}_{bay.id}",
-            "command_topic": topics.set(bay.id),
-            "state_topic": topics.state(bay.id),
-            "value_template": "{{ value_json.state }}",
-            "payload_on": "ON",
-            "payload_off": "OFF",
-            "state_on": "ON",
-            "state_off": "OFF",
-            "availability_topic": topics.availability,
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            # 0: a plain "ON" carries no time, so the broker must not keep one for an agent
-            # that is away and deliver it hours later.
-            "qos": 0,
-            "retain": False,
-            "optimistic": False,
-            "icon": "mdi:ev-station",
-            "device": {
-                "identifiers": [f"pi_mqtt_relay_{config.node_id}"],
-                "name": config.node_name,
-                "manufacturer": "qr_charging",
-                "model": "pi-mqtt-relay",
-                "sw_version": __version__,
-            },
-        }

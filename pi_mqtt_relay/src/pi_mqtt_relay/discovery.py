@@ -1,0 +1,40 @@
+"""Home Assistant MQTT discovery: how one bay announces itself as an MQTT switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .config import AgentConfig, BayConfig
+from .mqtt_link import OFFLINE, ONLINE, Topics
+
+
+def discovery_payload(config: AgentConfig, topics: Topics, bay: BayConfig) -> dict[str, Any]:
+    """HA MQTT switch discovery for one bay (no deprecated ``object_id``)."""
+    return {
+        "name": bay.name,
+        "unique_id": f"pi_mqtt_relay_{config.node_id}_{bay.id}",
+        "command_topic": topics.set(bay.id),
+        "state_topic": topics.state(bay.id),
+        "value_template": "{{ value_json.state }}",
+        "payload_on": "ON",
+        "payload_off": "OFF",
+        "state_on": "ON",
+        "state_off": "OFF",
+        "availability_topic": topics.availability,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        # 0: a plain "ON" carries no time, so the broker must not keep one for an agent
+        # that is away and deliver it hours later.
+        "qos": 0,
+        "retain": False,
+        "optimistic": False,
+        "icon": "mdi:ev-station",
+        "device": {
+            "identifiers": [f"pi_mqtt_relay_{config.node_id}"],
+            "name": config.node_name,
+            "manufacturer": "qr_charging",
+            "model": "pi-mqtt-relay",
+            "sw_version": __version__,
+        },
+    }
