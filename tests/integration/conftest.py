@@ -7,7 +7,7 @@ stand-in is the only mocked part.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Generator
+from collections.abc import AsyncIterable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +15,16 @@ import pytest
 from aiohttp import ClientResponse
 from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
-from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.qr_charging.const import (
-    CONF_API_BASE_URL,
-    CONF_BAY_ID,
-    CONF_CLOUDHOOK,
-    CONF_CODE,
-    CONF_KEY_ID,
-    CONF_KEY_SECRET,
-    CONF_MINUTES,
-    CONF_NAME,
-    CONF_PAGES_SECRET,
-    CONF_PAGES_WEBHOOK_ID,
-    CONF_PLANS,
-    CONF_PRICE_PAISE,
-    CONF_WEBHOOK_SECRET,
-    DOMAIN,
-    SUBENTRY_BAY,
-    SUBENTRY_PLAN,
-)
+from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
 
-WEBHOOK_ID = "razorpay-test-hook"
-PAGES_ID = "pages-test-hook"
-PAGES_SECRET = "pages-test-secret-0123456789"
-WEBHOOK_SECRET = "whsec-test-secret"
-PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
-PLUG = "switch.bay_1_plug"
+from .common import PostWebhook, entry_data, setup_plug
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET, with_plans
 
 
 @pytest.fixture(autouse=True)
@@ -64,85 +41,6 @@ def own_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def standin(socket_enabled: None) -> AsyncGenerator[RazorpayStandin]:
-    """Razorpay's API on 127.0.0.1 (the real SDK talks to it over HTTP)."""
-    server = RazorpayStandin()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def entry_data(standin: RazorpayStandin) -> dict[str, Any]:
-    """Config entry data pointing at the stand-in."""
-    return {
-        CONF_KEY_ID: standin.key_id,
-        CONF_KEY_SECRET: standin.key_secret,
-        CONF_WEBHOOK_SECRET: WEBHOOK_SECRET,
-        CONF_API_BASE_URL: standin.base_url,
-        CONF_WEBHOOK_ID: WEBHOOK_ID,
-        CONF_CLOUDHOOK: False,
-        CONF_PAGES_WEBHOOK_ID: PAGES_ID,
-        CONF_PAGES_SECRET: PAGES_SECRET,
-    }
-
-
-def plan_subentry(code: str, minutes: int, price_paise: int) -> dict[str, Any]:
-    """A plan as its config subentry holds it."""
-    name = f"{minutes} minutes"
-    return {
-        "data": {
-            CONF_CODE: code,
-            CONF_NAME: name,
-            CONF_MINUTES: minutes,
-            CONF_PRICE_PAISE: price_paise,
-        },
-        "subentry_type": SUBENTRY_PLAN,
-        "title": name,
-        "unique_id": code,
-    }
-
-
-PLAN_SUBENTRY = plan_subentry("p30", 30, PLAN_PRICE)
-# A per-minute plan: ₹0.50 a minute, 10 to 120 minutes.
-RATE_PLAN_SUBENTRY = {
-    "data": {
-        CONF_CODE: "pm",
-        CONF_NAME: "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 120,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
-BAY_SUBENTRY = {
-    "data": {
-        CONF_BAY_ID: "bay-1",
-        CONF_NAME: "Bay 1",
-        CONF_PLANS: ["p30"],
-        "driver": "switch",
-        "node": None,
-        "agent_bay": None,
-        "prefix": "qr_charging",
-        "switch_entity": "switch.bay_1_plug",
-        "default_minutes": 30,
-        "max_minutes": 240,
-    },
-    "subentry_type": SUBENTRY_BAY,
-    "title": "Bay 1",
-    "unique_id": "bay-1",
-}
-
-
-def mqtt_bay(node: str) -> dict[str, Any]:
-    """bay-1 as the bay of that name on ``node``'s pi-mqtt-relay agent."""
-    mqtt = {"driver": "mqtt", "node": node, "agent_bay": "bay-1", "switch_entity": None}
-    return {**BAY_SUBENTRY, "data": {**BAY_SUBENTRY["data"], **mqtt}}
-
-
-@pytest.fixture
 def ack_timeout() -> float:
     """Seconds an MQTT bay waits for the agent's acknowledgement (short: the broker is real)."""
     return 1
@@ -152,12 +50,6 @@ def ack_timeout() -> float:
 def bay_plans() -> list[dict[str, Any]]:
     """The plans bay-1 offers (a test module overrides this fixture to offer others)."""
     return [PLAN_SUBENTRY]
-
-
-def with_plans(bay: dict[str, Any], plans: list[dict[str, Any]]) -> dict[str, Any]:
-    """A bay subentry offering these plans."""
-    codes = [plan["data"][CONF_CODE] for plan in plans]
-    return {**bay, "data": {**bay["data"], CONF_PLANS: codes}}
 
 
 @pytest.fixture
@@ -171,32 +63,6 @@ def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> M
         subentries_data=[*bay_plans, with_plans(BAY_SUBENTRY, bay_plans)],
         minor_version=2,
     )
-
-
-async def setup_plug(hass: HomeAssistant) -> None:
-    """A real HA switch (template over an input_boolean), as a smart plug would be."""
-    assert await async_setup_component(hass, "input_boolean", {"input_boolean": {"plug": {}}})
-    toggle = {"target": {"entity_id": "input_boolean.plug"}}
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {
-                    "switch": [
-                        {
-                            "name": "Bay 1 plug",
-                            "state": "{{ is_state('input_boolean.plug', 'on') }}",
-                            "turn_on": {"action": "input_boolean.turn_on", **toggle},
-                            "turn_off": {"action": "input_boolean.turn_off", **toggle},
-                        }
-                    ]
-                }
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    assert hass.states.get(PLUG) is not None
 
 
 @pytest.fixture
@@ -222,9 +88,6 @@ def non_admin_user(
 ) -> MockUser:
     """Each kind of non-admin user in turn: read-only, then plain."""
     return hass_read_only_user if request.param == "read_only" else kiosk_user
-
-
-PostWebhook = Callable[..., Awaitable[ClientResponse]]
 
 
 @pytest.fixture

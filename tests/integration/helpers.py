@@ -16,12 +16,12 @@ from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin.fixtures import Webhook, new_id, strip_prefix
 
-from .conftest import PLUG
+from .const import PLUG
 
 if TYPE_CHECKING:
     from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
-    from .conftest import PostWebhook
+    from .common import PostWebhook
 
 
 async def create_link(

@@ -26,7 +26,8 @@ from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_STARTED
 from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
-from .conftest import PostWebhook, entry_data, mqtt_bay, with_plans
+from .common import PostWebhook, entry_data
+from .const import mqtt_bay, with_plans
 from .helpers import pay
 
 NODE = "kiosk-1"

@@ -17,7 +17,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
-from .conftest import PAGES_ID, PostWebhook
+from .common import PostWebhook
+from .const import PAGES_ID
 from .helpers import settle
 
 PAGES_PATH = f"/api/webhook/{PAGES_ID}"

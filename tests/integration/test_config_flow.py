@@ -28,7 +28,7 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, WEBHOOK_SECRET
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, WEBHOOK_SECRET
 
 
 def _keys(standin: RazorpayStandin, **changes: Any) -> dict[str, Any]:

@@ -41,7 +41,8 @@ from pi_mqtt_relay.config import load_config
 from tests.agent.conftest import Observer
 from tests.mosquitto import Broker
 
-from .conftest import PLAN_PRICE, PostWebhook
+from .common import PostWebhook
+from .const import PLAN_PRICE
 from .helpers import export_sessions, pay, refund_amounts
 from .mqtt_helpers import NODE, PLAN_S, wait_until
 

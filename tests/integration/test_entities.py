@@ -33,14 +33,8 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import (
-    PLAN_SUBENTRY,
-    PLUG,
-    PostWebhook,
-    entry_data,
-    mqtt_bay,
-    setup_plug,
-)
+from .common import PostWebhook, entry_data, setup_plug
+from .const import PLAN_SUBENTRY, PLUG, mqtt_bay
 from .helpers import pay, settle, tick
 
 

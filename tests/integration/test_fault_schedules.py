@@ -53,7 +53,8 @@ from tests import soak
 from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, ProcessAgent, agent_yaml
 
-from .conftest import PostWebhook, entry_data, plan_subentry
+from .common import PostWebhook, entry_data
+from .const import plan_subentry
 from .faults import ACK_S, NODE, PINS, PLANS, World, reconcile, run_steps
 
 SCHEDULES = 50

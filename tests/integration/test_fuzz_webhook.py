@@ -26,7 +26,8 @@ from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import sign
 from tests.soak import examples
 
-from .conftest import WEBHOOK_SECRET, PostWebhook
+from .common import PostWebhook
+from .const import WEBHOOK_SECRET
 from .helpers import create_link
 
 header_text = st.text(

@@ -4,7 +4,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import WEBHOOK_ID
+from .const import WEBHOOK_ID
 
 
 async def test_setup_and_unload(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import upi_intent
 
-from .conftest import PAGES_ID, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET
+from .const import PAGES_ID, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import settle
 from .pages_helpers import RATE_PLAN, dynamic_bay, reconfigure_bay
 

@@ -19,16 +19,14 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import (
+from .common import PostWebhook, entry_data, setup_plug
+from .const import (
     BAY_SUBENTRY,
     PLAN_SUBENTRY,
     PLUG,
     RATE_PLAN_SUBENTRY,
     WEBHOOK_ID,
     WEBHOOK_SECRET,
-    PostWebhook,
-    entry_data,
-    setup_plug,
     with_plans,
 )
 from .helpers import refund_amounts, settle

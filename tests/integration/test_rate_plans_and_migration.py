@@ -16,7 +16,8 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, entry_data
+from .common import entry_data
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY
 
 
 async def test_an_account_of_0_2_gets_its_pages(

@@ -31,7 +31,8 @@ from custom_components.qr_charging.payment_rules import apply_payment
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
+from .common import PostWebhook, setup_plug
+from .const import PLAN_PRICE, PLUG
 from .helpers import (
     altered,
     create_link,

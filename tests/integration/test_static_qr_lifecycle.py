@@ -40,7 +40,8 @@ from custom_components.qr_charging.records import (
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import PaidQrCode
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
+from .common import PostWebhook
+from .const import PLAN_SUBENTRY
 from .helpers import (
     export_sessions,
     owed_repairs,
@@ -51,7 +52,7 @@ from .helpers import (
     tick,
 )
 from .pages_helpers import RATE_PLAN, edit_bay, static_qr_code
-from .test_one_commit import recorded_writes
+from .storage_helpers import recorded_writes
 
 
 @pytest.fixture

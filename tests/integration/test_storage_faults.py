@@ -12,8 +12,6 @@ import asyncio
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,8 @@ from custom_components.qr_charging.store import LedgerStore
 from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook, setup_plug
+from .common import PostWebhook, setup_plug
+from .const import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import (
     create_link,
     export_sessions,
@@ -50,24 +49,10 @@ from .helpers import (
     settle,
     tick,
 )
+from .storage_helpers import failing_writes
 
 PLAN_S = 30 * 60
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"
-DISK_FULL = sqlite3.OperationalError("database or disk is full")
-
-
-@contextmanager
-def failing_writes(when: Callable[[Changes], bool] = lambda _: True) -> Iterator[None]:
-    """Every write of a change for which ``when`` holds fails as a full disk would."""
-    real = LedgerStore._write
-
-    def write(store: LedgerStore, changes: Changes) -> None:
-        if when(changes):
-            raise DISK_FULL
-        real(store, changes)
-
-    with patch.object(LedgerStore, "_write", autospec=True, side_effect=write):
-        yield
 
 
 def _confirms(changes: Changes) -> bool:

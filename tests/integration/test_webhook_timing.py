@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PostWebhook
+from .common import PostWebhook
 from .helpers import altered, create_link, settle
 
 RAZORPAY_LIMIT_S = 5.0
