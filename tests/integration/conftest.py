@@ -7,24 +7,30 @@ stand-in is the only mocked part.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Generator
+from collections.abc import AsyncGenerator, AsyncIterable, Generator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 from aiohttp import ClientResponse
 from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
+from tests.mosquitto import Broker
 
-from .common import PostWebhook, entry_data, setup_plug
-from .const import BAY_SUBENTRY, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET, with_plans
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET, mqtt_bay, with_plans
+from .helpers import PostWebhook, entry_data, setup_plug
+from .mqtt_helpers import NODE, ScriptedAgent, wait_until
+from .pages_helpers import EXTERNAL_URL, Customer
 
 
 @pytest.fixture(autouse=True)
@@ -119,14 +125,94 @@ async def post_webhook(
     return post
 
 
-# The customer pages' fixture (a browser on the pages' webhook), shared by their tests.
-# The broker, HA's MQTT, the scripted agent and its bay, shared by the MQTT tests.
-from .mqtt_helpers import (  # noqa: E402, F401
-    agent,
-    broker,
-    intruder,
-    mqtt_bay_entry,
-    mqtt_entry,
-    mqtt_login,
-)
-from .pages_helpers import customer  # noqa: E402, F401
+# -- the customer pages ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def customer(
+    hass: HomeAssistant, loaded_entry: Any, hass_client_no_auth: ClientSessionGenerator
+) -> Customer:
+    """A customer's browser; HA's external address is where the QR codes point."""
+    await hass.config.async_update(external_url=EXTERNAL_URL)
+    return Customer(hass, hass_client_no_auth)
+
+
+# -- the MQTT side: a real Mosquitto, HA's MQTT, the scripted agent and its bay -------------
+# (a module that needs another broker, agent or bay entry defines its own of the same name)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
+    """A Mosquitto on 127.0.0.1 for anyone."""
+    server = Broker(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mqtt_login() -> dict[str, Any]:
+    """What HA's MQTT integration logs in with, besides the broker's address: nothing."""
+    return {}
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant, broker: Broker, mqtt_login: dict[str, Any]
+) -> AsyncGenerator[MockConfigEntry]:
+    """HA's MQTT integration connected to the broker.
+
+    HA's MQTT reads configuration.yaml from the config dir at setup (``own_config_dir``).
+    """
+    entry = MockConfigEntry(
+        domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port, **mqtt_login}
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def intruder(broker: Broker) -> Generator[paho.Client]:
+    """Another client of the broker: whoever else can publish on a bay's topics."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    yield client
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Generator[ScriptedAgent]:
+    scripted = ScriptedAgent(broker.port)
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+async def mqtt_bay_entry(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    mqtt_entry: MockConfigEntry,
+    agent: ScriptedAgent,
+    bay_plans: list[dict[str, Any]],
+    ack_timeout: float,
+) -> MockConfigEntry:
+    """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
+    bay = mqtt_bay(NODE)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        options={"ack_timeout": ack_timeout, "auto_refund": True},
+        subentries_data=[*bay_plans, with_plans(bay, bay_plans)],
+    )
+    entry.add_to_hass(hass)
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
+    return entry

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
 from aiohttp import ClientResponse
 from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
@@ -17,9 +16,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
-from .common import PostWebhook
 from .const import PAGES_ID
-from .helpers import settle
+from .helpers import PostWebhook, settle
 
 PAGES_PATH = f"/api/webhook/{PAGES_ID}"
 EXTERNAL_URL = "https://charge.example.com"
@@ -167,15 +165,6 @@ async def pay_link(
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)
     return paid
-
-
-@pytest.fixture
-async def customer(
-    hass: HomeAssistant, loaded_entry: Any, hass_client_no_auth: ClientSessionGenerator
-) -> Customer:
-    """A customer's browser; HA's external address is where the QR codes point."""
-    await hass.config.async_update(external_url=EXTERNAL_URL)
-    return Customer(hass, hass_client_no_auth)
 
 
 def assert_self_contained(answer: Answer) -> None:

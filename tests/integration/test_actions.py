@@ -28,9 +28,8 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import PostWebhook
 from .const import PLAN_PRICE, PLUG
-from .helpers import create_link, export_sessions
+from .helpers import PostWebhook, create_link, export_sessions
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
 

@@ -33,9 +33,8 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import PostWebhook, entry_data, setup_plug
 from .const import PLAN_SUBENTRY, PLUG, mqtt_bay
-from .helpers import pay, settle, tick
+from .helpers import PostWebhook, entry_data, pay, settle, setup_plug, tick
 
 
 def entity_id(hass: HomeAssistant, platform: str, key: str, bay: str = "bay-1") -> str:

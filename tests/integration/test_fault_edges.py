@@ -27,10 +27,18 @@ from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook, sign
 
-from .common import PostWebhook
 from .const import PLAN_PRICE
 from .const import WEBHOOK_SECRET as SECRET
-from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
+from .helpers import (
+    PostWebhook,
+    create_link,
+    export_sessions,
+    pay,
+    plug_state,
+    refund_amounts,
+    settle,
+    tick,
+)
 from .mqtt_helpers import STATE, ScriptedAgent, wait_until
 from .storage_helpers import failing_writes
 

@@ -29,9 +29,8 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
-from .common import PostWebhook, entry_data
 from .const import PLAN_PRICE, PLAN_SUBENTRY
-from .helpers import export_sessions, pay, refund_amounts
+from .helpers import PostWebhook, entry_data, export_sessions, pay, refund_amounts
 from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
 
 

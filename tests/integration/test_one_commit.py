@@ -37,9 +37,17 @@ from custom_components.qr_charging.records import (
 from custom_components.qr_charging.store import LedgerStore
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
-from .common import PostWebhook
 from .const import PLAN_PRICE
-from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
+from .helpers import (
+    PostWebhook,
+    create_link,
+    export_sessions,
+    pay,
+    plug_state,
+    refund_amounts,
+    settle,
+    tick,
+)
 from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
 from .storage_helpers import Written, failing_writes, recorded_writes
 

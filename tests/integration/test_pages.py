@@ -15,9 +15,8 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import PostWebhook
 from .const import PAGES_ID, PAGES_SECRET, PLUG, WEBHOOK_ID, WEBHOOK_SECRET
-from .helpers import refund_amounts, settle, tick
+from .helpers import PostWebhook, refund_amounts, settle, tick
 from .pages_helpers import (
     LINKS,
     Customer,

@@ -30,9 +30,8 @@ from custom_components.qr_charging.pages_budget import MAX_CLIENTS, PER_ADDRESS,
 from custom_components.qr_charging.totp import current
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import PostWebhook
 from .const import PLAN_SUBENTRY
-from .helpers import pay, refund_amounts, settle, tick
+from .helpers import PostWebhook, pay, refund_amounts, settle, tick
 from .mqtt_helpers import wait_until
 from .pages_helpers import (
     LINKS,

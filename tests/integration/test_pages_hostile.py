@@ -33,9 +33,8 @@ from custom_components.qr_charging.pages_budget import (
 from devtools.razorpay_standin import RazorpayStandin
 from tests.soak import examples
 
-from .common import PostWebhook
 from .const import PLAN_SUBENTRY
-from .helpers import create_link
+from .helpers import PostWebhook, create_link
 from .pages_helpers import (
     LINKS,
     PAGES_PATH,

@@ -19,7 +19,6 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import PostWebhook, entry_data, setup_plug
 from .const import (
     BAY_SUBENTRY,
     PLAN_SUBENTRY,
@@ -29,7 +28,7 @@ from .const import (
     WEBHOOK_SECRET,
     with_plans,
 )
-from .helpers import refund_amounts, settle
+from .helpers import PostWebhook, entry_data, refund_amounts, settle, setup_plug
 from .pages_helpers import (
     BAY_URL,
     EXTERNAL_URL,

@@ -16,8 +16,8 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import entry_data
 from .const import BAY_SUBENTRY, PLAN_SUBENTRY
+from .helpers import entry_data
 
 
 async def test_an_account_of_0_2_gets_its_pages(

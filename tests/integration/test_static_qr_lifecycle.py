@@ -40,9 +40,9 @@ from custom_components.qr_charging.records import (
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import PaidQrCode
 
-from .common import PostWebhook
 from .const import PLAN_SUBENTRY
 from .helpers import (
+    PostWebhook,
     export_sessions,
     owed_repairs,
     pay,

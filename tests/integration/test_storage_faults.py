@@ -38,15 +38,16 @@ from custom_components.qr_charging.store import LedgerStore
 from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin
 
-from .common import PostWebhook, setup_plug
 from .const import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import (
+    PostWebhook,
     create_link,
     export_sessions,
     pay,
     plug_state,
     refund_amounts,
     settle,
+    setup_plug,
     tick,
 )
 from .storage_helpers import failing_writes

@@ -23,9 +23,8 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook, load, new_id, sign, strip_prefix
 
-from .common import PostWebhook
 from .const import PLAN_PRICE, WEBHOOK_SECRET
-from .helpers import altered, create_link, export_sessions
+from .helpers import PostWebhook, altered, create_link, export_sessions
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
 
