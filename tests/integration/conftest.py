@@ -10,24 +10,37 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterable, Generator
 from pathlib import Path
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 import paho.mqtt.client as paho
 import pytest
 from aiohttp import ClientResponse
 from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
 
+from custom_components.qr_charging import PLATFORMS
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
 from tests.mosquitto import Broker
 
-from .const import BAY_SUBENTRY, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET, mqtt_bay, with_plans
+from .const import (
+    BAY_SUBENTRY,
+    ENTRY_ID,
+    PLAN_SUBENTRY,
+    WEBHOOK_ID,
+    WEBHOOK_SECRET,
+    mqtt_bay,
+    with_plans,
+)
 from .helpers import PostWebhook, entry_data, setup_plug
 from .mqtt_helpers import NODE, ScriptedAgent, wait_until
 from .pages_helpers import EXTERNAL_URL, Customer
@@ -63,6 +76,9 @@ def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> M
     """An account with bay-1 on a plug, offering ``bay_plans`` (p30 unless a test says)."""
     return MockConfigEntry(
         domain=DOMAIN,
+        # Fixed, as HA core's tests fix theirs: the entities' unique ids (and so the platform
+        # snapshots) contain it.
+        entry_id=ENTRY_ID,
         title=standin.key_id,
         unique_id=standin.key_id,
         data=entry_data(standin),
@@ -72,13 +88,49 @@ def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> M
 
 
 @pytest.fixture
-async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
-    """The account with bay-1 on a plug that is there and off, set up."""
+def platforms() -> list[Platform]:
+    """The platforms ``init_integration`` sets up: all (a platform's test parametrises one)."""
+    return list(PLATFORMS)
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, config_entry: MockConfigEntry, platforms: list[Platform]
+) -> AsyncGenerator[MockConfigEntry]:
+    """The account with bay-1 on a plug that is there and off, set up with ``platforms``."""
     await setup_plug(hass)
     config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
-    return config_entry
+    # Patched until the end of the test: HA unloads the entry at teardown, these platforms only.
+    with patch("custom_components.qr_charging.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+        yield config_entry
+
+
+@pytest.fixture
+async def loaded_entry(init_integration: MockConfigEntry) -> MockConfigEntry:
+    """The account with bay-1 on a plug that is there and off, set up (every platform)."""
+    return init_integration
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots through HA's extension, as HA core's are: states and registry entries as HA
+    serialises them, run-time ids as ``<ANY>`` (the plugin's own override of ``snapshot`` loses
+    to syrupy's here).
+    """
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Every entity registered enabled, those disabled by default too (as in HA core)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture

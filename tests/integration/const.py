@@ -18,6 +18,7 @@ from custom_components.qr_charging.const import (
     SUBENTRY_PLAN,
 )
 
+ENTRY_ID = "01JQRCHARGINGTESTENTRY0001"  # the ``config_entry`` fixture's
 WEBHOOK_ID = "razorpay-test-hook"
 PAGES_ID = "pages-test-hook"
 PAGES_SECRET = "pages-test-secret-0123456789"
