@@ -36,11 +36,13 @@ from .const import (
     BAY_SUBENTRY,
     ENTRY_ID,
     PLAN_SUBENTRY,
+    RATE_PLAN_SUBENTRY,
     WEBHOOK_ID,
     WEBHOOK_SECRET,
     mqtt_bay,
     with_plans,
 )
+from .flow_helpers import add_account
 from .helpers import PostWebhook, entry_data, setup_plug
 from .mqtt_helpers import NODE, ScriptedAgent, wait_until
 from .pages_helpers import EXTERNAL_URL, Customer
@@ -268,3 +270,24 @@ async def mqtt_bay_entry(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
     return entry
+
+
+# -- the accounts of the config flow tests (added to HA, not set up) ---------------------------
+
+
+@pytest.fixture
+def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with no plans and no bays."""
+    return add_account(hass, standin)
+
+
+@pytest.fixture
+def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with the plan p30."""
+    return add_account(hass, standin, PLAN_SUBENTRY)
+
+
+@pytest.fixture
+def rate_bay_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with a fixed plan, a per-minute plan and bay-1."""
+    return add_account(hass, standin, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, BAY_SUBENTRY)

@@ -58,6 +58,9 @@ RATE_PLAN_SUBENTRY = {
     "title": "Per minute",
     "unique_id": "pm",
 }
+# What bay-1 offers where a test needs both kinds of plan: the fixed half hour and ₹0.50 a
+# minute for 10 to 120 minutes.
+FIXED_AND_PER_MINUTE = [PLAN_SUBENTRY, RATE_PLAN_SUBENTRY]
 BAY_SUBENTRY = {
     "data": {
         CONF_BAY_ID: "bay-1",

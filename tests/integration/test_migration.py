@@ -1,4 +1,4 @@
-"""Accounts of older versions migrated: pages, bay secrets (the plan forms: test_config_flow)."""
+"""Accounts of older versions migrated: pages, bay secrets (the plan forms: test_plan_flows)."""
 
 from __future__ import annotations
 
