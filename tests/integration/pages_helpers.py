@@ -24,21 +24,6 @@ EXTERNAL_URL = "https://charge.example.com"
 BAY_URL = f"{EXTERNAL_URL}{PAGES_PATH}?bay=bay-1"
 LINKS = ("POST", "/v1/payment_links")
 MAX_PAGE = 30 * 1024
-# ₹0.50 a minute for 10 to 120 minutes: what a bay's static QR code sells (a test module's
-# bay_plans may offer it beside p30).
-RATE_PLAN = {
-    "data": {
-        "code": "pm",
-        "name": "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 120,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
 
 
 @dataclass
