@@ -81,6 +81,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
     # A webhook missed while HA was down is found by asking Razorpay, without delaying startup.
     _reconcile()
     entry.async_on_unload(entry.add_update_listener(_async_reload))
+    # A plan or bay saved while this setup ran, after it read the settings, found no listener
+    # (the last one went with the unload): it would wait for the next reload. Reload now.
+    if settings_of(entry) != hub.built_from:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
     return True
 
 

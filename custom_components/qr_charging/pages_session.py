@@ -156,21 +156,25 @@ class SessionPages:
         return await self.async_page(page, None)
 
     async def _async_session_view(self, session_id: str) -> tuple[str, SessionView] | None:
-        """The page of the link that pays for ``session_id``: read in one look at the books."""
+        """The page of the link that pays for ``session_id``, as stored.
+
+        A read, not a change (``Books.read``): a page polled every few seconds never waits for,
+        nor holds up, the books' lock that payments and bays write under.
+        """
         wanted = Wanted(reference_ids={session_id}, session_ids={session_id})
-        async with self.books.change(wanted) as ledger:
-            link = ledger.link_by_reference(session_id)
-            if link is None:
-                return None
-            payment = ledger.payments.get(link.payment_id) if link.payment_id else None
-            session = (
-                ledger.sessions.get(payment.session_id)
-                if payment is not None and payment.session_id
-                else None
-            )
-            refunds = [
-                r for r in ledger.refunds.values() if payment and r.payment_id == payment.payment_id
-            ]
-            view = session_view(link, payment, session, refunds, time.time())
+        ledger = await self.books.read(wanted)
+        link = ledger.link_by_reference(session_id)
+        if link is None:
+            return None
+        payment = ledger.payments.get(link.payment_id) if link.payment_id else None
+        session = (
+            ledger.sessions.get(payment.session_id)
+            if payment is not None and payment.session_id
+            else None
+        )
+        refunds = [
+            r for r in ledger.refunds.values() if payment and r.payment_id == payment.payment_id
+        ]
+        view = session_view(link, payment, session, refunds, time.time())
         bay = self.bays.configs.get(view.bay_id)
         return (bay.name if bay else view.bay_id), view

@@ -1,8 +1,14 @@
 """Setting up and unloading a config entry."""
 
+import asyncio
+
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .const import WEBHOOK_ID
 
@@ -20,3 +26,33 @@ async def test_setup_and_unload(hass: HomeAssistant, config_entry: MockConfigEnt
     assert WEBHOOK_ID in hass.data["webhook"]
     assert await hass.config_entries.async_remove(config_entry.entry_id)
     assert WEBHOOK_ID not in hass.data["webhook"]
+
+
+async def test_a_bay_saved_while_the_account_reloads_is_not_lost(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Two bays saved back to back (the demo's set-up does it): the second lands mid-reload.
+
+    The first save reloads the account; the second arrives while that setup runs, after it
+    read the settings and before it listens again. Before, the second save was lost until the
+    next reload (the demo's dynamic QR code showed up without its password).
+    """
+    bay = next(s for s in loaded_entry.subentries.values() if s.subentry_type == "bay")
+    hass.config_entries.async_update_subentry(
+        loaded_entry, bay, data={**bay.data, "max_minutes": 45}
+    )
+    for _ in range(1000):
+        if loaded_entry.state is ConfigEntryState.SETUP_IN_PROGRESS:
+            break
+        await asyncio.sleep(0)
+    assert loaded_entry.state is ConfigEntryState.SETUP_IN_PROGRESS
+    hass.config_entries.async_update_subentry(
+        loaded_entry, bay, data={**bay.data, "max_minutes": 50}
+    )
+    await hass.async_block_till_done()
+
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+    assert [b["limit_s"] for b in diagnostics["bays"].values()] == [50 * 60]

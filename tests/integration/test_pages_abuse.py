@@ -560,3 +560,15 @@ async def test_a_holds_page_offers_cancel_to_its_maker_only(
     assert 'name="cancel"' in (await customer.get(_payers_page(made))).text
     token_only = _payers_page(made).split("&key=")[0]
     assert 'name="cancel"' not in (await customer.get(token_only)).text
+
+
+async def test_a_session_page_does_not_wait_for_the_books_lock(
+    customer: Customer, loaded_entry: MockConfigEntry
+) -> None:
+    """Polled every few seconds by every payer, it reads what is stored (``Books.read``):
+    before, it took the lock payments and bays write under, and waited behind a slow commit."""
+    made = await customer.open_and_pay()
+    books = loaded_entry.runtime_data.books
+    async with books.lock:  # a change under way (a slow disk, a backup holding writes)
+        shown = await asyncio.wait_for(customer.get(_payers_page(made)), timeout=10)
+    assert shown.status == 200
