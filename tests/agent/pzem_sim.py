@@ -134,8 +134,11 @@ class SimulatedPzemLine:
                 [state] = self.meters.values()
                 devices.append(replace(devices[0], id=0, action=partial(_fill, state)))
             self._server = ModbusSerialServer(devices, port=self._server_port, baudrate=9600)
+            # Started only once the port is open: bytes sent before would be flushed.
+            await self._server.serve_forever(background=True)
             self._started.set()
-            await self._server.serve_forever()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._server.serving
 
         self._loop.run_until_complete(serve())
 
