@@ -284,9 +284,17 @@ class Agent:
                 self._lock.wait(timeout)
 
     def _poll_meters(self) -> None:
-        """Read every meter each ``meter_poll_s`` until the agent stops."""
-        while not self._meters_stop.wait(self._config.metering.meter_poll_s):
+        """Read every meter each ``meter_poll_s`` until the agent stops.
+
+        At a fixed rate (the time a round takes is not added to the interval): the energy
+        cut is late by at most what is drawn between two readings.
+        """
+        poll_s = self._config.metering.meter_poll_s
+        # The first round at once: a session's count starts from the reading before it.
+        due = time.monotonic()
+        while not self._meters_stop.wait(max(0.0, due - time.monotonic())):
             self.poll_meters()
+            due = max(due + poll_s, time.monotonic())
 
     def poll_meters(self) -> None:
         """Read each meter once and apply what it says.
