@@ -79,7 +79,7 @@ class Rig:
 
 
 @contextmanager
-def _rig(tmp_path: Path, meter: Meter, **settings: Any) -> Iterator[Rig]:
+def _rig(tmp_path: Path, meter: Meter, *, synced: bool = True, **settings: Any) -> Iterator[Rig]:
     config = parse_config(
         {
             "broker": {"host": "127.0.0.1"},
@@ -106,7 +106,7 @@ def _rig(tmp_path: Path, meter: Meter, **settings: Any) -> Iterator[Rig]:
         pin_factory=factory,
         clock=clock,
         boot_id="boot",
-        clock_synced=lambda: True,
+        clock_synced=lambda: synced,
         link=link,
         meters={"bay-1": meter},
     )
@@ -262,3 +262,63 @@ def test_a_stored_session_of_an_old_agent_resumes_as_timed(tmp_path: Path) -> No
         rig.agent._publish_everything()
         state = rig.states()[-1]
         assert (state["reason"], state["session"], state["energy_wh"]) == ("resumed", "s-old", None)
+
+
+def _stored_metered(tmp_path: Path, boot_id: str) -> None:
+    """A metered session stored with 40 Wh counted up to the meter's 1040 Wh."""
+    (tmp_path / "state.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "sessions": {
+                    "bay-1": {
+                        "session": "s-1",
+                        "until": WALL + 300,
+                        "deadline_mono": Clock().now.mono + 300,
+                        "deadline_wall": WALL + 300,
+                        "remaining": 300.0,
+                        "boot_id": boot_id,
+                        "energy_wh": 100.0,
+                        "counted_wh": 40.0,
+                        "counter_wh": 1040.0,
+                    }
+                },
+                "finished": {},
+            }
+        )
+    )
+
+
+def test_a_resumed_session_counts_on_from_the_stored_counter(tmp_path: Path) -> None:
+    _stored_metered(tmp_path, "boot")
+    # 20 Wh more were drawn after the last store, before the agent died.
+    meter = StubMeter(Reading(500.0, 1060.0))
+    with _rig(tmp_path, meter) as rig:
+        rig.agent._resume_stored_sessions()
+        assert rig.powered()
+        rig.poll()
+        assert rig.states()[-1]["energy_wh"] == 60.0
+        meter.reading = Reading(500.0, 1100.0)
+        rig.poll(1.0)
+        off = rig.states()[-1]
+        assert (off["reason"], off["energy_wh"]) == ("energy_reached", 100.0)
+
+
+def test_a_held_session_counts_on_from_its_stored_count_when_its_on_comes(
+    tmp_path: Path,
+) -> None:
+    """After a reboot with the clock not synced the session waits for HA's "on"; the energy
+    counted before the reboot is not sold again."""
+    _stored_metered(tmp_path, "an-earlier-boot")
+    meter = StubMeter(Reading(0.0, 1060.0))
+    with _rig(tmp_path, meter, synced=False) as rig:
+        rig.agent._resume_stored_sessions()
+        assert not rig.powered()
+        rig.poll()
+        rig.on("s-1", 100.0, seconds=200)
+        assert rig.powered()
+        rig.poll(1.0)
+        assert rig.states()[-1]["energy_wh"] == 60.0
+        meter.reading = Reading(500.0, 1100.0)
+        rig.poll(1.0)
+        assert rig.states()[-1]["reason"] == "energy_reached"

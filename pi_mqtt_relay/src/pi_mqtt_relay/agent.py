@@ -366,6 +366,7 @@ class Agent:
                 wall_clock_synced=self._clock_synced(),
             )
             if outcome is Resume.HOLD:
+                self._metering.hold(bay_id, stored.session, stored.counted)
                 _LOGGER.warning(
                     "%s: session %s held after a reboot: the clock is not synced yet, so the "
                     "time left is unknown; the bay stays off until its 'on' is sent again",

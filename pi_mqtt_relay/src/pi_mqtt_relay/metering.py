@@ -42,6 +42,8 @@ class BayMetering:
     count: Count | None = None
     # The last metered session that ended and its final energy: named by the OFF state.
     ended: tuple[str, float] | None = None
+    # A session held after a reboot (clock not synced) and its stored count, for its "on".
+    held: tuple[str, Counted] | None = None
     reported: Report | None = None
     failing: bool = False
 
@@ -96,6 +98,8 @@ class Metering:
             return None
         if bay.session == active.session and bay.count is not None:
             return Counted(bay.count.energy_wh, bay.count.counter_wh)
+        if bay.held is not None and bay.held[0] == active.session:
+            return bay.held[1]
         return Counted(0.0, bay.last.energy_wh if bay.last else None)
 
     def switched(
@@ -123,6 +127,16 @@ class Metering:
             self._begin(bay, active, counted, mono)
             bay.meter.load_switched(True, mono)
 
+    def hold(self, bay_id: str, session: str, counted: Counted | None) -> None:
+        """A stored metered session waits for its ``on`` (see ``sessions.Resume.HOLD``).
+
+        When that comes, it goes on counting from its stored count (kept until the agent
+        stops, as the held session itself is).
+        """
+        bay = self._bays.get(bay_id)
+        if bay is not None and counted is not None:
+            bay.held = (session, counted)
+
     def expired_while_stopped(self, bay_id: str, session: str, counted: Counted | None) -> None:
         """A stored metered session ended while the agent was down: its OFF names it."""
         bay = self._bays.get(bay_id)
@@ -133,7 +147,7 @@ class Metering:
     def _begin(
         bay: BayMetering, active: ActiveSession, counted: Counted | None, mono: float
     ) -> None:
-        bay.ended = None
+        bay.ended, bay.held = None, None
         if active.energy_wh is None:
             bay.session, bay.count = None, None
             return

@@ -8,6 +8,7 @@ it got, so that a lying meter is named as such rather than hidden.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,6 +98,9 @@ class SerialBus:
     def __init__(self, port: str, *, timeout: float = PZEM_TIMEOUT_S) -> None:
         from pymodbus.client import ModbusSerialClient  # noqa: PLC0415 - see the docstring
 
+        # pymodbus logs an error for every unanswered request; the agent logs when a meter
+        # stops and starts answering instead (and each fault at DEBUG).
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.port = port
         self.users = 0
         self._lock = threading.Lock()
