@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from pi_mqtt_relay.config import parse_config
+from pi_mqtt_relay.config import ConfigError, MeterConfig, MeteringConfig, parse_config
 from pi_mqtt_relay.meters import (
     ChargingCurve,
     MeterFault,
@@ -192,3 +193,85 @@ def test_the_curve() -> None:
         0.0,
         0.0,
     ]
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def _config_with(*meters: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {
+        "broker": {"host": "127.0.0.1"},
+        "node": {"id": "kiosk"},
+        "bays": [
+            {"id": f"bay-{index}", "pin": 17 + index, "meter": meter}
+            for index, meter in enumerate(meters)
+        ],
+        **top,
+    }
+
+
+def test_a_meter_config_and_its_defaults() -> None:
+    config = parse_config(
+        _config_with(
+            {"kind": "pzem004t", "port": "/dev/ttyAMA0", "address": 2, "max_power_w": 7400},
+            {"kind": "mock"},
+            report_step_wh=5,
+            meter_poll_s=1.5,
+        )
+    )
+    pzem, mock = (bay.meter for bay in config.bays)
+    assert pzem == MeterConfig("pzem004t", 7400.0, "/dev/ttyAMA0", 2)
+    assert mock == MeterConfig("mock", 3680.0)
+    assert config.metering == MeteringConfig(report_step_wh=5.0, meter_poll_s=1.5)
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (_config_with({"kind": "sdm120"}), "bays[0].meter.kind: must be one of pzem004t, mock"),
+        (_config_with({"kind": "pzem004t"}), "bays[0].meter.port: required for a pzem004t"),
+        (
+            _config_with({"kind": "pzem004t", "port": "/dev/x", "address": 0}),
+            "bays[0].meter.address: must be a Modbus address 1-247 or 248",
+        ),
+        (
+            _config_with(
+                {"kind": "pzem004t", "port": "/dev/x", "address": 3},
+                {"kind": "pzem004t", "port": "/dev/x", "address": 3},
+            ),
+            "bays[1].meter.address: 3 on /dev/x is already used by bays[0]",
+        ),
+        (
+            _config_with(
+                {"kind": "pzem004t", "port": "/dev/x"},
+                {"kind": "pzem004t", "port": "/dev/x", "address": 2},
+            ),
+            "bays[0].meter.address: several meters share /dev/x",
+        ),
+        (
+            _config_with({"kind": "pzem004t", "port": "/dev/x", "power_w": 800}),
+            "bays[0].meter.power_w: only for a mock meter",
+        ),
+        (
+            _config_with({"kind": "mock", "port": "/dev/x"}),
+            "bays[0].meter.port: only for a pzem004t meter",
+        ),
+        (
+            _config_with({"kind": "mock", "max_power_w": 0}),
+            "bays[0].meter.max_power_w: must be a number greater than 0",
+        ),
+        (
+            _config_with({"kind": "mock"}, meter_poll_s=60),
+            "meter_poll_s: 60 s must be shorter than meter_silent_s (60 s)",
+        ),
+        (_config_with({"kind": "mock"}, reset_wh=-1), "reset_wh: must be a number of at least 0"),
+        (
+            _config_with({"kind": "mock"}, report_step_wh=float("nan")),
+            "report_step_wh: must be a finite number",
+        ),
+    ],
+)
+def test_a_bad_meter_config_names_its_key(config: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(config)
+    assert problem in str(error.value)

@@ -210,7 +210,7 @@ _METER = vol.Schema(
     {
         vol.Required("kind"): vol.In(METER_KINDS, msg=f"must be one of {', '.join(METER_KINDS)}"),
         vol.Optional("port"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("address", default=PZEM_GENERAL_ADDRESS): vol.All(
+        vol.Optional("address"): vol.All(
             _integer,
             vol.Any(
                 vol.Range(min=1, max=MAX_MODBUS_ADDRESS),
@@ -219,10 +219,10 @@ _METER = vol.Schema(
             ),
         ),
         vol.Optional("max_power_w", default=DEFAULT_MAX_POWER_W): _positive_number,
-        vol.Optional("power_w", default=3000.0): _positive_number,
-        vol.Optional("taper_at_wh", default=500.0): _non_negative_number,
-        vol.Optional("taper_wh", default=100.0): _positive_number,
-        vol.Optional("standby_w", default=2.0): _non_negative_number,
+        vol.Optional("power_w"): _positive_number,
+        vol.Optional("taper_at_wh"): _non_negative_number,
+        vol.Optional("taper_wh"): _positive_number,
+        vol.Optional("standby_w"): _non_negative_number,
     }
 )
 
@@ -322,20 +322,38 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
     return problems
 
 
+_KEYS_OF_KIND = {
+    "pzem004t": {"port", "address"},
+    "mock": {"power_w", "taper_at_wh", "taper_wh", "standby_w"},
+}
+
+
 def _meter_checks(data: dict[str, Any]) -> list[str]:
-    """A PZEM-004T needs its port; meters sharing a port need distinct own addresses."""
+    """Rules of the bays' meters across keys.
+
+    Each kind takes only its own keys; a PZEM-004T needs its port; meters sharing a port
+    need distinct addresses of their own.
+    """
     problems: list[str] = []
     on_port: dict[tuple[str, int], int] = {}
     per_port: dict[str, int] = {}
     for index, bay in enumerate(data["bays"]):
         meter = bay.get("meter")
-        if meter is None or meter["kind"] != "pzem004t":
+        if meter is None:
+            continue
+        for kind, keys in _KEYS_OF_KIND.items():
+            if kind != meter["kind"]:
+                problems += [
+                    f"bays[{index}].meter.{key}: only for a {kind} meter"
+                    for key in sorted(keys & set(meter))
+                ]
+        if meter["kind"] != "pzem004t":
             continue
         if "port" not in meter:
             problems.append(f"bays[{index}].meter.port: required for a pzem004t meter")
             continue
         per_port[meter["port"]] = per_port.get(meter["port"], 0) + 1
-        key = (meter["port"], meter["address"])
+        key = (meter["port"], meter.get("address", PZEM_GENERAL_ADDRESS))
         if key in on_port:
             problems.append(
                 f"bays[{index}].meter.address: {meter['address']} on {meter['port']} is "
@@ -357,18 +375,10 @@ def _meter_checks(data: dict[str, Any]) -> list[str]:
 
 
 def _meter(raw: dict[str, Any] | None) -> MeterConfig | None:
+    """The bay's meter; keys left out take :class:`MeterConfig`'s defaults."""
     if raw is None:
         return None
-    return MeterConfig(
-        kind=raw["kind"],
-        max_power_w=raw["max_power_w"],
-        port=raw.get("port"),
-        address=raw["address"],
-        power_w=raw["power_w"],
-        taper_at_wh=raw["taper_at_wh"],
-        taper_wh=raw["taper_wh"],
-        standby_w=raw["standby_w"],
-    )
+    return MeterConfig(**raw)
 
 
 def parse_config(raw: Any) -> AgentConfig:
