@@ -312,7 +312,9 @@ class Agent:
                 outcome = self._metering.observe(bay_id, active, reading, mono)
                 now = self._clock()
                 if active is not None and outcome is not None and outcome.end is not None:
-                    _LOGGER.warning(
+                    # A meter's fault is the owner's business; the other ends are normal.
+                    faulty = outcome.end.value.startswith("meter_")
+                    (_LOGGER.warning if faulty else _LOGGER.info)(
                         "%s: session %s ends: %s%s",
                         bay_id,
                         active.session,
