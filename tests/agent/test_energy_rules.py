@@ -157,24 +157,47 @@ def test_power_above_the_rating_is_meter_overpower_and_its_energy_is_not_counted
 # -- the property -----------------------------------------------------------------------------
 
 
+# A meter's counter over a session: mostly increases, now and then a reset (a drop to at most
+# reset_wh) or a jump anywhere (a lying meter).
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("up"), st.floats(min_value=0, max_value=500)),
+        st.tuples(st.just("reset"), st.floats(min_value=0, max_value=LIMITS.reset_wh)),
+        st.tuples(st.just("jump"), st.floats(min_value=0, max_value=1e6)),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+def _counters(start: float, moves: list[tuple[str, float]]) -> list[float]:
+    counters, counter = [], start
+    for kind, value in moves:
+        counter = counter + value if kind == "up" else value
+        counters.append(counter)
+    return counters
+
+
 @examples(300)
 @given(
     paid=st.floats(min_value=0.1, max_value=5000),
     start=st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)),
-    counters=st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=60),
+    moves=steps,
 )
 def test_counted_energy_never_exceeds_the_increases_and_the_cut_is_within_one_reading(
-    paid: float, start: float | None, counters: list[float]
+    paid: float, start: float | None, moves: list[tuple[str, float]]
 ) -> None:
     count = start_count(0.0, start)
-    previous, increases, seen = start, 0.0, 0
-    for index, counter in enumerate(counters):
+    previous, increases = start, 0.0
+    for index, counter in enumerate(_counters(start or 0.0, moves)):
         before = count
         count, end = _see(before, 100.0, counter, float(index + 1), paid_wh=paid)
-        seen = index
         if end is Reason.METER_BACKWARDS:
+            # Only a drop that is not a reset, and it is not counted.
+            assert previous is not None
+            assert LIMITS.reset_wh < counter < previous
             assert count == before
-            break
+            return
         if previous is not None and counter > previous:
             increases += counter - previous
         previous = counter
@@ -182,10 +205,9 @@ def test_counted_energy_never_exceeds_the_increases_and_the_cut_is_within_one_re
         if end is Reason.ENERGY_REACHED:
             # The cut comes at the first reading that reaches the paid energy.
             assert before.energy_wh < paid <= count.energy_wh
-            break
+            return
         assert end is None
         assert count.energy_wh < paid
-    assert seen < len(counters)
 
 
 # -- reports ----------------------------------------------------------------------------------
