@@ -34,6 +34,20 @@ class CatalogError(ValueError):
 
 PLAN_FIXED = "fixed"
 PLAN_RATE = "rate"
+# Energy sold by the kWh (issue #24): the customer chooses the amount, which buys Wh.
+PLAN_KWH = "kwh"
+# A per-kWh plan's price per kWh, at most ₹100 (well above any tariff: a typo guard).
+MAX_PRICE_PER_KWH_PAISE = 10_000
+# The most one per-kWh purchase may cost: ₹10,000.
+MAX_ENERGY_AMOUNT_PAISE = 1_000_000
+
+
+def energy_wh_for(paise: int, price_per_kwh_paise: int) -> int:
+    """Wh that ``paise`` buy at ``price_per_kwh_paise``: rounded up, in the customer's favour.
+
+    Integers only: ``ceil(paise * 1000 / price)``.
+    """
+    return -(-paise * 1000 // price_per_kwh_paise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +56,23 @@ class Quote:
 
     minutes: int
     price_paise: int
+    # Energy bought (a per-kWh plan; 0 for time). Its ``minutes`` are then the time cap.
+    energy_wh: int = 0
 
     @property
     def seconds(self) -> int:
-        """Powered time bought."""
+        """Powered time bought (a per-kWh plan's time cap)."""
         return self.minutes * 60
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A price for a length of time: fixed (a price for some minutes) or a rate per minute.
+    """A price for a length of time (fixed, or a rate per minute), or for energy (per kWh).
 
     A fixed plan uses ``minutes`` and ``price_paise``; a rate plan ``rate_paise`` (per minute)
-    between ``min_minutes`` and ``max_minutes``, the customer choosing the minutes.
+    between ``min_minutes`` and ``max_minutes``, the customer choosing the minutes; a per-kWh
+    plan ``price_per_kwh_paise``, the customer choosing an amount from ``min_paise`` to
+    ``max_paise``, with ``minutes`` as the session's time cap.
     """
 
     code: str
@@ -65,11 +83,25 @@ class Plan:
     rate_paise: int = 0
     min_minutes: int = 0
     max_minutes: int = 0
+    price_per_kwh_paise: int = 0
+    min_paise: int = 0
+    max_paise: int = 0
 
     @property
     def seconds(self) -> int:
-        """Powered time a fixed plan buys."""
+        """Powered time a fixed plan buys (a per-kWh plan's time cap)."""
         return self.minutes * 60
+
+    @property
+    def is_energy(self) -> bool:
+        """Whether it sells energy (per kWh): only a metered bay may offer it."""
+        return self.kind == PLAN_KWH
+
+    def quote_energy(self, paise: int) -> Quote:
+        """What an amount buys of a per-kWh plan: whole paise within its bounds."""
+        if not self.is_energy or not self.min_paise <= paise <= self.max_paise:
+            raise CatalogError("amount", "invalid_amount")
+        return Quote(self.minutes, paise, energy_wh_for(paise, self.price_per_kwh_paise))
 
     @property
     def is_rate(self) -> bool:
@@ -78,6 +110,8 @@ class Plan:
 
     def quote(self, minutes: int | None = None) -> Quote:
         """The price of a purchase; a rate plan needs whole minutes within its bounds."""
+        if self.is_energy:
+            raise CatalogError("amount", "invalid_amount")
         if not self.is_rate:
             if minutes not in (None, self.minutes):
                 raise CatalogError("minutes", "invalid_minutes")
@@ -242,8 +276,49 @@ def make_rate_plan(
     )
 
 
+def make_energy_plan(
+    code: str,
+    name: str,
+    *,
+    price_per_kwh_paise: int,
+    min_paise: int,
+    max_paise: int,
+    cap_minutes: int,
+) -> Plan:
+    """Validate and build a per-kWh plan: the customer pays an amount, which buys energy."""
+    if not ID_PATTERN.fullmatch(code):
+        raise CatalogError("code", "invalid_id")
+    if not 0 < price_per_kwh_paise <= MAX_PRICE_PER_KWH_PAISE:
+        raise CatalogError("price", "invalid_price")
+    if not MIN_PRICE_PAISE <= min_paise <= MAX_ENERGY_AMOUNT_PAISE:
+        raise CatalogError("min_amount", "price_below_minimum")
+    if not min_paise <= max_paise <= MAX_ENERGY_AMOUNT_PAISE:
+        raise CatalogError("max_amount", "max_below_min")
+    if not 0 < cap_minutes <= MAX_PLAN_MINUTES:
+        raise CatalogError("minutes", "invalid_minutes")
+    return Plan(
+        code=code,
+        name=name.strip() or code,
+        minutes=cap_minutes,
+        kind=PLAN_KWH,
+        price_per_kwh_paise=price_per_kwh_paise,
+        min_paise=min_paise,
+        max_paise=max_paise,
+    )
+
+
 def plan_to_data(plan: Plan) -> dict[str, Any]:
     """A plan as stored in its config subentry (a fixed plan as in version 0.2)."""
+    if plan.is_energy:
+        return {
+            "code": plan.code,
+            "name": plan.name,
+            "kind": PLAN_KWH,
+            "minutes": plan.minutes,
+            "price_per_kwh_paise": plan.price_per_kwh_paise,
+            "min_paise": plan.min_paise,
+            "max_paise": plan.max_paise,
+        }
     if plan.is_rate:
         return {
             "code": plan.code,

@@ -20,7 +20,13 @@ from .ending_rules import Ending
 from .notices import Notices
 from .records import SessionRecord, SessionState
 from .refunds import Failure, Refunds
-from .session_rules import PAID_TOO_LATE, PaidDecision
+from .session_rules import (
+    DEADLINE_SLACK_S,
+    PAID_TOO_LATE,
+    PaidDecision,
+    before_top_ups,
+    shorten,
+)
 from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
 from .timers import BayTimers
@@ -34,6 +40,7 @@ SALE_REFUSALS = frozenset(
         PaidDecision.REFUSE_BUSY.value,
         PaidDecision.REFUSE_TOO_LONG.value,
         PaidDecision.REFUSE_ENDING.value,
+        PaidDecision.REFUSE_NO_METER.value,
         BELOW_MINIMUM,
         ABOVE_MAXIMUM,
         PAID_TOO_LATE,
@@ -149,6 +156,27 @@ class Endings:
             bay.async_notify_entities()
         else:
             self.notices.bay_changed(session.bay_id)
+
+    async def async_top_up_refused(
+        self, session: SessionRecord, reported: float, bay: EndingBay
+    ) -> None:
+        """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s).
+
+        The time cut off is refunded, per payment, in the change that shortens the session.
+        """
+        try:
+            async with self.books.change() as ledger:
+                until = before_top_ups(ledger, session, reported, DEADLINE_SLACK_S)
+                if not session.running or until is None:  # changed while this waited
+                    return
+                parts = shorten(ledger, session, until)
+                to_send = self.refunds.record(ledger, session, parts, "top_up_refused")
+        except StorageError:
+            bay.retry(lambda: self.async_top_up_refused(session, reported, bay), session)
+            raise
+        bay.timers.deadline(session)
+        bay.async_notify_entities()
+        await self.refunds.async_send_all(to_send)
 
     def _announce(self, session: SessionRecord, ending: Ending) -> None:
         if ending.failed:

@@ -216,6 +216,9 @@ class LinkRecord(_Record):
     payment_id: str | None = None
     # What the customer was shown before paying (``intents``): None for the owner's links.
     intent: str | None = None
+    # Energy it buys and its price (a per-kWh plan; 0 for time): ``seconds`` is the time cap.
+    energy_wh: int = 0
+    price_per_kwh_paise: int = 0
 
 
 @dataclass(slots=True)
@@ -239,6 +242,8 @@ class PaymentRecord(_Record):
     # unserved time is priced per payment, at the price of the payment it came from.
     seconds: int = 0
     cut_s: float = 0.0
+    # The energy it bought (a per-kWh plan), priced at its own amount when refunded.
+    energy_wh: int = 0
 
     def __post_init__(self) -> None:
         self.state = PaymentState(self.state)
@@ -264,9 +269,19 @@ class SessionRecord(_Record):
     end_reason: str | None = None
     # The intent of the link (or static QR code) that paid for it; see ``intents``.
     intent: str | None = None
+    # A metered session (``energy_rules``): the energy paid for (0: a timed session), the
+    # energy its meter counted (Wh), and the price per kWh it was sold at (0: sold by time).
+    energy_paid_wh: int = 0
+    energy_used_wh: float = 0.0
+    price_per_kwh_paise: int = 0
 
     def __post_init__(self) -> None:
         self.state = SessionState(self.state)
+
+    @property
+    def sells_energy(self) -> bool:
+        """Whether it was sold by the kWh: its end refunds the energy not used."""
+        return self.energy_paid_wh > 0
 
     @property
     def running(self) -> bool:

@@ -70,6 +70,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE links ADD COLUMN intent TEXT;
     ALTER TABLE sessions ADD COLUMN intent TEXT;
     """,
+    # 4: metered bays (issue #24): the energy a link (and its price) and a payment buy, and per
+    # session the energy paid for and used (Wh) and its price per kWh; 0 for time sold.
+    """
+    ALTER TABLE links ADD COLUMN energy_wh INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE links ADD COLUMN price_per_kwh_paise INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payments ADD COLUMN energy_wh INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN energy_paid_wh INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN energy_used_wh REAL NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN price_per_kwh_paise INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

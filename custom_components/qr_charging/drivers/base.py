@@ -49,6 +49,9 @@ class BayDriver(ABC):
         self.online = False
         self.agent: AgentInfo | None = None
         self.max_session_s: int | None = None
+        # Whether the bay can count energy (so be sold it), and its meter's name for the owner.
+        self.metered = False
+        self.meter: str | None = None
 
     @abstractmethod
     async def async_setup(self) -> None:
