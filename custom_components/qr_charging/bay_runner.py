@@ -318,7 +318,7 @@ class BayRunner:
     async def _async_send_on(self, command: rules.OnCommand) -> None:
         try:
             await self.driver.async_turn_on(
-                command.session_id, command.until, command.duration, command.sent
+                command.session_id, command.until, command.duration, command.sent, command.energy_wh
             )
         except Exception:
             # A start then fails at its acknowledgement time; a top-up that never lands shows
@@ -363,6 +363,9 @@ class BayRunner:
             case Verdict.START_REJECTED:
                 failure = self._failure(verdict.reason or "rejected", STARTING_ONLY)
                 await self.async_end(session, failure)
+            case Verdict.METERED_END:
+                ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
+                await self.async_end(session, ending)
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
             case Verdict.AGENT_RESTARTED:
@@ -390,6 +393,7 @@ class BayRunner:
         self.timers.ack_done()
         self.fault = None
         self.notices.clear_repair(f"start_failed_{self.bay.bay_id}")
+        self.notices.clear_repair(f"meter_fault_{self.bay.bay_id}")
         self.timers.deadline(session)
         self.notices.fire(EVENT_SESSION_STARTED, _started(session))
         self.async_notify_entities()

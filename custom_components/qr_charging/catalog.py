@@ -138,6 +138,9 @@ DRIVER_SWITCH = "switch"
 DEFAULT_PREFIX = "qr_charging"
 DEFAULT_OWNER_MINUTES = 30
 DEFAULT_MAX_MINUTES = 240
+DEFAULT_FULL_BELOW_W = 10
+DEFAULT_FULL_SETTLE_MIN = 3
+DEFAULT_FULL_GRACE_MIN = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,22 @@ class Bay:
     qr_secret: str | None = field(default=None, repr=False)
     display_token: str | None = field(default=None, repr=False)
     hold_minutes: int = DEFAULT_HOLD_MINUTES
+    # A metered bay (issue #24): vehicle full is power below ``full_below_w`` for
+    # ``full_settle_min`` minutes after ``full_grace_min`` from the start; ``prorata``: a
+    # session sold by time that ends early (vehicle full) gets its unused minutes back.
+    full_below_w: int = DEFAULT_FULL_BELOW_W
+    full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
+    full_grace_min: int = DEFAULT_FULL_GRACE_MIN
+    prorata: bool = True
+
+    @property
+    def full_rule(self) -> dict[str, int]:
+        """The vehicle-full rule as the agent's ``on`` carries it (``full``)."""
+        return {
+            "below_w": self.full_below_w,
+            "settle_s": self.full_settle_min * 60,
+            "grace_s": self.full_grace_min * 60,
+        }
 
     @property
     def driver(self) -> str:
@@ -209,6 +228,10 @@ _DEFAULT_BAY_FIELDS = {
     "dynamic_qr": False,
     "qr_validity_s": DEFAULT_VALIDITY_S,
     "hold_minutes": DEFAULT_HOLD_MINUTES,
+    "full_below_w": DEFAULT_FULL_BELOW_W,
+    "full_settle_min": DEFAULT_FULL_SETTLE_MIN,
+    "full_grace_min": DEFAULT_FULL_GRACE_MIN,
+    "prorata": True,
 }
 
 

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 from .books import Books
 from .const import EVENT_SESSION_ENDED
+from .drivers.base import BayDriver
 from .ending_rules import Ending
+from .energy_rules import METER_FAULTS
 from .notices import Notices
 from .records import SessionRecord, SessionState
 from .refunds import Failure, Refunds
@@ -55,6 +57,7 @@ class EndingBay(Protocol):
 
     timers: BayTimers
     fault: str | None  # why the bay's last start failed (its status shows ``fault``)
+    driver: BayDriver  # its meter: the energy counted, the meter's name
 
     async def async_send_off(self, session_id: str) -> None:
         """Tell the bay ``off`` (never raises)."""
@@ -87,6 +90,8 @@ class Endings:
         owner asked (they are told); ``StorageError`` is raised, but for an automatic failure.
         """
         sid = session.session_id
+        if bay is not None:
+            ending = ending.measured(bay.driver.energy_for(sid))
         if session.state not in ending.states or (not ending.failed and sid in self._ending):
             return None  # ended, or being ended (the bay's report of our own "off", say)
         if not ending.failed:
@@ -147,6 +152,16 @@ class Endings:
                     "reason": ending.reason,
                     "session_id": session.session_id,
                     "refund": "yes" if session.state is SessionState.REFUNDED else "no",
+                },
+            )
+        if bay is not None and ending.reason in METER_FAULTS:
+            self.notices.raise_repair(
+                f"meter_fault_{session.bay_id}",
+                "meter_fault",
+                {
+                    "bay": self.refunds.bay_name(session.bay_id),
+                    "meter": bay.driver.meter or "?",
+                    "reason": ending.reason,
                 },
             )
         await self.refunds.async_send_all(stored.refunds)

@@ -133,7 +133,11 @@ class CustomerPages:
         return bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
-            plans=[self.plans[code] for code in bay.plan_codes if code in self.plans],
+            plans=[
+                self.plans[code]
+                for code in bay.plan_codes
+                if code in self.plans and not self.plans[code].is_energy
+            ],
             running=runner.session,
             in_order=bay_in_order(self.hass, runner),
             limit_s=runner.limit_s,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from .energy_rules import add_energy
+from .energy_rules import METERED_ENDS, add_energy
 from .holds import held_for_another
 from .intents import may_top_up
 from .ledger import Ledger
@@ -400,6 +400,7 @@ class Verdict(StrEnum):
     ACKNOWLEDGED = "acknowledged"  # power for the starting session: it is active
     FOREIGN_POWER = "foreign_power"  # power for a session that is not the bay's: cut it
     RAN_OUT = "ran_out"  # off at (about) the deadline: the session ended
+    METERED_END = "metered_end"  # the bay's meter ended it: energy reached, full, a fault
     AGENT_RESTARTED = "agent_restarted"  # off for a boot or shutdown: send "on" again
     POWER_CUT = "power_cut"  # off before the deadline nobody here asked for: end and refund
     START_REJECTED = "start_rejected"  # the bay refused to start the session: it failed
@@ -449,6 +450,8 @@ def _read_off(session: SessionRecord, report: StateReport, now: float) -> Report
         return ReportVerdict(Verdict.START_REJECTED, reason=report.reason or "rejected")
     if session.state is not SessionState.ACTIVE or session.until is None:
         return ReportVerdict(Verdict.NOTHING)
+    if report.reason in METERED_ENDS:
+        return ReportVerdict(Verdict.METERED_END, reason=report.reason)
     if session.until - now <= DEADLINE_SLACK_S:
         return ReportVerdict(Verdict.RAN_OUT)
     if report.reason in PASSING_REASONS:

@@ -31,4 +31,5 @@ def make_driver(
                 prefix=prefix,
                 node=node,
                 agent_bay=agent_bay or bay.bay_id,
+                full=bay.full_rule,
             )

@@ -20,6 +20,9 @@ class BayReport:
     # False for a state replayed by the broker on subscribe (retained), which may describe a
     # command older than the session now starting.
     fresh: bool = True
+    # A metered bay's last power reading (W) and its session's energy counted so far (Wh).
+    power_w: float | None = None
+    energy_wh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +66,12 @@ class BayDriver(ABC):
 
     @abstractmethod
     async def async_turn_on(
-        self, session_id: str, until: float, duration: int, sent: float
+        self, session_id: str, until: float, duration: int, sent: float, energy_wh: float | None
     ) -> None:
-        """Power the bay for a session until a deadline (also used to extend it)."""
+        """Power the bay for a session until a deadline (also used to extend it).
+
+        ``energy_wh``: a metered session's energy paid for so far (None: a timed session).
+        """
 
     @abstractmethod
     async def async_turn_off(self, session_id: str | None) -> None:
@@ -86,6 +92,10 @@ class BayDriver(ABC):
         A driver with ``agent`` set names its parent that way instead: the agent's device is
         ours to create.
         """
+        return None
+
+    def energy_for(self, session_id: str) -> float | None:
+        """The energy the bay's meter counted for a session so far (Wh); None if unknown."""
         return None
 
     def resume(self, session_id: str, until: float) -> None:  # noqa: B027 - optional hook

@@ -85,7 +85,7 @@ class SwitchEntityDriver(BayDriver):
         )
 
     async def async_turn_on(
-        self, session_id: str, until: float, duration: int, sent: float
+        self, session_id: str, until: float, duration: int, sent: float, energy_wh: float | None
     ) -> None:
         """Switch on for a session; a switch already on for it (a top-up) needs nothing."""
         self._session, self._until = session_id, until
