@@ -206,7 +206,7 @@ class BayRunner:
         if first is not None and rules.resume(first, first=True, now=now) is Resume.DEADLINE:
             assert first.until is not None
             # Before listening: the bay's first report must be read against this session.
-            self.driver.resume(first.session_id, first.until)
+            self.driver.resume(first.session_id, first.until, first.energy_paid_wh or None)
         await self.driver.async_setup()
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):

@@ -9,6 +9,16 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+from .metering import (
+    DEFAULT_FULL_BELOW_W,
+    DEFAULT_FULL_GRACE_MIN,
+    DEFAULT_FULL_SETTLE_MIN,
+    MAX_ENERGY_AMOUNT_PAISE,
+    MAX_PRICE_PER_KWH_PAISE,
+    Metering,
+    energy_wh_for,
+    metering_problem,
+)
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,32}")
@@ -34,20 +44,7 @@ class CatalogError(ValueError):
 
 PLAN_FIXED = "fixed"
 PLAN_RATE = "rate"
-# Energy sold by the kWh (issue #24): the customer chooses the amount, which buys Wh.
-PLAN_KWH = "kwh"
-# A per-kWh plan's price per kWh, at most ₹100 (well above any tariff: a typo guard).
-MAX_PRICE_PER_KWH_PAISE = 10_000
-# The most one per-kWh purchase may cost: ₹10,000.
-MAX_ENERGY_AMOUNT_PAISE = 1_000_000
-
-
-def energy_wh_for(paise: int, price_per_kwh_paise: int) -> int:
-    """Wh that ``paise`` buy at ``price_per_kwh_paise``: rounded up, in the customer's favour.
-
-    Integers only: ``ceil(paise * 1000 / price)``.
-    """
-    return -(-paise * 1000 // price_per_kwh_paise)
+PLAN_KWH = "kwh"  # energy (issue #24): the customer chooses the amount, which buys Wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +135,6 @@ DRIVER_SWITCH = "switch"
 DEFAULT_PREFIX = "qr_charging"
 DEFAULT_OWNER_MINUTES = 30
 DEFAULT_MAX_MINUTES = 240
-DEFAULT_FULL_BELOW_W = 10
-DEFAULT_FULL_SETTLE_MIN = 3
-DEFAULT_FULL_GRACE_MIN = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +190,9 @@ class Bay:
     full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
     full_grace_min: int = DEFAULT_FULL_GRACE_MIN
     prorata: bool = True
+    # A switch bay's meter: its plug's power (W) and energy (kWh or Wh) sensors.
+    power_sensor: str | None = None
+    energy_sensor: str | None = None
 
     @property
     def full_rule(self) -> dict[str, int]:
@@ -223,6 +220,8 @@ _OPTIONAL_BAY_FIELDS = (
     "qr_code_tag",
     "qr_secret",
     "display_token",
+    "power_sensor",
+    "energy_sensor",
 )
 _DEFAULT_BAY_FIELDS = {
     "dynamic_qr": False,
@@ -330,33 +329,20 @@ def make_energy_plan(
     )
 
 
+# What each kind of plan stores besides its code and name (a fixed plan as in version 0.2).
+_PLAN_FIELDS = {
+    PLAN_FIXED: ("minutes", "price_paise"),
+    PLAN_RATE: ("rate_paise", "min_minutes", "max_minutes"),
+    PLAN_KWH: ("minutes", "price_per_kwh_paise", "min_paise", "max_paise"),
+}
+
+
 def plan_to_data(plan: Plan) -> dict[str, Any]:
-    """A plan as stored in its config subentry (a fixed plan as in version 0.2)."""
-    if plan.is_energy:
-        return {
-            "code": plan.code,
-            "name": plan.name,
-            "kind": PLAN_KWH,
-            "minutes": plan.minutes,
-            "price_per_kwh_paise": plan.price_per_kwh_paise,
-            "min_paise": plan.min_paise,
-            "max_paise": plan.max_paise,
-        }
-    if plan.is_rate:
-        return {
-            "code": plan.code,
-            "name": plan.name,
-            "kind": PLAN_RATE,
-            "rate_paise": plan.rate_paise,
-            "min_minutes": plan.min_minutes,
-            "max_minutes": plan.max_minutes,
-        }
-    return {
-        "code": plan.code,
-        "name": plan.name,
-        "minutes": plan.minutes,
-        "price_paise": plan.price_paise,
-    }
+    """A plan as stored in its config subentry (a fixed plan as in version 0.2, no kind)."""
+    data: dict[str, Any] = {"code": plan.code, "name": plan.name}
+    if plan.kind != PLAN_FIXED:
+        data["kind"] = plan.kind
+    return data | {name: getattr(plan, name) for name in _PLAN_FIELDS[plan.kind]}
 
 
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
@@ -377,6 +363,7 @@ def make_bay(
     dynamic_qr: bool = False,
     qr_validity_s: int = DEFAULT_VALIDITY_S,
     hold_minutes: int = DEFAULT_HOLD_MINUTES,
+    meter: Metering | None = None,
 ) -> Bay:
     """Validate and build a bay that offers some of the known plans (secrets added later)."""
     if not ID_PATTERN.fullmatch(bay_id):
@@ -392,6 +379,7 @@ def make_bay(
     if not 0 < default_minutes <= max_minutes:
         raise CatalogError("default_minutes", "invalid_minutes")
     _check_screen(qr_validity_s, hold_minutes)
+    meter = _checked_meter(meter or Metering(), relay)
     return Bay(
         bay_id=bay_id,
         name=name.strip() or bay_id,
@@ -402,7 +390,20 @@ def make_bay(
         dynamic_qr=dynamic_qr,
         qr_validity_s=qr_validity_s,
         hold_minutes=hold_minutes,
+        full_below_w=meter.full_below_w,
+        full_settle_min=meter.full_settle_min,
+        full_grace_min=meter.full_grace_min,
+        prorata=meter.prorata,
+        power_sensor=meter.power_sensor,
+        energy_sensor=meter.energy_sensor,
     )
+
+
+def _checked_meter(meter: Metering, relay: Relay) -> Metering:
+    """A bay's metering settings checked (``metering.problem``)."""
+    if (problem := metering_problem(meter, on_agent=isinstance(relay, MqttRelay))) is not None:
+        raise CatalogError(*problem)
+    return meter
 
 
 def _checked_relay(relay: Relay, bay_id: str) -> Relay:

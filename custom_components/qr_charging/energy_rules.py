@@ -96,3 +96,48 @@ def count(state: EnergyCount | None, reading_wh: float, reset_wh: float = RESET_
         # Reset or restarted: what it counted since counts too.
         return EnergyCount(state.counted_wh + reading_wh, reading_wh)
     raise MeterBackwards(f"meter went from {state.last_wh} Wh to {reading_wh} Wh")
+
+
+# A metered bay whose meter has said nothing for this long while on is ``meter_silent``.
+SILENT_AFTER_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class FullRule:
+    """Vehicle full: power below ``below_w`` for ``settle_s``, counted after ``grace_s``."""
+
+    below_w: float
+    settle_s: float
+    grace_s: float
+
+
+def below_since(rule: FullRule, power_w: float, since: float | None, now: float) -> float | None:
+    """When the power last went (and stayed) below the rule's threshold; None: it is above."""
+    if power_w >= rule.below_w:
+        return None
+    return now if since is None else since
+
+
+def vehicle_full(rule: FullRule, started_at: float, since: float | None, now: float) -> bool:
+    """Whether the vehicle is full: below the threshold for the settle time, after the grace.
+
+    The settle time counts from the end of the grace at the earliest, so a charger that is
+    slow to draw is not cut.
+    """
+    if since is None or now - started_at < rule.grace_s:
+        return False
+    return now - max(since, started_at + rule.grace_s) >= rule.settle_s
+
+
+def session_end(count_wh: float, paid_wh: int | None) -> str | None:
+    """``energy_reached`` once the energy counted reaches what was paid for (if sold so)."""
+    return ENERGY_REACHED if paid_wh is not None and count_wh >= paid_wh else None
+
+
+def silent(last_report_at: float | None, started_at: float, now: float) -> bool:
+    """Whether the meter said nothing for ``SILENT_AFTER_S`` while on (since the start, at most).
+
+    A meter that never reported counts from the session's start.
+    """
+    last = started_at if last_report_at is None else max(last_report_at, started_at)
+    return now - last >= SILENT_AFTER_S

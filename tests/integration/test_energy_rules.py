@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from custom_components.qr_charging.catalog import (
     CatalogError,
-    energy_wh_for,
     make_energy_plan,
     plan_from_data,
     plan_to_data,
@@ -32,6 +31,7 @@ from custom_components.qr_charging.energy_rules import (
     count,
 )
 from custom_components.qr_charging.ledger import Ledger
+from custom_components.qr_charging.metering import energy_wh_for
 from custom_components.qr_charging.payment_rules import MIN_REFUND_PAISE
 from custom_components.qr_charging.records import (
     PaymentRecord,

@@ -98,5 +98,15 @@ class BayDriver(ABC):
         """The energy the bay's meter counted for a session so far (Wh); None if unknown."""
         return None
 
-    def resume(self, session_id: str, until: float) -> None:  # noqa: B027 - optional hook
-        """After a restart, the session the bay should be running (for drivers that forget)."""
+    @property
+    def power_w(self) -> float | None:
+        """A metered bay's power now (W), if known."""
+        return None
+
+    def resume(  # noqa: B027 - optional hook
+        self, session_id: str, until: float, energy_wh: float | None = None
+    ) -> None:
+        """After a restart, the session the bay should be running (for drivers that forget).
+
+        ``energy_wh``: a metered session's energy paid for.
+        """

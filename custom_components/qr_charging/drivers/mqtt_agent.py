@@ -122,6 +122,7 @@ class MqttAgentDriver(BayDriver):
         self._node, self._agent_bay, self._full = node, agent_bay, full
         # The running metered session's energy counted so far, as the agent last said.
         self._energy: tuple[str, float] | None = None
+        self._power: float | None = None
         self._base = f"{prefix}/{node}"
         self._bay_topic = f"{prefix}/{node}/{agent_bay}"
         self.agent = AgentInfo(identifier=agent_identifier(node), name=node, model="pi-mqtt-relay")
@@ -210,7 +211,13 @@ class MqttAgentDriver(BayDriver):
             return
         if report.session_id is not None and report.energy_wh is not None:
             self._energy = (report.session_id, report.energy_wh)
+        self._power = report.power_w
         self._on_report(replace(report, fresh=not msg.retain))
+
+    @property
+    def power_w(self) -> float | None:
+        """The power the agent last reported (W)."""
+        return self._power
 
     def energy_for(self, session_id: str) -> float | None:
         """The energy the agent last reported for the session (Wh)."""
