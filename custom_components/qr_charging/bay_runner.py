@@ -93,6 +93,9 @@ def _started(session: SessionRecord) -> dict[str, Any]:
         "until": _iso(session.until),
         "seconds": session.seconds,
         "owner": session.owner,
+        # Sold by the kWh: the energy paid for and its price (0 for time).
+        "energy_wh": session.energy_paid_wh,
+        "price_per_kwh_paise": session.price_per_kwh_paise,
     }
 
 

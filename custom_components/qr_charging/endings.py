@@ -208,5 +208,9 @@ class Endings:
                 "reason": ending.reason,
                 "served_s": max(round(served), 0),
                 "owner": session.owner,
+                # A metered bay's session: the energy its meter counted (Wh) and, sold by
+                # the kWh, its price (0 when sold by time).
+                "energy_wh": session.energy_used_wh,
+                "price_per_kwh_paise": session.price_per_kwh_paise,
             },
         )

@@ -9,6 +9,7 @@ copying or comparing any record that was not written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
@@ -386,6 +387,8 @@ class BayTotals:
 
     revenue_paise: int = 0
     sessions: int = 0
+    # Energy its ended sessions drew, in whole Wh measured (metered bays; issue #24).
+    energy_wh: int = 0
 
 
 def in_revenue(payment: PaymentRecord) -> bool:
@@ -412,6 +415,13 @@ def _served(record: Record) -> tuple[str | None, int]:
     return None, 0
 
 
+def _energy(record: Record) -> tuple[str | None, int]:
+    """An ended session counts the whole Wh its meter measured."""
+    if isinstance(record, SessionRecord) and record.state is SessionState.ENDED:
+        return record.bay_id, math.floor(record.energy_used_wh)
+    return None, 0
+
+
 def add_totals(totals: dict[str, BayTotals], record: Record, sign: int = 1) -> None:
     """Add (or with ``sign=-1`` take away) what one record counts for in its bay's totals."""
     bay, paise = _revenue(record)
@@ -420,3 +430,6 @@ def add_totals(totals: dict[str, BayTotals], record: Record, sign: int = 1) -> N
     bay, served = _served(record)
     if bay is not None and served:
         totals.setdefault(bay, BayTotals()).sessions += sign * served
+    bay, energy = _energy(record)
+    if bay is not None and energy:
+        totals.setdefault(bay, BayTotals()).energy_wh += sign * energy

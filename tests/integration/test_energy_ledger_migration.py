@@ -26,6 +26,7 @@ NEW_COLUMNS = {
     "links": {"energy_wh": 0, "price_per_kwh_paise": 0},
     "payments": {"energy_wh": 0},
     "sessions": {"energy_paid_wh": 0, "energy_used_wh": 0.0, "price_per_kwh_paise": 0},
+    "bay_totals": {"energy_wh": 0},
 }
 
 

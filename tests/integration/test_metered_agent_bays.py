@@ -17,6 +17,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging import bay_runner, endings
 from custom_components.qr_charging.const import (
@@ -29,7 +33,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
 from .conftest import PostWebhook
-from .helpers import refund_amounts, settle
+from .helpers import export_sessions, refund_amounts, settle
 from .meter_helpers import (
     CAP_MINUTES,
     ENERGY_PLAN_SUBENTRY,
@@ -246,3 +250,65 @@ async def test_bad_meter_figures_are_logged_and_change_nothing(
     metered_state(agent, sid, on=False, reason="vehicle_full", energy_wh=1000.0)
     await wait_until(hass, lambda: len(ended) == 1)
     assert refund_amounts(standin, payment_id) == [1500]
+
+
+@pytest.mark.usefixtures("metered")
+async def test_power_energy_events_and_export_tell_the_metered_session(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    _, on = await _energy_session(hass, standin, post_webhook, agent)
+    sid = on["session"]
+    assert (started[0].data["energy_wh"], started[0].data["price_per_kwh_paise"]) == (2000, 1500)
+    metered_state(
+        agent, sid, on=True, reason="command", until=on["until"], power_w=812.4, energy_wh=523.4
+    )
+    await wait_until(hass, lambda: _state(hass, "sensor.bay_1_power") == "812.4")
+    assert _state(hass, "sensor.bay_1_session_energy") == "0.523"
+    assert _state(hass, "sensor.bay_1_energy_sold") == "0"
+
+    metered_state(agent, sid, on=False, reason="vehicle_full", power_w=2.0, energy_wh=523.9)
+    await wait_until(hass, lambda: len(ended) == 1)
+    assert (ended[0].data["energy_wh"], ended[0].data["price_per_kwh_paise"]) == (523.9, 1500)
+    sold = hass.states.get("sensor.bay_1_energy_sold")
+    assert sold is not None
+    # Whole Wh measured, in kWh: what the Energy dashboard takes.
+    assert sold.state == "0.523"
+    assert sold.attributes["state_class"] == "total_increasing"
+    assert sold.attributes["device_class"] == "energy"
+    assert sold.attributes["unit_of_measurement"] == "kWh"
+    (row,) = await export_sessions(hass)
+    assert {k: row[k] for k in ("end_reason", "energy_paid_wh", "energy_wh")} == {
+        "end_reason": "vehicle_full",
+        "energy_paid_wh": "2000",
+        "energy_wh": "523.9",
+    }
+    assert (row["price_per_kwh_paise"], row["refunded_paise"]) == ("1500", "2215")
+
+
+async def test_diagnostics_show_the_meter_and_an_old_agent_has_no_meter_sensors(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    agent: ScriptedAgent,
+    metered: MockConfigEntry,
+) -> None:
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, metered)
+    assert diagnostics["bays"]["bay-1"]["meter"] == {
+        "metered": True,
+        "meter": "pzem004t (kiosk-1/bay-1)",
+        "power_sensor": None,
+        "energy_sensor": None,
+        "full": FULL_RULE,
+        "prorata": True,
+    }
+    runner = metered.runtime_data.bays.runners["bay-1"]
+    announce(agent, meter=None)
+    await wait_until(hass, lambda: not runner.driver.metered)
+    assert _state(hass, "sensor.bay_1_power") == "unavailable"
+    assert _state(hass, "sensor.bay_1_energy_sold") == "unavailable"
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str | None:
+    state = hass.states.get(entity_id)
+    return state.state if state is not None else None

@@ -179,3 +179,16 @@ async def test_energy_is_not_sold_at_a_plug_without_a_meter(
 def bay_plans() -> list[dict[str, Any]]:
     """For the plug without a meter (``loaded_entry``): the energy plan on offer too."""
     return [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
+
+
+@pytest.mark.usefixtures("metered_entry")
+async def test_the_bays_power_and_session_energy_follow_the_plug(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    await _buy(hass, standin, post_webhook)
+    await move_meter(hass, power_w=750, energy_kwh=12.25)
+    power = hass.states.get("sensor.bay_1_power")
+    energy = hass.states.get("sensor.bay_1_session_energy")
+    assert power is not None
+    assert energy is not None
+    assert (power.state, energy.state) == ("750.0", "0.250")

@@ -52,7 +52,12 @@ class SwitchEntityDriver(BayDriver):
         if sensors is not None and full is not None:
             power, energy = sensors
             self._meter = SwitchMeter(
-                hass, power_entity=power, energy_entity=energy, full=full, on_end=self._meter_end
+                hass,
+                power_entity=power,
+                energy_entity=energy,
+                full=full,
+                on_end=self._meter_end,
+                on_reading=on_change,
             )
             self.metered, self.meter = True, energy
 

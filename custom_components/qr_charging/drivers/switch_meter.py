@@ -71,11 +71,12 @@ class SwitchMeter:
         energy_entity: str,
         full: FullRule,
         on_end: Callable[[str, str], None],
+        on_reading: Callable[[], None],
     ) -> None:
         self.hass = hass
         self.power_entity, self.energy_entity = power_entity, energy_entity
         self.full = full
-        self._on_end = on_end
+        self._on_end, self._on_reading = on_end, on_reading
         self.session_id: str | None = None
         self.paid_wh: int | None = None
         self._counted: tuple[str, EnergyCount | None] | None = None
@@ -153,6 +154,8 @@ class SwitchMeter:
         self._counted = (self.session_id, counted)
         if (reason := session_end(counted.counted_wh, self.paid_wh)) is not None:
             self._end(reason)
+        else:
+            self._on_reading()
 
     @callback
     def _power_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -170,6 +173,7 @@ class SwitchMeter:
         elif power is not None:
             self._below = below_since(self.full, power, self._below, dt_util.utcnow().timestamp())
             self._check(dt_util.utcnow())
+            self._on_reading()
 
     @callback
     def _tick(self, now: datetime) -> None:
