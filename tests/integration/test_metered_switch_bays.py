@@ -19,38 +19,17 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_ENDED
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, PostWebhook, entry_data, setup_plug, with_plans
+from .conftest import PLAN_SUBENTRY, PostWebhook
 from .helpers import pay, plug_state, refund_amounts, settle, tick
 from .meter_helpers import (
     ENERGY_PLAN_SUBENTRY,
     buy_energy,
     meter_reports,
-    metered_switch_bay,
+    metered_entry_fixture,  # noqa: F401 - the fixture metered_entry
     move_meter,
-    setup_meter,
 )
 
 AMOUNT = 3000  # ₹30 at ₹15 a unit: 2000 Wh
-
-
-@pytest.fixture
-async def metered_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    """bay-1 on the plug, with its meter at 12 kWh, selling energy and the 30-minute plan."""
-    plans = [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=standin.key_id,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        subentries_data=[*plans, metered_switch_bay(with_plans(BAY_SUBENTRY, plans))],
-        minor_version=2,
-    )
-    await setup_plug(hass)
-    await setup_meter(hass, energy_kwh=12.0)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
 
 
 async def _buy(
@@ -110,12 +89,12 @@ async def test_vehicle_full_cuts_after_grace_and_settle_and_refunds_unused_energ
     assert refund_amounts(standin, payment_id) == [2550]
 
 
+@pytest.mark.usefixtures("metered_entry")
 async def test_a_silent_meter_cuts_bills_what_was_measured_and_names_the_meter(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
-    metered_entry: MockConfigEntry,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
