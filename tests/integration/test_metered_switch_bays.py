@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -42,6 +42,12 @@ async def _buy(
     return paid.payment_id
 
 
+def _cut(hass: HomeAssistant, ended: list[Event], reason: str) -> None:
+    """The plug is off and the session ended once, for ``reason``."""
+    assert plug_state(hass) == STATE_OFF
+    assert [e.data["reason"] for e in ended] == [reason]
+
+
 async def _runs(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: int) -> None:
     """Time passes with the meter reporting every 20 s."""
     for _ in range(seconds // 20):
@@ -59,8 +65,7 @@ async def test_the_plug_is_cut_at_the_energy_paid_for(
     assert plug_state(hass) == STATE_ON
     await move_meter(hass, energy_kwh=14.0)  # 2000 Wh since the start
 
-    assert plug_state(hass) == STATE_OFF
-    assert [e.data["reason"] for e in ended] == ["energy_reached"]
+    _cut(hass, ended, "energy_reached")
     assert refund_amounts(standin, payment_id) == []
 
 
@@ -83,8 +88,7 @@ async def test_vehicle_full_cuts_after_grace_and_settle_and_refunds_unused_energ
     assert plug_state(hass) == STATE_ON
     await _runs(hass, freezer, 40)
 
-    assert plug_state(hass) == STATE_OFF
-    assert [e.data["reason"] for e in ended] == ["vehicle_full"]
+    _cut(hass, ended, "vehicle_full")
     # 300 Wh of 2000 used: ₹30 * 1700 / 2000.
     assert refund_amounts(standin, payment_id) == [2550]
 
@@ -103,8 +107,7 @@ async def test_a_silent_meter_cuts_bills_what_was_measured_and_names_the_meter(
     assert plug_state(hass) == STATE_ON
     await tick(hass, freezer, 20)  # 70 s without a report while on
 
-    assert plug_state(hass) == STATE_OFF
-    assert [e.data["reason"] for e in ended] == ["meter_silent"]
+    _cut(hass, ended, "meter_silent")
     assert refund_amounts(standin, payment_id) == [2850]  # 100 Wh measured
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "meter_fault_bay-1")
     assert issue is not None
@@ -124,8 +127,7 @@ async def test_a_counter_reset_keeps_counting_and_running_backwards_is_a_fault(
     assert plug_state(hass) == STATE_ON
     await move_meter(hass, energy_kwh=0.2)  # backwards, and no reset
 
-    assert plug_state(hass) == STATE_OFF
-    assert [e.data["reason"] for e in ended] == ["meter_backwards"]
+    _cut(hass, ended, "meter_backwards")
     # 802 Wh measured of 2000: ₹30 * 1198 / 2000 = 1797 paise.
     assert refund_amounts(standin, payment_id) == [1797]
 
@@ -142,8 +144,7 @@ async def test_a_time_plan_on_a_metered_bay_gets_its_unused_minutes_when_full(
     await move_meter(hass, power_w=3)
     await _runs(hass, freezer, 300)  # 2 minutes of grace, then 3 below 10 W
 
-    assert plug_state(hass) == STATE_OFF
-    assert [e.data["reason"] for e in ended] == ["vehicle_full"]
+    _cut(hass, ended, "vehicle_full")
     # 25 of 30 minutes unused: ₹20 * 1500 / 1800, rounded down.
     assert refund_amounts(standin, paid.payment_id) == [1666]
 
