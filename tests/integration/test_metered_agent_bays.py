@@ -32,8 +32,8 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
-from .conftest import PostWebhook
-from .helpers import export_sessions, refund_amounts, settle
+from .conftest import PLAN_SUBENTRY, PostWebhook
+from .helpers import export_sessions, pay, refund_amounts, settle
 from .meter_helpers import (
     CAP_MINUTES,
     ENERGY_PLAN_SUBENTRY,
@@ -52,8 +52,8 @@ BOUGHT_WH = 2000.0
 
 @pytest.fixture
 def bay_plans() -> list[dict[str, Any]]:
-    """bay-1 sells energy by the kWh."""
-    return [ENERGY_PLAN_SUBENTRY]
+    """bay-1 sells 30 minutes (its first plan) and energy by the kWh."""
+    return [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
 
 
 @pytest.fixture
@@ -108,6 +108,17 @@ async def test_energy_sale_sends_the_energy_and_the_full_rule_and_a_top_up_adds(
     assert isinstance(second, dict)
     assert second["session"] == on["session"]
     assert second["energy_wh"] == BOUGHT_WH + 1000.0
+
+
+@pytest.mark.usefixtures("metered")
+async def test_a_session_sold_by_time_on_a_metered_bay_is_sent_as_a_timed_one(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+) -> None:
+    """The agent refuses ``full`` without ``energy_wh`` (``rejected_malformed``)."""
+    await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    assert set(on) == {"action", "session", "until", "duration", "sent"}
 
 
 @pytest.mark.usefixtures("metered")

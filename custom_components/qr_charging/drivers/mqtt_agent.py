@@ -232,9 +232,11 @@ class MqttAgentDriver(BayDriver):
     async def async_turn_on(
         self, session_id: str, until: float, duration: int, sent: float, energy_wh: float | None
     ) -> None:
-        """Send ``on`` for the session; a metered bay's carries the vehicle-full rule.
+        """Send ``on`` for the session.
 
-        A session sold by the kWh also carries the energy paid for (a top-up: all of it).
+        A session sold by the kWh carries the energy paid for (a top-up: all of it) and the
+        bay's vehicle-full rule; the agent refuses ``full`` without ``energy_wh``
+        (``rejected_malformed``), so a session sold by time carries neither.
         """
         command: dict[str, Any] = {
             "action": "on",
@@ -245,8 +247,8 @@ class MqttAgentDriver(BayDriver):
         }
         if energy_wh is not None:
             command["energy_wh"] = energy_wh
-        if self.metered and self._full is not None:
-            command["full"] = self._full
+            if self._full is not None:
+                command["full"] = self._full
         await self._publish(command)
 
     async def async_turn_off(self, session_id: str | None) -> None:
