@@ -41,7 +41,19 @@ NOTIFY = "notify.owner_phone"
 NOTIFY_ACTION = [{"action": NOTIFY, "data": {"title": "{{ title }}", "message": "{{ message }}"}}]
 AGENT_SENSOR = "binary_sensor.bay_1_agent_connection"
 # The reasons a session ends with, as the integration sends them.
-END_REASONS = ["deadline", "stopped", "power_cut"]
+END_REASONS = [
+    "deadline",
+    "stopped",
+    "power_cut",
+    # Metered bays (issue #24).
+    "energy_reached",
+    "vehicle_full",
+    "time_cap",
+    "meter_silent",
+    "meter_invalid",
+    "meter_backwards",
+    "meter_overpower",
+]
 
 PAYMENT = {
     "entry_id": "01JENTRY",
@@ -74,6 +86,7 @@ def _blueprint(name: str) -> models.Blueprint:
 def test_the_blueprints_are_there() -> None:
     assert BLUEPRINTS == [
         "agent_offline.yaml",
+        "bay_drawing_nothing.yaml",  # issue #24: test_metered_blueprint.py
         "charging_indicator.yaml",
         "daily_summary.yaml",
         "notify_on_failed_start.yaml",
