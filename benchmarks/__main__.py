@@ -5,6 +5,7 @@
     python -m benchmarks --smoke    # tiny counts: proves the code works, measures nothing
     python -m benchmarks --only pay,scale
     python -m benchmarks --only pages   # the customer's pages under load while paying
+    python -m benchmarks --only meter   # the agent's energy cut-off (metered bays)
 
 Speed and memory targets are checked here, never by timed tests. The exit status is 1 when a
 target is missed (not in ``--smoke``), 2 when a benchmark failed to run.
@@ -24,7 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_history, bench_pages, bench_pay, bench_scale, ledger_growth
+from benchmarks import (
+    bench_history,
+    bench_meter,
+    bench_pages,
+    bench_pay,
+    bench_scale,
+    ledger_growth,
+)
 from benchmarks.agent_process import agent_python
 from benchmarks.report import markdown, rows
 from benchmarks.rig import BROKER_NODELAY, NODELAY, NODELAY_RAM, STOCK
@@ -52,6 +60,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
     ledger_changes = 5 if smoke else 1000 if long else 300
     working = (100, 10, 3) if smoke else ledger_growth.WORKING_SET
     pages = bench_pages.SMOKE if smoke else bench_pages.DEFAULT
+    meter = bench_meter.SMOKE if smoke else bench_meter.DEFAULT
     return {
         "ledger": lambda work: ledger_growth.run(ledger_sizes, ledger_changes, work, working),
         "pay": lambda work: asyncio.run(bench_pay.run(work, pay, STOCK)),
@@ -64,6 +73,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
         "scale": lambda work: asyncio.run(bench_scale.run(work, scale, STOCK)),
         "scale_nodelay": lambda work: asyncio.run(bench_scale.run(work, scale_variant, NODELAY)),
         "pages": lambda work: asyncio.run(bench_pages.run(work, pages)),
+        "meter": lambda work: bench_meter.run(work, meter),
     }
 
 

@@ -306,6 +306,21 @@ def _pages(result: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _meter(result: dict[str, Any]) -> list[Row]:
+    return [
+        _row(
+            f"agent: energy past the paid {row['paid_wh']:g} Wh at {row['power_w']:g} W, "
+            f"poll {row['poll_s']:g} s",
+            f"mock meter, real agent threads, no broker, {row['sessions']} sessions",
+            f"max {row['over_wh']['max']:.3f} Wh (median {row['over_wh']['median']:.3f})",
+            f"one poll's energy {row['poll_wh']:.3f} Wh",
+            "≤ one poll's energy",
+            row["over_wh"]["max"] <= row["poll_wh"],
+        )
+        for row in result["rows"]
+    ]
+
+
 _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ledger": _ledger,
     "pay": _pay,
@@ -316,6 +331,7 @@ _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "scale": _scale,
     "scale_nodelay": _scale,
     "pages": _pages,
+    "meter": _meter,
 }
 
 

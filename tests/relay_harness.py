@@ -156,10 +156,11 @@ class CrashableAgent:
             if sock is not None:
                 sock.close()  # the broker sees the connection drop and publishes the last will
             with agent._lock:
-                agent._stopping = True  # the deadline thread dies with the process
+                agent._stopping = True  # the deadline and meter threads die with the process
                 agent._lock.notify_all()
-            if agent._thread is not None:
-                agent._thread.join()
+            agent._meters_stop.set()
+            for thread in agent._threads:
+                thread.join()
             relays.release_without_switching()
 
     @property

@@ -74,7 +74,11 @@ TEST_MODULE = re.compile(r"`(test_\w+\.py)`")
 FILE_SUFFIXES = {"zip", "db", "ledger", "yaml", "json", "py", "csv"}
 # The tables of docs/setup.md and the forms (strings.json paths) whose fields they list.
 FORM_TABLES = {
-    "5. Add plans": (("config_subentries", "plan"), ("config_subentries", "rate_plan")),
+    "5. Add plans": (
+        ("config_subentries", "plan"),
+        ("config_subentries", "rate_plan"),
+        ("config_subentries", "energy_plan"),  # issue #24
+    ),
     "6. Add bays": (("config_subentries", "bay"),),
     "7. Options": (("options",),),
 }

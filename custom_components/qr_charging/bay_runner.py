@@ -32,7 +32,6 @@ from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
 from .session_rules import (
-    DEADLINE,
     PAID_ONLY,
     STARTING_ONLY,
     Resume,
@@ -94,6 +93,9 @@ def _started(session: SessionRecord) -> dict[str, Any]:
         "until": _iso(session.until),
         "seconds": session.seconds,
         "owner": session.owner,
+        # Sold by the kWh: the energy paid for and its price (0 for time).
+        "energy_wh": session.energy_paid_wh,
+        "price_per_kwh_paise": session.price_per_kwh_paise,
     }
 
 
@@ -207,13 +209,13 @@ class BayRunner:
         if first is not None and rules.resume(first, first=True, now=now) is Resume.DEADLINE:
             assert first.until is not None
             # Before listening: the bay's first report must be read against this session.
-            self.driver.resume(first.session_id, first.until)
+            self.driver.resume(first.session_id, first.until, first.energy_paid_wh or None)
         await self.driver.async_setup()
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             match rules.resume(session, first=not index, now=now):
                 case Resume.END:
-                    await self.async_end(session, Ending.end(DEADLINE, send_off=True))
+                    await self.async_end(session, Ending.deadline(session, send_off=True))
                 case Resume.DEADLINE:
                     self.timers.deadline(session)
                 case Resume.ACK:
@@ -246,16 +248,21 @@ class BayRunner:
     @callback
     def _deadline_reached(self, session: SessionRecord) -> None:
         if session.state is SessionState.ACTIVE and not rules.deadline_ahead(session, time.time()):
-            self._task(self.async_end(session, Ending.end(DEADLINE, send_off=True)), session)
+            self._task(self.async_end(session, Ending.deadline(session, send_off=True)), session)
 
     # -- starting ------------------------------------------------------------------------------
 
     def _settle(self, ledger: Ledger, session: SessionRecord, now: float) -> rules.PaidOutcome:
         """Decide a paid session of this bay in the change under way (``rules.settle_paid``)."""
         margin_s = self.settings.ack_timeout_s + rules.DEADLINE_SLACK_S
-        online, limit_s = self.driver.online, self.limit_s
         return rules.settle_paid(
-            ledger, session, online=online, limit_s=limit_s, now=now, margin_s=margin_s
+            ledger,
+            session,
+            online=self.driver.online,
+            limit_s=self.limit_s,
+            now=now,
+            margin_s=margin_s,
+            metered=self.driver.metered,
         )
 
     def power_now(
@@ -314,7 +321,7 @@ class BayRunner:
     async def _async_send_on(self, command: rules.OnCommand) -> None:
         try:
             await self.driver.async_turn_on(
-                command.session_id, command.until, command.duration, command.sent
+                command.session_id, command.until, command.duration, command.sent, command.energy_wh
             )
         except Exception:
             # A start then fails at its acknowledgement time; a top-up that never lands shows
@@ -354,13 +361,16 @@ class BayRunner:
                 return
             case Verdict.TOP_UP_REFUSED:
                 assert report.until is not None
-                await self._async_top_up_refused(session, report.until)
+                await self.endings.async_top_up_refused(session, report.until, self)
                 return
             case Verdict.START_REJECTED:
                 failure = self._failure(verdict.reason or "rejected", STARTING_ONLY)
                 await self.async_end(session, failure)
+            case Verdict.METERED_END:
+                ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
+                await self.async_end(session, ending)
             case Verdict.RAN_OUT:
-                await self.async_end(session, Ending.end(DEADLINE, send_off=False))
+                await self.async_end(session, Ending.deadline(session, send_off=False))
             case Verdict.AGENT_RESTARTED:
                 assert verdict.command is not None
                 await self._async_send_on(verdict.command)
@@ -386,25 +396,10 @@ class BayRunner:
         self.timers.ack_done()
         self.fault = None
         self.notices.clear_repair(f"start_failed_{self.bay.bay_id}")
+        self.notices.clear_repair(f"meter_fault_{self.bay.bay_id}")
         self.timers.deadline(session)
         self.notices.fire(EVENT_SESSION_STARTED, _started(session))
         self.async_notify_entities()
-
-    async def _async_top_up_refused(self, session: SessionRecord, reported: float) -> None:
-        """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s)."""
-        try:
-            async with self.books.change() as ledger:
-                until = rules.before_top_ups(ledger, session, reported, rules.DEADLINE_SLACK_S)
-                if not session.running or until is None:  # changed while this waited
-                    return
-                parts = rules.shorten(ledger, session, until)
-                to_send = self.refunds.record(ledger, session, parts, "top_up_refused")
-        except StorageError:
-            self.retry(lambda: self._async_top_up_refused(session, reported), session)
-            raise
-        self.timers.deadline(session)
-        self.async_notify_entities()
-        await self.refunds.async_send_all(to_send)
 
     # -- ending --------------------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class Bays:
             raise _unknown_bay(bay_id)
         return bay
 
+    def metered(self, bay_id: str) -> bool:
+        """Whether a bay can count energy now (its agent names a meter for it, say)."""
+        return (runner := self.runners.get(bay_id)) is not None and runner.driver.metered
+
     def runner(self, bay_id: str) -> BayRunner:
         """The runner of a bay, or a clear error."""
         if (runner := self.runners.get(bay_id)) is None:

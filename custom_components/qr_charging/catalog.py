@@ -9,6 +9,16 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+from .metering import (
+    DEFAULT_FULL_BELOW_W,
+    DEFAULT_FULL_GRACE_MIN,
+    DEFAULT_FULL_SETTLE_MIN,
+    MAX_ENERGY_AMOUNT_PAISE,
+    MAX_PRICE_PER_KWH_PAISE,
+    Metering,
+    energy_wh_for,
+    metering_problem,
+)
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,32}")
@@ -34,6 +44,7 @@ class CatalogError(ValueError):
 
 PLAN_FIXED = "fixed"
 PLAN_RATE = "rate"
+PLAN_KWH = "kwh"  # energy (issue #24): the customer chooses the amount, which buys Wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +53,23 @@ class Quote:
 
     minutes: int
     price_paise: int
+    # Energy bought (a per-kWh plan; 0 for time). Its ``minutes`` are then the time cap.
+    energy_wh: int = 0
 
     @property
     def seconds(self) -> int:
-        """Powered time bought."""
+        """Powered time bought (a per-kWh plan's time cap)."""
         return self.minutes * 60
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A price for a length of time: fixed (a price for some minutes) or a rate per minute.
+    """A price for a length of time (fixed, or a rate per minute), or for energy (per kWh).
 
     A fixed plan uses ``minutes`` and ``price_paise``; a rate plan ``rate_paise`` (per minute)
-    between ``min_minutes`` and ``max_minutes``, the customer choosing the minutes.
+    between ``min_minutes`` and ``max_minutes``, the customer choosing the minutes; a per-kWh
+    plan ``price_per_kwh_paise``, the customer choosing an amount from ``min_paise`` to
+    ``max_paise``, with ``minutes`` as the session's time cap.
     """
 
     code: str
@@ -65,11 +80,25 @@ class Plan:
     rate_paise: int = 0
     min_minutes: int = 0
     max_minutes: int = 0
+    price_per_kwh_paise: int = 0
+    min_paise: int = 0
+    max_paise: int = 0
 
     @property
     def seconds(self) -> int:
-        """Powered time a fixed plan buys."""
+        """Powered time a fixed plan buys (a per-kWh plan's time cap)."""
         return self.minutes * 60
+
+    @property
+    def is_energy(self) -> bool:
+        """Whether it sells energy (per kWh): only a metered bay may offer it."""
+        return self.kind == PLAN_KWH
+
+    def quote_energy(self, paise: int) -> Quote:
+        """What an amount buys of a per-kWh plan: whole paise within its bounds."""
+        if not self.is_energy or not self.min_paise <= paise <= self.max_paise:
+            raise CatalogError("amount", "invalid_amount")
+        return Quote(self.minutes, paise, energy_wh_for(paise, self.price_per_kwh_paise))
 
     @property
     def is_rate(self) -> bool:
@@ -78,6 +107,8 @@ class Plan:
 
     def quote(self, minutes: int | None = None) -> Quote:
         """The price of a purchase; a rate plan needs whole minutes within its bounds."""
+        if self.is_energy:
+            raise CatalogError("amount", "invalid_amount")
         if not self.is_rate:
             if minutes not in (None, self.minutes):
                 raise CatalogError("minutes", "invalid_minutes")
@@ -152,6 +183,25 @@ class Bay:
     qr_secret: str | None = field(default=None, repr=False)
     display_token: str | None = field(default=None, repr=False)
     hold_minutes: int = DEFAULT_HOLD_MINUTES
+    # A metered bay (issue #24): vehicle full is power below ``full_below_w`` for
+    # ``full_settle_min`` minutes after ``full_grace_min`` from the start; ``prorata``: a
+    # session sold by time that ends early (vehicle full) gets its unused minutes back.
+    full_below_w: int = DEFAULT_FULL_BELOW_W
+    full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
+    full_grace_min: int = DEFAULT_FULL_GRACE_MIN
+    prorata: bool = True
+    # A switch bay's meter: its plug's power (W) and energy (kWh or Wh) sensors.
+    power_sensor: str | None = None
+    energy_sensor: str | None = None
+
+    @property
+    def full_rule(self) -> dict[str, int]:
+        """The vehicle-full rule as the agent's ``on`` carries it (``full``)."""
+        return {
+            "below_w": self.full_below_w,
+            "settle_s": self.full_settle_min * 60,
+            "grace_s": self.full_grace_min * 60,
+        }
 
     @property
     def driver(self) -> str:
@@ -170,11 +220,17 @@ _OPTIONAL_BAY_FIELDS = (
     "qr_code_tag",
     "qr_secret",
     "display_token",
+    "power_sensor",
+    "energy_sensor",
 )
 _DEFAULT_BAY_FIELDS = {
     "dynamic_qr": False,
     "qr_validity_s": DEFAULT_VALIDITY_S,
     "hold_minutes": DEFAULT_HOLD_MINUTES,
+    "full_below_w": DEFAULT_FULL_BELOW_W,
+    "full_settle_min": DEFAULT_FULL_SETTLE_MIN,
+    "full_grace_min": DEFAULT_FULL_GRACE_MIN,
+    "prorata": True,
 }
 
 
@@ -242,23 +298,51 @@ def make_rate_plan(
     )
 
 
+def make_energy_plan(
+    code: str,
+    name: str,
+    *,
+    price_per_kwh_paise: int,
+    min_paise: int,
+    max_paise: int,
+    cap_minutes: int,
+) -> Plan:
+    """Validate and build a per-kWh plan: the customer pays an amount, which buys energy."""
+    if not ID_PATTERN.fullmatch(code):
+        raise CatalogError("code", "invalid_id")
+    if not 0 < price_per_kwh_paise <= MAX_PRICE_PER_KWH_PAISE:
+        raise CatalogError("price", "invalid_price")
+    if not MIN_PRICE_PAISE <= min_paise <= MAX_ENERGY_AMOUNT_PAISE:
+        raise CatalogError("min_amount", "price_below_minimum")
+    if not min_paise <= max_paise <= MAX_ENERGY_AMOUNT_PAISE:
+        raise CatalogError("max_amount", "max_below_min")
+    if not 0 < cap_minutes <= MAX_PLAN_MINUTES:
+        raise CatalogError("minutes", "invalid_minutes")
+    return Plan(
+        code=code,
+        name=name.strip() or code,
+        minutes=cap_minutes,
+        kind=PLAN_KWH,
+        price_per_kwh_paise=price_per_kwh_paise,
+        min_paise=min_paise,
+        max_paise=max_paise,
+    )
+
+
+# What each kind of plan stores besides its code and name (a fixed plan as in version 0.2).
+_PLAN_FIELDS = {
+    PLAN_FIXED: ("minutes", "price_paise"),
+    PLAN_RATE: ("rate_paise", "min_minutes", "max_minutes"),
+    PLAN_KWH: ("minutes", "price_per_kwh_paise", "min_paise", "max_paise"),
+}
+
+
 def plan_to_data(plan: Plan) -> dict[str, Any]:
-    """A plan as stored in its config subentry (a fixed plan as in version 0.2)."""
-    if plan.is_rate:
-        return {
-            "code": plan.code,
-            "name": plan.name,
-            "kind": PLAN_RATE,
-            "rate_paise": plan.rate_paise,
-            "min_minutes": plan.min_minutes,
-            "max_minutes": plan.max_minutes,
-        }
-    return {
-        "code": plan.code,
-        "name": plan.name,
-        "minutes": plan.minutes,
-        "price_paise": plan.price_paise,
-    }
+    """A plan as stored in its config subentry (a fixed plan as in version 0.2, no kind)."""
+    data: dict[str, Any] = {"code": plan.code, "name": plan.name}
+    if plan.kind != PLAN_FIXED:
+        data["kind"] = plan.kind
+    return data | {name: getattr(plan, name) for name in _PLAN_FIELDS[plan.kind]}
 
 
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
@@ -279,6 +363,7 @@ def make_bay(
     dynamic_qr: bool = False,
     qr_validity_s: int = DEFAULT_VALIDITY_S,
     hold_minutes: int = DEFAULT_HOLD_MINUTES,
+    meter: Metering | None = None,
 ) -> Bay:
     """Validate and build a bay that offers some of the known plans (secrets added later)."""
     if not ID_PATTERN.fullmatch(bay_id):
@@ -294,6 +379,7 @@ def make_bay(
     if not 0 < default_minutes <= max_minutes:
         raise CatalogError("default_minutes", "invalid_minutes")
     _check_screen(qr_validity_s, hold_minutes)
+    meter = _checked_meter(meter or Metering(), relay)
     return Bay(
         bay_id=bay_id,
         name=name.strip() or bay_id,
@@ -304,7 +390,20 @@ def make_bay(
         dynamic_qr=dynamic_qr,
         qr_validity_s=qr_validity_s,
         hold_minutes=hold_minutes,
+        full_below_w=meter.full_below_w,
+        full_settle_min=meter.full_settle_min,
+        full_grace_min=meter.full_grace_min,
+        prorata=meter.prorata,
+        power_sensor=meter.power_sensor,
+        energy_sensor=meter.energy_sensor,
     )
+
+
+def _checked_meter(meter: Metering, relay: Relay) -> Metering:
+    """A bay's metering settings checked (``metering.problem``)."""
+    if (problem := metering_problem(meter, on_agent=isinstance(relay, MqttRelay))) is not None:
+        raise CatalogError(*problem)
+    return meter
 
 
 def _checked_relay(relay: Relay, bay_id: str) -> Relay:

@@ -48,6 +48,7 @@ from .const import (
     DOMAIN,
     LOGGER,
     SUBENTRY_BAY,
+    SUBENTRY_ENERGY_PLAN,
     SUBENTRY_PLAN,
     SUBENTRY_RATE_PLAN,
 )
@@ -58,7 +59,12 @@ from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
-from .subentry_flows import BaySubentryFlow, PlanSubentryFlow, RatePlanSubentryFlow
+from .subentry_flows import (
+    BaySubentryFlow,
+    EnergyPlanSubentryFlow,
+    PlanSubentryFlow,
+    RatePlanSubentryFlow,
+)
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
@@ -155,6 +161,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         return {
             SUBENTRY_PLAN: PlanSubentryFlow,
             SUBENTRY_RATE_PLAN: RatePlanSubentryFlow,
+            SUBENTRY_ENERGY_PLAN: EnergyPlanSubentryFlow,
             SUBENTRY_BAY: BaySubentryFlow,
         }
 

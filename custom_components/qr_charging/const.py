@@ -32,7 +32,8 @@ SUBENTRY_PLAN: Final = "plan"
 SUBENTRY_BAY: Final = "bay"
 # A plan priced per minute (its own form: the fixed plan's form and data stay as in 0.2).
 SUBENTRY_RATE_PLAN: Final = "rate_plan"
-PLAN_SUBENTRIES: Final = (SUBENTRY_PLAN, SUBENTRY_RATE_PLAN)
+SUBENTRY_ENERGY_PLAN: Final = "energy_plan"
+PLAN_SUBENTRIES: Final = (SUBENTRY_PLAN, SUBENTRY_RATE_PLAN, SUBENTRY_ENERGY_PLAN)
 CONF_RATE: Final = "rate"
 CONF_MIN_MINUTES: Final = "min_minutes"
 CONF_CODE: Final = "code"

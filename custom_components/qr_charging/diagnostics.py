@@ -56,6 +56,14 @@ def _bay(runner: BayRunner) -> dict[str, Any]:
             "started_at": session.started_at,
             "until": session.until,
         },
+        "meter": {
+            "metered": driver.metered,
+            "meter": driver.meter,
+            "power_sensor": runner.bay.power_sensor,
+            "energy_sensor": runner.bay.energy_sensor,
+            "full": runner.bay.full_rule,
+            "prorata": runner.bay.prorata,
+        },
         "agent": None
         if agent is None
         else {

@@ -6,9 +6,10 @@ ending in one change of the books and carries out its tail.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from .energy_rules import METER_FAULTS, TIME_CAP, unused_energy_parts
 from .ledger import Ledger
 from .records import RUNNING_STATES, SessionRecord, SessionState
 from .session_rules import (
@@ -24,7 +25,10 @@ from .session_rules import (
 
 
 class RefundMode(StrEnum):
-    """How much of a session an ending gives back."""
+    """How much of a session an ending gives back.
+
+    ``PRORATA``: the unserved share, of time or, for a session sold by the kWh, of energy.
+    """
 
     NONE = "none"
     PRORATA = "prorata"
@@ -40,7 +44,8 @@ class Ending:
     is told ``off`` (an end before the change, so a failing disk never keeps it on; a failure
     once stored, as its bay may still acknowledge meanwhile); ``by_owner``: asked for by the
     owner, who is told when it cannot be stored (no retry, no repair, no fault);
-    ``announced``: its event fires; ``refund_reason``: the refunds' reason (else ``reason``).
+    ``announced``: its event fires; ``refund_reason``: the refunds' reason (else ``reason``);
+    ``energy_wh``: what the meter counted (see ``measured``).
     """
 
     reason: str
@@ -51,6 +56,8 @@ class Ending:
     by_owner: bool = False
     announced: bool = True
     refund_reason: str | None = None
+    # A metered session's energy counted by its meter up to the end (Wh), stored with it.
+    energy_wh: float | None = None
 
     @classmethod
     def end(
@@ -104,6 +111,33 @@ class Ending:
             refund_reason=f"stopped_{mode.value}",
         )
 
+    @classmethod
+    def deadline(cls, session: SessionRecord, *, send_off: bool) -> Ending:
+        """Its deadline passed: a timed session ended; a metered one hit its time cap.
+
+        The energy a metered session did not use by then is refunded.
+        """
+        if session.sells_energy:
+            return cls.end(TIME_CAP, send_off=send_off, refund=RefundMode.PRORATA)
+        return cls.end(DEADLINE, send_off=send_off)
+
+    @classmethod
+    def metered(cls, reason: str, session: SessionRecord, *, prorata: bool) -> Ending:
+        """A metered bay ended a session: energy reached, vehicle full, or a meter fault.
+
+        ``off`` first (a faulty meter must not keep the bay on). A session sold by the kWh
+        gets back the energy it did not use (after a fault, all but what was measured); one
+        sold by time the unused minutes, after a fault always, else with the bay's pro-rata
+        option (``prorata``).
+        """
+        refunded = session.sells_energy or prorata or reason in METER_FAULTS
+        refund = RefundMode.PRORATA if refunded else RefundMode.NONE
+        return cls.end(reason, send_off=True, refund=refund)
+
+    def measured(self, energy_wh: float | None) -> Ending:
+        """The same ending with the energy the bay's meter counted for the session (if any)."""
+        return self if energy_wh is None else replace(self, energy_wh=energy_wh)
+
     @property
     def repaired(self) -> bool:
         """Whether the bay's ``start_failed`` repair may be raised (and its fault shown)."""
@@ -120,9 +154,14 @@ def apply_ending(
     """
     if session.state not in ending.states:
         return None
-    if ending.reason == DEADLINE and deadline_ahead(session, now):
+    if ending.reason in (DEADLINE, TIME_CAP) and deadline_ahead(session, now):
         return None
-    if ending.refund is RefundMode.PRORATA:
+    if ending.energy_wh is not None:
+        # Only ever more: a late report of less energy is an older one.
+        session.energy_used_wh = max(session.energy_used_wh, ending.energy_wh)
+    if ending.refund is RefundMode.PRORATA and session.sells_energy:
+        parts = unused_energy_parts(ledger, session)
+    elif ending.refund is RefundMode.PRORATA:
         parts = unserved_parts(ledger, session, now)
     elif ending.refund is RefundMode.FULL:
         parts = refundable_parts(ledger, session)

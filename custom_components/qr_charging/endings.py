@@ -16,11 +16,19 @@ from typing import Any, Protocol
 
 from .books import Books
 from .const import EVENT_SESSION_ENDED
+from .drivers.base import BayDriver
 from .ending_rules import Ending
+from .energy_rules import METER_FAULTS
 from .notices import Notices
 from .records import SessionRecord, SessionState
 from .refunds import Failure, Refunds
-from .session_rules import PAID_TOO_LATE, PaidDecision
+from .session_rules import (
+    DEADLINE_SLACK_S,
+    PAID_TOO_LATE,
+    PaidDecision,
+    before_top_ups,
+    shorten,
+)
 from .static_qr import ABOVE_MAXIMUM, BELOW_MINIMUM, CURRENCY_MISMATCH, QR_CLOSED
 from .store import StorageError
 from .timers import BayTimers
@@ -34,6 +42,7 @@ SALE_REFUSALS = frozenset(
         PaidDecision.REFUSE_BUSY.value,
         PaidDecision.REFUSE_TOO_LONG.value,
         PaidDecision.REFUSE_ENDING.value,
+        PaidDecision.REFUSE_NO_METER.value,
         BELOW_MINIMUM,
         ABOVE_MAXIMUM,
         PAID_TOO_LATE,
@@ -48,6 +57,7 @@ class EndingBay(Protocol):
 
     timers: BayTimers
     fault: str | None  # why the bay's last start failed (its status shows ``fault``)
+    driver: BayDriver  # its meter: the energy counted, the meter's name
 
     async def async_send_off(self, session_id: str) -> None:
         """Tell the bay ``off`` (never raises)."""
@@ -80,6 +90,8 @@ class Endings:
         owner asked (they are told); ``StorageError`` is raised, but for an automatic failure.
         """
         sid = session.session_id
+        if bay is not None:
+            ending = ending.measured(bay.driver.energy_for(sid))
         if session.state not in ending.states or (not ending.failed and sid in self._ending):
             return None  # ended, or being ended (the bay's report of our own "off", say)
         if not ending.failed:
@@ -142,6 +154,16 @@ class Endings:
                     "refund": "yes" if session.state is SessionState.REFUNDED else "no",
                 },
             )
+        if bay is not None and ending.reason in METER_FAULTS:
+            self.notices.raise_repair(
+                f"meter_fault_{session.bay_id}",
+                "meter_fault",
+                {
+                    "bay": self.refunds.bay_name(session.bay_id),
+                    "meter": bay.driver.meter or "?",
+                    "reason": ending.reason,
+                },
+            )
         await self.refunds.async_send_all(stored.refunds)
         if ending.repaired:
             self.refunds.remind(session, stored.owed)
@@ -149,6 +171,27 @@ class Endings:
             bay.async_notify_entities()
         else:
             self.notices.bay_changed(session.bay_id)
+
+    async def async_top_up_refused(
+        self, session: SessionRecord, reported: float, bay: EndingBay
+    ) -> None:
+        """The bay refused to extend (a top-up): it stops at the deadline before the top-up(s).
+
+        The time cut off is refunded, per payment, in the change that shortens the session.
+        """
+        try:
+            async with self.books.change() as ledger:
+                until = before_top_ups(ledger, session, reported, DEADLINE_SLACK_S)
+                if not session.running or until is None:  # changed while this waited
+                    return
+                parts = shorten(ledger, session, until)
+                to_send = self.refunds.record(ledger, session, parts, "top_up_refused")
+        except StorageError:
+            bay.retry(lambda: self.async_top_up_refused(session, reported, bay), session)
+            raise
+        bay.timers.deadline(session)
+        bay.async_notify_entities()
+        await self.refunds.async_send_all(to_send)
 
     def _announce(self, session: SessionRecord, ending: Ending) -> None:
         if ending.failed:
@@ -165,5 +208,9 @@ class Endings:
                 "reason": ending.reason,
                 "served_s": max(round(served), 0),
                 "owner": session.owner,
+                # A metered bay's session: the energy its meter counted (Wh) and, sold by
+                # the kWh, its price (0 when sold by time).
+                "energy_wh": session.energy_used_wh,
+                "price_per_kwh_paise": session.price_per_kwh_paise,
             },
         )

@@ -226,6 +226,7 @@ class Ledger:
             totals = self.totals.setdefault(bay_id, BayTotals())
             totals.revenue_paise += delta.revenue_paise
             totals.sessions += delta.sessions
+            totals.energy_wh += delta.energy_wh
 
     def evict(self, now: float) -> None:
         """Forget what the rules no longer need; it stays in the database."""

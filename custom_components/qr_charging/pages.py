@@ -44,6 +44,7 @@ from .pages_model import (
     FormError,
     bay_view,
     cancel_key,
+    kwh,
     page_ticket,
     purchase,
     rupees,
@@ -133,7 +134,12 @@ class CustomerPages:
         return bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
-            plans=[self.plans[code] for code in bay.plan_codes if code in self.plans],
+            # Energy only where it can be counted (an agent that names a meter, say).
+            plans=[
+                self.plans[code]
+                for code in bay.plan_codes
+                if code in self.plans and (runner.driver.metered or not self.plans[code].is_energy)
+            ],
             running=runner.session,
             in_order=bay_in_order(self.hass, runner),
             limit_s=runner.limit_s,
@@ -286,11 +292,16 @@ class CustomerPages:
         except FormError as err:
             LOGGER.debug("A customer's Pay form at bay %s was refused: %s", view.bay_id, err)
             plan = self.plans.get(form.get("plan", ""))
+            bounds: tuple[int | str, int | str] = (0, 0)
+            if plan is not None and plan.is_energy:
+                bounds = (rupees(plan.min_paise), rupees(plan.max_paise))
+            elif plan is not None:
+                bounds = (plan.min_minutes, plan.max_minutes)
             return refuse(
                 err.key,
                 HTTPStatus.BAD_REQUEST,
-                low=plan.min_minutes if plan else 0,
-                high=plan.max_minutes if plan else 0,
+                low=bounds[0],
+                high=bounds[1],
                 room=view.room_minutes or 0,
             )
         bay_id = view.bay_id
@@ -322,6 +333,8 @@ class CustomerPages:
             log("No payment link for a customer at bay %s: %s", bay_id, err)
             return refuse("try_later" if outage else "unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
         note_key = "redirect_adds" if view.state is BayState.BUSY else "redirect_starts"
+        if link.energy_wh:
+            note_key = "redirect_energy"
         return html(
             self.responder.render(
                 "redirect.html.j2",
@@ -329,7 +342,9 @@ class CustomerPages:
                 {**page.context(bay=bay_id), "poll_url": None},
                 url=link.short_url,
                 amount=rupees(link.amount),
-                note=page.texts.get("bay", note_key, minutes=link.seconds // 60),
+                note=page.texts.get(
+                    "bay", note_key, minutes=link.seconds // 60, kwh=kwh(link.energy_wh)
+                ),
                 # Its payer's page, with the key to cancel: a link goes only to its maker.
                 session_url=page.href(**self._payers_query(link.reference_id)),
             )

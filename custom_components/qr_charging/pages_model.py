@@ -12,12 +12,13 @@ import base64
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
-from .catalog import CatalogError, Plan, Quote, paise_to_rupees
+from .catalog import CatalogError, Plan, Quote, paise_to_rupees, rupees_to_paise
 from .intents import START, add_time
 from .records import (
     KEPT_REFUNDS,
@@ -271,19 +272,37 @@ def purchase(view: BayView, form: Mapping[str, str]) -> Purchase:
     if offer is None:
         raise FormError("unknown_plan")
     minutes: int | None = None
-    if offer.plan.is_rate:
-        raw = form.get("minutes", "").strip()
-        # ASCII digits only: "²".isdigit() is true, but int("²") raises.
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 5:
-            raise FormError("bad_minutes")
-        minutes = int(raw)
-    try:
-        quote = offer.plan.quote(minutes)
-    except CatalogError as err:
-        raise FormError("bad_minutes") from err
+    if offer.plan.is_energy:
+        quote = _energy_quote(offer.plan, form.get("amount", ""))
+    else:
+        if offer.plan.is_rate:
+            raw = form.get("minutes", "").strip()
+            # ASCII digits only: "²".isdigit() is true, but int("²") raises.
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 5:
+                raise FormError("bad_minutes")
+            minutes = int(raw)
+        try:
+            quote = offer.plan.quote(minutes)
+        except CatalogError as err:
+            raise FormError("bad_minutes") from err
     if view.room_minutes is not None and quote.minutes > view.room_minutes:
         raise FormError("too_long")
     return Purchase(offer.plan, quote)
+
+
+# Rupees as a customer types them: digits, and at most two of paise.
+_RUPEES = re.compile(r"[0-9]{1,6}(\.[0-9]{1,2})?")
+
+
+def _energy_quote(plan: Plan, raw: str) -> Quote:
+    """A per-kWh plan's amount, in rupees within its bounds: what it buys."""
+    raw = raw.strip()
+    if not _RUPEES.fullmatch(raw):
+        raise FormError("bad_amount")
+    try:
+        return plan.quote_energy(rupees_to_paise(raw))
+    except CatalogError as err:
+        raise FormError("bad_amount") from err
 
 
 # -- links: reuse is also the rate limit -------------------------------------------------------
@@ -358,6 +377,48 @@ class SessionView:
     running_session_id: str | None = None
     minutes_bought: int = 0
     short_url: str | None = None
+    # A metered session: the energy paid for and delivered (Wh), the price per kWh (0: sold
+    # by time), the power now (W, while it runs) and why it ended.
+    energy_paid_wh: int = 0
+    energy_wh: float = 0.0
+    price_per_kwh_paise: int = 0
+    power_w: float | None = None
+    end_reason: str | None = None
+
+    @property
+    def used_paise(self) -> int:
+        """What the energy delivered costs so far (at the end: what was kept of the payment)."""
+        if self.stage is Stage.ENDED:
+            return self.paid_paise - self.refunded_paise
+        billed = min(math.floor(self.energy_wh), self.energy_paid_wh)
+        return min(-(-billed * self.price_per_kwh_paise // 1000), self.paid_paise)
+
+    @property
+    def end_note(self) -> str | None:
+        """The text key that says why a metered session ended (vehicle full, ...)."""
+        reason = self.end_reason or ""
+        if self.stage is not Stage.ENDED or reason not in METERED_END_NOTES:
+            return None
+        return "end_meter_fault" if reason.startswith("meter_") else f"end_{reason}"
+
+
+# Why a metered session ended, as its page says it (``end_<reason>``; any meter fault alike).
+METERED_END_NOTES = frozenset(
+    {
+        "vehicle_full",
+        "energy_reached",
+        "time_cap",
+        "meter_silent",
+        "meter_invalid",
+        "meter_backwards",
+        "meter_overpower",
+    }
+)
+
+
+def kwh(wh: float) -> str:
+    """Energy for the customer: kWh to the Wh (``1.250``)."""
+    return f"{wh / 1000:.3f}"
 
 
 _RUNNING_STAGES = {
@@ -400,6 +461,10 @@ def session_view(
         refunded_paise=refunded,
         refund_settled=settled,
         minutes_bought=minutes,
+        energy_paid_wh=payment.energy_wh,
+        energy_wh=session.energy_used_wh,
+        price_per_kwh_paise=session.price_per_kwh_paise,
+        end_reason=session.end_reason,
     )
     if session.running:
         active = session.state is SessionState.ACTIVE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Protocol
 
@@ -23,7 +24,14 @@ from .intents import HOLD
 from .ledger import Wanted
 from .pages_answer import Page, Responder, countdown, html, json_answer, remaining
 from .pages_desk import PayDesk
-from .pages_model import BayView, SessionView, may_cancel, session_of_token, session_view
+from .pages_model import (
+    BayView,
+    SessionView,
+    kwh,
+    may_cancel,
+    session_of_token,
+    session_view,
+)
 from .razorpay_api import RazorpayError
 from .store import StorageError
 
@@ -77,6 +85,11 @@ class SessionPages:
             return self.responder.message(page, "not_found", HTTPStatus.NOT_FOUND)
         bay_name, view = found
         runner = self.bays.runners.get(view.bay_id)
+        if runner is not None and view.running_session_id and view.energy_paid_wh:
+            # What its meter says now: energy counted so far, power.
+            driver = runner.driver
+            energy = driver.energy_for(view.running_session_id) or 0.0
+            view = replace(view, energy_wh=energy, power_w=driver.power_w)
         bay = self._bay_view(runner) if runner is not None else None
         own_bay = bay if bay is not None and bay.running_session_id else None
         if own_bay is not None and own_bay.running_session_id != view.running_session_id:
@@ -104,6 +117,7 @@ class SessionPages:
                     error=error,
                     remaining_s=remaining(view.until),
                     countdown=countdown(view.until),
+                    kwh=kwh,
                 ),
                 status,
             )

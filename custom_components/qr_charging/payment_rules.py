@@ -62,6 +62,9 @@ class Sale:
     plan_code: str | None
     seconds: int
     intent: str | None
+    # A per-kWh sale: the energy bought and its price (``seconds`` is then the time cap).
+    energy_wh: int = 0
+    price_per_kwh_paise: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,15 @@ def apply_payment(
         return PaymentResult(Outcome.MISMATCH, payment, link=link)
     link.status = "paid"
     link.payment_id = notice.payment_id
-    sale = Sale(link.reference_id, link.bay_id, link.plan_code, link.seconds, link.intent)
+    sale = Sale(
+        link.reference_id,
+        link.bay_id,
+        link.plan_code,
+        link.seconds,
+        link.intent,
+        link.energy_wh,
+        link.price_per_kwh_paise,
+    )
     return _open_sale(ledger, payment, sale, now, link)
 
 
@@ -128,6 +139,7 @@ def _open_sale(
     payment.bay_id = sale.bay_id
     payment.plan_code = sale.plan_code
     payment.seconds = sale.seconds
+    payment.energy_wh = sale.energy_wh
     session = SessionRecord(
         session_id=sale.session_id,
         bay_id=sale.bay_id,
@@ -138,6 +150,8 @@ def _open_sale(
         payment_ids=[payment.payment_id],
         plan_code=sale.plan_code,
         intent=sale.intent,
+        energy_paid_wh=sale.energy_wh,
+        price_per_kwh_paise=sale.price_per_kwh_paise,
     )
     ledger.sessions[session.session_id] = session
     payment.state = PaymentState.SESSION

@@ -21,7 +21,7 @@ from homeassistant.util.ulid import ulid_now
 from .account_api import AccountApi
 from .bays import Bays
 from .books import Books
-from .catalog import CURRENCY, Bay, CatalogError, Plan, paise_to_rupees
+from .catalog import CURRENCY, Bay, Plan, paise_to_rupees
 from .const import (
     DOMAIN,
     EVENT_PAYMENT_RECEIVED,
@@ -40,6 +40,7 @@ from .payment_rules import (
     settlement,
 )
 from .qr_codes import QrCodes
+from .quotes import quote_for
 from .razorpay_api import RazorpayError
 from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
 from .records import LinkRecord, RefundRecord
@@ -110,30 +111,22 @@ class Payments:
         plan_code: str | None,
         *,
         minutes: int | None = None,
+        paise: int | None = None,
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
     ) -> CreatedLink:
         """Create a Razorpay payment link that pays for one session of a bay.
 
-        ``minutes`` is what the customer chose of a rate plan (priced here, never by the
-        client), ``intent`` what the page told them (``intents``), and ``callback`` gives the
-        page Razorpay sends them back to, for the link's session id. ``hold_s`` is how long
+        ``minutes`` is what the customer chose of a rate plan, ``paise`` the amount of a
+        per-kWh plan (priced here, never by the client), ``intent`` what the page told them
+        (``intents``), and ``callback`` gives the page Razorpay sends them back to, for the
+        link's session id. ``hold_s`` is how long
         the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
         """
         bay, plan = self.plan_for(bay_id, plan_code)
-        try:
-            quote = plan.quote(minutes if plan.is_rate else None)
-        except CatalogError as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_minutes",
-                translation_placeholders={
-                    "plan": plan.code,
-                    "min": str(plan.min_minutes),
-                    "max": str(plan.max_minutes),
-                },
-            ) from err
+        metered = self.bays.metered(bay_id)
+        quote = quote_for(plan, minutes=minutes, amount_paise=paise, metered=metered, bay=bay_id)
         session_id, now = f"s-{ulid_now()}", time.time()
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
@@ -158,6 +151,8 @@ class Payments:
             amount=quote.price_paise,
             currency=CURRENCY,
             seconds=quote.seconds,
+            energy_wh=quote.energy_wh,
+            price_per_kwh_paise=plan.price_per_kwh_paise if quote.energy_wh else 0,
             expire_by=int(created.get("expire_by") or expire_by),
             created_at=now,
             short_url=created["short_url"],

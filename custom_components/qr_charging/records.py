@@ -9,6 +9,7 @@ copying or comparing any record that was not written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
@@ -216,6 +217,9 @@ class LinkRecord(_Record):
     payment_id: str | None = None
     # What the customer was shown before paying (``intents``): None for the owner's links.
     intent: str | None = None
+    # Energy it buys and its price (a per-kWh plan; 0 for time): ``seconds`` is the time cap.
+    energy_wh: int = 0
+    price_per_kwh_paise: int = 0
 
 
 @dataclass(slots=True)
@@ -239,6 +243,8 @@ class PaymentRecord(_Record):
     # unserved time is priced per payment, at the price of the payment it came from.
     seconds: int = 0
     cut_s: float = 0.0
+    # The energy it bought (a per-kWh plan), priced at its own amount when refunded.
+    energy_wh: int = 0
 
     def __post_init__(self) -> None:
         self.state = PaymentState(self.state)
@@ -264,9 +270,19 @@ class SessionRecord(_Record):
     end_reason: str | None = None
     # The intent of the link (or static QR code) that paid for it; see ``intents``.
     intent: str | None = None
+    # A metered session (``energy_rules``): the energy paid for (0: a timed session), the
+    # energy its meter counted (Wh), and the price per kWh it was sold at (0: sold by time).
+    energy_paid_wh: int = 0
+    energy_used_wh: float = 0.0
+    price_per_kwh_paise: int = 0
 
     def __post_init__(self) -> None:
         self.state = SessionState(self.state)
+
+    @property
+    def sells_energy(self) -> bool:
+        """Whether it was sold by the kWh: its end refunds the energy not used."""
+        return self.energy_paid_wh > 0
 
     @property
     def running(self) -> bool:
@@ -371,6 +387,8 @@ class BayTotals:
 
     revenue_paise: int = 0
     sessions: int = 0
+    # Energy its ended sessions drew, in whole Wh measured (metered bays; issue #24).
+    energy_wh: int = 0
 
 
 def in_revenue(payment: PaymentRecord) -> bool:
@@ -397,6 +415,13 @@ def _served(record: Record) -> tuple[str | None, int]:
     return None, 0
 
 
+def _energy(record: Record) -> tuple[str | None, int]:
+    """An ended session counts the whole Wh its meter measured."""
+    if isinstance(record, SessionRecord) and record.state is SessionState.ENDED:
+        return record.bay_id, math.floor(record.energy_used_wh)
+    return None, 0
+
+
 def add_totals(totals: dict[str, BayTotals], record: Record, sign: int = 1) -> None:
     """Add (or with ``sign=-1`` take away) what one record counts for in its bay's totals."""
     bay, paise = _revenue(record)
@@ -405,3 +430,6 @@ def add_totals(totals: dict[str, BayTotals], record: Record, sign: int = 1) -> N
     bay, served = _served(record)
     if bay is not None and served:
         totals.setdefault(bay, BayTotals()).sessions += sign * served
+    bay, energy = _energy(record)
+    if bay is not None and energy:
+        totals.setdefault(bay, BayTotals()).energy_wh += sign * energy

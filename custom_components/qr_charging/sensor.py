@@ -1,4 +1,9 @@
-"""Sensors of a bay: status, session end, time remaining, revenue and sessions served."""
+"""Sensors of a bay: status, session end, time remaining, revenue and sessions served.
+
+A bay that may be metered (an agent's, whose config names a meter, or a switch bay with a
+power and an energy sensor) also has power, this session's energy and the energy it sold:
+the last a ``total_increasing`` energy sensor the Energy dashboard can use.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,13 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfTime
+from homeassistant.const import UnitOfEnergy, UnitOfPower, UnitOfTime
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .bay_runner import BayRunner, BayStatus
-from .catalog import CURRENCY, paise_to_rupees
+from .catalog import CURRENCY, MqttRelay, paise_to_rupees
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 from .session_rules import remaining_s
@@ -56,7 +61,7 @@ def _revenue(runner: BayRunner) -> Decimal:
 class QrChargingSensorEntityDescription(SensorEntityDescription):
     """A bay sensor and how to read it from the bay's runner."""
 
-    value_fn: Callable[[BayRunner], datetime | Decimal | int | str | None]
+    value_fn: Callable[[BayRunner], datetime | Decimal | float | str | None]
 
 
 STATUS = QrChargingSensorEntityDescription(
@@ -102,17 +107,58 @@ SESSIONS = QrChargingSensorEntityDescription(
 SENSORS = (STATUS, SESSION_END, TIME_REMAINING, REVENUE, SESSIONS)
 
 
+def _session_energy(runner: BayRunner) -> Decimal:
+    session = runner.session
+    energy = runner.driver.energy_for(session.session_id) if session is not None else None
+    return (Decimal(str(energy or 0)) / 1000).quantize(Decimal("0.001"))
+
+
+POWER = QrChargingSensorEntityDescription(
+    key="power",
+    translation_key="power",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_display_precision=0,
+    value_fn=lambda runner: runner.driver.power_w,
+)
+SESSION_ENERGY = QrChargingSensorEntityDescription(
+    key="session_energy",
+    translation_key="session_energy",
+    device_class=SensorDeviceClass.ENERGY,
+    native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+    suggested_display_precision=3,
+    value_fn=_session_energy,
+)
+ENERGY_SOLD = QrChargingSensorEntityDescription(
+    key="energy_sold",
+    translation_key="energy_sold",
+    device_class=SensorDeviceClass.ENERGY,
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+    suggested_display_precision=3,
+    value_fn=lambda runner: Decimal(runner.totals.energy_wh) / 1000,
+)
+METER_SENSORS = (POWER, SESSION_ENERGY, ENERGY_SOLD)
+
+
+def _may_meter(runner: BayRunner) -> bool:
+    """An agent bay (its agent says whether it has a meter) or a switch bay with sensors."""
+    return isinstance(runner.bay.relay, MqttRelay) or runner.bay.energy_sensor is not None
+
+
+def _sensors(runner: BayRunner) -> list[QrChargingSensor]:
+    descriptions = SENSORS + (METER_SENSORS if _may_meter(runner) else ())
+    return [_SENSOR_CLASSES.get(d.key, QrChargingSensor)(runner, d) for d in descriptions]
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: QrChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every bay."""
-    add_bay_entities(
-        entry,
-        async_add_entities,
-        lambda runner: [_SENSOR_CLASSES.get(d.key, QrChargingSensor)(runner, d) for d in SENSORS],
-    )
+    add_bay_entities(entry, async_add_entities, _sensors)
 
 
 class QrChargingSensor(QrChargingEntity, SensorEntity):
@@ -121,9 +167,18 @@ class QrChargingSensor(QrChargingEntity, SensorEntity):
     entity_description: QrChargingSensorEntityDescription
 
     @property
-    def native_value(self) -> datetime | Decimal | int | str | None:
+    def native_value(self) -> datetime | Decimal | float | str | None:
         """Read the value from the bay's runner."""
         return self.entity_description.value_fn(self.runner)
+
+
+class QrChargingMeterSensor(QrChargingSensor):
+    """A metered bay's figure: unavailable while the bay has no meter (an old agent)."""
+
+    @property
+    def available(self) -> bool:
+        """Only while the bay counts energy."""
+        return super().available and self.runner.driver.metered
 
 
 class QrChargingStatusSensor(QrChargingSensor):
@@ -172,4 +227,5 @@ class QrChargingTimeRemainingSensor(QrChargingSensor):
 _SENSOR_CLASSES: dict[str, type[QrChargingSensor]] = {
     STATUS.key: QrChargingStatusSensor,
     TIME_REMAINING.key: QrChargingTimeRemainingSensor,
+    **{d.key: QrChargingMeterSensor for d in METER_SENSORS},
 }

@@ -109,7 +109,10 @@ def hub_for(hass: HomeAssistant, call: ServiceCall) -> QrChargingHub:
 async def _create_payment_link(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
     created = await hub.payments.async_create_link(
-        call.data[ATTR_BAY], call.data.get(ATTR_PLAN), minutes=call.data.get(ATTR_MINUTES)
+        call.data[ATTR_BAY],
+        call.data.get(ATTR_PLAN),
+        minutes=call.data.get(ATTR_MINUTES),
+        paise=call.data.get(ATTR_AMOUNT),
     )
     return created.as_response() | hub.addresses.links(call.data[ATTR_BAY])
 
@@ -211,6 +214,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
                 vol.Required(ATTR_BAY): cv.string,
                 vol.Optional(ATTR_PLAN): cv.string,
                 vol.Optional(ATTR_MINUTES): _MINUTES,
+                vol.Optional(ATTR_AMOUNT): _rupees_as_paise,
             }
         ),
         supports_response=SupportsResponse.ONLY,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from .energy_rules import METERED_ENDS, add_energy
 from .holds import held_for_another
 from .intents import may_top_up
 from .ledger import Ledger
@@ -46,16 +47,32 @@ class PaidDecision(StrEnum):
     REFUSE_TOO_LONG = "over_limit"
     REFUSE_BUSY = "bay_busy"
     REFUSE_ENDING = "session_ending"
+    # Energy sold for a bay that cannot count it (no meter now; the link was made before).
+    REFUSE_NO_METER = "rejected_no_meter"
 
 
 @dataclass(frozen=True, slots=True)
 class OnCommand:
-    """Power a bay for a session until a deadline."""
+    """Power a bay for a session until a deadline (a metered one: up to ``energy_wh``)."""
 
     session_id: str
     until: float
     duration: int
     sent: float
+    energy_wh: float | None = None
+
+
+def on_command(session: SessionRecord, now: float, duration: int | None = None) -> OnCommand:
+    """The ``on`` that powers (or extends) a running session from now until its deadline.
+
+    Its ``duration`` is what is left from now (a start's: its seconds): the agent checks that
+    against its longest session, as ``decide_paid`` did with the same figure.
+    """
+    assert session.until is not None
+    if duration is None:
+        duration = math.ceil(session.until - now)
+    energy = float(session.energy_paid_wh) if session.sells_energy else None
+    return OnCommand(session.session_id, session.until, duration, now, energy)
 
 
 def remaining_s(session: SessionRecord, now: float) -> float:
@@ -76,15 +93,17 @@ def decide_paid(
     now: float,
     margin_s: float,
     held: bool = False,
+    metered: bool = False,
 ) -> PaidDecision:
     """Start, top up, or refuse (and so refund) a session that was just paid for.
 
     A top-up needs the bay online and more than ``margin_s`` left: the extension must reach the
     bay before its own deadline switches it off; and a payer who was told so (``intents``).
     ``held``: another customer holds the free bay while paying (``holds``); it is theirs.
+    Energy (a per-kWh sale) needs a ``metered`` bay: never sold where it cannot be counted.
     """
-    if not online:
-        return PaidDecision.REFUSE_OFFLINE
+    if not online or (new.sells_energy and not metered):
+        return PaidDecision.REFUSE_OFFLINE if not online else PaidDecision.REFUSE_NO_METER
     if running is not None and running.session_id != new.session_id:
         if not may_top_up(new.intent, running.session_id):
             return PaidDecision.REFUSE_BUSY
@@ -117,6 +136,7 @@ def settle_paid(
     limit_s: int,
     now: float,
     margin_s: float,
+    metered: bool = False,
 ) -> PaidOutcome:
     """Decide a paid session in a change of the books; a start or top-up is applied there.
 
@@ -135,6 +155,7 @@ def settle_paid(
         # The owner's own session is no payment: it may take a held bay.
         held=not session.owner
         and held_for_another(ledger.links.values(), session.bay_id, session.session_id, now),
+        metered=metered,
     )
     if decision is PaidDecision.START:
         return PaidOutcome(decision, session, begin(session, now))
@@ -147,8 +168,9 @@ def settle_paid(
 def _decide_top_up(
     running: SessionRecord, new: SessionRecord, *, limit_s: int, now: float, margin_s: float
 ) -> PaidDecision:
-    if running.state is not SessionState.ACTIVE:
-        # Topping up a session still waiting for its acknowledgement would stack risks.
+    if running.state is not SessionState.ACTIVE or running.sells_energy != new.sells_energy:
+        # Topping up a session still waiting for its acknowledgement would stack risks; time
+        # and energy do not add up.
         return PaidDecision.REFUSE_BUSY
     left = remaining_s(running, now)
     if left <= margin_s:
@@ -162,7 +184,7 @@ def begin(session: SessionRecord, now: float) -> OnCommand:
     """Mark a session starting and give the command that powers its bay."""
     session.state = SessionState.STARTING
     session.until = now + session.seconds
-    return OnCommand(session.session_id, session.until, session.seconds, now)
+    return on_command(session, now, session.seconds)
 
 
 def confirm(session: SessionRecord, now: float) -> bool:
@@ -202,12 +224,9 @@ def before_top_ups(
 
 
 def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord, now: float) -> OnCommand:
-    """Fold a new payment's session into the bay's running one; give the extending command.
-
-    Its ``duration`` is what is left from now, as for a first ``on``: the agent checks that
-    against its longest session, as ``decide_paid`` did with the same figure.
-    """
+    """Fold a new payment's session into the bay's running one; give the extending command."""
     assert running.until is not None
+    add_energy(running, new)
     running.seconds += new.seconds
     running.paid_paise += new.paid_paise
     running.payment_ids.extend(new.payment_ids)
@@ -215,7 +234,7 @@ def top_up(ledger: Ledger, running: SessionRecord, new: SessionRecord, now: floa
     for payment_id in new.payment_ids:
         ledger.payments[payment_id].session_id = running.session_id
     del ledger.sessions[new.session_id]
-    return OnCommand(running.session_id, running.until, math.ceil(running.until - now), now)
+    return on_command(running, now)
 
 
 def shorten(ledger: Ledger, session: SessionRecord, until: float) -> list[tuple[str, int]]:
@@ -381,6 +400,7 @@ class Verdict(StrEnum):
     ACKNOWLEDGED = "acknowledged"  # power for the starting session: it is active
     FOREIGN_POWER = "foreign_power"  # power for a session that is not the bay's: cut it
     RAN_OUT = "ran_out"  # off at (about) the deadline: the session ended
+    METERED_END = "metered_end"  # the bay's meter ended it: energy reached, full, a fault
     AGENT_RESTARTED = "agent_restarted"  # off for a boot or shutdown: send "on" again
     POWER_CUT = "power_cut"  # off before the deadline nobody here asked for: end and refund
     START_REJECTED = "start_rejected"  # the bay refused to start the session: it failed
@@ -430,13 +450,14 @@ def _read_off(session: SessionRecord, report: StateReport, now: float) -> Report
         return ReportVerdict(Verdict.START_REJECTED, reason=report.reason or "rejected")
     if session.state is not SessionState.ACTIVE or session.until is None:
         return ReportVerdict(Verdict.NOTHING)
+    if report.reason in METERED_ENDS:
+        return ReportVerdict(Verdict.METERED_END, reason=report.reason)
     if session.until - now <= DEADLINE_SLACK_S:
         return ReportVerdict(Verdict.RAN_OUT)
     if report.reason in PASSING_REASONS:
         # It resumes the session from its disk, and then this same "on" is a no-op; if its
         # disk lost the session, this powers the rest.
-        command = OnCommand(session.session_id, session.until, math.ceil(session.until - now), now)
-        return ReportVerdict(Verdict.AGENT_RESTARTED, command=command)
+        return ReportVerdict(Verdict.AGENT_RESTARTED, command=on_command(session, now))
     # Off before the paid deadline without HA asking: an "off" from elsewhere, a plug switched
     # by hand, a top-up the bay never took.
     return ReportVerdict(Verdict.POWER_CUT)

@@ -112,8 +112,8 @@ class LedgerStore:
         payments = by_keys(db, PAYMENTS, "payment_id", payment_ids)
         refunds += by_keys(db, REFUNDS, "payment_id", payment_ids)
         ledger.merge([*sessions, *links, *payments, *refunds], {})
-        for row in db.execute("SELECT bay_id, revenue_paise, sessions FROM bay_totals"):
-            ledger.totals[row[0]] = BayTotals(row[1], row[2])
+        for row in db.execute("SELECT bay_id, revenue_paise, sessions, energy_wh FROM bay_totals"):
+            ledger.totals[row[0]] = BayTotals(row[1], row[2], row[3])
         return ledger
 
     # -- changes -------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ SESSION_COLUMNS = (
     "until",
     "ended_at",
     "end_reason",
+    "energy_paid_wh",
+    "energy_wh",
+    "price_per_kwh_paise",
 )
 # ``+r.state``: not by the state index, which would scan every refund of a state per session.
 _EXPORT_QUERY = """
@@ -37,7 +40,8 @@ _EXPORT_QUERY = """
             WHERE r.session_id = s.session_id AND +r.state NOT IN ('failed', 'too_small')),
         (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
             WHERE r.session_id = s.session_id AND +r.state = 'too_small'),
-        s.payment_ids, s.created_at, s.started_at, s.until, s.ended_at, s.end_reason
+        s.payment_ids, s.created_at, s.started_at, s.until, s.ended_at, s.end_reason,
+        s.energy_paid_wh, s.energy_used_wh, s.price_per_kwh_paise
     FROM sessions s WHERE s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at
 """
 

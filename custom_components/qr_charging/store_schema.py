@@ -70,6 +70,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE links ADD COLUMN intent TEXT;
     ALTER TABLE sessions ADD COLUMN intent TEXT;
     """,
+    # 4: metered bays (issue #24): the energy a link (and its price) and a payment buy, and per
+    # session the energy paid for and used (Wh) and its price per kWh, per bay the energy its
+    # sessions drew (Wh); 0 for time sold.
+    """
+    ALTER TABLE links ADD COLUMN energy_wh INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE links ADD COLUMN price_per_kwh_paise INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payments ADD COLUMN energy_wh INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN energy_paid_wh INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN energy_used_wh REAL NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN price_per_kwh_paise INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bay_totals ADD COLUMN energy_wh INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -163,8 +175,10 @@ def upsert(db: sqlite3.Connection, kind: Kind[Any], record: Record) -> None:
 def add_bay_totals(db: sqlite3.Connection, totals: dict[str, BayTotals]) -> None:
     """Move the bays' running totals by what one change counted."""
     db.executemany(
-        """INSERT INTO bay_totals VALUES (?, ?, ?) ON CONFLICT (bay_id) DO UPDATE SET
+        """INSERT INTO bay_totals (bay_id, revenue_paise, sessions, energy_wh)
+            VALUES (?, ?, ?, ?) ON CONFLICT (bay_id) DO UPDATE SET
             revenue_paise = revenue_paise + excluded.revenue_paise,
-            sessions = sessions + excluded.sessions""",
-        [(bay, t.revenue_paise, t.sessions) for bay, t in totals.items()],
+            sessions = sessions + excluded.sessions,
+            energy_wh = energy_wh + excluded.energy_wh""",
+        [(bay, t.revenue_paise, t.sessions, t.energy_wh) for bay, t in totals.items()],
     )

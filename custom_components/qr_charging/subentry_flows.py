@@ -30,6 +30,7 @@ from .catalog import (
     bay_to_data,
     check_id,
     make_bay,
+    make_energy_plan,
     make_plan,
     make_rate_plan,
     plan_to_data,
@@ -60,11 +61,13 @@ from .const import (
     LOGGER,
     PLAN_SUBENTRIES,
     SUBENTRY_BAY,
+    SUBENTRY_ENERGY_PLAN,
     SUBENTRY_PLAN,
     SUBENTRY_RATE_PLAN,
 )
 from .flow_fields import TEXT, flatten, whole_minutes, whole_number
 from .hub import plans_of
+from .meter_fields import SECTION_METER, meter_defaults, meter_section, metering
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .static_qr import qr_notes
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
@@ -245,6 +248,41 @@ class RatePlanSubentryFlow(_CatalogSubentryFlow):
         return plan_to_data(plan)
 
 
+class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
+    """A plan priced per kWh: the customer pays an amount within bounds, which buys energy."""
+
+    subentry_type = SUBENTRY_ENERGY_PLAN
+    id_field = CONF_CODE
+    id_scope = PLAN_SUBENTRIES
+
+    def _schema(self, defaults: Mapping[str, Any], *, editing: bool) -> vol.Schema:
+        fields: dict[vol.Marker, Any] = {} if editing else {vol.Required(CONF_CODE): TEXT}
+        fields[vol.Required(CONF_NAME)] = TEXT
+        for key in (CONF_PRICE, "min_amount", "max_amount"):
+            fields[vol.Required(key)] = _RUPEES
+        fields[vol.Required(CONF_MINUTES)] = _MINUTES
+        return vol.Schema(fields)
+
+    def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            **data,
+            CONF_PRICE: data["price_per_kwh_paise"] / 100,
+            "min_amount": data["min_paise"] / 100,
+            "max_amount": data["max_paise"] / 100,
+        }
+
+    def _build(self, entered: dict[str, Any], item_id: str) -> dict[str, Any]:
+        plan = make_energy_plan(
+            item_id,
+            str(entered[CONF_NAME]),
+            price_per_kwh_paise=rupees_to_paise(entered[CONF_PRICE]),
+            min_paise=rupees_to_paise(entered["min_amount"]),
+            max_paise=rupees_to_paise(entered["max_amount"]),
+            cap_minutes=whole_minutes(CONF_MINUTES, entered[CONF_MINUTES]),
+        )
+        return plan_to_data(plan)
+
+
 def _relay_fields(kind: str) -> dict[vol.Marker, Any]:
     """The fields of one kind of relay (the bay form shows only the kind chosen)."""
     if kind == DRIVER_SWITCH:
@@ -357,6 +395,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         ):
             fields[vol.Required(key, default=default)] = _MINUTES
         fields[vol.Optional(SECTION_QR)] = _qr_section()
+        fields[vol.Optional(SECTION_METER)] = meter_section(self._kind)
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,10 +406,11 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             CONF_DYNAMIC_QR: data.get(CONF_DYNAMIC_QR, False),
             CONF_QR_VALIDITY: data.get(CONF_QR_VALIDITY, DEFAULT_VALIDITY_S),
         }
+        values[SECTION_METER] = meter_defaults(data)
         return values
 
     def _entered(self, user_input: dict[str, Any]) -> dict[str, Any]:
-        return flatten(user_input, SECTION_QR)
+        return flatten(flatten(user_input, SECTION_QR), SECTION_METER)
 
     async def _async_complete(
         self, entered: dict[str, Any], data: dict[str, Any], before: Mapping[str, Any] | None
@@ -440,5 +480,6 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             hold_minutes=whole_minutes(
                 CONF_HOLD_MINUTES, entered.get(CONF_HOLD_MINUTES, DEFAULT_HOLD_MINUTES)
             ),
+            meter=metering(entered),
         )
         return bay_to_data(bay)

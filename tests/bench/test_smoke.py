@@ -118,3 +118,10 @@ def test_pages(tmp_path: Path) -> None:
     statuses = result["load"]["statuses"]
     assert statuses.get(200, 0) > 0
     assert set(statuses) <= {200, 429}
+
+
+def test_meter(tmp_path: Path) -> None:
+    result = _run("meter", tmp_path)
+    # Whatever the speed: every session was cut by the agent, and never before its energy.
+    assert [row["sessions"] for row in result["rows"]] == [1]
+    assert all(row["over_wh"]["min"] >= 0 for row in result["rows"])

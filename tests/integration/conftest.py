@@ -44,6 +44,7 @@ from .const import (
 )
 from .flow_helpers import add_account
 from .helpers import PostWebhook, entry_data, setup_plug
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, metered_switch_bay, setup_meter
 from .mqtt_helpers import NODE, ScriptedAgent, wait_until
 from .pages_helpers import EXTERNAL_URL, Customer
 
@@ -291,3 +292,26 @@ def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry
 def rate_bay_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
     """An account with a fixed plan, a per-minute plan and bay-1."""
     return add_account(hass, standin, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, BAY_SUBENTRY)
+
+
+# -- a metered switch bay (issue #24) ---------------------------------------------------------
+
+
+@pytest.fixture
+async def metered_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """bay-1 on the plug, with its meter at 12 kWh, selling energy and the 30-minute plan."""
+    plans = [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[*plans, metered_switch_bay(with_plans(BAY_SUBENTRY, plans))],
+        minor_version=2,
+    )
+    await setup_plug(hass)
+    await setup_meter(hass, energy_kwh=12.0)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry

@@ -145,6 +145,7 @@ async def test_the_bay_form_shows_only_its_relays_fields(
         "default_minutes",
         "max_minutes",
         "qr_options",
+        "meter_options",  # issue #24: tests/integration/test_metered_flows.py
     ]
     (qr,) = [value for key, value in schema.items() if key == "qr_options"]
     assert isinstance(qr, section)

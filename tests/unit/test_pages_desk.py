@@ -66,6 +66,7 @@ class FakeLinks:
         plan_code: str | None,
         *,
         minutes: int | None = None,
+        paise: int | None = None,  # a per-kWh plan's amount (issue #24)
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,

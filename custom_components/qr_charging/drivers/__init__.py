@@ -7,6 +7,7 @@ from collections.abc import Callable
 from homeassistant.core import HomeAssistant
 
 from ..catalog import Bay, MqttRelay, SwitchRelay
+from ..energy_rules import FullRule
 from .base import BayDriver, BayReport
 from .mqtt_agent import MqttAgentDriver
 from .switch_entity import SwitchEntityDriver
@@ -21,7 +22,22 @@ def make_driver(
     """The driver a bay's relay asks for."""
     match bay.relay:
         case SwitchRelay(entity_id=entity_id):
-            return SwitchEntityDriver(hass, bay.bay_id, on_report, on_change, entity_id=entity_id)
+            sensors = (
+                (bay.power_sensor, bay.energy_sensor)
+                if bay.power_sensor and bay.energy_sensor
+                else None
+            )
+            return SwitchEntityDriver(
+                hass,
+                bay.bay_id,
+                on_report,
+                on_change,
+                entity_id=entity_id,
+                sensors=sensors,
+                full=FullRule(
+                    bay.full_below_w, bay.full_settle_min * 60.0, bay.full_grace_min * 60.0
+                ),
+            )
         case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
             return MqttAgentDriver(
                 hass,
@@ -31,4 +47,5 @@ def make_driver(
                 prefix=prefix,
                 node=node,
                 agent_bay=agent_bay or bay.bay_id,
+                full=bay.full_rule,
             )

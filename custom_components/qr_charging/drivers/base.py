@@ -20,6 +20,9 @@ class BayReport:
     # False for a state replayed by the broker on subscribe (retained), which may describe a
     # command older than the session now starting.
     fresh: bool = True
+    # A metered bay's last power reading (W) and its session's energy counted so far (Wh).
+    power_w: float | None = None
+    energy_wh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,9 @@ class BayDriver(ABC):
         self.online = False
         self.agent: AgentInfo | None = None
         self.max_session_s: int | None = None
+        # Whether the bay can count energy (so be sold it), and its meter's name for the owner.
+        self.metered = False
+        self.meter: str | None = None
 
     @abstractmethod
     async def async_setup(self) -> None:
@@ -60,9 +66,12 @@ class BayDriver(ABC):
 
     @abstractmethod
     async def async_turn_on(
-        self, session_id: str, until: float, duration: int, sent: float
+        self, session_id: str, until: float, duration: int, sent: float, energy_wh: float | None
     ) -> None:
-        """Power the bay for a session until a deadline (also used to extend it)."""
+        """Power the bay for a session until a deadline (also used to extend it).
+
+        ``energy_wh``: a metered session's energy paid for so far (None: a timed session).
+        """
 
     @abstractmethod
     async def async_turn_off(self, session_id: str | None) -> None:
@@ -85,5 +94,19 @@ class BayDriver(ABC):
         """
         return None
 
-    def resume(self, session_id: str, until: float) -> None:  # noqa: B027 - optional hook
-        """After a restart, the session the bay should be running (for drivers that forget)."""
+    def energy_for(self, session_id: str) -> float | None:
+        """The energy the bay's meter counted for a session so far (Wh); None if unknown."""
+        return None
+
+    @property
+    def power_w(self) -> float | None:
+        """A metered bay's power now (W), if known."""
+        return None
+
+    def resume(  # noqa: B027 - optional hook
+        self, session_id: str, until: float, energy_wh: float | None = None
+    ) -> None:
+        """After a restart, the session the bay should be running (for drivers that forget).
+
+        ``energy_wh``: a metered session's energy paid for.
+        """

@@ -38,8 +38,8 @@ def _number(value: object) -> float | None:
 def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
     """Read the agent's state message; None when it is not one (then it changes nothing).
 
-    A powered bay must say until when, as a plausible time; ``remaining``, when present, is a
-    finite number of seconds, not negative.
+    A powered bay must say until when, as a plausible time; ``remaining`` (seconds), and a
+    metered bay's ``power_w`` and ``energy_wh``, when present, are finite and not negative.
     """
     try:
         data = json.loads(payload)
@@ -55,16 +55,21 @@ def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
         return None
     if powered and until is None:
         return None
-    if "remaining" in data and data["remaining"] is not None:
-        remaining = _number(data["remaining"])
-        if remaining is None or remaining < 0:
-            return None
+    measured: dict[str, float | None] = {}
+    for name in ("remaining", "power_w", "energy_wh"):
+        if data.get(name) is not None:
+            value = _number(data[name])
+            if value is None or value < 0:
+                return None
+            measured[name] = value
     session = data.get("session")
     return BayReport(
         powered=powered,
         session_id=session if isinstance(session, str) else None,
         until=until,
         reason=str(data["reason"]) if data.get("reason") is not None else None,
+        power_w=measured.get("power_w"),
+        energy_wh=measured.get("energy_wh"),
     )
 
 
@@ -82,6 +87,15 @@ def parse_config(payload: str | bytes | bytearray) -> dict[str, Any] | None:
     ):
         return None
     return data
+
+
+def bay_meter(data: dict[str, Any], agent_bay: str) -> str | None:
+    """The kind of meter an agent's config names for one of its bays (None: no meter)."""
+    for bay in data["bays"]:
+        if bay["id"] == agent_bay and isinstance(meter := bay.get("meter"), dict):
+            kind = meter.get("kind")
+            return kind if isinstance(kind, str) and kind else "meter"
+    return None
 
 
 def agent_identifier(node: str) -> str:
@@ -102,8 +116,13 @@ class MqttAgentDriver(BayDriver):
         prefix: str,
         node: str,
         agent_bay: str,
+        full: dict[str, int] | None = None,
     ) -> None:
         super().__init__(hass, bay_id, on_report, on_change)
+        self._node, self._agent_bay, self._full = node, agent_bay, full
+        # The running metered session's energy counted so far, as the agent last said.
+        self._energy: tuple[str, float] | None = None
+        self._power: float | None = None
         self._base = f"{prefix}/{node}"
         self._bay_topic = f"{prefix}/{node}/{agent_bay}"
         self.agent = AgentInfo(identifier=agent_identifier(node), name=node, model="pi-mqtt-relay")
@@ -178,6 +197,10 @@ class MqttAgentDriver(BayDriver):
         limit = data.get("max_session_s")
         valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
         self.max_session_s = limit if valid else None
+        # Energy is sold only where the agent counts it: an old agent names no meter.
+        kind = bay_meter(data, self._agent_bay)
+        self.metered = kind is not None
+        self.meter = f"{kind} ({self._node}/{self._agent_bay})" if kind else None
         self._on_change()
 
     @callback
@@ -186,7 +209,19 @@ class MqttAgentDriver(BayDriver):
         if report is None:
             LOGGER.warning("Ignoring malformed bay state on %s", msg.topic)
             return
+        if report.session_id is not None and report.energy_wh is not None:
+            self._energy = (report.session_id, report.energy_wh)
+        self._power = report.power_w
         self._on_report(replace(report, fresh=not msg.retain))
+
+    @property
+    def power_w(self) -> float | None:
+        """The power the agent last reported (W)."""
+        return self._power
+
+    def energy_for(self, session_id: str) -> float | None:
+        """The energy the agent last reported for the session (Wh)."""
+        return self._energy[1] if self._energy and self._energy[0] == session_id else None
 
     async def _publish(self, command: dict[str, Any]) -> None:
         # Never retained: a retained "on" would replay after a power cut (architecture.md).
@@ -195,18 +230,26 @@ class MqttAgentDriver(BayDriver):
         )
 
     async def async_turn_on(
-        self, session_id: str, until: float, duration: int, sent: float
+        self, session_id: str, until: float, duration: int, sent: float, energy_wh: float | None
     ) -> None:
-        """Send ``on`` for the session."""
-        await self._publish(
-            {
-                "action": "on",
-                "session": session_id,
-                "until": until,
-                "duration": duration,
-                "sent": sent,
-            }
-        )
+        """Send ``on`` for the session.
+
+        A session sold by the kWh carries the energy paid for (a top-up: all of it) and the
+        bay's vehicle-full rule; the agent refuses ``full`` without ``energy_wh``
+        (``rejected_malformed``), so a session sold by time carries neither.
+        """
+        command: dict[str, Any] = {
+            "action": "on",
+            "session": session_id,
+            "until": until,
+            "duration": duration,
+            "sent": sent,
+        }
+        if energy_wh is not None:
+            command["energy_wh"] = energy_wh
+            if self._full is not None:
+                command["full"] = self._full
+        await self._publish(command)
 
     async def async_turn_off(self, session_id: str | None) -> None:
         """Send ``off`` for the session (plain ``OFF`` when there is none)."""

@@ -1,4 +1,9 @@
-"""A bay that is any HA switch (smart plug, Tasmota or Shelly relay): HA keeps the deadline."""
+"""A bay that is any HA switch (smart plug, Tasmota or Shelly relay): HA keeps the deadline.
+
+With the plug's power and energy sensors it is metered: HA counts each session's energy
+(``switch_meter``) and ends it at the energy paid for, when the vehicle is full, or when the
+meter goes silent or lies, as an agent with a meter does.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, Stat
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 
+from ..energy_rules import FullRule
 from .base import BayDriver, BayReport
+from .switch_meter import SwitchMeter
 
 SWITCH_DOMAIN = "switch"
 
@@ -32,12 +39,27 @@ class SwitchEntityDriver(BayDriver):
         on_change: Callable[[], None],
         *,
         entity_id: str,
+        sensors: tuple[str, str] | None = None,
+        full: FullRule | None = None,
     ) -> None:
         super().__init__(hass, bay_id, on_report, on_change)
         self.entity_id = entity_id
         self._session: str | None = None
         self._until: float | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        # Its meter: the plug's (power, energy) sensors, when the bay has them.
+        self._meter: SwitchMeter | None = None
+        if sensors is not None and full is not None:
+            power, energy = sensors
+            self._meter = SwitchMeter(
+                hass,
+                power_entity=power,
+                energy_entity=energy,
+                full=full,
+                on_end=self._meter_end,
+                on_reading=on_change,
+            )
+            self.metered, self.meter = True, energy
 
     async def async_setup(self) -> None:
         """Follow the switch's state."""
@@ -47,7 +69,9 @@ class SwitchEntityDriver(BayDriver):
         self._apply(self.hass.states.get(self.entity_id))
 
     async def async_unload(self) -> None:
-        """Stop following it."""
+        """Stop following it (and its meter)."""
+        if self._meter is not None:
+            self._meter.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -58,9 +82,29 @@ class SwitchEntityDriver(BayDriver):
         entry = er.async_get(self.hass).async_get(self.entity_id)
         return entry.device_id if entry else None
 
-    def resume(self, session_id: str, until: float) -> None:
-        """Remember the session the switch is serving (HA restarted mid-session)."""
+    def resume(self, session_id: str, until: float, energy_wh: float | None = None) -> None:
+        """Remember the session the switch is serving (HA restarted mid-session).
+
+        Its meter counts again from now: energy drawn while HA was down is not billed.
+        """
         self._session, self._until = session_id, until
+        if self._meter is not None:
+            self._meter.start(session_id, None if energy_wh is None else int(energy_wh))
+
+    def energy_for(self, session_id: str) -> float | None:
+        """The energy HA counted for the session (Wh)."""
+        return self._meter.energy_wh(session_id) if self._meter is not None else None
+
+    @property
+    def power_w(self) -> float | None:
+        """The plug's power now (W), when the bay is metered."""
+        return self._meter.power_w if self._meter is not None else None
+
+    @callback
+    def _meter_end(self, session_id: str, reason: str) -> None:
+        """The meter ends the session: reported as a metered agent's ``OFF`` would be."""
+        energy = self.energy_for(session_id)
+        self._on_report(BayReport(False, session_id, self._until, reason, energy_wh=energy))
 
     @callback
     def _state_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -85,10 +129,12 @@ class SwitchEntityDriver(BayDriver):
         )
 
     async def async_turn_on(
-        self, session_id: str, until: float, duration: int, sent: float
+        self, session_id: str, until: float, duration: int, sent: float, energy_wh: float | None
     ) -> None:
         """Switch on for a session; a switch already on for it (a top-up) needs nothing."""
         self._session, self._until = session_id, until
+        if self._meter is not None:
+            self._meter.start(session_id, None if energy_wh is None else int(energy_wh))
         state = self.hass.states.get(self.entity_id)
         if state is not None and state.state == STATE_ON:
             self._on_report(BayReport(True, session_id, until, "switch"))
@@ -99,5 +145,7 @@ class SwitchEntityDriver(BayDriver):
         """Switch off, unless another session has taken the bay since."""
         if session_id is not None and self._session not in (None, session_id):
             return
+        if self._meter is not None:
+            self._meter.stop()
         self._session = self._until = None
         await self._call(SERVICE_TURN_OFF)

@@ -2,8 +2,10 @@
 
 Threads: paho's network thread delivers commands (:meth:`Agent.handle_command`); the
 agent's own deadline thread switches relays off on the monotonic clock, so a deadline
-holds whether or not the broker, the network or Home Assistant are there. One lock
-serialises both, so a command and a deadline never race on the same bay.
+holds whether or not the broker, the network or Home Assistant are there; the meter thread
+polls the bays' meters and ends metered sessions by the energy rules, with the same
+independence. One lock serialises them, so a command, a deadline and a reading never race
+on the same bay (meters are read outside it).
 
 Order of effects, chosen for safety: a session is written to the state file *before*
 its relay is switched on; a relay is switched off *before* the file is updated.
@@ -15,13 +17,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import __version__
 from .commands import MalformedCommand, parse_command
 from .config import AgentConfig, BayConfig
 from .discovery import discovery_payload
+from .metering import Metering, read_meter
+from .meters import Meter, build_meters
 from .mqtt_link import MqttLink
 from .relays import Relays
 from .sessions import (
@@ -35,6 +39,7 @@ from .sessions import (
     Resume,
     StoredSession,
     decide,
+    end,
     expire,
     prune_finished,
     resume,
@@ -59,6 +64,13 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
+def _meter_object(bay: BayConfig) -> dict[str, Any]:
+    """A metered bay's ``meter`` in the config message (a bay without one has no key)."""
+    if bay.meter is None:
+        return {}
+    return {"meter": {"kind": bay.meter.kind, "max_power_w": _number(bay.meter.max_power_w)}}
+
+
 class Agent:
     """A running relay agent for the bays of one configuration."""
 
@@ -73,8 +85,9 @@ class Agent:
         relays: Relays | None = None,
         state_file: StateFile | None = None,
         link: LinkFactory = MqttLink,
+        meters: Mapping[str, Meter] | None = None,
     ) -> None:
-        """``relays``, ``state_file`` and ``link`` default to the real ones for ``config``.
+        """``relays``, ``state_file``, ``link`` and ``meters`` default to the real ones.
 
         Tests hand in their own: relays that record which session powered them, a state file
         that fails, a link that keeps what is published instead of sending it.
@@ -85,6 +98,7 @@ class Agent:
         self._boot_id = boot_id if boot_id is not None else current_boot_id()
         # Claiming the pins switches every relay off (initial_value=False).
         self._relays = relays if relays is not None else Relays(config.bays, pin_factory)
+        self._metering = Metering(config, build_meters(config.bays) if meters is None else meters)
         self._store = state_file if state_file is not None else StateFile(config.state_file)
         self._link = link(config, self._publish_everything, self.handle_command)
         self._lock = threading.Condition(threading.RLock())
@@ -96,7 +110,8 @@ class Agent:
         # The state file lags behind the relays (a failed save): retried until it works, so a
         # cancelled session cannot come back after a restart.
         self._unsaved = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._meters_stop = threading.Event()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -111,8 +126,15 @@ class Agent:
         except BaseException:
             self._relays.close()
             raise
-        self._thread = threading.Thread(target=self._deadline_loop, name="deadlines")
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._guard, args=(self._keep_deadlines,), name="deadlines")
+        ]
+        if self._metering.meters:
+            self._threads.append(
+                threading.Thread(target=self._guard, args=(self._poll_meters,), name="meters")
+            )
+        for thread in self._threads:
+            thread.start()
         self._link.start()
 
     def stop(self) -> None:
@@ -128,10 +150,13 @@ class Agent:
             for bay in self._config.bays:
                 self._publish_state(bay.id, now, Reason.SHUTDOWN, powered=False)
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        self._meters_stop.set()
+        for thread in self._threads:
+            thread.join()
         self._link.stop()
         self._relays.close()
+        for meter in self._metering.meters.values():
+            meter.close()
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set (the CLI sets it on SIGTERM and SIGINT)."""
@@ -139,7 +164,7 @@ class Agent:
         try:
             while not stop.wait(0.5):
                 if self._failure is not None:
-                    raise RuntimeError("the deadline keeper failed") from self._failure
+                    raise RuntimeError("a deadline or meter keeper failed") from self._failure
         finally:
             self.stop()
 
@@ -173,7 +198,11 @@ class Agent:
             self._apply(bay_id, decision, now)
 
     def _limits(self, bay: BayConfig) -> Limits:
-        return Limits(max_session_s=self._config.max_session_s, default_s=bay.default_s)
+        return Limits(
+            max_session_s=self._config.max_session_s,
+            default_s=bay.default_s,
+            metered=self._metering.metered(bay.id),
+        )
 
     def _apply(self, bay_id: str, decision: Decision, now: Now) -> None:
         """Carry out a decision: file before power on, power off before file."""
@@ -201,6 +230,7 @@ class Agent:
                 _LOGGER.exception("%s: relay is off, the state file was not updated", bay_id)
                 self._unsaved = True
             self._active, self._finished = active, finished
+            self._metering.switched(bay_id, before, decision.active, now.mono)
             if decision.active is not None and before is None:
                 self._relays.on(bay_id)
             if decision.reason is not None:
@@ -217,17 +247,17 @@ class Agent:
 
     # -- deadlines and persistence ----------------------------------------------------
 
-    def _deadline_loop(self) -> None:
-        """Keep the deadlines; should that ever fail, every relay goes off at once.
+    def _guard(self, keeper: Callable[[], None]) -> None:
+        """Run a keeper (deadlines, meters); should it ever fail, every relay goes off at once.
 
-        Without this thread no deadline would hold, so a failure here switches everything
-        off and makes :meth:`run` stop with an error (systemd then restarts the agent,
-        which resumes the stored sessions).
+        Without it no deadline or paid energy would hold, so a failure here switches
+        everything off and makes :meth:`run` stop with an error (systemd then restarts the
+        agent, which resumes the stored sessions).
         """
         try:
-            self._keep_deadlines()
+            keeper()
         except BaseException as err:
-            _LOGGER.critical("deadline keeper failed; switching every relay off", exc_info=True)
+            _LOGGER.critical("%s failed; switching every relay off", keeper.__name__, exc_info=True)
             with self._lock:
                 # Set first: an "on" after this point is refused (no deadline keeper left).
                 self._failure = err
@@ -253,6 +283,50 @@ class Agent:
                     timeout = min(timeout, max(0.0, min(running) - now.mono))
                 self._lock.wait(timeout)
 
+    def _poll_meters(self) -> None:
+        """Read every meter each ``meter_poll_s`` until the agent stops.
+
+        At a fixed rate (the time a round takes is not added to the interval): the energy
+        cut is late by at most what is drawn between two readings.
+        """
+        poll_s = self._config.metering.meter_poll_s
+        # The first round at once: a session's count starts from the reading before it.
+        due = time.monotonic()
+        while not self._meters_stop.wait(max(0.0, due - time.monotonic())):
+            self.poll_meters()
+            due = max(due + poll_s, time.monotonic())
+
+    def poll_meters(self) -> None:
+        """Read each meter once and apply what it says.
+
+        A metered session ends by the energy rules; otherwise the bay's state is published
+        when it moved a step (and the count stored with it).
+        """
+        for bay_id, meter in self._metering.meters.items():
+            mono = self._clock().mono
+            reading = read_meter(bay_id, meter, mono)
+            with self._lock:
+                if self._stopping or self._failure is not None:
+                    return
+                active = self._active[bay_id]
+                outcome = self._metering.observe(bay_id, active, reading, mono)
+                now = self._clock()
+                if active is not None and outcome is not None and outcome.end is not None:
+                    # A meter's fault is the owner's business; the other ends are normal.
+                    faulty = outcome.end.value.startswith("meter_")
+                    (_LOGGER.warning if faulty else _LOGGER.info)(
+                        "%s: session %s ends: %s%s",
+                        bay_id,
+                        active.session,
+                        outcome.end,
+                        f" ({outcome.problem})" if outcome.problem else "",
+                    )
+                    self._apply(bay_id, end(active, outcome.end), now)
+                elif self._metering.report_due(bay_id, active, now.mono):
+                    if active is not None and active.energy_wh is not None:
+                        self._checkpoint(now)
+                    self._publish_state(bay_id, now)
+
     def _checkpoint(self, now: Now) -> None:
         try:
             self._save(self._active, self._finished, now)
@@ -269,7 +343,9 @@ class Agent:
         now: Now,
     ) -> None:
         sessions = {
-            bay_id: StoredSession.of(session, now, self._boot_id)
+            bay_id: StoredSession.of(
+                session, now, self._boot_id, self._metering.counted(bay_id, session)
+            )
             for bay_id, session in active.items()
             if session is not None
         }
@@ -292,6 +368,7 @@ class Agent:
                 wall_clock_synced=self._clock_synced(),
             )
             if outcome is Resume.HOLD:
+                self._metering.hold(bay_id, stored.session, stored.counted)
                 _LOGGER.warning(
                     "%s: session %s held after a reboot: the clock is not synced yet, so the "
                     "time left is unknown; the bay stays off until its 'on' is sent again",
@@ -301,10 +378,12 @@ class Agent:
             elif session is None:
                 self._finished[stored.session] = (Finish.ENDED, now.wall)
                 self._reason[bay_id] = Reason.DEADLINE
+                self._metering.expired_while_stopped(bay_id, stored.session, stored.counted)
                 _LOGGER.info("%s: session %s expired while stopped", bay_id, stored.session)
             else:
                 self._active[bay_id] = session
                 self._reason[bay_id] = Reason.RESUMED
+                self._metering.resumed(bay_id, session, stored.counted, now.mono)
                 _LOGGER.info(
                     "%s: resuming session %s for %.1f s",
                     bay_id,
@@ -329,6 +408,7 @@ class Agent:
             "until": active.until if active else None,
             "remaining": round(active.remaining(now), 1) if active else 0,
             "reason": reason.value,
+            **self._metering.state_fields(bay_id, active, now.mono),
         }
 
     def _publish_state(
@@ -352,7 +432,9 @@ class Agent:
                 "node": config.node_id,
                 "name": config.node_name,
                 "sw_version": __version__,
-                "bays": [{"id": bay.id, "name": bay.name} for bay in config.bays],
+                "bays": [
+                    {"id": bay.id, "name": bay.name, **_meter_object(bay)} for bay in config.bays
+                ],
                 "max_session_s": _number(config.max_session_s),
             },
             retain=True,

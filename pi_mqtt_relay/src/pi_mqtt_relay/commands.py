@@ -22,13 +22,32 @@ class MalformedCommand(ValueError):
 
 
 @dataclass(frozen=True)
+class FullRule:
+    """When a vehicle is full: a draw under ``below_w`` for ``settle_s``.
+
+    The low draw is counted from ``grace_s`` after the start, so a charger slow to begin
+    drawing is not cut.
+    """
+
+    below_w: float
+    settle_s: float
+    grace_s: float
+
+
+@dataclass(frozen=True)
 class OnCommand:
-    """Power the bay for a paid session until ``until`` (sender's clock)."""
+    """Power the bay for a paid session until ``until`` (sender's clock).
+
+    ``energy_wh`` (metered sessions only) is the energy paid for so far; ``until`` is then
+    the time cap.
+    """
 
     session: str
     until: float
     duration: float
     sent: float
+    energy_wh: float | None = None
+    full: FullRule | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,31 @@ def _number(data: dict[str, Any], key: str) -> float:
     return number
 
 
+def _full_rule(data: dict[str, Any]) -> FullRule | None:
+    """The optional ``full`` object of a metered ``on``: three non-negative numbers."""
+    if "full" not in data:
+        return None
+    full = data["full"]
+    if not isinstance(full, dict):
+        raise MalformedCommand("'full' must be an object")
+    values = {key: _number(full, key) for key in ("below_w", "settle_s", "grace_s")}
+    if any(value < 0 for value in values.values()):
+        raise MalformedCommand("'full' values must be at least 0")
+    return FullRule(**values)
+
+
+def _energy(data: dict[str, Any]) -> tuple[float | None, FullRule | None]:
+    """``energy_wh`` (> 0) and ``full``, which only makes sense with it."""
+    if "energy_wh" not in data:
+        if "full" in data:
+            raise MalformedCommand("'full' needs 'energy_wh'")
+        return None, None
+    energy = _number(data, "energy_wh")
+    if energy <= 0:
+        raise MalformedCommand("'energy_wh' must be greater than 0")
+    return energy, _full_rule(data)
+
+
 def parse_command(payload: bytes) -> Command:
     """Turn the bytes of a ``set`` message into a command.
 
@@ -114,4 +158,7 @@ def parse_command(payload: bytes) -> Command:
         raise MalformedCommand("'until' and 'sent' must be epoch seconds")
     if until <= sent:
         raise MalformedCommand("'until' must be later than 'sent'")
-    return OnCommand(session=session, until=until, duration=duration, sent=sent)
+    energy, full = _energy(data)
+    return OnCommand(
+        session=session, until=until, duration=duration, sent=sent, energy_wh=energy, full=full
+    )

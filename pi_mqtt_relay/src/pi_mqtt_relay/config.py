@@ -7,6 +7,7 @@ before it touches a GPIO pin.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ DEFAULT_MAX_SESSION_S = 14400
 DEFAULT_STATE_FILE = "/var/lib/pi-mqtt-relay/state.json"
 # BCM numbers of the 40-pin header's GPIOs.
 MAX_BCM_PIN = 27
+# A 16 A socket at 230 V.
+DEFAULT_MAX_POWER_W = 3680
+# Modbus RTU addresses a meter can be given; 0xF8 is the PZEM-004T's general address.
+PZEM_GENERAL_ADDRESS = 0xF8
+MAX_MODBUS_ADDRESS = 247
+METER_KINDS = ("pzem004t", "mock")
 
 
 class ConfigError(Exception):
@@ -50,14 +57,41 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
+class MeterConfig:
+    """A bay's energy meter: a PZEM-004T on a serial port, or a mock charging curve."""
+
+    kind: str
+    max_power_w: float
+    port: str | None = None
+    address: int = PZEM_GENERAL_ADDRESS
+    # The mock's charging curve (see meters.ChargingCurve).
+    power_w: float = 3000.0
+    taper_at_wh: float = 500.0
+    taper_wh: float = 100.0
+    standby_w: float = 2.0
+
+
+@dataclass(frozen=True)
+class MeteringConfig:
+    """Agent-wide meter settings: reporting steps, polling, silence and reset limits."""
+
+    report_step_wh: float = 10.0
+    report_step_w: float = 50.0
+    meter_poll_s: float = 2.0
+    meter_silent_s: float = 60.0
+    reset_wh: float = 10.0
+
+
+@dataclass(frozen=True)
 class BayConfig:
-    """One charging bay: its relay pin and the time a plain ``ON`` grants."""
+    """One charging bay: its relay pin, the time a plain ``ON`` grants, its meter if any."""
 
     id: str
     name: str
     pin: int
     active_high: bool
     default_minutes: float
+    meter: MeterConfig | None = None
 
     @property
     def default_s(self) -> float:
@@ -78,22 +112,39 @@ class AgentConfig:
     state_file: Path
     ha_discovery: bool
     discovery_prefix: str
+    metering: MeteringConfig = MeteringConfig()
 
     def bay(self, bay_id: str) -> BayConfig | None:
         """Return the bay with this id, or None when the agent has no such bay."""
         return next((bay for bay in self.bays if bay.id == bay_id), None)
 
 
-def _positive_number(value: Any) -> float:
-    """Accept an int or float greater than zero (YAML booleans are not numbers)."""
+def _finite_number(value: Any) -> float:
+    """An int or float that is finite (YAML booleans are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise vol.Invalid("expected a number")
     try:
         number = float(value)
     except OverflowError:  # YAML reads a long run of digits as an int of any size
         raise vol.Invalid("is too large") from None
-    if not number > 0 or number == float("inf"):
+    if not math.isfinite(number):
+        raise vol.Invalid("must be a finite number")
+    return number
+
+
+def _positive_number(value: Any) -> float:
+    """Accept an int or float greater than zero."""
+    number = _finite_number(value)
+    if not number > 0:
         raise vol.Invalid("must be a number greater than 0")
+    return number
+
+
+def _non_negative_number(value: Any) -> float:
+    """Accept an int or float of at least zero."""
+    number = _finite_number(value)
+    if number < 0:
+        raise vol.Invalid("must be a number of at least 0")
     return number
 
 
@@ -155,6 +206,26 @@ _BROKER = vol.Schema(
     }
 )
 
+_METER = vol.Schema(
+    {
+        vol.Required("kind"): vol.In(METER_KINDS, msg=f"must be one of {', '.join(METER_KINDS)}"),
+        vol.Optional("port"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("address"): vol.All(
+            _integer,
+            vol.Any(
+                vol.Range(min=1, max=MAX_MODBUS_ADDRESS),
+                PZEM_GENERAL_ADDRESS,
+                msg=f"must be a Modbus address 1-{MAX_MODBUS_ADDRESS} or 248 (0xF8, general)",
+            ),
+        ),
+        vol.Optional("max_power_w", default=DEFAULT_MAX_POWER_W): _positive_number,
+        vol.Optional("power_w"): _positive_number,
+        vol.Optional("taper_at_wh"): _non_negative_number,
+        vol.Optional("taper_wh"): _positive_number,
+        vol.Optional("standby_w"): _non_negative_number,
+    }
+)
+
 _BAY = vol.Schema(
     {
         vol.Required("id"): _ID,
@@ -165,6 +236,7 @@ _BAY = vol.Schema(
         ),
         vol.Optional("active_high", default=True): bool,
         vol.Optional("default_minutes", default=30): _positive_number,
+        vol.Optional("meter"): _METER,
     }
 )
 
@@ -187,6 +259,11 @@ _SCHEMA = vol.Schema(
         vol.Optional("discovery_prefix", default="homeassistant"): vol.All(
             str, vol.Match(PREFIX_PATTERN, msg="use letters, digits, '_', '-' and '/' only")
         ),
+        vol.Optional("report_step_wh", default=10): _positive_number,
+        vol.Optional("report_step_w", default=50): _positive_number,
+        vol.Optional("meter_poll_s", default=2): _positive_number,
+        vol.Optional("meter_silent_s", default=60): _positive_number,
+        vol.Optional("reset_wh", default=10): _non_negative_number,
     }
 )
 
@@ -234,6 +311,7 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
                 f"bays[{index}].default_minutes: {bay['default_minutes']:g} min is longer than "
                 f"max_session_s ({data['max_session_s']:g} s)"
             )
+    problems.extend(_meter_checks(data))
     broker = data["broker"]
     tls = broker.get("tls")
     if tls and tls["key_file"] and not tls["cert_file"]:
@@ -242,6 +320,65 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
     if broker["password"] is not None and broker["username"] is None:
         problems.append("broker.password: needs broker.username as well")
     return problems
+
+
+_KEYS_OF_KIND = {
+    "pzem004t": {"port", "address"},
+    "mock": {"power_w", "taper_at_wh", "taper_wh", "standby_w"},
+}
+
+
+def _meter_checks(data: dict[str, Any]) -> list[str]:
+    """Rules of the bays' meters across keys.
+
+    Each kind takes only its own keys; a PZEM-004T needs its port; meters sharing a port
+    need distinct addresses of their own.
+    """
+    problems: list[str] = []
+    on_port: dict[tuple[str, int], int] = {}
+    per_port: dict[str, int] = {}
+    for index, bay in enumerate(data["bays"]):
+        meter = bay.get("meter")
+        if meter is None:
+            continue
+        for kind, keys in _KEYS_OF_KIND.items():
+            if kind != meter["kind"]:
+                problems += [
+                    f"bays[{index}].meter.{key}: only for a {kind} meter"
+                    for key in sorted(keys & set(meter))
+                ]
+        if meter["kind"] != "pzem004t":
+            continue
+        if "port" not in meter:
+            problems.append(f"bays[{index}].meter.port: required for a pzem004t meter")
+            continue
+        per_port[meter["port"]] = per_port.get(meter["port"], 0) + 1
+        key = (meter["port"], meter.get("address", PZEM_GENERAL_ADDRESS))
+        if key in on_port:
+            problems.append(
+                f"bays[{index}].meter.address: {meter['address']} on {meter['port']} is "
+                f"already used by bays[{on_port[key]}]"
+            )
+        on_port.setdefault(key, index)
+    for (port, address), index in on_port.items():
+        if address == PZEM_GENERAL_ADDRESS and per_port[port] > 1:
+            problems.append(
+                f"bays[{index}].meter.address: several meters share {port}; give each its "
+                "own address (248, the general address, is answered by every meter)"
+            )
+    if data["meter_poll_s"] >= data["meter_silent_s"]:
+        problems.append(
+            f"meter_poll_s: {data['meter_poll_s']:g} s must be shorter than meter_silent_s "
+            f"({data['meter_silent_s']:g} s)"
+        )
+    return problems
+
+
+def _meter(raw: dict[str, Any] | None) -> MeterConfig | None:
+    """The bay's meter; keys left out take :class:`MeterConfig`'s defaults."""
+    if raw is None:
+        return None
+    return MeterConfig(**raw)
 
 
 def parse_config(raw: Any) -> AgentConfig:
@@ -283,6 +420,7 @@ def parse_config(raw: Any) -> AgentConfig:
                 pin=bay["pin"],
                 active_high=bay["active_high"],
                 default_minutes=bay["default_minutes"],
+                meter=_meter(bay.get("meter")),
             )
             for bay in data["bays"]
         ),
@@ -290,6 +428,13 @@ def parse_config(raw: Any) -> AgentConfig:
         state_file=Path(data["state_file"]),
         ha_discovery=data["ha_discovery"],
         discovery_prefix=data["discovery_prefix"],
+        metering=MeteringConfig(
+            report_step_wh=data["report_step_wh"],
+            report_step_w=data["report_step_w"],
+            meter_poll_s=data["meter_poll_s"],
+            meter_silent_s=data["meter_silent_s"],
+            reset_wh=data["reset_wh"],
+        ),
     )
 
 
@@ -313,6 +458,8 @@ __all__ = [
     "BayConfig",
     "BrokerConfig",
     "ConfigError",
+    "MeterConfig",
+    "MeteringConfig",
     "TlsConfig",
     "load_config",
     "parse_config",

@@ -8,16 +8,19 @@ rule of the MQTT contract can be checked without a broker, a pin or a sleeping t
 * another session's ``on`` while the bay is busy is refused;
 * no deadline is ever further away than the configured cap;
 * deadlines are kept on the monotonic clock, and ``until`` (sender's wall clock) is only
-  trusted when the Pi's wall clock agrees with the sender's ``sent``.
+  trusted when the Pi's wall clock agrees with the sender's ``sent``;
+* a metered session (``energy_wh``) needs a bay with a meter, keeps its kind, and a top-up
+  takes the larger energy as it takes the later ``until`` (its counting and energy ends are
+  in :mod:`pi_mqtt_relay.energy_rules`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from .commands import Command, OffCommand, OnCommand, PlainOff, PlainOn
+from .commands import Command, FullRule, OffCommand, OnCommand, PlainOff, PlainOn
 
 # When the sender's ``sent`` is this much ahead of the Pi's wall clock, the Pi's clock is
 # taken to be wrong (a Pi has no RTC; before NTP it runs on the last saved time).
@@ -42,6 +45,12 @@ class Reason(StrEnum):
     OFF_COMMAND = "off_command"
     RESUMED = "resumed"
     SHUTDOWN = "shutdown"
+    ENERGY_REACHED = "energy_reached"
+    VEHICLE_FULL = "vehicle_full"
+    METER_SILENT = "meter_silent"
+    METER_INVALID = "meter_invalid"
+    METER_BACKWARDS = "meter_backwards"
+    METER_OVERPOWER = "meter_overpower"
     REJECTED_MALFORMED = "rejected_malformed"
     REJECTED_UNKNOWN_BAY = "rejected_unknown_bay"
     REJECTED_EXPIRED = "rejected_expired"
@@ -50,6 +59,7 @@ class Reason(StrEnum):
     REJECTED_BUSY = "rejected_busy"
     REJECTED_TOO_LONG = "rejected_too_long"
     REJECTED_STORAGE_ERROR = "rejected_storage_error"
+    REJECTED_NO_METER = "rejected_no_meter"
 
 
 class Finish(StrEnum):
@@ -73,6 +83,7 @@ class Limits:
 
     max_session_s: float
     default_s: float
+    metered: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,12 +91,15 @@ class ActiveSession:
     """The session powering a bay.
 
     ``until`` is the deadline as the sender expressed it (its wall clock) and is what the
-    state payload reports; ``deadline`` is the monotonic time the relay goes off.
+    state payload reports; ``deadline`` is the monotonic time the relay goes off (the time
+    cap of a metered session). ``energy_wh`` is the energy paid for (None: a timed session).
     """
 
     session: str
     until: float
     deadline: float
+    energy_wh: float | None = None
+    full: FullRule | None = None
 
     def remaining(self, now: Now) -> float:
         """Seconds left, never negative."""
@@ -99,7 +113,9 @@ class StoredSession:
     ``deadline_mono`` is exact across a crash of the agent alone (same ``boot_id``: the
     monotonic clock keeps counting); after a reboot the wall clock deadline is used once the
     clock is synced, never more than ``remaining`` (the time left when it was last stored);
-    before that the session is held (see :class:`Resume`).
+    before that the session is held (see :class:`Resume`). A metered session also keeps
+    its paid energy and full rule, the energy counted and the meter's counter at that count
+    (see :class:`Counted`), so a restart resumes counting from the meter's counter.
     """
 
     session: str
@@ -108,9 +124,14 @@ class StoredSession:
     deadline_wall: float
     remaining: float
     boot_id: str | None
+    energy_wh: float | None = None
+    full: FullRule | None = None
+    counted: Counted | None = None
 
     @classmethod
-    def of(cls, active: ActiveSession, now: Now, boot_id: str | None) -> StoredSession:
+    def of(
+        cls, active: ActiveSession, now: Now, boot_id: str | None, counted: Counted | None = None
+    ) -> StoredSession:
         """Snapshot an active session at ``now``."""
         remaining = active.remaining(now)
         return cls(
@@ -120,7 +141,18 @@ class StoredSession:
             deadline_wall=now.wall + remaining,
             remaining=remaining,
             boot_id=boot_id,
+            energy_wh=active.energy_wh,
+            full=active.full,
+            counted=counted,
         )
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A metered session's energy counted so far and the meter counter it was counted to."""
+
+    energy_wh: float
+    counter_wh: float | None
 
 
 @dataclass(frozen=True)
@@ -172,6 +204,7 @@ def decide(
     if isinstance(command, OffCommand):
         return _off(active, command, finished)
     if isinstance(command, PlainOn):
+        # A plain ON always starts a timed session, on a metered bay too.
         if active is not None:
             return _unchanged(active)
         return Decision(
@@ -187,6 +220,13 @@ def decide(
     if active is None:
         return _unchanged(active)
     return _end(active.session)
+
+
+def end(active: ActiveSession, reason: Reason) -> Decision:
+    """The session ends by a rule (deadline, energy, meter): it never powers the bay again."""
+    return Decision(
+        active=None, reason=reason, changed=True, finished=(active.session, Finish.ENDED)
+    )
 
 
 def _end(session: str) -> Decision:
@@ -231,20 +271,44 @@ def _refusal(
         )
     if active is not None and active.session != command.session:
         return _reject(active, Reason.REJECTED_BUSY, f"bay is busy with session {active.session}")
+    return _kind_refusal(active, command, limits)
+
+
+def _kind_refusal(
+    active: ActiveSession | None, command: OnCommand, limits: Limits
+) -> Decision | None:
+    """Energy is sold only where a meter counts it, and a session keeps its kind."""
+    if command.energy_wh is not None and not limits.metered:
+        return _reject(active, Reason.REJECTED_NO_METER, "bay has no meter to count energy")
+    if active is not None and (active.energy_wh is None) != (command.energy_wh is None):
+        kind = "timed" if active.energy_wh is None else "metered"
+        return _reject(active, Reason.REJECTED_MALFORMED, f"session {active.session} is {kind}")
     return None
 
 
 def _top_up(active: ActiveSession, command: OnCommand, now: Now, limits: Limits) -> Decision:
-    """The running session's ``on`` again: a later ``until`` extends it, else no-op."""
-    if command.until <= active.until:
+    """The running session's ``on`` again.
+
+    A later ``until`` extends it, a larger ``energy_wh`` adds energy; else it is a no-op.
+    """
+    later = command.until > active.until
+    more = (command.energy_wh or 0.0) > (active.energy_wh or 0.0)
+    if not (later or more):
         return _unchanged(active)
-    # Both ``until`` values are on the sender's clock, so their difference is right even
-    # when the Pi's own clock is wrong.
-    deadline = active.deadline + (command.until - active.until)
+    deadline = active.deadline
+    if later:
+        # Both ``until`` values are on the sender's clock, so their difference is right even
+        # when the Pi's own clock is wrong.
+        deadline += command.until - active.until
     if deadline - now.mono > limits.max_session_s + CAP_SLACK_S:
         return _reject(active, Reason.REJECTED_TOO_LONG, "top-up would exceed max_session_s")
     return Decision(
-        active=ActiveSession(session=active.session, until=command.until, deadline=deadline),
+        active=replace(
+            active,
+            until=max(command.until, active.until),
+            deadline=deadline,
+            energy_wh=command.energy_wh if more else active.energy_wh,
+        ),
         reason=Reason.TOP_UP,
         changed=True,
     )
@@ -281,7 +345,11 @@ def _on(
         )
     return Decision(
         active=ActiveSession(
-            session=command.session, until=command.until, deadline=now.mono + remaining
+            session=command.session,
+            until=command.until,
+            deadline=now.mono + remaining,
+            energy_wh=command.energy_wh,
+            full=command.full,
         ),
         reason=reason,
         changed=True,
@@ -292,12 +360,7 @@ def expire(active: ActiveSession | None, now: Now) -> Decision | None:
     """Switch the bay off when its deadline has come; None while it has not."""
     if active is None or now.mono < active.deadline:
         return None
-    return Decision(
-        active=None,
-        reason=Reason.DEADLINE,
-        changed=True,
-        finished=(active.session, Finish.ENDED),
-    )
+    return end(active, Reason.DEADLINE)
 
 
 class Resume(StrEnum):
@@ -330,7 +393,11 @@ def resume(
     if remaining <= 0:
         return Resume.EXPIRED, None
     return Resume.RESUME, ActiveSession(
-        session=stored.session, until=stored.until, deadline=now.mono + remaining
+        session=stored.session,
+        until=stored.until,
+        deadline=now.mono + remaining,
+        energy_wh=stored.energy_wh,
+        full=stored.full,
     )
 
 

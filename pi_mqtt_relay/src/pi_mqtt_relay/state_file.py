@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sessions import Finish, StoredSession
+from .commands import FullRule
+from .sessions import Counted, Finish, StoredSession
 
 _LOGGER = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -56,6 +57,7 @@ def _to_json(state: SavedState) -> dict[str, Any]:
                 "deadline_wall": s.deadline_wall,
                 "remaining": s.remaining,
                 "boot_id": s.boot_id,
+                **_metered_to_json(s),
             }
             for bay, s in state.sessions.items()
         },
@@ -63,6 +65,50 @@ def _to_json(state: SavedState) -> dict[str, Any]:
             session: {"kind": kind.value, "at": at}
             for session, (kind, at) in state.finished.items()
         },
+    }
+
+
+def _metered_to_json(s: StoredSession) -> dict[str, Any]:
+    """A metered session's extra keys; a timed session is stored exactly as before."""
+    if s.energy_wh is None:
+        return {}
+    data: dict[str, Any] = {"energy_wh": s.energy_wh}
+    if s.full is not None:
+        data["full"] = {
+            "below_w": s.full.below_w,
+            "settle_s": s.full.settle_s,
+            "grace_s": s.full.grace_s,
+        }
+    if s.counted is not None:
+        data["counted_wh"] = s.counted.energy_wh
+        data["counter_wh"] = s.counted.counter_wh
+    return data
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _metered_from_json(s: dict[str, Any]) -> dict[str, Any]:
+    """The metered keys of a stored session.
+
+    Files of timed sessions (and of agents before metering) have none: they load as timed
+    sessions, unchanged.
+    """
+    full = s.get("full")
+    counted = s.get("counted_wh")
+    return {
+        "energy_wh": _optional_float(s.get("energy_wh")),
+        "full": None
+        if full is None
+        else FullRule(
+            below_w=float(full["below_w"]),
+            settle_s=float(full["settle_s"]),
+            grace_s=float(full["grace_s"]),
+        ),
+        "counted": None
+        if counted is None
+        else Counted(energy_wh=float(counted), counter_wh=_optional_float(s.get("counter_wh"))),
     }
 
 
@@ -77,6 +123,7 @@ def _from_json(data: Any) -> SavedState:
             deadline_wall=float(s["deadline_wall"]),
             remaining=float(s["remaining"]),
             boot_id=None if s.get("boot_id") is None else str(s["boot_id"]),
+            **_metered_from_json(s),
         )
         for bay, s in data.get("sessions", {}).items()
     }

@@ -1,0 +1,157 @@
+"""The rules of a metered session: count the energy, and say when and why it ends.
+
+Pure functions over immutable values with the time passed in (the agent's monotonic clock),
+like :mod:`pi_mqtt_relay.sessions`:
+
+* a session's energy is the sum of the meter counter's increases since it started; a drop to
+  at most ``reset_wh`` is a reset (counting continues from the new value), any other drop is
+  ``meter_backwards``;
+* a reading is checked on arrival, so the cut at the paid energy is late by at most the
+  energy of one poll;
+* a meter that lies (not a finite non-negative number, power above the bay's rating, a
+  counter going backwards) or stays silent ends the session, and the reading that showed the
+  fault is not counted: no unmeasured energy is ever billed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from .commands import FullRule
+from .meters import Reading
+from .sessions import Reason
+
+# While a metered session runs, its state is published at least this often.
+REPORT_EVERY_S = 10.0
+
+
+@dataclass(frozen=True)
+class MeterLimits:
+    """What a reading is checked against."""
+
+    max_power_w: float
+    silent_s: float
+    reset_wh: float
+
+
+@dataclass(frozen=True)
+class Count:
+    """A metered session's count between readings.
+
+    ``counter_wh`` is the meter's counter at the last valid reading (None before the first);
+    ``last_valid`` the monotonic time of that reading (or of the start); ``low_since`` when
+    the power first stayed under the full rule's threshold after the grace time.
+    """
+
+    energy_wh: float
+    counter_wh: float | None
+    started: float
+    last_valid: float
+    low_since: float | None = None
+
+
+def start_count(mono: float, counter_wh: float | None, energy_wh: float = 0.0) -> Count:
+    """A session starting (or resuming with ``energy_wh`` counted) at ``mono``.
+
+    ``counter_wh`` is the counter before the relay went on: the relay was off since, so the
+    first reading's increase belongs to the session.
+    """
+    return Count(energy_wh=energy_wh, counter_wh=counter_wh, started=mono, last_valid=mono)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The count after one poll, and the end it calls for (None: carry on)."""
+
+    count: Count
+    end: Reason | None = None
+    problem: str | None = None
+
+
+def valid(reading: Reading) -> bool:
+    """A reading is a pair of finite non-negative numbers."""
+    return all(math.isfinite(v) and v >= 0 for v in (reading.power_w, reading.energy_wh))
+
+
+def _counted(count: Count, counter: float, reset_wh: float) -> float | None:
+    """The session's energy with the new counter value; None when it went backwards."""
+    if count.counter_wh is None or counter >= count.counter_wh:
+        return count.energy_wh + (0.0 if count.counter_wh is None else counter - count.counter_wh)
+    if counter <= reset_wh:
+        # The meter was reset or restarted: what it counted before is already in the session.
+        return count.energy_wh
+    return None
+
+
+def _full(count: Count, power_w: float, mono: float, full: FullRule | None) -> Count:
+    """Track how long the power has stayed low after the grace time."""
+    if full is None or mono - count.started < full.grace_s or power_w >= full.below_w:
+        return replace(count, low_since=None)
+    return count if count.low_since is not None else replace(count, low_since=mono)
+
+
+def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
+    count: Count,
+    reading: Reading | None,
+    mono: float,
+    *,
+    paid_wh: float,
+    full: FullRule | None,
+    limits: MeterLimits,
+) -> Observation:
+    """Apply one poll's outcome (``reading`` None: the meter did not answer) to a session."""
+    if reading is None:
+        if mono - count.last_valid >= limits.silent_s:
+            silent = mono - count.last_valid
+            return Observation(count, Reason.METER_SILENT, f"no valid reading for {silent:.0f} s")
+        return Observation(count)
+    if not valid(reading):
+        return Observation(count, Reason.METER_INVALID, f"invalid reading {reading}")
+    if reading.power_w > limits.max_power_w:
+        problem = f"{reading.power_w:g} W is above max_power_w {limits.max_power_w:g}"
+        return Observation(count, Reason.METER_OVERPOWER, problem)
+    energy = _counted(count, reading.energy_wh, limits.reset_wh)
+    if energy is None:
+        problem = f"counter went back from {count.counter_wh:g} to {reading.energy_wh:g} Wh"
+        return Observation(count, Reason.METER_BACKWARDS, problem)
+    counted = _full(
+        replace(count, energy_wh=energy, counter_wh=reading.energy_wh, last_valid=mono),
+        reading.power_w,
+        mono,
+        full,
+    )
+    if counted.energy_wh >= paid_wh:
+        return Observation(counted, Reason.ENERGY_REACHED)
+    low = counted.low_since
+    if full is not None and low is not None and mono - low >= full.settle_s:
+        return Observation(counted, Reason.VEHICLE_FULL)
+    return Observation(counted)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the last state message said of a metered bay, and when."""
+
+    energy_wh: float | None
+    power_w: float | None
+    at: float
+
+
+def report_due(
+    last: Report | None, now: Report, *, step_wh: float, step_w: float, running: bool
+) -> bool:
+    """Whether a state message is due: a step of energy or power, or 10 s while running."""
+    if last is None:
+        return True
+    if running and now.at - last.at >= REPORT_EVERY_S:
+        return True
+    return _moved(last.energy_wh, now.energy_wh, step_wh) or _moved(
+        last.power_w, now.power_w, step_w
+    )
+
+
+def _moved(before: float | None, after: float | None, step: float) -> bool:
+    if before is None or after is None:
+        return before is not after
+    return abs(after - before) >= step

@@ -1,0 +1,223 @@
+"""The agent's meters: the count of each metered bay's session and what its state says.
+
+Holds, per bay with a meter, the last valid reading, the running metered session's
+:class:`~pi_mqtt_relay.energy_rules.Count` and the last metered session that ended; the rules
+themselves are in :mod:`pi_mqtt_relay.energy_rules`. Not thread-safe by itself: the agent
+calls it under its lock (meters are read outside it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import AgentConfig
+from .energy_rules import (
+    Count,
+    MeterLimits,
+    Observation,
+    Report,
+    observe,
+    report_due,
+    start_count,
+    valid,
+)
+from .meters import Meter, MeterFault, Reading
+from .sessions import ActiveSession, Counted
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class BayMetering:
+    """One metered bay."""
+
+    meter: Meter
+    limits: MeterLimits
+    last: Reading | None = None
+    # The running metered session and its count.
+    session: str | None = None
+    count: Count | None = None
+    # The last metered session that ended and its final energy: named by the OFF state.
+    ended: tuple[str, float] | None = None
+    # A session held after a reboot (clock not synced) and its stored count, for its "on".
+    held: tuple[str, Counted] | None = None
+    reported: Report | None = None
+    failing: bool = False
+
+
+def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
+    """Read one meter; None when it did not answer (any error of a driver counts as that)."""
+    try:
+        return meter.read(mono)
+    except MeterFault as err:
+        _LOGGER.debug("%s: meter did not answer: %s", bay_id, err)
+    except Exception:
+        _LOGGER.exception("%s: meter read failed", bay_id)
+    return None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+class Metering:
+    """The metered bays of one agent."""
+
+    def __init__(self, config: AgentConfig, meters: Mapping[str, Meter]) -> None:
+        self._steps = config.metering
+        self._bays: dict[str, BayMetering] = {}
+        for bay in config.bays:
+            if bay.meter is not None and bay.id in meters:
+                limits = MeterLimits(
+                    max_power_w=bay.meter.max_power_w,
+                    silent_s=config.metering.meter_silent_s,
+                    reset_wh=config.metering.reset_wh,
+                )
+                self._bays[bay.id] = BayMetering(meters[bay.id], limits)
+
+    @property
+    def meters(self) -> dict[str, Meter]:
+        """Each metered bay's meter."""
+        return {bay_id: bay.meter for bay_id, bay in self._bays.items()}
+
+    def metered(self, bay_id: str) -> bool:
+        """Whether the bay has a meter (may be sold energy)."""
+        return bay_id in self._bays
+
+    def counted(self, bay_id: str, active: ActiveSession) -> Counted | None:
+        """What to store of ``active``'s count.
+
+        A session not started yet counts from the last counter reading (the relay was off
+        since).
+        """
+        bay = self._bays.get(bay_id)
+        if bay is None or active.energy_wh is None:
+            return None
+        if bay.session == active.session and bay.count is not None:
+            return Counted(bay.count.energy_wh, bay.count.counter_wh)
+        if bay.held is not None and bay.held[0] == active.session:
+            return bay.held[1]
+        return Counted(0.0, bay.last.energy_wh if bay.last else None)
+
+    def switched(
+        self, bay_id: str, before: ActiveSession | None, after: ActiveSession | None, mono: float
+    ) -> None:
+        """A decision was carried out: a session started or ended, the relay switched."""
+        bay = self._bays.get(bay_id)
+        if bay is None:
+            return
+        if (before is None) != (after is None):
+            bay.meter.load_switched(after is not None, mono)
+        if after is not None and (before is None or before.session != after.session):
+            self._begin(bay, after, self.counted(bay_id, after), mono)
+        elif after is None and before is not None:
+            if bay.count is not None and bay.session == before.session:
+                bay.ended = (before.session, bay.count.energy_wh)
+            bay.session, bay.count = None, None
+
+    def resumed(
+        self, bay_id: str, active: ActiveSession, counted: Counted | None, mono: float
+    ) -> None:
+        """A stored session continues after a restart, counting from the stored counter."""
+        bay = self._bays.get(bay_id)
+        if bay is not None:
+            self._begin(bay, active, counted, mono)
+            bay.meter.load_switched(True, mono)
+
+    def hold(self, bay_id: str, session: str, counted: Counted | None) -> None:
+        """A stored metered session waits for its ``on`` (see ``sessions.Resume.HOLD``).
+
+        When that comes, it goes on counting from its stored count (kept until the agent
+        stops, as the held session itself is).
+        """
+        bay = self._bays.get(bay_id)
+        if bay is not None and counted is not None:
+            bay.held = (session, counted)
+
+    def expired_while_stopped(self, bay_id: str, session: str, counted: Counted | None) -> None:
+        """A stored metered session ended while the agent was down: its OFF names it."""
+        bay = self._bays.get(bay_id)
+        if bay is not None and counted is not None:
+            bay.ended = (session, counted.energy_wh)
+
+    @staticmethod
+    def _begin(
+        bay: BayMetering, active: ActiveSession, counted: Counted | None, mono: float
+    ) -> None:
+        bay.ended, bay.held = None, None
+        if active.energy_wh is None:
+            bay.session, bay.count = None, None
+            return
+        energy, counter = (counted.energy_wh, counted.counter_wh) if counted else (0.0, None)
+        bay.session, bay.count = active.session, start_count(mono, counter, energy)
+
+    def observe(
+        self, bay_id: str, active: ActiveSession | None, reading: Reading | None, mono: float
+    ) -> Observation | None:
+        """One poll of the bay's meter; the observation of its metered session, if any."""
+        bay = self._bays[bay_id]
+        if (reading is None) != bay.failing:
+            bay.failing = reading is None
+            log = _LOGGER.warning if bay.failing else _LOGGER.info
+            log("%s: meter %s", bay_id, "stopped answering" if bay.failing else "answers again")
+        if reading is not None and valid(reading):
+            bay.last = reading
+        if active is None or active.energy_wh is None or bay.count is None:
+            return None
+        outcome = observe(
+            bay.count,
+            reading,
+            mono,
+            paid_wh=active.energy_wh,
+            full=active.full,
+            limits=bay.limits,
+        )
+        bay.count = outcome.count
+        return outcome
+
+    def report_due(self, bay_id: str, active: ActiveSession | None, mono: float) -> bool:
+        """Whether the bay's energy or power moved a step since its last state (or 10 s)."""
+        bay = self._bays[bay_id]
+        return report_due(
+            bay.reported,
+            self._report(bay, active, mono),
+            step_wh=self._steps.report_step_wh,
+            step_w=self._steps.report_step_w,
+            running=active is not None,
+        )
+
+    @staticmethod
+    def _energy(bay: BayMetering, active: ActiveSession | None) -> float | None:
+        if active is not None:
+            return bay.count.energy_wh if bay.count and bay.session == active.session else None
+        return bay.ended[1] if bay.ended else None
+
+    def _report(self, bay: BayMetering, active: ActiveSession | None, mono: float) -> Report:
+        return Report(
+            energy_wh=self._energy(bay, active),
+            power_w=bay.last.power_w if bay.last else None,
+            at=mono,
+        )
+
+    def state_fields(
+        self, bay_id: str, active: ActiveSession | None, mono: float
+    ) -> dict[str, Any]:
+        """``power_w`` and ``energy_wh`` of a metered bay's state; notes them as reported.
+
+        When the bay is off after a metered session, ``session`` names that session.
+        """
+        bay = self._bays.get(bay_id)
+        if bay is None:
+            return {}
+        report = self._report(bay, active, mono)
+        bay.reported = report
+        fields: dict[str, Any] = {
+            "power_w": _round(report.power_w),
+            "energy_wh": _round(report.energy_wh),
+        }
+        if active is None and bay.ended is not None:
+            fields["session"] = bay.ended[0]
+        return fields

@@ -1,0 +1,164 @@
+"""Metered bays in the integration tests (issue #24): a per-kWh plan, and an agent with a meter.
+
+The agent is the scripted one of ``mqtt_helpers`` (a paho client on the real Mosquitto) with a
+``meter`` in its retained config; ``metered_state`` publishes the contract's state messages
+with ``power_w`` and ``energy_wh`` (docs/mqtt-protocol.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.qr_charging.const import DOMAIN
+
+from .helpers import settle
+from .mqtt_helpers import NODE, STATE, ScriptedAgent
+
+PRICE_PER_KWH = 1500  # paise: ₹15 a unit
+CAP_MINUTES = 120
+ENERGY_PLAN_SUBENTRY: dict[str, Any] = {
+    "data": {
+        "code": "kwh",
+        "name": "Per unit",
+        "kind": "kwh",
+        "minutes": CAP_MINUTES,
+        "price_per_kwh_paise": PRICE_PER_KWH,
+        "min_paise": 1000,
+        "max_paise": 50000,
+    },
+    "subentry_type": "energy_plan",
+    "title": "Per unit",
+    "unique_id": "kwh",
+}
+METER = {"kind": "pzem004t", "max_power_w": 3680}
+FULL_RULE = {"below_w": 10, "settle_s": 180, "grace_s": 120}
+
+
+def announce(agent: ScriptedAgent, *, meter: dict[str, Any] | None = METER) -> None:
+    """The agent's retained config, its bay-1 with this meter (None: none, an old agent)."""
+    bay: dict[str, Any] = {"id": "bay-1", "name": "Bay 1"}
+    if meter is not None:
+        bay["meter"] = meter
+    agent.publish(
+        f"qr_charging/{NODE}/config",
+        json.dumps(
+            {
+                "node": NODE,
+                "name": "Kiosk 1",
+                "sw_version": "0.2.0",
+                "bays": [bay],
+                "max_session_s": 14400,
+            }
+        ),
+    )
+
+
+def metered_state(
+    agent: ScriptedAgent,
+    session: str | None,
+    *,
+    on: bool,
+    reason: str,
+    until: float | None = None,
+    power_w: float | None = None,
+    energy_wh: float | None = None,
+) -> None:
+    """Publish bay-1's state as a metered agent does (retained)."""
+    agent.publish(
+        STATE,
+        json.dumps(
+            {
+                "state": "ON" if on else "OFF",
+                "session": session,
+                "until": until,
+                "remaining": max(until - time.time(), 0) if until else 0,
+                "reason": reason,
+                "power_w": power_w,
+                "energy_wh": energy_wh,
+            }
+        ),
+    )
+
+
+async def buy_energy(hass: HomeAssistant, rupees: float) -> dict[str, Any]:
+    """A payment link for energy at bay-1, made with the action (as an automation would)."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "create_payment_link",
+        {"bay": "bay-1", "plan": "kwh", "amount": rupees},
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(response, dict)
+    return response
+
+
+POWER_SENSOR = "sensor.plug_power"
+ENERGY_SENSOR = "sensor.plug_energy"
+
+
+def metered_switch_bay(bay: dict[str, Any]) -> dict[str, Any]:
+    """A switch bay subentry with the plug's power and energy sensors (``setup_meter``)."""
+    sensors = {"power_sensor": POWER_SENSOR, "energy_sensor": ENERGY_SENSOR}
+    return {**bay, "data": {**bay["data"], **sensors}}
+
+
+async def setup_meter(hass: HomeAssistant, *, energy_kwh: float, power_w: float = 0) -> None:
+    """The plug's meter: template sensors (W, kWh) over input_numbers a test moves."""
+    numbers = {
+        "plug_power": {"min": 0, "max": 10000, "step": 0.1, "initial": power_w},
+        "plug_energy": {"min": 0, "max": 100000, "step": 0.001, "initial": energy_kwh},
+    }
+    assert await async_setup_component(hass, "homeassistant", {})  # update_entity
+    assert await async_setup_component(hass, "input_number", {"input_number": numbers})
+    # Template helpers made in the UI (config entries): the plug's YAML templates are set up
+    # already, and YAML sets the template integration up once.
+    for name, unit, device_class, state_class in (
+        ("power", "W", "power", "measurement"),
+        ("energy", "kWh", "energy", "total_increasing"),
+    ):
+        helper = MockConfigEntry(
+            domain="template",
+            options={
+                "template_type": "sensor",
+                "name": f"Plug {name}",
+                "state": f"{{{{ states('input_number.plug_{name}') }}}}",
+                "unit_of_measurement": unit,
+                "device_class": device_class,
+                "state_class": state_class,
+            },
+        )
+        helper.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(helper.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(ENERGY_SENSOR) is not None
+
+
+async def move_meter(
+    hass: HomeAssistant, *, energy_kwh: float | None = None, power_w: float | None = None
+) -> None:
+    """The plug's meter reads these now (only what is given changes)."""
+    for name, value in (("plug_energy", energy_kwh), ("plug_power", power_w)):
+        if value is not None:
+            await hass.services.async_call(
+                "input_number",
+                "set_value",
+                {"entity_id": f"input_number.{name}", "value": value},
+                blocking=True,
+            )
+            # Each reading in turn, as a plug reports them (listeners run with call_soon).
+            await settle(hass)
+
+
+async def meter_reports(hass: HomeAssistant) -> None:
+    """The energy sensor reports its unchanged value again (its ``last_reported`` moves)."""
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": ENERGY_SENSOR}, blocking=True
+    )
+    await settle(hass)
