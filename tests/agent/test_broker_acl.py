@@ -16,10 +16,7 @@ import pytest
 from tests.mosquitto import Broker
 from tests.tls import PASSWORD, Login, acl_broker, documented_acl
 
-from .conftest import PREFIX, RunningAgent, Setup
-
-NODE = "kiosk-1"
-AGENT_USER = "pi-relay"
+from .helpers import AGENT_USER, NODE, PREFIX, RunningAgent, Setup
 
 
 @pytest.fixture

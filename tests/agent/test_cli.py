@@ -15,7 +15,7 @@ import yaml
 
 from pi_mqtt_relay.__main__ import main
 
-from .conftest import PYPROJECT_VERSION, Observer, RunningAgent, Setup
+from .helpers import PYPROJECT_VERSION, Observer, RunningAgent, Setup
 
 VALID: dict[str, Any] = {
     "broker": {"host": "127.0.0.1", "port": 1883},

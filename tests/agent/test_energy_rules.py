@@ -33,8 +33,7 @@ from pi_mqtt_relay.sessions import (
     resume,
 )
 from pi_mqtt_relay.state_file import SavedState, StateFile
-
-from .test_fuzz import examples
+from tests.soak import examples
 
 LIMITS = MeterLimits(max_power_w=3680.0, silent_s=60.0, reset_wh=10.0)
 NOW = Now(mono=1000.0, wall=1_800_000_000.0)

@@ -12,7 +12,6 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from pi_mqtt_relay.commands import (
     parse_command,
 )
 from pi_mqtt_relay.config import MAX_BCM_PIN, ConfigError, load_config, parse_config
-from pi_mqtt_relay.mqtt_link import MqttLink
 from pi_mqtt_relay.sessions import (
     CAP_SLACK_S,
     CLOCK_SKEW_TOLERANCE_S,
@@ -48,7 +46,8 @@ from pi_mqtt_relay.sessions import (
 from pi_mqtt_relay.state_file import StateFile
 from tests.soak import examples
 
-WALL = 1_800_000_000.0
+from .fakes import NOW, WALL, Clock, KeptLink, keep_deadlines
+
 SESSIONS = ["s-a", "s-b", "s-c", "manual-x", ""]
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -125,7 +124,6 @@ def test_the_parser_gives_a_whole_command_or_says_why_not(payload: bytes) -> Non
 # -- the rules --------------------------------------------------------------------------------
 
 LIMITS = Limits(max_session_s=300.0, default_s=90.0)
-NOW = Now(mono=1000.0, wall=WALL)
 
 
 @st.composite
@@ -223,17 +221,6 @@ def test_a_deadline_switches_off_exactly_when_it_comes(
 # -- the agent itself -------------------------------------------------------------------------
 
 
-class KeptLink(MqttLink):
-    """The agent's MQTT link, keeping what it would publish instead of sending it."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.sent: list[tuple[str, Any]] = []
-
-    def publish(self, topic: str, payload: str | bytes, *, retain: bool) -> None:
-        self.sent.append((topic, json.loads(payload) if payload else None))
-
-
 class FlakyStateFile(StateFile):
     """The state file, failing (an SD card gone read-only) while ``failing`` is set."""
 
@@ -243,17 +230,6 @@ class FlakyStateFile(StateFile):
         if self.failing:
             raise OSError(30, "Read-only file system")
         super().save(state)
-
-
-@dataclass
-class Clock:
-    now: Now = field(default_factory=lambda: NOW)
-
-    def __call__(self) -> Now:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now = Now(self.now.mono + seconds, self.now.wall + seconds)
 
 
 BAYS = ("bay-1", "bay-2")
@@ -303,16 +279,6 @@ def _powered(factory: MockFactory, bay: str) -> bool:
     return bool(factory.pin(pin).state) == active_high
 
 
-def _keep_deadlines(agent: Agent, clock: Clock) -> None:
-    """What the agent's deadline thread (not started here) has done by now: expired sessions
-    are switched off, through the agent's own rule and its own way of applying a decision."""
-    with agent._lock:
-        for bay, active in dict(agent._active).items():
-            decision = expire(active, clock.now)
-            if decision is not None:
-                agent._apply(bay, decision, clock.now)
-
-
 @st.composite
 def agent_inputs(draw: st.DrawFn) -> tuple[str, bytes, float, bool]:
     """(bay, payload, seconds later, whether the disk fails) of one command."""
@@ -347,7 +313,7 @@ def test_the_agent_powers_only_what_it_was_asked_for_and_never_again(  # noqa: P
         for bay, payload, later, disk_fails in inputs:
             clock.tick(later)
             store.failing = disk_fails
-            _keep_deadlines(agent, clock)
+            keep_deadlines(agent, clock)
             for b in BAYS:
                 if not _powered(factory, b) and (on := on_for.pop(b, None)):
                     cancelled.add(on)  # ended at its deadline: never powered again either

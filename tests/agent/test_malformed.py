@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import TOLERANCE_S, Observer, RunningAgent
+from .helpers import TOLERANCE_S, Observer, RunningAgent
 
 NOW = time.time()
 GOOD: dict[str, Any] = {

@@ -22,7 +22,7 @@ from pi_mqtt_relay.config import parse_config
 from pi_mqtt_relay.meters import ChargingCurve, Meter, MeterFault, MockMeter, Reading
 from pi_mqtt_relay.state_file import StateFile
 
-from .test_fuzz import WALL, Clock, KeptLink, _keep_deadlines
+from .fakes import WALL, Clock, KeptLink, keep_deadlines
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Rig:
     def poll(self, seconds: float = 0.0) -> None:
         """Move the clock, then do what the deadline and meter threads would have done."""
         self.clock.tick(seconds)
-        _keep_deadlines(self.agent, self.clock)
+        keep_deadlines(self.agent, self.clock)
         self.agent.poll_meters()
 
     def powered(self) -> bool:

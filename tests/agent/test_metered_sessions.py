@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import AgentProcess, Broker, Observer, RunningAgent, Setup
+from tests.mosquitto import Broker
+
+from .helpers import AgentProcess, Observer, RunningAgent, Setup
 from .pzem_sim import SimulatedPzemLine, pzem_line
 
 PAID_FULL = {"below_w": 10, "settle_s": 0.5, "grace_s": 0.2}

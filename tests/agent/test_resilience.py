@@ -14,8 +14,9 @@ import pytest
 from gpiozero import Device
 
 from pi_mqtt_relay.__main__ import main
+from tests.mosquitto import Broker
 
-from .conftest import TOLERANCE_S, AgentProcess, Broker, Observer, RunningAgent, Setup
+from .helpers import TOLERANCE_S, AgentProcess, Observer, RunningAgent, Setup
 
 
 def test_relay_goes_off_at_the_deadline_without_broker(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import PYPROJECT_VERSION, TOLERANCE_S, Observer, RunningAgent
+from .helpers import PYPROJECT_VERSION, TOLERANCE_S, Observer, RunningAgent
 
 
 def _powered_until_the_deadline(running: RunningAgent, obs: Observer, seconds: float) -> None:

@@ -27,8 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.mosquitto import Broker
 from tests.tls import PASSWORD, Login, Pki, acl_broker, documented_acl, make_pki
 
-from .conftest import PREFIX, AgentProcess, RunningAgent, Setup
-from .test_broker_acl import AGENT_USER, NODE
+from .helpers import AGENT_USER, NODE, PREFIX, AgentProcess, RunningAgent, Setup
 
 BASE = f"{PREFIX}/{NODE}"
 

@@ -7,47 +7,46 @@ stand-in is the only mocked part.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterable, Generator
 from pathlib import Path
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
+import paho.mqtt.client as paho
 import pytest
 from aiohttp import ClientResponse
 from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
-from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+from paho.mqtt.enums import CallbackAPIVersion
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
 
-from custom_components.qr_charging.const import (
-    CONF_API_BASE_URL,
-    CONF_BAY_ID,
-    CONF_CLOUDHOOK,
-    CONF_CODE,
-    CONF_KEY_ID,
-    CONF_KEY_SECRET,
-    CONF_MINUTES,
-    CONF_NAME,
-    CONF_PAGES_SECRET,
-    CONF_PAGES_WEBHOOK_ID,
-    CONF_PLANS,
-    CONF_PRICE_PAISE,
-    CONF_WEBHOOK_SECRET,
-    DOMAIN,
-    SUBENTRY_BAY,
-    SUBENTRY_PLAN,
-)
+from custom_components.qr_charging import PLATFORMS
+from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
+from tests.mosquitto import Broker
 
-WEBHOOK_ID = "razorpay-test-hook"
-PAGES_ID = "pages-test-hook"
-PAGES_SECRET = "pages-test-secret-0123456789"
-WEBHOOK_SECRET = "whsec-test-secret"
-PLAN_PRICE = 2000  # paise: ₹20 for 30 minutes
-PLUG = "switch.bay_1_plug"
+from .const import (
+    BAY_SUBENTRY,
+    ENTRY_ID,
+    PLAN_SUBENTRY,
+    RATE_PLAN_SUBENTRY,
+    WEBHOOK_ID,
+    WEBHOOK_SECRET,
+    mqtt_bay,
+    with_plans,
+)
+from .flow_helpers import add_account
+from .helpers import PostWebhook, entry_data, setup_plug
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, metered_switch_bay, setup_meter
+from .mqtt_helpers import NODE, ScriptedAgent, wait_until
+from .pages_helpers import EXTERNAL_URL, Customer
 
 
 @pytest.fixture(autouse=True)
@@ -64,85 +63,6 @@ def own_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def standin(socket_enabled: None) -> AsyncGenerator[RazorpayStandin]:
-    """Razorpay's API on 127.0.0.1 (the real SDK talks to it over HTTP)."""
-    server = RazorpayStandin()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def entry_data(standin: RazorpayStandin) -> dict[str, Any]:
-    """Config entry data pointing at the stand-in."""
-    return {
-        CONF_KEY_ID: standin.key_id,
-        CONF_KEY_SECRET: standin.key_secret,
-        CONF_WEBHOOK_SECRET: WEBHOOK_SECRET,
-        CONF_API_BASE_URL: standin.base_url,
-        CONF_WEBHOOK_ID: WEBHOOK_ID,
-        CONF_CLOUDHOOK: False,
-        CONF_PAGES_WEBHOOK_ID: PAGES_ID,
-        CONF_PAGES_SECRET: PAGES_SECRET,
-    }
-
-
-def plan_subentry(code: str, minutes: int, price_paise: int) -> dict[str, Any]:
-    """A plan as its config subentry holds it."""
-    name = f"{minutes} minutes"
-    return {
-        "data": {
-            CONF_CODE: code,
-            CONF_NAME: name,
-            CONF_MINUTES: minutes,
-            CONF_PRICE_PAISE: price_paise,
-        },
-        "subentry_type": SUBENTRY_PLAN,
-        "title": name,
-        "unique_id": code,
-    }
-
-
-PLAN_SUBENTRY = plan_subentry("p30", 30, PLAN_PRICE)
-# A per-minute plan: ₹0.50 a minute, 10 to 120 minutes.
-RATE_PLAN_SUBENTRY = {
-    "data": {
-        CONF_CODE: "pm",
-        CONF_NAME: "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 120,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
-BAY_SUBENTRY = {
-    "data": {
-        CONF_BAY_ID: "bay-1",
-        CONF_NAME: "Bay 1",
-        CONF_PLANS: ["p30"],
-        "driver": "switch",
-        "node": None,
-        "agent_bay": None,
-        "prefix": "qr_charging",
-        "switch_entity": "switch.bay_1_plug",
-        "default_minutes": 30,
-        "max_minutes": 240,
-    },
-    "subentry_type": SUBENTRY_BAY,
-    "title": "Bay 1",
-    "unique_id": "bay-1",
-}
-
-
-def mqtt_bay(node: str) -> dict[str, Any]:
-    """bay-1 as the bay of that name on ``node``'s pi-mqtt-relay agent."""
-    mqtt = {"driver": "mqtt", "node": node, "agent_bay": "bay-1", "switch_entity": None}
-    return {**BAY_SUBENTRY, "data": {**BAY_SUBENTRY["data"], **mqtt}}
-
-
-@pytest.fixture
 def ack_timeout() -> float:
     """Seconds an MQTT bay waits for the agent's acknowledgement (short: the broker is real)."""
     return 1
@@ -154,17 +74,14 @@ def bay_plans() -> list[dict[str, Any]]:
     return [PLAN_SUBENTRY]
 
 
-def with_plans(bay: dict[str, Any], plans: list[dict[str, Any]]) -> dict[str, Any]:
-    """A bay subentry offering these plans."""
-    codes = [plan["data"][CONF_CODE] for plan in plans]
-    return {**bay, "data": {**bay["data"], CONF_PLANS: codes}}
-
-
 @pytest.fixture
 def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> MockConfigEntry:
     """An account with bay-1 on a plug, offering ``bay_plans`` (p30 unless a test says)."""
     return MockConfigEntry(
         domain=DOMAIN,
+        # Fixed, as HA core's tests fix theirs: the entities' unique ids (and so the platform
+        # snapshots) contain it.
+        entry_id=ENTRY_ID,
         title=standin.key_id,
         unique_id=standin.key_id,
         data=entry_data(standin),
@@ -173,40 +90,50 @@ def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> M
     )
 
 
-async def setup_plug(hass: HomeAssistant) -> None:
-    """A real HA switch (template over an input_boolean), as a smart plug would be."""
-    assert await async_setup_component(hass, "input_boolean", {"input_boolean": {"plug": {}}})
-    toggle = {"target": {"entity_id": "input_boolean.plug"}}
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {
-                    "switch": [
-                        {
-                            "name": "Bay 1 plug",
-                            "state": "{{ is_state('input_boolean.plug', 'on') }}",
-                            "turn_on": {"action": "input_boolean.turn_on", **toggle},
-                            "turn_off": {"action": "input_boolean.turn_off", **toggle},
-                        }
-                    ]
-                }
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    assert hass.states.get(PLUG) is not None
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms ``init_integration`` sets up: all (a platform's test parametrises one)."""
+    return list(PLATFORMS)
 
 
 @pytest.fixture
-async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
-    """The account with bay-1 on a plug that is there and off, set up."""
+async def init_integration(
+    hass: HomeAssistant, config_entry: MockConfigEntry, platforms: list[Platform]
+) -> AsyncGenerator[MockConfigEntry]:
+    """The account with bay-1 on a plug that is there and off, set up with ``platforms``."""
     await setup_plug(hass)
     config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
-    return config_entry
+    # Patched until the end of the test: HA unloads the entry at teardown, these platforms only.
+    with patch("custom_components.qr_charging.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+        yield config_entry
+
+
+@pytest.fixture
+async def loaded_entry(init_integration: MockConfigEntry) -> MockConfigEntry:
+    """The account with bay-1 on a plug that is there and off, set up (every platform)."""
+    return init_integration
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots through HA's extension, as HA core's are: states and registry entries as HA
+    serialises them, run-time ids as ``<ANY>`` (the plugin's own override of ``snapshot`` loses
+    to syrupy's here).
+    """
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Every entity registered enabled, those disabled by default too (as in HA core)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture
@@ -222,9 +149,6 @@ def non_admin_user(
 ) -> MockUser:
     """Each kind of non-admin user in turn: read-only, then plain."""
     return hass_read_only_user if request.param == "read_only" else kiosk_user
-
-
-PostWebhook = Callable[..., Awaitable[ClientResponse]]
 
 
 @pytest.fixture
@@ -256,14 +180,138 @@ async def post_webhook(
     return post
 
 
-# The customer pages' fixture (a browser on the pages' webhook), shared by their tests.
-# The broker, HA's MQTT, the scripted agent and its bay, shared by the MQTT tests.
-from .mqtt_helpers import (  # noqa: E402, F401
-    agent,
-    broker,
-    intruder,
-    mqtt_bay_entry,
-    mqtt_entry,
-    mqtt_login,
-)
-from .pages_helpers import customer  # noqa: E402, F401
+# -- the customer pages ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def customer(
+    hass: HomeAssistant, loaded_entry: Any, hass_client_no_auth: ClientSessionGenerator
+) -> Customer:
+    """A customer's browser; HA's external address is where the QR codes point."""
+    await hass.config.async_update(external_url=EXTERNAL_URL)
+    return Customer(hass, hass_client_no_auth)
+
+
+# -- the MQTT side: a real Mosquitto, HA's MQTT, the scripted agent and its bay -------------
+# (a module that needs another broker, agent or bay entry defines its own of the same name)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
+    """A Mosquitto on 127.0.0.1 for anyone."""
+    server = Broker(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mqtt_login() -> dict[str, Any]:
+    """What HA's MQTT integration logs in with, besides the broker's address: nothing."""
+    return {}
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant, broker: Broker, mqtt_login: dict[str, Any]
+) -> AsyncGenerator[MockConfigEntry]:
+    """HA's MQTT integration connected to the broker.
+
+    HA's MQTT reads configuration.yaml from the config dir at setup (``own_config_dir``).
+    """
+    entry = MockConfigEntry(
+        domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port, **mqtt_login}
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def intruder(broker: Broker) -> Generator[paho.Client]:
+    """Another client of the broker: whoever else can publish on a bay's topics."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    yield client
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Generator[ScriptedAgent]:
+    scripted = ScriptedAgent(broker.port)
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+async def mqtt_bay_entry(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    mqtt_entry: MockConfigEntry,
+    agent: ScriptedAgent,
+    bay_plans: list[dict[str, Any]],
+    ack_timeout: float,
+) -> MockConfigEntry:
+    """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
+    bay = mqtt_bay(NODE)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        options={"ack_timeout": ack_timeout, "auto_refund": True},
+        subentries_data=[*bay_plans, with_plans(bay, bay_plans)],
+    )
+    entry.add_to_hass(hass)
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
+    return entry
+
+
+# -- the accounts of the config flow tests (added to HA, not set up) ---------------------------
+
+
+@pytest.fixture
+def bare_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with no plans and no bays."""
+    return add_account(hass, standin)
+
+
+@pytest.fixture
+def plan_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with the plan p30."""
+    return add_account(hass, standin, PLAN_SUBENTRY)
+
+
+@pytest.fixture
+def rate_bay_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """An account with a fixed plan, a per-minute plan and bay-1."""
+    return add_account(hass, standin, PLAN_SUBENTRY, RATE_PLAN_SUBENTRY, BAY_SUBENTRY)
+
+
+# -- a metered switch bay (issue #24) ---------------------------------------------------------
+
+
+@pytest.fixture
+async def metered_entry(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
+    """bay-1 on the plug, with its meter at 12 kWh, selling energy and the 30-minute plan."""
+    plans = [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[*plans, metered_switch_bay(with_plans(BAY_SUBENTRY, plans))],
+        minor_version=2,
+    )
+    await setup_plug(hass)
+    await setup_meter(hass, energy_kwh=12.0)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry

@@ -42,7 +42,7 @@ from tests.relay_harness import CrashableAgent, OnPeriod, ProcessAgent
 from .helpers import create_link
 
 if TYPE_CHECKING:
-    from .conftest import PostWebhook
+    from .helpers import PostWebhook
     from .razorpay_standin import PaidPayment, RazorpayStandin
 
 NODE = "kiosk-1"

@@ -11,15 +11,12 @@ import json
 import time
 from typing import Any
 
-import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
-from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, entry_data, setup_plug, with_plans
 from .helpers import settle
 from .mqtt_helpers import NODE, STATE, ScriptedAgent
 
@@ -165,23 +162,3 @@ async def meter_reports(hass: HomeAssistant) -> None:
         "homeassistant", "update_entity", {"entity_id": ENERGY_SENSOR}, blocking=True
     )
     await settle(hass)
-
-
-@pytest.fixture(name="metered_entry")
-async def metered_entry_fixture(hass: HomeAssistant, standin: RazorpayStandin) -> MockConfigEntry:
-    """bay-1 on the plug, with its meter at 12 kWh, selling energy and the 30-minute plan."""
-    plans = [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=standin.key_id,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        subentries_data=[*plans, metered_switch_bay(with_plans(BAY_SUBENTRY, plans))],
-        minor_version=2,
-    )
-    await setup_plug(hass)
-    await setup_meter(hass, energy_kwh=12.0)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry

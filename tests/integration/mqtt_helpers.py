@@ -1,8 +1,8 @@
 """The MQTT side of the integration tests: a real Mosquitto, HA's own MQTT integration, and a
 scripted agent (a plain paho client playing the Pi) with the account's bay-1 on it.
 
-The fixtures are the integration tests' (``conftest.py`` takes them in); a module that needs
-another broker, agent or bay entry defines its own of the same name.
+The fixtures that set these up (``broker``, ``mqtt_entry``, ``agent``, ``mqtt_bay_entry``, ...)
+are in ``conftest.py``; this module holds what tests call.
 """
 
 from __future__ import annotations
@@ -11,23 +11,17 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import pytest
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 from paho.mqtt.enums import CallbackAPIVersion
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import async_capture_events
 
-from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_STARTED
+from custom_components.qr_charging.const import EVENT_SESSION_STARTED
 from devtools.razorpay_standin import RazorpayStandin
-from tests.mosquitto import Broker
 
-from .conftest import PostWebhook, entry_data, mqtt_bay, with_plans
-from .helpers import pay
+from .helpers import PostWebhook, pay
 
 NODE = "kiosk-1"
 SET = f"qr_charging/{NODE}/bay-1/set"
@@ -137,83 +131,6 @@ class ScriptedAgent:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Generator[Broker]:
-    """A Mosquitto on 127.0.0.1 for anyone."""
-    server = Broker(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mqtt_login() -> dict[str, Any]:
-    """What HA's MQTT integration logs in with, besides the broker's address: nothing."""
-    return {}
-
-
-@pytest.fixture
-async def mqtt_entry(
-    hass: HomeAssistant, broker: Broker, mqtt_login: dict[str, Any]
-) -> AsyncGenerator[MockConfigEntry]:
-    """HA's MQTT integration connected to the broker.
-
-    HA's MQTT reads configuration.yaml from the config dir at setup (``own_config_dir``).
-    """
-    entry = MockConfigEntry(
-        domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port, **mqtt_login}
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-@pytest.fixture
-def intruder(broker: Broker) -> Generator[paho.Client]:
-    """Another client of the broker: whoever else can publish on a bay's topics."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="intruder")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
-
-
-@pytest.fixture
-def agent(broker: Broker) -> Generator[ScriptedAgent]:
-    scripted = ScriptedAgent(broker.port)
-    yield scripted
-    scripted.close()
-
-
-@pytest.fixture
-async def mqtt_bay_entry(
-    hass: HomeAssistant,
-    standin: RazorpayStandin,
-    mqtt_entry: MockConfigEntry,
-    agent: ScriptedAgent,
-    bay_plans: list[dict[str, Any]],
-    ack_timeout: float,
-) -> MockConfigEntry:
-    """The account with bay-1 on the scripted agent, set up and seeing the agent online."""
-    bay = mqtt_bay(NODE)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        options={"ack_timeout": ack_timeout, "auto_refund": True},
-        subentries_data=[*bay_plans, with_plans(bay, bay_plans)],
-    )
-    entry.add_to_hass(hass)
-    assert await async_setup_component(hass, "http", {})
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
-    return entry
 
 
 async def wait_until(hass: HomeAssistant, check: Any, within: float = 10) -> None:

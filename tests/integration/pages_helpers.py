@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
 from aiohttp import ClientResponse
 from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
@@ -17,29 +16,14 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
-from .conftest import PAGES_ID, PostWebhook
-from .helpers import settle
+from .const import PAGES_ID
+from .helpers import PostWebhook, settle
 
 PAGES_PATH = f"/api/webhook/{PAGES_ID}"
 EXTERNAL_URL = "https://charge.example.com"
 BAY_URL = f"{EXTERNAL_URL}{PAGES_PATH}?bay=bay-1"
 LINKS = ("POST", "/v1/payment_links")
 MAX_PAGE = 30 * 1024
-# ₹0.50 a minute for 10 to 120 minutes: what a bay's static QR code sells (a test module's
-# bay_plans may offer it beside p30).
-RATE_PLAN = {
-    "data": {
-        "code": "pm",
-        "name": "Per minute",
-        "kind": "rate",
-        "rate_paise": 50,
-        "min_minutes": 10,
-        "max_minutes": 120,
-    },
-    "subentry_type": "rate_plan",
-    "title": "Per minute",
-    "unique_id": "pm",
-}
 
 
 @dataclass
@@ -166,15 +150,6 @@ async def pay_link(
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)
     return paid
-
-
-@pytest.fixture
-async def customer(
-    hass: HomeAssistant, loaded_entry: Any, hass_client_no_auth: ClientSessionGenerator
-) -> Customer:
-    """A customer's browser; HA's external address is where the QR codes point."""
-    await hass.config.async_update(external_url=EXTERNAL_URL)
-    return Customer(hass, hass_client_no_auth)
 
 
 def assert_self_contained(answer: Answer) -> None:

@@ -28,8 +28,9 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, PLUG, PostWebhook
-from .helpers import create_link, export_sessions
+from .const import FIXED_AND_PER_MINUTE, PLAN_PRICE, PLUG
+from .helpers import PostWebhook, create_link, export_sessions
+from .pages_helpers import BAY_URL, Customer, assert_self_contained
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
 
@@ -374,3 +375,38 @@ async def test_non_admins_cannot_refund_or_stop(
 
     await _call_as(hass, hass_admin_user, "refund", {"payment_id": paid.payment_id})
     assert len(standin.calls_to("POST", refund_path)) == 1
+
+
+@pytest.mark.parametrize("bay_plans", [FIXED_AND_PER_MINUTE], ids=["fixed_and_per_minute"])
+async def test_bay_links_action_and_poster(hass: HomeAssistant, customer: Customer) -> None:
+    response = await hass.services.async_call(
+        DOMAIN, "bay_links", {}, blocking=True, return_response=True
+    )
+    # The bay was stored by an older version: the entry's migration gave it a display token.
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    (bay,) = [s for s in entry.subentries.values() if s.subentry_type == "bay"]
+    assert len(bay.data["display_token"]) > 16
+    assert response == {
+        "bays": {
+            "bay-1": {
+                "page_url": BAY_URL,
+                "poster_url": f"{BAY_URL}&poster=a4",
+                "display_url": f"{BAY_URL.split('?')[0]}?display={bay.data['display_token']}",
+            }
+        }
+    }
+    for size in ("a4", "a5"):
+        poster = await customer.get(f"bay=bay-1&poster={size}")
+        assert poster.status == 200
+        assert_self_contained(poster)
+        assert f"@page{{size:{size.upper()}" in poster.text
+        assert "<svg" in poster.text
+        assert "30 min for ₹20" in poster.text
+        assert "₹0.50 per minute, 10 to 120 minutes" in poster.text
+        assert "Scan this code with your phone&#39;s camera." in poster.text
+        assert "यह कोड अपने फ़ोन के कैमरे से स्कैन करें।" in poster.text
+        # The merchant's name (HA's location name until the owner enters Razorpay's).
+        assert f"You pay <strong>{hass.config.location_name}</strong>" in poster.text
+        assert "Check this name on the payment page before you pay." in poster.text
+        assert "भुगतान करने से पहले भुगतान पेज पर यह नाम जाँच लें।" in poster.text
+    assert (await customer.get("bay=bay-1&poster=a3")).status == 404

@@ -9,19 +9,16 @@ registered stand-in for a phone's notifier or for the indicator light.
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.blueprint import models
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import CoreState, HomeAssistant, ServiceCall
+from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import (
@@ -32,13 +29,8 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.qr_charging.const import DOMAIN
 
-SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "qr_charging"
-# Where the blueprints are published (the README imports them from there).
-REPOSITORY = "qr-charging/qr_charging"
-BLUEPRINTS = sorted(path.name for path in SOURCE.glob("*.yaml"))
-NOTIFY = "notify.owner_phone"
-# What an owner picks in the action selector: their phone's notifier with the blueprint's text.
-NOTIFY_ACTION = [{"action": NOTIFY, "data": {"title": "{{ title }}", "message": "{{ message }}"}}]
+from .blueprint_helpers import BLUEPRINTS, REPOSITORY, SOURCE, load_blueprint, set_up_automation
+
 AGENT_SENSOR = "binary_sensor.bay_1_agent_connection"
 # The reasons a session ends with, as the integration sends them.
 END_REASONS = [
@@ -74,15 +66,6 @@ ENDED = {
 }
 
 
-def _blueprint(name: str) -> models.Blueprint:
-    return models.Blueprint(
-        load_yaml_dict(SOURCE / name),
-        path=name,
-        expected_domain="automation",
-        schema=AUTOMATION_BLUEPRINT_SCHEMA,
-    )
-
-
 def test_the_blueprints_are_there() -> None:
     assert BLUEPRINTS == [
         "agent_offline.yaml",
@@ -99,7 +82,7 @@ def test_the_blueprints_are_there() -> None:
 @pytest.mark.parametrize("name", BLUEPRINTS)
 def test_blueprint_passes_home_assistants_validation(name: str) -> None:
     data = load_yaml_dict(SOURCE / name)
-    blueprint = _blueprint(name)
+    blueprint = load_blueprint(name)
     assert blueprint.validate() is None
     assert blueprint.name.startswith("QR Charging - ")
     # The current trigger and action keys (plural), not the older singular ones.
@@ -121,7 +104,7 @@ def test_blueprint_passes_home_assistants_validation(name: str) -> None:
 
 @pytest.mark.parametrize("name", BLUEPRINTS)
 def test_missing_inputs_are_reported(name: str) -> None:
-    blueprint = _blueprint(name)
+    blueprint = load_blueprint(name)
     required = {key for key, spec in blueprint.inputs.items() if "default" not in spec}
     inputs = models.BlueprintInputs(
         blueprint, {"use_blueprint": {"path": f"qr_charging/{name}", "input": {}}}
@@ -143,7 +126,7 @@ def test_readme_imports_every_blueprint() -> None:
         raw + name for name in BLUEPRINTS
     ]
     for name in BLUEPRINTS:
-        source = _blueprint(name).metadata["source_url"]
+        source = load_blueprint(name).metadata["source_url"]
         assert (
             source
             == f"https://github.com/{REPOSITORY}/blob/main/blueprints/automation/qr_charging/{name}"
@@ -151,44 +134,10 @@ def test_readme_imports_every_blueprint() -> None:
 
 
 def test_session_end_reasons_are_the_integrations() -> None:
-    spec = _blueprint("notify_on_session_end.yaml").inputs["reasons"]
+    spec = load_blueprint("notify_on_session_end.yaml").inputs["reasons"]
     options = [option["value"] for option in spec["selector"]["select"]["options"]]
     assert options == END_REASONS
     assert spec["default"] == END_REASONS
-
-
-def _copy_blueprints(folder: Path) -> None:
-    """Put the blueprints where HA looks for them: <config>/blueprints/automation/."""
-    folder.mkdir(parents=True)
-    for blueprint in BLUEPRINTS:
-        shutil.copy(SOURCE / blueprint, folder / blueprint)
-
-
-async def _automation(
-    hass: HomeAssistant, name: str, inputs: dict[str, Any], service: str = NOTIFY
-) -> list[ServiceCall]:
-    """Set up one automation from a blueprint; return the calls of ``service`` it will make."""
-    folder = Path(hass.config.path("blueprints/automation/qr_charging"))
-    await hass.async_add_executor_job(_copy_blueprints, folder)
-    calls = async_mock_service(hass, *service.split("."))
-    if "notify_action" in _blueprint(name).inputs:
-        inputs = {"notify_action": NOTIFY_ACTION, **inputs}
-    config = {
-        "automation": [
-            {
-                "id": "qr_charging_test",
-                "alias": "QR test",
-                "use_blueprint": {"path": f"qr_charging/{name}", "input": inputs},
-            }
-        ]
-    }
-    assert await async_setup_component(hass, "automation", config)
-    await hass.async_block_till_done()
-    # An automation whose config did not validate is created "unavailable".
-    state = hass.states.get("automation.qr_test")
-    assert state is not None
-    assert state.state == STATE_ON, state
-    return calls
 
 
 async def _settle(hass: HomeAssistant) -> None:
@@ -206,10 +155,14 @@ def _bay_device(hass: HomeAssistant) -> str:
 
 
 async def test_default_notification_is_a_persistent_one(hass: HomeAssistant) -> None:
-    calls = await _automation(
+    calls = await set_up_automation(
         hass,
         "notify_on_payment.yaml",
-        {"notify_action": _blueprint("notify_on_payment.yaml").inputs["notify_action"]["default"]},
+        {
+            "notify_action": load_blueprint("notify_on_payment.yaml").inputs["notify_action"][
+                "default"
+            ]
+        },
         service="persistent_notification.create",
     )
 
@@ -221,7 +174,7 @@ async def test_default_notification_is_a_persistent_one(hass: HomeAssistant) -> 
 
 
 async def test_payment_notification_in_rupees(hass: HomeAssistant) -> None:
-    calls = await _automation(hass, "notify_on_payment.yaml", {})
+    calls = await set_up_automation(hass, "notify_on_payment.yaml", {})
 
     hass.bus.async_fire("qr_charging_payment_received", PAYMENT)
     await hass.async_block_till_done()
@@ -235,7 +188,7 @@ async def test_payment_notification_in_rupees(hass: HomeAssistant) -> None:
 
 
 async def test_payment_amount_keeps_its_paise(hass: HomeAssistant) -> None:
-    calls = await _automation(hass, "notify_on_payment.yaml", {"title": "Paid!"})
+    calls = await set_up_automation(hass, "notify_on_payment.yaml", {"title": "Paid!"})
 
     hass.bus.async_fire("qr_charging_payment_received", PAYMENT | {"amount": 12345})
     await hass.async_block_till_done()
@@ -247,7 +200,7 @@ async def test_payment_amount_keeps_its_paise(hass: HomeAssistant) -> None:
 async def test_payment_notification_for_chosen_bays_only(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    calls = await _automation(hass, "notify_on_payment.yaml", {"bays": [_bay_device(hass)]})
+    calls = await set_up_automation(hass, "notify_on_payment.yaml", {"bays": [_bay_device(hass)]})
     ours = PAYMENT | {"entry_id": loaded_entry.entry_id}
 
     hass.bus.async_fire("qr_charging_payment_received", ours | {"bay": "bay-2"})
@@ -261,7 +214,9 @@ async def test_payment_notification_for_chosen_bays_only(
 
 
 async def test_session_end_notification(hass: HomeAssistant) -> None:
-    calls = await _automation(hass, "notify_on_session_end.yaml", {"include_owner_sessions": False})
+    calls = await set_up_automation(
+        hass, "notify_on_session_end.yaml", {"include_owner_sessions": False}
+    )
 
     for reason in END_REASONS:
         hass.bus.async_fire("qr_charging_session_ended", ENDED | {"reason": reason})
@@ -276,7 +231,7 @@ async def test_session_end_notification(hass: HomeAssistant) -> None:
 async def test_session_end_of_a_real_bay_for_chosen_reasons(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    calls = await _automation(
+    calls = await set_up_automation(
         hass,
         "notify_on_session_end.yaml",
         {"bays": [_bay_device(hass)], "reasons": ["power_cut"]},
@@ -309,7 +264,7 @@ async def test_session_end_of_a_real_bay_for_chosen_reasons(
 
 
 async def test_failed_start_notification(hass: HomeAssistant) -> None:
-    calls = await _automation(hass, "notify_on_failed_start.yaml", {})
+    calls = await set_up_automation(hass, "notify_on_failed_start.yaml", {})
     failed: dict[str, Any] = {"entry_id": "01JENTRY", "bay": "bay-1", "session_id": "s-01JSESSION"}
 
     # As a bay fails a start ...
@@ -344,7 +299,7 @@ async def test_failed_start_notification(hass: HomeAssistant) -> None:
 
 
 async def test_refund_failed_and_unmatched_payment_notifications(hass: HomeAssistant) -> None:
-    calls = await _automation(hass, "refund_failed_or_unmatched.yaml", {})
+    calls = await set_up_automation(hass, "refund_failed_or_unmatched.yaml", {})
     refund = {
         "entry_id": "01JENTRY",
         "payment_id": "pay_A",
@@ -383,7 +338,7 @@ async def test_daily_summary_at_the_chosen_time(hass: HomeAssistant) -> None:
     hass.states.async_set("sensor.bay_3_revenue", "40", revenue | {"friendly_name": "Bay 3"})
     hass.states.async_set("sensor.bay_1_sessions", "6", {"friendly_name": "Bay 1 sessions"})
     hass.states.async_set("sensor.bay_3_sessions", "2", {"friendly_name": "Bay 3 sessions"})
-    calls = await _automation(
+    calls = await set_up_automation(
         hass,
         "daily_summary.yaml",
         {
@@ -437,7 +392,7 @@ async def test_indicator_follows_the_bay(
     # Set up while Home Assistant starts, as after a restart.
     hass.set_state(CoreState.not_running)
     turned_off = async_mock_service(hass, "homeassistant", "turn_off")
-    turned_on = await _automation(
+    turned_on = await set_up_automation(
         hass,
         "charging_indicator.yaml",
         {"bay_entity": bay_entity, "indicator": ["light.bay_1_lamp"]},
@@ -471,7 +426,7 @@ async def test_agent_offline_notification(hass: HomeAssistant) -> None:
         STATE_ON,
         {"device_class": "connectivity", "friendly_name": "Bay 1 Agent connection"},
     )
-    calls = await _automation(
+    calls = await set_up_automation(
         hass, "agent_offline.yaml", {"agent_sensors": [AGENT_SENSOR], "minutes": 5}
     )
 
@@ -491,7 +446,7 @@ async def test_agent_offline_notification(hass: HomeAssistant) -> None:
 
 async def test_agent_back_in_time_is_not_reported(hass: HomeAssistant) -> None:
     hass.states.async_set(AGENT_SENSOR, STATE_ON)
-    calls = await _automation(
+    calls = await set_up_automation(
         hass, "agent_offline.yaml", {"agent_sensors": [AGENT_SENSOR], "minutes": 5}
     )
 

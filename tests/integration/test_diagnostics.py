@@ -15,8 +15,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PAGES_ID, PAGES_SECRET, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
-from .helpers import create_link
+from .const import PAGES_ID, PAGES_SECRET, WEBHOOK_ID, WEBHOOK_SECRET
+from .helpers import PostWebhook, create_link
 
 REDACTED = "**REDACTED**"
 

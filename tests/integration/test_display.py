@@ -22,8 +22,7 @@ from custom_components.qr_charging.diagnostics import async_get_config_entry_dia
 from custom_components.qr_charging.totp import current, interval, password
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PostWebhook
-from .helpers import refund_amounts, settle, tick
+from .helpers import PostWebhook, refund_amounts, settle, tick
 from .pages_helpers import (
     BAY_URL,
     LINKS,

@@ -38,11 +38,11 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from pi_mqtt_relay.agent import Agent
 from pi_mqtt_relay.config import load_config
-from tests.agent.conftest import Observer
+from tests.agent.helpers import Observer
 from tests.mosquitto import Broker
 
-from .conftest import PLAN_PRICE, PostWebhook
-from .helpers import export_sessions, pay, refund_amounts
+from .const import PLAN_PRICE
+from .helpers import PostWebhook, export_sessions, pay, refund_amounts
 from .mqtt_helpers import NODE, PLAN_S, wait_until
 
 PIN = 17

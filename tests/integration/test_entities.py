@@ -33,15 +33,8 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import (
-    PLAN_SUBENTRY,
-    PLUG,
-    PostWebhook,
-    entry_data,
-    mqtt_bay,
-    setup_plug,
-)
-from .helpers import pay, settle, tick
+from .const import PLAN_SUBENTRY, PLUG, mqtt_bay
+from .helpers import PostWebhook, entry_data, pay, settle, setup_plug, tick
 
 
 def entity_id(hass: HomeAssistant, platform: str, key: str, bay: str = "bay-1") -> str:
@@ -89,28 +82,12 @@ async def time_remaining_enabled(
 
 
 async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    """Registered on the bay's device, time remaining disabled until the owner enables it.
+
+    Each platform's entities, their states and attributes, are in its snapshot
+    (``test_<platform>.py::test_entities``).
+    """
     registry = er.async_get(hass)
-    assert [state(hass, platform, key) for platform, key in ENABLED] == [
-        STATE_OFF,
-        "idle",
-        STATE_UNKNOWN,
-        "0.00",
-        "0",
-        STATE_ON,
-        hass.states.get(entity_id(hass, "image", "payment_qr")).state,  # type: ignore[union-attr]
-    ]
-    revenue = hass.states.get(entity_id(hass, "sensor", "revenue"))
-    assert revenue is not None
-    assert revenue.attributes["unit_of_measurement"] == "INR"
-    assert revenue.attributes["state_class"] == "total"
-    assert revenue.attributes["device_class"] == "monetary"
-    status = hass.states.get(entity_id(hass, "sensor", "status"))
-    assert status is not None
-    assert status.attributes["options"] == ["idle", "starting", "charging", "offline", "fault"]
-    assert status.attributes["friendly_name"] == "Bay 1 Status"
-    agent = registry.async_get(entity_id(hass, "binary_sensor", "agent"))
-    assert agent is not None
-    assert agent.entity_category == er.EntityCategory.DIAGNOSTIC
     remaining = registry.async_get(entity_id(hass, *DISABLED))
     assert remaining is not None
     assert remaining.disabled_by is er.RegistryEntryDisabler.INTEGRATION

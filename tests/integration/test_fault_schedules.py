@@ -53,8 +53,9 @@ from tests import soak
 from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, ProcessAgent, agent_yaml
 
-from .conftest import PostWebhook, entry_data, plan_subentry
+from .const import plan_subentry
 from .faults import ACK_S, NODE, PINS, PLANS, World, reconcile, run_steps
+from .helpers import PostWebhook, entry_data
 
 SCHEDULES = 50
 # Every this many seeds, the agent is a process killed with SIGKILL (else in-process, crashed).

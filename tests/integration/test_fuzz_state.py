@@ -38,8 +38,8 @@ from custom_components.qr_charging.records import SessionState
 from devtools.razorpay_standin import RazorpayStandin
 from tests.soak import examples
 
-from .conftest import PLAN_PRICE, PostWebhook
-from .helpers import create_link, refund_amounts
+from .const import PLAN_PRICE
+from .helpers import PostWebhook, create_link, refund_amounts
 from .mqtt_helpers import STATE, ScriptedAgent, wait_until
 
 SESSION = "SESSION"  # replaced by the bay's session id

@@ -26,8 +26,8 @@ from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import sign
 from tests.soak import examples
 
-from .conftest import WEBHOOK_SECRET, PostWebhook
-from .helpers import create_link
+from .const import WEBHOOK_SECRET
+from .helpers import PostWebhook, create_link
 
 header_text = st.text(
     st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), max_size=80

@@ -27,8 +27,8 @@ from custom_components.qr_charging.holds import (
 from custom_components.qr_charging.intents import START
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, PostWebhook, plan_subentry
-from .helpers import refund_amounts, settle
+from .const import PLAN_SUBENTRY, plan_subentry
+from .helpers import PostWebhook, refund_amounts, settle
 from .pages_helpers import LINKS, Answer, Customer, edit_bay, link_of, pay_link
 
 

@@ -10,7 +10,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .conftest import WEBHOOK_ID
+from .const import WEBHOOK_ID
 
 
 async def test_setup_and_unload(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:

@@ -32,8 +32,8 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import export_sessions, pay, refund_amounts, settle
+from .const import PLAN_SUBENTRY
+from .helpers import PostWebhook, export_sessions, pay, refund_amounts, settle
 from .meter_helpers import (
     CAP_MINUTES,
     ENERGY_PLAN_SUBENTRY,

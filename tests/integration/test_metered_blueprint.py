@@ -13,7 +13,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from .test_blueprints import _automation
+from .blueprint_helpers import set_up_automation
 
 NAME = "bay_drawing_nothing.yaml"
 SWITCH = "switch.bay_1_charging"
@@ -33,7 +33,7 @@ def _bay(hass: HomeAssistant, switch: str, power: str) -> None:
 
 async def test_a_bay_on_and_drawing_nothing_for_an_hour_is_reported(hass: HomeAssistant) -> None:
     _bay(hass, STATE_OFF, "0.0")
-    calls = await _automation(hass, NAME, INPUTS)
+    calls = await set_up_automation(hass, NAME, INPUTS)
     _bay(hass, STATE_ON, "0.0")  # switched on, and nothing plugged in
     await hass.async_block_till_done()
     await _later(hass, 59)
@@ -49,7 +49,7 @@ async def test_drawing_power_or_switching_off_in_time_is_not_reported(
     hass: HomeAssistant,
 ) -> None:
     _bay(hass, STATE_ON, "0.0")
-    calls = await _automation(hass, NAME, INPUTS | {"minutes": 30})
+    calls = await set_up_automation(hass, NAME, INPUTS | {"minutes": 30})
     _bay(hass, STATE_ON, "2.0")
     await hass.async_block_till_done()
     await _later(hass, 20)

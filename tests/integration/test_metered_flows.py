@@ -17,7 +17,8 @@ from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.metering import Metering, metering_problem
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, entry_data, with_plans
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY, with_plans
+from .helpers import entry_data
 from .meter_helpers import ENERGY_PLAN_SUBENTRY
 
 PLAN_FORM = {

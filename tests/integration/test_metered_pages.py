@@ -14,14 +14,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import refund_amounts, tick
-from .meter_helpers import (
-    ENERGY_PLAN_SUBENTRY,
-    meter_reports,
-    metered_entry_fixture,  # noqa: F401 - the fixture metered_entry
-    move_meter,
-)
+from .const import PLAN_SUBENTRY
+from .helpers import PostWebhook, refund_amounts, tick
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, meter_reports, move_meter
 from .pages_helpers import (
     EXTERNAL_URL,
     Customer,

@@ -19,15 +19,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_ENDED
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import pay, plug_state, refund_amounts, settle, tick
-from .meter_helpers import (
-    ENERGY_PLAN_SUBENTRY,
-    buy_energy,
-    meter_reports,
-    metered_entry_fixture,  # noqa: F401 - the fixture metered_entry
-    move_meter,
-)
+from .const import PLAN_SUBENTRY
+from .helpers import PostWebhook, pay, plug_state, refund_amounts, settle, tick
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, buy_energy, meter_reports, move_meter
 
 AMOUNT = 3000  # ₹30 at ₹15 a unit: 2000 Wh
 

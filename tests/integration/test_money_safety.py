@@ -28,8 +28,8 @@ from custom_components.qr_charging.const import DOMAIN, EVENT_PAYMENT_UNMATCHED
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import build_webhook, new_id, payment_entity
 
-from .conftest import PLAN_PRICE, PLAN_SUBENTRY, PostWebhook, plan_subentry
-from .helpers import create_link, export_sessions, pay, refund_amounts, settle, tick
+from .const import PLAN_PRICE, PLAN_SUBENTRY, plan_subentry
+from .helpers import PostWebhook, create_link, export_sessions, pay, refund_amounts, settle, tick
 from .mqtt_helpers import STATE, ScriptedAgent, running_session, wait_until
 
 # An hour for ₹35 besides the half hour for ₹20: top-ups priced differently.

@@ -7,18 +7,20 @@ state the contract describes, or stays silent, so each lifecycle path can be dri
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_capture_events,
-)
+from paho.mqtt import client as paho
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.qr_charging import bay_runner, endings
+from custom_components.qr_charging.bays import Bays
 from custom_components.qr_charging.const import (
     DOMAIN,
     EVENT_REFUND,
@@ -29,14 +31,9 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
-from .conftest import (
-    PLAN_PRICE,
-    PLAN_SUBENTRY,
-    PostWebhook,
-    entry_data,
-)
-from .helpers import export_sessions, pay, refund_amounts
-from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
+from .const import PLAN_PRICE, PLAN_SUBENTRY
+from .helpers import PostWebhook, entry_data, export_sessions, pay, refund_amounts
+from .mqtt_helpers import NODE, PLAN_S, STATE, ScriptedAgent, running_session, wait_until
 
 
 async def _session_state(hass: HomeAssistant) -> str:
@@ -319,3 +316,96 @@ async def test_top_up_the_agent_refuses_is_refunded(
     (row,) = await export_sessions(hass)
     assert row["state"] == "active"
     assert float(row["until"]) == pytest.approx(first["until"])
+
+
+async def test_a_restart_resumes_the_starting_session_before_a_paid_one(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """Seed 42 of the schedules: HA restarts while a session starts and a top-up is paid.
+
+    Only the first of a bay's running sessions was resumed, and the database hands them back
+    in the order of their states' names: ``paid`` before ``starting``. The session the agent
+    was powering was failed as ``interrupted``: switched off and refunded in full.
+    """
+    agent.answer = False
+    first = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    # The next customer's payment is stored, and HA stops before handing it to the bay.
+    with patch.object(Bays, "hand_over"):
+        second = await pay(hass, standin, post_webhook)
+    assert await hass.config_entries.async_unload(mqtt_bay_entry.entry_id)
+    # The agent powered the first session meanwhile; HA reads it from the retained state.
+    agent.answer = True
+    agent.report(on["session"], on["until"], "command")
+
+    assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
+    await wait_until(hass, lambda: _status(hass) == "charging")
+    # The second payment tops the session up, or finds it still starting and is refunded.
+    await wait_until(
+        hass, lambda: bool(_top_ups(agent, on["session"]) or _refunded(standin, second))
+    )
+
+    rows = {row["session_id"]: row for row in await export_sessions(hass)}
+    assert rows[on["session"]]["state"] == "active"
+    assert refund_amounts(standin, first.payment_id) == []
+    assert {"action": "off", "session": on["session"]} not in [c for c, _, _ in agent.commands]
+    if _top_ups(agent, on["session"]):
+        assert rows[on["session"]]["payment_ids"] == f"{first.payment_id} {second.payment_id}"
+    else:
+        assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]
+
+
+def _status(hass: HomeAssistant) -> str | None:
+    state = hass.states.get("sensor.bay_1_status")
+    return state.state if state is not None else None
+
+
+def _refunded(standin: RazorpayStandin, paid: Any) -> bool:
+    return bool(refund_amounts(standin, paid.payment_id))
+
+
+def _top_ups(scripted: ScriptedAgent, session_id: str) -> list[dict[str, Any]]:
+    """The ``on`` commands after the first for this session (a top-up extends it)."""
+    return scripted.ons(session_id)[1:]
+
+
+@pytest.mark.usefixtures("mqtt_bay_entry")
+async def test_a_start_refused_by_the_bay_is_told_off_before_the_refund(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    intruder: paho.Client,
+) -> None:
+    """Found by fuzzing the state reports (test_fuzz_state.py).
+
+    A refusal for a starting session (``rejected_*``, which anyone who can publish on the state
+    topic can say while the bay in fact powers it) failed the session, sent the refund and only
+    then the ``off``: with Razorpay slow to answer, the bay stayed on for a refunded session.
+    """
+    agent.answer = False
+    paid = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    path = f"/v1/payments/{paid.payment_id}/refund"
+    standin.delay_next(path, 3.0)
+
+    refusal = {"state": "OFF", "session": on["session"], "until": None, "remaining": 0}
+    intruder.publish(STATE, json.dumps({**refusal, "reason": "rejected_busy"}), qos=1)
+    # Not _until: HA's block_till_done would wait for the refund's answer too.
+    for _ in range(200):
+        if standin.calls_to("POST", path):
+            break
+        await asyncio.sleep(0.01)
+    assert standin.calls_to("POST", path)
+
+    # Razorpay has the refund and has not answered yet: the bay is already told off.
+    off = await agent.wait_command(2, within=1)
+    assert off == {"action": "off", "session": on["session"]}
+    await hass.async_block_till_done()
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]

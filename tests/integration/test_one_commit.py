@@ -33,38 +33,29 @@ from custom_components.qr_charging.records import (
     Record,
     SessionRecord,
     SessionState,
-    copy_record,
 )
 from custom_components.qr_charging.store import LedgerStore
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
-from .conftest import PLAN_PRICE, PostWebhook
-from .helpers import create_link, export_sessions, pay, plug_state, refund_amounts, settle, tick
+from .const import PLAN_PRICE
+from .helpers import (
+    PostWebhook,
+    create_link,
+    export_sessions,
+    pay,
+    plug_state,
+    refund_amounts,
+    settle,
+    tick,
+)
 from .mqtt_helpers import NODE, PLAN_S, ScriptedAgent, running_session, wait_until
-from .test_storage_faults import failing_writes
-
-# What each successful write stored, as it was at that moment.
-Written = list[list[Record]]
+from .storage_helpers import Written, failing_writes, recorded_writes
 
 
 @pytest.fixture
 def ack_timeout() -> float:
     """Long enough for the agent's availability to arrive while a payment waits for it."""
     return 5
-
-
-@contextmanager
-def recorded_writes() -> Iterator[Written]:
-    """Every change stored, as copies of its records taken when it was written."""
-    real = LedgerStore._write
-    written: Written = []
-
-    def write(store: LedgerStore, changes: Changes) -> None:
-        real(store, changes)
-        written.append([copy_record(record) for _, record in changes.upserts])
-
-    with patch.object(LedgerStore, "_write", autospec=True, side_effect=write):
-        yield written
 
 
 def _sessions(records: list[Record]) -> list[SessionRecord]:

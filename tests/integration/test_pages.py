@@ -11,13 +11,26 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PAGES_ID, PAGES_SECRET, PLUG, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook
-from .helpers import refund_amounts, settle, tick
+from .const import (
+    BAY_SUBENTRY,
+    FIXED_AND_PER_MINUTE,
+    PAGES_ID,
+    PAGES_SECRET,
+    PLAN_SUBENTRY,
+    PLUG,
+    WEBHOOK_ID,
+    WEBHOOK_SECRET,
+    with_plans,
+)
+from .helpers import PostWebhook, entry_data, refund_amounts, settle, setup_plug, tick
 from .pages_helpers import (
+    EXTERNAL_URL,
     LINKS,
     Customer,
     assert_self_contained,
@@ -299,3 +312,74 @@ async def test_hindi_by_browser_or_switch(customer: Customer) -> None:
     assert 'name="lang" value="hi"' in switched.text  # the choice survives the Pay button
     english = await customer.get("bay=bay-1", headers={"Accept-Language": "en-GB,hi;q=0.5"})
     assert "Free" in english.text
+
+
+XSS_BAY = '<script>alert("bay")</script>'
+
+
+XSS_PLAN = '"><img src=x onerror=alert(1)>'
+
+
+async def test_names_from_the_owner_are_escaped(
+    hass: HomeAssistant, standin: RazorpayStandin, hass_client_no_auth: ClientSessionGenerator
+) -> None:
+    plan = {**PLAN_SUBENTRY, "data": {**PLAN_SUBENTRY["data"], "name": XSS_PLAN}}
+    bay = with_plans(BAY_SUBENTRY, [plan])
+    bay = {**bay, "data": {**bay["data"], "name": XSS_BAY}}
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[plan, bay],
+        minor_version=2,
+    )
+    await setup_plug(hass)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await hass.config.async_update(external_url=EXTERNAL_URL)
+    customer = Customer(hass, hass_client_no_auth)
+
+    pages = [
+        await customer.get("bay=bay-1"),
+        await customer.get("bay=bay-1&poster=a4"),
+        await customer.pay_button("bay=bay-1"),
+    ]
+    pages.append(await customer.get(callback_query(standin, link_of(standin, pages[2]))))
+    for page in pages:
+        assert "<script>alert" not in page.text
+        assert "<img" not in page.text
+    assert "&lt;script&gt;alert(&#34;bay&#34;)&lt;/script&gt;" in pages[0].text
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in pages[0].text
+    assert "&lt;script&gt;alert" in pages[1].text
+
+
+@pytest.mark.parametrize("bay_plans", [FIXED_AND_PER_MINUTE], ids=["fixed_and_per_minute"])
+async def test_a_per_minute_plan_is_priced_by_the_server(
+    customer: Customer, standin: RazorpayStandin
+) -> None:
+    page = await customer.get("bay=bay-1")
+    assert "₹0.50 per minute, 10 to 120 minutes" in page.text
+    assert 'type="number" name="minutes" min="10" max="120"' in page.text
+
+    for minutes in ("9", "121", "ten", "-5", "99999999"):
+        answer = await customer.pay_button("bay=bay-1", plan="pm", minutes=minutes)
+        assert answer.status == 400, minutes
+        assert "Choose from 10 to 120 minutes." in answer.text
+    assert standin.calls_to(*LINKS) == []
+
+    # A price sent by the client is ignored: 45 minutes cost what the plan says.
+    ticket = page.ticket()
+    answer = await customer.pay_button(
+        "bay=bay-1", plan="pm", minutes="45", amount="100", ticket=ticket
+    )
+    assert answer.status == 200
+    (call,) = standin.calls_to(*LINKS)
+    assert call.json["amount"] == 2250
+    assert call.json["notes"]["plan"] == "pm"
+    assert "pay ₹22.50" in answer.text.lower()
+    # The same page again goes to its link: the bay is held for it; no other link is made.
+    again = await customer.pay_button("bay=bay-1", plan="pm", minutes="45", ticket=ticket)
+    assert link_of(standin, again) == link_of(standin, answer)
+    assert (await customer.pay_button("bay=bay-1", plan="pm", minutes="46")).status == 409
+    assert len(standin.calls_to(*LINKS)) == 1

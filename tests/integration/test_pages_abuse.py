@@ -30,12 +30,11 @@ from custom_components.qr_charging.pages_budget import MAX_CLIENTS, PER_ADDRESS,
 from custom_components.qr_charging.totp import current
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import pay, refund_amounts, settle, tick
+from .const import FIXED_AND_PER_MINUTE
+from .helpers import PostWebhook, pay, refund_amounts, settle, tick
 from .mqtt_helpers import wait_until
 from .pages_helpers import (
     LINKS,
-    RATE_PLAN,
     Answer,
     Customer,
     callback_query,
@@ -373,7 +372,7 @@ async def test_a_refund_waiting_for_razorpay_warns_once_not_every_pass(
 
 # -- the break-it review of #21 ----------------------------------------------------------------
 
-WITH_RATE_PLAN = pytest.mark.parametrize("bay_plans", [[PLAN_SUBENTRY, RATE_PLAN]])
+WITH_RATE_PLAN = pytest.mark.parametrize("bay_plans", [FIXED_AND_PER_MINUTE])
 
 
 async def _selling_without_holding(customer: Customer) -> None:

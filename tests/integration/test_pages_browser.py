@@ -22,9 +22,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import upi_intent
 
-from .conftest import PAGES_ID, PLAN_SUBENTRY, WEBHOOK_ID, WEBHOOK_SECRET
+from .const import FIXED_AND_PER_MINUTE, PAGES_ID, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import settle
-from .pages_helpers import RATE_PLAN, dynamic_bay, reconfigure_bay
+from .pages_helpers import dynamic_bay, reconfigure_bay
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -117,7 +117,7 @@ async def test_the_posters_qr_code_opens_the_bay_page(browser: Any, site: str) -
         assert pdf.startswith(b"%PDF")
 
 
-@pytest.mark.parametrize("bay_plans", [[PLAN_SUBENTRY, RATE_PLAN]])
+@pytest.mark.parametrize("bay_plans", [FIXED_AND_PER_MINUTE])
 async def test_the_poster_prints_the_static_upi_code_for_upi_apps(
     hass: HomeAssistant, browser: Any, site: str, standin: RazorpayStandin
 ) -> None:

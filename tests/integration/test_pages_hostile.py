@@ -33,12 +33,11 @@ from custom_components.qr_charging.pages_budget import (
 from devtools.razorpay_standin import RazorpayStandin
 from tests.soak import examples
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
-from .helpers import create_link
+from .const import FIXED_AND_PER_MINUTE
+from .helpers import PostWebhook, create_link
 from .pages_helpers import (
     LINKS,
     PAGES_PATH,
-    RATE_PLAN,
     Answer,
     Customer,
     assert_self_contained,
@@ -58,7 +57,7 @@ OURS = "custom_components.qr_charging"
 @pytest.fixture
 def bay_plans() -> list[dict[str, Any]]:
     """Bay 1 offers the fixed half hour and ₹0.50 a minute for 10 to 120 minutes."""
-    return [PLAN_SUBENTRY, RATE_PLAN]
+    return FIXED_AND_PER_MINUTE
 
 
 @pytest.fixture

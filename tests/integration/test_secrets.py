@@ -48,8 +48,8 @@ from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, agent_yaml
 from tests.tls import acl_broker
 
-from .conftest import PLAN_SUBENTRY, WEBHOOK_ID, entry_data, mqtt_bay, with_plans
-from .helpers import create_link, export_sessions
+from .const import PLAN_SUBENTRY, WEBHOOK_ID, mqtt_bay, with_plans
+from .helpers import create_link, entry_data, export_sessions
 from .mqtt_helpers import wait_until
 
 KEY_SECRET = "ks-Zq8v3Lw0pN5tRy2b"

@@ -31,8 +31,9 @@ from custom_components.qr_charging.payment_rules import apply_payment
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, PLUG, PostWebhook, setup_plug
+from .const import PLAN_PRICE, PLUG
 from .helpers import (
+    PostWebhook,
     altered,
     create_link,
     export_sessions,
@@ -41,6 +42,7 @@ from .helpers import (
     plug_state,
     refund_amounts,
     settle,
+    setup_plug,
     tick,
 )
 

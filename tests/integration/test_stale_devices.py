@@ -21,7 +21,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_SUBENTRY, entry_data, mqtt_bay
+from .const import PLAN_SUBENTRY, mqtt_bay
+from .helpers import entry_data
 from .mqtt_helpers import NODE, ScriptedAgent, wait_until
 
 OTHER = "kiosk-2"

@@ -40,8 +40,9 @@ from custom_components.qr_charging.records import (
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.standin import PaidQrCode
 
-from .conftest import PLAN_SUBENTRY, PostWebhook
+from .const import FIXED_AND_PER_MINUTE
 from .helpers import (
+    PostWebhook,
     export_sessions,
     owed_repairs,
     pay,
@@ -50,14 +51,14 @@ from .helpers import (
     settle,
     tick,
 )
-from .pages_helpers import RATE_PLAN, edit_bay, static_qr_code
-from .test_one_commit import recorded_writes
+from .pages_helpers import edit_bay, static_qr_code
+from .storage_helpers import recorded_writes
 
 
 @pytest.fixture
 def bay_plans() -> list[dict[str, Any]]:
     """Bay 1 offers the fixed half hour and ₹0.50 a minute (what its static QR code sells)."""
-    return [PLAN_SUBENTRY, RATE_PLAN]
+    return FIXED_AND_PER_MINUTE
 
 
 def _close_calls(standin: RazorpayStandin, qr_id: str) -> int:

@@ -12,8 +12,6 @@ import asyncio
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +24,11 @@ from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.storage import STORAGE_DIR
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.qr_charging.backup import async_post_backup, async_pre_backup
+from custom_components.qr_charging.bay_runner import BayRunner
 from custom_components.qr_charging.const import DEFAULT_ACK_TIMEOUT_S, DOMAIN
 from custom_components.qr_charging.ledger import Changes
 from custom_components.qr_charging.records import PaymentRecord, SessionRecord, SessionState
@@ -40,34 +36,22 @@ from custom_components.qr_charging.store import LedgerStore
 from custom_components.qr_charging.timers import STORAGE_RETRY_S
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET, PostWebhook, setup_plug
+from .const import PLAN_PRICE, WEBHOOK_ID, WEBHOOK_SECRET
 from .helpers import (
+    PostWebhook,
     create_link,
     export_sessions,
     pay,
     plug_state,
     refund_amounts,
     settle,
+    setup_plug,
     tick,
 )
+from .storage_helpers import failing_writes
 
 PLAN_S = 30 * 60
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"
-DISK_FULL = sqlite3.OperationalError("database or disk is full")
-
-
-@contextmanager
-def failing_writes(when: Callable[[Changes], bool] = lambda _: True) -> Iterator[None]:
-    """Every write of a change for which ``when`` holds fails as a full disk would."""
-    real = LedgerStore._write
-
-    def write(store: LedgerStore, changes: Changes) -> None:
-        if when(changes):
-            raise DISK_FULL
-        real(store, changes)
-
-    with patch.object(LedgerStore, "_write", autospec=True, side_effect=write):
-        yield
 
 
 def _confirms(changes: Changes) -> bool:
@@ -302,3 +286,49 @@ async def test_a_deadline_during_a_backup_still_switches_off(
     await settle(hass)
     (row,) = await export_sessions(hass)
     assert (row["state"], row["end_reason"]) == ("ended", "deadline")
+
+
+def _decides(changes: Changes) -> bool:
+    """A change where a bay decides about a paid session (start it, or fail it)."""
+    return any(
+        isinstance(r, SessionRecord)
+        and r.state in (SessionState.STARTING, SessionState.FAILED, SessionState.REFUNDED)
+        for _, r in changes.upserts
+    )
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_each_decision_that_could_not_be_stored_is_tried_again(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Seed 5 of the schedules: two payments whose decisions could not be stored at once.
+
+    The bay kept one retry timer: the second failure replaced the first payment's retry, and
+    that payment stayed paid for good, with no power and no refund.
+
+    A start is now decided in the webhook's own change when the bay can take it (a failure
+    there is a 503, redelivered); here both payments take the bay's own decision, as they do
+    while its availability is not known yet after a restart.
+    """
+    with failing_writes(_decides), patch.object(BayRunner, "power_now", return_value=None):
+        first = await pay(hass, standin, post_webhook)
+        second = await pay(hass, standin, post_webhook)
+        assert plug_state(hass) == STATE_OFF
+    await tick(hass, freezer, STORAGE_RETRY_S + 1)
+    await tick(hass, freezer, STORAGE_RETRY_S + 1)
+
+    rows = {row["payment_ids"]: row for row in await export_sessions(hass)}
+    # Each payment was decided: it powers the bay, or it is refunded in full. None is left paid.
+    for paid in (first, second):
+        row = rows[paid.payment_id]
+        if row["state"] == "active":
+            assert refund_amounts(standin, paid.payment_id) == []
+        else:
+            assert (row["state"], row["end_reason"]) == ("refunded", "bay_busy")
+            assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+    active = [row for row in rows.values() if row["state"] == "active"]
+    assert plug_state(hass) == (STATE_ON if active else STATE_OFF)
+    assert len(active) <= 1

@@ -31,8 +31,7 @@ from tests.mosquitto import Broker
 from tests.relay_harness import CrashableAgent, agent_yaml
 from tests.tls import PASSWORD, Login, Pki, acl_broker, documented_acl, make_pki
 
-from .conftest import PostWebhook
-from .helpers import export_sessions, pay, refund_amounts
+from .helpers import PostWebhook, export_sessions, pay, refund_amounts
 from .mqtt_helpers import NODE, wait_until
 
 BASE = f"qr_charging/{NODE}"

@@ -23,8 +23,9 @@ from custom_components.qr_charging.const import (
 from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook, load, new_id, sign, strip_prefix
 
-from .conftest import PLAN_PRICE, WEBHOOK_SECRET, PostWebhook
-from .helpers import altered, create_link, export_sessions
+from .const import PLAN_PRICE, WEBHOOK_SECRET
+from .const import WEBHOOK_SECRET as SECRET
+from .helpers import PostWebhook, altered, create_link, export_sessions
 
 pytestmark = pytest.mark.usefixtures("loaded_entry")
 
@@ -296,3 +297,29 @@ async def test_ledger_survives_restart(
         "duplicate_delivery"
     )
     assert (await (await post_webhook(paid.order_paid())).json())["outcome"] == "duplicate"
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_a_signed_payment_of_an_absurd_amount_is_recorded_as_unusable(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    """Found by fuzzing the webhook (test_fuzz_webhook.py).
+
+    An integer SQLite cannot hold (an amount of 10**30 paise) raised OverflowError out of the
+    ledger's write; HA's webhook component answered that with an empty 200, so the delivery
+    was neither stored nor delivered again.
+    """
+    paid = standin.pay_link((await create_link(hass))["id"])
+    payload = paid.payment_link_paid().payload
+    payload["payload"]["payment"]["entity"]["amount"] = 10**30
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-Razorpay-Signature": sign(body, SECRET)}
+
+    response = await post_webhook(body=body, headers=headers)
+
+    assert response.status == 200
+    assert (await response.json())["outcome"] == "unusable"
+    assert await export_sessions(hass) == []
+    # The genuine delivery of the payment still starts its session.
+    response = await post_webhook(paid.payment_captured())
+    assert (await response.json())["outcome"] == "new_session"

@@ -19,8 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import PostWebhook
-from .helpers import altered, create_link, settle
+from .helpers import PostWebhook, altered, create_link, settle
 
 RAZORPAY_LIMIT_S = 5.0
 # Generous for a busy test machine, and still well inside Razorpay's limit.

@@ -1,4 +1,4 @@
-"""Accounts of older versions migrated: pages, bay secrets (the plan forms: test_config_flow)."""
+"""Accounts of older versions migrated: pages, bay secrets (the plan forms: test_plan_flows)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from custom_components.qr_charging.const import (
 )
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import BAY_SUBENTRY, PLAN_SUBENTRY, entry_data
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY
+from .helpers import entry_data
 
 
 async def test_an_account_of_0_2_gets_its_pages(

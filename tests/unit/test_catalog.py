@@ -15,8 +15,7 @@ from custom_components.qr_charging.catalog import (
     bay_to_data,
     make_bay,
 )
-
-from .conftest import BAY_SUBENTRY, mqtt_bay
+from tests.integration.const import BAY_SUBENTRY, mqtt_bay
 
 SWITCH_BAY: dict[str, Any] = dict(BAY_SUBENTRY["data"])
 MQTT_BAY: dict[str, Any] = dict(mqtt_bay("kiosk-1")["data"])

@@ -36,7 +36,7 @@ async def run[T](func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(func, *args, **kwargs)
 
 
-# The ``standin`` fixture (a started RazorpayStandin) comes from conftest.py.
+# The ``standin`` fixture (a started RazorpayStandin) comes from tests/conftest.py.
 
 
 @pytest.fixture

@@ -1,0 +1,181 @@
+"""An agent found over MQTT discovery: its bays added to an account, or the discovery refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from homeassistant.config_entries import SOURCE_MQTT
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.qr_charging.const import CONF_KEY_ID, DOMAIN
+from devtools.razorpay_standin import RazorpayStandin
+
+from .const import PLAN_SUBENTRY
+from .flow_helpers import account_data, add_account, bay_form
+
+
+def _agent_config(node: str = "kiosk-1", bays: Any = None) -> str:
+    return json.dumps(
+        {
+            "node": node,
+            "name": "Kiosk 1",
+            "sw_version": "0.1.0",
+            "bays": bays
+            if bays is not None
+            else [{"id": "bay-1", "name": "Bay 1"}, {"id": "bay-2", "name": "Bay 2"}],
+            "max_session_s": 14400,
+        }
+    )
+
+
+async def _discover(
+    hass: HomeAssistant, payload: str, topic: str = "qr_charging/kiosk-1/config"
+) -> Any:
+    return await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_MQTT},
+        data=MqttServiceInfo(
+            topic=topic,
+            payload=payload,
+            qos=0,
+            retain=True,
+            subscribed_topic="qr_charging/+/config",
+            timestamp=0,
+        ),
+    )
+
+
+async def test_discovered_agent_adds_its_bays(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    entry = plan_entry
+    result = await _discover(hass, _agent_config())
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "mqtt_confirm"
+    assert result["description_placeholders"]["bays"] == "Bay 1, Bay 2"
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "agent_added"
+    bays = {
+        s.data["bay_id"]: dict(s.data)
+        for s in entry.subentries.values()
+        if s.subentry_type == "bay"
+    }
+    assert set(bays) == {"bay-1", "bay-2"}
+    assert bays["bay-2"]["node"] == "kiosk-1"
+    assert bays["bay-2"]["plans"] == ["p30"]
+    # A discovered bay can turn its display and dynamic QR code on like any other.
+    assert len(bays["bay-2"]["qr_secret"]) > 16
+    assert len(bays["bay-2"]["display_token"]) > 16
+
+    # Announced again (it is retained): nothing new to offer.
+    result = await _discover(hass, _agent_config())
+    assert result["reason"] == "already_configured"
+
+
+@pytest.mark.parametrize(
+    ("payload", "topic", "reason"),
+    [
+        ("not json", "qr_charging/kiosk-1/config", "invalid_discovery_info"),
+        (_agent_config(node="other"), "qr_charging/kiosk-1/config", "invalid_discovery_info"),
+        (
+            _agent_config(bays=[{"name": "no id"}]),
+            "qr_charging/kiosk-1/config",
+            "invalid_discovery_info",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("plan_entry")
+async def test_bad_discovery(hass: HomeAssistant, payload: str, topic: str, reason: str) -> None:
+    result = await _discover(hass, payload, topic)
+    assert result["reason"] == reason
+
+
+async def test_discovery_needs_an_account_with_plans(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    assert (await _discover(hass, _agent_config()))["reason"] == "no_account"
+    add_account(hass, standin)
+    assert (await _discover(hass, _agent_config()))["reason"] == "no_plans"
+
+
+async def test_discovery_with_two_accounts_asks_which(
+    hass: HomeAssistant, standin: RazorpayStandin, plan_entry: MockConfigEntry
+) -> None:
+    """The agent's bays go to the account chosen, not to the first one."""
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="rzp_test_other",
+        title="rzp_test_other",
+        data=account_data(standin) | {CONF_KEY_ID: "rzp_test_other"},
+        subentries_data=[PLAN_SUBENTRY],
+    )
+    other.add_to_hass(hass)
+
+    result = await _discover(hass, _agent_config())
+
+    assert (result["type"], result["step_id"]) == (FlowResultType.FORM, "mqtt_account")
+    assert result["description_placeholders"] == {"name": "Kiosk 1"}
+    (choice,) = result["data_schema"].schema.values()
+    assert choice.config["options"] == [
+        {"value": plan_entry.entry_id, "label": plan_entry.title},
+        {"value": other.entry_id, "label": "rzp_test_other"},
+    ]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"account": other.entry_id}
+    )
+    assert result["step_id"] == "mqtt_confirm"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["reason"] == "agent_added"
+
+    def bays(entry: MockConfigEntry) -> set[str]:
+        return {s.data["bay_id"] for s in entry.subentries.values() if s.subentry_type == "bay"}
+
+    assert bays(other) == {"bay-1", "bay-2"}
+    assert bays(plan_entry) == set()
+
+
+async def test_a_discovered_bay_whose_id_cannot_be_made_is_not_added(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """bay-1 is taken by a bay of another agent, and "<node>-bay-1" is longer than an id."""
+    node = "n" * 27  # + "-bay-1": 33 characters, one more than an id may have
+    result = await bay_form(hass, plan_entry, "mqtt")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"bay_id": "bay-1", "name": "Bay 1", "plans": ["p30"], "node": "k"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+    result = await _discover(
+        hass, _agent_config(node=node, bays=[{"id": "bay-1"}]), f"qr_charging/{node}/config"
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "bay_id_conflict"
+    assert result["description_placeholders"] == {"bay": f"{node}-bay-1"}
+    assert [
+        s.data["bay_id"] for s in plan_entry.subentries.values() if s.subentry_type == "bay"
+    ] == ["bay-1"]
+
+
+async def test_an_agent_that_clears_its_config_loses_its_unused_device(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    devices = dr.async_get(hass)
+    device = devices.async_get_or_create(
+        config_entry_id=plan_entry.entry_id, identifiers={(DOMAIN, "agent-kiosk-1")}
+    )
+
+    result = await _discover(hass, "")
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "agent_removed"
+    assert devices.async_get(device.id) is None
