@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from .metering import (
@@ -235,15 +235,21 @@ _DEFAULT_BAY_FIELDS = {
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
-    """Convert a price entered in rupees to integer paise, refusing fractions of a paisa."""
+    """Convert a price entered in rupees to integer paise, refusing fractions of a paisa.
+
+    Only a finite number: infinities and NaNs (``"Infinity"``, ``"sNaN"``) are refused as
+    invalid, as is any other value decimal arithmetic cannot take (``ArithmeticError``).
+    """
     try:
         value = Decimal(str(rupees))
-    except InvalidOperation as err:
+        if not value.is_finite():
+            raise CatalogError("price", "invalid_price")
+        paise = value * 100
+        if paise != paise.to_integral_value():
+            raise CatalogError("price", "invalid_price")
+        return int(paise)
+    except ArithmeticError as err:  # InvalidOperation, Overflow: no number of paise
         raise CatalogError("price", "invalid_price") from err
-    paise = value * 100
-    if paise != paise.to_integral_value():
-        raise CatalogError("price", "invalid_price")
-    return int(paise)
 
 
 def paise_to_rupees(paise: int) -> Decimal:
