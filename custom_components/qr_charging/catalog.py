@@ -13,6 +13,7 @@ from .metering import (
     DEFAULT_FULL_BELOW_W,
     DEFAULT_FULL_GRACE_MIN,
     DEFAULT_FULL_SETTLE_MIN,
+    DEFAULT_MAX_POWER_W,
     MAX_ENERGY_AMOUNT_PAISE,
     MAX_PRICE_PER_KWH_PAISE,
     Metering,
@@ -190,9 +191,11 @@ class Bay:
     full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
     full_grace_min: int = DEFAULT_FULL_GRACE_MIN
     prorata: bool = True
-    # A switch bay's meter: its plug's power (W) and energy (kWh or Wh) sensors.
+    # A switch bay's meter: its plug's power (W) and energy (kWh or Wh) sensors, and the
+    # plug's rated maximum power (W): a counter rising faster is ``meter_invalid``.
     power_sensor: str | None = None
     energy_sensor: str | None = None
+    max_power_w: int = DEFAULT_MAX_POWER_W
 
     @property
     def full_rule(self) -> dict[str, int]:
@@ -231,6 +234,7 @@ _DEFAULT_BAY_FIELDS = {
     "full_settle_min": DEFAULT_FULL_SETTLE_MIN,
     "full_grace_min": DEFAULT_FULL_GRACE_MIN,
     "prorata": True,
+    "max_power_w": DEFAULT_MAX_POWER_W,
 }
 
 
@@ -402,6 +406,7 @@ def make_bay(
         prorata=meter.prorata,
         power_sensor=meter.power_sensor,
         energy_sensor=meter.energy_sensor,
+        max_power_w=meter.max_power_w,
     )
 
 
