@@ -339,7 +339,9 @@ class BayRunner:
         """Carry out what the report means (``rules.read_report``)."""
         session = self.session
         now = time.time()
-        verdict = rules.read_report(self.books.ledger, session, report, now)
+        verdict = rules.read_report(
+            self.books.ledger, session, report, now, self.driver.reported_meter
+        )
         if verdict.verdict is Verdict.FOREIGN_POWER:
             # Power nobody paid for (an ended, refunded or unknown session): cut it.
             LOGGER.warning(
@@ -368,7 +370,7 @@ class BayRunner:
                 await self.async_end(session, failure)
             case Verdict.METERED_END:
                 ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
-                await self.async_end(session, ending)
+                await self.async_end(session, ending.measured(verdict.energy_wh))
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
             case Verdict.AGENT_RESTARTED:

@@ -151,6 +151,16 @@ def count(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReportedMeter:
+    """A meter whose counts reach HA only as reports (an agent's): each is checked.
+
+    ``max_power_w``: the most it can draw, as the agent's config names it (None: not named).
+    """
+
+    max_power_w: float | None = None
+
+
 def plausible_wh(
     reported_wh: float, paid_wh: int, elapsed_s: float, max_power_w: float | None
 ) -> float | None:

@@ -18,6 +18,9 @@ MAX_FULL_MINUTES = 60
 DEFAULT_MAX_POWER_W = 7400
 MIN_MAX_POWER_W = 100
 MAX_MAX_POWER_W = 22_000
+# The most energy one session counts in a bay's totals (Energy sold): 22 kW for a whole day.
+# A figure beyond (a lying meter) never reaches the totals, nor overflows SQLite's integers.
+MAX_SESSION_WH = 22_000 * 24
 # A per-kWh plan's price per kWh, at most ₹100 (well above any tariff: a typo guard).
 MAX_PRICE_PER_KWH_PAISE = 10_000
 # The most one per-kWh purchase may cost: ₹10,000.

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.qr_charging import bay_runner, endings
 from custom_components.qr_charging.const import DOMAIN
 
 from .helpers import settle, tick
@@ -85,6 +88,18 @@ def metered_state(
             }
         ),
     )
+
+
+def charged_for(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The bays' clock runs ``seconds`` ahead: the agent has been charging that long.
+
+    An hour cannot pass here: only the clock HA's bay runner and endings read jumps, so an
+    agent's report of the energy it counted is as plausible as over that time (at most its
+    ``max_power_w``).
+    """
+    clock = SimpleNamespace(time=lambda: time.time() + seconds)
+    monkeypatch.setattr(bay_runner, "time", clock)
+    monkeypatch.setattr(endings, "time", clock)
 
 
 async def buy_energy(hass: HomeAssistant, rupees: float) -> dict[str, Any]:
