@@ -28,6 +28,7 @@ from .const import EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
 from .ending_rules import Ending, RefundMode
 from .endings import Endings
+from .energy_rules import METER_INVALID, implausible
 from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
@@ -336,11 +337,16 @@ class BayRunner:
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
-        """Carry out what the report means (``rules.read_report``)."""
+        """Carry out what the report means (``rules.read_report``; ``implausible`` first)."""
         session = self.session
         now = time.time()
-        verdict = rules.read_report(
-            self.books.ledger, session, report, now, self.driver.reported_meter
+        meter = self.driver.reported_meter
+        # An agent's energy figure no meter could count: a meter fault, billed at most ``bound``.
+        bound = implausible(session, report.session_id, report.energy_wh, now, meter)
+        verdict = (
+            rules.read_report(self.books.ledger, session, report, now)
+            if bound is None
+            else rules.ReportVerdict(Verdict.METERED_END, reason=METER_INVALID)
         )
         if verdict.verdict is Verdict.FOREIGN_POWER:
             # Power nobody paid for (an ended, refunded or unknown session): cut it.
@@ -370,7 +376,7 @@ class BayRunner:
                 await self.async_end(session, failure)
             case Verdict.METERED_END:
                 ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
-                await self.async_end(session, ending.measured(verdict.energy_wh))
+                await self.async_end(session, ending.measured(bound))
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
             case Verdict.AGENT_RESTARTED:

@@ -191,8 +191,7 @@ class Bay:
     full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
     full_grace_min: int = DEFAULT_FULL_GRACE_MIN
     prorata: bool = True
-    # A switch bay's meter: its plug's power (W) and energy (kWh or Wh) sensors, and the
-    # plug's rated maximum power (W): a counter rising faster is ``meter_invalid``.
+    # A switch bay's meter: its plug's power (W), energy (kWh or Wh) sensors, rated power (W).
     power_sensor: str | None = None
     energy_sensor: str | None = None
     max_power_w: int = DEFAULT_MAX_POWER_W
@@ -230,30 +229,20 @@ _DEFAULT_BAY_FIELDS = {
     "dynamic_qr": False,
     "qr_validity_s": DEFAULT_VALIDITY_S,
     "hold_minutes": DEFAULT_HOLD_MINUTES,
-    "full_below_w": DEFAULT_FULL_BELOW_W,
-    "full_settle_min": DEFAULT_FULL_SETTLE_MIN,
-    "full_grace_min": DEFAULT_FULL_GRACE_MIN,
-    "prorata": True,
-    "max_power_w": DEFAULT_MAX_POWER_W,
+    # The metering settings' defaults (the sensors are optional fields, above).
+    **{f.name: f.default for f in fields(Metering) if not f.name.endswith("_sensor")},
 }
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
-    """Convert a price entered in rupees to integer paise, refusing fractions of a paisa.
-
-    Only a finite number: infinities and NaNs (``"Infinity"``, ``"sNaN"``) are refused as
-    invalid, as is any other value decimal arithmetic cannot take (``ArithmeticError``).
-    """
+    """Convert a price entered in rupees to integer paise: finite, no fractions of a paisa."""
     try:
-        value = Decimal(str(rupees))
-        if not value.is_finite():
-            raise CatalogError("price", "invalid_price")
-        paise = value * 100
-        if paise != paise.to_integral_value():
-            raise CatalogError("price", "invalid_price")
-        return int(paise)
-    except ArithmeticError as err:  # InvalidOperation, Overflow: no number of paise
+        paise = Decimal(str(rupees)) * 100
+    except ArithmeticError as err:  # no number (InvalidOperation), a signalling NaN
         raise CatalogError("price", "invalid_price") from err
+    if not paise.is_finite() or paise != paise.to_integral_value():  # infinities, NaN
+        raise CatalogError("price", "invalid_price")
+    return int(paise)
 
 
 def paise_to_rupees(paise: int) -> Decimal:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from .ledger import Ledger
 from .metering import DEFAULT_MAX_POWER_W
 from .payment_rules import refundable
-from .records import SessionRecord
+from .records import SessionRecord, SessionState
 
 # Why a metered session ends (the agent's OFF reasons, and HA's own for switch bays).
 ENERGY_REACHED = "energy_reached"
@@ -159,6 +159,30 @@ class ReportedMeter:
     """
 
     max_power_w: float | None = None
+
+
+def implausible(
+    session: SessionRecord | None,
+    session_id: str | None,
+    energy_wh: float | None,
+    now: float,
+    meter: ReportedMeter | None,
+) -> float | None:
+    """What a report of a session's energy (Wh) may bill when it is implausible; else None.
+
+    Only a reported ``meter``'s (an agent's) report of the active session is checked.
+    """
+    if (
+        meter is None
+        or session is None
+        or session.state is not SessionState.ACTIVE
+        or session_id != session.session_id
+        or energy_wh is None
+        or session.started_at is None
+    ):
+        return None
+    elapsed = now - session.started_at
+    return plausible_wh(energy_wh, session.energy_paid_wh, elapsed, meter.max_power_w)
 
 
 def plausible_wh(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from .energy_rules import METER_INVALID, METERED_ENDS, ReportedMeter, add_energy, plausible_wh
+from .energy_rules import METERED_ENDS, add_energy
 from .holds import held_for_another
 from .intents import may_top_up
 from .ledger import Ledger
@@ -392,8 +392,6 @@ class StateReport(Protocol):
     def reason(self) -> str | None: ...  # noqa: D102
     @property
     def fresh(self) -> bool: ...  # noqa: D102
-    @property
-    def energy_wh(self) -> float | None: ...  # noqa: D102
 
 
 class Verdict(StrEnum):
@@ -417,15 +415,13 @@ class ReportVerdict:
     """A verdict with what carrying it out needs.
 
     ``until``: the deadline the bay keeps (a refused top-up); ``reason``: why the bay refused a
-    start, or why its meter ended it; ``command``: the ``on`` that resumes the session after
-    the agent restarted; ``energy_wh``: the energy to bill when the reported one is implausible.
+    start; ``command``: the ``on`` that resumes the session after the agent restarted.
     """
 
     verdict: Verdict
     until: float | None = None
     reason: str | None = None
     command: OnCommand | None = None
-    energy_wh: float | None = None
 
 
 def _rejected(report: StateReport) -> bool:
@@ -433,22 +429,12 @@ def _rejected(report: StateReport) -> bool:
 
 
 def read_report(
-    ledger: Ledger,
-    session: SessionRecord | None,
-    report: StateReport,
-    now: float,
-    meter: ReportedMeter | None = None,
+    ledger: Ledger, session: SessionRecord | None, report: StateReport, now: float
 ) -> ReportVerdict:
     """What a bay's state report means for its running session ``session`` (None: idle).
 
     Only a report that agrees with what HA commanded counts: never more time than was paid.
-    A reported ``meter``'s energy for the active session beyond what is plausible
-    (``energy_rules.plausible_wh``) ends it as ``meter_invalid``, billed at most that.
     """
-    if meter is not None and session is not None:
-        bound = _implausible(session, report, now, meter)
-        if bound is not None:
-            return ReportVerdict(Verdict.METERED_END, reason=METER_INVALID, energy_wh=bound)
     if report.powered:
         if session is None or report.session_id != session.session_id:
             return ReportVerdict(Verdict.FOREIGN_POWER)
@@ -456,21 +442,6 @@ def read_report(
     if session is None or report.session_id not in (None, session.session_id):
         return ReportVerdict(Verdict.NOTHING)
     return _read_off(session, report, now)
-
-
-def _implausible(
-    session: SessionRecord, report: StateReport, now: float, meter: ReportedMeter
-) -> float | None:
-    """The most a report's energy for the active session may be billed at, if it is more."""
-    if (
-        session.state is not SessionState.ACTIVE
-        or report.session_id != session.session_id
-        or report.energy_wh is None
-        or session.started_at is None
-    ):
-        return None
-    elapsed = now - session.started_at
-    return plausible_wh(report.energy_wh, session.energy_paid_wh, elapsed, meter.max_power_w)
 
 
 def _read_off(session: SessionRecord, report: StateReport, now: float) -> ReportVerdict:
