@@ -27,6 +27,9 @@ from .settings import (
     DEFAULT_PORTS,
     KEY_ID,
     KEY_SECRET,
+    METER_POLL_S,
+    METERED_BAY,
+    MOCK_METER,
     MOSQUITTO,
     NODE,
     NODE_NAME,
@@ -191,8 +194,10 @@ class Stack:
                     "topic_prefix": PREFIX,
                     "max_session_s": 14400,
                     "state_file": str(self.agent_dir / "state.json"),
+                    "meter_poll_s": METER_POLL_S,
                     "bays": [
                         {"id": bay, "name": name, "pin": pin, "active_high": True}
+                        | ({"meter": MOCK_METER} if bay == METERED_BAY else {})
                         for bay, name, pin in BAYS
                     ],
                 },
