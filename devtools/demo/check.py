@@ -233,16 +233,20 @@ class Demo(HaSetup):
 
         page = [""]
 
+        def drawn() -> bool:
+            energy, power = _shown(page[0], "energy"), _shown(page[0], "power")
+            return energy not in (None, "0.000 kWh") and power not in (None, "0 W")
+
         async def drawing() -> bool:
             page[0] = await self._get_page(session_url)
-            return _shown(page[0], "power") not in (None, "0 W")
+            return drawn()
 
         with contextlib.suppress(TimeoutError):  # the FAIL below says what it was instead
-            await wait_for("the session page's power", drawing, 15, interval=0.3)
-        energy, power = _shown(page[0], "energy"), _shown(page[0], "power")
+            await wait_for("the session page's energy and power", drawing, 15, interval=0.3)
         self._see(
-            bool(energy) and power not in (None, "0 W"),
-            f"the session page shows {energy} delivered, {power} now",
+            drawn(),
+            f"the session page shows {_shown(page[0], 'energy')} delivered, "
+            f"{_shown(page[0], 'power')} now",
         )
 
         off = await self._state_report(

@@ -26,10 +26,11 @@ ENERGY_PLAN = ("kwh", "Per kWh", 20, 10, 500, 240)
 BAY_SETUP = {"bay-1": (("p1", "pm", "p30"), False), "bay-2": (("p1", "p30", "kwh"), True)}
 # Bay 2 is metered: the agent's mock meter, a vehicle that draws 2 kW for 9 s (5 Wh), tapers
 # off over 1 Wh (about 7 s) and then draws 2 W (full), so a per-kWh session ends as vehicle
-# full within about 20 s. The agent reads it every second.
+# full within about 20 s. The agent reads it every second and reports each Wh, so the session
+# page's energy moves while one watches.
 METERED_BAY = "bay-2"
 MOCK_METER = {"kind": "mock", "power_w": 2000, "taper_at_wh": 5, "taper_wh": 1, "standby_w": 2}
-METER_POLL_S = 1
+AGENT_METERING = {"meter_poll_s": 1, "report_step_wh": 1}
 # Its form's vehicle-full rule: under 10 W, at once (0 minutes' settle), watched from the start
 # (0 minutes' grace). The form counts whole minutes; a real bay keeps the defaults (3 and 2).
 FULL_RULE = {"full_below_w": 10, "full_settle_min": 0, "full_grace_min": 0}

@@ -22,12 +22,12 @@ from .homeassistant import HomeAssistant
 from .mqtt_watch import MqttWatch
 from .processes import Service, pick_port, pid_alive, port_open, wait_for
 from .settings import (
+    AGENT_METERING,
     BAYS,
     DASHBOARD,
     DEFAULT_PORTS,
     KEY_ID,
     KEY_SECRET,
-    METER_POLL_S,
     METERED_BAY,
     MOCK_METER,
     MOSQUITTO,
@@ -194,7 +194,7 @@ class Stack:
                     "topic_prefix": PREFIX,
                     "max_session_s": 14400,
                     "state_file": str(self.agent_dir / "state.json"),
-                    "meter_poll_s": METER_POLL_S,
+                    **AGENT_METERING,
                     "bays": [
                         {"id": bay, "name": name, "pin": pin, "active_high": True}
                         | ({"meter": MOCK_METER} if bay == METERED_BAY else {})
