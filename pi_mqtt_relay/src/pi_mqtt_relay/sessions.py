@@ -9,7 +9,8 @@ rule of the MQTT contract can be checked without a broker, a pin or a sleeping t
 * no deadline is ever further away than the configured cap;
 * deadlines are kept on the monotonic clock, and ``until`` (sender's wall clock) is only
   trusted when the Pi's wall clock agrees with the sender's ``sent``;
-* a metered session (``energy_wh``) needs a bay with a meter, keeps its kind, and a top-up
+* a metered session (``energy_wh``) or the vehicle-full rule (``full``, on a timed session
+  too) needs a bay with a meter; a session keeps its kind and its full rule, and a top-up
   takes the larger energy as it takes the later ``until`` (its counting and energy ends are
   in :mod:`pi_mqtt_relay.energy_rules`).
 """
@@ -277,9 +278,11 @@ def _refusal(
 def _kind_refusal(
     active: ActiveSession | None, command: OnCommand, limits: Limits
 ) -> Decision | None:
-    """Energy is sold only where a meter counts it, and a session keeps its kind."""
+    """Energy and vehicle full need a meter, and a session keeps its kind."""
     if command.energy_wh is not None and not limits.metered:
         return _reject(active, Reason.REJECTED_NO_METER, "bay has no meter to count energy")
+    if command.full is not None and not limits.metered:
+        return _reject(active, Reason.REJECTED_NO_METER, "bay has no meter to see a full vehicle")
     if active is not None and (active.energy_wh is None) != (command.energy_wh is None):
         kind = "timed" if active.energy_wh is None else "metered"
         return _reject(active, Reason.REJECTED_MALFORMED, f"session {active.session} is {kind}")
