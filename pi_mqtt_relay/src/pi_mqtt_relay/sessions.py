@@ -93,7 +93,8 @@ class ActiveSession:
 
     ``until`` is the deadline as the sender expressed it (its wall clock) and is what the
     state payload reports; ``deadline`` is the monotonic time the relay goes off (the time
-    cap of a metered session). ``energy_wh`` is the energy paid for (None: a timed session).
+    cap of a metered session). ``energy_wh`` is the energy paid for (None: a timed session);
+    ``full`` the vehicle-full rule (either kind, at a bay with a meter).
     """
 
     session: str
@@ -114,9 +115,9 @@ class StoredSession:
     ``deadline_mono`` is exact across a crash of the agent alone (same ``boot_id``: the
     monotonic clock keeps counting); after a reboot the wall clock deadline is used once the
     clock is synced, never more than ``remaining`` (the time left when it was last stored);
-    before that the session is held (see :class:`Resume`). A metered session also keeps
-    its paid energy and full rule, the energy counted and the meter's counter at that count
-    (see :class:`Counted`), so a restart resumes counting from the meter's counter.
+    before that the session is held (see :class:`Resume`). A session at a metered bay also
+    keeps its paid energy (if metered) and full rule, the energy counted and the meter's
+    counter at that count (see :class:`Counted`), so a restart resumes counting from there.
     """
 
     session: str
@@ -150,7 +151,7 @@ class StoredSession:
 
 @dataclass(frozen=True)
 class Counted:
-    """A metered session's energy counted so far and the meter counter it was counted to."""
+    """A session's energy counted so far and the meter counter it was counted to."""
 
     energy_wh: float
     counter_wh: float | None
