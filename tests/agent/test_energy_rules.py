@@ -265,7 +265,6 @@ def test_a_metered_on_carries_its_energy_and_full_rule() -> None:
         (_on(1500.0, full=[10, 180, 120]), "'full' must be an object"),
         (_on(1500.0, full={"below_w": 10, "settle_s": 180}), "'grace_s' is missing"),
         (_on(1500.0, full={"below_w": -1, "settle_s": 1, "grace_s": 1}), "at least 0"),
-        (_on(None, full={"below_w": 1, "settle_s": 1, "grace_s": 1}), "'full' needs"),
     ],
 )
 def test_a_malformed_energy_or_full_rule_is_refused(payload: bytes, problem: str) -> None:

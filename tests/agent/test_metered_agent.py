@@ -223,10 +223,10 @@ def test_the_time_cap_ends_a_metered_session_and_its_off_names_it(tmp_path: Path
         assert not rig.powered()
         off = rig.states()[-1]
         assert (off["reason"], off["session"], off["energy_wh"]) == ("deadline", "s-1", 3.0)
-        # A timed session afterwards: energy is not counted, the ended session is forgotten.
+        # A timed session afterwards: counted from 0, the ended session is forgotten.
         rig.on("s-2", None, seconds=30)
         on = rig.states()[-1]
-        assert (on["session"], on["energy_wh"], on["power_w"]) == ("s-2", None, 500.0)
+        assert (on["session"], on["energy_wh"], on["power_w"]) == ("s-2", 0.0, 500.0)
 
 
 def test_a_bay_without_a_meter_reports_as_before(tmp_path: Path) -> None:
@@ -261,7 +261,7 @@ def test_a_stored_session_of_an_old_agent_resumes_as_timed(tmp_path: Path) -> No
         assert rig.powered()
         rig.agent._publish_everything()
         state = rig.states()[-1]
-        assert (state["reason"], state["session"], state["energy_wh"]) == ("resumed", "s-old", None)
+        assert (state["reason"], state["session"], state["energy_wh"]) == ("resumed", "s-old", 0.0)
 
 
 def _stored_metered(tmp_path: Path, boot_id: str) -> None:

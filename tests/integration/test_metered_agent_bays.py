@@ -110,11 +110,17 @@ async def test_energy_sale_sends_the_energy_and_the_full_rule_and_a_top_up_adds(
     assert second["energy_wh"] == BOUGHT_WH + 1000.0
 
 
-@pytest.mark.usefixtures("metered")
-async def test_a_session_sold_by_time_on_a_metered_bay_is_sent_as_a_timed_one(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+async def test_a_session_sold_by_time_at_an_old_agents_bay_gets_no_full(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    metered: MockConfigEntry,
 ) -> None:
-    """The agent refuses ``full`` without ``energy_wh`` (``rejected_malformed``)."""
+    """An agent whose config names no meter for the bay may not know ``full``."""
+    announce(agent, meter=None)
+    runner = metered.runtime_data.bays.runners["bay-1"]
+    await wait_until(hass, lambda: not runner.driver.metered)
     await pay(hass, standin, post_webhook)
     on = await agent.wait_command(1)
     assert isinstance(on, dict)

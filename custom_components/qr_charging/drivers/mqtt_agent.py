@@ -234,9 +234,9 @@ class MqttAgentDriver(BayDriver):
     ) -> None:
         """Send ``on`` for the session.
 
-        A session sold by the kWh carries the energy paid for (a top-up: all of it) and the
-        bay's vehicle-full rule; the agent refuses ``full`` without ``energy_wh``
-        (``rejected_malformed``), so a session sold by time carries neither.
+        A session sold by the kWh carries the energy paid for (a top-up: all of it). Every
+        session at a bay whose agent names a meter carries the bay's vehicle-full rule, one
+        sold by time too (as at a metered switch bay); an old agent's bay gets no ``full``.
         """
         command: dict[str, Any] = {
             "action": "on",
@@ -247,8 +247,8 @@ class MqttAgentDriver(BayDriver):
         }
         if energy_wh is not None:
             command["energy_wh"] = energy_wh
-            if self._full is not None:
-                command["full"] = self._full
+        if self._full is not None and (self.metered or energy_wh is not None):
+            command["full"] = self._full
         await self._publish(command)
 
     async def async_turn_off(self, session_id: str | None) -> None:

@@ -322,8 +322,12 @@ class Agent:
                         f" ({outcome.problem})" if outcome.problem else "",
                     )
                     self._apply(bay_id, end(active, outcome.end), now)
-                elif self._metering.report_due(bay_id, active, now.mono):
-                    if active is not None and active.energy_wh is not None:
+                    continue
+                if outcome is not None and outcome.problem:
+                    # A timed session's meter fault ends nothing: its time is the clock's.
+                    _LOGGER.debug("%s: meter fault ignored: %s", bay_id, outcome.problem)
+                if self._metering.report_due(bay_id, active, now.mono):
+                    if active is not None:
                         self._checkpoint(now)
                     self._publish_state(bay_id, now)
 

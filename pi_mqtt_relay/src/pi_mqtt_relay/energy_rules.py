@@ -10,7 +10,11 @@ like :mod:`pi_mqtt_relay.sessions`:
   energy of one poll;
 * a meter that lies (not a finite non-negative number, power above the bay's rating, a
   counter going backwards) or stays silent ends the session, and the reading that showed the
-  fault is not counted: no unmeasured energy is ever billed.
+  fault is not counted: no unmeasured energy is ever billed;
+* a timed session at a metered bay is counted the same way (the owner's energy sold) but its
+  time is kept by the clock: only the vehicle-full rule ends it, never a fault of its meter;
+* low power is only ever what valid readings show: a poll without one (or with a faulty one)
+  starts the vehicle-full settle time again.
 """
 
 from __future__ import annotations
@@ -102,6 +106,8 @@ def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
 ) -> Observation:
     """Apply one poll's outcome (``reading`` None: the meter did not answer) to a session."""
     if reading is None:
+        # No reading is not low power: the settle time starts again at the next one.
+        count = replace(count, low_since=None)
         if mono - count.last_valid >= limits.silent_s:
             silent = mono - count.last_valid
             return Observation(count, Reason.METER_SILENT, f"no valid reading for {silent:.0f} s")
@@ -127,6 +133,29 @@ def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
     if full is not None and low is not None and mono - low >= full.settle_s:
         return Observation(counted, Reason.VEHICLE_FULL)
     return Observation(counted)
+
+
+def observe_timed(
+    count: Count,
+    reading: Reading | None,
+    mono: float,
+    *,
+    full: FullRule | None,
+    limits: MeterLimits,
+) -> Observation:
+    """Apply one poll to a timed session at a metered bay: only ``vehicle_full`` ends it.
+
+    Its deadline is the clock's, so a meter fault is reported (``problem``) but ends nothing:
+    the faulty reading is not counted, the settle time starts again, and a counter that went
+    backwards is counted on from its new value.
+    """
+    outcome = observe(count, reading, mono, paid_wh=math.inf, full=full, limits=limits)
+    if outcome.end is None or outcome.end is Reason.VEHICLE_FULL:
+        return outcome
+    counter = count.counter_wh
+    if outcome.end is Reason.METER_BACKWARDS and reading is not None:
+        counter = reading.energy_wh
+    return Observation(replace(count, counter_wh=counter, low_since=None), problem=outcome.problem)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The agent's meters: the count of each metered bay's session and what its state says.
 
-Holds, per bay with a meter, the last valid reading, the running metered session's
-:class:`~pi_mqtt_relay.energy_rules.Count` and the last metered session that ended; the rules
+Holds, per bay with a meter, the last valid reading, the running session's
+:class:`~pi_mqtt_relay.energy_rules.Count` (timed sessions are counted too: the owner's energy
+sold) and the last session that ended; the rules
 themselves are in :mod:`pi_mqtt_relay.energy_rules`. Not thread-safe by itself: the agent
 calls it under its lock (meters are read outside it).
 """
@@ -20,6 +21,7 @@ from .energy_rules import (
     Observation,
     Report,
     observe,
+    observe_timed,
     report_due,
     start_count,
     valid,
@@ -37,10 +39,10 @@ class BayMetering:
     meter: Meter
     limits: MeterLimits
     last: Reading | None = None
-    # The running metered session and its count.
+    # The running session (metered or timed) and its count.
     session: str | None = None
     count: Count | None = None
-    # The last metered session that ended and its final energy: named by the OFF state.
+    # The last session that ended and its final energy: named by the OFF state.
     ended: tuple[str, float] | None = None
     # A session held after a reboot (clock not synced) and its stored count, for its "on".
     held: tuple[str, Counted] | None = None
@@ -94,7 +96,7 @@ class Metering:
         since).
         """
         bay = self._bays.get(bay_id)
-        if bay is None or active.energy_wh is None:
+        if bay is None:
             return None
         if bay.session == active.session and bay.count is not None:
             return Counted(bay.count.energy_wh, bay.count.counter_wh)
@@ -128,7 +130,7 @@ class Metering:
             bay.meter.load_switched(True, mono)
 
     def hold(self, bay_id: str, session: str, counted: Counted | None) -> None:
-        """A stored metered session waits for its ``on`` (see ``sessions.Resume.HOLD``).
+        """A stored session waits for its ``on`` (see ``sessions.Resume.HOLD``).
 
         When that comes, it goes on counting from its stored count (kept until the agent
         stops, as the held session itself is).
@@ -138,7 +140,7 @@ class Metering:
             bay.held = (session, counted)
 
     def expired_while_stopped(self, bay_id: str, session: str, counted: Counted | None) -> None:
-        """A stored metered session ended while the agent was down: its OFF names it."""
+        """A stored session ended while the agent was down: its OFF names it."""
         bay = self._bays.get(bay_id)
         if bay is not None and counted is not None:
             bay.ended = (session, counted.energy_wh)
@@ -148,16 +150,13 @@ class Metering:
         bay: BayMetering, active: ActiveSession, counted: Counted | None, mono: float
     ) -> None:
         bay.ended, bay.held = None, None
-        if active.energy_wh is None:
-            bay.session, bay.count = None, None
-            return
         energy, counter = (counted.energy_wh, counted.counter_wh) if counted else (0.0, None)
         bay.session, bay.count = active.session, start_count(mono, counter, energy)
 
     def observe(
         self, bay_id: str, active: ActiveSession | None, reading: Reading | None, mono: float
     ) -> Observation | None:
-        """One poll of the bay's meter; the observation of its metered session, if any."""
+        """One poll of the bay's meter; the observation of its running session, if any."""
         bay = self._bays[bay_id]
         if (reading is None) != bay.failing:
             bay.failing = reading is None
@@ -165,16 +164,19 @@ class Metering:
             log("%s: meter %s", bay_id, "stopped answering" if bay.failing else "answers again")
         if reading is not None and valid(reading):
             bay.last = reading
-        if active is None or active.energy_wh is None or bay.count is None:
+        if active is None or bay.count is None or bay.session != active.session:
             return None
-        outcome = observe(
-            bay.count,
-            reading,
-            mono,
-            paid_wh=active.energy_wh,
-            full=active.full,
-            limits=bay.limits,
-        )
+        if active.energy_wh is None:
+            outcome = observe_timed(bay.count, reading, mono, full=active.full, limits=bay.limits)
+        else:
+            outcome = observe(
+                bay.count,
+                reading,
+                mono,
+                paid_wh=active.energy_wh,
+                full=active.full,
+                limits=bay.limits,
+            )
         bay.count = outcome.count
         return outcome
 
@@ -207,7 +209,7 @@ class Metering:
     ) -> dict[str, Any]:
         """``power_w`` and ``energy_wh`` of a metered bay's state; notes them as reported.
 
-        When the bay is off after a metered session, ``session`` names that session.
+        When the bay is off after a session, ``session`` names that session.
         """
         bay = self._bays.get(bay_id)
         if bay is None:

@@ -69,10 +69,12 @@ def _to_json(state: SavedState) -> dict[str, Any]:
 
 
 def _metered_to_json(s: StoredSession) -> dict[str, Any]:
-    """A metered session's extra keys; a timed session is stored exactly as before."""
-    if s.energy_wh is None:
-        return {}
-    data: dict[str, Any] = {"energy_wh": s.energy_wh}
+    """A session's metering keys, each only when it has it.
+
+    A timed session at a bay without a meter is stored exactly as before; at a metered bay it
+    keeps its full rule and count as a metered session does.
+    """
+    data: dict[str, Any] = {} if s.energy_wh is None else {"energy_wh": s.energy_wh}
     if s.full is not None:
         data["full"] = {
             "below_w": s.full.below_w,
