@@ -20,13 +20,10 @@ from pytest_homeassistant_custom_component.common import async_capture_events
 from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_ENDED, EVENT_SESSION_STARTED
 from devtools.razorpay_standin import RazorpayStandin
 
-from .conftest import RATE_PLAN_SUBENTRY, PostWebhook
-from .helpers import export_sessions, refund_amounts, settle
+from .const import RATE_PLAN_SUBENTRY
+from .helpers import PostWebhook, export_sessions, refund_amounts, settle
 from .meter_helpers import FULL_RULE, metered_state
 from .mqtt_helpers import ScriptedAgent, wait_until
-from .test_metered_agent_bays import agent, metered
-
-__all__ = ["agent", "metered"]  # the fixtures this module uses
 
 # 30 minutes at ₹0.50 a minute.
 MINUTES = 30
