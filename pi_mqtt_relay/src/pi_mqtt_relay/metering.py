@@ -74,7 +74,6 @@ class Metering:
                 limits = MeterLimits(
                     max_power_w=bay.meter.max_power_w,
                     silent_s=config.metering.meter_silent_s,
-                    reset_wh=config.metering.reset_wh,
                 )
                 self._bays[bay.id] = BayMetering(meters[bay.id], limits)
 
