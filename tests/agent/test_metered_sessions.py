@@ -30,6 +30,11 @@ def line() -> Iterator[SimulatedPzemLine]:
         yield simulated
 
 
+# The counter moves by tens of Wh between two 50 ms polls here: a bay rated 100 kW may
+# draw that (58 Wh per poll with the meter's 2 s lag), a 3.68 kW one would be meter_invalid.
+RATING_W = 100_000
+
+
 def _config(setup: Setup, line: SimulatedPzemLine, **overrides: Any) -> Path:
     """bay-1 metered by the simulated PZEM-004T at address 1; bay-2 without a meter."""
     settings: dict[str, Any] = {
@@ -39,7 +44,12 @@ def _config(setup: Setup, line: SimulatedPzemLine, **overrides: Any) -> Path:
                 "name": "Bay 1",
                 "pin": 17,
                 "default_minutes": 1,
-                "meter": {"kind": "pzem004t", "port": line.port, "address": 1},
+                "meter": {
+                    "kind": "pzem004t",
+                    "port": line.port,
+                    "address": 1,
+                    "max_power_w": RATING_W,
+                },
             },
             {"id": "bay-2", "name": "Bay 2", "pin": 27, "default_minutes": 1},
         ],
@@ -110,7 +120,7 @@ def test_the_config_names_each_meter(setup: Setup, metered: tuple[RunningAgent, 
     _, obs = metered
     config = obs.wait_for(f"qr_charging/{setup.node}/config", lambda m: True).json()
     assert config["bays"] == [
-        {"id": "bay-1", "name": "Bay 1", "meter": {"kind": "pzem004t", "max_power_w": 3680}},
+        {"id": "bay-1", "name": "Bay 1", "meter": {"kind": "pzem004t", "max_power_w": RATING_W}},
         {"id": "bay-2", "name": "Bay 2"},
     ]
 
@@ -171,12 +181,13 @@ def test_a_counter_reset_keeps_counting_and_a_drop_is_meter_backwards(
     running, obs = metered
     mark = _start(obs, "s-reset", 500)
     _counted(line, obs, mark, 5020, 20.0)
-    line.meters[1].energy_wh = 4  # reset (or a meter restarted): at most reset_wh
+    line.meters[1].energy_wh = 4  # reset (or a meter restarted): its 4 Wh are counted
     _wait_reads(line, 3)
-    _counted(line, obs, mark, 34, 50.0)
-    line.meters[1].energy_wh = 20
+    _counted(line, obs, mark, 34, 54.0)
+    _counted(line, obs, mark, 80, 100.0)
+    line.meters[1].energy_wh = 70  # more than the bay could have drawn since the last poll
     off = obs.wait_state("bay-1", since=mark, reason="meter_backwards")
-    assert (off["state"], off["session"], off["energy_wh"]) == ("OFF", "s-reset", 50.0)
+    assert (off["state"], off["session"], off["energy_wh"]) == ("OFF", "s-reset", 100.0)
     assert not running.is_on("bay-1")
 
 
@@ -186,7 +197,7 @@ def test_power_above_the_rating_is_meter_overpower(
     running, obs = metered
     mark = _start(obs, "s-over", 500)
     _counted(line, obs, mark, 5010, 10.0)
-    line.meters[1].power_w = 4000.0
+    line.meters[1].power_w = RATING_W + 1.0
     line.meters[1].energy_wh = 5015  # read with the overpower: not counted
     off = obs.wait_state("bay-1", since=mark, reason="meter_overpower")
     assert (off["session"], off["energy_wh"]) == ("s-over", 10.0)

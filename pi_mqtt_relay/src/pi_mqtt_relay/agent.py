@@ -383,7 +383,8 @@ class Agent:
             else:
                 self._active[bay_id] = session
                 self._reason[bay_id] = Reason.RESUMED
-                self._metering.resumed(bay_id, session, stored.counted, now.mono)
+                down_s = stored.remaining - session.remaining(now)
+                self._metering.resumed(bay_id, session, stored.counted, now.mono, down_s)
                 _LOGGER.info(
                     "%s: resuming session %s for %.1f s",
                     bay_id,

@@ -81,13 +81,19 @@ class Dropped:
     at: float
 
 
-def start_count(mono: float, counter_wh: float | None, energy_wh: float = 0.0) -> Count:
+def start_count(
+    mono: float, counter_wh: float | None, energy_wh: float = 0.0, *, unseen_s: float = 0.0
+) -> Count:
     """A session starting (or resuming with ``energy_wh`` counted) at ``mono``.
 
     ``counter_wh`` is the counter before the relay went on: the relay was off since, so the
-    first reading's increase belongs to the session.
+    first reading's increase belongs to the session. ``unseen_s`` is how long the bay may have
+    drawn since ``counter_wh`` was read (a stored count: the agent was down): the first rise
+    is judged plausible over that time too.
     """
-    return Count(energy_wh=energy_wh, counter_wh=counter_wh, started=mono, last_valid=mono)
+    return Count(
+        energy_wh=energy_wh, counter_wh=counter_wh, started=mono, last_valid=mono - unseen_s
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import AgentConfig
 from .energy_rules import (
+    REPORT_EVERY_S,
     Count,
     MeterLimits,
     Observation,
@@ -57,6 +58,15 @@ def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
     except Exception:
         _LOGGER.exception("%s: meter read failed", bay_id)
     return None
+
+
+def _unseen_s(counted: Counted | None, down_s: float) -> float:
+    """How long a stored count's bay may have drawn unread.
+
+    ``down_s`` stopped, plus the time before the stop since the count was last stored (a
+    running metered session is stored with each report, at least every ``REPORT_EVERY_S``).
+    """
+    return 0.0 if counted is None else max(0.0, down_s) + REPORT_EVERY_S
 
 
 def _round(value: float | None) -> float | None:
@@ -111,19 +121,27 @@ class Metering:
         if (before is None) != (after is None):
             bay.meter.load_switched(after is not None, mono)
         if after is not None and (before is None or before.session != after.session):
-            self._begin(bay, after, self.counted(bay_id, after), mono)
+            held = bay.held is not None and bay.held[0] == after.session
+            counted = self.counted(bay_id, after)
+            # A held session's bay went off with the power: unseen only until that cut.
+            self._begin(bay, after, counted, mono, _unseen_s(counted, 0.0) if held else 0.0)
         elif after is None and before is not None:
             if bay.count is not None and bay.session == before.session:
                 bay.ended = (before.session, bay.count.energy_wh)
             bay.session, bay.count = None, None
 
     def resumed(
-        self, bay_id: str, active: ActiveSession, counted: Counted | None, mono: float
+        self,
+        bay_id: str,
+        active: ActiveSession,
+        counted: Counted | None,
+        mono: float,
+        down_s: float,
     ) -> None:
-        """A stored session continues after a restart, counting from the stored counter."""
+        """A stored session continues after ``down_s`` stopped, counting from its stored count."""
         bay = self._bays.get(bay_id)
         if bay is not None:
-            self._begin(bay, active, counted, mono)
+            self._begin(bay, active, counted, mono, _unseen_s(counted, down_s))
             bay.meter.load_switched(True, mono)
 
     def hold(self, bay_id: str, session: str, counted: Counted | None) -> None:
@@ -144,14 +162,19 @@ class Metering:
 
     @staticmethod
     def _begin(
-        bay: BayMetering, active: ActiveSession, counted: Counted | None, mono: float
+        bay: BayMetering,
+        active: ActiveSession,
+        counted: Counted | None,
+        mono: float,
+        unseen_s: float = 0.0,
     ) -> None:
         bay.ended, bay.held = None, None
         if active.energy_wh is None:
             bay.session, bay.count = None, None
             return
         energy, counter = (counted.energy_wh, counted.counter_wh) if counted else (0.0, None)
-        bay.session, bay.count = active.session, start_count(mono, counter, energy)
+        bay.session = active.session
+        bay.count = start_count(mono, counter, energy, unseen_s=unseen_s)
 
     def observe(
         self, bay_id: str, active: ActiveSession | None, reading: Reading | None, mono: float
