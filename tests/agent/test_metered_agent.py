@@ -9,116 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gpiozero.pins.mock import MockFactory
-
-from pi_mqtt_relay.agent import Agent
-from pi_mqtt_relay.config import parse_config
-from pi_mqtt_relay.meters import ChargingCurve, Meter, MeterFault, MockMeter, Reading
+from pi_mqtt_relay.meters import ChargingCurve, MockMeter, Reading
 from pi_mqtt_relay.state_file import StateFile
 
-from .fakes import WALL, Clock, KeptLink, keep_deadlines
-
-
-@dataclass
-class StubMeter:
-    """A meter that answers what the test sets (None: no answer)."""
-
-    reading: Reading | None = None
-
-    def read(self, mono: float) -> Reading:
-        if self.reading is None:
-            raise MeterFault("no answer")
-        return self.reading
-
-    def load_switched(self, on: bool, mono: float) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class Rig:
-    agent: Agent
-    link: KeptLink
-    clock: Clock
-    factory: MockFactory
-    state_file: Path
-
-    def states(self, bay: str = "bay-1") -> list[dict[str, Any]]:
-        return [p for t, p in self.link.sent if t.endswith(f"/{bay}/state")]
-
-    def on(self, session: str, energy_wh: float | None, seconds: float = 600, **extra: Any) -> None:
-        sent = self.clock.now.wall
-        command: dict[str, Any] = {
-            "action": "on",
-            "session": session,
-            "until": sent + seconds,
-            "duration": seconds,
-            "sent": sent,
-            **extra,
-        }
-        if energy_wh is not None:
-            command["energy_wh"] = energy_wh
-        self.agent.handle_command("bay-1", json.dumps(command).encode())
-
-    def poll(self, seconds: float = 0.0) -> None:
-        """Move the clock, then do what the deadline and meter threads would have done."""
-        self.clock.tick(seconds)
-        keep_deadlines(self.agent, self.clock)
-        self.agent.poll_meters()
-
-    def powered(self) -> bool:
-        return bool(self.factory.pin(17).state)
-
-
-@contextmanager
-def _rig(tmp_path: Path, meter: Meter, *, synced: bool = True, **settings: Any) -> Iterator[Rig]:
-    config = parse_config(
-        {
-            "broker": {"host": "127.0.0.1"},
-            "node": {"id": "metered"},
-            "state_file": str(tmp_path / "state.json"),
-            "max_session_s": 3600,
-            "bays": [
-                {"id": "bay-1", "pin": 17, "meter": {"kind": "mock", "max_power_w": 3680}},
-                {"id": "bay-2", "pin": 27},
-            ],
-            **settings,
-        }
-    )
-    factory = MockFactory()
-    links: list[KeptLink] = []
-    clock = Clock()
-
-    def link(*args: Any) -> KeptLink:
-        links.append(KeptLink(*args))
-        return links[-1]
-
-    agent = Agent(
-        config,
-        pin_factory=factory,
-        clock=clock,
-        boot_id="boot",
-        clock_synced=lambda: synced,
-        link=link,
-        meters={"bay-1": meter},
-    )
-    try:
-        yield Rig(agent, links[0], clock, factory, tmp_path / "state.json")
-    finally:
-        agent._relays.close()
+from .fakes import WALL, Clock, StubMeter, metered_rig
 
 
 def test_the_cut_is_within_one_polls_energy_of_the_paid_energy(tmp_path: Path) -> None:
     meter = MockMeter(ChargingCurve(power_w=3600.0, taper_at_wh=10_000.0), counter_wh=100.0)
-    with _rig(tmp_path, meter, meter_poll_s=2) as rig:
+    with metered_rig(tmp_path, meter, meter_poll_s=2) as rig:
         rig.poll()
         rig.on("s-1", 25.0)
         assert rig.powered()
@@ -134,7 +35,7 @@ def test_the_cut_is_within_one_polls_energy_of_the_paid_energy(tmp_path: Path) -
 
 def test_a_metered_state_is_reported_at_least_every_10_s_while_on(tmp_path: Path) -> None:
     meter = StubMeter(Reading(500.0, 1000.0))
-    with _rig(tmp_path, meter) as rig:
+    with metered_rig(tmp_path, meter) as rig:
         rig.poll()
         rig.on("s-1", 100.0)
         before = len(rig.states())
@@ -165,7 +66,7 @@ def test_a_metered_state_is_reported_at_least_every_10_s_while_on(tmp_path: Path
 
 def test_an_invalid_reading_ends_the_session_off_first(tmp_path: Path) -> None:
     meter = StubMeter(Reading(500.0, 1000.0))
-    with _rig(tmp_path, meter) as rig:
+    with metered_rig(tmp_path, meter) as rig:
         rig.poll()
         rig.on("s-1", 100.0)
         meter.reading = Reading(500.0, 1004.0)
@@ -183,7 +84,7 @@ def test_an_invalid_reading_ends_the_session_off_first(tmp_path: Path) -> None:
 
 def test_a_silent_meter_ends_after_meter_silent_s(tmp_path: Path) -> None:
     meter = StubMeter(Reading(500.0, 1000.0))
-    with _rig(tmp_path, meter, meter_silent_s=60) as rig:
+    with metered_rig(tmp_path, meter, meter_silent_s=60) as rig:
         rig.poll()
         rig.on("s-1", 100.0)
         meter.reading = None
@@ -197,7 +98,7 @@ def test_a_silent_meter_ends_after_meter_silent_s(tmp_path: Path) -> None:
 def test_vehicle_full_with_the_mock_curve(tmp_path: Path) -> None:
     curve = ChargingCurve(power_w=1800.0, taper_at_wh=20.0, taper_wh=5.0, standby_w=2.0)
     meter = MockMeter(curve)
-    with _rig(tmp_path, meter, meter_poll_s=2) as rig:
+    with metered_rig(tmp_path, meter, meter_poll_s=2) as rig:
         rig.poll()
         rig.on("s-1", 1000.0, full={"below_w": 10, "settle_s": 180, "grace_s": 120})
         elapsed = 0.0
@@ -214,7 +115,7 @@ def test_vehicle_full_with_the_mock_curve(tmp_path: Path) -> None:
 
 def test_the_time_cap_ends_a_metered_session_and_its_off_names_it(tmp_path: Path) -> None:
     meter = StubMeter(Reading(500.0, 1000.0))
-    with _rig(tmp_path, meter) as rig:
+    with metered_rig(tmp_path, meter) as rig:
         rig.poll()
         rig.on("s-1", 100.0, seconds=30)
         meter.reading = Reading(500.0, 1003.0)
@@ -230,7 +131,7 @@ def test_the_time_cap_ends_a_metered_session_and_its_off_names_it(tmp_path: Path
 
 
 def test_a_bay_without_a_meter_reports_as_before(tmp_path: Path) -> None:
-    with _rig(tmp_path, StubMeter(Reading(0.0, 0.0))) as rig:
+    with metered_rig(tmp_path, StubMeter(Reading(0.0, 0.0))) as rig:
         rig.agent.handle_command("bay-2", b"ON")
         state = rig.states("bay-2")[-1]
         assert set(state) == {"state", "session", "until", "remaining", "reason"}
@@ -256,7 +157,7 @@ def test_a_stored_session_of_an_old_agent_resumes_as_timed(tmp_path: Path) -> No
             }
         )
     )
-    with _rig(tmp_path, StubMeter(Reading(0.0, 0.0))) as rig:
+    with metered_rig(tmp_path, StubMeter(Reading(0.0, 0.0))) as rig:
         rig.agent._resume_stored_sessions()
         assert rig.powered()
         rig.agent._publish_everything()
@@ -293,7 +194,7 @@ def test_a_resumed_session_counts_on_from_the_stored_counter(tmp_path: Path) -> 
     _stored_metered(tmp_path, "boot")
     # 10 Wh more were drawn after the last store, before the agent died.
     meter = StubMeter(Reading(500.0, 1050.0))
-    with _rig(tmp_path, meter) as rig:
+    with metered_rig(tmp_path, meter) as rig:
         rig.agent._resume_stored_sessions()
         assert rig.powered()
         rig.poll()
@@ -311,7 +212,7 @@ def test_a_held_session_counts_on_from_its_stored_count_when_its_on_comes(
     counted before the reboot is not sold again."""
     _stored_metered(tmp_path, "an-earlier-boot")
     meter = StubMeter(Reading(0.0, 1050.0))
-    with _rig(tmp_path, meter, synced=False) as rig:
+    with metered_rig(tmp_path, meter, synced=False) as rig:
         rig.agent._resume_stored_sessions()
         assert not rig.powered()
         rig.poll()

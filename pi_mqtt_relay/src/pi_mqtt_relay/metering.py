@@ -156,9 +156,28 @@ class Metering:
 
     def expired_while_stopped(self, bay_id: str, session: str, counted: Counted | None) -> None:
         """A stored metered session ended while the agent was down: its OFF names it."""
+        if counted is not None:
+            self.ended_before(bay_id, session, counted.energy_wh)
+
+    def ended_before(self, bay_id: str, session: str, energy_wh: float) -> None:
+        """The bay's last metered session ended before a restart: its OFF names it."""
         bay = self._bays.get(bay_id)
-        if bay is not None and counted is not None:
-            bay.ended = (session, counted.energy_wh)
+        if bay is not None:
+            bay.ended = (session, energy_wh)
+
+    def last_ended(self, bay_id: str, active: ActiveSession | None) -> tuple[str, float] | None:
+        """The bay's last ended metered session and its energy, to store.
+
+        With ``active`` (what is about to be stored) no longer the counted session, the
+        counted one is ending now.
+        """
+        bay = self._bays.get(bay_id)
+        if bay is None:
+            return None
+        ending = active is None or active.session != bay.session
+        if bay.session is not None and bay.count is not None and ending:
+            return (bay.session, bay.count.energy_wh)
+        return bay.ended
 
     @staticmethod
     def _begin(
