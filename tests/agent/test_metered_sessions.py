@@ -284,3 +284,31 @@ def test_a_killed_agent_resumes_counting_from_the_meter(
     line.meters[1].energy_wh = 5100
     off = obs.wait_state("bay-1", since=mark, reason="energy_reached")
     assert (off["session"], off["energy_wh"]) == ("s-kill", 100.0)
+
+
+def test_a_killed_agent_still_names_the_ended_session_and_its_energy(
+    setup: Setup,
+    line: SimulatedPzemLine,
+    observer_factory: Callable[[str], Observer],
+    processes: Callable[[Path, Path], AgentProcess],
+    tmp_path: Path,
+) -> None:
+    """Review #24 finding 3: the session ended while HA was away, then the agent was killed
+    (SIGKILL) and restarted. Its retained OFF and its answer to HA's resent "on" must still
+    name the session and the energy counted, or HA bills none of it."""
+    obs = observer_factory(setup.node)
+    proc = processes(_config(setup, line), tmp_path / "agent.log").start()
+    obs.wait_state("bay-1", reason="boot", power_w=1000.0, timeout=20)
+    mark = _start(obs, "s-gone", 40)
+    line.meters[1].energy_wh = 5040
+    off = obs.wait_state("bay-1", since=mark, reason="energy_reached")
+    assert (off["session"], off["energy_wh"]) == ("s-gone", 40.0)
+    proc.kill()
+    mark = obs.mark()
+    proc.start()
+    booted = obs.wait_state("bay-1", since=mark, reason="boot", timeout=20)
+    assert (booted["state"], booted["session"], booted["energy_wh"]) == ("OFF", "s-gone", 40.0)
+    mark = obs.mark()
+    _send_metered(obs, "bay-1", "s-gone", 40)
+    refused = obs.wait_state("bay-1", since=mark, reason="rejected_ended")
+    assert (refused["state"], refused["session"], refused["energy_wh"]) == ("OFF", "s-gone", 40.0)
