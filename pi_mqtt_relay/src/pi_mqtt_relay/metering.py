@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import AgentConfig
 from .energy_rules import (
+    REPORT_EVERY_S,
     Count,
     MeterLimits,
     Observation,
@@ -61,6 +62,15 @@ def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
     return None
 
 
+def _unseen_s(counted: Counted | None, down_s: float) -> float:
+    """How long a stored count's bay may have drawn unread.
+
+    ``down_s`` stopped, plus the time before the stop since the count was last stored (a
+    running metered session is stored with each report, at least every ``REPORT_EVERY_S``).
+    """
+    return 0.0 if counted is None else max(0.0, down_s) + REPORT_EVERY_S
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -76,7 +86,6 @@ class Metering:
                 limits = MeterLimits(
                     max_power_w=bay.meter.max_power_w,
                     silent_s=config.metering.meter_silent_s,
-                    reset_wh=config.metering.reset_wh,
                 )
                 self._bays[bay.id] = BayMetering(meters[bay.id], limits)
 
@@ -114,19 +123,27 @@ class Metering:
         if (before is None) != (after is None):
             bay.meter.load_switched(after is not None, mono)
         if after is not None and (before is None or before.session != after.session):
-            self._begin(bay, after, self.counted(bay_id, after), mono)
+            held = bay.held is not None and bay.held[0] == after.session
+            counted = self.counted(bay_id, after)
+            # A held session's bay went off with the power: unseen only until that cut.
+            self._begin(bay, after, counted, mono, _unseen_s(counted, 0.0) if held else 0.0)
         elif after is None and before is not None:
             if bay.count is not None and bay.session == before.session:
                 bay.ended = (before.session, bay.count.energy_wh)
             bay.session, bay.count = None, None
 
     def resumed(
-        self, bay_id: str, active: ActiveSession, counted: Counted | None, mono: float
+        self,
+        bay_id: str,
+        active: ActiveSession,
+        counted: Counted | None,
+        mono: float,
+        down_s: float,
     ) -> None:
-        """A stored session continues after a restart, counting from the stored counter."""
+        """A stored session continues after ``down_s`` stopped, counting from its stored count."""
         bay = self._bays.get(bay_id)
         if bay is not None:
-            self._begin(bay, active, counted, mono)
+            self._begin(bay, active, counted, mono, _unseen_s(counted, down_s))
             bay.meter.load_switched(True, mono)
 
     def hold(self, bay_id: str, session: str, counted: Counted | None) -> None:
@@ -141,17 +158,41 @@ class Metering:
 
     def expired_while_stopped(self, bay_id: str, session: str, counted: Counted | None) -> None:
         """A stored session ended while the agent was down: its OFF names it."""
+        if counted is not None:
+            self.ended_before(bay_id, session, counted.energy_wh)
+
+    def ended_before(self, bay_id: str, session: str, energy_wh: float) -> None:
+        """The bay's last counted session ended before a restart: its OFF names it."""
         bay = self._bays.get(bay_id)
-        if bay is not None and counted is not None:
-            bay.ended = (session, counted.energy_wh)
+        if bay is not None:
+            bay.ended = (session, energy_wh)
+
+    def last_ended(self, bay_id: str, active: ActiveSession | None) -> tuple[str, float] | None:
+        """The bay's last ended metered session and its energy, to store.
+
+        With ``active`` (what is about to be stored) no longer the counted session, the
+        counted one is ending now.
+        """
+        bay = self._bays.get(bay_id)
+        if bay is None:
+            return None
+        ending = active is None or active.session != bay.session
+        if bay.session is not None and bay.count is not None and ending:
+            return (bay.session, bay.count.energy_wh)
+        return bay.ended
 
     @staticmethod
     def _begin(
-        bay: BayMetering, active: ActiveSession, counted: Counted | None, mono: float
+        bay: BayMetering,
+        active: ActiveSession,
+        counted: Counted | None,
+        mono: float,
+        unseen_s: float = 0.0,
     ) -> None:
         bay.ended, bay.held = None, None
         energy, counter = (counted.energy_wh, counted.counter_wh) if counted else (0.0, None)
-        bay.session, bay.count = active.session, start_count(mono, counter, energy)
+        bay.session = active.session
+        bay.count = start_count(mono, counter, energy, unseen_s=unseen_s)
 
     def observe(
         self, bay_id: str, active: ActiveSession | None, reading: Reading | None, mono: float
