@@ -179,14 +179,13 @@ async def test_an_agent_that_ended_the_session_meanwhile_bills_its_energy(
     assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)  # HA is back
     await hass.async_block_till_done()
     again = await agent.wait_command(sent + 1)  # HA asks the restarted agent to resume it
-    assert isinstance(again, dict) and again["action"] == "on"
+    assert isinstance(again, dict)
+    assert again["action"] == "on"
     metered_state(
         agent, on["session"], on=False, reason="rejected_ended", power_w=0.0, energy_wh=answer_wh
     )
     await wait_until(hass, lambda: len(ended) == 1)
     await settle(hass)
 
-    assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [
-        ("agent_ended", billed_wh)
-    ]
+    assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [("agent_ended", billed_wh)]
     assert refund_amounts(standin, payment_id) == refunds
