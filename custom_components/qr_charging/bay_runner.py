@@ -28,9 +28,11 @@ from .const import EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
 from .ending_rules import Ending, RefundMode
 from .endings import Endings
+from .energy_rules import resumed_count
 from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
+from .running_energy import RunningEnergy
 from .session_rules import (
     PAID_ONLY,
     STARTING_ONLY,
@@ -156,6 +158,7 @@ class BayRunner:
         self.signal = bay_signal(entry.entry_id, bay.bay_id)
         self.fault: str | None = None
         self.last_report: BayReport | None = None
+        self.energy = RunningEnergy(books, self.driver, self._task)
         self.timers = BayTimers(
             hass,
             bay_id=bay.bay_id,
@@ -193,6 +196,7 @@ class BayRunner:
         if (online := self.driver.online) != self._was_online:
             _log_availability(self.bay.bay_id, online, self._was_online)
             self._was_online = online
+        self.energy.note(self.session)  # a switch bay's meter counted a reading
         self.async_notify_entities()
 
     @callback
@@ -206,11 +210,16 @@ class BayRunner:
         """Listen to the bay, then pick up where the ledger says the bay was."""
         now = time.time()
         first = self.session
-        if first is not None and rules.resume(first, first=True, now=now) is Resume.DEADLINE:
+        resume = rules.resume(first, first=True, now=now) if first is not None else None
+        if first is not None and resume is Resume.DEADLINE:
             assert first.until is not None
             # Before listening: the bay's first report must be read against this session.
-            self.driver.resume(first.session_id, first.until, first.energy_paid_wh or None)
+            paid = first.energy_paid_wh or None
+            self.driver.resume(first.session_id, first.until, paid, resumed_count(first))
         await self.driver.async_setup()
+        if first is not None and resume is Resume.END and first.sells_energy:
+            # Its end bills the energy: the bay's retained state may say how much was drawn.
+            await self.driver.async_wait_state(self.settings.ack_timeout_s)
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             match rules.resume(session, first=not index, now=now):
@@ -333,6 +342,8 @@ class BayRunner:
     @callback
     def _on_report(self, report: BayReport) -> None:
         self.last_report = report
+        if report.powered:  # an agent's count so far (an OFF's is stored by its end)
+            self.energy.note(self.session)
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:

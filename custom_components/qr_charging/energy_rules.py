@@ -37,6 +37,11 @@ METER_FAULTS = frozenset({METER_SILENT, METER_INVALID, METER_BACKWARDS, METER_OV
 METERED_ENDS = frozenset({ENERGY_REACHED, VEHICLE_FULL, *METER_FAULTS})
 # An ``on`` with energy to a bay whose agent has no meter.
 REJECTED_NO_METER = "rejected_no_meter"
+# An ``on`` for a session the agent had ended already (after its restart, say); a session sold
+# by the kWh then ends as ``agent_ended``: billed the energy the agent's answer carries, or at
+# least the energy stored while it ran (``running_energy``), never 0.
+REJECTED_ENDED = "rejected_ended"
+AGENT_ENDED = "agent_ended"
 # A counter that drops to at most this was reset (restarted), not run backwards.
 RESET_WH = 10.0
 
@@ -96,6 +101,25 @@ def count(state: EnergyCount | None, reading_wh: float, reset_wh: float = RESET_
         # Reset or restarted: what it counted since counts too.
         return EnergyCount(state.counted_wh + reading_wh, reading_wh)
     raise MeterBackwards(f"meter went from {state.last_wh} Wh to {reading_wh} Wh")
+
+
+# A running session's energy is stored when it grew this much, or grew at all after this long,
+# since it was last stored (``keep_due``): at most one change of the books per 10 Wh or 30 s.
+KEEP_EVERY_WH = 10.0
+KEEP_EVERY_S = 30.0
+
+
+def keep_due(kept_wh: float, kept_at: float, counted_wh: float, now: float) -> bool:
+    """Whether a running session's energy counted so far is due to be stored."""
+    grown = counted_wh - kept_wh
+    return grown >= KEEP_EVERY_WH or (grown > 0 and now - kept_at >= KEEP_EVERY_S)
+
+
+def resumed_count(session: SessionRecord) -> EnergyCount | None:
+    """A switch bay session's count as last stored, to go on from after a restart."""
+    if session.meter_wh is None:
+        return None
+    return EnergyCount(session.energy_used_wh, session.meter_wh)
 
 
 # A metered bay whose meter has said nothing for this long while on is ``meter_silent``.

@@ -98,6 +98,12 @@ def bay_meter(data: dict[str, Any], agent_bay: str) -> str | None:
     return None
 
 
+async def _wait(event: asyncio.Event, within: float) -> None:
+    """Wait for ``event``, at most ``within`` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), within)
+
+
 def agent_identifier(node: str) -> str:
     """The identifier of an agent's device: one per node, whatever its prefix."""
     return f"agent-{node}"
@@ -130,6 +136,7 @@ class MqttAgentDriver(BayDriver):
         self._agent_online = False
         self._link_up = False
         self._availability_known = asyncio.Event()
+        self._state_heard = asyncio.Event()
 
     async def async_setup(self) -> None:
         """Subscribe to the agent's retained topics (if HA's MQTT client is there at all)."""
@@ -171,8 +178,11 @@ class MqttAgentDriver(BayDriver):
 
     async def async_wait_known(self, within: float) -> None:
         """The agent's retained availability arrives soon after subscribing; wait for it."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._availability_known.wait(), within)
+        await _wait(self._availability_known, within)
+
+    async def async_wait_state(self, within: float) -> None:
+        """The bay's retained state arrives soon after subscribing; wait for it (bounded)."""
+        await _wait(self._state_heard, within)
 
     @callback
     def _update_online(self) -> None:
@@ -205,6 +215,7 @@ class MqttAgentDriver(BayDriver):
 
     @callback
     def _state(self, msg: mqtt.ReceiveMessage) -> None:
+        self._state_heard.set()
         report = parse_state(msg.payload)
         if report is None:
             LOGGER.warning("Ignoring malformed bay state on %s", msg.topic)
