@@ -130,8 +130,8 @@ def test_meter(tmp_path: Path) -> None:
 def test_metered(tmp_path: Path) -> None:
     result = _run("metered", tmp_path)
     # Whatever the speed: every bay sold energy, and every metered report reached its sensors.
-    [phase] = result["phases"]
     assert result["bays"] == result["metered_ons"] == result["session_energy_matches"] == 6
-    assert phase["reports"] > 0
-    assert phase["unhandled"] == 0
-    assert phase["report_to_sensor_ms"]["n"] == phase["reports"]
+    for phase in result["phases"]:
+        assert phase["reports"] > 0
+        assert phase["unhandled"] == 0
+        assert phase["report_to_sensor_ms"]["n"] == phase["reports"]
