@@ -6,6 +6,7 @@
     python -m benchmarks --only pay,scale
     python -m benchmarks --only pages   # the customer's pages under load while paying
     python -m benchmarks --only meter   # the agent's energy cut-off (metered bays)
+    python -m benchmarks --only metered # 200 metered bays' state reports (10 s and 1 s)
 
 Speed and memory targets are checked here, never by timed tests. The exit status is 1 when a
 target is missed (not in ``--smoke``), 2 when a benchmark failed to run.
@@ -28,6 +29,7 @@ from typing import Any
 from benchmarks import (
     bench_history,
     bench_meter,
+    bench_metered,
     bench_pages,
     bench_pay,
     bench_scale,
@@ -61,6 +63,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
     working = (100, 10, 3) if smoke else ledger_growth.WORKING_SET
     pages = bench_pages.SMOKE if smoke else bench_pages.DEFAULT
     meter = bench_meter.SMOKE if smoke else bench_meter.DEFAULT
+    metered = bench_metered.SMOKE if smoke else bench_metered.DEFAULT
     return {
         "ledger": lambda work: ledger_growth.run(ledger_sizes, ledger_changes, work, working),
         "pay": lambda work: asyncio.run(bench_pay.run(work, pay, STOCK)),
@@ -74,6 +77,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
         "scale_nodelay": lambda work: asyncio.run(bench_scale.run(work, scale_variant, NODELAY)),
         "pages": lambda work: asyncio.run(bench_pages.run(work, pages)),
         "meter": lambda work: bench_meter.run(work, meter),
+        "metered": lambda work: asyncio.run(bench_metered.run(work, metered)),
     }
 
 

@@ -142,7 +142,9 @@ class ScriptedAgents:
 
     It publishes each node's availability and config and each bay's state (retained), and
     answers ``on`` with ``ON`` (``command``, or ``top_up`` for its running session) and
-    ``off`` with ``OFF``. ``reported`` keeps, per bay, when each state was published.
+    ``off`` with ``OFF``. ``reported`` keeps, per bay, when each state was published. With a
+    ``meter`` every bay's config names it and every state carries ``power_w`` and the session's
+    ``energy_wh`` (docs/mqtt-protocol.md), as ``reading`` sets them.
     """
 
     def __init__(
@@ -152,8 +154,13 @@ class ScriptedAgents:
         max_session_s: int = 14400,
         *,
         nodelay: bool = False,
+        meter: dict[str, Any] | None = None,
     ) -> None:
         self.nodes = nodes
+        self.meter = meter
+        # Per bay: the last reason (repeated by periodic reports, as the agent does) and reading.
+        self.reasons: dict[tuple[str, str], str] = {}
+        self.readings: dict[tuple[str, str], tuple[float, float]] = {}
         self.commands: list[Command] = []
         self.reported: list[tuple[float, str, str, dict[str, Any]]] = []
         self.sessions: dict[tuple[str, str], tuple[str, float] | None] = {
@@ -177,7 +184,10 @@ class ScriptedAgents:
                         "node": node,
                         "name": node,
                         "sw_version": "bench",
-                        "bays": [{"id": bay, "name": bay} for bay in bays],
+                        "bays": [
+                            {"id": bay, "name": bay} | ({"meter": meter} if meter else {})
+                            for bay in bays
+                        ],
                         "max_session_s": max_session_s,
                     }
                 ),
@@ -198,9 +208,18 @@ class ScriptedAgents:
             "remaining": round(max(current[1] - time.time(), 0), 1) if current else 0,
             "reason": reason,
         }
+        if self.meter is not None:
+            power_w, energy_wh = self.readings.get((node, bay), (0.0, 0.0))
+            state |= {"power_w": power_w, "energy_wh": energy_wh if current else None}
+        self.reasons[(node, bay)] = reason
         with self._lock:
             self.reported.append((time.monotonic(), node, bay, state))
         self._publish(f"{PREFIX}/{node}/{bay}/state", json.dumps(state))
+
+    def reading(self, node: str, bay: str, power_w: float, energy_wh: float) -> None:
+        """A metered bay's periodic state: this reading, with the bay's last reason."""
+        self.readings[(node, bay)] = (power_w, energy_wh)
+        self.report(node, bay, self.reasons.get((node, bay), "boot"))
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         at = time.monotonic()
@@ -220,6 +239,8 @@ class ScriptedAgents:
                 self.report(node, bay, "rejected_busy")
                 return
             self.sessions[(node, bay)] = (data["session"], float(data["until"]))
+            if not top_up:
+                self.readings[(node, bay)] = (0.0, 0.0)
             self.report(node, bay, "top_up" if top_up else "command")
         elif data.get("action") == "off" and current is not None and current[0] == data["session"]:
             self.sessions[(node, bay)] = None

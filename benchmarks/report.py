@@ -321,6 +321,54 @@ def _meter(result: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _metered(result: dict[str, Any]) -> list[Row]:
+    out = []
+    for phase in result["phases"]:
+        cond = (
+            f"{result['bays']} metered bays on {result['agents']} agents, "
+            f"each every {phase['interval_s']:g} s, {phase['window_s']:g} s window"
+        )
+        blocks, latency = phase["blocks"], phase["report_to_sensor_ms"]
+        out += [
+            _row(
+                "metered reports: handled / HA's CPU",
+                cond,
+                f"{phase['handled_per_s']:.1f} reports/s "
+                f"({phase['unhandled']} of {phase['reports']} unhandled), "
+                f"CPU {phase['cpu_percent']:.1f} % of one core",
+                f"offered {phase['offered_per_s']:.1f}/s",
+                "(informative)",
+                None,
+            ),
+            _row(
+                "metered reports: longest HA loop block of ours",
+                cond,
+                f"{_ms(blocks['max_ours_ms'])} ms CPU ({blocks['ours_over_5ms']} over 5 ms)",
+                f"longest of all {_ms(blocks['max_ms'])} ms wall clock, "
+                f"GC {_ms(blocks['gc_max_ms'])} ms",
+                "≤ 5 ms",
+                blocks["max_ours_ms"] <= 5,
+            ),
+            _row(
+                f"metered reports: report → power sensor (n={latency['n']})",
+                cond,
+                f"p99 {_ms(latency['p99'])} ms (p50 {_ms(latency['p50'])} ms)",
+                "",
+                "(informative)",
+                None,
+            ),
+            _row(
+                "metered reports: HA memory growth over the window",
+                cond,
+                f"{phase['rss_growth_mb']:+.1f} MB",
+                f"RSS {phase['rss_before_mb']:.0f} → {phase['rss_after_mb']:.0f} MB",
+                "(informative)",
+                None,
+            ),
+        ]
+    return out
+
+
 _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ledger": _ledger,
     "pay": _pay,
@@ -332,6 +380,7 @@ _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "scale_nodelay": _scale,
     "pages": _pages,
     "meter": _meter,
+    "metered": _metered,
 }
 
 

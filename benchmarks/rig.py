@@ -172,6 +172,8 @@ def add_link(
     amount: int,
     seconds: int,
     now: float | None = None,
+    energy_wh: int = 0,
+    price_per_kwh_paise: int = 0,
 ) -> LinkRecord:
     """A payment link that exists both at the stand-in and (returned) for the ledger.
 
@@ -222,6 +224,8 @@ def add_link(
         expire_by=int(now) + 1200,
         created_at=now,
         short_url=f"{standin.base_url}/pay/{link_id}",
+        energy_wh=energy_wh,
+        price_per_kwh_paise=price_per_kwh_paise,
     )
 
 

@@ -28,10 +28,11 @@ from .const import EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
 from .ending_rules import Ending, RefundMode
 from .endings import Endings
-from .energy_rules import METER_INVALID, implausible
+from .energy_rules import METER_INVALID, implausible, resumed_count
 from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
+from .running_energy import RunningEnergy
 from .session_rules import (
     PAID_ONLY,
     STARTING_ONLY,
@@ -100,6 +101,31 @@ def _started(session: SessionRecord) -> dict[str, Any]:
     }
 
 
+def _verdict(
+    ledger: Ledger,
+    session: SessionRecord | None,
+    report: BayReport,
+    now: float,
+    driver: BayDriver,
+) -> tuple[rules.ReportVerdict, float | None]:
+    """``rules.read_report``'s verdict, and the energy to bill when it must be bounded.
+
+    An agent's energy figure no meter could count (``energy_rules.implausible``) is a meter
+    fault, billed at most the bound.
+    """
+    meter = driver.reported_meter
+    bound = implausible(session, report.session_id, report.energy_wh, now, meter)
+    if bound is None:
+        return rules.read_report(ledger, session, report, now), None
+    return rules.ReportVerdict(Verdict.METERED_END, reason=METER_INVALID), bound
+
+
+def _believed(session: SessionRecord | None, report: BayReport, driver: BayDriver) -> bool:
+    """Whether a report's energy figure is one its meter could have counted (``_verdict``)."""
+    meter = driver.reported_meter
+    return implausible(session, report.session_id, report.energy_wh, time.time(), meter) is None
+
+
 def _log_ignored(bay_id: str, session: SessionRecord, report: BayReport, verdict: Verdict) -> None:
     """A report of power that agrees with nothing HA commanded: it counts for nothing."""
     if verdict is Verdict.OVERSTATED:
@@ -157,6 +183,7 @@ class BayRunner:
         self.signal = bay_signal(entry.entry_id, bay.bay_id)
         self.fault: str | None = None
         self.last_report: BayReport | None = None
+        self.energy = RunningEnergy(books, self.driver, self._task)
         self.timers = BayTimers(
             hass,
             bay_id=bay.bay_id,
@@ -194,6 +221,7 @@ class BayRunner:
         if (online := self.driver.online) != self._was_online:
             _log_availability(self.bay.bay_id, online, self._was_online)
             self._was_online = online
+        self.energy.note(self.session)  # a switch bay's meter counted a reading
         self.async_notify_entities()
 
     @callback
@@ -207,11 +235,16 @@ class BayRunner:
         """Listen to the bay, then pick up where the ledger says the bay was."""
         now = time.time()
         first = self.session
-        if first is not None and rules.resume(first, first=True, now=now) is Resume.DEADLINE:
+        resume = rules.resume(first, first=True, now=now) if first is not None else None
+        if first is not None and resume is Resume.DEADLINE:
             assert first.until is not None
             # Before listening: the bay's first report must be read against this session.
-            self.driver.resume(first.session_id, first.until, first.energy_paid_wh or None)
+            paid = first.energy_paid_wh or None
+            self.driver.resume(first.session_id, first.until, paid, resumed_count(first))
         await self.driver.async_setup()
+        if first is not None and resume is Resume.END and first.sells_energy:
+            # Its end bills the energy: the bay's retained state may say how much was drawn.
+            await self.driver.async_wait_state(self.settings.ack_timeout_s)
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             match rules.resume(session, first=not index, now=now):
@@ -334,20 +367,16 @@ class BayRunner:
     @callback
     def _on_report(self, report: BayReport) -> None:
         self.last_report = report
+        # An agent's count so far (an OFF's is stored by its end), if a meter could count it.
+        if report.powered and _believed(self.session, report, self.driver):
+            self.energy.note(self.session)
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
-        """Carry out what the report means (``rules.read_report``; ``implausible`` first)."""
+        """Carry out what the report means (``_verdict``)."""
         session = self.session
         now = time.time()
-        meter = self.driver.reported_meter
-        # An agent's energy figure no meter could count: a meter fault, billed at most ``bound``.
-        bound = implausible(session, report.session_id, report.energy_wh, now, meter)
-        verdict = (
-            rules.read_report(self.books.ledger, session, report, now)
-            if bound is None
-            else rules.ReportVerdict(Verdict.METERED_END, reason=METER_INVALID)
-        )
+        verdict, bound = _verdict(self.books.ledger, session, report, now, self.driver)
         if verdict.verdict is Verdict.FOREIGN_POWER:
             # Power nobody paid for (an ended, refunded or unknown session): cut it.
             LOGGER.warning(

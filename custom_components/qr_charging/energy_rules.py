@@ -57,6 +57,11 @@ RESOLUTION_WH = 10.0
 OVERSHOOT_WH = 10.0
 # An agent counts from its own start of a session, a little before HA hears it acknowledged.
 START_SLACK_S = 30.0
+# An ``on`` for a session the agent had ended already (after its restart, say); a session sold
+# by the kWh then ends as ``agent_ended``: billed the energy the agent's answer carries, or at
+# least the energy stored while it ran (``running_energy``), never 0.
+REJECTED_ENDED = "rejected_ended"
+AGENT_ENDED = "agent_ended"
 
 
 def billed_wh(session: SessionRecord) -> int:
@@ -201,6 +206,29 @@ def plausible_wh(
         bounds.append(most_wh(max_power_w, elapsed_s + START_SLACK_S))
     bound = min(bounds)
     return bound if reported_wh > bound else None
+
+
+# A running session's energy is stored when it grew this much, or grew at all after this long,
+# since it was last stored (``keep_due``): at most one change of the books per 10 Wh or 30 s.
+KEEP_EVERY_WH = 10.0
+KEEP_EVERY_S = 30.0
+
+
+def keep_due(kept_wh: float, kept_at: float, counted_wh: float, now: float) -> bool:
+    """Whether a running session's energy counted so far is due to be stored."""
+    grown = counted_wh - kept_wh
+    return grown >= KEEP_EVERY_WH or (grown > 0 and now - kept_at >= KEEP_EVERY_S)
+
+
+def resumed_count(session: SessionRecord) -> EnergyCount | None:
+    """A switch bay session's count as last stored, to go on from after a restart.
+
+    When that reading was taken is not stored: the next rise is checked against the maximum
+    power since the session started (what was drawn while HA was down counts).
+    """
+    if session.meter_wh is None:
+        return None
+    return EnergyCount(session.energy_used_wh, session.meter_wh, session.started_at or 0.0)
 
 
 # A metered bay whose meter has said nothing for this long while on is ``meter_silent``.

@@ -272,10 +272,13 @@ class SessionRecord(_Record):
     # The intent of the link (or static QR code) that paid for it; see ``intents``.
     intent: str | None = None
     # A metered session (``energy_rules``): the energy paid for (0: a timed session), the
-    # energy its meter counted (Wh), and the price per kWh it was sold at (0: sold by time).
+    # energy its meter counted (Wh: while it runs, counted so far as last stored, see
+    # ``running_energy``), and the price per kWh it was sold at (0: sold by time).
     energy_paid_wh: int = 0
     energy_used_wh: float = 0.0
     price_per_kwh_paise: int = 0
+    # A switch bay's meter counter reading (Wh) stored with ``energy_used_wh`` while it runs.
+    meter_wh: float | None = None
 
     def __post_init__(self) -> None:
         self.state = SessionState(self.state)

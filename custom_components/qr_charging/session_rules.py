@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from .energy_rules import METERED_ENDS, add_energy
+from .energy_rules import AGENT_ENDED, METERED_ENDS, REJECTED_ENDED, add_energy
 from .holds import held_for_another
 from .intents import may_top_up
 from .ledger import Ledger
@@ -450,8 +450,8 @@ def _read_off(session: SessionRecord, report: StateReport, now: float) -> Report
         return ReportVerdict(Verdict.START_REJECTED, reason=report.reason or "rejected")
     if session.state is not SessionState.ACTIVE or session.until is None:
         return ReportVerdict(Verdict.NOTHING)
-    if report.reason in METERED_ENDS:
-        return ReportVerdict(Verdict.METERED_END, reason=report.reason)
+    if (reason := _metered_end(session, report)) is not None:
+        return ReportVerdict(Verdict.METERED_END, reason=reason)
     if session.until - now <= DEADLINE_SLACK_S:
         return ReportVerdict(Verdict.RAN_OUT)
     if report.reason in PASSING_REASONS:
@@ -461,6 +461,16 @@ def _read_off(session: SessionRecord, report: StateReport, now: float) -> Report
     # Off before the paid deadline without HA asking: an "off" from elsewhere, a plug switched
     # by hand, a top-up the bay never took.
     return ReportVerdict(Verdict.POWER_CUT)
+
+
+def _metered_end(session: SessionRecord, report: StateReport) -> str | None:
+    """The end of its own that a metered bay's ``OFF`` names, if it names one."""
+    if report.reason in METERED_ENDS:
+        return report.reason
+    if report.reason == REJECTED_ENDED and session.sells_energy and report.session_id:
+        # The agent ended it already: its end, billed by the energy it drew (not a power cut).
+        return AGENT_ENDED
+    return None
 
 
 def _read_powered(

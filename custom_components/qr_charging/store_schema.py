@@ -82,6 +82,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN price_per_kwh_paise INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE bay_totals ADD COLUMN energy_wh INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: a running switch bay session's meter counter reading (Wh) stored with its energy
+    # counted so far (``energy_used_wh``), so a restart counts on from them; NULL otherwise.
+    """
+    ALTER TABLE sessions ADD COLUMN meter_wh REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

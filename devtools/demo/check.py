@@ -6,6 +6,7 @@ import contextlib
 import csv
 import html
 import io
+import math
 import re
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from .processes import wait_for
 from .settings import (
     BAY_SETUP,
     BAYS,
+    ENERGY_PLAN,
+    METERED_BAY,
     PLANS,
     RATE_PLAN,
     CheckFailed,
@@ -38,9 +41,10 @@ class Demo(HaSetup):
         return float((await self.ha.state(entity_id))["state"])
 
     async def check(self) -> None:
-        """The customer's way once, Bay 2's dynamic code, then a refunded start; CheckFailed."""
+        """The customer's way once, Bay 2's code and meter, a refunded start; CheckFailed."""
         await self._check_session()
         await self._check_dynamic_qr()
+        await self._check_metered_session()
         await self._check_failed_start()
 
     async def _bay_page_from_qr(self, bay: str) -> str:
@@ -66,10 +70,14 @@ class Demo(HaSetup):
         """Scan the bay's code, tap Pay for ``plan`` on its page; the checkout's address."""
         assert self.session is not None
         page_url = await self._bay_page_from_qr(bay)
-        self._see(
-            page_url == self.links[bay]["page_url"],
-            f"the dashboard's QR code of {bay} opens its bay page: {page_url}",
+        bay_page = self.links[bay]["page_url"]
+        # A dynamic code is the bay page's address with the display's one-time password.
+        opens = (
+            page_url.startswith(bay_page) and "totp=" in page_url
+            if BAY_SETUP[bay][1]
+            else page_url == bay_page
         )
+        self._see(opens, f"the dashboard's QR code of {bay} opens its bay page: {page_url}")
         page = await self._get_page(page_url)
         form = pay_form(page, plan)
         self._see(
@@ -116,18 +124,7 @@ class Demo(HaSetup):
 
         mark = watch.mark()
         paid_at = time.time()
-        payment = await self._pay(checkout)
-        answers = [f"{d['event']} -> {d['status']} {d['answer']}" for d in payment["deliveries"]]
-        see(
-            bool(answers) and all(d["status"] == 200 for d in payment["deliveries"]),
-            f"paid {payment['payment_id']} on the checkout; webhooks: {', '.join(answers)}",
-        )
-        session_url = str(payment.get("return_url") or "")
-        see(
-            session_url.startswith(self.links[bay]["page_url"].split("?")[0] + "?token="),
-            f"the checkout sends the customer back to the session page: {session_url}",
-        )
-
+        _, session_url = await self._pay_and_return(bay, checkout)
         session_id = session_of(session_url)
         on = await self._state_report(
             bay, mark, lambda s: s.get("state") == "ON" and s.get("session") == session_id, 30
@@ -201,6 +198,119 @@ class Demo(HaSetup):
             + (", ".join(f"{k}={row[k]}" for k in columns) if row else "no row"),
         )
 
+    async def _pay_and_return(self, bay: str, checkout: str) -> tuple[dict[str, Any], str]:
+        """Pay on the checkout, see the webhooks delivered; the payment and the session page."""
+        payment = await self._pay(checkout)
+        answers = [f"{d['event']} -> {d['status']} {d['answer']}" for d in payment["deliveries"]]
+        self._see(
+            bool(answers) and all(d["status"] == 200 for d in payment["deliveries"]),
+            f"paid {payment['payment_id']} on the checkout; webhooks: {', '.join(answers)}",
+        )
+        session_url = str(payment.get("return_url") or "")
+        self._see(
+            session_url.startswith(self.links[bay]["page_url"].split("?")[0] + "?token="),
+            f"the checkout sends the customer back to the session page: {session_url}",
+        )
+        return payment, session_url
+
+    async def _check_metered_session(self) -> None:
+        """Scan Bay 2's display, buy energy per kWh, watch the vehicle get full and the refund."""
+        watch = self.watch
+        assert watch is not None
+        bay = METERED_BAY
+        code, _, price, amount, _, _ = ENERGY_PLAN
+        ids = self.entities[bay]
+        say(f"==> check: a customer scans {bay}'s display and buys ₹{amount} at ₹{price} a kWh")
+        sold0 = await self._number(ids["energy_sold"])
+        checkout = await self._scan_and_tap_pay(bay, code, amount=str(amount))
+        mark = watch.mark()
+        payment, session_url = await self._pay_and_return(bay, checkout)
+        session_id = session_of(session_url)
+        on = await self._state_report(
+            bay, mark, lambda s: s.get("state") == "ON" and s.get("session") == session_id, 30
+        )
+        self._see(True, f"agent: {bay} ON, metered: {on.payload}")
+
+        page = [""]
+
+        def drawn() -> bool:
+            energy, power = _shown(page[0], "energy"), _shown(page[0], "power")
+            return energy not in (None, "0.000 kWh") and power not in (None, "0 W")
+
+        async def drawing() -> bool:
+            page[0] = await self._get_page(session_url)
+            return drawn()
+
+        with contextlib.suppress(TimeoutError):  # the FAIL below says what it was instead
+            await wait_for("the session page's energy and power", drawing, 15, interval=0.3)
+        self._see(
+            drawn(),
+            f"the session page shows {_shown(page[0], 'energy')} delivered, "
+            f"{_shown(page[0], 'power')} now",
+        )
+
+        off = await self._state_report(
+            bay, mark, lambda s: s.get("state") == "OFF" and s.get("session") == session_id, 90
+        )
+        used_wh = float(off.payload.get("energy_wh") or 0)
+        self._see(
+            off.payload.get("reason") == "vehicle_full",
+            f"agent: {bay} OFF ({off.payload.get('reason')}) after {used_wh:g} Wh",
+        )
+
+        # What the unused energy is worth, by the rule docs/architecture.md states: the payment
+        # bought ceil(paise * 1000 / price) Wh; the whole Wh measured are billed; the rest is
+        # refunded in proportion, rounded down to the paisa.
+        paid = amount * 100
+        bought = -(-paid * 1000 // (price * 100))
+        billed = min(math.floor(used_wh), bought)
+        expected = paid * (bought - billed) // bought
+        refunds = await self._refunds_of(payment["payment_id"])
+        self._see(
+            sum(r["amount"] for r in refunds) == expected,
+            f"refund at the stand-in: {_listed(refunds)}; {bought} Wh bought, {billed} Wh "
+            f"used: ₹{expected / 100:.2f} expected",
+        )
+
+        async def says_full() -> bool:
+            page[0] = await self._get_page(session_url)
+            return "Vehicle full" in page[0]
+
+        with contextlib.suppress(TimeoutError):
+            await wait_for("the session page's end", says_full, 15, interval=0.3)
+        note = re.search(r"Vehicle full — ₹([\d.]+) refunded", page[0])
+        self._see(
+            note is not None and round(float(note.group(1)) * 100) == expected,
+            "the session page says " + (note.group(0) if note else "no 'Vehicle full'"),
+        )
+
+        sold = [sold0]
+
+        async def counted() -> bool:
+            sold[0] = await self._number(ids["energy_sold"])
+            return round((sold[0] - sold0) * 1000) == billed
+
+        with contextlib.suppress(TimeoutError):
+            await wait_for("the energy sold", counted, 15, interval=0.3)
+        self._see(
+            round((sold[0] - sold0) * 1000) == billed,
+            f"owner sees {ids['energy_sold']} {sold0:g} -> {sold[0]:g} kWh",
+        )
+
+    async def _refunds_of(self, payment_id: str) -> list[dict[str, Any]]:
+        """The stand-in's refunds of a payment, once there is one."""
+        session = self.session
+        assert session is not None
+        refunds: list[dict[str, Any]] = []
+
+        async def refunded() -> bool:
+            async with session.get(f"{self.standin_url}/refunds.json") as response:
+                refunds[:] = [r for r in await response.json() if r["payment_id"] == payment_id]
+            return bool(refunds)
+
+        await wait_for("the refund at the stand-in", refunded, 60, interval=0.3)
+        return refunds
+
     async def _check_dynamic_qr(self) -> None:
         """Bay 2's code is the display's changing one; its page sells only when opened from it."""
         bay = BAYS[1][0]
@@ -221,10 +331,9 @@ class Demo(HaSetup):
 
     async def _check_failed_start(self) -> None:
         """A customer taps Pay, the agent stops before the payment: refunded in full."""
-        ha, watch, session = self.ha, self.watch, self.session
+        ha, watch = self.ha, self.watch
         assert ha is not None
         assert watch is not None
-        assert session is not None
         bay = BAYS[0][0]
         plan_code, _, _, rupees = PLANS[0]
         status = self.entities[bay]["status"]
@@ -240,20 +349,10 @@ class Demo(HaSetup):
             f"agent stopped; {status} = offline, the bay page says out of order",
         )
         payment = await self._pay(checkout)
-        refunds: list[dict[str, Any]] = []
-
-        async def refunded() -> bool:
-            async with session.get(f"{self.standin_url}/refunds.json") as response:
-                refunds[:] = [
-                    r for r in await response.json() if r["payment_id"] == payment["payment_id"]
-                ]
-            return bool(refunds)
-
-        await wait_for("the refund at the stand-in", refunded, 60, interval=0.3)
-        made = ", ".join(f"{r['id']} ₹{r['amount'] / 100:.2f} {r['status']}" for r in refunds)
+        refunds = await self._refunds_of(payment["payment_id"])
         self._see(
             sum(r["amount"] for r in refunds) == rupees * 100,
-            f"refund at the stand-in: {made} of payment {payment['payment_id']}",
+            f"refund at the stand-in: {_listed(refunds)}",
         )
         session_url = str(payment.get("return_url") or "")
         stage = (await self._session_stage(session_url))["state"] if session_url else None
@@ -318,6 +417,20 @@ class Demo(HaSetup):
         answer = await self.ha.action("qr_charging", "export_sessions", {})
         rows = csv.DictReader(io.StringIO(str(answer["csv"])))
         return next((row for row in rows if row["session_id"] == session_id), None)
+
+
+def _listed(refunds: list[dict[str, Any]]) -> str:
+    """Refunds as the stand-in lists them: id, amount, status, payment."""
+    return ", ".join(
+        f"{r['id']} ₹{r['amount'] / 100:.2f} {r['status']} of payment {r['payment_id']}"
+        for r in refunds
+    )
+
+
+def _shown(page: str, element: str) -> str | None:
+    """The text of the session page's element with this id (its energy, its power)."""
+    found = re.search(rf'id="{element}">([^<]*)<', page)
+    return html.unescape(found.group(1)) if found else None
 
 
 def scan_qr(png: bytes) -> str:

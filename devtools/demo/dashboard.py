@@ -11,6 +11,8 @@ from .settings import (
     BAY_SETUP,
     BAYS,
     DASHBOARD,
+    ENERGY_PLAN,
+    METERED_BAY,
     NODE,
     OWNER_USERNAME,
     PLANS,
@@ -40,7 +42,9 @@ class Dashboard(Stack):
                     "**QR Charging demo.** A customer scans a bay's QR code: it opens the bay's "
                     "public page (here, click the code). Bay 1 sells the fixed plans and a "
                     "per-minute plan; Bay 2 has a dynamic QR code on its display, so its page "
-                    "sells only when opened from the current code. Tap *Pay*, then "
+                    "sells only when opened from the current code, and a meter: it also sells "
+                    "kWh, and a session there ends when the (simulated) vehicle is full, with "
+                    "the unused energy refunded. Tap *Pay*, then "
                     "**Pay (test)** on the Razorpay stand-in's checkout: the session page counts "
                     f"down. Stand-in: [dashboard]({self.standin_url}/), "
                     f"[refunds]({self.standin_url}/refunds).\n\n" + "\n".join(lines)
@@ -55,6 +59,11 @@ class Dashboard(Stack):
             ("sessions", "Sessions"),
             ("agent", "Agent"),
         )
+        meter_rows = (
+            ("power", "Power"),
+            ("session_energy", "Session energy"),
+            ("energy_sold", "Energy sold"),
+        )
         for bay, name, _ in BAYS:
             ids = self.entities[bay]
             dynamic = BAY_SETUP[bay][1]
@@ -67,7 +76,8 @@ class Dashboard(Stack):
                             "title": f"{name}: {'dynamic QR' if dynamic else 'scan to pay'}",
                             "show_header_toggle": False,
                             "entities": [
-                                {"entity": ids[key], "name": label} for key, label in rows
+                                {"entity": ids[key], "name": label}
+                                for key, label in rows + (meter_rows if bay == METERED_BAY else ())
                             ],
                         },
                         {
@@ -111,10 +121,17 @@ class Dashboard(Stack):
         code, _, rate, fewest, most = RATE_PLAN
         plans = ", ".join(f"{c} = {n} for ₹{r}" for c, n, _, r in PLANS)
         plans += f", {code} = ₹{rate} a minute ({fewest} to {most} minutes, the customer chooses)"
+        code, _, price, low, high, cap = ENERGY_PLAN
+        plans += (
+            f", {code} = ₹{price} a kWh (₹{low} to ₹{high}, the customer chooses; at most {cap}"
+            " minutes; the unused energy is refunded)"
+        )
         bays = ""
         for bay, bay_name, _ in BAYS:
             links, (sells, dynamic) = self.links[bay], BAY_SETUP[bay]
             qr = "dynamic QR code on its display" if dynamic else "printed QR code"
+            if bay == METERED_BAY:
+                qr += "; metered (mock meter)"
             bays += (
                 f"\n  {bay_name} ({bay}: plans {', '.join(sells)}; {qr})\n"
                 f"    bay page   {links['page_url']}\n"
@@ -142,7 +159,10 @@ and its display (the screen at the bay; the address is secret, it needs no login
 A customer's way: scan the bay's QR code (on a computer, click it on the dashboard), choose
 a plan on the bay page and tap Pay; press "Pay (test)" on the stand-in's checkout, then
 "Back to the merchant": the session page counts down while the bay's relay is on. Bay 2
-sells only to the code on its display (its bay page alone says to scan the screen).
+sells only to the code on its display (its bay page alone says to scan the screen). Bay 2's
+meter is the agent's mock: per kWh, the session page shows the energy and the power, and
+after about 20 s the simulated vehicle is full: the bay goes off and the unused energy is
+refunded (the stand-in's refunds page shows it).
 
 The owner can also make a link with the qr_charging.create_payment_link action, e.g. over
 HA's REST API with the owner's token:

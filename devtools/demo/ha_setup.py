@@ -13,9 +13,13 @@ from .processes import wait_for
 from .settings import (
     BAY_SETUP,
     BAYS,
+    ENERGY_PLAN,
     ENTITY_KEYS,
+    FULL_RULE,
     KEY_ID,
     KEY_SECRET,
+    METER_ENTITY_KEYS,
+    METERED_BAY,
     NODE,
     NODE_NAME,
     OWNER_NAME,
@@ -126,7 +130,7 @@ class HaSetup(Dashboard):
         have = {
             sub["unique_id"]
             for sub in await ha.subentries(entry_id)
-            if sub["subentry_type"] in ("plan", "rate_plan")
+            if sub["subentry_type"] in ("plan", "rate_plan", "energy_plan")
         }
         for code, name, minutes, rupees in PLANS:
             if code not in have:
@@ -150,6 +154,21 @@ class HaSetup(Dashboard):
                 },
             )
             say(f"    plan {code}: ₹{rate} a minute, {fewest} to {most} minutes")
+        code, name, price, low, high, cap = ENERGY_PLAN
+        if code not in have:
+            await ha.subentry_flow(
+                entry_id,
+                "energy_plan",
+                {
+                    "code": code,
+                    "name": name,
+                    "price": price,
+                    "min_amount": low,
+                    "max_amount": high,
+                    "minutes": cap,
+                },
+            )
+            say(f"    plan {code}: ₹{price} a kWh, ₹{low} to ₹{high}, at most {cap} minutes")
 
     async def _mqtt(self, ha: HomeAssistant) -> None:
         if await ha.entries("mqtt"):
@@ -194,6 +213,7 @@ class HaSetup(Dashboard):
         Discovery offers every plan at every bay; the owner then edits a bay in its form.
         """
         wanted = {bay: [list(plans), dynamic] for bay, (plans, dynamic) in BAY_SETUP.items()}
+        wanted[METERED_BAY].append(FULL_RULE)
         if self.state.get("bay_setup") == wanted:
             return
         subs = {
@@ -221,13 +241,19 @@ class HaSetup(Dashboard):
                             "dynamic_qr": dynamic,
                             "qr_validity_s": 60,
                         },
+                        **({"meter_options": FULL_RULE} if bay == METERED_BAY else {}),
                     },
                 ],
             )
             if result.get("reason") != "reconfigure_successful":
                 raise DemoError(f"{bay} was not set up: {result}")
             qr = "a dynamic QR code on its display" if dynamic else "a printed QR code"
-            say(f"    {bay}: plans {', '.join(plans)}; {qr}")
+            metered = (
+                f"; metered, vehicle full under {FULL_RULE['full_below_w']} W"
+                if bay == METERED_BAY
+                else ""
+            )
+            say(f"    {bay}: plans {', '.join(plans)}; {qr}{metered}")
         self.state["bay_setup"] = wanted
         self.save_state()
 
@@ -258,7 +284,7 @@ class HaSetup(Dashboard):
             entities: dict[str, dict[str, str]] = {}
             for bay, _, _ in BAYS:
                 entities[bay] = {}
-                for _, key in ENTITY_KEYS:
+                for _, key in ENTITY_KEYS + (METER_ENTITY_KEYS if bay == METERED_BAY else ()):
                     match = [eid for uid, eid in by_unique.items() if uid.endswith(f"_{bay}_{key}")]
                     if not match:
                         return False

@@ -22,11 +22,14 @@ from .homeassistant import HomeAssistant
 from .mqtt_watch import MqttWatch
 from .processes import Service, pick_port, pid_alive, port_open, wait_for
 from .settings import (
+    AGENT_METERING,
     BAYS,
     DASHBOARD,
     DEFAULT_PORTS,
     KEY_ID,
     KEY_SECRET,
+    METERED_BAY,
+    MOCK_METER,
     MOSQUITTO,
     NODE,
     NODE_NAME,
@@ -191,8 +194,10 @@ class Stack:
                     "topic_prefix": PREFIX,
                     "max_session_s": 14400,
                     "state_file": str(self.agent_dir / "state.json"),
+                    **AGENT_METERING,
                     "bays": [
                         {"id": bay, "name": name, "pin": pin, "active_high": True}
+                        | ({"meter": MOCK_METER} if bay == METERED_BAY else {})
                         for bay, name, pin in BAYS
                     ],
                 },

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from pi_mqtt_relay.commands import FullRule, MalformedCommand, OnCommand, parse_command
 from pi_mqtt_relay.energy_rules import (
+    READ_LAG_S,
     REPORT_EVERY_S,
+    RESOLUTION_WH,
+    WRAPS_WH,
     Count,
     MeterLimits,
     Report,
@@ -35,7 +38,7 @@ from pi_mqtt_relay.sessions import (
 from pi_mqtt_relay.state_file import SavedState, StateFile
 from tests.soak import examples
 
-LIMITS = MeterLimits(max_power_w=3680.0, silent_s=60.0, reset_wh=10.0)
+LIMITS = MeterLimits(max_power_w=3680.0, silent_s=60.0)
 NOW = Now(mono=1000.0, wall=1_800_000_000.0)
 FULL = FullRule(below_w=10.0, settle_s=180.0, grace_s=120.0)
 
@@ -60,28 +63,33 @@ def _see(
 
 def test_increases_of_the_counter_are_summed_from_the_start() -> None:
     count = start_count(0.0, counter_wh=5000.0)
-    count, end = _see(count, 800, 5012.5, 2.0)
-    count, end = _see(count, 800, 5030.0, 4.0)
+    count, end = _see(count, 800, 5012.5, 60.0)
+    count, end = _see(count, 800, 5030.0, 140.0)
     assert (count.energy_wh, count.counter_wh, end) == (30.0, 5030.0, None)
 
 
 def test_without_a_reading_before_the_start_the_first_one_is_the_baseline() -> None:
     count, _ = _see(start_count(0.0, counter_wh=None), 800, 7000.0, 2.0)
-    count, _ = _see(count, 800, 7004.0, 4.0)
+    count, _ = _see(count, 800, 7004.0, 20.0)
     assert count.energy_wh == 4.0
 
 
-def test_a_drop_to_at_most_reset_wh_is_a_reset_and_counting_goes_on() -> None:
-    count, _ = _see(start_count(0.0, 5000.0), 800, 5020.0, 2.0)
-    count, end = _see(count, 800, 10.0, 4.0)  # exactly reset_wh: a reset
-    assert (count.energy_wh, end) == (20.0, None)
-    count, end = _see(count, 800, 25.0, 6.0)
-    assert (count.energy_wh, count.counter_wh, end) == (35.0, 25.0, None)
+def test_a_plausible_drop_is_a_reset_and_counting_goes_on_from_0() -> None:
+    count, _ = _see(start_count(0.0, 5000.0), 800, 5020.0, 90.0)
+    count, end = _see(count, 800, 3.0, 100.0)  # a reset: the 3 Wh are the session's
+    assert (count.energy_wh, end) == (23.0, None)
+    count, end = _see(count, 800, 25.0, 200.0)
+    assert (count.energy_wh, count.counter_wh, end) == (45.0, 25.0, None)
+
+    count, _ = _see(start_count(0.0, 0.0), 800, 5.0, 20.0)
+    after, end = _see(count, 3680.1, 9.0, 40.0)
+    assert (end, after) == (Reason.METER_OVERPOWER, count)
+    assert _see(count, 3680.0, 9.0, 40.0)[1] is None
 
 
-def test_any_other_drop_is_meter_backwards_and_is_not_counted() -> None:
-    count, _ = _see(start_count(0.0, 5000.0), 800, 5020.0, 2.0)
-    after, end = _see(count, 800, 10.5, 4.0)
+def test_a_drop_to_more_than_could_be_drawn_is_meter_backwards_and_is_not_counted() -> None:
+    count, _ = _see(start_count(0.0, 5000.0), 800, 5020.0, 90.0)
+    after, end = _see(count, 800, 10.5, 92.0)  # 10.5 Wh in 2 s is above 3680 W
     assert end is Reason.METER_BACKWARDS
     assert after == count
 
@@ -90,9 +98,9 @@ def test_any_other_drop_is_meter_backwards_and_is_not_counted() -> None:
 
 
 def test_energy_reached_at_the_first_reading_at_or_past_the_paid_energy() -> None:
-    count, end = _see(start_count(0.0, 0.0), 3000, 99.9, 2.0, paid_wh=100.0)
+    count, end = _see(start_count(0.0, 0.0), 3000, 99.9, 120.0, paid_wh=100.0)
     assert end is None
-    count, end = _see(count, 3000, 101.5, 4.0, paid_wh=100.0)
+    count, end = _see(count, 3000, 101.5, 122.0, paid_wh=100.0)
     assert (end, count.energy_wh) == (Reason.ENERGY_REACHED, 101.5)
 
 
@@ -119,10 +127,10 @@ def test_without_a_full_rule_a_low_draw_never_ends_the_session() -> None:
 
 
 def test_meter_silent_after_silent_s_without_a_valid_reading() -> None:
-    count, _ = _see(start_count(0.0, 0.0), 800, 10.0, 5.0)
-    for at in (20.0, 64.9):
+    count, _ = _see(start_count(0.0, 0.0), 800, 10.0, 10.0)
+    for at in (20.0, 69.9):
         assert observe(count, None, at, paid_wh=100, full=None, limits=LIMITS).end is None
-    outcome = observe(count, None, 65.0, paid_wh=100, full=None, limits=LIMITS)
+    outcome = observe(count, None, 70.0, paid_wh=100, full=None, limits=LIMITS)
     assert (outcome.end, outcome.count.energy_wh) == (Reason.METER_SILENT, 10.0)
 
 
@@ -141,8 +149,8 @@ def test_a_silent_meter_from_the_start_is_silent_after_silent_s() -> None:
     ],
 )
 def test_a_reading_not_finite_and_non_negative_is_meter_invalid(reading: Reading) -> None:
-    count, _ = _see(start_count(0.0, 0.0), 800, 5.0, 2.0)
-    outcome = observe(count, reading, 4.0, paid_wh=100, full=None, limits=LIMITS)
+    count, _ = _see(start_count(0.0, 0.0), 800, 5.0, 20.0)
+    outcome = observe(count, reading, 40.0, paid_wh=100, full=None, limits=LIMITS)
     assert (outcome.end, outcome.count) == (Reason.METER_INVALID, count)
 
 
@@ -153,60 +161,90 @@ def test_power_above_the_rating_is_meter_overpower_and_its_energy_is_not_counted
     assert _see(count, 3680.0, 9.0, 4.0)[1] is None
 
 
-# -- the property -----------------------------------------------------------------------------
+# -- the properties ---------------------------------------------------------------------------
 
-
-# A meter's counter over a session: mostly increases, now and then a reset (a drop to at most
-# reset_wh) or a jump anywhere (a lying meter).
-steps = st.lists(
-    st.one_of(
-        st.tuples(st.just("up"), st.floats(min_value=0, max_value=500)),
-        st.tuples(st.just("reset"), st.floats(min_value=0, max_value=LIMITS.reset_wh)),
-        st.tuples(st.just("jump"), st.floats(min_value=0, max_value=1e6)),
+# An honest meter over a session: each poll (``dt`` s later) the bay drew a share of what its
+# rating allows; now and then the meter restarts its counter (it shows only what was drawn
+# since), shows one glitched low frame before the true counter again, or its counter wraps.
+honest_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["up", "up", "up", "reset", "glitch"]),
+        st.floats(min_value=0.5, max_value=120),  # seconds since the last poll
+        st.floats(min_value=0, max_value=1),  # the share of max_power_w drawn
+        st.floats(min_value=0, max_value=1),  # where the restart/glitch falls
     ),
+    min_size=1,
+    max_size=60,
+)
+# Start counters anywhere, and near each wrap point (the PZEM's 9999.99 kWh, 2**32 Wh).
+start_counters = st.one_of(
+    st.floats(min_value=0, max_value=1e6),
+    st.sampled_from(WRAPS_WH).flatmap(lambda w: st.floats(min_value=w - 500, max_value=w - 1)),
+)
+
+
+def _wrap_of(counter: float) -> float:
+    """The wrap point of an honest meter starting at ``counter``."""
+    return next((w for w in WRAPS_WH if counter <= w), WRAPS_WH[-1])
+
+
+@examples(300)
+@given(paid=st.floats(min_value=0.1, max_value=5000), start=start_counters, moves=honest_steps)
+def test_an_honest_meter_is_never_a_fault_nor_counted_above_what_was_drawn(
+    paid: float, start: float, moves: list[tuple[str, float, float, float]]
+) -> None:
+    wrap = _wrap_of(start)
+    count, counter, drawn, mono = start_count(0.0, start), start, 0.0, 0.0
+    for kind, dt, share, where in moves:
+        mono += dt
+        energy = LIMITS.max_power_w * dt / 3600 * share
+        drawn += energy
+        readings = [(counter + energy) % wrap]
+        # A restart right at a wrap point could be read as the wrap: left out.
+        if kind == "reset" and counter + energy < wrap - 1000:
+            readings = [energy * where]
+        elif kind == "glitch":
+            # Half-way, a frame lower than the counter (0 or what a restart would show).
+            readings = [energy * where / 2, readings[0]]
+        counter = readings[-1]
+        before = count
+        for at, reading in zip([mono - dt / 2, mono][-len(readings) :], readings, strict=True):
+            count, end = _see(count, 100.0, reading, at, paid_wh=paid)
+            if end is Reason.ENERGY_REACHED:
+                # The cut comes at the first reading that reaches the paid energy.
+                assert before.energy_wh < paid <= count.energy_wh
+                return
+            assert end is None, (kind, reading)
+        # Once the true counter is read again, nothing beyond what was drawn is counted.
+        assert count.energy_wh <= drawn + 1e-6 * max(1.0, drawn)
+        assert count.energy_wh < paid
+
+
+# A lying meter: any counter value at any time.
+lies = st.lists(
+    st.tuples(st.floats(min_value=0.01, max_value=120), st.floats(min_value=0, max_value=2.0**33)),
     min_size=1,
     max_size=60,
 )
 
 
-def _counters(start: float, moves: list[tuple[str, float]]) -> list[float]:
-    counters, counter = [], start
-    for kind, value in moves:
-        counter = counter + value if kind == "up" else value
-        counters.append(counter)
-    return counters
-
-
 @examples(300)
-@given(
-    paid=st.floats(min_value=0.1, max_value=5000),
-    start=st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)),
-    moves=steps,
-)
-def test_counted_energy_never_exceeds_the_increases_and_the_cut_is_within_one_reading(
-    paid: float, start: float | None, moves: list[tuple[str, float]]
+@given(start=st.one_of(st.none(), start_counters), readings=lies)
+def test_no_meter_gets_more_counted_than_max_power_can_draw_in_the_time(
+    start: float | None, readings: list[tuple[float, float]]
 ) -> None:
-    count = start_count(0.0, start)
-    previous, increases = start, 0.0
-    for index, counter in enumerate(_counters(start or 0.0, moves)):
+    count, mono = start_count(0.0, start), 0.0
+    for index, (dt, counter) in enumerate(readings, start=1):
+        mono += dt
         before = count
-        count, end = _see(before, 100.0, counter, float(index + 1), paid_wh=paid)
-        if end is Reason.METER_BACKWARDS:
-            # Only a drop that is not a reset, and it is not counted.
-            assert previous is not None
-            assert LIMITS.reset_wh < counter < previous
+        count, end = _see(before, 100.0, counter, mono, paid_wh=math.inf)
+        if end is not None:
+            # A fault ends the session and the reading that showed it is not counted.
+            assert end in (Reason.METER_INVALID, Reason.METER_BACKWARDS)
             assert count == before
             return
-        if previous is not None and counter > previous:
-            increases += counter - previous
-        previous = counter
-        assert count.energy_wh <= increases + 1e-6 * max(1.0, increases)
-        if end is Reason.ENERGY_REACHED:
-            # The cut comes at the first reading that reaches the paid energy.
-            assert before.energy_wh < paid <= count.energy_wh
-            return
-        assert end is None
-        assert count.energy_wh < paid
+        most = LIMITS.max_power_w * (mono + index * READ_LAG_S) / 3600 + index * RESOLUTION_WH
+        assert count.energy_wh <= most * (1 + 1e-9)
 
 
 # -- reports ----------------------------------------------------------------------------------
@@ -265,7 +303,6 @@ def test_a_metered_on_carries_its_energy_and_full_rule() -> None:
         (_on(1500.0, full=[10, 180, 120]), "'full' must be an object"),
         (_on(1500.0, full={"below_w": 10, "settle_s": 180}), "'grace_s' is missing"),
         (_on(1500.0, full={"below_w": -1, "settle_s": 1, "grace_s": 1}), "at least 0"),
-        (_on(None, full={"below_w": 1, "settle_s": 1, "grace_s": 1}), "'full' needs"),
     ],
 )
 def test_a_malformed_energy_or_full_rule_is_refused(payload: bytes, problem: str) -> None:

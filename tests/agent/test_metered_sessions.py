@@ -30,6 +30,11 @@ def line() -> Iterator[SimulatedPzemLine]:
         yield simulated
 
 
+# The counter moves by tens of Wh between two 50 ms polls here: a bay rated 100 kW may
+# draw that (58 Wh per poll with the meter's 2 s lag), a 3.68 kW one would be meter_invalid.
+RATING_W = 100_000
+
+
 def _config(setup: Setup, line: SimulatedPzemLine, **overrides: Any) -> Path:
     """bay-1 metered by the simulated PZEM-004T at address 1; bay-2 without a meter."""
     settings: dict[str, Any] = {
@@ -39,7 +44,12 @@ def _config(setup: Setup, line: SimulatedPzemLine, **overrides: Any) -> Path:
                 "name": "Bay 1",
                 "pin": 17,
                 "default_minutes": 1,
-                "meter": {"kind": "pzem004t", "port": line.port, "address": 1},
+                "meter": {
+                    "kind": "pzem004t",
+                    "port": line.port,
+                    "address": 1,
+                    "max_power_w": RATING_W,
+                },
             },
             {"id": "bay-2", "name": "Bay 2", "pin": 27, "default_minutes": 1},
         ],
@@ -110,7 +120,7 @@ def test_the_config_names_each_meter(setup: Setup, metered: tuple[RunningAgent, 
     _, obs = metered
     config = obs.wait_for(f"qr_charging/{setup.node}/config", lambda m: True).json()
     assert config["bays"] == [
-        {"id": "bay-1", "name": "Bay 1", "meter": {"kind": "pzem004t", "max_power_w": 3680}},
+        {"id": "bay-1", "name": "Bay 1", "meter": {"kind": "pzem004t", "max_power_w": RATING_W}},
         {"id": "bay-2", "name": "Bay 2"},
     ]
 
@@ -171,12 +181,13 @@ def test_a_counter_reset_keeps_counting_and_a_drop_is_meter_backwards(
     running, obs = metered
     mark = _start(obs, "s-reset", 500)
     _counted(line, obs, mark, 5020, 20.0)
-    line.meters[1].energy_wh = 4  # reset (or a meter restarted): at most reset_wh
+    line.meters[1].energy_wh = 4  # reset (or a meter restarted): its 4 Wh are counted
     _wait_reads(line, 3)
-    _counted(line, obs, mark, 34, 50.0)
-    line.meters[1].energy_wh = 20
+    _counted(line, obs, mark, 34, 54.0)
+    _counted(line, obs, mark, 80, 100.0)
+    line.meters[1].energy_wh = 70  # more than the bay could have drawn since the last poll
     off = obs.wait_state("bay-1", since=mark, reason="meter_backwards")
-    assert (off["state"], off["session"], off["energy_wh"]) == ("OFF", "s-reset", 50.0)
+    assert (off["state"], off["session"], off["energy_wh"]) == ("OFF", "s-reset", 100.0)
     assert not running.is_on("bay-1")
 
 
@@ -186,7 +197,7 @@ def test_power_above_the_rating_is_meter_overpower(
     running, obs = metered
     mark = _start(obs, "s-over", 500)
     _counted(line, obs, mark, 5010, 10.0)
-    line.meters[1].power_w = 4000.0
+    line.meters[1].power_w = RATING_W + 1.0
     line.meters[1].energy_wh = 5015  # read with the overpower: not counted
     off = obs.wait_state("bay-1", since=mark, reason="meter_overpower")
     assert (off["session"], off["energy_wh"]) == ("s-over", 10.0)
@@ -273,3 +284,71 @@ def test_a_killed_agent_resumes_counting_from_the_meter(
     line.meters[1].energy_wh = 5100
     off = obs.wait_state("bay-1", since=mark, reason="energy_reached")
     assert (off["session"], off["energy_wh"]) == ("s-kill", 100.0)
+
+
+def test_a_killed_agent_still_names_the_ended_session_and_its_energy(
+    setup: Setup,
+    line: SimulatedPzemLine,
+    observer_factory: Callable[[str], Observer],
+    processes: Callable[[Path, Path], AgentProcess],
+    tmp_path: Path,
+) -> None:
+    """Review #24 finding 3: the session ended while HA was away, then the agent was killed
+    (SIGKILL) and restarted. Its retained OFF and its answer to HA's resent "on" must still
+    name the session and the energy counted, or HA bills none of it."""
+    obs = observer_factory(setup.node)
+    proc = processes(_config(setup, line), tmp_path / "agent.log").start()
+    obs.wait_state("bay-1", reason="boot", power_w=1000.0, timeout=20)
+    mark = _start(obs, "s-gone", 40)
+    line.meters[1].energy_wh = 5040
+    off = obs.wait_state("bay-1", since=mark, reason="energy_reached")
+    assert (off["session"], off["energy_wh"]) == ("s-gone", 40.0)
+    proc.kill()
+    mark = obs.mark()
+    proc.start()
+    booted = obs.wait_state("bay-1", since=mark, reason="boot", timeout=20)
+    assert (booted["state"], booted["session"], booted["energy_wh"]) == ("OFF", "s-gone", 40.0)
+    mark = obs.mark()
+    _send_metered(obs, "bay-1", "s-gone", 40)
+    refused = obs.wait_state("bay-1", since=mark, reason="rejected_ended")
+    assert (refused["state"], refused["session"], refused["energy_wh"]) == ("OFF", "s-gone", 40.0)
+
+
+# -- a session sold by time with the vehicle-full rule, through the broker ---------------------
+def _timed_on(session: str) -> dict[str, Any]:
+    """An ``on`` sold by time with the vehicle-full rule, as HA sends it to a metered bay."""
+    sent = time.time()
+    on = {"action": "on", "session": session, "until": sent + 120, "duration": 120, "sent": sent}
+    return {**on, "full": PAID_FULL}
+
+
+def test_a_timed_session_with_the_full_rule_ends_as_vehicle_full_with_its_energy(
+    line: SimulatedPzemLine, metered: tuple[RunningAgent, Observer]
+) -> None:
+    running, obs = metered
+    mark = obs.mark()
+    obs.send("bay-1", _timed_on("s-timed"))
+    on = obs.wait_state("bay-1", since=mark, state="ON", session="s-timed", energy_wh=0.0)
+    assert on["reason"] == "command"
+    _counted(line, obs, mark, 5020, 20.0)
+    low_at = time.monotonic()
+    line.meters[1].power_w = 3.0
+    off = obs.wait_for(obs.state_topic("bay-1"), lambda m: m.json()["reason"] == "vehicle_full")
+    assert off.at - low_at >= PAID_FULL["settle_s"]
+    assert (off.json()["state"], off.json()["session"], off.json()["energy_wh"]) == (
+        "OFF",
+        "s-timed",
+        20.0,
+    )
+    assert not running.is_on("bay-1")
+
+
+def test_full_to_a_bay_without_a_meter_is_rejected_no_meter(
+    metered: tuple[RunningAgent, Observer],
+) -> None:
+    running, obs = metered
+    mark = obs.mark()
+    obs.send("bay-2", _timed_on("s-plain"))
+    state = obs.wait_state("bay-2", since=mark, reason="rejected_no_meter")
+    assert state["state"] == "OFF"
+    assert not running.is_on("bay-2")

@@ -125,3 +125,13 @@ def test_meter(tmp_path: Path) -> None:
     # Whatever the speed: every session was cut by the agent, and never before its energy.
     assert [row["sessions"] for row in result["rows"]] == [1]
     assert all(row["over_wh"]["min"] >= 0 for row in result["rows"])
+
+
+def test_metered(tmp_path: Path) -> None:
+    result = _run("metered", tmp_path)
+    # Whatever the speed: every bay sold energy, and every metered report reached its sensors.
+    assert result["bays"] == result["metered_ons"] == result["session_energy_matches"] == 6
+    for phase in result["phases"]:
+        assert phase["reports"] > 0
+        assert phase["unhandled"] == 0
+        assert phase["report_to_sensor_ms"]["n"] == phase["reports"]

@@ -1,7 +1,9 @@
 """``scripts/demo --check``: the whole stack, started as a person would, serves a customer.
 
 The customer's way: the QR code the dashboard shows, the bay page, Pay, the checkout, the
-session page, the bay off at the end; Bay 2's dynamic code; a refunded start.
+session page, the bay off at the end; Bay 2's dynamic code; energy bought per kWh at Bay 2
+(metered by the agent's mock meter) until the vehicle is full, and its refund; a refunded
+start.
 
 It runs Home Assistant, a broker, the relay agent and the Razorpay stand-in as real processes
 on 127.0.0.1, in a folder of its own (so a demo someone has running is left alone), and takes
@@ -51,7 +53,7 @@ def test_demo_check_passes(tmp_path: Path, socket_enabled: None) -> None:
         "onboarded: owner 'owner' created",
         "discovered agent 'Demo kiosk': bays bay-1, bay-2 added",
         "bay-1: plans p1, pm, p30; a printed QR code",
-        "bay-2: plans p1, p30; a dynamic QR code on its display",
+        "bay-2: plans p1, p30, kwh; a dynamic QR code on its display; metered",
         "[ok] the dashboard's QR code of bay-1 opens its bay page",
         "[ok] Pay for pm minutes=1 moves on to the checkout",
         "[ok] the checkout sends the customer back to the session page",
@@ -63,6 +65,14 @@ def test_demo_check_passes(tmp_path: Path, socket_enabled: None) -> None:
         "[ok] export_sessions lists it",
         "[ok] its QR code opens its bay page with a one-time password, which sells",
         "[ok] its bay page opened without the code sells nothing",
+        "[ok] the dashboard's QR code of bay-2 opens its bay page",
+        "[ok] Pay for kwh amount=10 moves on to the checkout",
+        "[ok] agent: bay-2 ON, metered",
+        "[ok] the session page shows ",
+        "[ok] agent: bay-2 OFF (vehicle_full) after ",
+        "[ok] refund at the stand-in: ",
+        "[ok] the session page says Vehicle full — ₹",
+        "[ok] owner sees sensor.bay_2_energy_sold ",
         "[ok] agent stopped; sensor.bay_1_status = offline, the bay page says out of order",
         "[ok] refund at the stand-in",
         "[ok] the session page says refund_",

@@ -44,7 +44,7 @@ from .const import (
 )
 from .flow_helpers import add_account
 from .helpers import PostWebhook, entry_data, setup_plug
-from .meter_helpers import ENERGY_PLAN_SUBENTRY, metered_switch_bay, setup_meter
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, metered_switch_bay, setup_meter
 from .mqtt_helpers import NODE, ScriptedAgent, wait_until
 from .pages_helpers import EXTERNAL_URL, Customer
 
@@ -246,6 +246,23 @@ def agent(broker: Broker) -> Generator[ScriptedAgent]:
     scripted = ScriptedAgent(broker.port)
     yield scripted
     scripted.close()
+
+
+@pytest.fixture
+def metered_agent(agent: ScriptedAgent) -> ScriptedAgent:
+    """The scripted agent, its config naming a PZEM-004T for bay-1 (issue #24)."""
+    announce(agent)
+    return agent
+
+
+@pytest.fixture
+async def metered(
+    hass: HomeAssistant, metered_agent: ScriptedAgent, mqtt_bay_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The account with bay-1 on the metered agent, once HA has read the agent's meter."""
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    await wait_until(hass, lambda: runner.driver.metered)
+    return mqtt_bay_entry
 
 
 @pytest.fixture

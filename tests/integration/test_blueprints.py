@@ -41,6 +41,7 @@ END_REASONS = [
     "energy_reached",
     "vehicle_full",
     "time_cap",
+    "agent_ended",
     "meter_silent",
     "meter_invalid",
     "meter_backwards",

@@ -8,7 +8,6 @@ messages (``meter_helpers``). Razorpay is the stand-in: its call log shows each 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,7 +29,6 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_STARTED,
 )
 from devtools.razorpay_standin import RazorpayStandin
-from tests.mosquitto import Broker
 
 from .const import PLAN_SUBENTRY
 from .helpers import PostWebhook, export_sessions, pay, refund_amounts, settle
@@ -55,23 +53,6 @@ BOUGHT_WH = 2000.0
 def bay_plans() -> list[dict[str, Any]]:
     """bay-1 sells 30 minutes (its first plan) and energy by the kWh."""
     return [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
-
-
-@pytest.fixture
-def agent(broker: Broker) -> Generator[ScriptedAgent]:
-    """The scripted agent, its config naming a PZEM-004T for bay-1."""
-    scripted = ScriptedAgent(broker.port)
-    announce(scripted)
-    yield scripted
-    scripted.close()
-
-
-@pytest.fixture
-async def metered(hass: HomeAssistant, mqtt_bay_entry: MockConfigEntry) -> MockConfigEntry:
-    """The account, once HA has read the agent's meter."""
-    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
-    await wait_until(hass, lambda: runner.driver.metered)
-    return mqtt_bay_entry
 
 
 async def _energy_session(
@@ -111,11 +92,17 @@ async def test_energy_sale_sends_the_energy_and_the_full_rule_and_a_top_up_adds(
     assert second["energy_wh"] == BOUGHT_WH + 1000.0
 
 
-@pytest.mark.usefixtures("metered")
-async def test_a_session_sold_by_time_on_a_metered_bay_is_sent_as_a_timed_one(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+async def test_a_session_sold_by_time_at_an_old_agents_bay_gets_no_full(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    metered: MockConfigEntry,
 ) -> None:
-    """The agent refuses ``full`` without ``energy_wh`` (``rejected_malformed``)."""
+    """An agent whose config names no meter for the bay may not know ``full``."""
+    announce(agent, meter=None)
+    runner = metered.runtime_data.bays.runners["bay-1"]
+    await wait_until(hass, lambda: not runner.driver.metered)
     await pay(hass, standin, post_webhook)
     on = await agent.wait_command(1)
     assert isinstance(on, dict)

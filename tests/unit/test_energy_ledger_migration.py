@@ -21,11 +21,16 @@ from custom_components.qr_charging.store_schema import MIGRATIONS, SCHEMA_VERSIO
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"
 NOW = 1_764_000_000.0
 TABLES = ("links", "payments", "sessions", "refunds", "events", "bay_totals", "meta")
-# What schema 4 adds, with the value every old row gets.
+# What schemas 4 and 5 add, with the value every old row gets.
 NEW_COLUMNS = {
     "links": {"energy_wh": 0, "price_per_kwh_paise": 0},
     "payments": {"energy_wh": 0},
-    "sessions": {"energy_paid_wh": 0, "energy_used_wh": 0.0, "price_per_kwh_paise": 0},
+    "sessions": {
+        "energy_paid_wh": 0,
+        "energy_used_wh": 0.0,
+        "price_per_kwh_paise": 0,
+        "meter_wh": None,
+    },
     "bay_totals": {"energy_wh": 0},
 }
 
@@ -86,7 +91,7 @@ async def test_a_schema_3_ledger_gets_the_energy_columns_and_nothing_else_change
     after = _rows(old)
     db = sqlite3.connect(old)
     db.row_factory = sqlite3.Row
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     sessions = select(db, SESSIONS, "1")
     db.close()
     # Every session of before is one sold by time.

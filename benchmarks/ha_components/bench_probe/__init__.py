@@ -108,7 +108,7 @@ class BaysView(_View):
     name = "api:bench_probe:bays"
 
     async def get(self, request: web.Request) -> web.Response:
-        """Entries with their state; bays with online, status, session and status entity."""
+        """Entries with their state; bays: online, status, session, status and power entities."""
         hass: HomeAssistant = request.app["hass"]
         registry = er.async_get(hass)
         entries: list[dict[str, Any]] = []
@@ -125,6 +125,9 @@ class BaysView(_View):
                     "session": session.session_id if session else None,
                     "status_entity": registry.async_get_entity_id(
                         "sensor", "qr_charging", f"{entry.entry_id}_{bay_id}_status"
+                    ),
+                    "power_entity": registry.async_get_entity_id(
+                        "sensor", "qr_charging", f"{entry.entry_id}_{bay_id}_power"
                     ),
                 }
         return self.json({"entries": entries, "bays": bays})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from homeassistant.core import HomeAssistant
 
-from ..energy_rules import ReportedMeter
+from ..energy_rules import EnergyCount, ReportedMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,9 @@ class BayDriver(ABC):
     async def async_wait_known(self, within: float) -> None:  # noqa: B027 - optional hook
         """Wait (at most ``within`` seconds) until the bay's availability is known after setup."""
 
+    async def async_wait_state(self, within: float) -> None:  # noqa: B027 - optional hook
+        """Wait (at most ``within`` seconds) for the bay's first state report after setup."""
+
     @property
     def parent_device_id(self) -> str | None:
         """A device of another integration that switches the bay (a plug's), if any.
@@ -102,15 +105,24 @@ class BayDriver(ABC):
         """The energy the bay's meter counted for a session so far (Wh); None if unknown."""
         return None
 
+    def meter_wh_for(self, session_id: str) -> float | None:
+        """The counter reading HA's count of a session goes on from (Wh), where HA counts."""
+        return None
+
     @property
     def power_w(self) -> float | None:
         """A metered bay's power now (W), if known."""
         return None
 
     def resume(  # noqa: B027 - optional hook
-        self, session_id: str, until: float, energy_wh: float | None = None
+        self,
+        session_id: str,
+        until: float,
+        energy_wh: float | None = None,
+        counted: EnergyCount | None = None,
     ) -> None:
         """After a restart, the session the bay should be running (for drivers that forget).
 
-        ``energy_wh``: a metered session's energy paid for.
+        ``energy_wh``: a metered session's energy paid for; ``counted``: HA's count of it as
+        last stored (``running_energy``), to count on from.
         """

@@ -106,6 +106,12 @@ def bay_meter(data: dict[str, Any], agent_bay: str) -> tuple[str, ReportedMeter]
     return None
 
 
+async def _wait(event: asyncio.Event, within: float) -> None:
+    """Wait for ``event``, at most ``within`` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), within)
+
+
 def agent_identifier(node: str) -> str:
     """The identifier of an agent's device: one per node, whatever its prefix."""
     return f"agent-{node}"
@@ -138,6 +144,7 @@ class MqttAgentDriver(BayDriver):
         self._agent_online = False
         self._link_up = False
         self._availability_known = asyncio.Event()
+        self._state_heard = asyncio.Event()
 
     async def async_setup(self) -> None:
         """Subscribe to the agent's retained topics (if HA's MQTT client is there at all)."""
@@ -179,8 +186,11 @@ class MqttAgentDriver(BayDriver):
 
     async def async_wait_known(self, within: float) -> None:
         """The agent's retained availability arrives soon after subscribing; wait for it."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._availability_known.wait(), within)
+        await _wait(self._availability_known, within)
+
+    async def async_wait_state(self, within: float) -> None:
+        """The bay's retained state arrives soon after subscribing; wait for it (bounded)."""
+        await _wait(self._state_heard, within)
 
     @callback
     def _update_online(self) -> None:
@@ -214,6 +224,7 @@ class MqttAgentDriver(BayDriver):
 
     @callback
     def _state(self, msg: mqtt.ReceiveMessage) -> None:
+        self._state_heard.set()
         report = parse_state(msg.payload)
         if report is None:
             LOGGER.warning("Ignoring malformed bay state on %s", msg.topic)
@@ -243,9 +254,9 @@ class MqttAgentDriver(BayDriver):
     ) -> None:
         """Send ``on`` for the session.
 
-        A session sold by the kWh carries the energy paid for (a top-up: all of it) and the
-        bay's vehicle-full rule; the agent refuses ``full`` without ``energy_wh``
-        (``rejected_malformed``), so a session sold by time carries neither.
+        A session sold by the kWh carries the energy paid for (a top-up: all of it). Every
+        session at a bay whose agent names a meter carries the bay's vehicle-full rule, one
+        sold by time too (as at a metered switch bay); an old agent's bay gets no ``full``.
         """
         command: dict[str, Any] = {
             "action": "on",
@@ -256,8 +267,8 @@ class MqttAgentDriver(BayDriver):
         }
         if energy_wh is not None:
             command["energy_wh"] = energy_wh
-            if self._full is not None:
-                command["full"] = self._full
+        if self._full is not None and (self.metered or energy_wh is not None):
+            command["full"] = self._full
         await self._publish(command)
 
     async def async_turn_off(self, session_id: str | None) -> None:

@@ -21,7 +21,7 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, Stat
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 
-from ..energy_rules import FullRule
+from ..energy_rules import EnergyCount, FullRule
 from ..metering import DEFAULT_MAX_POWER_W
 from .base import BayDriver, BayReport
 from .switch_meter import SwitchMeter
@@ -85,18 +85,30 @@ class SwitchEntityDriver(BayDriver):
         entry = er.async_get(self.hass).async_get(self.entity_id)
         return entry.device_id if entry else None
 
-    def resume(self, session_id: str, until: float, energy_wh: float | None = None) -> None:
+    def resume(
+        self,
+        session_id: str,
+        until: float,
+        energy_wh: float | None = None,
+        counted: EnergyCount | None = None,
+    ) -> None:
         """Remember the session the switch is serving (HA restarted mid-session).
 
-        Its meter counts again from now: energy drawn while HA was down is not billed.
+        Its meter counts on from the count and counter reading last stored (``counted``), so
+        what was drawn since, while HA was down too, counts; without them, from now.
         """
         self._session, self._until = session_id, until
         if self._meter is not None:
-            self._meter.start(session_id, None if energy_wh is None else int(energy_wh))
+            paid = None if energy_wh is None else int(energy_wh)
+            self._meter.start(session_id, paid, counted)
 
     def energy_for(self, session_id: str) -> float | None:
         """The energy HA counted for the session (Wh)."""
         return self._meter.energy_wh(session_id) if self._meter is not None else None
+
+    def meter_wh_for(self, session_id: str) -> float | None:
+        """The plug's counter reading HA's count of the session goes on from (Wh)."""
+        return self._meter.last_wh(session_id) if self._meter is not None else None
 
     @property
     def power_w(self) -> float | None:

@@ -104,16 +104,28 @@ class SwitchMeter:
             return None
         return self._counted[1].counted_wh if self._counted[1] is not None else 0.0
 
+    def last_wh(self, session_id: str) -> float | None:
+        """The counter reading the session's count goes with (None before the first)."""
+        if self._counted is None or self._counted[0] != session_id or self._counted[1] is None:
+            return None
+        return self._counted[1].last_wh
+
     @callback
-    def start(self, session_id: str, paid_wh: int | None) -> None:
-        """Count a session from now (a top-up of it: only its energy paid for grows)."""
+    def start(
+        self, session_id: str, paid_wh: int | None, counted: EnergyCount | None = None
+    ) -> None:
+        """Count a session from now (a top-up of it: only its energy paid for grows).
+
+        ``counted``: after a restart, its count and counter reading as last stored; the next
+        reading counts on from them.
+        """
         self.paid_wh = paid_wh
         if self.session_id == session_id:
             return
         self.stop()
         self.session_id, self._started = session_id, dt_util.utcnow().timestamp()
         self._below = self._heard = None
-        self._counted = (session_id, None)
+        self._counted = (session_id, counted)
         self._energy(self.hass.states.get(self.energy_entity))
         self._unsubscribe = [
             async_track_state_change_event(self.hass, [self.energy_entity], self._energy_changed),

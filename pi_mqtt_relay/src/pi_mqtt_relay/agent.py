@@ -322,8 +322,12 @@ class Agent:
                         f" ({outcome.problem})" if outcome.problem else "",
                     )
                     self._apply(bay_id, end(active, outcome.end), now)
-                elif self._metering.report_due(bay_id, active, now.mono):
-                    if active is not None and active.energy_wh is not None:
+                    continue
+                if outcome is not None and outcome.problem:
+                    # A timed session's meter fault ends nothing: its time is the clock's.
+                    _LOGGER.debug("%s: meter fault ignored: %s", bay_id, outcome.problem)
+                if self._metering.report_due(bay_id, active, now.mono):
+                    if active is not None:
                         self._checkpoint(now)
                     self._publish_state(bay_id, now)
 
@@ -349,13 +353,23 @@ class Agent:
             for bay_id, session in active.items()
             if session is not None
         }
-        self._store.save(SavedState(sessions=sessions, finished=prune_finished(finished, now.wall)))
+        pruned = prune_finished(finished, now.wall)
+        ended = {
+            bay_id: last
+            for bay_id, session in active.items()
+            if (last := self._metering.last_ended(bay_id, session)) is not None
+            and last[0] in pruned
+        }
+        self._store.save(SavedState(sessions=sessions, finished=pruned, ended=ended))
 
     def _resume_stored_sessions(self) -> None:
         """After a crash or reboot: relays are off; unexpired sessions continue."""
         saved = self._store.load()
         now = self._clock()
         self._finished = prune_finished(saved.finished, now.wall)
+        for bay_id, (session_id, energy_wh) in saved.ended.items():
+            if session_id in self._finished:
+                self._metering.ended_before(bay_id, session_id, energy_wh)
         for bay_id, stored in saved.sessions.items():
             if bay_id not in self._active:
                 _LOGGER.warning("dropping the stored session of unknown bay %s", bay_id)
@@ -383,7 +397,8 @@ class Agent:
             else:
                 self._active[bay_id] = session
                 self._reason[bay_id] = Reason.RESUMED
-                self._metering.resumed(bay_id, session, stored.counted, now.mono)
+                down_s = stored.remaining - session.remaining(now)
+                self._metering.resumed(bay_id, session, stored.counted, now.mono, down_s)
                 _LOGGER.info(
                     "%s: resuming session %s for %.1f s",
                     bay_id,

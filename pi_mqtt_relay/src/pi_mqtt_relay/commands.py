@@ -39,7 +39,8 @@ class OnCommand:
     """Power the bay for a paid session until ``until`` (sender's clock).
 
     ``energy_wh`` (metered sessions only) is the energy paid for so far; ``until`` is then
-    the time cap.
+    the time cap. ``full`` (a bay with a meter only) ends the session, metered or timed,
+    when the vehicle is full.
     """
 
     session: str
@@ -96,7 +97,7 @@ def _number(data: dict[str, Any], key: str) -> float:
 
 
 def _full_rule(data: dict[str, Any]) -> FullRule | None:
-    """The optional ``full`` object of a metered ``on``: three non-negative numbers."""
+    """The optional ``full`` object of an ``on``: three non-negative numbers."""
     if "full" not in data:
         return None
     full = data["full"]
@@ -109,14 +110,16 @@ def _full_rule(data: dict[str, Any]) -> FullRule | None:
 
 
 def _energy(data: dict[str, Any]) -> tuple[float | None, FullRule | None]:
-    """``energy_wh`` (> 0) and ``full``, which only makes sense with it."""
-    if "energy_wh" not in data:
-        if "full" in data:
-            raise MalformedCommand("'full' needs 'energy_wh'")
-        return None, None
-    energy = _number(data, "energy_wh")
-    if energy <= 0:
-        raise MalformedCommand("'energy_wh' must be greater than 0")
+    """``energy_wh`` (> 0, a metered session) and ``full``, each optional.
+
+    ``full`` without ``energy_wh`` is a timed session with the vehicle-full rule; whether the
+    bay has a meter for either is the session rules' business (``rejected_no_meter``).
+    """
+    energy = None
+    if "energy_wh" in data:
+        energy = _number(data, "energy_wh")
+        if energy <= 0:
+            raise MalformedCommand("'energy_wh' must be greater than 0")
     return energy, _full_rule(data)
 
 

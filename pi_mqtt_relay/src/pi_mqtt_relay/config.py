@@ -73,13 +73,12 @@ class MeterConfig:
 
 @dataclass(frozen=True)
 class MeteringConfig:
-    """Agent-wide meter settings: reporting steps, polling, silence and reset limits."""
+    """Agent-wide meter settings: reporting steps, polling and the silence limit."""
 
     report_step_wh: float = 10.0
     report_step_w: float = 50.0
     meter_poll_s: float = 2.0
     meter_silent_s: float = 60.0
-    reset_wh: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -263,7 +262,9 @@ _SCHEMA = vol.Schema(
         vol.Optional("report_step_w", default=50): _positive_number,
         vol.Optional("meter_poll_s", default=2): _positive_number,
         vol.Optional("meter_silent_s", default=60): _positive_number,
-        vol.Optional("reset_wh", default=10): _non_negative_number,
+        # Retired (any plausible drop is now a tentative reset): still accepted, and ignored,
+        # so the config files of earlier agents keep loading.
+        vol.Optional("reset_wh"): _non_negative_number,
     }
 )
 
@@ -433,7 +434,6 @@ def parse_config(raw: Any) -> AgentConfig:
             report_step_w=data["report_step_w"],
             meter_poll_s=data["meter_poll_s"],
             meter_silent_s=data["meter_silent_s"],
-            reset_wh=data["reset_wh"],
         ),
     )
 

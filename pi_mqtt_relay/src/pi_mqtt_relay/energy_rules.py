@@ -3,14 +3,23 @@
 Pure functions over immutable values with the time passed in (the agent's monotonic clock),
 like :mod:`pi_mqtt_relay.sessions`:
 
-* a session's energy is the sum of the meter counter's increases since it started; a drop to
-  at most ``reset_wh`` is a reset (counting continues from the new value), any other drop is
-  ``meter_backwards``;
+* a session's energy is the sum of the meter counter's plausible increases since it started:
+  no counted rise may exceed ``max_power_w`` over the time since the last valid reading (plus
+  :data:`READ_LAG_S` and one :data:`RESOLUTION_WH`); a larger rise is ``meter_invalid``;
+* a drop is a counter wrap when the counter was near a wrap point (:data:`WRAPS_WH`) and the
+  rise through it is plausible; else a tentative reset (the new value is counted from 0) when
+  the new value is plausible; else ``meter_backwards``. The count before the drop is kept:
+  a later reading back at or above that counter shows the drop was a glitch, and the session
+  counts on from the old counter as if the drop and what followed had never been read;
 * a reading is checked on arrival, so the cut at the paid energy is late by at most the
   energy of one poll;
 * a meter that lies (not a finite non-negative number, power above the bay's rating, a
   counter going backwards) or stays silent ends the session, and the reading that showed the
-  fault is not counted: no unmeasured energy is ever billed.
+  fault is not counted: no unmeasured energy is ever billed;
+* a timed session at a metered bay is counted the same way (the owner's energy sold) but its
+  time is kept by the clock: only the vehicle-full rule ends it, never a fault of its meter;
+* low power is only ever what valid readings show: a poll without one (or with a faulty one)
+  starts the vehicle-full settle time again.
 """
 
 from __future__ import annotations
@@ -24,6 +33,17 @@ from .sessions import Reason
 
 # While a metered session runs, its state is published at least this often.
 REPORT_EVERY_S = 10.0
+# A meter's counter moves in steps of this (the PZEM-004T's 1 Wh): one step is always plausible.
+RESOLUTION_WH = 1.0
+# How much older a reading's energy may be than the poll that fetched it (a meter updates its
+# registers about once a second): added to the elapsed time of the plausibility cap.
+READ_LAG_S = 2.0
+# Where counters wrap to 0: the PZEM-004T's 9999.99 kWh and any 32-bit counter of Wh.
+WRAPS_WH = (9_999_990.0, float(2**32))
+# The PZEM's 9999.99 kWh is shown to 10 Wh: its counter may read up to this above the wrap.
+WRAP_SLACK_WH = 10.0
+# Drops remembered for the glitch rule; a return to an older one is then meter_invalid.
+KEEP_DROPS = 4
 
 
 @dataclass(frozen=True)
@@ -32,7 +52,10 @@ class MeterLimits:
 
     max_power_w: float
     silent_s: float
-    reset_wh: float
+
+    def plausible_wh(self, seconds: float) -> float:
+        """The most energy a bay can draw in ``seconds`` (the cap on a counted rise)."""
+        return self.max_power_w * (max(0.0, seconds) + READ_LAG_S) / 3600 + RESOLUTION_WH
 
 
 @dataclass(frozen=True)
@@ -41,7 +64,8 @@ class Count:
 
     ``counter_wh`` is the meter's counter at the last valid reading (None before the first);
     ``last_valid`` the monotonic time of that reading (or of the start); ``low_since`` when
-    the power first stayed under the full rule's threshold after the grace time.
+    the power first stayed under the full rule's threshold after the grace time; ``dropped``
+    the counts just before the drops taken as resets, oldest first (the glitch rule's memory).
     """
 
     energy_wh: float
@@ -49,15 +73,31 @@ class Count:
     started: float
     last_valid: float
     low_since: float | None = None
+    dropped: tuple[Dropped, ...] = ()
 
 
-def start_count(mono: float, counter_wh: float | None, energy_wh: float = 0.0) -> Count:
+@dataclass(frozen=True)
+class Dropped:
+    """The count before a drop taken as a tentative reset."""
+
+    energy_wh: float
+    counter_wh: float
+    at: float
+
+
+def start_count(
+    mono: float, counter_wh: float | None, energy_wh: float = 0.0, *, unseen_s: float = 0.0
+) -> Count:
     """A session starting (or resuming with ``energy_wh`` counted) at ``mono``.
 
     ``counter_wh`` is the counter before the relay went on: the relay was off since, so the
-    first reading's increase belongs to the session.
+    first reading's increase belongs to the session. ``unseen_s`` is how long the bay may have
+    drawn since ``counter_wh`` was read (a stored count: the agent was down): the first rise
+    is judged plausible over that time too.
     """
-    return Count(energy_wh=energy_wh, counter_wh=counter_wh, started=mono, last_valid=mono)
+    return Count(
+        energy_wh=energy_wh, counter_wh=counter_wh, started=mono, last_valid=mono - unseen_s
+    )
 
 
 @dataclass(frozen=True)
@@ -74,14 +114,53 @@ def valid(reading: Reading) -> bool:
     return all(math.isfinite(v) and v >= 0 for v in (reading.power_w, reading.energy_wh))
 
 
-def _counted(count: Count, counter: float, reset_wh: float) -> float | None:
-    """The session's energy with the new counter value; None when it went backwards."""
-    if count.counter_wh is None or counter >= count.counter_wh:
-        return count.energy_wh + (0.0 if count.counter_wh is None else counter - count.counter_wh)
-    if counter <= reset_wh:
-        # The meter was reset or restarted: what it counted before is already in the session.
-        return count.energy_wh
+def _implausible(count: Count, rise: float, since: float, mono: float) -> Observation:
+    problem = f"counter rose {rise:g} Wh in {mono - since:.0f} s: more than max_power_w can draw"
+    return Observation(count, Reason.METER_INVALID, problem)
+
+
+def _glitch_undone(
+    count: Count, counter: float, mono: float, limits: MeterLimits
+) -> Count | Observation | None:
+    """The count when ``counter`` is back at the counter before a drop (None: it is not).
+
+    The drop was then a glitch: count from the old counter (the oldest such drop, as what was
+    counted after it came from false values).
+    """
+    for index, drop in enumerate(count.dropped):
+        if counter >= drop.counter_wh:
+            rise = counter - drop.counter_wh
+            if rise > limits.plausible_wh(mono - drop.at):
+                return _implausible(count, rise, drop.at, mono)
+            return replace(count, energy_wh=drop.energy_wh + rise, dropped=count.dropped[:index])
     return None
+
+
+def _counted(count: Count, counter: float, mono: float, limits: MeterLimits) -> Count | Observation:
+    """The count with the new counter value (not yet stored in it), or the fault it shows."""
+    old = count.counter_wh
+    if old is None:
+        return count
+    undone = _glitch_undone(count, counter, mono, limits)
+    if undone is not None:
+        return undone
+    plausible = limits.plausible_wh(mono - count.last_valid)
+    if counter >= old:
+        if counter - old > plausible:
+            return _implausible(count, counter - old, count.last_valid, mono)
+        return replace(count, energy_wh=count.energy_wh + (counter - old))
+    # A drop: through a wrap point when the counter was near one, else a reset or restart of
+    # the meter (counted from 0). Both are remembered: a return to the old counter shows the
+    # drop was a glitch.
+    wraps = [
+        max(0.0, w - old) + counter for w in WRAPS_WH if w - plausible <= old <= w + WRAP_SLACK_WH
+    ]
+    rise = min([r for r in wraps if r <= plausible] or [counter])
+    if rise <= plausible:
+        dropped = (*count.dropped, Dropped(count.energy_wh, old, count.last_valid))
+        return replace(count, energy_wh=count.energy_wh + rise, dropped=dropped[-KEEP_DROPS:])
+    problem = f"counter went back from {old:g} to {counter:g} Wh"
+    return Observation(count, Reason.METER_BACKWARDS, problem)
 
 
 def _full(count: Count, power_w: float, mono: float, full: FullRule | None) -> Count:
@@ -102,6 +181,8 @@ def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
 ) -> Observation:
     """Apply one poll's outcome (``reading`` None: the meter did not answer) to a session."""
     if reading is None:
+        # No reading is not low power: the settle time starts again at the next one.
+        count = replace(count, low_since=None)
         if mono - count.last_valid >= limits.silent_s:
             silent = mono - count.last_valid
             return Observation(count, Reason.METER_SILENT, f"no valid reading for {silent:.0f} s")
@@ -111,12 +192,11 @@ def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
     if reading.power_w > limits.max_power_w:
         problem = f"{reading.power_w:g} W is above max_power_w {limits.max_power_w:g}"
         return Observation(count, Reason.METER_OVERPOWER, problem)
-    energy = _counted(count, reading.energy_wh, limits.reset_wh)
-    if energy is None:
-        problem = f"counter went back from {count.counter_wh:g} to {reading.energy_wh:g} Wh"
-        return Observation(count, Reason.METER_BACKWARDS, problem)
+    moved = _counted(count, reading.energy_wh, mono, limits)
+    if isinstance(moved, Observation):
+        return moved
     counted = _full(
-        replace(count, energy_wh=energy, counter_wh=reading.energy_wh, last_valid=mono),
+        replace(moved, counter_wh=reading.energy_wh, last_valid=mono),
         reading.power_w,
         mono,
         full,
@@ -127,6 +207,29 @@ def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
     if full is not None and low is not None and mono - low >= full.settle_s:
         return Observation(counted, Reason.VEHICLE_FULL)
     return Observation(counted)
+
+
+def observe_timed(
+    count: Count,
+    reading: Reading | None,
+    mono: float,
+    *,
+    full: FullRule | None,
+    limits: MeterLimits,
+) -> Observation:
+    """Apply one poll to a timed session at a metered bay: only ``vehicle_full`` ends it.
+
+    Its deadline is the clock's, so a meter fault is reported (``problem``) but ends nothing:
+    the faulty reading is not counted, the settle time starts again, and a counter that went
+    backwards is counted on from its new value.
+    """
+    outcome = observe(count, reading, mono, paid_wh=math.inf, full=full, limits=limits)
+    if outcome.end is None or outcome.end is Reason.VEHICLE_FULL:
+        return outcome
+    counter = count.counter_wh
+    if outcome.end is Reason.METER_BACKWARDS and reading is not None:
+        counter = reading.energy_wh
+    return Observation(replace(count, counter_wh=counter, low_since=None), problem=outcome.problem)
 
 
 @dataclass(frozen=True)

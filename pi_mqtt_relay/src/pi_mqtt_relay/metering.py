@@ -1,7 +1,8 @@
 """The agent's meters: the count of each metered bay's session and what its state says.
 
-Holds, per bay with a meter, the last valid reading, the running metered session's
-:class:`~pi_mqtt_relay.energy_rules.Count` and the last metered session that ended; the rules
+Holds, per bay with a meter, the last valid reading, the running session's
+:class:`~pi_mqtt_relay.energy_rules.Count` (timed sessions are counted too: the owner's energy
+sold) and the last session that ended; the rules
 themselves are in :mod:`pi_mqtt_relay.energy_rules`. Not thread-safe by itself: the agent
 calls it under its lock (meters are read outside it).
 """
@@ -15,11 +16,13 @@ from typing import Any
 
 from .config import AgentConfig
 from .energy_rules import (
+    REPORT_EVERY_S,
     Count,
     MeterLimits,
     Observation,
     Report,
     observe,
+    observe_timed,
     report_due,
     start_count,
     valid,
@@ -37,10 +40,10 @@ class BayMetering:
     meter: Meter
     limits: MeterLimits
     last: Reading | None = None
-    # The running metered session and its count.
+    # The running session (metered or timed) and its count.
     session: str | None = None
     count: Count | None = None
-    # The last metered session that ended and its final energy: named by the OFF state.
+    # The last session that ended and its final energy: named by the OFF state.
     ended: tuple[str, float] | None = None
     # A session held after a reboot (clock not synced) and its stored count, for its "on".
     held: tuple[str, Counted] | None = None
@@ -59,6 +62,15 @@ def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
     return None
 
 
+def _unseen_s(counted: Counted | None, down_s: float) -> float:
+    """How long a stored count's bay may have drawn unread.
+
+    ``down_s`` stopped, plus the time before the stop since the count was last stored (a
+    running metered session is stored with each report, at least every ``REPORT_EVERY_S``).
+    """
+    return 0.0 if counted is None else max(0.0, down_s) + REPORT_EVERY_S
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -74,7 +86,6 @@ class Metering:
                 limits = MeterLimits(
                     max_power_w=bay.meter.max_power_w,
                     silent_s=config.metering.meter_silent_s,
-                    reset_wh=config.metering.reset_wh,
                 )
                 self._bays[bay.id] = BayMetering(meters[bay.id], limits)
 
@@ -94,7 +105,7 @@ class Metering:
         since).
         """
         bay = self._bays.get(bay_id)
-        if bay is None or active.energy_wh is None:
+        if bay is None:
             return None
         if bay.session == active.session and bay.count is not None:
             return Counted(bay.count.energy_wh, bay.count.counter_wh)
@@ -112,23 +123,31 @@ class Metering:
         if (before is None) != (after is None):
             bay.meter.load_switched(after is not None, mono)
         if after is not None and (before is None or before.session != after.session):
-            self._begin(bay, after, self.counted(bay_id, after), mono)
+            held = bay.held is not None and bay.held[0] == after.session
+            counted = self.counted(bay_id, after)
+            # A held session's bay went off with the power: unseen only until that cut.
+            self._begin(bay, after, counted, mono, _unseen_s(counted, 0.0) if held else 0.0)
         elif after is None and before is not None:
             if bay.count is not None and bay.session == before.session:
                 bay.ended = (before.session, bay.count.energy_wh)
             bay.session, bay.count = None, None
 
     def resumed(
-        self, bay_id: str, active: ActiveSession, counted: Counted | None, mono: float
+        self,
+        bay_id: str,
+        active: ActiveSession,
+        counted: Counted | None,
+        mono: float,
+        down_s: float,
     ) -> None:
-        """A stored session continues after a restart, counting from the stored counter."""
+        """A stored session continues after ``down_s`` stopped, counting from its stored count."""
         bay = self._bays.get(bay_id)
         if bay is not None:
-            self._begin(bay, active, counted, mono)
+            self._begin(bay, active, counted, mono, _unseen_s(counted, down_s))
             bay.meter.load_switched(True, mono)
 
     def hold(self, bay_id: str, session: str, counted: Counted | None) -> None:
-        """A stored metered session waits for its ``on`` (see ``sessions.Resume.HOLD``).
+        """A stored session waits for its ``on`` (see ``sessions.Resume.HOLD``).
 
         When that comes, it goes on counting from its stored count (kept until the agent
         stops, as the held session itself is).
@@ -138,26 +157,47 @@ class Metering:
             bay.held = (session, counted)
 
     def expired_while_stopped(self, bay_id: str, session: str, counted: Counted | None) -> None:
-        """A stored metered session ended while the agent was down: its OFF names it."""
+        """A stored session ended while the agent was down: its OFF names it."""
+        if counted is not None:
+            self.ended_before(bay_id, session, counted.energy_wh)
+
+    def ended_before(self, bay_id: str, session: str, energy_wh: float) -> None:
+        """The bay's last counted session ended before a restart: its OFF names it."""
         bay = self._bays.get(bay_id)
-        if bay is not None and counted is not None:
-            bay.ended = (session, counted.energy_wh)
+        if bay is not None:
+            bay.ended = (session, energy_wh)
+
+    def last_ended(self, bay_id: str, active: ActiveSession | None) -> tuple[str, float] | None:
+        """The bay's last ended metered session and its energy, to store.
+
+        With ``active`` (what is about to be stored) no longer the counted session, the
+        counted one is ending now.
+        """
+        bay = self._bays.get(bay_id)
+        if bay is None:
+            return None
+        ending = active is None or active.session != bay.session
+        if bay.session is not None and bay.count is not None and ending:
+            return (bay.session, bay.count.energy_wh)
+        return bay.ended
 
     @staticmethod
     def _begin(
-        bay: BayMetering, active: ActiveSession, counted: Counted | None, mono: float
+        bay: BayMetering,
+        active: ActiveSession,
+        counted: Counted | None,
+        mono: float,
+        unseen_s: float = 0.0,
     ) -> None:
         bay.ended, bay.held = None, None
-        if active.energy_wh is None:
-            bay.session, bay.count = None, None
-            return
         energy, counter = (counted.energy_wh, counted.counter_wh) if counted else (0.0, None)
-        bay.session, bay.count = active.session, start_count(mono, counter, energy)
+        bay.session = active.session
+        bay.count = start_count(mono, counter, energy, unseen_s=unseen_s)
 
     def observe(
         self, bay_id: str, active: ActiveSession | None, reading: Reading | None, mono: float
     ) -> Observation | None:
-        """One poll of the bay's meter; the observation of its metered session, if any."""
+        """One poll of the bay's meter; the observation of its running session, if any."""
         bay = self._bays[bay_id]
         if (reading is None) != bay.failing:
             bay.failing = reading is None
@@ -165,16 +205,19 @@ class Metering:
             log("%s: meter %s", bay_id, "stopped answering" if bay.failing else "answers again")
         if reading is not None and valid(reading):
             bay.last = reading
-        if active is None or active.energy_wh is None or bay.count is None:
+        if active is None or bay.count is None or bay.session != active.session:
             return None
-        outcome = observe(
-            bay.count,
-            reading,
-            mono,
-            paid_wh=active.energy_wh,
-            full=active.full,
-            limits=bay.limits,
-        )
+        if active.energy_wh is None:
+            outcome = observe_timed(bay.count, reading, mono, full=active.full, limits=bay.limits)
+        else:
+            outcome = observe(
+                bay.count,
+                reading,
+                mono,
+                paid_wh=active.energy_wh,
+                full=active.full,
+                limits=bay.limits,
+            )
         bay.count = outcome.count
         return outcome
 
@@ -207,7 +250,7 @@ class Metering:
     ) -> dict[str, Any]:
         """``power_w`` and ``energy_wh`` of a metered bay's state; notes them as reported.
 
-        When the bay is off after a metered session, ``session`` names that session.
+        When the bay is off after a session, ``session`` names that session.
         """
         bay = self._bays.get(bay_id)
         if bay is None:

@@ -9,7 +9,8 @@ rule of the MQTT contract can be checked without a broker, a pin or a sleeping t
 * no deadline is ever further away than the configured cap;
 * deadlines are kept on the monotonic clock, and ``until`` (sender's wall clock) is only
   trusted when the Pi's wall clock agrees with the sender's ``sent``;
-* a metered session (``energy_wh``) needs a bay with a meter, keeps its kind, and a top-up
+* a metered session (``energy_wh``) or the vehicle-full rule (``full``, on a timed session
+  too) needs a bay with a meter; a session keeps its kind and its full rule, and a top-up
   takes the larger energy as it takes the later ``until`` (its counting and energy ends are
   in :mod:`pi_mqtt_relay.energy_rules`).
 """
@@ -92,7 +93,8 @@ class ActiveSession:
 
     ``until`` is the deadline as the sender expressed it (its wall clock) and is what the
     state payload reports; ``deadline`` is the monotonic time the relay goes off (the time
-    cap of a metered session). ``energy_wh`` is the energy paid for (None: a timed session).
+    cap of a metered session). ``energy_wh`` is the energy paid for (None: a timed session);
+    ``full`` the vehicle-full rule (either kind, at a bay with a meter).
     """
 
     session: str
@@ -113,9 +115,9 @@ class StoredSession:
     ``deadline_mono`` is exact across a crash of the agent alone (same ``boot_id``: the
     monotonic clock keeps counting); after a reboot the wall clock deadline is used once the
     clock is synced, never more than ``remaining`` (the time left when it was last stored);
-    before that the session is held (see :class:`Resume`). A metered session also keeps
-    its paid energy and full rule, the energy counted and the meter's counter at that count
-    (see :class:`Counted`), so a restart resumes counting from the meter's counter.
+    before that the session is held (see :class:`Resume`). A session at a metered bay also
+    keeps its paid energy (if metered) and full rule, the energy counted and the meter's
+    counter at that count (see :class:`Counted`), so a restart resumes counting from there.
     """
 
     session: str
@@ -149,7 +151,7 @@ class StoredSession:
 
 @dataclass(frozen=True)
 class Counted:
-    """A metered session's energy counted so far and the meter counter it was counted to."""
+    """A session's energy counted so far and the meter counter it was counted to."""
 
     energy_wh: float
     counter_wh: float | None
@@ -277,9 +279,11 @@ def _refusal(
 def _kind_refusal(
     active: ActiveSession | None, command: OnCommand, limits: Limits
 ) -> Decision | None:
-    """Energy is sold only where a meter counts it, and a session keeps its kind."""
+    """Energy and vehicle full need a meter, and a session keeps its kind."""
     if command.energy_wh is not None and not limits.metered:
         return _reject(active, Reason.REJECTED_NO_METER, "bay has no meter to count energy")
+    if command.full is not None and not limits.metered:
+        return _reject(active, Reason.REJECTED_NO_METER, "bay has no meter to see a full vehicle")
     if active is not None and (active.energy_wh is None) != (command.energy_wh is None):
         kind = "timed" if active.energy_wh is None else "metered"
         return _reject(active, Reason.REJECTED_MALFORMED, f"session {active.session} is {kind}")

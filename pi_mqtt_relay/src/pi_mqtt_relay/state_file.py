@@ -1,5 +1,8 @@
 """Durable memory of the agent: active sessions and recently finished session ids.
 
+A finished entry of a bay's last ended metered session also keeps its bay and final energy
+(``"bay"``, ``"energy_wh"``), so the OFF after a restart still names it with its energy.
+
 Written with write-to-temporary, fsync, atomic rename and a directory fsync, so after a
 power cut the file is either the old or the new version, never half of each. A session
 is stored *before* its relay is switched on (see :mod:`pi_mqtt_relay.agent`).
@@ -24,10 +27,15 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 @dataclass
 class SavedState:
-    """The file's content: sessions by bay id, finished ids with (kind, wall time)."""
+    """The file's content: sessions by bay id, finished ids with (kind, wall time).
+
+    ``ended`` maps a bay id to its last ended metered session and that session's energy
+    (stored in the session's finished entry: one that is not in ``finished`` is not kept).
+    """
 
     sessions: dict[str, StoredSession] = field(default_factory=dict)
     finished: dict[str, tuple[Finish, float]] = field(default_factory=dict)
+    ended: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
@@ -47,6 +55,7 @@ def current_boot_id() -> str | None:
 
 
 def _to_json(state: SavedState) -> dict[str, Any]:
+    ended = _ended_to_json(state)
     return {
         "version": FORMAT_VERSION,
         "sessions": {
@@ -62,17 +71,37 @@ def _to_json(state: SavedState) -> dict[str, Any]:
             for bay, s in state.sessions.items()
         },
         "finished": {
-            session: {"kind": kind.value, "at": at}
+            session: {"kind": kind.value, "at": at, **ended.get(session, {})}
             for session, (kind, at) in state.finished.items()
         },
     }
 
 
+def _ended_to_json(state: SavedState) -> dict[str, dict[str, Any]]:
+    """The extra keys of the finished entries of the bays' last ended metered sessions."""
+    return {
+        session: {"bay": bay, "energy_wh": energy} for bay, (session, energy) in state.ended.items()
+    }
+
+
+def _ended_from_json(finished: dict[str, Any]) -> dict[str, tuple[str, float]]:
+    """Each bay's last ended metered session, from the finished entries that name a bay."""
+    ended: dict[str, tuple[str, float, float]] = {}
+    for session, f in finished.items():
+        if f.get("bay") is not None and f.get("energy_wh") is not None:
+            at, bay = float(f["at"]), str(f["bay"])
+            if bay not in ended or ended[bay][2] < at:
+                ended[bay] = (str(session), float(f["energy_wh"]), at)
+    return {bay: (session, energy) for bay, (session, energy, _) in ended.items()}
+
+
 def _metered_to_json(s: StoredSession) -> dict[str, Any]:
-    """A metered session's extra keys; a timed session is stored exactly as before."""
-    if s.energy_wh is None:
-        return {}
-    data: dict[str, Any] = {"energy_wh": s.energy_wh}
+    """A session's metering keys, each only when it has it.
+
+    A timed session at a bay without a meter is stored exactly as before; at a metered bay it
+    keeps its full rule and count as a metered session does.
+    """
+    data: dict[str, Any] = {} if s.energy_wh is None else {"energy_wh": s.energy_wh}
     if s.full is not None:
         data["full"] = {
             "below_w": s.full.below_w,
@@ -127,11 +156,11 @@ def _from_json(data: Any) -> SavedState:
         )
         for bay, s in data.get("sessions", {}).items()
     }
+    finished_json = data.get("finished", {})
     finished = {
-        str(session): (Finish(f["kind"]), float(f["at"]))
-        for session, f in data.get("finished", {}).items()
+        str(session): (Finish(f["kind"]), float(f["at"])) for session, f in finished_json.items()
     }
-    return SavedState(sessions=sessions, finished=finished)
+    return SavedState(sessions=sessions, finished=finished, ended=_ended_from_json(finished_json))
 
 
 class StateFile:
