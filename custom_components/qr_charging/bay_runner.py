@@ -28,7 +28,7 @@ from .const import EVENT_SESSION_STARTED, LOGGER
 from .drivers.base import BayDriver, BayReport
 from .ending_rules import Ending, RefundMode
 from .endings import Endings
-from .energy_rules import resumed_count
+from .energy_rules import METER_INVALID, implausible, resumed_count
 from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
@@ -99,6 +99,31 @@ def _started(session: SessionRecord) -> dict[str, Any]:
         "energy_wh": session.energy_paid_wh,
         "price_per_kwh_paise": session.price_per_kwh_paise,
     }
+
+
+def _verdict(
+    ledger: Ledger,
+    session: SessionRecord | None,
+    report: BayReport,
+    now: float,
+    driver: BayDriver,
+) -> tuple[rules.ReportVerdict, float | None]:
+    """``rules.read_report``'s verdict, and the energy to bill when it must be bounded.
+
+    An agent's energy figure no meter could count (``energy_rules.implausible``) is a meter
+    fault, billed at most the bound.
+    """
+    meter = driver.reported_meter
+    bound = implausible(session, report.session_id, report.energy_wh, now, meter)
+    if bound is None:
+        return rules.read_report(ledger, session, report, now), None
+    return rules.ReportVerdict(Verdict.METERED_END, reason=METER_INVALID), bound
+
+
+def _believed(session: SessionRecord | None, report: BayReport, driver: BayDriver) -> bool:
+    """Whether a report's energy figure is one its meter could have counted (``_verdict``)."""
+    meter = driver.reported_meter
+    return implausible(session, report.session_id, report.energy_wh, time.time(), meter) is None
 
 
 def _log_ignored(bay_id: str, session: SessionRecord, report: BayReport, verdict: Verdict) -> None:
@@ -342,15 +367,16 @@ class BayRunner:
     @callback
     def _on_report(self, report: BayReport) -> None:
         self.last_report = report
-        if report.powered:  # an agent's count so far (an OFF's is stored by its end)
+        # An agent's count so far (an OFF's is stored by its end), if a meter could count it.
+        if report.powered and _believed(self.session, report, self.driver):
             self.energy.note(self.session)
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
-        """Carry out what the report means (``rules.read_report``)."""
+        """Carry out what the report means (``_verdict``)."""
         session = self.session
         now = time.time()
-        verdict = rules.read_report(self.books.ledger, session, report, now)
+        verdict, bound = _verdict(self.books.ledger, session, report, now, self.driver)
         if verdict.verdict is Verdict.FOREIGN_POWER:
             # Power nobody paid for (an ended, refunded or unknown session): cut it.
             LOGGER.warning(
@@ -379,7 +405,7 @@ class BayRunner:
                 await self.async_end(session, failure)
             case Verdict.METERED_END:
                 ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
-                await self.async_end(session, ending)
+                await self.async_end(session, ending.measured(bound))
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
             case Verdict.AGENT_RESTARTED:

@@ -6,13 +6,14 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from .metering import (
     DEFAULT_FULL_BELOW_W,
     DEFAULT_FULL_GRACE_MIN,
     DEFAULT_FULL_SETTLE_MIN,
+    DEFAULT_MAX_POWER_W,
     MAX_ENERGY_AMOUNT_PAISE,
     MAX_PRICE_PER_KWH_PAISE,
     Metering,
@@ -190,9 +191,10 @@ class Bay:
     full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
     full_grace_min: int = DEFAULT_FULL_GRACE_MIN
     prorata: bool = True
-    # A switch bay's meter: its plug's power (W) and energy (kWh or Wh) sensors.
+    # A switch bay's meter: its plug's power (W), energy (kWh or Wh) sensors, rated power (W).
     power_sensor: str | None = None
     energy_sensor: str | None = None
+    max_power_w: int = DEFAULT_MAX_POWER_W
 
     @property
     def full_rule(self) -> dict[str, int]:
@@ -227,21 +229,18 @@ _DEFAULT_BAY_FIELDS = {
     "dynamic_qr": False,
     "qr_validity_s": DEFAULT_VALIDITY_S,
     "hold_minutes": DEFAULT_HOLD_MINUTES,
-    "full_below_w": DEFAULT_FULL_BELOW_W,
-    "full_settle_min": DEFAULT_FULL_SETTLE_MIN,
-    "full_grace_min": DEFAULT_FULL_GRACE_MIN,
-    "prorata": True,
+    # The metering settings' defaults (the sensors are optional fields, above).
+    **{f.name: f.default for f in fields(Metering) if not f.name.endswith("_sensor")},
 }
 
 
 def rupees_to_paise(rupees: float | str | Decimal) -> int:
-    """Convert a price entered in rupees to integer paise, refusing fractions of a paisa."""
+    """Convert a price entered in rupees to integer paise: finite, no fractions of a paisa."""
     try:
-        value = Decimal(str(rupees))
-    except InvalidOperation as err:
+        paise = Decimal(str(rupees)) * 100
+    except ArithmeticError as err:  # no number (InvalidOperation), a signalling NaN
         raise CatalogError("price", "invalid_price") from err
-    paise = value * 100
-    if paise != paise.to_integral_value():
+    if not paise.is_finite() or paise != paise.to_integral_value():  # infinities, NaN
         raise CatalogError("price", "invalid_price")
     return int(paise)
 
@@ -396,6 +395,7 @@ def make_bay(
         prorata=meter.prorata,
         power_sensor=meter.power_sensor,
         energy_sensor=meter.energy_sensor,
+        max_power_w=meter.max_power_w,
     )
 
 

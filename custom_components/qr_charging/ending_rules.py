@@ -135,8 +135,13 @@ class Ending:
         return cls.end(reason, send_off=True, refund=refund)
 
     def measured(self, energy_wh: float | None) -> Ending:
-        """The same ending with the energy the bay's meter counted for the session (if any)."""
-        return self if energy_wh is None else replace(self, energy_wh=energy_wh)
+        """The same ending with the energy the bay's meter counted for the session (if any).
+
+        An energy set already stays: a report's implausible figure was bounded before.
+        """
+        if energy_wh is None or self.energy_wh is not None:
+            return self
+        return replace(self, energy_wh=energy_wh)
 
     @property
     def repaired(self) -> bool:

@@ -10,8 +10,21 @@ is charged ``ceil(amount * used / bought)``, at most the price of the Wh it serv
 to the paisa.
 
 Counting (``count``): a session's energy is the sum of the meter counter's increases since
-the session started; a counter that drops to at most ``RESET_WH`` was reset (a plug's restart)
-and counting goes on from the new value; any other drop is ``meter_backwards``.
+the session started, each checked against what the meter's rated maximum power could draw
+since the counter last changed (``most_wh``: max power x elapsed + the sensor's resolution):
+
+* a rise within it counts; a rise above it is ``meter_invalid`` (a counter that jumps);
+* any drop is a tentative reset (a plug's restart, its counter from 0): the new value counts
+  as drawn since the reset, if it is within that bound, else ``meter_backwards``; the counter
+  (and the count) before the drop are remembered;
+* a glitch: after a drop, a reading back at or above the old counter that rises faster than
+  the meter could count is no energy drawn; the count goes on from the old counter (the
+  tentative count since the drop is dropped), its rise over the old counter checked against
+  the bound since the last reading before the drop. A plausible rise past the old counter is
+  a real reset counting up; the old counter is then forgotten.
+
+An agent's reported energy (``plausible_wh``) is bounded the same way: at most the energy paid
+plus ``OVERSHOOT_WH``, and at most the agent's maximum power over the session's time.
 """
 
 from __future__ import annotations
@@ -20,8 +33,9 @@ import math
 from dataclasses import dataclass
 
 from .ledger import Ledger
+from .metering import DEFAULT_MAX_POWER_W
 from .payment_rules import refundable
-from .records import SessionRecord
+from .records import SessionRecord, SessionState
 
 # Why a metered session ends (the agent's OFF reasons, and HA's own for switch bays).
 ENERGY_REACHED = "energy_reached"
@@ -37,13 +51,17 @@ METER_FAULTS = frozenset({METER_SILENT, METER_INVALID, METER_BACKWARDS, METER_OV
 METERED_ENDS = frozenset({ENERGY_REACHED, VEHICLE_FULL, *METER_FAULTS})
 # An ``on`` with energy to a bay whose agent has no meter.
 REJECTED_NO_METER = "rejected_no_meter"
+# The coarsest step of the energy sensors counted: 0.01 kWh (many Zigbee and Tuya plugs).
+RESOLUTION_WH = 10.0
+# An agent stops at the energy paid for after its next read (every 2 s): at 7.4 kW, 4 Wh over.
+OVERSHOOT_WH = 10.0
+# An agent counts from its own start of a session, a little before HA hears it acknowledged.
+START_SLACK_S = 30.0
 # An ``on`` for a session the agent had ended already (after its restart, say); a session sold
 # by the kWh then ends as ``agent_ended``: billed the energy the agent's answer carries, or at
 # least the energy stored while it ran (``running_energy``), never 0.
 REJECTED_ENDED = "rejected_ended"
 AGENT_ENDED = "agent_ended"
-# A counter that drops to at most this was reset (restarted), not run backwards.
-RESET_WH = 10.0
 
 
 def billed_wh(session: SessionRecord) -> int:
@@ -75,32 +93,119 @@ def add_energy(running: SessionRecord, new: SessionRecord) -> None:
 
 @dataclass(frozen=True, slots=True)
 class EnergyCount:
-    """A session's energy counted so far (Wh) and the meter counter's last value (Wh)."""
+    """A session's energy counted so far (Wh), the counter's last value (Wh) and when it read so.
+
+    ``dropped``: after a drop not yet explained, the counter, the count and the time of the
+    last reading before it (a return to that counter may be a glitch).
+    """
 
     counted_wh: float
     last_wh: float
+    at: float
+    dropped: tuple[float, float, float] | None = None
 
 
 class MeterBackwards(ValueError):
-    """The counter went backwards other than by a reset: the meter lies."""
+    """The counter dropped to more than it could have counted since a reset: the meter lies."""
 
 
-def count(state: EnergyCount | None, reading_wh: float, reset_wh: float = RESET_WH) -> EnergyCount:
-    """Add a counter reading (Wh) to a session's count; the first reading only starts it.
+class MeterImplausible(ValueError):
+    """The counter rose by more than the meter's maximum power could draw: the meter lies."""
 
-    Raises ``MeterBackwards`` for a drop that is no reset, and ``ValueError`` for a reading
-    that is not a finite, non-negative number (``meter_invalid``).
+
+def most_wh(max_power_w: float, seconds: float, resolution_wh: float = RESOLUTION_WH) -> float:
+    """The most energy (Wh) a meter can count in ``seconds`` at ``max_power_w``."""
+    return max_power_w * max(seconds, 0.0) / 3600 + resolution_wh
+
+
+def count(
+    state: EnergyCount | None,
+    reading_wh: float,
+    at: float,
+    max_power_w: float = DEFAULT_MAX_POWER_W,
+    resolution_wh: float = RESOLUTION_WH,
+) -> EnergyCount:
+    """Add a counter reading (Wh, read at ``at``) to a session's count; the first only starts it.
+
+    Raises ``MeterBackwards`` for a drop to more than a reset could have counted,
+    ``MeterImplausible`` for a rise the maximum power cannot explain (no glitch), and
+    ``ValueError`` for a reading that is not a finite, non-negative number (``meter_invalid``).
     """
     if not math.isfinite(reading_wh) or reading_wh < 0:
         raise ValueError(f"invalid meter reading {reading_wh!r}")
     if state is None:
-        return EnergyCount(0.0, reading_wh)
-    if reading_wh >= state.last_wh:
-        return EnergyCount(state.counted_wh + reading_wh - state.last_wh, reading_wh)
-    if reading_wh <= reset_wh:
-        # Reset or restarted: what it counted since counts too.
-        return EnergyCount(state.counted_wh + reading_wh, reading_wh)
-    raise MeterBackwards(f"meter went from {state.last_wh} Wh to {reading_wh} Wh")
+        return EnergyCount(0.0, reading_wh, at)
+    most = most_wh(max_power_w, at - state.at, resolution_wh)
+    if reading_wh < state.last_wh:
+        # A reset (a plug's restart): what it counted since counts, if it could have.
+        if reading_wh > most:
+            raise MeterBackwards(f"meter went from {state.last_wh} Wh to {reading_wh} Wh")
+        dropped = state.dropped or (state.last_wh, state.counted_wh, state.at)
+        return EnergyCount(state.counted_wh + reading_wh, reading_wh, at, dropped)
+    rise = reading_wh - state.last_wh
+    if rise <= most:
+        keep = state.dropped if state.dropped and reading_wh < state.dropped[0] else None
+        return EnergyCount(state.counted_wh + rise, reading_wh, at, keep)
+    if state.dropped is not None and reading_wh >= state.dropped[0]:
+        # A glitch (a blip to 0, say): the counter is back; count on from the old one.
+        old_wh, counted_wh, old_at = state.dropped
+        if reading_wh - old_wh <= most_wh(max_power_w, at - old_at, resolution_wh):
+            return EnergyCount(counted_wh + reading_wh - old_wh, reading_wh, at)
+    raise MeterImplausible(
+        f"meter rose from {state.last_wh} Wh to {reading_wh} Wh in {at - state.at:.0f} s"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedMeter:
+    """A meter whose counts reach HA only as reports (an agent's): each is checked.
+
+    ``max_power_w``: the most it can draw, as the agent's config names it (None: not named).
+    """
+
+    max_power_w: float | None = None
+
+
+def implausible(
+    session: SessionRecord | None,
+    session_id: str | None,
+    energy_wh: float | None,
+    now: float,
+    meter: ReportedMeter | None,
+) -> float | None:
+    """What a report of a session's energy (Wh) may bill when it is implausible; else None.
+
+    Only a reported ``meter``'s (an agent's) report of the active session is checked.
+    """
+    if (
+        meter is None
+        or session is None
+        or session.state is not SessionState.ACTIVE
+        or session_id != session.session_id
+        or energy_wh is None
+        or session.started_at is None
+    ):
+        return None
+    elapsed = now - session.started_at
+    return plausible_wh(energy_wh, session.energy_paid_wh, elapsed, meter.max_power_w)
+
+
+def plausible_wh(
+    reported_wh: float, paid_wh: int, elapsed_s: float, max_power_w: float | None
+) -> float | None:
+    """What an agent's report of a session's energy (Wh) may be billed at; None: it is fine.
+
+    A session sold by the kWh draws at most its energy paid for (and ``OVERSHOOT_WH`` more);
+    any session at most its meter's maximum power (if the agent names one) since it started.
+    Above either, the report is a meter fault, billed at the most that is plausible.
+    """
+    bounds = [math.inf]
+    if paid_wh > 0:
+        bounds.append(paid_wh + OVERSHOOT_WH)
+    if max_power_w is not None:
+        bounds.append(most_wh(max_power_w, elapsed_s + START_SLACK_S))
+    bound = min(bounds)
+    return bound if reported_wh > bound else None
 
 
 # A running session's energy is stored when it grew this much, or grew at all after this long,
@@ -116,10 +221,14 @@ def keep_due(kept_wh: float, kept_at: float, counted_wh: float, now: float) -> b
 
 
 def resumed_count(session: SessionRecord) -> EnergyCount | None:
-    """A switch bay session's count as last stored, to go on from after a restart."""
+    """A switch bay session's count as last stored, to go on from after a restart.
+
+    When that reading was taken is not stored: the next rise is checked against the maximum
+    power since the session started (what was drawn while HA was down counts).
+    """
     if session.meter_wh is None:
         return None
-    return EnergyCount(session.energy_used_wh, session.meter_wh)
+    return EnergyCount(session.energy_used_wh, session.meter_wh, session.started_at or 0.0)
 
 
 # A metered bay whose meter has said nothing for this long while on is ``meter_silent``.

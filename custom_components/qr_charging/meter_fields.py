@@ -15,11 +15,18 @@ from homeassistant.helpers import selector
 
 from .catalog import DRIVER_SWITCH
 from .flow_fields import whole_minutes, whole_number
-from .metering import MAX_FULL_BELOW_W, MAX_FULL_MINUTES, Metering
+from .metering import (
+    MAX_FULL_BELOW_W,
+    MAX_FULL_MINUTES,
+    MAX_MAX_POWER_W,
+    MIN_MAX_POWER_W,
+    Metering,
+)
 
 SECTION_METER = "meter_options"
 CONF_POWER_SENSOR = "power_sensor"
 CONF_ENERGY_SENSOR = "energy_sensor"
+CONF_MAX_POWER_W = "max_power_w"
 CONF_FULL_BELOW_W = "full_below_w"
 CONF_FULL_SETTLE_MIN = "full_settle_min"
 CONF_FULL_GRACE_MIN = "full_grace_min"
@@ -36,10 +43,13 @@ def _sensor(device_class: str) -> selector.EntitySelector:
 def meter_section(kind: str) -> section:
     """The metering fields (a switch bay's with its sensors); collapsed."""
     fields: dict[vol.Marker, Any] = {}
+    defaults = Metering()
     if kind == DRIVER_SWITCH:
         fields[vol.Optional(CONF_POWER_SENSOR)] = _sensor("power")
         fields[vol.Optional(CONF_ENERGY_SENSOR)] = _sensor("energy")
-    defaults = Metering()
+        fields[vol.Required(CONF_MAX_POWER_W, default=defaults.max_power_w)] = whole_number(
+            MIN_MAX_POWER_W, MAX_MAX_POWER_W, "W"
+        )
     fields[vol.Required(CONF_FULL_BELOW_W, default=defaults.full_below_w)] = whole_number(
         0, MAX_FULL_BELOW_W, "W"
     )
@@ -57,6 +67,7 @@ def meter_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
         CONF_FULL_SETTLE_MIN: data.get(CONF_FULL_SETTLE_MIN, defaults.full_settle_min),
         CONF_FULL_GRACE_MIN: data.get(CONF_FULL_GRACE_MIN, defaults.full_grace_min),
         CONF_PRORATA: data.get(CONF_PRORATA, True),
+        CONF_MAX_POWER_W: data.get(CONF_MAX_POWER_W, defaults.max_power_w),
     }
     for key in (CONF_POWER_SENSOR, CONF_ENERGY_SENSOR):
         if data.get(key):
@@ -80,4 +91,7 @@ def metering(entered: Mapping[str, Any]) -> Metering:
             CONF_FULL_GRACE_MIN, entered.get(CONF_FULL_GRACE_MIN, defaults.full_grace_min)
         ),
         prorata=bool(entered.get(CONF_PRORATA, True)),
+        max_power_w=whole_minutes(
+            CONF_MAX_POWER_W, entered.get(CONF_MAX_POWER_W, defaults.max_power_w)
+        ),
     )

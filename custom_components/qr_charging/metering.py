@@ -13,6 +13,14 @@ DEFAULT_FULL_SETTLE_MIN = 3
 DEFAULT_FULL_GRACE_MIN = 2
 MAX_FULL_BELOW_W = 1000
 MAX_FULL_MINUTES = 60
+# A switch bay's plug's rated maximum power (W): 32 A at 230 V unless set; a counter rising
+# faster is a lying meter. From a 100 W socket to a 22 kW three-phase charger.
+DEFAULT_MAX_POWER_W = 7400
+MIN_MAX_POWER_W = 100
+MAX_MAX_POWER_W = 22_000
+# The most energy one session counts in a bay's totals (Energy sold): 22 kW for a whole day.
+# A figure beyond (a lying meter) never reaches the totals, nor overflows SQLite's integers.
+MAX_SESSION_WH = 22_000 * 24
 # A per-kWh plan's price per kWh, at most ₹100 (well above any tariff: a typo guard).
 MAX_PRICE_PER_KWH_PAISE = 10_000
 # The most one per-kWh purchase may cost: ₹10,000.
@@ -37,6 +45,16 @@ class Metering:
     full_settle_min: int = DEFAULT_FULL_SETTLE_MIN
     full_grace_min: int = DEFAULT_FULL_GRACE_MIN
     prorata: bool = True
+    max_power_w: int = DEFAULT_MAX_POWER_W
+
+
+# Each number's range, and the form's error key outside it.
+_RANGES = (
+    ("full_below_w", 0, MAX_FULL_BELOW_W, "invalid_full_below"),
+    ("full_settle_min", 0, MAX_FULL_MINUTES, "invalid_full_minutes"),
+    ("full_grace_min", 0, MAX_FULL_MINUTES, "invalid_full_minutes"),
+    ("max_power_w", MIN_MAX_POWER_W, MAX_MAX_POWER_W, "invalid_max_power"),
+)
 
 
 def metering_problem(meter: Metering, *, on_agent: bool) -> tuple[str, str] | None:
@@ -53,9 +71,7 @@ def metering_problem(meter: Metering, *, on_agent: bool) -> tuple[str, str] | No
             return (name, "sensor_required")
     if bool(meter.power_sensor) != bool(meter.energy_sensor):
         return ("energy_sensor", "meter_needs_both")
-    if not 0 <= meter.full_below_w <= MAX_FULL_BELOW_W:
-        return ("full_below_w", "invalid_full_below")
-    for name in ("full_settle_min", "full_grace_min"):
-        if not 0 <= getattr(meter, name) <= MAX_FULL_MINUTES:
-            return (name, "invalid_full_minutes")
+    for name, low, high, error in _RANGES:
+        if not low <= getattr(meter, name) <= high:
+            return (name, error)
     return None

@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Any, Self, SupportsIndex
 
 from .catalog import CURRENCY
+from .metering import MAX_SESSION_WH
 
 
 class SessionState(StrEnum):
@@ -419,9 +420,9 @@ def _served(record: Record) -> tuple[str | None, int]:
 
 
 def _energy(record: Record) -> tuple[str | None, int]:
-    """An ended session counts the whole Wh its meter measured."""
+    """An ended session counts the whole Wh its meter measured (at most ``MAX_SESSION_WH``)."""
     if isinstance(record, SessionRecord) and record.state is SessionState.ENDED:
-        return record.bay_id, math.floor(record.energy_used_wh)
+        return record.bay_id, min(math.floor(record.energy_used_wh), MAX_SESSION_WH)
     return None, 0
 
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.qr_charging import bay_runner, endings
 from custom_components.qr_charging.const import DOMAIN
 
-from .helpers import settle
+from .helpers import settle, tick
 from .mqtt_helpers import NODE, STATE, ScriptedAgent
 
 PRICE_PER_KWH = 1500  # paise: ₹15 a unit
@@ -84,6 +88,18 @@ def metered_state(
             }
         ),
     )
+
+
+def charged_for(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The bays' clock runs ``seconds`` ahead: the agent has been charging that long.
+
+    An hour cannot pass here: only the clock HA's bay runner and endings read jumps, so an
+    agent's report of the energy it counted is as plausible as over that time (at most its
+    ``max_power_w``).
+    """
+    clock = SimpleNamespace(time=lambda: time.time() + seconds)
+    monkeypatch.setattr(bay_runner, "time", clock)
+    monkeypatch.setattr(endings, "time", clock)
 
 
 async def buy_energy(hass: HomeAssistant, rupees: float) -> dict[str, Any]:
@@ -154,6 +170,28 @@ async def move_meter(
             )
             # Each reading in turn, as a plug reports them (listeners run with call_soon).
             await settle(hass)
+
+
+async def charge(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    *,
+    energy_kwh: float,
+    seconds: int,
+    power_w: float | None = None,
+) -> None:
+    """The plug draws up to ``energy_kwh`` over ``seconds``, its meter reporting every 20 s.
+
+    HA counts no rise faster than the plug's maximum power (7.4 kW unless set): energy takes
+    time to draw.
+    """
+    state = hass.states.get("input_number.plug_energy")
+    assert state is not None
+    start, steps = float(state.state), max(seconds // 20, 1)
+    for step in range(1, steps + 1):
+        await tick(hass, freezer, seconds / steps)
+        reading = round(start + (energy_kwh - start) * step / steps, 3)
+        await move_meter(hass, energy_kwh=reading, power_w=power_w)
 
 
 async def meter_reports(hass: HomeAssistant) -> None:

@@ -38,6 +38,7 @@ from .meter_helpers import (
     FULL_RULE,
     announce,
     buy_energy,
+    charged_for,
     metered_state,
 )
 from .mqtt_helpers import STATE, ScriptedAgent, wait_until
@@ -110,10 +111,15 @@ async def test_a_session_sold_by_time_at_an_old_agents_bay_gets_no_full(
 
 @pytest.mark.usefixtures("metered")
 async def test_vehicle_full_ends_and_refunds_the_unused_energy(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id, on = await _energy_session(hass, standin, post_webhook, agent)
+    charged_for(monkeypatch, 3600)  # an hour at most 3.68 kW: up to 3.69 kWh plausible
     sid = on["session"]
     metered_state(agent, sid, on=True, reason="command", until=on["until"], power_w=812.4)
     metered_state(agent, sid, on=False, reason="vehicle_full", power_w=3.1, energy_wh=523.9)
@@ -127,10 +133,15 @@ async def test_vehicle_full_ends_and_refunds_the_unused_energy(
 
 @pytest.mark.usefixtures("metered")
 async def test_energy_reached_refunds_nothing(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id, on = await _energy_session(hass, standin, post_webhook, agent)
+    charged_for(monkeypatch, 3600)  # an hour at most 3.68 kW: up to 3.69 kWh plausible
     metered_state(agent, on["session"], on=False, reason="energy_reached", energy_wh=2004.0)
     await wait_until(hass, lambda: len(ended) == 1)
 
@@ -140,10 +151,15 @@ async def test_energy_reached_refunds_nothing(
 
 @pytest.mark.usefixtures("metered")
 async def test_a_silent_meter_bills_only_measured_energy_and_raises_a_repair_naming_it(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id, on = await _energy_session(hass, standin, post_webhook, agent)
+    charged_for(monkeypatch, 3600)  # an hour at most 3.68 kW: up to 3.69 kWh plausible
     sid = on["session"]
     metered_state(agent, sid, on=False, reason="meter_silent", energy_wh=100.0)
     await wait_until(hass, lambda: len(ended) == 1)
@@ -232,9 +248,11 @@ async def test_bad_meter_figures_are_logged_and_change_nothing(
     post_webhook: PostWebhook,
     agent: ScriptedAgent,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id, on = await _energy_session(hass, standin, post_webhook, agent)
+    charged_for(monkeypatch, 3600)  # an hour at most 3.68 kW: up to 3.69 kWh plausible
     sid = on["session"]
     base = {"state": "OFF", "session": sid, "until": None, "reason": "vehicle_full"}
     for bad in ({"energy_wh": -1.0}, {"energy_wh": "523"}, {"power_w": True}, {"power_w": -3}):
@@ -252,11 +270,16 @@ async def test_bad_meter_figures_are_logged_and_change_nothing(
 
 @pytest.mark.usefixtures("metered")
 async def test_power_energy_events_and_export_tell_the_metered_session(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook, agent: ScriptedAgent
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     _, on = await _energy_session(hass, standin, post_webhook, agent)
+    charged_for(monkeypatch, 3600)  # an hour at most 3.68 kW: up to 3.69 kWh plausible
     sid = on["session"]
     assert (started[0].data["energy_wh"], started[0].data["price_per_kwh_paise"]) == (2000, 1500)
     metered_state(

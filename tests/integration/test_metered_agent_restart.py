@@ -25,7 +25,7 @@ from tests.mosquitto import Broker
 
 from .const import PLAN_SUBENTRY
 from .helpers import PostWebhook, export_sessions, refund_amounts, settle
-from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, buy_energy, metered_state
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, buy_energy, charged_for, metered_state
 from .mqtt_helpers import ScriptedAgent, wait_until
 
 
@@ -51,6 +51,7 @@ async def _running(
     agent: ScriptedAgent,
     entry: MockConfigEntry,
     energy_wh: float,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[str, dict[str, Any]]:
     """₹30 of energy (2000 Wh) running, the agent reporting ``energy_wh`` so far.
 
@@ -66,6 +67,7 @@ async def _running(
     assert isinstance(on, dict)
     metered_state(agent, on["session"], on=True, reason="command", until=on["until"])
     await wait_until(hass, lambda: len(started) == 1)
+    charged_for(monkeypatch, 3600)  # it has run an hour: up to 3.69 kWh at 3680 W
     metered_state(
         agent, on["session"], on=True, reason="command", until=on["until"], energy_wh=energy_wh
     )
@@ -93,9 +95,10 @@ async def test_energy_reported_while_running_is_stored_on_the_session(
     post_webhook: PostWebhook,
     agent: ScriptedAgent,
     mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Before: a running session's energy was written nowhere until its end."""
-    await _running(hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0)
+    await _running(hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0, monkeypatch)
     (row,) = await export_sessions(hass)
     assert (row["state"], float(row["energy_wh"])) == ("active", 900.0)
 
@@ -110,7 +113,9 @@ async def test_time_cap_passed_while_ha_was_down_bills_the_energy_the_agent_coun
 ) -> None:
     """Before: the end ran before the retained OFF arrived: 0 Wh, the whole ₹30 refunded."""
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    payment_id, on = await _running(hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0)
+    payment_id, on = await _running(
+        hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0, monkeypatch
+    )
     await _stop(hass, mqtt_bay_entry)
     # While HA is down the agent reaches the time cap with 1800 Wh counted (retained OFF).
     metered_state(agent, on["session"], on=False, reason="deadline", energy_wh=1800.0)
@@ -135,7 +140,9 @@ async def test_time_cap_passed_with_the_energy_unknown_bills_the_energy_stored(
 ) -> None:
     """The agent restarted meanwhile: its OFF names no session. Before: billed 0 Wh."""
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    payment_id, on = await _running(hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0)
+    payment_id, on = await _running(
+        hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0, monkeypatch
+    )
     await _stop(hass, mqtt_bay_entry)
     metered_state(agent, None, on=False, reason="boot", power_w=0.0)
     _later(monkeypatch, on["until"] + 60)
@@ -162,6 +169,7 @@ async def test_an_agent_that_ended_the_session_meanwhile_bills_its_energy(
     post_webhook: PostWebhook,
     agent: ScriptedAgent,
     mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
     answer_wh: float | None,
     billed_wh: float,
     refunds: list[int],
@@ -171,7 +179,9 @@ async def test_an_agent_that_ended_the_session_meanwhile_bills_its_energy(
     Before: ``rejected_ended`` was a power cut with 0 Wh: the whole ₹30 refunded.
     """
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
-    payment_id, on = await _running(hass, standin, post_webhook, agent, mqtt_bay_entry, 1500.0)
+    payment_id, on = await _running(
+        hass, standin, post_webhook, agent, mqtt_bay_entry, 1500.0, monkeypatch
+    )
     await _stop(hass, mqtt_bay_entry)
     agent.answer = False
     metered_state(agent, None, on=False, reason="boot", power_w=0.0)  # the restarted agent

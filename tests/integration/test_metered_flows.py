@@ -40,6 +40,7 @@ BAY_FORM = {
 METER = {
     "power_sensor": "sensor.plug_power",
     "energy_sensor": "sensor.plug_energy",
+    "max_power_w": 3680,
     "full_below_w": 15,
     "full_settle_min": 5,
     "full_grace_min": 1,
@@ -168,6 +169,7 @@ async def test_a_switch_bay_with_a_meter_is_stored_with_its_settings(
     shown = _section(result, "meter_options").schema
     assert _suggested(shown, "energy_sensor") == "sensor.plug_energy"
     assert _suggested(shown, "prorata") is False
+    assert _suggested(shown, "max_power_w") == 3680
 
 
 async def test_an_agent_bays_meter_section_has_no_sensors_and_defaults_are_not_stored(
@@ -223,6 +225,8 @@ async def test_a_meter_needs_both_sensors(
         (Metering(full_below_w=1001), False, "invalid_full_below"),
         (Metering(full_settle_min=61), False, "invalid_full_minutes"),
         (Metering(full_grace_min=-1), False, "invalid_full_minutes"),
+        (Metering(max_power_w=99), False, "invalid_max_power"),
+        (Metering(max_power_w=22_001), False, "invalid_max_power"),
         (Metering(), True, None),
     ],
 )

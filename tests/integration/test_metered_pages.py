@@ -16,7 +16,7 @@ from devtools.razorpay_standin import RazorpayStandin
 
 from .const import PLAN_SUBENTRY
 from .helpers import PostWebhook, refund_amounts, tick
-from .meter_helpers import ENERGY_PLAN_SUBENTRY, meter_reports, move_meter
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, charge, meter_reports, move_meter
 from .pages_helpers import (
     EXTERNAL_URL,
     Customer,
@@ -73,7 +73,7 @@ async def test_the_session_page_shows_energy_power_cost_and_the_vehicle_full_ref
 ) -> None:
     link_id = link_of(standin, await customer.open_and_pay(plan="kwh", amount="30"))
     paid = await pay_link(hass, standin, post_webhook, link_id)
-    await move_meter(hass, power_w=812, energy_kwh=12.5)
+    await charge(hass, freezer, power_w=812, energy_kwh=12.5, seconds=2220)
     query = callback_query(standin, link_id)
 
     page = await customer.get(query)

@@ -21,7 +21,7 @@ from devtools.razorpay_standin import RazorpayStandin
 
 from .const import PLAN_SUBENTRY
 from .helpers import PostWebhook, pay, plug_state, refund_amounts, settle, tick
-from .meter_helpers import ENERGY_PLAN_SUBENTRY, buy_energy, meter_reports, move_meter
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, buy_energy, charge, meter_reports, move_meter
 
 AMOUNT = 3000  # ₹30 at ₹15 a unit: 2000 Wh
 
@@ -51,13 +51,16 @@ async def _runs(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: in
 
 @pytest.mark.usefixtures("metered_entry")
 async def test_the_plug_is_cut_at_the_energy_paid_for(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
-    await move_meter(hass, power_w=800, energy_kwh=12.5)
+    await charge(hass, freezer, power_w=6000, energy_kwh=12.5, seconds=300)
     assert plug_state(hass) == STATE_ON
-    await move_meter(hass, energy_kwh=14.0)  # 2000 Wh since the start
+    await charge(hass, freezer, energy_kwh=14.0, seconds=900)  # 2000 Wh since the start
 
     _cut(hass, ended, "energy_reached")
     assert refund_amounts(standin, payment_id) == []
@@ -75,8 +78,7 @@ async def test_vehicle_full_cuts_after_grace_and_settle_and_refunds_unused_energ
     # Slow to draw at first: below 10 W during the 2 minutes of grace is no "full".
     await move_meter(hass, power_w=2)
     await _runs(hass, freezer, 100)
-    await move_meter(hass, power_w=900, energy_kwh=12.3)
-    await _runs(hass, freezer, 120)
+    await charge(hass, freezer, power_w=6000, energy_kwh=12.3, seconds=180)
     await move_meter(hass, power_w=4)  # tapered off: full once it stays so for 3 minutes
     await _runs(hass, freezer, 160)
     assert plug_state(hass) == STATE_ON
@@ -96,7 +98,7 @@ async def test_a_silent_meter_cuts_bills_what_was_measured_and_names_the_meter(
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
-    await move_meter(hass, power_w=900, energy_kwh=12.1)
+    await charge(hass, freezer, power_w=900, energy_kwh=12.1, seconds=400)
     await tick(hass, freezer, 50)
     assert plug_state(hass) == STATE_ON
     await tick(hass, freezer, 20)  # 70 s without a report while on
@@ -111,15 +113,19 @@ async def test_a_silent_meter_cuts_bills_what_was_measured_and_names_the_meter(
 
 @pytest.mark.usefixtures("metered_entry")
 async def test_a_counter_reset_keeps_counting_and_running_backwards_is_a_fault(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
-    await move_meter(hass, power_w=900, energy_kwh=12.5)  # 500 Wh
+    await charge(hass, freezer, power_w=3000, energy_kwh=12.5, seconds=600)  # 500 Wh
     await move_meter(hass, energy_kwh=0.002)  # the plug restarted: +2 Wh
-    await move_meter(hass, energy_kwh=0.302)  # +300 Wh
+    await charge(hass, freezer, energy_kwh=0.302, seconds=360)  # +300 Wh
     assert plug_state(hass) == STATE_ON
-    await move_meter(hass, energy_kwh=0.2)  # backwards, and no reset
+    # Backwards, to more than it could have counted since a reset (200 Wh in no time).
+    await move_meter(hass, energy_kwh=0.2)
 
     _cut(hass, ended, "meter_backwards")
     # 802 Wh measured of 2000: ₹30 * 1198 / 2000 = 1797 paise.
@@ -157,10 +163,13 @@ def bay_plans() -> list[dict[str, Any]]:
 
 @pytest.mark.usefixtures("metered_entry")
 async def test_the_bays_power_and_session_energy_follow_the_plug(
-    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     await _buy(hass, standin, post_webhook)
-    await move_meter(hass, power_w=750, energy_kwh=12.25)
+    await charge(hass, freezer, power_w=750, energy_kwh=12.25, seconds=1200)
     power = hass.states.get("sensor.bay_1_power")
     energy = hass.states.get("sensor.bay_1_session_energy")
     assert power is not None

@@ -18,7 +18,7 @@ from custom_components.qr_charging.records import SessionRecord, SessionState
 from devtools.razorpay_standin import RazorpayStandin
 
 from .helpers import PostWebhook, export_sessions, plug_state, refund_amounts, settle, tick
-from .meter_helpers import buy_energy, move_meter
+from .meter_helpers import buy_energy, charge, move_meter
 from .storage_helpers import Written, failing_writes, recorded_writes
 
 
@@ -47,17 +47,18 @@ async def test_restart_mid_session_does_not_sell_the_energy_twice(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     metered_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """Before: after the reload the session counted from 0 and was sold another 2000 Wh."""
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
-    await move_meter(hass, power_w=900, energy_kwh=13.9)  # 1900 Wh of 2000 used
+    await charge(hass, freezer, power_w=5700, energy_kwh=13.9, seconds=1200)  # 1900 of 2000 Wh
 
     assert await hass.config_entries.async_reload(metered_entry.entry_id)
     await hass.async_block_till_done()
     assert plug_state(hass) == STATE_ON
 
-    await move_meter(hass, energy_kwh=14.0)  # 2000 Wh drawn in all: what was paid for
+    await charge(hass, freezer, energy_kwh=14.0, seconds=60)  # 2000 Wh in all: what was paid
     assert plug_state(hass) == STATE_OFF, "the plug stays on past the energy paid for"
     assert [e.data["reason"] for e in ended] == ["energy_reached"]
     assert refund_amounts(standin, payment_id) == []
@@ -77,7 +78,7 @@ async def test_energy_drawn_while_ha_was_down_counts_from_the_stored_reading(
     """
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
-    await move_meter(hass, power_w=2000, energy_kwh=12.5)  # 500 Wh, stored (>= 10 Wh)
+    await charge(hass, freezer, power_w=6000, energy_kwh=12.5, seconds=300)  # 500 Wh, stored
     assert await hass.config_entries.async_unload(metered_entry.entry_id)  # HA stops
     await tick(hass, freezer, 600)
     await move_meter(hass, energy_kwh=13.7)  # drawn while HA was down
@@ -86,7 +87,7 @@ async def test_energy_drawn_while_ha_was_down_counts_from_the_stored_reading(
     assert plug_state(hass) == STATE_ON
     assert float(hass.states.get("sensor.bay_1_session_energy").state) == 1.7  # kWh
 
-    await move_meter(hass, energy_kwh=14.0)
+    await charge(hass, freezer, energy_kwh=14.0, seconds=180)
     assert plug_state(hass) == STATE_OFF
     assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [("energy_reached", 2000)]
     assert refund_amounts(standin, payment_id) == []
@@ -120,21 +121,22 @@ async def test_a_count_that_cannot_be_stored_stops_nothing_and_loses_nothing(
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     metered_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """A full disk while the count grows: the session runs on, the count is stored later."""
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     payment_id = await _buy(hass, standin, post_webhook)
     with failing_writes():
-        await move_meter(hass, power_w=2000, energy_kwh=12.3)
-        await move_meter(hass, energy_kwh=12.6)
+        await charge(hass, freezer, power_w=3600, energy_kwh=12.3, seconds=300)
+        await charge(hass, freezer, energy_kwh=12.6, seconds=300)
     assert plug_state(hass) == STATE_ON
     (row,) = await export_sessions(hass)
     assert (row["state"], float(row["energy_wh"])) == ("active", 0.0)
 
-    await move_meter(hass, energy_kwh=12.7)  # the disk is back: this reading stores it
+    await charge(hass, freezer, energy_kwh=12.7, seconds=60)  # the disk is back: stored
     (row,) = await export_sessions(hass)
     assert float(row["energy_wh"]) == 700.0
-    await move_meter(hass, energy_kwh=13.5)  # 1500 Wh of 2000
+    await charge(hass, freezer, energy_kwh=13.5, seconds=600)  # 1500 Wh of 2000
     assert plug_state(hass) == STATE_ON
     assert not ended
     assert refund_amounts(standin, payment_id) == []

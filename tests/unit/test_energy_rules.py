@@ -24,14 +24,18 @@ from custom_components.qr_charging.energy_rules import (
     METER_BACKWARDS,
     METER_FAULTS,
     METER_SILENT,
+    RESOLUTION_WH,
     TIME_CAP,
     VEHICLE_FULL,
     EnergyCount,
     MeterBackwards,
+    MeterImplausible,
     count,
+    most_wh,
+    plausible_wh,
 )
 from custom_components.qr_charging.ledger import Ledger
-from custom_components.qr_charging.metering import energy_wh_for
+from custom_components.qr_charging.metering import DEFAULT_MAX_POWER_W, energy_wh_for
 from custom_components.qr_charging.payment_rules import MIN_REFUND_PAISE
 from custom_components.qr_charging.records import (
     PaymentRecord,
@@ -266,48 +270,127 @@ def test_refunds_are_priced_per_payment_newest_first() -> None:
 
 
 def test_counting_adds_increases_and_carries_on_over_a_reset() -> None:
-    state = count(None, 12_000.0)
-    assert state == EnergyCount(0.0, 12_000.0)
-    state = count(state, 12_250.0)
-    state = count(state, 3.0)  # the plug restarted: its counter is near zero
-    state = count(state, 53.0)
-    assert state == EnergyCount(303.0, 53.0)
+    state = count(None, 12_000.0, NOW)
+    assert state == EnergyCount(0.0, 12_000.0, NOW)
+    state = count(state, 12_250.0, NOW + 600)
+    state = count(state, 30.0, NOW + 630)  # the plug restarted: 30 Wh since, at 3.6 kW
+    state = count(state, 80.0, NOW + 690)
+    assert (state.counted_wh, state.last_wh) == (330.0, 80.0)
 
 
-def test_counting_refuses_a_counter_going_backwards_and_invalid_readings() -> None:
-    state = count(None, 500.0)
+def test_a_drop_and_a_return_to_the_old_counter_is_a_glitch_counted_from_it() -> None:
+    state = count(None, 12_000.0, NOW)
+    state = count(state, 12_100.0, NOW + 400)
+    state = count(state, 0.0, NOW + 401)  # the sensor says 0 once (a template's float(0))
+    state = count(state, 12_101.0, NOW + 402)  # and its lifetime counter again
+    assert (state.counted_wh, state.dropped) == (101.0, None)
+
+
+def test_a_real_reset_counting_up_past_the_old_counter_keeps_counting() -> None:
+    state = count(None, 40.0, NOW)  # a counter since the plug's boot
+    state = count(state, 5.0, NOW + 10)  # it restarted
+    state = count(state, 45.0, NOW + 60)  # 40 Wh in 50 s (2.9 kW): drawn, no glitch
+    assert (state.counted_wh, state.dropped) == (45.0, None)
+
+
+def test_counting_refuses_what_the_maximum_power_cannot_explain_and_invalid_readings() -> None:
+    state = count(None, 500.0, NOW)
     with pytest.raises(MeterBackwards):
-        count(state, 400.0)
+        count(state, 400.0, NOW + 1)  # no reset counts 400 Wh in a second
+    assert count(state, 400.0, NOW + 300).counted_wh == 400.0  # in 5 minutes at 4.8 kW it can
+    with pytest.raises(MeterImplausible):
+        count(state, 1_000_500.0, NOW + 2)
+    with pytest.raises(MeterImplausible):
+        count(state, 600.0, NOW + 10, max_power_w=1000)  # 100 Wh > 1 kW x 10 s + 10 Wh
     for bad in (math.nan, math.inf, -1.0):
         with pytest.raises(ValueError, match="invalid meter reading"):
-            count(state, bad)
+            count(state, bad, NOW + 1)
+
+
+def test_an_agents_energy_beyond_paid_or_its_power_is_implausible() -> None:
+    assert plausible_wh(2010.0, 2000, 3600, 3680) is None
+    assert plausible_wh(2011.0, 2000, 3600, 3680) == 2010.0
+    # 1e308 Wh a minute after the start of a 2 kWh session: at most 3.68 kW for 90 s.
+    assert plausible_wh(1e308, 2000, 60, 3680) == pytest.approx(3680 * 90 / 3600 + 10)
+    assert plausible_wh(1e308, 0, 60, None) is None  # a timed session, no maximum named
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    counter=st.floats(min_value=1000, max_value=1e7),
+    drawn=st.lists(st.floats(min_value=0, max_value=100), max_size=10),
+    blip=st.floats(min_value=0, max_value=RESOLUTION_WH),
+    at=st.integers(min_value=0, max_value=10),
+)
+def test_a_glitch_anywhere_adds_nothing(
+    counter: float, drawn: list[float], blip: float, at: int
+) -> None:
+    """A blip to near 0 and back, at any point of a charge, counts what the charge alone does."""
+    readings, last = [counter], counter
+    for wh in drawn:
+        last += wh
+        readings.append(last)
+    at %= len(readings)  # after any reading, then back to it
+    with_blip = [*readings[: at + 1], blip, *readings[at:]]
+
+    def counted(values: list[float]) -> float:
+        state: EnergyCount | None = None
+        for i, value in enumerate(values):
+            state = count(state, value, NOW + 60 * i)
+        assert state is not None
+        return state.counted_wh
+
+    # The blip's readings take a minute each too: the charge alone is given the same time.
+    assert counted(with_blip) == pytest.approx(last - counter)
 
 
 # -- the money rule ----------------------------------------------------------------------------
 
-_READINGS = st.lists(
-    st.one_of(
-        st.floats(min_value=0, max_value=50_000, allow_nan=False),  # counter values
-        st.floats(min_value=0, max_value=10),  # resets
-        st.sampled_from([math.nan, math.inf, -5.0]),  # garbage
+# A metered plug's readings: (seconds since the last one, what it does).
+_STEPS = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=900),
+        st.one_of(
+            st.tuples(st.just("rise"), st.floats(min_value=0, max_value=3000)),
+            st.tuples(st.just("reset"), st.floats(min_value=0, max_value=50)),
+            st.tuples(st.just("blip"), st.floats(min_value=0, max_value=5)),  # a glitch
+            st.tuples(st.just("jump"), st.floats(min_value=0, max_value=1e9)),
+            st.tuples(st.just("bad"), st.sampled_from([math.nan, math.inf, -5.0])),
+        ),
     ),
     max_size=30,
 )
+
+
+def _readings(steps: list[tuple[float, tuple[str, float]]]) -> list[tuple[float, float]]:
+    """The (time, counter) readings the steps make, from 12 kWh at ``NOW``."""
+    at, last, readings = NOW, 12_000.0, [(NOW, 12_000.0)]
+    for seconds, (kind, value) in steps:
+        at += seconds
+        if kind == "blip":  # a wrong value for a moment, then the counter as it was
+            readings += [(at, value), (at + 1, last)]
+            continue
+        reading = {"rise": last + value, "reset": value}.get(kind, value)
+        readings.append((at, reading))
+        last = reading if math.isfinite(reading) and reading >= 0 else last
+    return readings
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     price=st.integers(min_value=100, max_value=5000),
     amounts=st.lists(st.integers(min_value=100, max_value=100_000), min_size=1, max_size=5),
-    readings=_READINGS,
+    steps=_STEPS,
     reason=st.sampled_from(
         [ENERGY_REACHED, VEHICLE_FULL, TIME_CAP, METER_SILENT, METER_BACKWARDS, "stopped"]
     ),
 )
 def test_paid_is_used_plus_refunded_plus_kept(
-    price: int, amounts: list[int], readings: list[float], reason: str
+    price: int, amounts: list[int], steps: list[tuple[float, tuple[str, float]]], reason: str
 ) -> None:
-    """For any payments, readings and stop: paid = used + refunded + kept under ₹1.
+    """For any payments, readings (rises, resets, glitches, jumps) and stop: paid = used +
+    refunded + kept under ₹1; and nothing is counted that the plug's maximum power could not
+    draw.
 
     ``used`` is priced independently, oldest payment first, at each payment's own price: no
     payment is ever charged more than the Wh it served at the plan's price, rounded up.
@@ -331,12 +414,17 @@ def test_paid_is_used_plus_refunded_plus_kept(
         ledger.sessions[new.session_id] = new
         top_up(ledger, session, new, NOW)
     state: EnergyCount | None = None
-    for reading in readings:
+    readings = _readings(steps)
+    for reading_at, reading in readings:
         try:
-            state = count(state, reading)
+            state = count(state, reading, reading_at)
         except ValueError:  # a fault: the session ends with what was measured before it
             break
     counted = state.counted_wh if state is not None else 0.0
+    # Each reading adds at most the maximum power over its time and one resolution step.
+    assert counted <= most_wh(DEFAULT_MAX_POWER_W, readings[-1][0] - NOW, 0) + RESOLUTION_WH * (
+        len(readings) - 1
+    )
     assert session.until is not None
     if reason == TIME_CAP:
         ending, at = Ending.deadline(session, send_off=True), session.until

@@ -37,6 +37,7 @@ def make_driver(
                 full=FullRule(
                     bay.full_below_w, bay.full_settle_min * 60.0, bay.full_grace_min * 60.0
                 ),
+                max_power_w=bay.max_power_w,
             )
         case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
             return MqttAgentDriver(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from homeassistant.core import HomeAssistant
 
-from ..energy_rules import EnergyCount
+from ..energy_rules import EnergyCount, ReportedMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,8 @@ class BayDriver(ABC):
         # Whether the bay can count energy (so be sold it), and its meter's name for the owner.
         self.metered = False
         self.meter: str | None = None
+        # A meter whose counts reach HA only as reports (an agent's), checked on each report.
+        self.reported_meter: ReportedMeter | None = None
 
     @abstractmethod
     async def async_setup(self) -> None:

@@ -14,6 +14,7 @@ from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 
 from ..const import LOGGER
+from ..energy_rules import ReportedMeter
 from .base import AgentInfo, BayDriver, BayReport
 
 AVAILABLE = "online"
@@ -89,12 +90,19 @@ def parse_config(payload: str | bytes | bytearray) -> dict[str, Any] | None:
     return data
 
 
-def bay_meter(data: dict[str, Any], agent_bay: str) -> str | None:
-    """The kind of meter an agent's config names for one of its bays (None: no meter)."""
+def bay_meter(data: dict[str, Any], agent_bay: str) -> tuple[str, ReportedMeter] | None:
+    """The kind of meter an agent's config names for one of its bays, and its maximum power.
+
+    None: no meter. A ``max_power_w`` that is no positive number is not named (None).
+    """
     for bay in data["bays"]:
         if bay["id"] == agent_bay and isinstance(meter := bay.get("meter"), dict):
             kind = meter.get("kind")
-            return kind if isinstance(kind, str) and kind else "meter"
+            most = _number(meter.get("max_power_w"))
+            return (
+                kind if isinstance(kind, str) and kind else "meter",
+                ReportedMeter(most if most is not None and most > 0 else None),
+            )
     return None
 
 
@@ -208,9 +216,10 @@ class MqttAgentDriver(BayDriver):
         valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
         self.max_session_s = limit if valid else None
         # Energy is sold only where the agent counts it: an old agent names no meter.
-        kind = bay_meter(data, self._agent_bay)
-        self.metered = kind is not None
-        self.meter = f"{kind} ({self._node}/{self._agent_bay})" if kind else None
+        found = bay_meter(data, self._agent_bay)
+        self.metered = found is not None
+        self.meter = f"{found[0]} ({self._node}/{self._agent_bay})" if found else None
+        self.reported_meter = found[1] if found else None
         self._on_change()
 
     @callback

@@ -22,6 +22,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 
 from ..energy_rules import EnergyCount, FullRule
+from ..metering import DEFAULT_MAX_POWER_W
 from .base import BayDriver, BayReport
 from .switch_meter import SwitchMeter
 
@@ -41,6 +42,7 @@ class SwitchEntityDriver(BayDriver):
         entity_id: str,
         sensors: tuple[str, str] | None = None,
         full: FullRule | None = None,
+        max_power_w: float = DEFAULT_MAX_POWER_W,
     ) -> None:
         super().__init__(hass, bay_id, on_report, on_change)
         self.entity_id = entity_id
@@ -56,6 +58,7 @@ class SwitchEntityDriver(BayDriver):
                 power_entity=power,
                 energy_entity=energy,
                 full=full,
+                max_power_w=max_power_w,
                 on_end=self._meter_end,
                 on_reading=on_change,
             )

@@ -1,13 +1,15 @@
 """A switch bay's meter: HA counts a session's energy from its plug's sensors (issue #24).
 
-The rules are plain Python in ``energy_rules`` (counting over resets, vehicle full, silence,
-energy reached); this only follows the power and energy sensors' states, and a tick every
-``TICK_S`` for what time alone decides (vehicle full, a silent meter), and tells the driver
-when the session must end. The energy sensor's unit is read from the entity (Wh, kWh, MWh).
+The rules are plain Python in ``energy_rules`` (counting over resets and glitches within the
+plug's rated maximum power, vehicle full, silence, energy reached); this only follows the
+power and energy sensors' states, and a tick every ``TICK_S`` for what time alone decides
+(vehicle full, a silent meter), and tells the driver when the session must end. The energy
+sensor's unit is read from the entity (Wh, kWh, MWh).
 
-Silence is read from the energy sensor's ``last_reported`` (both HA lines have it): a sensor
-that reports an unchanged value again is alive; one that says nothing for 60 s while on (or
-is unavailable) is ``meter_silent``.
+Silence is read from the sensors' ``last_reported`` (both HA lines have it): a report of either
+sensor, the power or the energy, an unchanged value again too, is a sign of life (an energy
+sensor that reports only on change moves every 6 minutes at 100 W); a meter of which neither
+says anything for 60 s while on (or both unavailable) is ``meter_silent``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..energy_rules import (
     silent,
     vehicle_full,
 )
+from ..metering import DEFAULT_MAX_POWER_W
 
 TICK_S = 10
 # A reading in one of these units, as Wh (energy) or W (power).
@@ -70,19 +73,20 @@ class SwitchMeter:
         power_entity: str,
         energy_entity: str,
         full: FullRule,
+        max_power_w: float = DEFAULT_MAX_POWER_W,
         on_end: Callable[[str, str], None],
         on_reading: Callable[[], None],
     ) -> None:
         self.hass = hass
         self.power_entity, self.energy_entity = power_entity, energy_entity
-        self.full = full
+        self.full, self.max_power_w = full, max_power_w
         self._on_end, self._on_reading = on_end, on_reading
         self.session_id: str | None = None
         self.paid_wh: int | None = None
         self._counted: tuple[str, EnergyCount | None] | None = None
         self._started = 0.0
         self._below: float | None = None
-        # When the energy sensor last reported a reading (its ``last_reported``).
+        # When either sensor last reported a reading (its ``last_reported``).
         self._heard: float | None = None
         self._unsubscribe: list[Callable[[], None]] = []
 
@@ -155,8 +159,9 @@ class SwitchMeter:
             value = reading(state, ENERGY_UNITS)
             if value is None or state is None:
                 return  # no reading: silence decides
-            counted = count(self._counted[1], value)
-            self._heard = state.last_reported.timestamp()
+            at = state.last_reported.timestamp()
+            counted = count(self._counted[1], value, at, self.max_power_w)
+            self._heard_at(at)
         except MeterBackwards:
             self._end(METER_BACKWARDS)
             return
@@ -182,10 +187,16 @@ class SwitchMeter:
             return
         if power is not None and power < 0:
             self._end(METER_INVALID)
-        elif power is not None:
+        elif power is not None and state is not None:
+            self._heard_at(state.last_reported.timestamp())
             self._below = below_since(self.full, power, self._below, dt_util.utcnow().timestamp())
             self._check(dt_util.utcnow())
             self._on_reading()
+
+    @callback
+    def _heard_at(self, at: float) -> None:
+        """A sensor reported (``at``): the meter is alive."""
+        self._heard = at if self._heard is None else max(self._heard, at)
 
     @callback
     def _tick(self, now: datetime) -> None:
@@ -198,9 +209,11 @@ class SwitchMeter:
         if vehicle_full(self.full, self._started, self._below, at):
             self._end(VEHICLE_FULL)
             return
-        state = self.hass.states.get(self.energy_entity)
-        if state is not None and state.state not in NO_READING and self._heard is not None:
+        if self._heard is not None:
             # The same value reported again changes no state, but is news of the meter.
-            self._heard = max(self._heard, state.last_reported.timestamp())
+            for entity_id in (self.energy_entity, self.power_entity):
+                state = self.hass.states.get(entity_id)
+                if state is not None and state.state not in NO_READING:
+                    self._heard_at(state.last_reported.timestamp())
         if silent(self._heard, self._started, at):
             self._end(METER_SILENT)
