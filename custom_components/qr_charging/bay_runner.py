@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -32,13 +33,9 @@ from .energy_rules import resumed_count
 from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
+from .report_rules import Verdict, read_report, tells
 from .running_energy import RunningEnergy
-from .session_rules import (
-    PAID_ONLY,
-    STARTING_ONLY,
-    Resume,
-    Verdict,
-)
+from .session_rules import PAID_ONLY, STARTING_ONLY, Resume
 from .store import StorageError
 from .timers import BayTimers
 
@@ -218,8 +215,8 @@ class BayRunner:
             self.driver.resume(first.session_id, first.until, paid, resumed_count(first))
         await self.driver.async_setup()
         if first is not None and resume is Resume.END and first.sells_energy:
-            # Its end bills the energy: the bay's retained state may say how much was drawn.
-            await self.driver.async_wait_state(self.settings.ack_timeout_s)
+            # Its end bills the energy: the bay's retained state (or the agent's answer) tells.
+            await self.driver.async_wait_state(self.settings.ack_timeout_s, partial(tells, first))
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             match rules.resume(session, first=not index, now=now):
@@ -347,10 +344,10 @@ class BayRunner:
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
-        """Carry out what the report means (``rules.read_report``)."""
+        """Carry out what the report means (``report_rules.read_report``)."""
         session = self.session
         now = time.time()
-        verdict = rules.read_report(self.books.ledger, session, report, now)
+        verdict = read_report(self.books.ledger, session, report, now)
         if verdict.verdict is Verdict.FOREIGN_POWER:
             # Power nobody paid for (an ended, refunded or unknown session): cut it.
             LOGGER.warning(
@@ -378,11 +375,12 @@ class BayRunner:
                 failure = self._failure(verdict.reason or "rejected", STARTING_ONLY)
                 await self.async_end(session, failure)
             case Verdict.METERED_END:
-                ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
+                reason = verdict.reason or ""
+                ending = Ending.reported(reason, session, report, prorata=self.bay.prorata)
                 await self.async_end(session, ending)
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
-            case Verdict.AGENT_RESTARTED:
+            case Verdict.AGENT_RESTARTED | Verdict.ASK_AGENT:
                 assert verdict.command is not None
                 await self._async_send_on(verdict.command)
             case Verdict.POWER_CUT:

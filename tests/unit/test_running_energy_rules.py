@@ -19,7 +19,7 @@ from custom_components.qr_charging.energy_rules import (
 )
 from custom_components.qr_charging.ledger import Ledger
 from custom_components.qr_charging.records import SessionRecord, SessionState
-from custom_components.qr_charging.session_rules import ReportVerdict, Verdict, read_report
+from custom_components.qr_charging.report_rules import ReportVerdict, Verdict, read_report
 
 NOW = 1_000_000.0
 
@@ -33,6 +33,7 @@ class Report:
     until: float | None = None
     reason: str | None = None
     fresh: bool = True
+    energy_wh: float | None = None
 
 
 def _session(energy_paid_wh: int) -> SessionRecord:
