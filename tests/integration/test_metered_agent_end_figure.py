@@ -1,0 +1,78 @@
+"""The agent's final figure for a session stands over one absurd running report (#24, 6).
+
+HA keeps the energy an agent reports while a kWh session runs, only ever more; a live ``OFF``
+naming the session's end is the agent's own final count and is billed as it is, below the
+running figure too. (Bounds on a running figure, and the store turning an integer too large
+for SQLite into ``StorageError``, are branch fixhacount's.) HA's MQTT integration and a real
+Mosquitto; the agent is the scripted paho client of ``mqtt_helpers`` with a meter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.qr_charging.const import EVENT_SESSION_ENDED, EVENT_SESSION_STARTED
+from devtools.razorpay_standin import RazorpayStandin
+from tests.mosquitto import Broker
+
+from .const import PLAN_SUBENTRY
+from .helpers import PostWebhook, refund_amounts, settle
+from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, buy_energy, metered_state
+from .mqtt_helpers import ScriptedAgent, wait_until
+
+
+@pytest.fixture
+def bay_plans() -> list[dict[str, Any]]:
+    """bay-1 sells 30 minutes and energy by the kWh."""
+    return [PLAN_SUBENTRY, ENERGY_PLAN_SUBENTRY]
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Generator[ScriptedAgent]:
+    """The scripted agent, its config naming a meter for bay-1."""
+    scripted = ScriptedAgent(broker.port)
+    announce(scripted)
+    yield scripted
+    scripted.close()
+
+
+@pytest.mark.parametrize("absurd_wh", [1e300, 1_000_000.0])
+async def test_one_absurd_report_does_not_stick_as_the_sessions_energy(
+    absurd_wh: float,
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+) -> None:
+    """One state message claims ``absurd_wh``; the agent's vehicle_full names 1000 Wh.
+
+    Before: the absurd figure stored while running was kept ("only ever more"): no refund at
+    1e6 Wh, and at 1e300 Energy sold's integer overflowed SQLite and the end was never stored.
+    """
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    await wait_until(hass, lambda: runner.driver.metered)
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    paid = standin.pay_link((await buy_energy(hass, 30))["id"])
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    await wait_until(hass, lambda: len(started) == 1)
+    sid = on["session"]
+    metered_state(agent, sid, on=True, reason="command", until=on["until"], energy_wh=absurd_wh)
+    await wait_until(hass, lambda: runner.driver.energy_for(sid) == absurd_wh)
+    await settle(hass)
+    metered_state(agent, sid, on=False, reason="vehicle_full", energy_wh=1000.0)
+    await wait_until(hass, lambda: len(ended) == 1)
+    await settle(hass)
+
+    assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [("vehicle_full", 1000.0)]
+    assert refund_amounts(standin, paid.payment_id) == [1500]
+    assert runner.totals.energy_wh == 1000
