@@ -2,9 +2,8 @@
 
 HA keeps the energy an agent reports while a kWh session runs, only ever more; a live ``OFF``
 naming the session's end is the agent's own final count and is billed as it is, below the
-running figure too. (Bounds on a running figure, and the store turning an integer too large
-for SQLite into ``StorageError``, are branch fixhacount's.) HA's MQTT integration and a real
-Mosquitto; the agent is the scripted paho client of ``mqtt_helpers`` with a meter.
+running figure too. HA's MQTT integration and a real Mosquitto; the agent is the scripted paho
+client of ``mqtt_helpers`` with a meter.
 """
 
 from __future__ import annotations
