@@ -3,9 +3,10 @@
 The rules live in ``session_rules`` and ``report_rules`` (plain Python): a report from the bay
 becomes a verdict (``report_rules.read_report``) carried out here, and every end or failure
 is an ``Ending`` applied by ``endings.Endings``. This module holds the Home Assistant side:
-driver commands, events and the timers (``timers.BayTimers``). Every decision is made in one change of the books, after
-any wait; when a change cannot be stored, nothing is sent that powers the bay, an ``off``
-owed at a deadline is still sent, and the decision is tried again later.
+driver commands, events and the timers (``timers.BayTimers``). Every decision is made in one
+change of the books, after any wait; when a change cannot be stored, nothing is sent that
+powers the bay, an ``off`` owed at a deadline is still sent, and the decision is tried again
+later.
 """
 
 from __future__ import annotations
