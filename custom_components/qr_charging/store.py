@@ -154,9 +154,16 @@ class LedgerStore:
         """Store a change whole, or raise ``StorageError`` having stored nothing of it.
 
         The write goes on to its end in the executor even if the caller is cancelled, so what
-        is on disk is always a whole change.
+        is on disk is always a whole change. Any error of the write is a ``StorageError`` (an
+        integer too large for SQLite raises ``OverflowError``, say): its transaction was rolled
+        back all the same, and every caller's retry path knows only ``StorageError``.
         """
-        await asyncio.shield(self._call(lambda: self._write(changes)))
+        try:
+            await asyncio.shield(self._call(lambda: self._write(changes)))
+        except StorageError:
+            raise
+        except Exception as err:
+            raise StorageError(f"{self.path.name}: {err}") from err
 
     def _write(self, changes: Changes) -> None:
         db = self._db

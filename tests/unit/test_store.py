@@ -7,6 +7,7 @@ import csv
 import shutil
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -68,6 +69,24 @@ async def _paid(books: Books, n: int) -> None:
     async with books.change(Wanted.for_payment(_notice(n), f"evt_{n}")) as ledger:
         apply_payment(ledger, _notice(n), "payment_link.paid", NOW)
         ledger.note_event(f"evt_{n}", "payment_link.paid", "new_session", NOW)
+
+
+async def test_any_write_error_is_a_storage_error_and_changes_nothing(tmp_path: Path) -> None:
+    """Not only SQLite's and the disk's errors: an integer SQLite cannot hold (OverflowError)
+    is a ``StorageError`` too, so every caller's retry path runs (review #24, finding 5)."""
+    books = _books(tmp_path / "ledger.db")
+    await books.async_open()
+    huge = replace(_link(1), amount=10**20)
+
+    with pytest.raises(StorageError, match="too large"):
+        async with books.change() as ledger:
+            ledger.add_link(huge)
+    assert "plink_1" not in books.ledger.links
+
+    async with books.change() as ledger:
+        ledger.add_link(_link(1))
+    assert books.ledger.links["plink_1"].amount == 2000
+    await books.store.async_close()
 
 
 async def test_history_leaves_memory_and_comes_back_when_a_change_needs_it(
