@@ -28,7 +28,7 @@ from tests.mosquitto import Broker
 from .const import PLAN_SUBENTRY
 from .helpers import PostWebhook, export_sessions, refund_amounts, settle
 from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, buy_energy, metered_state
-from .mqtt_helpers import ScriptedAgent, wait_until
+from .mqtt_helpers import NODE, STATE, ScriptedAgent, wait_until
 
 
 @pytest.fixture
@@ -288,3 +288,24 @@ async def test_no_wait_for_a_retained_state_that_cannot_come(hass: HomeAssistant
     began = time.monotonic()
     await driver.async_wait_state(3.0)
     assert time.monotonic() - began < 1.0
+
+
+async def test_a_malformed_state_does_not_end_the_wait_for_the_bays_state(
+    hass: HomeAssistant, agent: ScriptedAgent, mqtt_bay_entry: MockConfigEntry
+) -> None:
+    """Only a well-formed state is the one waited for. Before: any message ended the wait."""
+    agent.publish(STATE, '{"state": "ON", "until": "soon"}')
+    driver = MqttAgentDriver(
+        hass,
+        "bay-1",
+        lambda report: None,
+        lambda: None,
+        prefix="qr_charging",
+        node=NODE,
+        agent_bay="bay-1",
+    )
+    await driver.async_setup()
+    began = time.monotonic()
+    await driver.async_wait_state(1.0)
+    assert time.monotonic() - began >= 0.9  # the whole bound: nothing well-formed came
+    await driver.async_unload()
