@@ -1,11 +1,12 @@
 """One runner per bay: its driver, its session's lifecycle, its dashboard state.
 
-The rules live in ``session_rules`` (plain Python): a report from the bay becomes a verdict
-(``read_report``) carried out here, and every end or failure is an ``Ending`` applied by
-``endings.Endings``. This module holds the Home Assistant side: driver commands, events and
-the timers (``timers.BayTimers``). Every decision is made in one change of the books, after
-any wait; when a change cannot be stored, nothing is sent that powers the bay, an ``off``
-owed at a deadline is still sent, and the decision is tried again later.
+The rules live in ``session_rules`` and ``report_rules`` (plain Python): a report from the bay
+becomes a verdict (``report_rules.read_report``) carried out here, and every end or failure
+is an ``Ending`` applied by ``endings.Endings``. This module holds the Home Assistant side:
+driver commands, events and the timers (``timers.BayTimers``). Every decision is made in one
+change of the books, after any wait; when a change cannot be stored, nothing is sent that
+powers the bay, an ``off`` owed at a deadline is still sent, and the decision is tried again
+later.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -32,13 +34,9 @@ from .energy_rules import METER_INVALID, implausible, resumed_count
 from .ledger import Ledger
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
+from .report_rules import ReportVerdict, Verdict, read_report, tells
 from .running_energy import RunningEnergy
-from .session_rules import (
-    PAID_ONLY,
-    STARTING_ONLY,
-    Resume,
-    Verdict,
-)
+from .session_rules import PAID_ONLY, STARTING_ONLY, Resume
 from .store import StorageError
 from .timers import BayTimers
 
@@ -107,8 +105,8 @@ def _verdict(
     report: BayReport,
     now: float,
     driver: BayDriver,
-) -> tuple[rules.ReportVerdict, float | None]:
-    """``rules.read_report``'s verdict, and the energy to bill when it must be bounded.
+) -> tuple[ReportVerdict, float | None]:
+    """``read_report``'s verdict, and the energy to bill when it must be bounded.
 
     An agent's energy figure no meter could count (``energy_rules.implausible``) is a meter
     fault, billed at most the bound.
@@ -116,8 +114,8 @@ def _verdict(
     meter = driver.reported_meter
     bound = implausible(session, report.session_id, report.energy_wh, now, meter)
     if bound is None:
-        return rules.read_report(ledger, session, report, now), None
-    return rules.ReportVerdict(Verdict.METERED_END, reason=METER_INVALID), bound
+        return read_report(ledger, session, report, now), None
+    return ReportVerdict(Verdict.METERED_END, reason=METER_INVALID), bound
 
 
 def _believed(session: SessionRecord | None, report: BayReport, driver: BayDriver) -> bool:
@@ -243,8 +241,8 @@ class BayRunner:
             self.driver.resume(first.session_id, first.until, paid, resumed_count(first))
         await self.driver.async_setup()
         if first is not None and resume is Resume.END and first.sells_energy:
-            # Its end bills the energy: the bay's retained state may say how much was drawn.
-            await self.driver.async_wait_state(self.settings.ack_timeout_s)
+            # Its end bills the energy: the bay's retained state (or the agent's answer) tells.
+            await self.driver.async_wait_state(self.settings.ack_timeout_s, partial(tells, first))
         # The bay's first report may already have settled it (an agent that ended it meanwhile).
         for index, session in enumerate(self.books.ledger.running_sessions(self.bay.bay_id)):
             match rules.resume(session, first=not index, now=now):
@@ -373,7 +371,7 @@ class BayRunner:
         self._task(self._async_handle_report(report))
 
     async def _async_handle_report(self, report: BayReport) -> None:
-        """Carry out what the report means (``_verdict``)."""
+        """Carry out what the report means (``_verdict``: ``report_rules.read_report``, bounded)."""
         session = self.session
         now = time.time()
         verdict, bound = _verdict(self.books.ledger, session, report, now, self.driver)
@@ -404,11 +402,16 @@ class BayRunner:
                 failure = self._failure(verdict.reason or "rejected", STARTING_ONLY)
                 await self.async_end(session, failure)
             case Verdict.METERED_END:
-                ending = Ending.metered(verdict.reason or "", session, prorata=self.bay.prorata)
-                await self.async_end(session, ending.measured(bound))
+                reason = verdict.reason or ""
+                if bound is None:
+                    ending = Ending.reported(reason, session, report, prorata=self.bay.prorata)
+                else:
+                    ending = Ending.metered(reason, session, prorata=self.bay.prorata)
+                    ending = ending.measured(bound, final=True)
+                await self.async_end(session, ending)
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
-            case Verdict.AGENT_RESTARTED:
+            case Verdict.AGENT_RESTARTED | Verdict.ASK_AGENT:
                 assert verdict.command is not None
                 await self._async_send_on(verdict.command)
             case Verdict.POWER_CUT:

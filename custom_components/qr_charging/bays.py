@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Coroutine
 from functools import partial
@@ -69,7 +70,11 @@ class Bays:
         return runner
 
     async def async_setup(self) -> None:
-        """Start a runner per bay; each resumes what the ledger says its bay was doing."""
+        """Start a runner per bay; each resumes what the ledger says its bay was doing.
+
+        The bays start together: each may wait (bounded) for its bay's retained state, and
+        N bays wait that bound once, not N times.
+        """
         for bay in self.configs.values():
             runner = BayRunner(
                 self.hass,
@@ -82,7 +87,7 @@ class Bays:
                 make_driver=partial(make_driver, self.hass, bay),
             )
             self.runners[bay.bay_id] = runner
-            await runner.async_setup()
+        await asyncio.gather(*(runner.async_setup() for runner in self.runners.values()))
         for session in list(self.books.ledger.sessions.values()):
             if session.running and session.bay_id not in self.configs:
                 await self._async_orphan(session)

@@ -12,10 +12,12 @@ from enum import StrEnum
 from .energy_rules import METER_FAULTS, TIME_CAP, unused_energy_parts
 from .ledger import Ledger
 from .records import RUNNING_STATES, SessionRecord, SessionState
+from .report_rules import StateReport
 from .session_rules import (
     ACTIVE_ONLY,
     DEADLINE,
     NOT_POWERED,
+    STARTING_ONLY,
     deadline_ahead,
     fail,
     finish,
@@ -58,6 +60,9 @@ class Ending:
     refund_reason: str | None = None
     # A metered session's energy counted by its meter up to the end (Wh), stored with it.
     energy_wh: float | None = None
+    # ``energy_wh`` is the agent's own final figure (its live OFF naming the session): it
+    # stands even below the running figure stored, which one absurd report may have set.
+    final: bool = False
 
     @classmethod
     def end(
@@ -128,20 +133,36 @@ class Ending:
         ``off`` first (a faulty meter must not keep the bay on). A session sold by the kWh
         gets back the energy it did not use (after a fault, all but what was measured); one
         sold by time the unused minutes, after a fault always, else with the bay's pro-rata
-        option (``prorata``).
+        option (``prorata``). A kWh session HA still had as starting ends so too: it ran.
         """
         refunded = session.sells_energy or prorata or reason in METER_FAULTS
         refund = RefundMode.PRORATA if refunded else RefundMode.NONE
-        return cls.end(reason, send_off=True, refund=refund)
+        ending = cls.end(reason, send_off=True, refund=refund)
+        return replace(ending, states=ACTIVE_ONLY | STARTING_ONLY)
 
-    def measured(self, energy_wh: float | None) -> Ending:
+    @classmethod
+    def reported(
+        cls, reason: str, session: SessionRecord, report: StateReport, *, prorata: bool
+    ) -> Ending:
+        """``metered`` for the end a bay's ``OFF`` names, with the energy it gives.
+
+        A live ``OFF`` naming the session is the agent's final figure; a retained one may be
+        older than the figure stored while it ran (the larger stands then).
+        """
+        ending = cls.metered(reason, session, prorata=prorata)
+        if report.session_id != session.session_id:
+            return ending
+        return ending.measured(report.energy_wh, final=report.fresh)
+
+    def measured(self, energy_wh: float | None, *, final: bool = False) -> Ending:
         """The same ending with the energy the bay's meter counted for the session (if any).
 
-        An energy set already stays: a report's implausible figure was bounded before.
+        An energy set already stays (the agent's final figure, set by the report's verdict; a
+        report's implausible figure, bounded before).
         """
         if energy_wh is None or self.energy_wh is not None:
             return self
-        return replace(self, energy_wh=energy_wh)
+        return replace(self, energy_wh=energy_wh, final=final)
 
     @property
     def repaired(self) -> bool:
@@ -161,10 +182,15 @@ def apply_ending(
         return None
     if ending.reason in (DEADLINE, TIME_CAP) and deadline_ahead(session, now):
         return None
-    if ending.energy_wh is not None:
-        # Only ever more: a late report of less energy is an older one.
+    if ending.energy_wh is not None and ending.final:
+        session.energy_used_wh = ending.energy_wh
+    elif ending.energy_wh is not None:
+        # Only ever more: a retained report of less energy is an older one.
         session.energy_used_wh = max(session.energy_used_wh, ending.energy_wh)
-    if ending.refund is RefundMode.PRORATA and session.sells_energy:
+    # A kWh session that failed after drawing energy (no acknowledgement heard, its energy
+    # reported) is refunded what it did not use, not all of it.
+    drew = ending.failed and ending.refund is RefundMode.FULL and session.energy_used_wh > 0
+    if session.sells_energy and (ending.refund is RefundMode.PRORATA or drew):
         parts = unused_energy_parts(ledger, session)
     elif ending.refund is RefundMode.PRORATA:
         parts = unserved_parts(ledger, session, now)

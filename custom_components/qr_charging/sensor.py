@@ -108,8 +108,11 @@ SENSORS = (STATUS, SESSION_END, TIME_REMAINING, REVENUE, SESSIONS)
 
 
 def _session_energy(runner: BayRunner) -> Decimal:
+    """The bay's meter's figure for its session; the one stored (an HA restart) until then."""
     session = runner.session
     energy = runner.driver.energy_for(session.session_id) if session is not None else None
+    if energy is None and session is not None:
+        energy = session.energy_used_wh
     return (Decimal(str(energy or 0)) / 1000).quantize(Decimal("0.001"))
 
 

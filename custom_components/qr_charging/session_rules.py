@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
-from .energy_rules import AGENT_ENDED, METERED_ENDS, REJECTED_ENDED, add_energy
+from .energy_rules import add_energy
 from .holds import held_for_another
 from .intents import may_top_up
 from .ledger import Ledger
@@ -28,9 +27,6 @@ DEADLINE = "deadline"
 # A session whose deadline is this close when the bay reports it off has simply run out; a
 # report of power this much past the paid deadline claims time nobody paid for.
 DEADLINE_SLACK_S = 2.0
-# Reasons of an "OFF" before the deadline that are passing: the agent restarted and resumes the
-# session from its own disk. Any other such "OFF" means the power was cut.
-PASSING_REASONS = frozenset({"boot", "shutdown"})
 # The states a session is ended or failed from (read again in the change that does it).
 ACTIVE_ONLY = frozenset({SessionState.ACTIVE})
 PAID_ONLY = frozenset({SessionState.PAID})
@@ -374,123 +370,3 @@ def resume(session: SessionRecord, *, first: bool, now: float) -> Resume:
 def deadline_ahead(session: SessionRecord, now: float) -> bool:
     """Whether the session's deadline is still ahead: a top-up moved it since it was armed."""
     return session.until is not None and session.until - now > DEADLINE_SLACK_S
-
-
-# -- what a bay's report means -------------------------------------------------------------------
-
-
-class StateReport(Protocol):
-    """What a bay says it is doing (``drivers.base.BayReport``)."""
-
-    @property
-    def powered(self) -> bool: ...  # noqa: D102
-    @property
-    def session_id(self) -> str | None: ...  # noqa: D102
-    @property
-    def until(self) -> float | None: ...  # noqa: D102
-    @property
-    def reason(self) -> str | None: ...  # noqa: D102
-    @property
-    def fresh(self) -> bool: ...  # noqa: D102
-
-
-class Verdict(StrEnum):
-    """What a bay's report means for its running session."""
-
-    ACKNOWLEDGED = "acknowledged"  # power for the starting session: it is active
-    FOREIGN_POWER = "foreign_power"  # power for a session that is not the bay's: cut it
-    RAN_OUT = "ran_out"  # off at (about) the deadline: the session ended
-    METERED_END = "metered_end"  # the bay's meter ended it: energy reached, full, a fault
-    AGENT_RESTARTED = "agent_restarted"  # off for a boot or shutdown: send "on" again
-    POWER_CUT = "power_cut"  # off before the deadline nobody here asked for: end and refund
-    START_REJECTED = "start_rejected"  # the bay refused to start the session: it failed
-    TOP_UP_REFUSED = "top_up_refused"  # the bay keeps the deadline before the top-up(s)
-    OVERSTATED = "overstated"  # power until later than paid: ignored
-    STALE = "stale"  # power for the starting session until a time already past: ignored
-    NOTHING = "nothing"  # nothing to do but show it
-
-
-@dataclass(frozen=True, slots=True)
-class ReportVerdict:
-    """A verdict with what carrying it out needs.
-
-    ``until``: the deadline the bay keeps (a refused top-up); ``reason``: why the bay refused a
-    start; ``command``: the ``on`` that resumes the session after the agent restarted.
-    """
-
-    verdict: Verdict
-    until: float | None = None
-    reason: str | None = None
-    command: OnCommand | None = None
-
-
-def _rejected(report: StateReport) -> bool:
-    return (report.reason or "").startswith("rejected")
-
-
-def read_report(
-    ledger: Ledger, session: SessionRecord | None, report: StateReport, now: float
-) -> ReportVerdict:
-    """What a bay's state report means for its running session ``session`` (None: idle).
-
-    Only a report that agrees with what HA commanded counts: never more time than was paid.
-    """
-    if report.powered:
-        if session is None or report.session_id != session.session_id:
-            return ReportVerdict(Verdict.FOREIGN_POWER)
-        return _read_powered(ledger, session, report, now)
-    if session is None or report.session_id not in (None, session.session_id):
-        return ReportVerdict(Verdict.NOTHING)
-    return _read_off(session, report, now)
-
-
-def _read_off(session: SessionRecord, report: StateReport, now: float) -> ReportVerdict:
-    """The bay reports no power for its own session (or for none)."""
-    if session.state is SessionState.STARTING and _rejected(report) and report.fresh:
-        return ReportVerdict(Verdict.START_REJECTED, reason=report.reason or "rejected")
-    if session.state is not SessionState.ACTIVE or session.until is None:
-        return ReportVerdict(Verdict.NOTHING)
-    if (reason := _metered_end(session, report)) is not None:
-        return ReportVerdict(Verdict.METERED_END, reason=reason)
-    if session.until - now <= DEADLINE_SLACK_S:
-        return ReportVerdict(Verdict.RAN_OUT)
-    if report.reason in PASSING_REASONS:
-        # It resumes the session from its disk, and then this same "on" is a no-op; if its
-        # disk lost the session, this powers the rest.
-        return ReportVerdict(Verdict.AGENT_RESTARTED, command=on_command(session, now))
-    # Off before the paid deadline without HA asking: an "off" from elsewhere, a plug switched
-    # by hand, a top-up the bay never took.
-    return ReportVerdict(Verdict.POWER_CUT)
-
-
-def _metered_end(session: SessionRecord, report: StateReport) -> str | None:
-    """The end of its own that a metered bay's ``OFF`` names, if it names one."""
-    if report.reason in METERED_ENDS:
-        return report.reason
-    if report.reason == REJECTED_ENDED and session.sells_energy and report.session_id:
-        # The agent ended it already: its end, billed by the energy it drew (not a power cut).
-        return AGENT_ENDED
-    return None
-
-
-def _read_powered(
-    ledger: Ledger, session: SessionRecord, report: StateReport, now: float
-) -> ReportVerdict:
-    """Power reported for the bay's own session: its acknowledgement, or a shorter deadline."""
-    if (
-        report.until is not None
-        and session.until is not None
-        and report.until > session.until + DEADLINE_SLACK_S
-    ):
-        return ReportVerdict(Verdict.OVERSTATED)
-    if session.state is SessionState.STARTING:
-        if report.until is not None and report.until <= now:
-            return ReportVerdict(Verdict.STALE)
-        return ReportVerdict(Verdict.ACKNOWLEDGED)
-    if session.state is SessionState.ACTIVE and report.until is not None and _rejected(report):
-        # Only a deadline the session had before its newest top-ups counts: a report of any
-        # other earlier time (spoofed, or of time already served) is no refusal.
-        until = before_top_ups(ledger, session, report.until, DEADLINE_SLACK_S)
-        if until is not None:
-            return ReportVerdict(Verdict.TOP_UP_REFUSED, until=until)
-    return ReportVerdict(Verdict.NOTHING)

@@ -10,6 +10,8 @@ with a meter; refunds are read from the Razorpay stand-in's call log.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Generator
 from types import SimpleNamespace
 from typing import Any
@@ -20,13 +22,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.qr_charging import bay_runner, endings
 from custom_components.qr_charging.const import EVENT_SESSION_ENDED, EVENT_SESSION_STARTED
+from custom_components.qr_charging.drivers.mqtt_agent import MqttAgentDriver
 from devtools.razorpay_standin import RazorpayStandin
 from tests.mosquitto import Broker
 
 from .const import PLAN_SUBENTRY
 from .helpers import PostWebhook, export_sessions, refund_amounts, settle
 from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, buy_energy, charged_for, metered_state
-from .mqtt_helpers import ScriptedAgent, wait_until
+from .mqtt_helpers import NODE, STATE, ScriptedAgent, wait_until
 
 
 @pytest.fixture
@@ -199,3 +202,126 @@ async def test_an_agent_that_ended_the_session_meanwhile_bills_its_energy(
 
     assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [("agent_ended", billed_wh)]
     assert refund_amounts(standin, payment_id) == refunds
+
+
+async def _answer_rejected_ended(agent: ScriptedAgent, sent: int, sid: str, wh: float) -> None:
+    """The agent answers HA's next ``on`` for ``sid``: it ended it, having counted ``wh``."""
+    again = await agent.wait_command(sent + 1)
+    assert isinstance(again, dict)
+    assert (again["action"], again["session"]) == ("on", sid)
+    metered_state(agent, sid, on=False, reason="rejected_ended", power_w=0.0, energy_wh=wh)
+
+
+async def test_a_manual_session_after_the_agents_end_does_not_hide_that_end(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HA down: the agent cuts at 2000 Wh, then a manual session runs and ends.
+
+    The retained OFF names only the manual session; HA asks the agent about its own session
+    and bills the agent's answer. Before: time_cap at the 900 Wh stored, ₹16.50 refunded.
+    """
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    payment_id, on = await _running(
+        hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0, monkeypatch
+    )
+    await _stop(hass, mqtt_bay_entry)
+    agent.answer = False
+    sid = on["session"]
+    metered_state(agent, sid, on=False, reason="energy_reached", energy_wh=2000.0)
+    metered_state(agent, "manual-0123456789ab", on=False, reason="deadline", energy_wh=40.0)
+    _later(monkeypatch, on["until"] + 60)
+    sent = len(agent.commands)
+    setup = hass.async_create_task(hass.config_entries.async_setup(mqtt_bay_entry.entry_id))
+    await _answer_rejected_ended(agent, sent, sid, 2000.0)
+    assert await setup
+    await wait_until(hass, lambda: len(ended) >= 1)
+    await settle(hass)
+
+    assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [("agent_ended", 2000.0)]
+    assert refund_amounts(standin, payment_id) == []
+
+
+async def test_an_off_naming_another_session_while_running_asks_the_agent(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HA up: the agent's OFF names a manual session while the kWh session runs.
+
+    Before: nothing: the session showed charging until its cap and was billed what was stored.
+    """
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    payment_id, on = await _running(
+        hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0, monkeypatch
+    )
+    agent.answer = False
+    sent = len(agent.commands)
+    metered_state(agent, "manual-0123456789ab", on=False, reason="deadline", energy_wh=40.0)
+    await _answer_rejected_ended(agent, sent, on["session"], 2000.0)
+    await wait_until(hass, lambda: len(ended) == 1)
+    await settle(hass)
+
+    assert [(e.data["reason"], e.data["energy_wh"]) for e in ended] == [("agent_ended", 2000.0)]
+    assert refund_amounts(standin, payment_id) == []
+
+
+async def test_session_energy_shows_the_stored_figure_after_a_restart(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The retained ON carries no energy yet. Before: the sensor showed 0 until a report."""
+    _, on = await _running(hass, standin, post_webhook, agent, mqtt_bay_entry, 900.0, monkeypatch)
+    await _stop(hass, mqtt_bay_entry)
+    metered_state(agent, on["session"], on=True, reason="command", until=on["until"])
+    assert await hass.config_entries.async_setup(mqtt_bay_entry.entry_id)
+    await hass.async_block_till_done()
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    await wait_until(hass, lambda: runner.last_report is not None)
+    await settle(hass)
+
+    state = hass.states.get("sensor.bay_1_session_energy")
+    assert state is not None
+    assert state.state == "0.900"
+
+
+async def test_no_wait_for_a_retained_state_that_cannot_come(hass: HomeAssistant) -> None:
+    """HA's MQTT is not set up: nothing is subscribed. Before: the whole bound was waited."""
+    driver = MqttAgentDriver(
+        hass, "bay-1", lambda report: None, lambda: None, prefix="p", node="n", agent_bay="b"
+    )
+    await driver.async_setup()
+    # An hour's bound: answered at once, or this fails long before the hour is up.
+    await asyncio.wait_for(driver.async_wait_state(3600.0), timeout=60)
+
+
+async def test_a_malformed_state_does_not_end_the_wait_for_the_bays_state(
+    hass: HomeAssistant, agent: ScriptedAgent, mqtt_bay_entry: MockConfigEntry
+) -> None:
+    """Only a well-formed state is the one waited for. Before: any message ended the wait."""
+    agent.publish(STATE, '{"state": "ON", "until": "soon"}')
+    driver = MqttAgentDriver(
+        hass,
+        "bay-1",
+        lambda report: None,
+        lambda: None,
+        prefix="qr_charging",
+        node=NODE,
+        agent_bay="bay-1",
+    )
+    await driver.async_setup()
+    began = time.monotonic()
+    await driver.async_wait_state(1.0)
+    assert time.monotonic() - began >= 0.9  # the whole bound: nothing well-formed came
+    await driver.async_unload()

@@ -102,3 +102,32 @@ async def test_a_minute_sale_is_sent_with_full_and_ends_full_with_the_unused_min
     assert await agent.wait_command(2) == {"action": "off", "session": on["session"]}
     (row,) = await export_sessions(hass)
     assert row["energy_wh"] == "512.0"
+
+
+@pytest.mark.usefixtures("metered")
+async def test_rejected_ended_with_energy_is_the_agents_own_end_of_a_minute_sale(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The agent ended it (vehicle full, then restarted) and answers ``rejected_ended``.
+
+    Before: it ended as ``power_cut``, as if someone had cut the power.
+    """
+    ended = async_capture_events(hass, EVENT_SESSION_ENDED)
+    payment_id, on = await _buy_minutes(hass, standin, post_webhook, agent)
+    freezer: FrozenDateTimeFactory = request.getfixturevalue("freezer")
+    runner = hass.config_entries.async_entries(DOMAIN)[0].runtime_data.bays.runners["bay-1"]
+    assert runner.session is not None
+    assert runner.session.until is not None
+    freezer.move_to(datetime.fromtimestamp(runner.session.until - 20 * 60 - 1, UTC))
+    metered_state(
+        agent, on["session"], on=False, reason="rejected_ended", power_w=0.0, energy_wh=512.0
+    )
+    await _frozen_wait(hass, lambda: len(ended) == 1)
+
+    assert (ended[0].data["reason"], ended[0].data["energy_wh"]) == ("agent_ended", 512.0)
+    # The bay's Refund unused minutes (default on): ₹15 * 1201 / 1800, rounded down.
+    assert refund_amounts(standin, payment_id) == [1000]

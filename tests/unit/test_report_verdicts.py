@@ -16,13 +16,8 @@ from custom_components.qr_charging.records import (
     SessionRecord,
     SessionState,
 )
-from custom_components.qr_charging.session_rules import (
-    DEADLINE_SLACK_S,
-    OnCommand,
-    ReportVerdict,
-    Verdict,
-    read_report,
-)
+from custom_components.qr_charging.report_rules import ReportVerdict, Verdict, read_report
+from custom_components.qr_charging.session_rules import DEADLINE_SLACK_S, OnCommand
 
 NOW = 1_000_000.0
 
@@ -36,6 +31,7 @@ class Report:
     until: float | None = None
     reason: str | None = None
     fresh: bool = True
+    energy_wh: float | None = None
 
 
 def _session(state: SessionState, until: float | None = NOW + 600) -> SessionRecord:

@@ -19,7 +19,7 @@ from custom_components.qr_charging.energy_rules import (
 )
 from custom_components.qr_charging.ledger import Ledger
 from custom_components.qr_charging.records import SessionRecord, SessionState
-from custom_components.qr_charging.session_rules import ReportVerdict, Verdict, read_report
+from custom_components.qr_charging.report_rules import ReportVerdict, Verdict, read_report
 
 NOW = 1_000_000.0
 
@@ -33,6 +33,7 @@ class Report:
     until: float | None = None
     reason: str | None = None
     fresh: bool = True
+    energy_wh: float | None = None
 
 
 def _session(energy_paid_wh: int) -> SessionRecord:
@@ -89,3 +90,52 @@ def test_rejected_ended_for_a_session_sold_by_the_kwh_is_the_agents_own_end(
     ledger.sessions[session.session_id] = session
     report = Report(False, session_id, reason="rejected_ended")
     assert read_report(ledger, session, report, NOW) == verdict
+
+
+def test_rejected_ended_with_energy_for_a_timed_session_is_the_agents_own_end() -> None:
+    """A timed session at a metered bay the agent ended (vehicle full, say). Before: power cut."""
+    session = _session(0)
+    ledger = Ledger()
+    ledger.sessions[session.session_id] = session
+    report = Report(False, "s-1", reason="rejected_ended", energy_wh=40.0)
+    assert read_report(ledger, session, report, NOW) == ReportVerdict(
+        Verdict.METERED_END, reason=AGENT_ENDED
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "energy_wh", "verdict"),
+    [
+        ("energy_reached", 2000.0, ReportVerdict(Verdict.METERED_END, reason="energy_reached")),
+        ("deadline", 900.0, ReportVerdict(Verdict.METERED_END, reason="time_cap")),
+        ("rejected_ended", 2000.0, ReportVerdict(Verdict.METERED_END, reason=AGENT_ENDED)),
+        ("rejected_ended", None, ReportVerdict(Verdict.START_REJECTED, reason="rejected_ended")),
+        ("off_command", 500.0, ReportVerdict(Verdict.NOTHING)),
+    ],
+)
+def test_an_off_naming_a_starting_kwh_sessions_end_ends_it(
+    reason: str, energy_wh: float | None, verdict: ReportVerdict
+) -> None:
+    """HA had it starting; the agent ran it. Before: nothing (then no_acknowledgement)."""
+    session = _session(2000)
+    session.state, session.started_at = SessionState.STARTING, None
+    ledger = Ledger()
+    ledger.sessions[session.session_id] = session
+    report = Report(False, "s-1", reason=reason, energy_wh=energy_wh)
+    assert read_report(ledger, session, report, NOW) == verdict
+
+
+@pytest.mark.parametrize(
+    ("reason", "energy_paid_wh", "asks"),
+    [("deadline", 2000, True), ("rejected_ended", 2000, False), ("deadline", 0, False)],
+)
+def test_an_off_naming_another_session_asks_the_agent_about_a_running_kwh_session(
+    reason: str, energy_paid_wh: int, asks: bool
+) -> None:
+    """An answer to a command (an older agent names its last ended session) asks nothing."""
+    session = _session(energy_paid_wh)
+    ledger = Ledger()
+    ledger.sessions[session.session_id] = session
+    report = Report(False, "manual-1", reason=reason)
+    verdict = read_report(ledger, session, report, NOW)
+    assert (verdict.verdict is Verdict.ASK_AGENT) is asks

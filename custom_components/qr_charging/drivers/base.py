@@ -89,8 +89,13 @@ class BayDriver(ABC):
     async def async_wait_known(self, within: float) -> None:  # noqa: B027 - optional hook
         """Wait (at most ``within`` seconds) until the bay's availability is known after setup."""
 
-    async def async_wait_state(self, within: float) -> None:  # noqa: B027 - optional hook
-        """Wait (at most ``within`` seconds) for the bay's first state report after setup."""
+    async def async_wait_state(  # noqa: B027 - optional hook
+        self, within: float, settled: Callable[[BayReport], bool] | None = None
+    ) -> None:
+        """Wait (at most ``within`` seconds) for the bay's first state report after setup.
+
+        ``settled``: wait on, within the same bound, until a report it accepts.
+        """
 
     @property
     def parent_device_id(self) -> str | None:

@@ -144,7 +144,9 @@ class MqttAgentDriver(BayDriver):
         self._agent_online = False
         self._link_up = False
         self._availability_known = asyncio.Event()
+        # Set by each well-formed state (then replaced): waiters see every report in turn.
         self._state_heard = asyncio.Event()
+        self._last_state: BayReport | None = None
 
     async def async_setup(self) -> None:
         """Subscribe to the agent's retained topics (if HA's MQTT client is there at all)."""
@@ -188,9 +190,25 @@ class MqttAgentDriver(BayDriver):
         """The agent's retained availability arrives soon after subscribing; wait for it."""
         await _wait(self._availability_known, within)
 
-    async def async_wait_state(self, within: float) -> None:
-        """The bay's retained state arrives soon after subscribing; wait for it (bounded)."""
-        await _wait(self._state_heard, within)
+    async def async_wait_state(
+        self, within: float, settled: Callable[[BayReport], bool] | None = None
+    ) -> None:
+        """The bay's retained state arrives soon after subscribing; wait for it (bounded).
+
+        No wait when none can come: MQTT is not set up (nothing subscribed) or not connected.
+        With ``settled``, wait on (same bound) until a state it accepts: the agent's answer.
+        """
+        if not self._unsubscribe or not self._link_up:
+            return
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            last = self._last_state
+            if last is not None and (settled is None or settled(last)):
+                return
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await _wait(self._state_heard, left)
 
     @callback
     def _update_online(self) -> None:
@@ -224,7 +242,6 @@ class MqttAgentDriver(BayDriver):
 
     @callback
     def _state(self, msg: mqtt.ReceiveMessage) -> None:
-        self._state_heard.set()
         report = parse_state(msg.payload)
         if report is None:
             LOGGER.warning("Ignoring malformed bay state on %s", msg.topic)
@@ -232,7 +249,11 @@ class MqttAgentDriver(BayDriver):
         if report.session_id is not None and report.energy_wh is not None:
             self._energy = (report.session_id, report.energy_wh)
         self._power = report.power_w
-        self._on_report(replace(report, fresh=not msg.retain))
+        self._last_state = replace(report, fresh=not msg.retain)
+        self._on_report(self._last_state)
+        # After the report is handed on: a waiting setup finds its verdict under way.
+        heard, self._state_heard = self._state_heard, asyncio.Event()
+        heard.set()
 
     @property
     def power_w(self) -> float | None:
