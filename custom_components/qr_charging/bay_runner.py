@@ -402,12 +402,8 @@ class BayRunner:
                 failure = self._failure(verdict.reason or "rejected", STARTING_ONLY)
                 await self.async_end(session, failure)
             case Verdict.METERED_END:
-                reason = verdict.reason or ""
-                if bound is None:
-                    ending = Ending.reported(reason, session, report, prorata=self.bay.prorata)
-                else:
-                    ending = Ending.metered(reason, session, prorata=self.bay.prorata)
-                    ending = ending.measured(bound, final=True)
+                prorata, reason = self.bay.prorata, verdict.reason or ""
+                ending = Ending.reported(reason, session, report, prorata=prorata, bound=bound)
                 await self.async_end(session, ending)
             case Verdict.RAN_OUT:
                 await self.async_end(session, Ending.deadline(session, send_off=False))
@@ -415,8 +411,7 @@ class BayRunner:
                 assert verdict.command is not None
                 await self._async_send_on(verdict.command)
             case Verdict.POWER_CUT:
-                # Off is sent first all the same: whoever said "off" may not be the bay (a
-                # spoofed report), and the relay must not stay on for a refunded session.
+                # Off first all the same: the report may be spoofed; a refunded relay stays off.
                 refund = RefundMode.PRORATA if self.settings.auto_refund else RefundMode.NONE
                 await self.async_end(session, Ending.end("power_cut", send_off=True, refund=refund))
                 return

@@ -142,14 +142,23 @@ class Ending:
 
     @classmethod
     def reported(
-        cls, reason: str, session: SessionRecord, report: StateReport, *, prorata: bool
+        cls,
+        reason: str,
+        session: SessionRecord,
+        report: StateReport,
+        *,
+        prorata: bool,
+        bound: float | None = None,
     ) -> Ending:
         """``metered`` for the end a bay's ``OFF`` names, with the energy it gives.
 
         A live ``OFF`` naming the session is the agent's final figure; a retained one may be
-        older than the figure stored while it ran (the larger stands then).
+        older than the figure stored while it ran (the larger stands then). A ``bound`` (an
+        implausible figure's, ``energy_rules.implausible``) is what is billed, whatever else.
         """
         ending = cls.metered(reason, session, prorata=prorata)
+        if bound is not None:
+            return ending.measured(bound, final=True)
         if report.session_id != session.session_id:
             return ending
         return ending.measured(report.energy_wh, final=report.fresh)
