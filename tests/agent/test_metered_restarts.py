@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pi_mqtt_relay.meters import Reading
+from pi_mqtt_relay.state_file import SavedState, StateFile
 
 from .fakes import StubMeter, metered_rig
 
@@ -181,3 +184,35 @@ def test_after_a_crash_on_the_same_boot_what_was_drawn_meanwhile_is_counted(
         rig.poll(2.0)
         state = rig.states()[-1]
         assert (state["state"], state["energy_wh"]) == ("ON", 600.0)
+
+
+def test_the_count_is_written_at_most_every_10_s_and_a_crash_loses_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A report step of 1 Wh used to write (and fsync) the state file with every report.
+    saves: list[SavedState] = []
+    save = StateFile.save
+
+    def counted_save(self: StateFile, state: SavedState) -> None:
+        saves.append(state)
+        save(self, state)
+
+    monkeypatch.setattr(StateFile, "save", counted_save)
+    meter = StubMeter(Reading(0.0, 1000.0))
+    with metered_rig(tmp_path, meter, report_step_wh=1) as rig:
+        rig.poll()
+        rig.on("s-1", 2000.0, seconds=3600)
+        written = len(saves)
+        for n in range(1, 10):
+            meter.reading = Reading(3000.0, 1000.0 + 2 * n)
+            rig.poll(1.0)
+        assert [s["energy_wh"] for s in rig.states()[-9:]] == [2.0 * n for n in range(1, 10)]
+        assert len(saves) == written  # it used to be written 9 times
+    # A crash 10 s later: the stored count lags, but the counter read after the restart
+    # counts everything drawn since it.
+    meter.reading = Reading(3000.0, 1030.0)
+    with metered_rig(tmp_path, meter) as rig:
+        rig.clock.tick(19.0)
+        rig.agent._resume_stored_sessions()
+        rig.poll(1.0)
+        assert rig.states()[-1]["energy_wh"] == 30.0

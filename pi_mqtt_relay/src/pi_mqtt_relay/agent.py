@@ -14,6 +14,7 @@ its relay is switched on; a relay is switched off *before* the file is updated.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from . import __version__
 from .commands import MalformedCommand, parse_command
 from .config import AgentConfig, BayConfig
 from .discovery import discovery_payload
+from .energy_rules import REPORT_EVERY_S
 from .metering import Metering, Refused, read_meter
 from .meters import Meter, build_meters
 from .mqtt_link import MqttLink
@@ -111,6 +113,8 @@ class Agent:
         # cancelled session cannot come back after a restart.
         self._unsaved = False
         self._threads: list[threading.Thread] = []
+        # When the state file was last written (monotonic): the count's writes are throttled.
+        self._saved_at = -math.inf
         self._meters_stop = threading.Event()
 
     # -- life cycle -------------------------------------------------------------------
@@ -334,7 +338,10 @@ class Agent:
                     # A timed session's meter fault ends nothing: its time is the clock's.
                     _LOGGER.debug("%s: meter fault ignored: %s", bay_id, outcome.problem)
                 if self._metering.report_due(bay_id, active, now.mono):
-                    if active is not None:
+                    # The count is stored with a report, at most every REPORT_EVERY_S (SD
+                    # wear: a report step of 1 Wh would write per Wh); a resume judges the
+                    # first rise over that time, so what is drawn meanwhile is still counted.
+                    if active is not None and now.mono - self._saved_at >= REPORT_EVERY_S:
                         self._checkpoint(now)
                     self._publish_state(bay_id, now)
 
@@ -375,6 +382,7 @@ class Agent:
                 sessions=sessions, finished=pruned, ended=ended, energies=energies, stopped=stopped
             )
         )
+        self._saved_at = now.mono
 
     def _resume_stored_sessions(self) -> None:
         """After a crash or reboot: relays are off; unexpired sessions continue."""
