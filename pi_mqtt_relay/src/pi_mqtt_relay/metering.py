@@ -74,8 +74,9 @@ def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
 def _unseen_s(counted: Counted | None, down_s: float) -> float:
     """How long a stored count's bay may have drawn unread.
 
-    ``down_s`` stopped, plus the time before the stop since the count was last stored (a
-    running metered session is stored with each report, at least every ``REPORT_EVERY_S``).
+    ``down_s`` stopped (0 unless the agent crashed on this boot: after a clean stop or a
+    reboot the relay was off), plus the time before the stop since the count was last stored
+    (with a report, at least every ``REPORT_EVERY_S`` while on).
     """
     return 0.0 if counted is None else max(0.0, down_s) + REPORT_EVERY_S
 
