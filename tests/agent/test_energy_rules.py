@@ -77,7 +77,7 @@ def test_without_a_reading_before_the_start_the_first_one_is_the_baseline() -> N
 def test_a_plausible_drop_is_a_reset_and_counting_goes_on_from_0() -> None:
     count, _ = _see(start_count(0.0, 5000.0), 800, 5020.0, 90.0)
     count, end = _see(count, 800, 3.0, 100.0)  # a reset: the 3 Wh are the session's
-    assert (count.energy_wh, end) == (23.0, None)
+    assert (count.energy_wh, count.pending_wh, end) == (20.0, 3.0, None)  # once confirmed
     count, end = _see(count, 800, 25.0, 200.0)
     assert (count.energy_wh, count.counter_wh, end) == (45.0, 25.0, None)
 
@@ -203,13 +203,16 @@ def test_an_honest_meter_is_never_a_fault_nor_counted_above_what_was_drawn(
         # A restart right at a wrap point could be read as the wrap: left out.
         if kind == "reset" and counter + energy < wrap - 1000:
             readings = [energy * where]
-        elif kind == "glitch":
+        elif kind == "glitch" and energy * where / 2 < counter:
             # Half-way, a frame lower than the counter (0 or what a restart would show).
             readings = [energy * where / 2, readings[0]]
         counter = readings[-1]
         before = count
         for at, reading in zip([mono - dt / 2, mono][-len(readings) :], readings, strict=True):
+            seen = count.energy_wh
             count, end = _see(count, 100.0, reading, at, paid_wh=paid)
+            # A glitch (or its undoing) never lowers the count: HA bills the highest figure.
+            assert count.energy_wh >= seen
             if end is Reason.ENERGY_REACHED:
                 # The cut comes at the first reading that reaches the paid energy.
                 assert before.energy_wh < paid <= count.energy_wh
@@ -245,6 +248,39 @@ def test_no_meter_gets_more_counted_than_max_power_can_draw_in_the_time(
             return
         most = LIMITS.max_power_w * (mono + index * READ_LAG_S) / 3600 + index * RESOLUTION_WH
         assert count.energy_wh <= most * (1 + 1e-9)
+        # Whatever it reads, the count never goes down.
+        assert count.energy_wh >= before.energy_wh
+
+
+@examples(200)
+@given(
+    old=st.floats(min_value=300, max_value=3000),
+    reset_to=st.floats(min_value=0, max_value=5),
+    steps=st.lists(
+        st.tuples(st.floats(min_value=10, max_value=60), st.floats(min_value=0.5, max_value=1)),
+        min_size=1,
+        max_size=20,
+    ),
+)
+def test_a_real_reset_is_counted_when_the_new_counter_climbs_past_the_old_one(
+    old: float, reset_to: float, steps: list[tuple[float, float]]
+) -> None:
+    # 100 Wh counted up to ``old``, then the meter's counter is reset; the bay draws on until
+    # its new counter is well past the old one: everything since the reset is counted (the
+    # drop is forgotten two readings after it, before the counter can get back there).
+    count, _ = _see(start_count(0.0, old - 100.0), 3000.0, old, 120.0, paid_wh=math.inf)
+    count, end = _see(count, 3000.0, reset_to, 122.0, paid_wh=math.inf)
+    assert (end, count.energy_wh) == (None, 100.0)
+    mono, counter = 122.0, reset_to
+    while counter <= old + 100.0:
+        for dt, share in steps:
+            mono += dt
+            counter += LIMITS.max_power_w * dt / 3600 * share
+            seen = count.energy_wh
+            count, end = _see(count, 3000.0, counter, mono, paid_wh=math.inf)
+            assert end is None
+            assert count.energy_wh >= seen
+    assert count.energy_wh == pytest.approx(100.0 + counter)
 
 
 # -- reports ----------------------------------------------------------------------------------

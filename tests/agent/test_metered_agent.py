@@ -55,15 +55,19 @@ def test_a_metered_state_is_reported_at_least_every_10_s_while_on(tmp_path: Path
             "power_w": 500.0,
             "energy_wh": 0.0,
         }
-        # A step of energy or power is reported at once, and stored with it.
+        # A step of energy or power is reported at once, and stored with a report at most
+        # every 10 s (the last write was with the report above, 8 s ago).
         meter.reading = Reading(500.0, 1010.0)
         rig.poll(8.0)
         assert rig.states()[-1]["energy_wh"] == 10.0
         stored = json.loads(rig.state_file.read_text())["sessions"]["bay-1"]
-        assert (stored["counted_wh"], stored["counter_wh"]) == (10.0, 1010.0)
-        meter.reading = Reading(449.0, 1010.0)
-        rig.poll(0.5)
-        assert rig.states()[-1]["power_w"] == 449.0
+        assert (stored["counted_wh"], stored["counter_wh"]) == (0.0, 1000.0)
+        # A step of power 2 s later: reported, and stored (10 s since the last write).
+        meter.reading = Reading(449.0, 1012.0)
+        rig.poll(2.0)
+        assert (rig.states()[-1]["power_w"], rig.states()[-1]["energy_wh"]) == (449.0, 12.0)
+        stored = json.loads(rig.state_file.read_text())["sessions"]["bay-1"]
+        assert (stored["counted_wh"], stored["counter_wh"]) == (12.0, 1012.0)
 
 
 def test_an_invalid_reading_ends_the_session_off_first(tmp_path: Path) -> None:

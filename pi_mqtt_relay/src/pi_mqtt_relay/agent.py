@@ -14,6 +14,7 @@ its relay is switched on; a relay is switched off *before* the file is updated.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -24,7 +25,8 @@ from . import __version__
 from .commands import MalformedCommand, parse_command
 from .config import AgentConfig, BayConfig
 from .discovery import discovery_payload
-from .metering import Metering, read_meter
+from .energy_rules import REPORT_EVERY_S
+from .metering import Metering, Refused, read_meter
 from .meters import Meter, build_meters
 from .mqtt_link import MqttLink
 from .relays import Relays
@@ -111,6 +113,8 @@ class Agent:
         # cancelled session cannot come back after a restart.
         self._unsaved = False
         self._threads: list[threading.Thread] = []
+        # When the state file was last written (monotonic): the count's writes are throttled.
+        self._saved_at = -math.inf
         self._meters_stop = threading.Event()
 
     # -- life cycle -------------------------------------------------------------------
@@ -144,7 +148,7 @@ class Agent:
             self._relays.all_off()
             now = self._clock()
             try:
-                self._save(self._active, self._finished, now)
+                self._save(self._active, self._finished, now, stopped=True)
             except OSError:
                 _LOGGER.exception("could not store the sessions while stopping")
             for bay in self._config.bays:
@@ -181,7 +185,9 @@ class Agent:
         except MalformedCommand as err:
             _LOGGER.warning("%s: %s: %s", bay_id, Reason.REJECTED_MALFORMED, err)
             with self._lock:
-                self._publish_state(bay_id, self._clock(), Reason.REJECTED_MALFORMED)
+                now = self._clock()
+                refused = Refused(None, Reason.REJECTED_MALFORMED)
+                self._publish_state(bay_id, now, refused.reason, refused=refused)
             return
         with self._lock:
             if self._stopping or self._failure is not None:
@@ -195,7 +201,7 @@ class Agent:
                 finished={session: kind for session, (kind, _) in self._finished.items()},
                 manual_id=f"{MANUAL_PREFIX}{uuid.uuid4().hex[:12]}",
             )
-            self._apply(bay_id, decision, now)
+            self._apply(bay_id, decision, now, getattr(command, "session", None))
 
     def _limits(self, bay: BayConfig) -> Limits:
         return Limits(
@@ -204,11 +210,15 @@ class Agent:
             metered=self._metering.metered(bay.id),
         )
 
-    def _apply(self, bay_id: str, decision: Decision, now: Now) -> None:
-        """Carry out a decision: file before power on, power off before file."""
-        if decision.rejected:
+    def _apply(self, bay_id: str, decision: Decision, now: Now, session: str | None = None) -> None:
+        """Carry out a decision: file before power on, power off before file.
+
+        ``session``: the command's; a refusal's state (the bay off) is about it alone.
+        """
+        if decision.rejected and decision.reason is not None:
             _LOGGER.warning("%s: %s: %s", bay_id, decision.reason, decision.problem)
-            self._publish_state(bay_id, now, decision.reason)
+            refused = Refused(session, decision.reason)
+            self._publish_state(bay_id, now, decision.reason, refused=refused)
             return
         before = self._active[bay_id]
         active = dict(self._active)
@@ -225,7 +235,8 @@ class Agent:
             except OSError:
                 if decision.active is not None:
                     _LOGGER.exception("%s: cannot store the session; refused", bay_id)
-                    self._publish_state(bay_id, now, Reason.REJECTED_STORAGE_ERROR)
+                    refused = Refused(session, Reason.REJECTED_STORAGE_ERROR)
+                    self._publish_state(bay_id, now, refused.reason, refused=refused)
                     return
                 _LOGGER.exception("%s: relay is off, the state file was not updated", bay_id)
                 self._unsaved = True
@@ -327,7 +338,10 @@ class Agent:
                     # A timed session's meter fault ends nothing: its time is the clock's.
                     _LOGGER.debug("%s: meter fault ignored: %s", bay_id, outcome.problem)
                 if self._metering.report_due(bay_id, active, now.mono):
-                    if active is not None:
+                    # The count is stored with a report, at most every REPORT_EVERY_S (SD
+                    # wear: a report step of 1 Wh would write per Wh); a resume judges the
+                    # first rise over that time, so what is drawn meanwhile is still counted.
+                    if active is not None and now.mono - self._saved_at >= REPORT_EVERY_S:
                         self._checkpoint(now)
                     self._publish_state(bay_id, now)
 
@@ -345,6 +359,8 @@ class Agent:
         active: dict[str, ActiveSession | None],
         finished: dict[str, tuple[Finish, float]],
         now: Now,
+        *,
+        stopped: bool = False,
     ) -> None:
         sessions = {
             bay_id: StoredSession.of(
@@ -360,13 +376,20 @@ class Agent:
             if (last := self._metering.last_ended(bay_id, session)) is not None
             and last[0] in pruned
         }
-        self._store.save(SavedState(sessions=sessions, finished=pruned, ended=ended))
+        energies = self._metering.energies(active, pruned)
+        self._store.save(
+            SavedState(
+                sessions=sessions, finished=pruned, ended=ended, energies=energies, stopped=stopped
+            )
+        )
+        self._saved_at = now.mono
 
     def _resume_stored_sessions(self) -> None:
         """After a crash or reboot: relays are off; unexpired sessions continue."""
         saved = self._store.load()
         now = self._clock()
         self._finished = prune_finished(saved.finished, now.wall)
+        self._metering.remember(saved.energies)
         for bay_id, (session_id, energy_wh) in saved.ended.items():
             if session_id in self._finished:
                 self._metering.ended_before(bay_id, session_id, energy_wh)
@@ -397,7 +420,10 @@ class Agent:
             else:
                 self._active[bay_id] = session
                 self._reason[bay_id] = Reason.RESUMED
-                down_s = stored.remaining - session.remaining(now)
+                # The bay may have drawn while the agent was down only after a crash on this
+                # boot (the relay kept its state); after a clean stop or a reboot it was off.
+                crashed = not saved.stopped and stored.boot_id == self._boot_id
+                down_s = stored.remaining - session.remaining(now) if crashed else 0.0
                 self._metering.resumed(bay_id, session, stored.counted, now.mono, down_s)
                 _LOGGER.info(
                     "%s: resuming session %s for %.1f s",
@@ -413,7 +439,12 @@ class Agent:
     # -- publishing -------------------------------------------------------------------
 
     def _state_payload(
-        self, bay_id: str, now: Now, reason: Reason, powered: bool | None = None
+        self,
+        bay_id: str,
+        now: Now,
+        reason: Reason,
+        powered: bool | None = None,
+        refused: Refused | None = None,
     ) -> dict[str, Any]:
         active = self._active[bay_id]
         on = active is not None if powered is None else powered
@@ -423,7 +454,7 @@ class Agent:
             "until": active.until if active else None,
             "remaining": round(active.remaining(now), 1) if active else 0,
             "reason": reason.value,
-            **self._metering.state_fields(bay_id, active, now.mono),
+            **self._metering.state_fields(bay_id, active, now.mono, refused),
         }
 
     def _publish_state(
@@ -433,8 +464,9 @@ class Agent:
         reason: Reason | None = None,
         *,
         powered: bool | None = None,
+        refused: Refused | None = None,
     ) -> None:
-        payload = self._state_payload(bay_id, now, reason or self._reason[bay_id], powered)
+        payload = self._state_payload(bay_id, now, reason or self._reason[bay_id], powered, refused)
         self._link.publish_json(self._link.topics.state(bay_id), payload, retain=True)
 
     def _publish_everything(self) -> None:

@@ -7,10 +7,18 @@ like :mod:`pi_mqtt_relay.sessions`:
   no counted rise may exceed ``max_power_w`` over the time since the last valid reading (plus
   :data:`READ_LAG_S` and one :data:`RESOLUTION_WH`); a larger rise is ``meter_invalid``;
 * a drop is a counter wrap when the counter was near a wrap point (:data:`WRAPS_WH`) and the
-  rise through it is plausible; else a tentative reset (the new value is counted from 0) when
-  the new value is plausible; else ``meter_backwards``. The count before the drop is kept:
-  a later reading back at or above that counter shows the drop was a glitch, and the session
-  counts on from the old counter as if the drop and what followed had never been read;
+  rise through it is plausible; else a tentative reset (counted from 0) when the new value is
+  plausible; else ``meter_backwards``. The rise of a wrap or reset is held back (not in the
+  count, so never reported nor cut on) until the next valid reading confirms it (at or above
+  the new value, below the old counter); a lower one drops it;
+* the count before a drop is kept for the :data:`GLITCH_READINGS` valid readings after it: one
+  of them back at or above the old counter shows the drop was a glitch (one or two bad
+  frames), and the session counts on from the old counter (the count never goes down). Then
+  the drop is forgotten: a real reset's new counter passing the old one later is an ordinary
+  rise;
+* the first reading after a resume from a stored count (``unseen_s`` > 0) that is lower than
+  the stored counter is ``meter_backwards`` (a meter swapped or reset while the agent was
+  down), unless it is a plausible wrap;
 * a reading is checked on arrival, so the cut at the paid energy is late by at most the
   energy of one poll;
 * a meter that lies (not a finite non-negative number, power above the bay's rating, a
@@ -42,8 +50,9 @@ READ_LAG_S = 2.0
 WRAPS_WH = (9_999_990.0, float(2**32))
 # The PZEM's 9999.99 kWh is shown to 10 Wh: its counter may read up to this above the wrap.
 WRAP_SLACK_WH = 10.0
-# Drops remembered for the glitch rule; a return to an older one is then meter_invalid.
-KEEP_DROPS = 4
+# A drop is remembered for this many valid readings after it (a glitch is one or two bad
+# frames); a return to the old counter later is an ordinary rise, judged by the cap.
+GLITCH_READINGS = 2
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,9 @@ class Count:
     ``counter_wh`` is the meter's counter at the last valid reading (None before the first);
     ``last_valid`` the monotonic time of that reading (or of the start); ``low_since`` when
     the power first stayed under the full rule's threshold after the grace time; ``dropped``
-    the counts just before the drops taken as resets, oldest first (the glitch rule's memory).
+    the counts just before the recent drops, oldest first (the glitch rule's memory);
+    ``pending_wh`` the new value of a tentative reset not confirmed yet (not in
+    ``energy_wh``); ``resumed`` that no reading was seen since a resume from a stored count.
     """
 
     energy_wh: float
@@ -74,15 +85,18 @@ class Count:
     last_valid: float
     low_since: float | None = None
     dropped: tuple[Dropped, ...] = ()
+    pending_wh: float = 0.0
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
 class Dropped:
-    """The count before a drop taken as a tentative reset."""
+    """The count before a drop; ``left``: the valid readings it is still remembered for."""
 
     energy_wh: float
     counter_wh: float
     at: float
+    left: int = GLITCH_READINGS
 
 
 def start_count(
@@ -93,10 +107,14 @@ def start_count(
     ``counter_wh`` is the counter before the relay went on: the relay was off since, so the
     first reading's increase belongs to the session. ``unseen_s`` is how long the bay may have
     drawn since ``counter_wh`` was read (a stored count: the agent was down): the first rise
-    is judged plausible over that time too.
+    is judged plausible over that time too, and a drop at it is ``meter_backwards``.
     """
     return Count(
-        energy_wh=energy_wh, counter_wh=counter_wh, started=mono, last_valid=mono - unseen_s
+        energy_wh=energy_wh,
+        counter_wh=counter_wh,
+        started=mono,
+        last_valid=mono - unseen_s,
+        resumed=unseen_s > 0,
     )
 
 
@@ -125,15 +143,21 @@ def _glitch_undone(
     """The count when ``counter`` is back at the counter before a drop (None: it is not).
 
     The drop was then a glitch: count from the old counter (the oldest such drop, as what was
-    counted after it came from false values).
+    counted after it came from false values), never below what was counted already.
     """
     for index, drop in enumerate(count.dropped):
         if counter >= drop.counter_wh:
             rise = counter - drop.counter_wh
             if rise > limits.plausible_wh(mono - drop.at):
                 return _implausible(count, rise, drop.at, mono)
-            return replace(count, energy_wh=drop.energy_wh + rise, dropped=count.dropped[:index])
+            energy = max(count.energy_wh, drop.energy_wh + rise)
+            return replace(count, energy_wh=energy, dropped=count.dropped[:index], pending_wh=0.0)
     return None
+
+
+def _aged(dropped: tuple[Dropped, ...]) -> tuple[Dropped, ...]:
+    """The drops still remembered after one more valid reading."""
+    return tuple(replace(d, left=d.left - 1) for d in dropped if d.left > 1)
 
 
 def _counted(count: Count, counter: float, mono: float, limits: MeterLimits) -> Count | Observation:
@@ -148,17 +172,20 @@ def _counted(count: Count, counter: float, mono: float, limits: MeterLimits) -> 
     if counter >= old:
         if counter - old > plausible:
             return _implausible(count, counter - old, count.last_valid, mono)
-        return replace(count, energy_wh=count.energy_wh + (counter - old))
+        # A tentative reset's value is confirmed by this reading at or above it.
+        energy = count.energy_wh + count.pending_wh + (counter - old)
+        return replace(count, energy_wh=energy, pending_wh=0.0, dropped=_aged(count.dropped))
     # A drop: through a wrap point when the counter was near one, else a reset or restart of
-    # the meter (counted from 0). Both are remembered: a return to the old counter shows the
-    # drop was a glitch.
+    # the meter (counted from 0; not after a resume: then the meter was swapped or reset
+    # unseen). Either rise is held back until the next reading confirms it, and the drop is
+    # remembered: a return to the old counter shows it was a glitch.
     wraps = [
         max(0.0, w - old) + counter for w in WRAPS_WH if w - plausible <= old <= w + WRAP_SLACK_WH
     ]
-    rise = min([r for r in wraps if r <= plausible] or [counter])
+    rise = min([r for r in wraps if r <= plausible] or [math.inf if count.resumed else counter])
     if rise <= plausible:
-        dropped = (*count.dropped, Dropped(count.energy_wh, old, count.last_valid))
-        return replace(count, energy_wh=count.energy_wh + rise, dropped=dropped[-KEEP_DROPS:])
+        dropped = (*_aged(count.dropped), Dropped(count.energy_wh, old, count.last_valid))
+        return replace(count, pending_wh=rise, dropped=dropped)
     problem = f"counter went back from {old:g} to {counter:g} Wh"
     return Observation(count, Reason.METER_BACKWARDS, problem)
 
@@ -196,7 +223,7 @@ def observe(  # noqa: PLR0911 - one return per rule, in the order they apply
     if isinstance(moved, Observation):
         return moved
     counted = _full(
-        replace(moved, counter_wh=reading.energy_wh, last_valid=mono),
+        replace(moved, counter_wh=reading.energy_wh, last_valid=mono, resumed=False),
         reading.power_w,
         mono,
         full,
@@ -229,7 +256,8 @@ def observe_timed(
     counter = count.counter_wh
     if outcome.end is Reason.METER_BACKWARDS and reading is not None:
         counter = reading.energy_wh
-    return Observation(replace(count, counter_wh=counter, low_since=None), problem=outcome.problem)
+    kept = replace(count, counter_wh=counter, low_since=None, resumed=False)
+    return Observation(kept, problem=outcome.problem)
 
 
 @dataclass(frozen=True)

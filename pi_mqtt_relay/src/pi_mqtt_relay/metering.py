@@ -2,7 +2,8 @@
 
 Holds, per bay with a meter, the last valid reading, the running session's
 :class:`~pi_mqtt_relay.energy_rules.Count` (timed sessions are counted too: the owner's energy
-sold) and the last session that ended; the rules
+sold), the last session that ended (named by its OFF) and the final energy of every session it
+counted (the answer to an ``on`` resent for one); the rules
 themselves are in :mod:`pi_mqtt_relay.energy_rules`. Not thread-safe by itself: the agent
 calls it under its lock (meters are read outside it).
 """
@@ -10,7 +11,7 @@ calls it under its lock (meters are read outside it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from .energy_rules import (
     valid,
 )
 from .meters import Meter, MeterFault, Reading
-from .sessions import ActiveSession, Counted
+from .sessions import ActiveSession, Counted, Reason
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +52,14 @@ class BayMetering:
     failing: bool = False
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A command refused, why, and the session it named (None: a malformed one names none)."""
+
+    session: str | None
+    reason: Reason
+
+
 def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
     """Read one meter; None when it did not answer (any error of a driver counts as that)."""
     try:
@@ -65,10 +74,16 @@ def read_meter(bay_id: str, meter: Meter, mono: float) -> Reading | None:
 def _unseen_s(counted: Counted | None, down_s: float) -> float:
     """How long a stored count's bay may have drawn unread.
 
-    ``down_s`` stopped, plus the time before the stop since the count was last stored (a
-    running metered session is stored with each report, at least every ``REPORT_EVERY_S``).
+    ``down_s`` stopped (0 unless the agent crashed on this boot: after a clean stop or a
+    reboot the relay was off), plus the time before the stop since the count was last stored
+    (with a report, at least every ``REPORT_EVERY_S`` while on).
     """
     return 0.0 if counted is None else max(0.0, down_s) + REPORT_EVERY_S
+
+
+def _ending(bay: BayMetering, active: ActiveSession | None) -> bool:
+    """Whether the bay's counted session is not ``active`` any more (it is ending)."""
+    return active is None or active.session != bay.session
 
 
 def _round(value: float | None) -> float | None:
@@ -88,6 +103,8 @@ class Metering:
                     silent_s=config.metering.meter_silent_s,
                 )
                 self._bays[bay.id] = BayMetering(meters[bay.id], limits)
+        # Each counted session that ended: (bay id, final energy).
+        self._energies: dict[str, tuple[str, float]] = {}
 
     @property
     def meters(self) -> dict[str, Meter]:
@@ -129,7 +146,7 @@ class Metering:
             self._begin(bay, after, counted, mono, _unseen_s(counted, 0.0) if held else 0.0)
         elif after is None and before is not None:
             if bay.count is not None and bay.session == before.session:
-                bay.ended = (before.session, bay.count.energy_wh)
+                self.ended_before(bay_id, before.session, bay.count.energy_wh)
             bay.session, bay.count = None, None
 
     def resumed(
@@ -162,13 +179,14 @@ class Metering:
             self.ended_before(bay_id, session, counted.energy_wh)
 
     def ended_before(self, bay_id: str, session: str, energy_wh: float) -> None:
-        """The bay's last counted session ended before a restart: its OFF names it."""
+        """The bay's counted session ended (now or before a restart): its OFF names it."""
         bay = self._bays.get(bay_id)
         if bay is not None:
             bay.ended = (session, energy_wh)
+            self._energies[session] = (bay_id, energy_wh)
 
     def last_ended(self, bay_id: str, active: ActiveSession | None) -> tuple[str, float] | None:
-        """The bay's last ended metered session and its energy, to store.
+        """The bay's last ended counted session and its energy, to store.
 
         With ``active`` (what is about to be stored) no longer the counted session, the
         counted one is ending now.
@@ -176,10 +194,29 @@ class Metering:
         bay = self._bays.get(bay_id)
         if bay is None:
             return None
-        ending = active is None or active.session != bay.session
-        if bay.session is not None and bay.count is not None and ending:
+        if bay.session is not None and bay.count is not None and _ending(bay, active):
             return (bay.session, bay.count.energy_wh)
         return bay.ended
+
+    def remember(self, energies: Mapping[str, tuple[str, float]]) -> None:
+        """The final energies of the sessions counted before a restart."""
+        self._energies.update({s: e for s, e in energies.items() if e[0] in self._bays})
+
+    def energies(
+        self, active: Mapping[str, ActiveSession | None], kept: Container[str]
+    ) -> dict[str, tuple[str, float]]:
+        """Each ended counted session still ``kept`` (finished), with its bay and energy, to store.
+
+        With ``active`` (what is about to be stored) no longer a bay's counted session, the
+        counted one is ending now. Sessions no longer kept are forgotten here too.
+        """
+        self._energies = {s: e for s, e in self._energies.items() if s in kept}
+        energies = dict(self._energies)
+        for bay_id in self._bays:
+            last = self.last_ended(bay_id, active.get(bay_id))
+            if last is not None:
+                energies[last[0]] = (bay_id, last[1])
+        return {s: e for s, e in energies.items() if s in kept}
 
     @staticmethod
     def _begin(
@@ -246,16 +283,30 @@ class Metering:
         )
 
     def state_fields(
-        self, bay_id: str, active: ActiveSession | None, mono: float
+        self,
+        bay_id: str,
+        active: ActiveSession | None,
+        mono: float,
+        refused: Refused | None = None,
     ) -> dict[str, Any]:
         """``power_w`` and ``energy_wh`` of a metered bay's state; notes them as reported.
 
-        When the bay is off after a session, ``session`` names that session.
+        When the bay is off after a session, ``session`` names that session. The answer to a
+        refused command while off (``refused``) never names another session: an ``on`` resent
+        for a session this bay counted and ended (``rejected_ended``) names it with its own
+        final energy, any other refusal names none and has no energy. It is not noted as
+        reported (the bay's own state is unchanged).
         """
         bay = self._bays.get(bay_id)
         if bay is None:
             return {}
         report = self._report(bay, active, mono)
+        if active is None and refused is not None:
+            power = {"power_w": _round(report.power_w), "energy_wh": None}
+            energy = self._energies.get(refused.session or "")
+            if refused.reason is not Reason.REJECTED_ENDED or energy is None or energy[0] != bay_id:
+                return power
+            return power | {"session": refused.session, "energy_wh": _round(energy[1])}
         bay.reported = report
         fields: dict[str, Any] = {
             "power_w": _round(report.power_w),

@@ -1,7 +1,9 @@
 """Durable memory of the agent: active sessions and recently finished session ids.
 
-A finished entry of a bay's last ended metered session also keeps its bay and final energy
-(``"bay"``, ``"energy_wh"``), so the OFF after a restart still names it with its energy.
+The finished entry of every session a metered bay counted also keeps its bay and final energy
+(``"bay"``, ``"energy_wh"``): the OFF after a restart still names the bay's last one with its
+energy, and an ``on`` resent for any of them is refused ``rejected_ended`` with its own energy.
+``"stopped": true`` marks a file written by a clean stop (every relay off).
 
 Written with write-to-temporary, fsync, atomic rename and a directory fsync, so after a
 power cut the file is either the old or the new version, never half of each. A session
@@ -29,13 +31,17 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 class SavedState:
     """The file's content: sessions by bay id, finished ids with (kind, wall time).
 
-    ``ended`` maps a bay id to its last ended metered session and that session's energy
-    (stored in the session's finished entry: one that is not in ``finished`` is not kept).
+    ``energies`` maps each session a metered bay counted to (bay id, final energy), ``ended``
+    a bay id to its last one (both stored in the sessions' finished entries, ``"last"``
+    marking the latter: one that is not in ``finished`` is not kept); ``stopped`` that the
+    agent stopped cleanly (its relays off) when it wrote the file.
     """
 
     sessions: dict[str, StoredSession] = field(default_factory=dict)
     finished: dict[str, tuple[Finish, float]] = field(default_factory=dict)
     ended: dict[str, tuple[str, float]] = field(default_factory=dict)
+    energies: dict[str, tuple[str, float]] = field(default_factory=dict)
+    stopped: bool = False
 
 
 SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
@@ -58,6 +64,7 @@ def _to_json(state: SavedState) -> dict[str, Any]:
     ended = _ended_to_json(state)
     return {
         "version": FORMAT_VERSION,
+        **({"stopped": True} if state.stopped else {}),
         "sessions": {
             bay: {
                 "session": s.session,
@@ -78,20 +85,31 @@ def _to_json(state: SavedState) -> dict[str, Any]:
 
 
 def _ended_to_json(state: SavedState) -> dict[str, dict[str, Any]]:
-    """The extra keys of the finished entries of the bays' last ended metered sessions."""
+    """The extra keys of the finished entries of the sessions metered bays counted."""
+    last = {session for session, _ in state.ended.values()}
+    energies = {session: (bay, energy) for bay, (session, energy) in state.ended.items()}
     return {
-        session: {"bay": bay, "energy_wh": energy} for bay, (session, energy) in state.ended.items()
+        session: {"bay": bay, "energy_wh": energy, "last": session in last}
+        for session, (bay, energy) in (state.energies | energies).items()
+    }
+
+
+def _energies_from_json(finished: dict[str, Any]) -> dict[str, tuple[str, float]]:
+    """The counted sessions' bays and energies, from the finished entries that name a bay."""
+    return {
+        str(session): (str(f["bay"]), float(f["energy_wh"]))
+        for session, f in finished.items()
+        if f.get("bay") is not None and f.get("energy_wh") is not None
     }
 
 
 def _ended_from_json(finished: dict[str, Any]) -> dict[str, tuple[str, float]]:
-    """Each bay's last ended metered session, from the finished entries that name a bay."""
+    """Each bay's last counted session (files before ``"last"`` kept only that one)."""
     ended: dict[str, tuple[str, float, float]] = {}
-    for session, f in finished.items():
-        if f.get("bay") is not None and f.get("energy_wh") is not None:
-            at, bay = float(f["at"]), str(f["bay"])
-            if bay not in ended or ended[bay][2] < at:
-                ended[bay] = (str(session), float(f["energy_wh"]), at)
+    for session, (bay, energy) in _energies_from_json(finished).items():
+        at = float(finished[session]["at"])
+        if finished[session].get("last", True) and (bay not in ended or ended[bay][2] < at):
+            ended[bay] = (session, energy, at)
     return {bay: (session, energy) for bay, (session, energy, _) in ended.items()}
 
 
@@ -160,7 +178,13 @@ def _from_json(data: Any) -> SavedState:
     finished = {
         str(session): (Finish(f["kind"]), float(f["at"])) for session, f in finished_json.items()
     }
-    return SavedState(sessions=sessions, finished=finished, ended=_ended_from_json(finished_json))
+    return SavedState(
+        sessions=sessions,
+        finished=finished,
+        ended=_ended_from_json(finished_json),
+        energies=_energies_from_json(finished_json),
+        stopped=data.get("stopped") is True,
+    )
 
 
 class StateFile:
