@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
+from .catalog_errors import ID_PATTERN, CatalogError
 from .metering import (
     DEFAULT_FULL_BELOW_W,
     DEFAULT_FULL_GRACE_MIN,
@@ -20,9 +20,9 @@ from .metering import (
     energy_wh_for,
     metering_problem,
 )
+from .relays import MqttRelay, Relay, checked_relay, relay_from_data, relay_to_data
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
-ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{1,32}")
 # Razorpay refuses payment links under one rupee.
 MIN_PRICE_PAISE = 100
 MAX_PLAN_MINUTES = 24 * 60
@@ -32,15 +32,6 @@ CURRENCY = "INR"
 MIN_HOLD_MINUTES = 15
 MAX_HOLD_MINUTES = 60
 DEFAULT_HOLD_MINUTES = 20
-
-
-class CatalogError(ValueError):
-    """A plan or bay is invalid; ``key`` names the translated error, ``field`` the input."""
-
-    def __init__(self, field: str, key: str) -> None:
-        super().__init__(f"{field}: {key}")
-        self.field = field
-        self.key = key
 
 
 PLAN_FIXED = "fixed"
@@ -131,34 +122,8 @@ class Plan:
         return paise * 60 // self.rate_paise
 
 
-DRIVER_MQTT = "mqtt"
-DRIVER_SWITCH = "switch"
-DEFAULT_PREFIX = "qr_charging"
 DEFAULT_OWNER_MINUTES = 30
 DEFAULT_MAX_MINUTES = 240
-
-
-@dataclass(frozen=True, slots=True)
-class MqttRelay:
-    """A relay on a ``pi-mqtt-relay`` agent: ``<prefix>/<node>/<agent_bay>`` on MQTT."""
-
-    node: str
-    # None only in data stored before the form filled it in: the agent's bay is the bay's id.
-    agent_bay: str | None = None
-    prefix: str = DEFAULT_PREFIX
-    kind: ClassVar[str] = DRIVER_MQTT
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchRelay:
-    """Any Home Assistant switch entity (a smart plug): HA keeps the deadline."""
-
-    entity_id: str
-    kind: ClassVar[str] = DRIVER_SWITCH
-
-
-# How a bay's power is switched; a new kind of relay is one more dataclass here.
-Relay = MqttRelay | SwitchRelay
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +213,6 @@ def rupees_to_paise(rupees: float | str | Decimal) -> int:
 def paise_to_rupees(paise: int) -> Decimal:
     """Rupees, exact to the paisa, for integer paise."""
     return Decimal(paise).scaleb(-2)
-
-
-def check_id(field: str, value: str, taken: Iterable[str]) -> str:
-    """Return ``value`` when it is a well-formed, unused id."""
-    if not ID_PATTERN.fullmatch(value):
-        raise CatalogError(field, "invalid_id")
-    if value in set(taken):
-        raise CatalogError(field, "duplicate_id")
-    return value
 
 
 def make_plan(code: str, name: str, minutes: int, price_paise: int) -> Plan:
@@ -372,7 +328,7 @@ def make_bay(
         raise CatalogError("plans", "no_plans_selected")
     if not set(codes) <= set(known_plans):
         raise CatalogError("plans", "unknown_plan")
-    relay = _checked_relay(relay, bay_id)
+    relay = checked_relay(relay, bay_id)
     if not 0 < max_minutes <= MAX_PLAN_MINUTES:
         raise CatalogError("max_minutes", "invalid_minutes")
     if not 0 < default_minutes <= max_minutes:
@@ -406,23 +362,6 @@ def _checked_meter(meter: Metering, relay: Relay) -> Metering:
     return meter
 
 
-def _checked_relay(relay: Relay, bay_id: str) -> Relay:
-    """A relay's fields checked (field and key name the form's input); the agent's bay filled in."""
-    match relay:
-        case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
-            if not ID_PATTERN.fullmatch(prefix):
-                raise CatalogError("prefix", "invalid_id")
-            if not ID_PATTERN.fullmatch(node):
-                raise CatalogError("node", "invalid_id")
-            if agent_bay is not None and not ID_PATTERN.fullmatch(agent_bay):
-                raise CatalogError("agent_bay", "invalid_id")
-            return MqttRelay(node=node, agent_bay=agent_bay or bay_id, prefix=prefix)
-        case SwitchRelay(entity_id=entity_id):
-            if not entity_id.startswith("switch."):
-                raise CatalogError("switch_entity", "switch_required")
-            return relay
-
-
 def _check_screen(qr_validity_s: int, hold_minutes: int) -> None:
     """A dynamic QR code's validity (OCPP's range), and a hold Razorpay's links can keep."""
     if not MIN_VALIDITY_S <= qr_validity_s <= MAX_VALIDITY_S:
@@ -445,38 +384,6 @@ def with_screen_secrets(
         "qr_secret": had.get("qr_secret") or new_secret(),
         "display_token": had.get("display_token") or secrets.token_urlsafe(24),
     }
-
-
-def relay_to_data(relay: Relay) -> dict[str, Any]:
-    """A relay's stored fields: every kind writes all five, as bays always have (no migration)."""
-    match relay:
-        case MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix):
-            return {
-                "driver": DRIVER_MQTT,
-                "node": node,
-                "agent_bay": agent_bay,
-                "prefix": prefix,
-                "switch_entity": None,
-            }
-        case SwitchRelay(entity_id=entity_id):
-            return {
-                "driver": DRIVER_SWITCH,
-                "node": None,
-                "agent_bay": None,
-                "prefix": DEFAULT_PREFIX,
-                "switch_entity": entity_id,
-            }
-
-
-def relay_from_data(data: Mapping[str, Any]) -> Relay:
-    """A bay's relay from its stored fields; a bay stored without a driver is on an agent."""
-    if data.get("driver") == DRIVER_SWITCH:
-        return SwitchRelay(entity_id=data["switch_entity"])
-    return MqttRelay(
-        node=data["node"],
-        agent_bay=data.get("agent_bay"),
-        prefix=data.get("prefix") or DEFAULT_PREFIX,
-    )
 
 
 def bay_to_data(bay: Bay) -> dict[str, Any]:

@@ -27,12 +27,13 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from . import migration
 from .account_api import api_for
 from .catalog import (
-    ID_PATTERN,
-    CatalogError,
-    MqttRelay,
     bay_to_data,
     make_bay,
     with_screen_secrets,
+)
+from .catalog_errors import (
+    ID_PATTERN,
+    CatalogError,
 )
 from .const import (
     CONF_ACK_TIMEOUT,
@@ -59,6 +60,7 @@ from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
+from .relays import MqttRelay
 from .subentry_flows import (
     BaySubentryFlow,
     EnergyPlanSubentryFlow,

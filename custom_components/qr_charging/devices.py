@@ -10,10 +10,14 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .bay_runner import BayRunner
-from .catalog import Bay, MqttRelay, bay_from_data
+from .catalog import (
+    Bay,
+    bay_from_data,
+)
 from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
 from .drivers.base import AgentInfo
 from .drivers.mqtt_agent import agent_identifier
+from .relays import MqttRelay
 
 MANUFACTURER = "qr_charging"
 BAY_MODEL = "Charging bay"

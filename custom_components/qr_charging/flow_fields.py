@@ -7,7 +7,7 @@ from typing import Any
 
 from homeassistant.helpers import selector
 
-from .catalog import CatalogError
+from .catalog_errors import CatalogError
 
 TEXT = selector.TextSelector()
 

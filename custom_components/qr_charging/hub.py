@@ -19,7 +19,12 @@ from .account_api import AccountApi
 from .bay_runner import BaySettings
 from .bays import Bays
 from .books import Books
-from .catalog import Bay, Plan, bay_from_data, plan_from_data
+from .catalog import (
+    Bay,
+    Plan,
+    bay_from_data,
+    plan_from_data,
+)
 from .const import (
     CONF_ACK_TIMEOUT,
     CONF_AUTO_REFUND,

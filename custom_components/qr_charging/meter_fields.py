@@ -13,7 +13,6 @@ import voluptuous as vol
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 
-from .catalog import DRIVER_SWITCH
 from .flow_fields import whole_minutes, whole_number
 from .metering import (
     MAX_FULL_BELOW_W,
@@ -22,6 +21,7 @@ from .metering import (
     MIN_MAX_POWER_W,
     Metering,
 )
+from .relays import DRIVER_SWITCH
 
 SECTION_METER = "meter_options"
 CONF_POWER_SENSOR = "power_sensor"

@@ -31,7 +31,10 @@ from homeassistant.exceptions import HomeAssistantError
 from .bay_runner import BayRunner
 from .bays import Bays
 from .books import Books
-from .catalog import Bay, Plan
+from .catalog import (
+    Bay,
+    Plan,
+)
 from .const import CONF_PAGES_SECRET, DOMAIN, LOGGER
 from .devices import bay_in_order
 from .pages_addresses import PageAddresses

@@ -18,7 +18,13 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
-from .catalog import CatalogError, Plan, Quote, paise_to_rupees, rupees_to_paise
+from .catalog import (
+    Plan,
+    Quote,
+    paise_to_rupees,
+    rupees_to_paise,
+)
+from .catalog_errors import CatalogError
 from .intents import START, add_time
 from .records import (
     KEPT_REFUNDS,

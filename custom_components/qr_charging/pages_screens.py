@@ -21,7 +21,10 @@ from homeassistant.core import HomeAssistant
 from markupsafe import Markup
 
 from .bay_runner import BayRunner
-from .catalog import Bay, Plan
+from .catalog import (
+    Bay,
+    Plan,
+)
 from .pages_addresses import PageAddresses
 from .pages_answer import (
     Page,

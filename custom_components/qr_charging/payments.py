@@ -21,7 +21,12 @@ from homeassistant.util.ulid import ulid_now
 from .account_api import AccountApi
 from .bays import Bays
 from .books import Books
-from .catalog import CURRENCY, Bay, Plan, paise_to_rupees
+from .catalog import (
+    CURRENCY,
+    Bay,
+    Plan,
+    paise_to_rupees,
+)
 from .const import (
     DOMAIN,
     EVENT_PAYMENT_RECEIVED,

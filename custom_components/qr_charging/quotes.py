@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from homeassistant.exceptions import ServiceValidationError
 
-from .catalog import CatalogError, Plan, Quote, paise_to_rupees
+from .catalog import (
+    Plan,
+    Quote,
+    paise_to_rupees,
+)
+from .catalog_errors import CatalogError
 from .const import DOMAIN
 
 

@@ -17,7 +17,10 @@ from homeassistant.util.ulid import ulid_now
 from . import payment_rules
 from .account_api import AccountApi
 from .books import Books
-from .catalog import CURRENCY, paise_to_rupees
+from .catalog import (
+    CURRENCY,
+    paise_to_rupees,
+)
 from .const import DOMAIN, EVENT_REFUND, LOGGER
 from .ending_rules import Ending, apply_ending
 from .ledger import Ledger, Wanted

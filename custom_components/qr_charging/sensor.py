@@ -26,9 +26,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .bay_runner import BayRunner, BayStatus
-from .catalog import CURRENCY, MqttRelay, paise_to_rupees
+from .catalog import (
+    CURRENCY,
+    paise_to_rupees,
+)
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
+from .relays import MqttRelay
 from .session_rules import remaining_s
 
 PARALLEL_UPDATES = 0

@@ -24,7 +24,8 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
 from .bay_owner import async_start_owner, async_stop
-from .catalog import CatalogError, rupees_to_paise
+from .catalog import rupees_to_paise
+from .catalog_errors import CatalogError
 from .const import DOMAIN
 from .ending_rules import RefundMode
 from .errors import translated

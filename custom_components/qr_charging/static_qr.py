@@ -18,7 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .catalog import CURRENCY, Bay, Plan
+from .catalog import (
+    CURRENCY,
+    Bay,
+    Plan,
+)
 from .intents import STATIC_QR
 from .payment_rules import Sale
 from .razorpay_events import NOTE_BAY, PaymentNotice

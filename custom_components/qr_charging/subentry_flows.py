@@ -17,18 +17,10 @@ from .catalog import (
     DEFAULT_HOLD_MINUTES,
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
-    DEFAULT_PREFIX,
-    DRIVER_MQTT,
-    DRIVER_SWITCH,
     MAX_HOLD_MINUTES,
     MIN_HOLD_MINUTES,
-    CatalogError,
-    MqttRelay,
-    Relay,
-    SwitchRelay,
     bay_from_data,
     bay_to_data,
-    check_id,
     make_bay,
     make_energy_plan,
     make_plan,
@@ -36,6 +28,10 @@ from .catalog import (
     plan_to_data,
     rupees_to_paise,
     with_screen_secrets,
+)
+from .catalog_errors import (
+    CatalogError,
+    check_id,
 )
 from .const import (
     CONF_AGENT_BAY,
@@ -69,6 +65,14 @@ from .flow_fields import TEXT, flatten, whole_minutes, whole_number
 from .hub import plans_of
 from .meter_fields import SECTION_METER, meter_defaults, meter_section, metering
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
+from .relays import (
+    DEFAULT_PREFIX,
+    DRIVER_MQTT,
+    DRIVER_SWITCH,
+    MqttRelay,
+    Relay,
+    SwitchRelay,
+)
 from .static_qr import qr_notes
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
 

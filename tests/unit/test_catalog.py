@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 
 from custom_components.qr_charging.catalog import (
-    CatalogError,
-    MqttRelay,
-    Relay,
-    SwitchRelay,
     bay_from_data,
     bay_to_data,
     make_bay,
+)
+from custom_components.qr_charging.catalog_errors import CatalogError
+from custom_components.qr_charging.relays import (
+    MqttRelay,
+    Relay,
+    SwitchRelay,
 )
 from tests.integration.const import BAY_SUBENTRY, mqtt_bay
 

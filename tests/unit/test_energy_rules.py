@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from custom_components.qr_charging.catalog import (
-    CatalogError,
     make_energy_plan,
     plan_from_data,
     plan_to_data,
 )
+from custom_components.qr_charging.catalog_errors import CatalogError
 from custom_components.qr_charging.ending_rules import Ending, RefundMode, apply_ending
 from custom_components.qr_charging.energy_rules import (
     ENERGY_REACHED,

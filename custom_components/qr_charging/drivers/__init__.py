@@ -6,8 +6,12 @@ from collections.abc import Callable
 
 from homeassistant.core import HomeAssistant
 
-from ..catalog import Bay, MqttRelay, SwitchRelay
+from ..catalog import Bay
 from ..energy_rules import FullRule
+from ..relays import (
+    MqttRelay,
+    SwitchRelay,
+)
 from .base import BayDriver, BayReport
 from .mqtt_agent import MqttAgentDriver
 from .switch_entity import SwitchEntityDriver
