@@ -21,8 +21,13 @@ from .metering import (
     metering_problem,
 )
 from .relays import MqttRelay, Relay, checked_relay, relay_from_data, relay_to_data
+from .sites import DEFAULT_SITE_ID
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
+# A bay's rated power when the form is left as it is: a 16 A socket's 3.3 kW charger.
+DEFAULT_RATED_W = 3300
+MIN_RATED_W = 100
+MAX_RATED_W = 22_000
 # Razorpay refuses payment links under one rupee.
 MIN_PRICE_PAISE = 100
 MAX_PLAN_MINUTES = 24 * 60
@@ -160,6 +165,9 @@ class Bay:
     power_sensor: str | None = None
     energy_sensor: str | None = None
     max_power_w: int = DEFAULT_MAX_POWER_W
+    # Its site (issue #25), and the power it draws when on (W): what a site's load cap counts.
+    site_id: str = DEFAULT_SITE_ID
+    rated_w: int = DEFAULT_RATED_W
 
     @property
     def full_rule(self) -> dict[str, int]:
@@ -196,6 +204,7 @@ _DEFAULT_BAY_FIELDS = {
     "hold_minutes": DEFAULT_HOLD_MINUTES,
     # The metering settings' defaults (the sensors are optional fields, above).
     **{f.name: f.default for f in fields(Metering) if not f.name.endswith("_sensor")},
+    "rated_w": DEFAULT_RATED_W,
 }
 
 
@@ -319,6 +328,8 @@ def make_bay(
     qr_validity_s: int = DEFAULT_VALIDITY_S,
     hold_minutes: int = DEFAULT_HOLD_MINUTES,
     meter: Metering | None = None,
+    site_id: str = DEFAULT_SITE_ID,
+    rated_w: int = DEFAULT_RATED_W,
 ) -> Bay:
     """Validate and build a bay that offers some of the known plans (secrets added later)."""
     if not ID_PATTERN.fullmatch(bay_id):
@@ -335,6 +346,8 @@ def make_bay(
         raise CatalogError("default_minutes", "invalid_minutes")
     _check_screen(qr_validity_s, hold_minutes)
     meter = _checked_meter(meter or Metering(), relay)
+    if not MIN_RATED_W <= rated_w <= MAX_RATED_W:
+        raise CatalogError("rated_w", "invalid_rated_power")
     return Bay(
         bay_id=bay_id,
         name=name.strip() or bay_id,
@@ -352,6 +365,8 @@ def make_bay(
         power_sensor=meter.power_sensor,
         energy_sensor=meter.energy_sensor,
         max_power_w=meter.max_power_w,
+        site_id=site_id,
+        rated_w=rated_w,
     )
 
 

@@ -82,3 +82,13 @@ REFUND_STUCK_S: Final = 24 * 3600
 # No signed delivery this long after the account was added: the webhook is not reaching us.
 WEBHOOK_SILENT_S: Final = 24 * 3600
 WEBHOOK_UNREACHABLE: Final = "webhook_unreachable"
+
+# Sites (issue #25): a subentry type; a bay's site and rated power; events of opening hours.
+SUBENTRY_SITE: Final = "site"
+CONF_SITE_ID: Final = "site_id"
+CONF_RATED_W: Final = "rated_w"
+EVENT_SITE_OPENED: Final = f"{DOMAIN}_site_opened"
+EVENT_SITE_CLOSED: Final = f"{DOMAIN}_site_closed"
+# Why a payment is refused (and refunded) by its site: closed, or no power left under the cap.
+REFUSE_CLOSED: Final = "closed"
+REFUSE_LOAD_CAP: Final = "load_cap"

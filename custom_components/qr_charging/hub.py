@@ -31,10 +31,12 @@ from .const import (
     CONF_BAY_ID,
     CONF_CODE,
     CONF_QR_CODES,
+    CONF_SITE_ID,
     DEFAULT_ACK_TIMEOUT_S,
     DOMAIN,
     PLAN_SUBENTRIES,
     SUBENTRY_BAY,
+    SUBENTRY_SITE,
 )
 from .notices import Notices
 from .pages import CustomerPages
@@ -43,6 +45,7 @@ from .payments import Payments
 from .qr_codes import QrCodes
 from .reconcile import Reconciler
 from .refunds import Refunds
+from .sites import DEFAULT_SITE_ID, Site, default_site, site_from_data
 from .store import LedgerStore
 
 
@@ -62,6 +65,16 @@ def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_BAY
     }
+
+
+def sites_of(entry: ConfigEntry) -> dict[str, Site]:
+    """The sites configured as subentries of an entry (the default one until migrated)."""
+    sites = {
+        sub.data[CONF_SITE_ID]: site_from_data(sub.data)
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_SITE
+    }
+    return sites or {DEFAULT_SITE_ID: default_site(entry.title)}
 
 
 def settings_of(entry: ConfigEntry) -> tuple[Any, ...]:

@@ -1,0 +1,303 @@
+"""Sites (issue #25): where bays are, when they sell, and the load they share. Plain Python.
+
+A site has opening hours per weekday in its own time zone (wall-clock spans, ``00:00`` to ``24:00``;
+a span ending at ``24:00`` that the next day continues from ``00:00`` is one opening across
+midnight), closed dates, an optional load cap (W) and whether a sale may run past closing.
+Every bay belongs to one site; bays added before sites are in ``DEFAULT_SITE_ID``.
+
+Price bands by time of day (a plan's) are parsed here too: the same wall-clock spans.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from .catalog_errors import ID_PATTERN, CatalogError
+
+DEFAULT_SITE_ID = "default"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_MINUTES = 24 * 60
+# How far ahead the next opening or closing is looked for (a site closed longer is "closed").
+LOOKAHEAD_DAYS = 400
+MIN_BAND_PERCENT = 1
+MAX_BAND_PERCENT = 500
+MAX_LOAD_CAP_W = 10_000_000
+_SPAN = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
+_BAND = re.compile(r"(.+?)\s+(\d{1,3})\s*%\s*")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """Minutes from local midnight: ``start`` < ``end`` ≤ 1440 (``24:00``)."""
+
+    start: int
+    end: int
+
+    def __contains__(self, minute: float) -> bool:
+        return self.start <= minute < self.end
+
+    def __str__(self) -> str:
+        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceBand:
+    """A plan's price between two wall-clock times: ``percent`` of its base price."""
+
+    span: Span
+    percent: int
+
+    def __str__(self) -> str:
+        return f"{self.span} {self.percent}%"
+
+
+ALL_DAY = (Span(0, DAY_MINUTES),)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A place with bays: its hours, its time zone (None: Home Assistant's), its load cap."""
+
+    site_id: str
+    name: str
+    address: str = ""
+    time_zone: str | None = None
+    # One tuple of spans per weekday, Monday first; an empty one is a closed day.
+    hours: tuple[tuple[Span, ...], ...] = field(default=(ALL_DAY,) * 7)
+    closed_dates: tuple[date, ...] = ()
+    # The sanctioned load the site's bays share (W); None: no cap.
+    load_cap_w: int | None = None
+    # Whether a session may be sold that runs past closing time.
+    sell_past_closing: bool = False
+
+    def spans_on(self, day: date) -> tuple[Span, ...]:
+        """The opening spans of one local date (none on a closed date)."""
+        return () if day in self.closed_dates else self.hours[day.weekday()]
+
+    @property
+    def always_open(self) -> bool:
+        """Open around the clock every day (then no closing or opening is ever announced)."""
+        return not self.closed_dates and all(day == ALL_DAY for day in self.hours)
+
+
+def parse_spans(field_name: str, text: str) -> tuple[Span, ...]:
+    """``"08:00-13:00, 14:00-21:00"`` → spans, sorted; empty text → none. Bad input: error."""
+    spans = sorted(_span(field_name, part) for part in text.split(",") if part.strip())
+    _check_apart(field_name, spans, "hours_overlap")
+    return tuple(spans)
+
+
+def parse_bands(field_name: str, text: str) -> tuple[PriceBand, ...]:
+    """``"09:00-16:00 70%, 18:00-22:00 120%"`` → price bands, sorted by start."""
+    bands: list[PriceBand] = []
+    for part in (p for p in text.split(",") if p.strip()):
+        if (match := _BAND.fullmatch(part)) is None:
+            raise CatalogError(field_name, "invalid_band")
+        percent = int(match.group(2))
+        if not MIN_BAND_PERCENT <= percent <= MAX_BAND_PERCENT:
+            raise CatalogError(field_name, "invalid_band_percent")
+        bands.append(PriceBand(_span(field_name, match.group(1)), percent))
+    bands.sort(key=lambda band: band.span)
+    _check_apart(field_name, [band.span for band in bands], "bands_overlap")
+    return tuple(bands)
+
+
+def format_spans(spans: Iterable[Span | PriceBand]) -> str:
+    """The text a form shows for spans or bands (what ``parse_*`` reads back)."""
+    return ", ".join(str(span) for span in spans)
+
+
+def _span(field_name: str, text: str) -> Span:
+    if (match := _SPAN.fullmatch(text)) is None:
+        raise CatalogError(field_name, "invalid_hours")
+    start_h, start_m, end_h, end_m = (int(group) for group in match.groups())
+    start, end = _minute(field_name, start_h, start_m), _minute(field_name, end_h, end_m)
+    if start >= end:
+        raise CatalogError(field_name, "hours_backwards")
+    return Span(start, end)
+
+
+def _minute(field_name: str, hours: int, minutes: int) -> int:
+    if minutes >= 60 or hours * 60 + minutes > DAY_MINUTES:
+        raise CatalogError(field_name, "invalid_hours")
+    return hours * 60 + minutes
+
+
+def _check_apart(field_name: str, spans: Sequence[Span], key: str) -> None:
+    for before, after in itertools.pairwise(spans):
+        if after.start < before.end:
+            raise CatalogError(field_name, key)
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def parse_dates(field_name: str, text: str) -> tuple[date, ...]:
+    """``"2026-08-15, 2026-10-20"`` → closed dates, sorted and unique."""
+    try:
+        days = {date.fromisoformat(part.strip()) for part in text.split(",") if part.strip()}
+    except ValueError as err:
+        raise CatalogError(field_name, "invalid_date") from err
+    return tuple(sorted(days))
+
+
+def check_time_zone(field_name: str, name: str | None) -> str | None:
+    """A time zone's IANA name, or None (Home Assistant's)."""
+    if not name:
+        return None
+    if name not in available_timezones():
+        raise CatalogError(field_name, "invalid_time_zone")
+    return name
+
+
+def make_site(
+    site_id: str,
+    name: str,
+    *,
+    address: str = "",
+    time_zone: str | None = None,
+    hours: Mapping[str, str] | None = None,
+    closed_dates: str = "",
+    load_cap_w: int | None = None,
+    sell_past_closing: bool = False,
+    rated_w: Iterable[int] = (),
+) -> Site:
+    """Validate and build a site from a form's text; ``rated_w``: its bays' rated powers.
+
+    Fields are named as the form's: ``site_id``, ``time_zone``, each weekday (``mon``...),
+    ``closed_dates``, ``load_cap_kw`` (a cap below one of its bays' rated power is refused).
+    """
+    if not ID_PATTERN.fullmatch(site_id):
+        raise CatalogError("site_id", "invalid_id")
+    week = hours or {}
+    site = Site(
+        site_id=site_id,
+        name=name.strip() or site_id,
+        address=address.strip(),
+        time_zone=check_time_zone("time_zone", time_zone),
+        hours=tuple(parse_spans(day, week.get(day, "00:00-24:00")) for day in WEEKDAYS),
+        closed_dates=parse_dates("closed_dates", closed_dates),
+        load_cap_w=load_cap_w,
+        sell_past_closing=sell_past_closing,
+    )
+    if load_cap_w is not None and not 0 < load_cap_w <= MAX_LOAD_CAP_W:
+        raise CatalogError("load_cap_kw", "invalid_load_cap")
+    if load_cap_w is not None and any(watts > load_cap_w for watts in rated_w):
+        raise CatalogError("load_cap_kw", "cap_below_bay")
+    return site
+
+
+def site_to_data(site: Site) -> dict[str, Any]:
+    """A site as stored in its config subentry (times as the form's text)."""
+    return {
+        "site_id": site.site_id,
+        "name": site.name,
+        "address": site.address,
+        "time_zone": site.time_zone,
+        "hours": {day: format_spans(site.hours[i]) for i, day in enumerate(WEEKDAYS)},
+        "closed_dates": [day.isoformat() for day in site.closed_dates],
+        "load_cap_w": site.load_cap_w,
+        "sell_past_closing": site.sell_past_closing,
+    }
+
+
+def site_from_data(data: Mapping[str, Any]) -> Site:
+    """A site from its config subentry (written by ``site_to_data``)."""
+    hours = data.get("hours") or {}
+    return Site(
+        site_id=data["site_id"],
+        name=data["name"],
+        address=data.get("address", ""),
+        time_zone=data.get("time_zone"),
+        hours=tuple(parse_spans(day, hours.get(day, "00:00-24:00")) for day in WEEKDAYS),
+        closed_dates=tuple(date.fromisoformat(day) for day in data.get("closed_dates", ())),
+        load_cap_w=data.get("load_cap_w"),
+        sell_past_closing=bool(data.get("sell_past_closing", False)),
+    )
+
+
+def default_site(name: str) -> Site:
+    """The site bays added before sites are put in: open always, no cap, HA's time zone."""
+    return Site(site_id=DEFAULT_SITE_ID, name=name)
+
+
+def zone(site: Site, home: str) -> ZoneInfo:
+    """The site's time zone (``home``: Home Assistant's, when the site names none)."""
+    try:
+        return ZoneInfo(site.time_zone or home)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local(tz: ZoneInfo, now: float) -> tuple[date, float]:
+    """The local date and minute of the day (wall clock) at ``now``."""
+    moment = datetime.fromtimestamp(now, tz)
+    return moment.date(), moment.hour * 60 + moment.minute + moment.second / 60
+
+
+def _at(tz: ZoneInfo, day: date, minute: int) -> float:
+    """The moment of a wall-clock minute of a local date (``24:00``: the next midnight)."""
+    moment = datetime.combine(day + timedelta(days=minute // DAY_MINUTES), time(), tzinfo=tz)
+    return (moment + timedelta(minutes=minute % DAY_MINUTES)).timestamp()
+
+
+def is_open(site: Site, tz: ZoneInfo, now: float) -> bool:
+    """Whether the site sells at ``now``."""
+    day, minute = _local(tz, now)
+    return any(minute in span for span in site.spans_on(day))
+
+
+def closes_at(site: Site, tz: ZoneInfo, now: float) -> float | None:
+    """When the opening the site is in at ``now`` ends; None: closed now, or never closes.
+
+    Spans that meet (``…-24:00`` then ``00:00-…`` the next day) are one opening.
+    """
+    day, minute = _local(tz, now)
+    span = next((s for s in site.spans_on(day) if minute in s), None)
+    if span is None:
+        return None
+    for _ in range(LOOKAHEAD_DAYS):
+        if span.end < DAY_MINUTES:
+            return _at(tz, day, span.end)
+        day += timedelta(days=1)
+        following = site.spans_on(day)
+        if not following or following[0].start != 0:
+            return _at(tz, day, 0)
+        span = following[0]
+    return None
+
+
+def opens_at(site: Site, tz: ZoneInfo, now: float) -> float | None:
+    """When the site next opens after ``now``; None: open now, or closed for good."""
+    day, minute = _local(tz, now)
+    if any(minute in span for span in site.spans_on(day)):
+        return None
+    for _ in range(LOOKAHEAD_DAYS):
+        for span in site.spans_on(day):
+            if (at := _at(tz, day, span.start)) > now:
+                return at
+        day += timedelta(days=1)
+    return None
+
+
+def band_at(bands: Iterable[PriceBand], tz: ZoneInfo, now: float) -> PriceBand | None:
+    """The price band a sale at ``now`` falls in (local wall clock), if any."""
+    _, minute = _local(tz, now)
+    return next((band for band in bands if minute in band.span), None)
+
+
+def banded_paise(paise: int, band: PriceBand | None) -> int:
+    """A base price in a band: whole paise, half a paisa rounded up."""
+    return paise if band is None else (paise * band.percent + 50) // 100
+
+
+def fits_under_cap(site: Site, powered_w: int, rated_w: int) -> bool:
+    """Whether a bay of ``rated_w`` may be powered beside ``powered_w`` already on."""
+    return site.load_cap_w is None or powered_w + rated_w <= site.load_cap_w
