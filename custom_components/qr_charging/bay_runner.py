@@ -37,6 +37,7 @@ from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
 from .report_rules import ReportVerdict, Verdict, read_report, tells
 from .running_energy import RunningEnergy
 from .session_rules import PAID_ONLY, STARTING_ONLY, Resume
+from .site_gate import SiteGate
 from .store import StorageError
 from .timers import BayTimers
 
@@ -165,6 +166,7 @@ class BayRunner:
         endings: Endings,
         notices: Notices,
         settings: BaySettings,
+        gate: SiteGate | None = None,
         make_driver: Callable[[Callable[[BayReport], None], Callable[[], None]], BayDriver],
     ) -> None:
         self.hass = hass
@@ -172,12 +174,11 @@ class BayRunner:
         self.bay = bay
         self.books = books
         self.endings = endings
-        self.refunds = endings.refunds
         self.notices = notices
         self.settings = settings
+        self.gate = gate  # its site's rules (none for a bay whose site was removed)
         self.driver = make_driver(self._on_report, self._on_driver_change)
-        # Whether the bay was last seen online (None: not known yet), to log each change once.
-        self._was_online: bool | None = None
+        self._was_online: bool | None = None  # last seen online (None: unknown); logs changes
         self.signal = bay_signal(entry.entry_id, bay.bay_id)
         self.fault: str | None = None
         self.last_report: BayReport | None = None
@@ -286,15 +287,15 @@ class BayRunner:
 
     def _settle(self, ledger: Ledger, session: SessionRecord, now: float) -> rules.PaidOutcome:
         """Decide a paid session of this bay in the change under way (``rules.settle_paid``)."""
-        margin_s = self.settings.ack_timeout_s + rules.DEADLINE_SLACK_S
         return rules.settle_paid(
             ledger,
             session,
             online=self.driver.online,
             limit_s=self.limit_s,
             now=now,
-            margin_s=margin_s,
+            margin_s=self.settings.ack_timeout_s + rules.DEADLINE_SLACK_S,
             metered=self.driver.metered,
+            gate=self.gate,
         )
 
     def power_now(

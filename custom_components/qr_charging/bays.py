@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from functools import partial
 from typing import Any
 
@@ -24,6 +24,8 @@ from .notices import Notices
 from .records import PaymentRecord, SessionRecord, SessionState
 from .refunds import Failure, Refunds
 from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
+from .site_gate import site_gates
+from .sites import Site
 
 
 class Bays:
@@ -39,6 +41,7 @@ class Bays:
         refunds: Refunds,
         notices: Notices,
         settings: BaySettings,
+        sites: Mapping[str, Site],
     ) -> None:
         self.hass = hass
         self.entry = entry
@@ -48,6 +51,8 @@ class Bays:
         self.settings = settings
         self.runners: dict[str, BayRunner] = {}
         self.endings = Endings(books=books, refunds=refunds, notices=notices)
+        self.sites = sites
+        self.gates = site_gates(sites, configs, hass.config.time_zone)
 
     def name(self, bay_id: str) -> str:
         """A bay's name (its id once it was removed)."""
@@ -84,6 +89,7 @@ class Bays:
                 endings=self.endings,
                 notices=self.notices,
                 settings=self.settings,
+                gate=self.gates.get(bay.bay_id),
                 make_driver=partial(make_driver, self.hass, bay),
             )
             self.runners[bay.bay_id] = runner

@@ -205,6 +205,7 @@ _DEFAULT_BAY_FIELDS = {
     # The metering settings' defaults (the sensors are optional fields, above).
     **{f.name: f.default for f in fields(Metering) if not f.name.endswith("_sensor")},
     "rated_w": DEFAULT_RATED_W,
+    "site_id": DEFAULT_SITE_ID,
 }
 
 

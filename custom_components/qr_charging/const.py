@@ -89,6 +89,3 @@ CONF_SITE_ID: Final = "site_id"
 CONF_RATED_W: Final = "rated_w"
 EVENT_SITE_OPENED: Final = f"{DOMAIN}_site_opened"
 EVENT_SITE_CLOSED: Final = f"{DOMAIN}_site_closed"
-# Why a payment is refused (and refunded) by its site: closed, or no power left under the cap.
-REFUSE_CLOSED: Final = "closed"
-REFUSE_LOAD_CAP: Final = "load_cap"

@@ -43,6 +43,8 @@ SALE_REFUSALS = frozenset(
         PaidDecision.REFUSE_TOO_LONG.value,
         PaidDecision.REFUSE_ENDING.value,
         PaidDecision.REFUSE_NO_METER.value,
+        PaidDecision.REFUSE_CLOSED.value,
+        PaidDecision.REFUSE_LOAD_CAP.value,
         BELOW_MINIMUM,
         ABOVE_MAXIMUM,
         PAID_TOO_LATE,

@@ -132,6 +132,7 @@ class QrChargingHub:
             refunds=self.refunds,
             notices=self.notices,
             settings=settings,
+            sites=sites_of(entry),
         )
         plans = plans_of(entry)
         self.qr_codes = QrCodes(hass, entry, self.api, configs)

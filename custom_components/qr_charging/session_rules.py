@@ -16,6 +16,7 @@ from .intents import may_top_up
 from .ledger import Ledger
 from .payment_rules import MIN_REFUND_PAISE, refundable
 from .records import RefundState, SessionRecord, SessionState
+from .site_gate import REFUSE_CLOSED, REFUSE_LOAD_CAP, SiteGate, refusal
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -45,6 +46,9 @@ class PaidDecision(StrEnum):
     REFUSE_ENDING = "session_ending"
     # Energy sold for a bay that cannot count it (no meter now; the link was made before).
     REFUSE_NO_METER = "rejected_no_meter"
+    # Its site (issue #25): closed, or no power left under its load cap.
+    REFUSE_CLOSED = REFUSE_CLOSED
+    REFUSE_LOAD_CAP = REFUSE_LOAD_CAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ def settle_paid(
     now: float,
     margin_s: float,
     metered: bool = False,
+    gate: SiteGate | None = None,
 ) -> PaidOutcome:
     """Decide a paid session in a change of the books; a start or top-up is applied there.
 
@@ -153,6 +158,11 @@ def settle_paid(
         and held_for_another(ledger.links.values(), session.bay_id, session.session_id, now),
         metered=metered,
     )
+    starting = decision is PaidDecision.START
+    if (starting or decision is PaidDecision.TOP_UP) and (
+        why := refusal(gate, ledger, session, now, starting=starting)
+    ):
+        return PaidOutcome(PaidDecision(why), session, None)
     if decision is PaidDecision.START:
         return PaidOutcome(decision, session, begin(session, now))
     if decision is PaidDecision.TOP_UP:

@@ -166,7 +166,7 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
     session = runner.session
     paid_until = float(on["until"])
     log: list[tuple[str, str]] = []
-    real_off, real_send = runner.driver.async_turn_off, runner.refunds.async_send
+    real_off, real_send = runner.driver.async_turn_off, runner.endings.refunds.async_send
 
     async def turn_off(session_id: str | None) -> None:
         log.append(("off", str(session_id)))
@@ -183,7 +183,7 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
         seen.append(parsed.session_id)
         real_report(parsed)
 
-    runner.driver.async_turn_off, runner.refunds.async_send = turn_off, send
+    runner.driver.async_turn_off, runner.endings.refunds.async_send = turn_off, send
     runner.driver._on_report = report
     try:
         for payload, retain in fuzz:
@@ -196,7 +196,7 @@ async def test_state_reports_never_change_a_session_wrongly(  # noqa: PLR0915
         await wait_until(hass, lambda: sentinel in seen)
         await hass.async_block_till_done()
     finally:
-        runner.driver.async_turn_off, runner.refunds.async_send = real_off, real_send
+        runner.driver.async_turn_off, runner.endings.refunds.async_send = real_off, real_send
         runner.driver._on_report = real_report
 
     parsed = [(parse_state(_render(p, session.session_id, paid_until)), r) for p, r in fuzz]

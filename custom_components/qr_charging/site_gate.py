@@ -1,0 +1,105 @@
+"""What a bay's site allows a paid session when it is decided. Plain Python.
+
+Decided in the change of the books that would power the bay (``session_rules.settle_paid``),
+so of two payments for the last free power at a site exactly one starts: the second change
+sees the first one's session starting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from .catalog import Bay
+from .ledger import Ledger
+from .records import SessionRecord, SessionState
+from .sites import Site, closes_at, fits_under_cap, is_open, opens_at, zone
+
+# A link shown before closing may be paid up to its lifetime (Razorpay's shortest: 15 min)
+# later: a sale ending this long after closing was still offered in time.
+CLOSING_GRACE_S = 15 * 60
+# What a site's load counts: bays that are given power or are powered.
+POWERED_STATES = frozenset({SessionState.STARTING, SessionState.ACTIVE})
+REFUSE_CLOSED = "closed"
+REFUSE_LOAD_CAP = "load_cap"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteGate:
+    """A bay's site, its time zone, and the rated power (W) of each of the site's bays."""
+
+    site: Site
+    tz: ZoneInfo
+    rated_w: Mapping[str, int]
+
+    def is_open(self, now: float) -> bool:
+        """Whether the site sells now."""
+        return is_open(self.site, self.tz, now)
+
+    def closes_at(self, now: float) -> float | None:
+        """When the present opening ends (None: closed now, or open around the clock)."""
+        return closes_at(self.site, self.tz, now)
+
+    def opens_at(self, now: float) -> float | None:
+        """When the site opens next (None: open now, or closed for good)."""
+        return opens_at(self.site, self.tz, now)
+
+    def sale_limit_s(self, limit_s: int, now: float, *, grace_s: float = 0) -> int:
+        """The longest session sold now: to closing (plus ``grace_s``), unless allowed past."""
+        if self.site.sell_past_closing or (closing := self.closes_at(now)) is None:
+            return limit_s
+        return max(0, min(limit_s, math.floor(closing + grace_s - now)))
+
+    def powered_w(self, ledger: Ledger, *, besides: str | None = None) -> int:
+        """The rated power of the site's bays that are powered or being powered."""
+        return sum(
+            watts
+            for bay_id, watts in self.rated_w.items()
+            if bay_id != besides
+            and (running := ledger.running_session(bay_id)) is not None
+            and running.state in POWERED_STATES
+        )
+
+    def fits(self, ledger: Ledger, bay_id: str) -> bool:
+        """Whether ``bay_id`` may be powered beside the site's other powered bays."""
+        powered = self.powered_w(ledger, besides=bay_id)
+        return fits_under_cap(self.site, powered, self.rated_w.get(bay_id, 0))
+
+    def next_free_s(self, ledger: Ledger, now: float) -> float | None:
+        """Seconds until the first of the site's powered bays is due to end (None: none is)."""
+        ends = [
+            running.until
+            for bay_id in self.rated_w
+            if (running := ledger.running_session(bay_id)) is not None
+            and running.state in POWERED_STATES
+            and running.until is not None
+        ]
+        return max(min(ends) - now, 0.0) if ends else None
+
+
+def refusal(
+    gate: SiteGate | None, ledger: Ledger, session: SessionRecord, now: float, *, starting: bool
+) -> str | None:
+    """Why a site refuses a new session (a start, or a top-up of its bay's running one).
+
+    Closed (not for the owner's own sessions), or a start over its load cap; None: allowed.
+    """
+    if gate is None:
+        return None
+    if not session.owner and not gate.is_open(now):
+        return REFUSE_CLOSED
+    return None if not starting or gate.fits(ledger, session.bay_id) else REFUSE_LOAD_CAP
+
+
+def site_gates(
+    sites: Mapping[str, Site], bays: Mapping[str, Bay], home_zone: str
+) -> dict[str, SiteGate]:
+    """Each bay's gate (``home_zone``: Home Assistant's); none for a bay whose site is gone."""
+    gates: dict[str, SiteGate] = {}
+    for site in sites.values():
+        rated = {b.bay_id: b.rated_w for b in bays.values() if b.site_id == site.site_id}
+        gate = SiteGate(site, zone(site, home_zone), rated)
+        gates.update(dict.fromkeys(rated, gate))
+    return gates
