@@ -8,7 +8,7 @@ sees the first one's session starting.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -54,29 +54,31 @@ class SiteGate:
 
     def powered_w(self, ledger: Ledger, *, besides: str | None = None) -> int:
         """The rated power of the site's bays that are powered or being powered."""
+        powered = {session.bay_id for session in _powered(ledger)}
         return sum(
-            watts
-            for bay_id, watts in self.rated_w.items()
-            if bay_id != besides
-            and (running := ledger.running_session(bay_id)) is not None
-            and running.state in POWERED_STATES
+            w for bay_id, w in self.rated_w.items() if bay_id != besides and bay_id in powered
         )
 
     def fits(self, ledger: Ledger, bay_id: str) -> bool:
         """Whether ``bay_id`` may be powered beside the site's other powered bays."""
+        if self.site.load_cap_w is None:
+            return True
         powered = self.powered_w(ledger, besides=bay_id)
         return fits_under_cap(self.site, powered, self.rated_w.get(bay_id, 0))
 
     def next_free_s(self, ledger: Ledger, now: float) -> float | None:
         """Seconds until the first of the site's powered bays is due to end (None: none is)."""
         ends = [
-            running.until
-            for bay_id in self.rated_w
-            if (running := ledger.running_session(bay_id)) is not None
-            and running.state in POWERED_STATES
-            and running.until is not None
+            session.until
+            for session in _powered(ledger)
+            if session.bay_id in self.rated_w and session.until is not None
         ]
         return max(min(ends) - now, 0.0) if ends else None
+
+
+def _powered(ledger: Ledger) -> Iterator[SessionRecord]:
+    """The sessions that power a bay or are being given power (the working set: running)."""
+    return (s for s in ledger.sessions.values() if s.state in POWERED_STATES)
 
 
 def refusal(
