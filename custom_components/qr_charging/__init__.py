@@ -10,6 +10,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
@@ -23,7 +24,14 @@ from .const import (
     RECONCILE_INTERVAL_S,
 )
 from .devices import async_register_devices, device_in_use
-from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of, store_for
+from .hub import (
+    BAY_WITHOUT_SITE,
+    QrChargingConfigEntry,
+    QrChargingHub,
+    bays_of,
+    settings_of,
+    store_for,
+)
 from .migration import async_migrate_entry as async_migrate_entry
 from .qr_codes import async_close_all
 from .razorpay_webhook import register_webhook, unregister_webhook
@@ -123,6 +131,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
     record).
     """
     await async_close_all(hass, entry, bays_of(entry))
+    ir.async_delete_issue(hass, DOMAIN, f"{BAY_WITHOUT_SITE}_{entry.entry_id}")
     await _async_log_owed(hass, entry)
     unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:
