@@ -290,7 +290,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_mqtt_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Confirm: each agent bay becomes a bay offering every plan, at the account's first site."""
+        """Confirm: each agent bay becomes a bay offering every plan, at the first site."""
         account, prefix, node, name = self._agent
         if user_input is None:
             return self.async_show_form(
