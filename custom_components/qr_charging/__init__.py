@@ -16,6 +16,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .catalog import paise_to_rupees
 from .const import (
+    BAY_WITHOUT_SITE,
     CONF_CLOUDHOOK,
     CONF_PAGES_WEBHOOK_ID,
     CONF_WEBHOOK_SECRET,
@@ -24,14 +25,7 @@ from .const import (
     RECONCILE_INTERVAL_S,
 )
 from .devices import async_register_devices, device_in_use
-from .hub import (
-    BAY_WITHOUT_SITE,
-    QrChargingConfigEntry,
-    QrChargingHub,
-    bays_of,
-    settings_of,
-    store_for,
-)
+from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of, store_for
 from .migration import async_migrate_entry as async_migrate_entry
 from .qr_codes import async_close_all
 from .razorpay_webhook import register_webhook, unregister_webhook

@@ -26,6 +26,7 @@ from .catalog import (
     plan_from_data,
 )
 from .const import (
+    BAY_WITHOUT_SITE,
     CONF_ACK_TIMEOUT,
     CONF_AUTO_REFUND,
     CONF_BAY_ID,
@@ -47,9 +48,6 @@ from .reconcile import Reconciler
 from .refunds import Refunds
 from .sites import DEFAULT_SITE_ID, Site, default_site, site_from_data
 from .store import LedgerStore
-
-# The repair raised while some of an account's bays are at a site that was removed.
-BAY_WITHOUT_SITE = "bay_without_site"
 
 
 def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
