@@ -62,7 +62,8 @@ async def test_diagnostics_redact_secrets_and_summarise(
     }
     subentries = diagnostics["subentries"]
     assert isinstance(subentries, list)
-    assert sorted(s["subentry_type"] for s in subentries) == ["bay", "plan"]  # type: ignore[index]
+    # The default site the account got at its migration to 1.4.
+    assert sorted(s["subentry_type"] for s in subentries) == ["bay", "plan", "site"]  # type: ignore[index]
     ledger = diagnostics["ledger"]
     assert isinstance(ledger, dict)
     assert ledger["links"] == {"created": 1, "paid": 1}
