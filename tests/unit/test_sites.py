@@ -72,7 +72,7 @@ WEEK = [
 @pytest.mark.parametrize(("when", "open_", "closes", "opens"), WEEK)
 def test_a_week_of_opening_hours_in_kolkata(
     when: tuple[int, ...],
-    open_: bool,  # noqa: FBT001
+    open_: bool,
     closes: tuple[int, ...] | None,
     opens: tuple[int, ...] | None,
 ) -> None:
@@ -118,9 +118,7 @@ def test_the_same_hours_in_kolkata_and_in_london_across_its_dst_change() -> None
         ZoneInfo("UTC"), 2026, 3, 29, 20
     )
     # Kolkata's opening on that Sunday is the same 13 hours, 02:30 to 15:30 UTC.
-    assert opens_at(kolkata, KOLKATA, saturday_night) == _at(
-        ZoneInfo("UTC"), 2026, 3, 29, 2, 30
-    )
+    assert opens_at(kolkata, KOLKATA, saturday_night) == _at(ZoneInfo("UTC"), 2026, 3, 29, 2, 30)
 
 
 @settings(max_examples=300, deadline=None)
