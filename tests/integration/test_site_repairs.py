@@ -69,3 +69,30 @@ async def test_bays_of_a_removed_site_raise_a_repair_until_they_have_one(
     )
     await hass.async_block_till_done()
     assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_the_repair_goes_with_the_account(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    await setup_plug(hass)
+    bay = {**BAY_SUBENTRY, "data": {**BAY_SUBENTRY["data"], "site_id": "gone"}}
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, site_subentry("default", "Main"), bay],
+        minor_version=4,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    issue_id = f"bay_without_site_{entry.entry_id}"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {"bays": "Bay 1 (gone)"}
+
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
