@@ -80,6 +80,7 @@ FORM_TABLES = {
         ("config_subentries", "energy_plan"),  # issue #24
     ),
     "6. Add bays": (("config_subentries", "bay"),),
+    "Sites: opening hours and a load cap": (("config_subentries", "site"),),  # issue #25
     "7. Options": (("options",),),
 }
 

@@ -10,11 +10,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from .catalog import paise_to_rupees
 from .const import (
+    BAY_WITHOUT_SITE,
     CONF_CLOUDHOOK,
     CONF_PAGES_WEBHOOK_ID,
     CONF_WEBHOOK_SECRET,
@@ -123,6 +125,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
     record).
     """
     await async_close_all(hass, entry, bays_of(entry))
+    ir.async_delete_issue(hass, DOMAIN, f"{BAY_WITHOUT_SITE}_{entry.entry_id}")
     await _async_log_owed(hass, entry)
     unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:

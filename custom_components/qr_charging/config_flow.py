@@ -52,15 +52,17 @@ from .const import (
     SUBENTRY_ENERGY_PLAN,
     SUBENTRY_PLAN,
     SUBENTRY_RATE_PLAN,
+    SUBENTRY_SITE,
 )
 from .devices import async_remove_stale_devices
 from .drivers.mqtt_agent import agent_identifier, parse_config
 from .flow_fields import TEXT, flatten
-from .hub import bays_of, plans_of
-from .migration import async_pages_data, cloud_component
+from .hub import bays_of, plans_of, sites_of
+from .migration import async_pages_data, cloud_component, default_site_subentry
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 from .relays import MqttRelay
+from .site_flows import SiteSubentryFlow
 from .subentry_flows import (
     BaySubentryFlow,
     EnergyPlanSubentryFlow,
@@ -159,12 +161,13 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Plans and bays are added under the account."""
+        """Plans, bays and sites are added under the account."""
         return {
             SUBENTRY_PLAN: PlanSubentryFlow,
             SUBENTRY_RATE_PLAN: RatePlanSubentryFlow,
             SUBENTRY_ENERGY_PLAN: EnergyPlanSubentryFlow,
             SUBENTRY_BAY: BaySubentryFlow,
+            SUBENTRY_SITE: SiteSubentryFlow,
         }
 
     async def _async_check_keys(self, data: Mapping[str, Any]) -> str | None:
@@ -207,8 +210,12 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders = await _async_webhook_placeholders(self.hass, data)
         cloudhook = _cloud().async_get_or_create_cloudhook if data[CONF_CLOUDHOOK] else None
         data.update(await async_pages_data(self.hass, cloudhook))
+        # Its default site, as a migrated account has: a fresh account and an old one look alike.
         return self.async_create_entry(
-            title=data[CONF_KEY_ID], data=data, description_placeholders=placeholders
+            title=data[CONF_KEY_ID],
+            data=data,
+            description_placeholders=placeholders,
+            subentries=[default_site_subentry(data[CONF_KEY_ID])],
         )
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
@@ -283,7 +290,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_mqtt_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Confirm: each of the agent's bays becomes a bay offering every plan."""
+        """Confirm: each agent bay becomes a bay offering every plan, at the first site."""
         account, prefix, node, name = self._agent
         if user_input is None:
             return self.async_show_form(
@@ -295,6 +302,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         taken = set(bays_of(account))
         plans = list(plans_of(account))
+        site_id = next(iter(sites_of(account)))
         bays = []
         for agent_bay, bay_name in self._agent_bays:
             bay_id = agent_bay if agent_bay not in taken else f"{node}-{agent_bay}"
@@ -307,6 +315,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
                         plans,
                         plans,
                         relay=MqttRelay(node=node, agent_bay=agent_bay, prefix=prefix),
+                        site_id=site_id,
                     )
                 )
             except CatalogError:

@@ -89,3 +89,5 @@ CONF_SITE_ID: Final = "site_id"
 CONF_RATED_W: Final = "rated_w"
 EVENT_SITE_OPENED: Final = f"{DOMAIN}_site_opened"
 EVENT_SITE_CLOSED: Final = f"{DOMAIN}_site_closed"
+# The repair raised while some of an account's bays are at a site that was removed.
+BAY_WITHOUT_SITE: Final = "bay_without_site"

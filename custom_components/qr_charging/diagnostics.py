@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
@@ -18,6 +18,7 @@ from .const import (
     CONF_WEBHOOK_SECRET,
 )
 from .hub import QrChargingConfigEntry
+from .sites import site_to_data
 
 # The pages' webhook id is not secret: every poster prints it. A bay's dynamic QR code secret
 # and its display's token (so its address) are.
@@ -33,6 +34,14 @@ TO_REDACT = {
 }
 
 
+def _unnamed(data: dict[str, Any], title: str) -> dict[str, Any]:
+    """``data`` with any value equal to the account's title (its key id) redacted.
+
+    The default site is named as the account, so its name and title are the key id.
+    """
+    return {k: REDACTED if v == title else v for k, v in data.items()}
+
+
 def _bay(runner: BayRunner) -> dict[str, Any]:
     driver = runner.driver
     session = runner.session
@@ -40,6 +49,8 @@ def _bay(runner: BayRunner) -> dict[str, Any]:
     return {
         "name": runner.bay.name,
         "driver": runner.bay.driver,
+        "site_id": runner.bay.site_id,
+        "rated_w": runner.bay.rated_w,
         "status": runner.status.value,
         "online": driver.online,
         "fault": runner.fault,
@@ -80,20 +91,24 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Everything useful to debug an account, with its keys and secrets left out."""
     hub = entry.runtime_data
+    title = entry.title
     counts = await hub.books.store.async_counts()
     return {
         "entry": {
             # The title is the key id.
-            "title": "**REDACTED**",
+            "title": REDACTED,
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "options": async_redact_data(dict(entry.options), TO_REDACT),
         },
         "subentries": [
-            {
-                "subentry_type": subentry.subentry_type,
-                "title": subentry.title,
-                "data": async_redact_data(dict(subentry.data), TO_REDACT),
-            }
+            _unnamed(
+                {
+                    "subentry_type": subentry.subentry_type,
+                    "title": subentry.title,
+                    "data": _unnamed(async_redact_data(dict(subentry.data), TO_REDACT), title),
+                },
+                title,
+            )
             for subentry in entry.subentries.values()
         ],
         "ledger": {
@@ -113,6 +128,11 @@ async def async_get_config_entry_diagnostics(
                 }
                 for payment in await hub.books.store.async_attention()
             ],
+        },
+        # Where each bay sells, when and how much power it may share: nothing secret but the
+        # default site's name (the key id).
+        "sites": {
+            site_id: _unnamed(site_to_data(site), title) for site_id, site in hub.bays.sites.items()
         },
         "bays": {
             bay_id: async_redact_data(_bay(runner) | hub.addresses.links(bay_id), TO_REDACT)

@@ -26,6 +26,7 @@ from .catalog import (
     plan_from_data,
 )
 from .const import (
+    BAY_WITHOUT_SITE,
     CONF_ACK_TIMEOUT,
     CONF_AUTO_REFUND,
     CONF_BAY_ID,
@@ -171,6 +172,20 @@ class QrChargingHub:
         await self.refunds.async_remind_owed()
         await self.pages.async_setup()
         await self.bays.async_setup()
+        self.flag_bays_without_site()
+
+    def flag_bays_without_site(self) -> None:
+        """A repair naming the bays whose site was removed (they sell ungated meanwhile).
+
+        HA removes a site subentry without asking; the account reloads, and the issue goes at
+        the first setup where every bay is at a site again.
+        """
+        issue_id = f"{BAY_WITHOUT_SITE}_{self.entry.entry_id}"
+        if homeless := [b for b in self.bays.configs.values() if b.bay_id not in self.bays.gates]:
+            names = ", ".join(f"{bay.name} ({bay.site_id})" for bay in homeless)
+            self.notices.raise_repair(issue_id, BAY_WITHOUT_SITE, {"bays": names})
+        else:
+            self.notices.clear_repair(issue_id)
 
     async def async_unload(self) -> None:
         """Stop the bays and close the ledger (running sessions resume at the next setup)."""

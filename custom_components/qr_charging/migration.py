@@ -2,18 +2,19 @@
 
 Version 1.1 had one webhook (Razorpay's). 1.2 adds a second one for the customer's pages, a
 cloudhook for it when the account uses HA Cloud, and the secret that signs session page tokens.
-1.3 gives every bay the secret of its dynamic QR code and its display's token.
+1.3 gives every bay the secret of its dynamic QR code and its display's token. 1.4 (sites, issue
+#25) adds the default site as a subentry, named as the account; bays without a site are in it.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from homeassistant.components import webhook
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 
 from .catalog import with_screen_secrets
@@ -24,10 +25,21 @@ from .const import (
     CONF_PAGES_WEBHOOK_ID,
     LOGGER,
     SUBENTRY_BAY,
+    SUBENTRY_SITE,
 )
+from .sites import default_site, site_to_data
 
 VERSION = 1
-MINOR_VERSION = 3
+MINOR_VERSION = 4
+
+
+def default_site_subentry(title: str) -> ConfigSubentryData:
+    """The site an account's bays start in: open always, no cap, named as the account."""
+    site = default_site(title)
+    return ConfigSubentryData(
+        data=site_to_data(site), subentry_type=SUBENTRY_SITE, title=title, unique_id=site.site_id
+    )
+
 
 type CreateCloudhook = Callable[[HomeAssistant, str], Awaitable[str]]
 
@@ -74,4 +86,17 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
                     entry, subentry, data=with_screen_secrets(subentry.data)
                 )
         hass.config_entries.async_update_entry(entry, minor_version=3)
+    if entry.version == VERSION and entry.minor_version < 4:
+        if not any(sub.subentry_type == SUBENTRY_SITE for sub in entry.subentries.values()):
+            site = default_site_subentry(entry.title)
+            hass.config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(
+                    data=MappingProxyType(site["data"]),
+                    subentry_type=site["subentry_type"],
+                    title=site["title"],
+                    unique_id=site["unique_id"],
+                ),
+            )
+        hass.config_entries.async_update_entry(entry, minor_version=4)
     return True

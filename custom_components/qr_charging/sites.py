@@ -10,6 +10,7 @@ Price bands by time of day (a plan's) are parsed here too: the same wall-clock s
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -148,11 +149,17 @@ def parse_dates(field_name: str, text: str) -> tuple[date, ...]:
     return tuple(sorted(days))
 
 
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zone names, sorted; read from disk once (call it first off the loop)."""
+    return tuple(sorted(available_timezones()))
+
+
 def check_time_zone(field_name: str, name: str | None) -> str | None:
     """A time zone's IANA name, or None (Home Assistant's)."""
     if not name:
         return None
-    if name not in available_timezones():
+    if name not in time_zones():
         raise CatalogError(field_name, "invalid_time_zone")
     return name
 
@@ -296,6 +303,12 @@ def band_at(bands: Iterable[PriceBand], tz: ZoneInfo, now: float) -> PriceBand |
 def banded_paise(paise: int, band: PriceBand | None) -> int:
     """A base price in a band: whole paise, half a paisa rounded up."""
     return paise if band is None else (paise * band.percent + 50) // 100
+
+
+def check_bay_power(site: Site, rated_w: int) -> None:
+    """A bay of ``rated_w`` may be on ``site`` only when it alone fits under the site's cap."""
+    if site.load_cap_w is not None and rated_w > site.load_cap_w:
+        raise CatalogError("rated_w", "above_site_cap")
 
 
 def fits_under_cap(site: Site, powered_w: int, rated_w: int) -> bool:

@@ -8,17 +8,23 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
-from homeassistant.data_entry_flow import section
 from homeassistant.helpers import selector
 from homeassistant.util.ulid import ulid_now
 
 from .account_api import api_for
+from .bay_fields import (
+    SECTION_QR,
+    bay_site,
+    qr_section,
+    relay_fields,
+    relay_of,
+    site_defaults,
+    site_fields,
+)
 from .catalog import (
     DEFAULT_HOLD_MINUTES,
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
-    MAX_HOLD_MINUTES,
-    MIN_HOLD_MINUTES,
     bay_from_data,
     bay_to_data,
     make_bay,
@@ -34,7 +40,6 @@ from .catalog_errors import (
     check_id,
 )
 from .const import (
-    CONF_AGENT_BAY,
     CONF_BAY_ID,
     CONF_CODE,
     CONF_DEFAULT_MINUTES,
@@ -45,15 +50,12 @@ from .const import (
     CONF_MIN_MINUTES,
     CONF_MINUTES,
     CONF_NAME,
-    CONF_NODE,
     CONF_PLANS,
-    CONF_PREFIX,
     CONF_PRICE,
     CONF_PRICE_PAISE,
     CONF_QR_VALIDITY,
     CONF_RATE,
     CONF_STATIC_QR,
-    CONF_SWITCH_ENTITY,
     LOGGER,
     PLAN_SUBENTRIES,
     SUBENTRY_BAY,
@@ -62,30 +64,22 @@ from .const import (
     SUBENTRY_RATE_PLAN,
 )
 from .flow_fields import TEXT, flatten, whole_minutes, whole_number
-from .hub import plans_of
+from .hub import plans_of, sites_of
 from .meter_fields import SECTION_METER, meter_defaults, meter_section, metering
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .relays import (
-    DEFAULT_PREFIX,
     DRIVER_MQTT,
     DRIVER_SWITCH,
-    MqttRelay,
-    Relay,
-    SwitchRelay,
 )
 from .static_qr import qr_notes
-from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S
+from .totp import DEFAULT_VALIDITY_S
 
 _MINUTES = whole_number(1, 1440, "min")
-_VALIDITY = whole_number(MIN_VALIDITY_S, MAX_VALIDITY_S, "s")
-_HOLD = whole_number(MIN_HOLD_MINUTES, MAX_HOLD_MINUTES, "min")
 _RUPEES = selector.NumberSelector(
     selector.NumberSelectorConfig(
         min=0, step=0.01, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="₹"
     )
 )
-# The bay form's collapsed section: how customers pay (QR codes, the hold while paying).
-SECTION_QR = "qr_options"
 RELAY_KINDS = (DRIVER_MQTT, DRIVER_SWITCH)
 
 
@@ -287,47 +281,6 @@ class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
         return plan_to_data(plan)
 
 
-def _relay_fields(kind: str) -> dict[vol.Marker, Any]:
-    """The fields of one kind of relay (the bay form shows only the kind chosen)."""
-    if kind == DRIVER_SWITCH:
-        return {
-            vol.Required(CONF_SWITCH_ENTITY): selector.EntitySelector(
-                selector.EntitySelectorConfig(domain="switch")
-            )
-        }
-    return {
-        vol.Required(CONF_NODE): TEXT,
-        vol.Optional(CONF_AGENT_BAY): TEXT,
-        vol.Required(CONF_PREFIX, default=DEFAULT_PREFIX): TEXT,
-    }
-
-
-def _relay(kind: str, entered: Mapping[str, Any]) -> Relay:
-    """The relay the form describes (checked by ``make_bay``)."""
-    if kind == DRIVER_SWITCH:
-        return SwitchRelay(entity_id=entered.get(CONF_SWITCH_ENTITY) or "")
-    return MqttRelay(
-        node=entered.get(CONF_NODE) or "",
-        agent_bay=entered.get(CONF_AGENT_BAY) or None,
-        prefix=entered.get(CONF_PREFIX) or DEFAULT_PREFIX,
-    )
-
-
-def _qr_section() -> section:
-    """How customers pay: static and dynamic QR codes, the hold while paying; collapsed."""
-    return section(
-        vol.Schema(
-            {
-                vol.Optional(CONF_STATIC_QR, default=False): selector.BooleanSelector(),
-                vol.Required(CONF_HOLD_MINUTES, default=DEFAULT_HOLD_MINUTES): _HOLD,
-                vol.Optional(CONF_DYNAMIC_QR, default=False): selector.BooleanSelector(),
-                vol.Required(CONF_QR_VALIDITY, default=DEFAULT_VALIDITY_S): _VALIDITY,
-            }
-        ),
-        {"collapsed": True},
-    )
-
-
 class BaySubentryFlow(_CatalogSubentryFlow):
     """A bay: which kind of relay first (a menu), then one form with only that kind's fields."""
 
@@ -392,18 +345,19 @@ class BaySubentryFlow(_CatalogSubentryFlow):
         fields[vol.Required(CONF_PLANS)] = selector.SelectSelector(
             selector.SelectSelectorConfig(options=self._plan_codes(), multiple=True)
         )
-        fields.update(_relay_fields(self._kind))
+        fields.update(relay_fields(self._kind))
+        fields.update(site_fields(sites_of(self._get_entry())))
         for key, default in (
             (CONF_DEFAULT_MINUTES, DEFAULT_OWNER_MINUTES),
             (CONF_MAX_MINUTES, DEFAULT_MAX_MINUTES),
         ):
             fields[vol.Required(key, default=default)] = _MINUTES
-        fields[vol.Optional(SECTION_QR)] = _qr_section()
+        fields[vol.Optional(SECTION_QR)] = qr_section()
         fields[vol.Optional(SECTION_METER)] = meter_section(self._kind)
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        values = {k: v for k, v in data.items() if k != CONF_DRIVER}
+        values = {k: v for k, v in data.items() if k != CONF_DRIVER} | site_defaults(data)
         values[SECTION_QR] = {
             CONF_STATIC_QR: bool(data.get("qr_code_id")),
             CONF_HOLD_MINUTES: data.get(CONF_HOLD_MINUTES, DEFAULT_HOLD_MINUTES),
@@ -474,7 +428,7 @@ class BaySubentryFlow(_CatalogSubentryFlow):
             str(entered[CONF_NAME]),
             entered[CONF_PLANS],
             self._plan_codes(),
-            relay=_relay(self._kind, entered),
+            relay=relay_of(self._kind, entered),
             default_minutes=whole_minutes(CONF_DEFAULT_MINUTES, entered[CONF_DEFAULT_MINUTES]),
             max_minutes=whole_minutes(CONF_MAX_MINUTES, entered[CONF_MAX_MINUTES]),
             dynamic_qr=bool(entered.get(CONF_DYNAMIC_QR)),
@@ -485,5 +439,6 @@ class BaySubentryFlow(_CatalogSubentryFlow):
                 CONF_HOLD_MINUTES, entered.get(CONF_HOLD_MINUTES, DEFAULT_HOLD_MINUTES)
             ),
             meter=metering(entered),
+            **bay_site(sites_of(self._get_entry()), entered),
         )
         return bay_to_data(bay)

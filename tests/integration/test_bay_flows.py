@@ -142,6 +142,8 @@ async def test_the_bay_form_shows_only_its_relays_fields(
         "name",
         "plans",
         *fields,
+        "site_id",
+        "rated_w",
         "default_minutes",
         "max_minutes",
         "qr_options",

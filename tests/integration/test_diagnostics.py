@@ -62,7 +62,8 @@ async def test_diagnostics_redact_secrets_and_summarise(
     }
     subentries = diagnostics["subentries"]
     assert isinstance(subentries, list)
-    assert sorted(s["subentry_type"] for s in subentries) == ["bay", "plan"]  # type: ignore[index]
+    # The default site the account got at its migration to 1.4.
+    assert sorted(s["subentry_type"] for s in subentries) == ["bay", "plan", "site"]  # type: ignore[index]
     ledger = diagnostics["ledger"]
     assert isinstance(ledger, dict)
     assert ledger["links"] == {"created": 1, "paid": 1}
@@ -98,3 +99,31 @@ async def test_diagnostics_of_an_idle_bay(
     }
     assert diagnostics["bays"]["bay-1"]["status"] == "idle"  # type: ignore[index,call-overload]
     assert diagnostics["bays"]["bay-1"]["session"] is None  # type: ignore[index,call-overload]
+
+
+async def test_diagnostics_show_the_sites_and_each_bay_s_site(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    loaded_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+) -> None:
+    """The default site is named as the account, i.e. its key id: that name is redacted."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+
+    assert standin.key_id not in json.dumps(diagnostics)
+    assert diagnostics["sites"] == {
+        "default": {
+            "site_id": "default",
+            "name": REDACTED,
+            "address": "",
+            "time_zone": None,
+            "hours": dict.fromkeys(
+                ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "00:00-24:00"
+            ),
+            "closed_dates": [],
+            "load_cap_w": None,
+            "sell_past_closing": False,
+        }
+    }
+    bay = diagnostics["bays"]["bay-1"]  # type: ignore[index,call-overload]
+    assert (bay["site_id"], bay["rated_w"]) == ("default", 3300)

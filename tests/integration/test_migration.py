@@ -30,7 +30,7 @@ async def test_an_account_of_0_2_gets_its_pages(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
-    assert entry.minor_version == 3
+    assert entry.minor_version == 4  # on to the latest (1.4: a default site)
     assert len(entry.data[CONF_PAGES_WEBHOOK_ID]) >= 32
     assert len(entry.data[CONF_PAGES_SECRET]) >= 32
     assert CONF_PAGES_URL not in entry.data
@@ -89,7 +89,7 @@ async def test_bays_of_0_3_get_their_display_and_dynamic_qr_secrets(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
-    assert entry.minor_version == 3
+    assert entry.minor_version == 4  # on to the latest (1.4: a default site)
     bays = {
         s.data["bay_id"]: dict(s.data)
         for s in entry.subentries.values()
