@@ -1,0 +1,86 @@
+"""Builders of sites (issue #25): a site's config subentry, a bay in it, a second plug."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.qr_charging.const import CONF_BAY_ID, CONF_NAME, DOMAIN, SUBENTRY_SITE
+from custom_components.qr_charging.migration import MINOR_VERSION
+from custom_components.qr_charging.sites import make_site, site_to_data
+from devtools.razorpay_standin import RazorpayStandin
+
+from .const import BAY_SUBENTRY, ENTRY_ID, PLAN_SUBENTRY
+from .helpers import entry_data, setup_plug
+from .meter_helpers import setup_meter
+
+KOLKATA = "Asia/Kolkata"
+SHOP_HOURS = dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "08:00-21:00")
+SHOP_CAP_W = 5000
+PLUG_2 = "switch.bay_2_plug"
+
+
+def site_subentry(site_id: str = "shop", name: str = "Shop", **fields: Any) -> dict[str, Any]:
+    """A site as its config subentry holds it (``fields``: ``make_site``'s)."""
+    return {
+        "data": site_to_data(make_site(site_id, name, **fields)),
+        "subentry_type": SUBENTRY_SITE,
+        "title": name,
+        "unique_id": site_id,
+    }
+
+
+# The worked example's shop: open 08:00-21:00 every day in India, a 5 kW connection.
+SHOP = site_subentry(time_zone=KOLKATA, hours=SHOP_HOURS, load_cap_w=SHOP_CAP_W)
+
+
+def in_site(
+    bay: dict[str, Any], site_id: str = "shop", rated_w: int = 3300, **data: Any
+) -> dict[str, Any]:
+    """A bay subentry in a site, with its rated power (and other data changed)."""
+    changed = {**bay["data"], "site_id": site_id, "rated_w": rated_w, **data}
+    return {**bay, "data": changed, "title": changed[CONF_NAME], "unique_id": changed[CONF_BAY_ID]}
+
+
+# bay-2 on its own plug (``setup_plug(hass, plugs=2)``).
+BAY_2 = {
+    **BAY_SUBENTRY,
+    "data": {
+        **BAY_SUBENTRY["data"],
+        CONF_BAY_ID: "bay-2",
+        CONF_NAME: "Bay 2",
+        "switch_entity": PLUG_2,
+    },
+    "title": "Bay 2",
+    "unique_id": "bay-2",
+}
+
+
+async def set_up_sites(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    *subentries: dict[str, Any],
+    meter: bool = False,
+) -> MockConfigEntry:
+    """An account with the plan p30 and these subentries, set up, with both plugs.
+
+    ``meter``: bay-1's plug has a meter too (``setup_meter``, at 12 kWh).
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        entry_id=ENTRY_ID,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, *subentries],
+        minor_version=MINOR_VERSION,
+    )
+    await setup_plug(hass, plugs=2)
+    if meter:
+        await setup_meter(hass, energy_kwh=12.0)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
