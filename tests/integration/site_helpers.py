@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import CONF_BAY_ID, CONF_NAME, DOMAIN, SUBENTRY_SITE
@@ -45,7 +46,7 @@ def in_site(
 
 
 # bay-2 on its own plug (``setup_plug(hass, plugs=2)``).
-BAY_2 = {
+BAY_2: dict[str, Any] = {
     **BAY_SUBENTRY,
     "data": {
         **BAY_SUBENTRY["data"],
@@ -84,3 +85,24 @@ async def set_up_sites(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+def site_device(hass: HomeAssistant, entry: MockConfigEntry, site_id: str) -> dr.DeviceEntry:
+    """A site's device, found by scanning the account's (lookups by identifier changed name
+    between the HA lines supported)."""
+    wanted = (DOMAIN, f"{entry.entry_id}/site/{site_id}")
+    registry = dr.async_get(hass)
+    (device,) = [
+        d
+        for d in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if wanted in d.identifiers
+    ]
+    return device
+
+
+def device_subentry(device: dr.DeviceEntry, entry: MockConfigEntry) -> str | None:
+    """The config subentry a device belongs to (HA 2026.8 on: a device has one entry)."""
+    if hasattr(device, "config_subentry_id"):
+        return cast("str | None", device.config_subentry_id)
+    (subentry,) = device.config_entries_subentries[entry.entry_id]
+    return subentry

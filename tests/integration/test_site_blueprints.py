@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
@@ -16,9 +15,9 @@ from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
 from .blueprint_helpers import set_up_automation
-from .const import BAY_SUBENTRY, ENTRY_ID
+from .const import BAY_SUBENTRY
 from .helpers import settle
-from .site_helpers import BAY_2, SHOP, in_site, set_up_sites, site_subentry
+from .site_helpers import BAY_2, SHOP, in_site, set_up_sites, site_device, site_subentry
 
 ANNOUNCE = "announce_opening_and_closing.yaml"
 WARN = "warn_near_load_cap.yaml"
@@ -59,16 +58,14 @@ async def test_only_the_chosen_sites_and_edges_are_announced(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     freezer: FrozenDateTimeFactory,
-    device_registry: dr.DeviceRegistry,
 ) -> None:
     await hass.config.async_update(time_zone="Asia/Kolkata")
     freezer.move_to(EVENING)
     # A kiosk in the same account closes at 20:30; only the shop is chosen, its closings only.
     hours = dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "08:00-20:30")
     kiosk = site_subentry("kiosk", "Kiosk", time_zone="Asia/Kolkata", hours=hours)
-    await set_up_sites(hass, standin, SHOP, kiosk, in_site(BAY_SUBENTRY))
-    shop = device_registry.async_get_device(identifiers={(DOMAIN, f"{ENTRY_ID}/site/shop")})
-    assert shop is not None
+    entry = await set_up_sites(hass, standin, SHOP, kiosk, in_site(BAY_SUBENTRY))
+    shop = site_device(hass, entry, "shop")
     inputs = {"sites": [shop.id], "announce": ["closed"]}
     calls = await set_up_automation(hass, ANNOUNCE, inputs)
 

@@ -25,10 +25,20 @@ from custom_components.qr_charging.const import DOMAIN, EVENT_SITE_CLOSED, EVENT
 from custom_components.qr_charging.sites import make_site, site_to_data
 from devtools.razorpay_standin import RazorpayStandin
 
-from .const import BAY_SUBENTRY, ENTRY_ID, PLUG
+from .const import BAY_SUBENTRY, PLUG
 from .helpers import export_sessions, settle
 from .meter_helpers import metered_switch_bay, move_meter
-from .site_helpers import BAY_2, KOLKATA, PLUG_2, SHOP, SHOP_HOURS, in_site, set_up_sites
+from .site_helpers import (
+    BAY_2,
+    KOLKATA,
+    PLUG_2,
+    SHOP,
+    SHOP_HOURS,
+    device_subentry,
+    in_site,
+    set_up_sites,
+    site_device,
+)
 
 OPEN = "binary_sensor.shop_open"
 POWERED = "sensor.shop_powered_bays"
@@ -67,15 +77,14 @@ def _site_subentry(entry: MockConfigEntry) -> ConfigSubentry:
 
 
 async def test_a_site_is_a_device_of_its_subentry(
-    hass: HomeAssistant, standin: RazorpayStandin, device_registry: dr.DeviceRegistry
+    hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
     entry = await set_up_sites(hass, standin, SHOP, *SHOP_BAYS)
 
-    device = device_registry.async_get_device(identifiers={(DOMAIN, f"{ENTRY_ID}/site/shop")})
-    assert device is not None
+    device = site_device(hass, entry, "shop")
     assert device.name == "Shop"
     assert device.model == "Charging site"
-    assert device.config_entries_subentries == {entry.entry_id: {_site_subentry(entry).subentry_id}}
+    assert device_subentry(device, entry) == _site_subentry(entry).subentry_id
     assert _state(hass, POWERED) == "0"
     assert _state(hass, IN_USE) == "0"
     assert hass.states.get(IN_USE).attributes["load_cap_w"] == 5000  # type: ignore[union-attr]
@@ -95,9 +104,8 @@ async def test_the_default_site_of_an_entry_without_sites_is_the_entrys(
     opened = async_capture_events(hass, EVENT_SITE_OPENED)
     closed = async_capture_events(hass, EVENT_SITE_CLOSED)
 
-    device = device_registry.async_get_device(identifiers={(DOMAIN, f"{ENTRY_ID}/site/default")})
-    assert device is not None
-    assert device.config_entries_subentries == {entry.entry_id: {None}}
+    device = site_device(hass, entry, "default")
+    assert device_subentry(device, entry) is None
     state = hass.states.get(f"binary_sensor.{standin.key_id.lower()}_open")
     assert state is not None
     assert state.state == STATE_ON
@@ -105,9 +113,11 @@ async def test_the_default_site_of_an_entry_without_sites_is_the_entrys(
     for day in range(8, 15):
         await _at(hass, freezer, f"2026-12-{day:02}T00:00:00+05:30")
     assert (opened, closed) == ([], [])
-    # The default site's device stays through a reload (it is not taken for a stale one).
+    # The default site's device stays through a reload: never taken for a stale one.
+    changes = async_capture_events(hass, dr.EVENT_DEVICE_REGISTRY_UPDATED)
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
+    assert [c.data for c in changes if c.data["action"] == "remove"] == []
     assert device_registry.async_get(device.id) is not None
 
 

@@ -69,7 +69,14 @@ async def two_agents(
     assert await hass.config_entries.async_setup(entry.entry_id)
     runners = entry.runtime_data.bays.runners
     await wait_until(hass, lambda: all(r.driver.online for r in runners.values()))
-    assert _devices(hass, entry) == {"agent-kiosk-1", "agent-kiosk-2", "bay-1", "bay-2", "bay-3", "site/default"}
+    assert _devices(hass, entry) == {
+        "agent-kiosk-1",
+        "agent-kiosk-2",
+        "bay-1",
+        "bay-2",
+        "bay-3",
+        "site/default",
+    }
     return entry
 
 
@@ -96,7 +103,13 @@ async def test_an_agent_device_goes_with_its_last_bay(
     entry = two_agents
     await _remove_bay(hass, entry, "bay-2")
     # kiosk-2 still switches bay-3.
-    assert _devices(hass, entry) == {"agent-kiosk-1", "agent-kiosk-2", "bay-1", "bay-3", "site/default"}
+    assert _devices(hass, entry) == {
+        "agent-kiosk-1",
+        "agent-kiosk-2",
+        "bay-1",
+        "bay-3",
+        "site/default",
+    }
 
     await _remove_bay(hass, entry, "bay-3")
 
