@@ -58,7 +58,7 @@ def _check_load_cap(runner: BayRunner, ledger: Ledger) -> None:
     Opening hours are not checked: the owner's own sessions ignore them.
     """
     gate = runner.gate
-    if gate is None or gate.fits(ledger, runner.bay.bay_id) or gate.site.load_cap_w is None:
+    if gate is None or gate.fits(ledger, runner.bay.bay_id):
         return
     raise ServiceValidationError(
         translation_domain=DOMAIN,
