@@ -62,7 +62,7 @@ SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 # Names that look like ours, anywhere in a doc (code blocks included: examples count too).
 ACTION = re.compile(r"(?<![\w./-])qr_charging\.([a-z][a-z_]*)\b(?![.<])")
 EVENT = re.compile(r"(?<![\w./-])qr_charging_([a-z][a-z_]*)\b(?![.<])")
-ENTITY_ID = re.compile(r"\b(sensor|binary_sensor|switch|image)\.bay_1_([a-z0-9_]+)\b")
+ENTITY_ID = re.compile(r"\b(sensor|binary_sensor|switch|image)\.(bay_1|shop)_([a-z0-9_]+)\b")
 # An entity by its platform and name in a table row ("| binary sensor *Agent connection* |").
 ENTITY_NAMED = re.compile(r"^\| (sensor|binary sensor|switch|image) \*([^*]+)\* \|", re.M)
 # A file or folder of this repository named in backticks, and a test module named by its name.
@@ -188,13 +188,29 @@ def code_note_keys() -> set[str]:
     return set(re.findall(r'^NOTE_\w+ = "qr_charging_(\w+)"', source, re.M))
 
 
+def site_translation_keys() -> set[str]:
+    """The translation keys of a site's entities: ``SITE_*`` or ``Site*Description``s."""
+    keys = set()
+    for platform in ("sensor", "binary_sensor"):
+        source = (COMPONENT / f"{platform}.py").read_text(encoding="utf-8")
+        for name, kind, body in re.findall(r"^(\w+) = (\w+)\((.*?)^\)", source, re.M | re.S):
+            if name.startswith("SITE_") or kind.startswith("Site"):
+                keys |= {
+                    f"{platform}.{key}" for key in re.findall(r'translation_key="(\w+)"', body)
+                }
+    return keys
+
+
 def code_entity_ids() -> set[str]:
-    """The entity ids of a bay named *Bay 1*: platform, then the bay's and the entity's names."""
+    """The entity ids of a bay named *Bay 1* and a site named *Shop*: platform, then the
+    device's and the entity's names."""
     ids = set()
+    site_keys = site_translation_keys()
     for platform, keys in _dig(_strings(), "entity").items():
         for key in _dig(keys):
             name = str(_dig(keys, key)["name"])
-            ids.add(f"{platform}.bay_1_{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}")
+            device = "shop" if f"{platform}.{key}" in site_keys else "bay_1"
+            ids.add(f"{platform}.{device}_{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}")
     return ids
 
 
@@ -274,9 +290,9 @@ def name_problems(doc: Path, text: str) -> list[str]:
         if name not in events and name not in code_note_keys()
     ]
     problems += [
-        f"{doc.name}: entity {platform}.bay_1_{name} does not exist"
-        for platform, name in ENTITY_ID.findall(text)
-        if f"{platform}.bay_1_{name}" not in entity_ids
+        f"{doc.name}: entity {platform}.{device}_{name} does not exist"
+        for platform, device, name in ENTITY_ID.findall(text)
+        if f"{platform}.{device}_{name}" not in entity_ids
     ]
     problems += [
         f"{doc.name}: entity {platform} *{name}* does not exist"
@@ -333,7 +349,9 @@ def test_reference_names_everything_the_integration_offers() -> None:
     assert sorted(headed) == sorted(set(headed)), "an action is described twice"
     assert code_events() - set(EVENT.findall(section(reference, "Events"))) == set()
     documented = {
-        f"{p}.bay_1_{n}" for p, n in ENTITY_ID.findall(section(reference, "Entities of a bay"))
+        f"{p}.{d}_{n}"
+        for heading in ("Entities of a bay", "Entities of a site")
+        for p, d, n in ENTITY_ID.findall(section(reference, heading))
     }
     assert code_entity_ids() - documented == set()
     assert (

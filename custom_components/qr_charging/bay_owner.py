@@ -11,6 +11,7 @@ from homeassistant.util.ulid import ulid_now
 from .bay_runner import BayRunner
 from .const import DOMAIN
 from .ending_rules import Ending, RefundMode
+from .ledger import Ledger
 from .records import SessionRecord, SessionState
 
 
@@ -44,9 +45,32 @@ async def async_start_owner(runner: BayRunner, minutes: int) -> SessionRecord:
         owner=True,
     )
     async with runner.books.change() as ledger:
+        _check_load_cap(runner, ledger)
         ledger.sessions[session.session_id] = session
     await runner.async_handle_paid(session)
     return session
+
+
+def _check_load_cap(runner: BayRunner, ledger: Ledger) -> None:
+    """Refuse a start over the site's load cap (a cap is physical: the owner's too).
+
+    Checked in the change that would store the session, so nothing is stored when refused.
+    Opening hours are not checked: the owner's own sessions ignore them.
+    """
+    gate = runner.gate
+    if gate is None or gate.fits(ledger, runner.bay.bay_id):
+        return
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="over_load_cap",
+        translation_placeholders={
+            "bay": runner.bay.bay_id,
+            "site": gate.site.name,
+            "cap": str(gate.site.load_cap_w),
+            "in_use": str(gate.powered_w(ledger)),
+            "rated": str(runner.bay.rated_w),
+        },
+    )
 
 
 async def async_stop(runner: BayRunner, mode: RefundMode) -> dict[str, Any]:

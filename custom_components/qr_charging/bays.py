@@ -24,7 +24,7 @@ from .notices import Notices
 from .records import PaymentRecord, SessionRecord, SessionState
 from .refunds import Failure, Refunds
 from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
-from .site_gate import site_gates
+from .site_gate import bay_gates, gates_by_site
 from .sites import Site
 
 
@@ -52,7 +52,9 @@ class Bays:
         self.runners: dict[str, BayRunner] = {}
         self.endings = Endings(books=books, refunds=refunds, notices=notices)
         self.sites = sites
-        self.gates = site_gates(sites, configs, hass.config.time_zone)
+        # Each site's gate (a site without bays too), and each bay's.
+        self.site_gates = gates_by_site(sites, configs, hass.config.time_zone)
+        self.gates = bay_gates(self.site_gates)
 
     def name(self, bay_id: str) -> str:
         """A bay's name (its id once it was removed)."""

@@ -1,6 +1,8 @@
-"""A bay's agent connectivity: whether its MQTT agent (or HA switch) is reachable."""
+"""A bay's agent connectivity (its MQTT agent or HA switch reachable); a site open or closed."""
 
 from __future__ import annotations
+
+import time
 
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
@@ -16,6 +18,7 @@ from .devices import async_update_agent_device
 from .drivers.base import AgentInfo
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
+from .site_entity import SiteEntity, add_site_entities
 
 PARALLEL_UPDATES = 0
 
@@ -26,16 +29,32 @@ AGENT = BinarySensorEntityDescription(
     entity_category=EntityCategory.DIAGNOSTIC,
 )
 
+# No device class: HA's ``opening`` is a door's or a window's (area cards count it as one left
+# open); the states read "Open" / "Closed" through the translation instead.
+SITE_OPEN = BinarySensorEntityDescription(key="open", translation_key="site_open")
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: QrChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the connectivity sensor of every bay."""
+    """Add the connectivity sensor of every bay and the open sensor of every site."""
     add_bay_entities(
         entry, async_add_entities, lambda runner: [QrChargingAgentConnectivity(runner, AGENT)]
     )
+    add_site_entities(
+        entry, async_add_entities, lambda clock: [QrChargingSiteOpen(clock, entry, SITE_OPEN)]
+    )
+
+
+class QrChargingSiteOpen(SiteEntity, BinarySensorEntity):
+    """On while the site is open (its opening hours, in its time zone): it sells then."""
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the site is open now."""
+        return self.clock.is_open(time.time())
 
 
 class QrChargingAgentConnectivity(QrChargingEntity, BinarySensorEntity):

@@ -179,6 +179,11 @@ class Bay:
         }
 
     @property
+    def may_meter(self) -> bool:
+        """An agent bay (its agent says whether it has a meter) or a switch bay with sensors."""
+        return isinstance(self.relay, MqttRelay) or self.energy_sensor is not None
+
+    @property
     def driver(self) -> str:
         """The kind of relay, as stored (``mqtt`` or ``switch``)."""
         return self.relay.kind

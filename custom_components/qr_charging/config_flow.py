@@ -57,11 +57,12 @@ from .const import (
 from .devices import async_remove_stale_devices
 from .drivers.mqtt_agent import agent_identifier, parse_config
 from .flow_fields import TEXT, flatten
-from .hub import bays_of, plans_of, sites_of
+from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component, default_site_subentry
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 from .relays import MqttRelay
+from .site_clock import sites_of
 from .site_flows import SiteSubentryFlow
 from .subentry_flows import (
     BaySubentryFlow,

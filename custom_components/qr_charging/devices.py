@@ -14,13 +14,16 @@ from .catalog import (
     Bay,
     bay_from_data,
 )
-from .const import CONF_BAY_ID, DOMAIN, SUBENTRY_BAY
+from .const import CONF_BAY_ID, CONF_SITE_ID, DOMAIN, SUBENTRY_BAY, SUBENTRY_SITE
 from .drivers.base import AgentInfo
 from .drivers.mqtt_agent import agent_identifier
 from .relays import MqttRelay
+from .site_clock import sites_of
+from .sites import Site
 
 MANUFACTURER = "qr_charging"
 BAY_MODEL = "Charging bay"
+SITE_MODEL = "Charging site"
 
 
 def bay_identifier(entry: ConfigEntry, bay: Bay) -> tuple[str, str]:
@@ -38,12 +41,41 @@ def bay_device_info(entry: ConfigEntry, bay: Bay) -> DeviceInfo:
     )
 
 
+def _subentry_id(entry: ConfigEntry, kind: str, key: str, value: str) -> str | None:
+    """The config subentry of this kind whose ``key`` is ``value`` (None: there is none)."""
+    return next(
+        (
+            sub.subentry_id
+            for sub in entry.subentries.values()
+            if sub.subentry_type == kind and sub.data.get(key) == value
+        ),
+        None,
+    )
+
+
 def bay_subentry_id(entry: ConfigEntry, bay: Bay) -> str | None:
     """The config subentry a bay was added with (its device and entities belong to it)."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_BAY and subentry.data.get(CONF_BAY_ID) == bay.bay_id:
-            return subentry.subentry_id
-    return None
+    return _subentry_id(entry, SUBENTRY_BAY, CONF_BAY_ID, bay.bay_id)
+
+
+def site_identifier(entry: ConfigEntry, site_id: str) -> tuple[str, str]:
+    """The device registry identifier of a site (``/`` never appears in a bay's id)."""
+    return (DOMAIN, f"{entry.entry_id}/site/{site_id}")
+
+
+def site_device_info(entry: ConfigEntry, site: Site) -> DeviceInfo:
+    """The device info every entity of a site carries."""
+    return DeviceInfo(
+        identifiers={site_identifier(entry, site.site_id)},
+        name=site.name,
+        manufacturer=MANUFACTURER,
+        model=SITE_MODEL,
+    )
+
+
+def site_subentry_id(entry: ConfigEntry, site: Site) -> str | None:
+    """The config subentry of a site (None: the default site of an entry not migrated yet)."""
+    return _subentry_id(entry, SUBENTRY_SITE, CONF_SITE_ID, site.site_id)
 
 
 def bay_in_order(hass: HomeAssistant, runner: BayRunner) -> bool:
@@ -102,11 +134,11 @@ async def async_register_devices(
 
 
 def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
-    """Whether a device of ours still stands for a bay of the entry, or an agent one uses.
+    """Whether a device of ours still stands for a bay or a site of the entry, or an agent.
 
-    Read from the entry's bay subentries, so it holds whether the entry is loaded or not.
+    Read from the entry's subentries, so it holds whether the entry is loaded or not.
     """
-    wanted = set()
+    wanted = {site_identifier(entry, site_id) for site_id in sites_of(entry)}
     for subentry in entry.subentries.values():
         if subentry.subentry_type != SUBENTRY_BAY:
             continue

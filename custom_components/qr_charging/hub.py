@@ -8,6 +8,7 @@ sets up and unloads them.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,10 @@ from .const import (
     CONF_BAY_ID,
     CONF_CODE,
     CONF_QR_CODES,
-    CONF_SITE_ID,
     DEFAULT_ACK_TIMEOUT_S,
     DOMAIN,
     PLAN_SUBENTRIES,
     SUBENTRY_BAY,
-    SUBENTRY_SITE,
 )
 from .notices import Notices
 from .pages import CustomerPages
@@ -46,7 +45,7 @@ from .payments import Payments
 from .qr_codes import QrCodes
 from .reconcile import Reconciler
 from .refunds import Refunds
-from .sites import DEFAULT_SITE_ID, Site, default_site, site_from_data
+from .site_clock import SiteClock, sites_of
 from .store import LedgerStore
 
 
@@ -66,16 +65,6 @@ def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_BAY
     }
-
-
-def sites_of(entry: ConfigEntry) -> dict[str, Site]:
-    """The sites configured as subentries of an entry (the default one until migrated)."""
-    sites = {
-        sub.data[CONF_SITE_ID]: site_from_data(sub.data)
-        for sub in entry.subentries.values()
-        if sub.subentry_type == SUBENTRY_SITE
-    }
-    return sites or {DEFAULT_SITE_ID: default_site(entry.title)}
 
 
 def settings_of(entry: ConfigEntry) -> tuple[Any, ...]:
@@ -135,6 +124,16 @@ class QrChargingHub:
             settings=settings,
             sites=sites_of(entry),
         )
+        self.sites = {
+            site_id: SiteClock(
+                hass,
+                gate,
+                notices=self.notices,
+                ledger=lambda: self.books.ledger,
+                runners=self.bays.runners,
+            )
+            for site_id, gate in self.bays.site_gates.items()
+        }
         plans = plans_of(entry)
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(
@@ -172,6 +171,9 @@ class QrChargingHub:
         await self.refunds.async_remind_owed()
         await self.pages.async_setup()
         await self.bays.async_setup()
+        now = time.time()
+        for site in self.sites.values():
+            site.start(now)
         self.flag_bays_without_site()
 
     def flag_bays_without_site(self) -> None:
@@ -189,6 +191,8 @@ class QrChargingHub:
 
     async def async_unload(self) -> None:
         """Stop the bays and close the ledger (running sessions resume at the next setup)."""
+        for site in self.sites.values():
+            site.stop()
         await self.bays.async_unload()
         await self.books.store.async_close()
         self.api.close()

@@ -16,6 +16,11 @@ def bay_signal(entry_id: str, bay_id: str) -> str:
     return f"{DOMAIN}_{entry_id}_{bay_id}"
 
 
+def site_signal(entry_id: str, site_id: str) -> str:
+    """The dispatcher signal a site's entities listen to (its openings and closings)."""
+    return f"{DOMAIN}_{entry_id}/site/{site_id}"
+
+
 class Notices:
     """Events, repairs and entity refreshes of one account."""
 

@@ -1,5 +1,8 @@
 """Sensors of a bay: status, session end, time remaining, revenue and sessions served.
 
+Each site has its powered bays and the power in use (their rated power, what the load cap
+counts), and where it has bays that may be metered, the power they measure.
+
 A bay that may be metered (an agent's, whose config names a meter, or a switch bay with a
 power and an energy sensor) also has power, this session's energy and the energy it sold:
 the last a ``total_increasing`` energy sensor the Energy dashboard can use.
@@ -32,8 +35,9 @@ from .catalog import (
 )
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
-from .relays import MqttRelay
 from .session_rules import remaining_s
+from .site_clock import SiteClock
+from .site_entity import SiteEntity, add_site_entities
 
 PARALLEL_UPDATES = 0
 
@@ -149,14 +153,49 @@ ENERGY_SOLD = QrChargingSensorEntityDescription(
 METER_SENSORS = (POWER, SESSION_ENERGY, ENERGY_SOLD)
 
 
-def _may_meter(runner: BayRunner) -> bool:
-    """An agent bay (its agent says whether it has a meter) or a switch bay with sensors."""
-    return isinstance(runner.bay.relay, MqttRelay) or runner.bay.energy_sensor is not None
-
-
 def _sensors(runner: BayRunner) -> list[QrChargingSensor]:
-    descriptions = SENSORS + (METER_SENSORS if _may_meter(runner) else ())
+    descriptions = SENSORS + (METER_SENSORS if runner.bay.may_meter else ())
     return [_SENSOR_CLASSES.get(d.key, QrChargingSensor)(runner, d) for d in descriptions]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteSensorEntityDescription(SensorEntityDescription):
+    """A site sensor and how to read it from the site."""
+
+    value_fn: Callable[[SiteClock], float | None]
+
+
+POWERED_BAYS = SiteSensorEntityDescription(
+    key="powered_bays",
+    translation_key="powered_bays",
+    state_class=SensorStateClass.MEASUREMENT,
+    value_fn=lambda clock: clock.powered_bays(),
+)
+POWER_IN_USE = SiteSensorEntityDescription(
+    key="power_in_use",
+    translation_key="power_in_use",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_display_precision=0,
+    value_fn=lambda clock: clock.power_in_use_w(),
+)
+MEASURED_POWER = SiteSensorEntityDescription(
+    key="measured_power",
+    translation_key="measured_power",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_display_precision=0,
+    value_fn=lambda clock: clock.measured_w(),
+)
+
+
+def _site_sensors(clock: SiteClock, entry: QrChargingConfigEntry) -> list[SiteEntity]:
+    descriptions = [POWERED_BAYS, POWER_IN_USE]
+    if clock.metered_runners():
+        descriptions.append(MEASURED_POWER)
+    return [QrChargingSiteSensor(clock, entry, d) for d in descriptions]
 
 
 async def async_setup_entry(
@@ -164,8 +203,34 @@ async def async_setup_entry(
     entry: QrChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every bay."""
+    """Add the sensors of every bay and every site."""
     add_bay_entities(entry, async_add_entities, _sensors)
+    add_site_entities(entry, async_add_entities, lambda clock: _site_sensors(clock, entry))
+
+
+class QrChargingSiteSensor(SiteEntity, SensorEntity):
+    """A site sensor; the power in use names the site's load cap (W) beside it."""
+
+    entity_description: SiteSensorEntityDescription
+
+    @property
+    def native_value(self) -> float | None:
+        """Read the value from the site."""
+        return self.entity_description.value_fn(self.clock)
+
+    @property
+    def available(self) -> bool:
+        """The measured power only while one of the site's bays counts energy."""
+        if self.entity_description is MEASURED_POWER:
+            return any(r.driver.metered for r in self.clock.metered_runners())
+        return True
+
+    @property
+    def extra_state_attributes(self) -> dict[str, int | None] | None:
+        """The load cap beside the power in use (None: no cap), for a "near the cap" warning."""
+        if self.entity_description is POWER_IN_USE:
+            return {"load_cap_w": self.clock.site.load_cap_w}
+        return None
 
 
 class QrChargingSensor(QrChargingEntity, SensorEntity):

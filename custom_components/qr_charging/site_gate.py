@@ -52,12 +52,14 @@ class SiteGate:
             return limit_s
         return max(0, min(limit_s, math.floor(closing + grace_s - now)))
 
+    def powered(self, ledger: Ledger, *, besides: str | None = None) -> list[str]:
+        """The site's bays that are powered or being powered."""
+        on = {session.bay_id for session in _powered(ledger)}
+        return [bay_id for bay_id in self.rated_w if bay_id != besides and bay_id in on]
+
     def powered_w(self, ledger: Ledger, *, besides: str | None = None) -> int:
         """The rated power of the site's bays that are powered or being powered."""
-        powered = {session.bay_id for session in _powered(ledger)}
-        return sum(
-            w for bay_id, w in self.rated_w.items() if bay_id != besides and bay_id in powered
-        )
+        return sum(self.rated_w[bay_id] for bay_id in self.powered(ledger, besides=besides))
 
     def fits(self, ledger: Ledger, bay_id: str) -> bool:
         """Whether ``bay_id`` may be powered beside the site's other powered bays."""
@@ -65,6 +67,10 @@ class SiteGate:
             return True
         powered = self.powered_w(ledger, besides=bay_id)
         return fits_under_cap(self.site, powered, self.rated_w.get(bay_id, 0))
+
+    def next_edge(self, now: float) -> float | None:
+        """The site's next opening or closing after ``now`` (None: open around the clock)."""
+        return self.closes_at(now) if self.is_open(now) else self.opens_at(now)
 
     def next_free_s(self, ledger: Ledger, now: float) -> float | None:
         """Seconds until the first of the site's powered bays is due to end (None: none is)."""
@@ -95,13 +101,20 @@ def refusal(
     return None if not starting or gate.fits(ledger, session.bay_id) else REFUSE_LOAD_CAP
 
 
-def site_gates(
+def gates_by_site(
     sites: Mapping[str, Site], bays: Mapping[str, Bay], home_zone: str
 ) -> dict[str, SiteGate]:
-    """Each bay's gate (``home_zone``: Home Assistant's); none for a bay whose site is gone."""
-    gates: dict[str, SiteGate] = {}
-    for site in sites.values():
-        rated = {b.bay_id: b.rated_w for b in bays.values() if b.site_id == site.site_id}
-        gate = SiteGate(site, zone(site, home_zone), rated)
-        gates.update(dict.fromkeys(rated, gate))
-    return gates
+    """Each site's gate (``home_zone``: Home Assistant's), a site without bays too."""
+    return {
+        site.site_id: SiteGate(
+            site,
+            zone(site, home_zone),
+            {b.bay_id: b.rated_w for b in bays.values() if b.site_id == site.site_id},
+        )
+        for site in sites.values()
+    }
+
+
+def bay_gates(by_site: Mapping[str, SiteGate]) -> dict[str, SiteGate]:
+    """Each bay's gate, from each site's; none for a bay whose site is gone."""
+    return {bay_id: gate for gate in by_site.values() for bay_id in gate.rated_w}

@@ -64,13 +64,14 @@ from .const import (
     SUBENTRY_RATE_PLAN,
 )
 from .flow_fields import TEXT, flatten, whole_minutes, whole_number
-from .hub import plans_of, sites_of
+from .hub import plans_of
 from .meter_fields import SECTION_METER, meter_defaults, meter_section, metering
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError, RazorpayError
 from .relays import (
     DRIVER_MQTT,
     DRIVER_SWITCH,
 )
+from .site_clock import sites_of
 from .static_qr import qr_notes
 from .totp import DEFAULT_VALIDITY_S
 

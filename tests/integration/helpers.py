@@ -59,28 +59,27 @@ def entry_data(standin: RazorpayStandin) -> dict[str, Any]:
     }
 
 
-async def setup_plug(hass: HomeAssistant) -> None:
-    """A real HA switch (template over an input_boolean), as a smart plug would be."""
-    assert await async_setup_component(hass, "input_boolean", {"input_boolean": {"plug": {}}})
-    toggle = {"target": {"entity_id": "input_boolean.plug"}}
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {
-                    "switch": [
-                        {
-                            "name": "Bay 1 plug",
-                            "state": "{{ is_state('input_boolean.plug', 'on') }}",
-                            "turn_on": {"action": "input_boolean.turn_on", **toggle},
-                            "turn_off": {"action": "input_boolean.turn_off", **toggle},
-                        }
-                    ]
-                }
-            ]
-        },
-    )
+async def setup_plug(hass: HomeAssistant, plugs: int = 1) -> None:
+    """Real HA switches (template over an input_boolean), as smart plugs would be.
+
+    ``switch.bay_1_plug`` over ``input_boolean.plug``; with ``plugs=2`` also
+    ``switch.bay_2_plug`` over ``input_boolean.plug2``.
+    """
+    names = ["plug", *(f"plug{n}" for n in range(2, plugs + 1))]
+    booleans = {"input_boolean": {name: {} for name in names}}
+    assert await async_setup_component(hass, "input_boolean", booleans)
+    switches = []
+    for number, name in enumerate(names, start=1):
+        toggle = {"target": {"entity_id": f"input_boolean.{name}"}}
+        switches.append(
+            {
+                "name": f"Bay {number} plug",
+                "state": f"{{{{ is_state('input_boolean.{name}', 'on') }}}}",
+                "turn_on": {"action": "input_boolean.turn_on", **toggle},
+                "turn_off": {"action": "input_boolean.turn_off", **toggle},
+            }
+        )
+    assert await async_setup_component(hass, "template", {"template": [{"switch": switches}]})
     await hass.async_block_till_done()
     assert hass.states.get(PLUG) is not None
 

@@ -1,29 +1,120 @@
-"""Builders of sites for the tests: a site subentry as its form stores it."""
+"""Builders of sites (issue #25): a site's config subentry, a bay in it, a second plug."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from custom_components.qr_charging.const import SUBENTRY_SITE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.qr_charging.const import CONF_BAY_ID, CONF_NAME, DOMAIN, SUBENTRY_SITE
+from custom_components.qr_charging.migration import MINOR_VERSION
 from custom_components.qr_charging.sites import make_site, site_to_data
+from devtools.razorpay_standin import RazorpayStandin
 
-# A shop's hours, as its form takes them: split on weekdays, closed on Sunday.
-SHOP_HOURS = dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), "08:00-13:00, 14:00-21:00") | {
-    "sat": "10:00-18:00",
-    "sun": "",
-}
+from .const import BAY_SUBENTRY, ENTRY_ID, PLAN_SUBENTRY
+from .helpers import entry_data, setup_plug
+from .meter_helpers import setup_meter
+
+KOLKATA = "Asia/Kolkata"
+SHOP_HOURS = dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "08:00-21:00")
+SHOP_CAP_W = 5000
+PLUG_2 = "switch.bay_2_plug"
 
 
-def site_subentry(site_id: str, name: str, **site: Any) -> dict[str, Any]:
-    """A site subentry (``site``: ``make_site``'s keywords, e.g. ``load_cap_w``)."""
+def site_subentry(site_id: str = "shop", name: str = "Shop", **fields: Any) -> dict[str, Any]:
+    """A site as its config subentry holds it (``fields``: ``make_site``'s)."""
     return {
-        "data": site_to_data(make_site(site_id, name, **site)),
+        "data": site_to_data(make_site(site_id, name, **fields)),
         "subentry_type": SUBENTRY_SITE,
         "title": name,
         "unique_id": site_id,
     }
 
 
+# The worked example's shop: open 08:00-21:00 every day in India, a 5 kW connection.
+SHOP = site_subentry(time_zone=KOLKATA, hours=SHOP_HOURS, load_cap_w=SHOP_CAP_W)
+
+
+def in_site(
+    bay: dict[str, Any], site_id: str = "shop", rated_w: int = 3300, **data: Any
+) -> dict[str, Any]:
+    """A bay subentry in a site, with its rated power (and other data changed)."""
+    changed = {**bay["data"], "site_id": site_id, "rated_w": rated_w, **data}
+    return {**bay, "data": changed, "title": changed[CONF_NAME], "unique_id": changed[CONF_BAY_ID]}
+
+
+# bay-2 on its own plug (``setup_plug(hass, plugs=2)``).
+BAY_2: dict[str, Any] = {
+    **BAY_SUBENTRY,
+    "data": {
+        **BAY_SUBENTRY["data"],
+        CONF_BAY_ID: "bay-2",
+        CONF_NAME: "Bay 2",
+        "switch_entity": PLUG_2,
+    },
+    "title": "Bay 2",
+    "unique_id": "bay-2",
+}
+
+
+async def set_up_sites(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    *subentries: dict[str, Any],
+    meter: bool = False,
+) -> MockConfigEntry:
+    """An account with the plan p30 and these subentries, set up, with both plugs.
+
+    ``meter``: bay-1's plug has a meter too (``setup_meter``, at 12 kWh).
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        entry_id=ENTRY_ID,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, *subentries],
+        minor_version=MINOR_VERSION,
+    )
+    await setup_plug(hass, plugs=2)
+    if meter:
+        await setup_meter(hass, energy_kwh=12.0)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def site_device(hass: HomeAssistant, entry: MockConfigEntry, site_id: str) -> dr.DeviceEntry:
+    """A site's device, found by scanning the account's (lookups by identifier changed name
+    between the HA lines supported)."""
+    wanted = (DOMAIN, f"{entry.entry_id}/site/{site_id}")
+    registry = dr.async_get(hass)
+    (device,) = [
+        d
+        for d in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if wanted in d.identifiers
+    ]
+    return device
+
+
+def device_subentry(device: dr.DeviceEntry, entry: MockConfigEntry) -> str | None:
+    """The config subentry a device belongs to (HA 2026.8 on: a device has one entry)."""
+    if hasattr(device, "config_subentry_id"):
+        return cast("str | None", device.config_subentry_id)
+    (subentry,) = device.config_entries_subentries[entry.entry_id]
+    return subentry
+
+
+# The site form's hours: split on weekdays, closed on Sunday.
+FORM_HOURS = dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), "08:00-13:00, 14:00-21:00") | {
+    "sat": "10:00-18:00",
+    "sun": "",
+}
+
+
 def hours_section(**days: str) -> dict[str, Any]:
-    """The site form's opening hours section: the shop's hours with ``days`` changed."""
-    return {"opening_hours": SHOP_HOURS | days}
+    """The site form's opening hours section: the form's hours with ``days`` changed."""
+    return {"opening_hours": FORM_HOURS | days}

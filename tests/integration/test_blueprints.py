@@ -70,6 +70,7 @@ ENDED = {
 def test_the_blueprints_are_there() -> None:
     assert BLUEPRINTS == [
         "agent_offline.yaml",
+        "announce_opening_and_closing.yaml",  # issue #25: test_site_blueprints.py
         "bay_drawing_nothing.yaml",  # issue #24: test_metered_blueprint.py
         "charging_indicator.yaml",
         "daily_summary.yaml",
@@ -77,6 +78,7 @@ def test_the_blueprints_are_there() -> None:
         "notify_on_payment.yaml",
         "notify_on_session_end.yaml",
         "refund_failed_or_unmatched.yaml",
+        "warn_near_load_cap.yaml",  # issue #25: test_site_blueprints.py
     ]
 
 

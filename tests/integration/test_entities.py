@@ -93,7 +93,8 @@ async def test_entities_of_an_idle_bay(hass: HomeAssistant, loaded_entry: MockCo
     assert remaining.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     assert hass.states.get(remaining.entity_id) is None
     # One device for the bay, in the bay's subentry; every entity belongs to it.
-    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
+    (device,) = [d for d in devices if d.model == "Charging bay"]
     assert device.name == "Bay 1"
     assert device.manufacturer == "qr_charging"
     # The plug (a template switch) has no device of its own to link to.
@@ -267,7 +268,9 @@ async def test_only_stale_devices_can_be_removed(
 ) -> None:
     assert await async_setup_component(hass, "config", {})
     devices = dr.async_get(hass)
-    (bay,) = dr.async_entries_for_config_entry(devices, loaded_entry.entry_id)
+    bay, site = sorted(
+        dr.async_entries_for_config_entry(devices, loaded_entry.entry_id), key=lambda d: d.model
+    )
     gone = devices.async_get_or_create(
         config_entry_id=loaded_entry.entry_id,
         identifiers={(DOMAIN, f"{loaded_entry.entry_id}_bay-removed")},
@@ -285,6 +288,7 @@ async def test_only_stale_devices_can_be_removed(
         return bool((await client.receive_json())["success"])
 
     assert not await remove(bay.id)
+    assert not await remove(site.id)  # its default site (issue #25)
     assert await remove(gone.id)
     assert devices.async_get(bay.id) is not None
     assert devices.async_get(gone.id) is None

@@ -14,7 +14,7 @@ from devtools.razorpay_standin import RazorpayStandin
 
 from .const import BAY_SUBENTRY, PLAN_SUBENTRY
 from .flow_helpers import add_account, reconfigure_subentry, subentry_flow
-from .site_helpers import SHOP_HOURS, hours_section, site_subentry
+from .site_helpers import FORM_HOURS, hours_section, site_subentry
 
 SHOP = (
     {
@@ -60,13 +60,13 @@ async def test_add_a_site(hass: HomeAssistant, plan_entry: MockConfigEntry) -> N
     ]
     # A new site's form shows it open around the clock.
     hours = _shown(result["data_schema"])["opening_hours"]
-    assert hours == dict.fromkeys(SHOP_HOURS, "00:00-24:00") | {
+    assert hours == dict.fromkeys(FORM_HOURS, "00:00-24:00") | {
         "closed_dates": None,
         "sell_past_closing": None,
     }
 
     # The frontend leaves an emptied field out: Sunday is sent as nothing, a closed day.
-    entered = SHOP | {"opening_hours": {k: v for k, v in SHOP_HOURS.items() if v}}
+    entered = SHOP | {"opening_hours": {k: v for k, v in FORM_HOURS.items() if v}}
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], entered)
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -77,7 +77,7 @@ async def test_add_a_site(hass: HomeAssistant, plan_entry: MockConfigEntry) -> N
             "name": "Shop",
             "address": "12 MG Road, Pune",
             "time_zone": "Asia/Kolkata",
-            "hours": SHOP_HOURS,
+            "hours": FORM_HOURS,
             "closed_dates": [],
             "load_cap_w": 5000,
             "sell_past_closing": False,
@@ -94,13 +94,13 @@ async def test_a_site_left_as_shown_is_open_always_in_home_assistant_s_time_zone
         {
             "site_id": "yard",
             "name": "Yard",
-            "opening_hours": dict.fromkeys(SHOP_HOURS, "00:00-24:00"),
+            "opening_hours": dict.fromkeys(FORM_HOURS, "00:00-24:00"),
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     site = _sites(plan_entry)["yard"]
     assert (site["time_zone"], site["load_cap_w"], site["address"]) == (None, None, "")
-    assert site["hours"] == dict.fromkeys(SHOP_HOURS, "00:00-24:00")
+    assert site["hours"] == dict.fromkeys(FORM_HOURS, "00:00-24:00")
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ async def test_a_site_left_as_shown_is_open_always_in_home_assistant_s_time_zone
         (hours_section(wed="08:00-14:00, 13:00-21:00"), {"wed": "hours_overlap"}),
         (hours_section(sat="10:00-24:30"), {"sat": "invalid_hours"}),
         (
-            {"opening_hours": SHOP_HOURS | {"closed_dates": "2026-08-15, 15/08/2026"}},
+            {"opening_hours": FORM_HOURS | {"closed_dates": "2026-08-15, 15/08/2026"}},
             {"closed_dates": "invalid_date"},
         ),
         ({"load_cap": {"load_cap_kw": 0}}, {"load_cap_kw": "invalid_load_cap"}),
@@ -140,7 +140,7 @@ async def test_edit_a_site_keeps_its_id(hass: HomeAssistant, standin: RazorpaySt
         "shop",
         "Shop",
         time_zone="Asia/Kolkata",
-        hours=SHOP_HOURS,
+        hours=FORM_HOURS,
         closed_dates="2026-08-15",
         load_cap_w=5000,
     )
@@ -153,7 +153,7 @@ async def test_edit_a_site_keeps_its_id(hass: HomeAssistant, standin: RazorpaySt
     assert shown["name"] == "Shop"
     assert shown["time_zone"] == "Asia/Kolkata"
     # A closed Sunday is shown empty, as it is entered.
-    assert shown["opening_hours"] == SHOP_HOURS | {"sun": None} | {
+    assert shown["opening_hours"] == FORM_HOURS | {"sun": None} | {
         "closed_dates": "2026-08-15",
         "sell_past_closing": False,
     }
@@ -169,7 +169,7 @@ async def test_edit_a_site_keeps_its_id(hass: HomeAssistant, standin: RazorpaySt
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {"name": "Corner shop", "time_zone": "Asia/Kolkata"}
-        | {"opening_hours": SHOP_HOURS | {"sun": "10:00-14:00", "sell_past_closing": True}}
+        | {"opening_hours": FORM_HOURS | {"sun": "10:00-14:00", "sell_past_closing": True}}
         | {"load_cap": {"load_cap_kw": 7.4}},
     )
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "reconfigure_successful")

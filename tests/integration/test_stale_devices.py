@@ -69,15 +69,23 @@ async def two_agents(
     assert await hass.config_entries.async_setup(entry.entry_id)
     runners = entry.runtime_data.bays.runners
     await wait_until(hass, lambda: all(r.driver.online for r in runners.values()))
-    assert _devices(hass, entry) == {"agent-kiosk-1", "agent-kiosk-2", "bay-1", "bay-2", "bay-3"}
+    assert _devices(hass, entry) == {
+        "agent-kiosk-1",
+        "agent-kiosk-2",
+        "bay-1",
+        "bay-2",
+        "bay-3",
+        "site/default",
+    }
     return entry
 
 
 def _devices(hass: HomeAssistant, entry: MockConfigEntry) -> set[str]:
-    """The account's devices: ``agent-<node>`` for an agent, the bay id for a bay."""
+    """The account's devices: ``agent-<node>`` for an agent, the bay id for a bay,
+    ``site/<site id>`` for a site (here the default one, which no bay's removal takes)."""
     registry = dr.async_get(hass)
     return {
-        ident.removeprefix(f"{entry.entry_id}_")
+        ident.removeprefix(f"{entry.entry_id}_").removeprefix(f"{entry.entry_id}/")
         for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
         for _, ident in device.identifiers
     }
@@ -95,11 +103,17 @@ async def test_an_agent_device_goes_with_its_last_bay(
     entry = two_agents
     await _remove_bay(hass, entry, "bay-2")
     # kiosk-2 still switches bay-3.
-    assert _devices(hass, entry) == {"agent-kiosk-1", "agent-kiosk-2", "bay-1", "bay-3"}
+    assert _devices(hass, entry) == {
+        "agent-kiosk-1",
+        "agent-kiosk-2",
+        "bay-1",
+        "bay-3",
+        "site/default",
+    }
 
     await _remove_bay(hass, entry, "bay-3")
 
-    assert _devices(hass, entry) == {"agent-kiosk-1", "bay-1"}
+    assert _devices(hass, entry) == {"agent-kiosk-1", "bay-1", "site/default"}
     assert entry.runtime_data.bays.runners.keys() == {"bay-1"}
 
 
@@ -122,5 +136,5 @@ async def test_an_agent_device_goes_when_the_agent_clears_its_config(
 
     await wait_until(hass, lambda: "agent-kiosk-2" not in _devices(hass, entry))
     # kiosk-1 still switches bay-1: its device stays, as does bay-1's.
-    assert _devices(hass, entry) == {"agent-kiosk-1", "bay-1"}
+    assert _devices(hass, entry) == {"agent-kiosk-1", "bay-1", "site/default"}
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
