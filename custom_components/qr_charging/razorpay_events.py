@@ -35,6 +35,8 @@ NOTE_SESSION = "session"
 NOTE_REFUND_KEY = "refund_key"
 NOTE_BAY = "bay"
 NOTE_PLAN = "plan"
+# A link's price band (its percent of the plan's price), when it was sold in one (issue #25).
+NOTE_BAND = "band"
 
 
 class EventFormatError(ValueError):

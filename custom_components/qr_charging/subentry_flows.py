@@ -14,6 +14,7 @@ from homeassistant.util.ulid import ulid_now
 
 from .account_api import api_for
 from .catalog import (
+    CONF_BANDS,
     DEFAULT_HOLD_MINUTES,
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
@@ -27,6 +28,7 @@ from .catalog import (
     make_rate_plan,
     plan_to_data,
     rupees_to_paise,
+    with_bands,
     with_screen_secrets,
 )
 from .catalog_errors import (
@@ -207,6 +209,7 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
         fields[vol.Required(CONF_NAME)] = TEXT
         fields[vol.Required(CONF_MINUTES)] = _MINUTES
         fields[vol.Required(CONF_PRICE)] = _RUPEES
+        fields[vol.Optional(CONF_BANDS)] = TEXT
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,7 +222,7 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
             whole_minutes(CONF_MINUTES, entered[CONF_MINUTES]),
             rupees_to_paise(entered[CONF_PRICE]),
         )
-        return plan_to_data(plan)
+        return plan_to_data(with_bands(plan, entered.get(CONF_BANDS, "")))
 
 
 class RatePlanSubentryFlow(_CatalogSubentryFlow):
@@ -236,6 +239,7 @@ class RatePlanSubentryFlow(_CatalogSubentryFlow):
         fields[vol.Required(CONF_RATE)] = _RUPEES
         fields[vol.Required(CONF_MIN_MINUTES)] = _MINUTES
         fields[vol.Required(CONF_MAX_MINUTES)] = _MINUTES
+        fields[vol.Optional(CONF_BANDS)] = TEXT
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -249,7 +253,7 @@ class RatePlanSubentryFlow(_CatalogSubentryFlow):
             whole_minutes(CONF_MIN_MINUTES, entered[CONF_MIN_MINUTES]),
             whole_minutes(CONF_MAX_MINUTES, entered[CONF_MAX_MINUTES]),
         )
-        return plan_to_data(plan)
+        return plan_to_data(with_bands(plan, entered.get(CONF_BANDS, "")))
 
 
 class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
@@ -265,6 +269,7 @@ class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
         for key in (CONF_PRICE, "min_amount", "max_amount"):
             fields[vol.Required(key)] = _RUPEES
         fields[vol.Required(CONF_MINUTES)] = _MINUTES
+        fields[vol.Optional(CONF_BANDS)] = TEXT
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,7 +289,7 @@ class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
             max_paise=rupees_to_paise(entered["max_amount"]),
             cap_minutes=whole_minutes(CONF_MINUTES, entered[CONF_MINUTES]),
         )
-        return plan_to_data(plan)
+        return plan_to_data(with_bands(plan, entered.get(CONF_BANDS, "")))
 
 
 def _relay_fields(kind: str) -> dict[vol.Marker, Any]:
