@@ -218,3 +218,15 @@ async def test_a_link_keeps_its_price_when_the_band_ends_before_it_is_paid(
     assert runner.session is not None
     assert runner.session.seconds == 20 * 60
     assert refund_amounts(standin, paid.payment_id) == []
+
+
+async def test_the_poster_prints_the_bands_in_english_and_hindi(
+    hass: HomeAssistant, customer: Customer, freezer: FrozenDateTimeFactory, zone: str
+) -> None:
+    freezer.move_to(_local(zone, (12, 0, 0)))  # in a band: the poster still prints base prices
+    poster = (await customer.get("bay=bay-1&poster=a4")).text
+    assert "30 min for ₹20" in poster
+    assert "09:00-16:00: ₹14 (30% off)" in poster
+    assert "09:00-16:00: ₹14 (30% छूट)" in poster
+    assert "18:00-24:00: ₹0.60 प्रति मिनट (20% अधिक)" in poster
+    assert "18:00-24:00: ₹18 per unit (kWh) (20% more)" in poster
