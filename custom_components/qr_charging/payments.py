@@ -48,14 +48,7 @@ from .payment_rules import (
 from .qr_codes import QrCodes
 from .quotes import quote_for
 from .razorpay_api import RazorpayError
-from .razorpay_events import (
-    NOTE_BAND,
-    NOTE_BAY,
-    NOTE_PLAN,
-    NOTE_SESSION,
-    PaymentNotice,
-    WebhookEvent,
-)
+from .razorpay_events import PaymentNotice, WebhookEvent, link_notes
 from .records import LinkRecord, RefundRecord
 from .refunds import Failure, Refunds, refused_for_good
 from .session_rules import PaidOutcome
@@ -144,9 +137,6 @@ class Payments:
         plan = base.in_band(band)
         metered = self.bays.metered(bay_id)
         quote = quote_for(plan, minutes=minutes, amount_paise=paise, metered=metered, bay=bay_id)
-        notes = {NOTE_BAY: bay.bay_id, NOTE_PLAN: plan.code, NOTE_SESSION: session_id}
-        if band is not None:
-            notes[NOTE_BAND] = str(band.percent)  # for a receipt to name the band (#26)
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.
@@ -158,7 +148,7 @@ class Payments:
             currency=CURRENCY,
             reference_id=session_id,
             description=f"{plan.name}, {bay.name}",
-            notes=notes,
+            notes=link_notes(bay.bay_id, plan.code, session_id, band),
             expire_by=expire_by,
             callback_url=callback(session_id) if callback else None,
         )
