@@ -230,3 +230,32 @@ async def test_the_poster_prints_the_bands_in_english_and_hindi(
     assert "09:00-16:00: ₹14 (30% छूट)" in poster
     assert "18:00-24:00: ₹0.60 प्रति मिनट (20% अधिक)" in poster
     assert "18:00-24:00: ₹18 per unit (kWh) (20% more)" in poster
+
+
+async def test_a_top_up_is_priced_at_its_own_sale(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+    zone: str,
+) -> None:
+    freezer.move_to(_local(zone, (8, 59, 30)))
+    first = link_of(standin, await customer.open_and_pay(plan="p30"))
+    assert standin.links[first]["amount"] == 2000  # before the solar band
+    await pay_link(hass, standin, post_webhook, first)
+    runner = hass.config_entries.async_entries(DOMAIN)[0].runtime_data.bays.runners["bay-1"]
+    assert runner.session is not None
+    until = runner.session.until
+    assert until is not None
+
+    # In the solar band (before the plug's meter is missed): the top-up is at 70%.
+    freezer.move_to(_local(zone, (9, 0, 0)))
+    page = await customer.get("bay=bay-1")
+    assert "Add time for ₹14</button>" in page.text
+    added = link_of(standin, await customer.pay_button("bay=bay-1"))
+    assert standin.links[added]["amount"] == 1400
+    paid = await pay_link(hass, standin, post_webhook, added)
+
+    assert runner.session.until == pytest.approx(until + 1800)
+    assert refund_amounts(standin, paid.payment_id) == []
