@@ -121,6 +121,11 @@ async def test_the_page_sells_at_the_band_of_the_moment(
     assert fixed["notes"].get("band") == (None if percent == 100 else str(percent))
     await customer.post("bay=bay-1", {"plan": "pm", "minutes": "20", "ticket": ticket})
     assert _last_link(standin)["amount"] == 20 * _banded(50, percent)
+    # ₹30 of energy is ₹30 in any band; the band's price per unit sets the energy it buys.
+    answer = await customer.post("bay=bay-1", {"plan": "kwh", "amount": "30", "ticket": ticket})
+    assert _last_link(standin)["amount"] == 3000
+    wh = -(-3000 * 1000 // _banded(1500, percent))
+    assert f"You pay for {wh / 1000:.3f} kWh of charging" in answer.text
 
 
 @pytest.mark.parametrize(("hms", "percent"), EDGES)
