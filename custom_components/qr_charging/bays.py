@@ -11,10 +11,11 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util import dt as dt_util
 
 from .bay_runner import BayRunner, BaySettings, stored_or_retried
 from .books import Books
-from .catalog import Bay
+from .catalog import Bay, Plan
 from .const import DOMAIN, LATE_PAYMENT_S, LOGGER
 from .drivers import make_driver
 from .ending_rules import Ending
@@ -25,7 +26,7 @@ from .records import PaymentRecord, SessionRecord, SessionState
 from .refunds import Failure, Refunds
 from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
 from .site_gate import bay_gates, gates_by_site
-from .sites import Site
+from .sites import PriceBand, Site
 
 
 class Bays:
@@ -65,6 +66,18 @@ class Bays:
         if (bay := self.configs.get(bay_id)) is None:
             raise _unknown_bay(bay_id)
         return bay
+
+    def band(self, bay_id: str, plan: Plan, now: float) -> PriceBand | None:
+        """The price band of a sale of ``plan`` at the bay at ``now``, by its site's clock.
+
+        A bay whose site is gone (no gate) goes by Home Assistant's time zone.
+        """
+        gate = self.gates.get(bay_id)
+        return plan.band_at(gate.tz if gate else dt_util.get_default_time_zone(), now)
+
+    def as_sold(self, bay_id: str, plan: Plan, now: float) -> Plan:
+        """The plan as sold at the bay at ``now``: its prices in the band of that moment."""
+        return plan.in_band(self.band(bay_id, plan, now))
 
     def metered(self, bay_id: str) -> bool:
         """Whether a bay can count energy now (its agent names a meter for it, say)."""

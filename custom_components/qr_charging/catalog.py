@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from datetime import tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,7 @@ from .metering import (
     metering_problem,
 )
 from .relays import MqttRelay, Relay, checked_relay, relay_from_data, relay_to_data
-from .sites import DEFAULT_SITE_ID
+from .sites import DEFAULT_SITE_ID, PriceBand, band_at, banded_paise, format_spans, parse_bands
 from .totp import DEFAULT_VALIDITY_S, MAX_VALIDITY_S, MIN_VALIDITY_S, new_secret
 
 # A bay's rated power when the form is left as it is: a 16 A socket's 3.3 kW charger.
@@ -38,6 +39,9 @@ MIN_HOLD_MINUTES = 15
 MAX_HOLD_MINUTES = 60
 DEFAULT_HOLD_MINUTES = 20
 
+
+# A plan form's field (and stored key) of its price bands' text.
+CONF_BANDS = "bands"
 
 PLAN_FIXED = "fixed"
 PLAN_RATE = "rate"
@@ -80,6 +84,28 @@ class Plan:
     price_per_kwh_paise: int = 0
     min_paise: int = 0
     max_paise: int = 0
+    # Time-of-day prices (issue #25): a share of the base price between two wall-clock times.
+    bands: tuple[PriceBand, ...] = ()
+
+    def in_band(self, band: PriceBand | None) -> Plan:
+        """The plan as sold in a band: every price scaled (``sites.banded_paise``)."""
+        if band is None:
+            return self
+        return replace(
+            self,
+            price_paise=banded_paise(self.price_paise, band),
+            rate_paise=banded_paise(self.rate_paise, band),
+            price_per_kwh_paise=banded_paise(self.price_per_kwh_paise, band),
+        )
+
+    @property
+    def banded(self) -> tuple[tuple[PriceBand, Plan], ...]:
+        """Each band (every day's, so today's) with the plan as sold in it."""
+        return tuple((band, self.in_band(band)) for band in self.bands)
+
+    def band_at(self, tz: tzinfo, now: float) -> PriceBand | None:
+        """The band a sale at ``now`` (the site's wall clock) falls in, if any."""
+        return band_at(self.bands, tz, now)
 
     @property
     def seconds(self) -> int:
@@ -307,18 +333,47 @@ _PLAN_FIELDS = {
 }
 
 
+def with_bands(plan: Plan, text: str) -> Plan:
+    """A plan with the price bands of a form's text (field ``bands``), each one checked.
+
+    In every band the cheapest purchase must stay a payment Razorpay takes (at least
+    ``MIN_PRICE_PAISE``: ``band_below_minimum``). A per-kWh plan's amount is the customer's
+    choice, so there a band changes what it buys: its price must stay from one paisa to
+    ``MAX_PRICE_PER_KWH_PAISE``.
+    """
+    bands = parse_bands(CONF_BANDS, text)
+    for band in bands:
+        sold = plan.in_band(band)
+        if sold.price_per_kwh_paise > MAX_PRICE_PER_KWH_PAISE:
+            raise CatalogError(CONF_BANDS, "invalid_band_percent")
+        if plan.is_energy:
+            cheapest = MIN_PRICE_PAISE if sold.price_per_kwh_paise > 0 else 0
+        else:
+            cheapest = sold.rate_paise * sold.min_minutes if plan.is_rate else sold.price_paise
+        if cheapest < MIN_PRICE_PAISE:
+            raise CatalogError(CONF_BANDS, "band_below_minimum")
+    return replace(plan, bands=bands)
+
+
 def plan_to_data(plan: Plan) -> dict[str, Any]:
-    """A plan as stored in its config subentry (a fixed plan as in version 0.2, no kind)."""
+    """A plan as stored in its config subentry (a fixed plan as in version 0.2, no kind).
+
+    Bands are stored as the form's text, and only when the plan has some.
+    """
     data: dict[str, Any] = {"code": plan.code, "name": plan.name}
     if plan.kind != PLAN_FIXED:
         data["kind"] = plan.kind
-    return data | {name: getattr(plan, name) for name in _PLAN_FIELDS[plan.kind]}
+    data |= {name: getattr(plan, name) for name in _PLAN_FIELDS[plan.kind]}
+    if plan.bands:
+        data[CONF_BANDS] = format_spans(plan.bands)
+    return data
 
 
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
     """A plan from its config subentry; one without a kind is a fixed plan (version 0.2)."""
-    known = {f.name for f in fields(Plan)}
-    return Plan(**{k: v for k, v in data.items() if k in known})
+    known = {f.name for f in fields(Plan)} - {CONF_BANDS}
+    plan = Plan(**{k: v for k, v in data.items() if k in known})
+    return replace(plan, bands=parse_bands(CONF_BANDS, data.get(CONF_BANDS, "")))
 
 
 def make_bay(

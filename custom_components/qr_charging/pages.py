@@ -149,6 +149,7 @@ class CustomerPages:
             now=now,
             # Held for another customer; the holder's own page still goes to their link.
             held=self.desk.held_for_another_page(bay.bay_id, nonce, now),
+            as_sold=partial(self.bays.as_sold, bay.bay_id, now=now),
         )
 
     # -- answering -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
@@ -171,7 +171,8 @@ class BayState(StrEnum):
 class Offer:
     """A plan as the page offers it: fixed (one price) or per minute (the customer chooses)."""
 
-    plan: Plan
+    plan: Plan  # priced in the band of the moment the page is made
+    base: Plan  # before bands: today's bands are shown from it (``Plan.banded``)
 
     @property
     def code(self) -> str:
@@ -218,9 +219,13 @@ def bay_view(
     limit_s: int,
     now: float,
     held: bool = False,
+    as_sold: Callable[[Plan], Plan] = lambda plan: plan,
 ) -> BayView:
-    """What the page of a bay shows now; ``held``: someone else is paying for the free bay."""
-    offers = tuple(Offer(plan) for plan in plans)
+    """What the page of a bay shows now; ``held``: someone else is paying for the free bay.
+
+    ``as_sold``: a plan as sold now (in its price band at the bay's site).
+    """
+    offers = tuple(Offer(as_sold(plan), plan) for plan in plans)
     if not in_order:
         return BayView(bay_id, name, BayState.OUT_OF_ORDER, offers)
     if running is None and held:

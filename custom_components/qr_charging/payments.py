@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from homeassistant.exceptions import ServiceValidationError
@@ -47,7 +48,7 @@ from .payment_rules import (
 from .qr_codes import QrCodes
 from .quotes import quote_for
 from .razorpay_api import RazorpayError
-from .razorpay_events import NOTE_BAY, NOTE_PLAN, NOTE_SESSION, PaymentNotice, WebhookEvent
+from .razorpay_events import PaymentNotice, WebhookEvent, link_notes
 from .records import LinkRecord, RefundRecord
 from .refunds import Failure, Refunds, refused_for_good
 from .session_rules import PaidOutcome
@@ -129,10 +130,13 @@ class Payments:
         link's session id. ``hold_s`` is how long
         the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
         """
-        bay, plan = self.plan_for(bay_id, plan_code)
+        bay, base = self.plan_for(bay_id, plan_code)
+        session_id, now = f"s-{ulid_now()}", time.time()
+        # Priced in the band of this moment: the link's amount (and what it buys) is fixed.
+        band = self.bays.band(bay_id, base, now)
+        plan = base.in_band(band)
         metered = self.bays.metered(bay_id)
         quote = quote_for(plan, minutes=minutes, amount_paise=paise, metered=metered, bay=bay_id)
-        session_id, now = f"s-{ulid_now()}", time.time()
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.
@@ -144,7 +148,7 @@ class Payments:
             currency=CURRENCY,
             reference_id=session_id,
             description=f"{plan.name}, {bay.name}",
-            notes={NOTE_BAY: bay.bay_id, NOTE_PLAN: plan.code, NOTE_SESSION: session_id},
+            notes=link_notes(bay.bay_id, plan.code, session_id, band),
             expire_by=expire_by,
             callback_url=callback(session_id) if callback else None,
         )
@@ -249,6 +253,8 @@ class Payments:
                 self.plans,
                 f"s-{ulid_now()}",
                 self.qr_codes.known,
+                # Priced in the band of the moment it was paid (Razorpay's clock).
+                as_sold=partial(self.bays.as_sold, now=event.payment.created_at or time.time()),
             )
             if event.payment is not None
             else None

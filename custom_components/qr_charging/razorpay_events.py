@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sites import PriceBand
+
 # Events that carry a payment which may pay for charging.
 PAYMENT_EVENTS = frozenset(
     {"payment_link.paid", "payment.captured", "order.paid", "qr_code.credited"}
@@ -35,6 +37,8 @@ NOTE_SESSION = "session"
 NOTE_REFUND_KEY = "refund_key"
 NOTE_BAY = "bay"
 NOTE_PLAN = "plan"
+# A link's price band (its percent of the plan's price), when it was sold in one (issue #25).
+NOTE_BAND = "band"
 
 
 class EventFormatError(ValueError):
@@ -197,3 +201,16 @@ def parse_event(body: object) -> WebhookEvent:
             link_status=_str(link, "status", required=False) if link else None,
         )
     return WebhookEvent(event, created_at)
+
+
+def link_notes(
+    bay_id: str, plan_code: str, session_id: str, band: PriceBand | None
+) -> dict[str, str]:
+    """A payment link's notes: what it sells, and the percent of its price band if any.
+
+    The band is kept for a receipt to name it (issue #26).
+    """
+    notes = {NOTE_BAY: bay_id, NOTE_PLAN: plan_code, NOTE_SESSION: session_id}
+    if band is not None:
+        notes[NOTE_BAND] = str(band.percent)
+    return notes

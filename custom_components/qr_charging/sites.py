@@ -15,7 +15,7 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -243,7 +243,7 @@ def zone(site: Site, home: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _local(tz: ZoneInfo, now: float) -> tuple[date, float]:
+def _local(tz: tzinfo, now: float) -> tuple[date, float]:
     """The local date and minute of the day (wall clock) at ``now``."""
     moment = datetime.fromtimestamp(now, tz)
     return moment.date(), moment.hour * 60 + moment.minute + moment.second / 60
@@ -294,7 +294,7 @@ def opens_at(site: Site, tz: ZoneInfo, now: float) -> float | None:
     return None
 
 
-def band_at(bands: Iterable[PriceBand], tz: ZoneInfo, now: float) -> PriceBand | None:
+def band_at(bands: Iterable[PriceBand], tz: tzinfo, now: float) -> PriceBand | None:
     """The price band a sale at ``now`` falls in (local wall clock), if any."""
     _, minute = _local(tz, now)
     return next((band for band in bands if minute in band.span), None)

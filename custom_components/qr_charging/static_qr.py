@@ -15,7 +15,7 @@ close has not succeeded yet) is known as ours and refunded in full (``qr_closed`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .catalog import (
@@ -140,10 +140,13 @@ def static_sale(
     plans: Mapping[str, Plan],
     session_id: str,
     known: KnownCodes,
+    *,
+    as_sold: Callable[[str, Plan], Plan] = lambda _bay, plan: plan,
 ) -> StaticSale | None:
     """The sale a payment to one of our QR codes makes; None when it is not one.
 
     A payment to a code of ours that is no bay's any more buys nothing (``qr_closed``).
+    ``as_sold`` gives the bay's rate plan as sold when it was paid (its price band).
     """
     if notice.link_id is not None:
         return None
@@ -152,6 +155,7 @@ def static_sale(
         return None
     bay_id, bay = code
     plan = bay.rate_plan(plans) if bay is not None else None
+    plan = as_sold(bay_id, plan) if plan is not None else None
     seconds = plan.seconds_for(notice.amount) if plan is not None else None
     problem: str | None = None
     if bay is None:

@@ -22,6 +22,7 @@ from .bay_fields import (
     site_fields,
 )
 from .catalog import (
+    CONF_BANDS,
     DEFAULT_HOLD_MINUTES,
     DEFAULT_MAX_MINUTES,
     DEFAULT_OWNER_MINUTES,
@@ -33,6 +34,7 @@ from .catalog import (
     make_rate_plan,
     plan_to_data,
     rupees_to_paise,
+    with_bands,
     with_screen_secrets,
 )
 from .catalog_errors import (
@@ -202,6 +204,7 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
         fields[vol.Required(CONF_NAME)] = TEXT
         fields[vol.Required(CONF_MINUTES)] = _MINUTES
         fields[vol.Required(CONF_PRICE)] = _RUPEES
+        fields[vol.Optional(CONF_BANDS)] = TEXT
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,7 +217,7 @@ class PlanSubentryFlow(_CatalogSubentryFlow):
             whole_minutes(CONF_MINUTES, entered[CONF_MINUTES]),
             rupees_to_paise(entered[CONF_PRICE]),
         )
-        return plan_to_data(plan)
+        return plan_to_data(with_bands(plan, entered.get(CONF_BANDS, "")))
 
 
 class RatePlanSubentryFlow(_CatalogSubentryFlow):
@@ -231,6 +234,7 @@ class RatePlanSubentryFlow(_CatalogSubentryFlow):
         fields[vol.Required(CONF_RATE)] = _RUPEES
         fields[vol.Required(CONF_MIN_MINUTES)] = _MINUTES
         fields[vol.Required(CONF_MAX_MINUTES)] = _MINUTES
+        fields[vol.Optional(CONF_BANDS)] = TEXT
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,7 +248,7 @@ class RatePlanSubentryFlow(_CatalogSubentryFlow):
             whole_minutes(CONF_MIN_MINUTES, entered[CONF_MIN_MINUTES]),
             whole_minutes(CONF_MAX_MINUTES, entered[CONF_MAX_MINUTES]),
         )
-        return plan_to_data(plan)
+        return plan_to_data(with_bands(plan, entered.get(CONF_BANDS, "")))
 
 
 class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
@@ -260,6 +264,7 @@ class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
         for key in (CONF_PRICE, "min_amount", "max_amount"):
             fields[vol.Required(key)] = _RUPEES
         fields[vol.Required(CONF_MINUTES)] = _MINUTES
+        fields[vol.Optional(CONF_BANDS)] = TEXT
         return vol.Schema(fields)
 
     def _defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -279,7 +284,7 @@ class EnergyPlanSubentryFlow(_CatalogSubentryFlow):
             max_paise=rupees_to_paise(entered["max_amount"]),
             cap_minutes=whole_minutes(CONF_MINUTES, entered[CONF_MINUTES]),
         )
-        return plan_to_data(plan)
+        return plan_to_data(with_bands(plan, entered.get(CONF_BANDS, "")))
 
 
 class BaySubentryFlow(_CatalogSubentryFlow):

@@ -111,6 +111,7 @@ def test_page_texts_validate_as_hassfest_wants() -> None:
     selectors = json.loads(STRINGS.read_text("utf-8"))["selector"]
     pages = {name: s for name, s in selectors.items() if name.startswith("page_")}
     assert sorted(pages) == [
+        "page_bands",
         "page_bay",
         "page_common",
         "page_display",
