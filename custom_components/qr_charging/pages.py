@@ -53,9 +53,11 @@ from .pages_model import (
     rupees,
     session_token,
     ticket_nonce,
+    with_site,
 )
 from .pages_screens import Screens
 from .pages_session import SessionPages, Show
+from .pages_site import offered, sale_limit_s, site_view
 from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
 from .store import StorageError
@@ -131,25 +133,40 @@ class CustomerPages:
         return partial(webhook.async_unregister, self.hass, webhook_id)
 
     def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
-        """What the bay's page shows now (to the page with this ticket nonce, if given)."""
-        bay = runner.bay
+        """What the bay's page shows now (to the page with this ticket nonce, if given).
+
+        Under its site (``pages_site``): closed, its load cap full, and only what ends by
+        closing offered.
+        """
+        bay, gate = runner.bay, runner.gate
         now = time.time()
-        return bay_view(
+        limit_s = sale_limit_s(gate, runner.limit_s, now)
+        # Energy only where it can be counted (an agent that names a meter, say).
+        plans = [
+            self.plans[code]
+            for code in bay.plan_codes
+            if code in self.plans and (runner.driver.metered or not self.plans[code].is_energy)
+        ]
+        view = bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
-            # Energy only where it can be counted (an agent that names a meter, say).
-            plans=[
-                self.plans[code]
-                for code in bay.plan_codes
-                if code in self.plans and (runner.driver.metered or not self.plans[code].is_energy)
-            ],
+            plans=offered(plans, limit_s),
             running=runner.session,
             in_order=bay_in_order(self.hass, runner),
-            limit_s=runner.limit_s,
+            limit_s=limit_s,
             now=now,
             # Held for another customer; the holder's own page still goes to their link.
             held=self.desk.held_for_another_page(bay.bay_id, nonce, now),
         )
+        if gate is None:
+            return view
+        runners = self.bays.runners
+        measured = {
+            bay_id: runners[bay_id].driver.power_w
+            for bay_id in gate.rated_w
+            if bay_id in runners and runners[bay_id].driver.metered
+        }
+        return with_site(view, site_view(gate, self.desk.books.ledger, bay.bay_id, now, measured))
 
     # -- answering -----------------------------------------------------------------------------
 

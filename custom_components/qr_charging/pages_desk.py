@@ -70,6 +70,7 @@ class LinkMaker(Protocol):
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        cap_s: int | None = None,
     ) -> _Created: ...
 
     async def async_cancel_link(self, link: LinkRecord) -> str:  # noqa: D102 - as Payments'
@@ -185,6 +186,7 @@ class PayDesk:
             wanted.plan.code,
             minutes=wanted.quote.minutes if wanted.plan.is_rate else None,
             paise=wanted.quote.price_paise if wanted.plan.is_energy else None,
+            cap_s=wanted.quote.seconds if wanted.plan.is_energy else None,
             intent=intent,
             callback=callback,
             hold_s=hold_s,

@@ -18,14 +18,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
-from .catalog import (
-    Plan,
-    Quote,
-    paise_to_rupees,
-    rupees_to_paise,
-)
+from .catalog import Plan, Quote, paise_to_rupees, rupees_to_paise
 from .catalog_errors import CatalogError
 from .intents import START, add_time
+from .pages_site import SiteView
 from .records import (
     KEPT_REFUNDS,
     LinkRecord,
@@ -165,6 +161,8 @@ class BayState(StrEnum):
     HELD = "held"  # free, but held for a customer who is paying now (``holds``)
     STARTING = "starting"  # a session is paid or switching on: nothing is sold for a moment
     OUT_OF_ORDER = "out_of_order"
+    CLOSED = "closed"  # its site is closed (``pages_site``): it says when it opens
+    FULL = "full"  # its site's load cap has no room for it: it says when power is free
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +192,7 @@ class BayView:
     # A bay with a dynamic QR code whose page was not opened with a valid password: it sells
     # nothing and says to scan the code on the bay's screen.
     locked: bool = False
+    site: SiteView | None = None  # what the page says of the bay's site
 
     @property
     def selling(self) -> bool:
@@ -239,6 +238,15 @@ def bay_view(
         running_session_id=running.session_id,
         room_minutes=room,
     )
+
+
+def with_site(view: BayView, site: SiteView) -> BayView:
+    """The view under its site: closed (a top-up is refused too), or full for a free bay."""
+    if site.closed and view.state in (BayState.FREE, BayState.BUSY):
+        return replace(view, state=BayState.CLOSED, site=site)
+    if site.full and view.state is BayState.FREE:
+        return replace(view, state=BayState.FULL, site=site)
+    return replace(view, site=site)
 
 
 # -- the form ----------------------------------------------------------------------------------
@@ -291,8 +299,12 @@ def purchase(view: BayView, form: Mapping[str, str]) -> Purchase:
             quote = offer.plan.quote(minutes)
         except CatalogError as err:
             raise FormError("bad_minutes") from err
-    if view.room_minutes is not None and quote.minutes > view.room_minutes:
-        raise FormError("too_long")
+    room = view.room_minutes
+    if room is not None and quote.minutes > room:
+        # A per-kWh plan's time cap is cut to its site's closing, rather than refused.
+        if not (offer.plan.is_energy and room > 0 and view.site and view.site.closes):
+            raise FormError("too_long")
+        quote = replace(quote, minutes=room)
     return Purchase(offer.plan, quote)
 
 

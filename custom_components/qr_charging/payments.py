@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,6 +120,7 @@ class Payments:
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        cap_s: int | None = None,
     ) -> CreatedLink:
         """Create a Razorpay payment link that pays for one session of a bay.
 
@@ -128,10 +129,13 @@ class Payments:
         (``intents``), and ``callback`` gives the page Razorpay sends them back to, for the
         link's session id. ``hold_s`` is how long
         the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
+        ``cap_s`` cuts a per-kWh plan's time cap (the page's: to its site's closing).
         """
         bay, plan = self.plan_for(bay_id, plan_code)
         metered = self.bays.metered(bay_id)
         quote = quote_for(plan, minutes=minutes, amount_paise=paise, metered=metered, bay=bay_id)
+        if cap_s is not None and quote.energy_wh:
+            quote = replace(quote, minutes=min(quote.minutes, cap_s // 60))
         session_id, now = f"s-{ulid_now()}", time.time()
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after

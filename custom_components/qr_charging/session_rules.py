@@ -16,7 +16,7 @@ from .intents import may_top_up
 from .ledger import Ledger
 from .payment_rules import MIN_REFUND_PAISE, refundable
 from .records import RefundState, SessionRecord, SessionState
-from .site_gate import REFUSE_CLOSED, REFUSE_LOAD_CAP, SiteGate, refusal
+from .site_gate import CLOSING_GRACE_S, REFUSE_CLOSED, REFUSE_LOAD_CAP, SiteGate, refusal
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -146,6 +146,9 @@ def settle_paid(
     fails and refunds the session in a change of its own).
     """
     running = ledger.running_session(session.bay_id, besides=session.session_id)
+    if gate is not None and not session.owner:
+        # Sold to its site's closing; a link shown before closing may be paid a grace later.
+        limit_s = gate.sale_limit_s(limit_s, now, grace_s=CLOSING_GRACE_S)
     decision = decide_paid(
         running,
         session,
