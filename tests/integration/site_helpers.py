@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.qr_charging.const import CONF_RATED_W, CONF_SITE_ID, SUBENTRY_SITE
+from custom_components.qr_charging.const import (
+    CONF_RATED_W,
+    CONF_SITE_ID,
+    DOMAIN,
+    SUBENTRY_SITE,
+)
 from custom_components.qr_charging.sites import WEEKDAYS, make_site, site_to_data
+from devtools.razorpay_standin import RazorpayStandin
 
-from .const import BAY_SUBENTRY
+from .const import BAY_SUBENTRY, ENTRY_ID
+from .helpers import entry_data
+from .meter_helpers import setup_meter
 
 SHOP_ZONE = "Asia/Kolkata"
 SHOP_CAP_W = 5000
@@ -68,3 +78,35 @@ async def setup_plugs(hass: HomeAssistant, numbers: range) -> None:
         )
     assert await async_setup_component(hass, "template", {"template": [{"switch": switches}]})
     await hass.async_block_till_done()
+
+
+def shop_entry(standin: RazorpayStandin, subentries: list[dict[str, Any]]) -> MockConfigEntry:
+    """The account (as the ``config_entry`` fixture's) with these subentries."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        entry_id=ENTRY_ID,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=subentries,
+        minor_version=2,
+    )
+
+
+async def set_up_shop(
+    hass: HomeAssistant, entry: MockConfigEntry, bays: int, *, meter_kwh: float | None = None
+) -> MockConfigEntry:
+    """Set up the account with its ``bays`` bays' plugs there and off (and the plug's meter
+    at ``meter_kwh``, if given: ``meter_helpers.setup_meter``)."""
+    await setup_plugs(hass, range(1, bays + 1))
+    if meter_kwh is not None:
+        await setup_meter(hass, energy_kwh=meter_kwh)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def at_the_shop(freezer: FrozenDateTimeFactory, local: str) -> None:
+    """Move the clock to a wall-clock time of the shop (India, UTC+05:30)."""
+    freezer.move_to(f"{local}+05:30")

@@ -6,23 +6,19 @@ rated 3.3 kW, so one powered bay leaves no room for another.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.qr_charging import PLATFORMS
-from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .const import ENTRY_ID, RATE_PLAN_SUBENTRY
-from .helpers import PostWebhook, create_link, entry_data, settle
+from .const import RATE_PLAN_SUBENTRY
+from .helpers import PostWebhook, create_link, settle
 from .pages_helpers import LINKS, Customer, cloudhook
-from .site_helpers import plug_bay, setup_plugs, site_subentry
+from .site_helpers import at_the_shop, plug_bay, set_up_shop, shop_entry, site_subentry
 
 DISPLAY_TOKEN = "display-token-of-bay-1-0123456789"
 PLANS = ["p30", "pm"]
@@ -33,39 +29,14 @@ def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> M
     """The shop with bay 1 (its display's token set) and bay 2, both rated 3.3 kW."""
     bay_1 = plug_bay(1, PLANS)
     bay_1["data"]["display_token"] = DISPLAY_TOKEN
-    return MockConfigEntry(
-        domain=DOMAIN,
-        entry_id=ENTRY_ID,
-        title=standin.key_id,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        subentries_data=[
-            *bay_plans,
-            RATE_PLAN_SUBENTRY,
-            site_subentry(),
-            bay_1,
-            plug_bay(2, PLANS),
-        ],
-        minor_version=2,
-    )
+    subentries = [*bay_plans, RATE_PLAN_SUBENTRY, site_subentry(), bay_1, plug_bay(2, PLANS)]
+    return shop_entry(standin, subentries)
 
 
 @pytest.fixture
-async def init_integration(
-    hass: HomeAssistant, config_entry: MockConfigEntry
-) -> AsyncGenerator[MockConfigEntry]:
+async def init_integration(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
     """The shop's account set up, its bays' plugs there and off."""
-    await setup_plugs(hass, range(1, 3))
-    config_entry.add_to_hass(hass)
-    with patch("custom_components.qr_charging.PLATFORMS", PLATFORMS):
-        assert await hass.config_entries.async_setup(config_entry.entry_id)
-        await hass.async_block_till_done()
-        yield config_entry
-
-
-def _at(freezer: FrozenDateTimeFactory, local: str) -> None:
-    """Move the clock to a wall-clock time of the shop (India, UTC+05:30)."""
-    freezer.move_to(f"{local}+05:30")
+    return await set_up_shop(hass, config_entry, 2)
 
 
 async def test_closed_page_says_when_it_opens_and_sells_nothing(
@@ -74,7 +45,7 @@ async def test_closed_page_says_when_it_opens_and_sells_nothing(
     standin: RazorpayStandin,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 22:00:00")
+    at_the_shop(freezer, "2026-12-07 22:00:00")
     page = await customer.get("bay=bay-1")
     assert page.status == 200
     assert 'data-state="closed"' in page.text
@@ -83,7 +54,7 @@ async def test_closed_page_says_when_it_opens_and_sells_nothing(
     hindi = await customer.get("bay=bay-1&lang=hi")
     assert "यह 08/12 को 08:00 बजे खुलेगी।" in hindi.text
 
-    _at(freezer, "2026-12-08 07:30:00")
+    at_the_shop(freezer, "2026-12-08 07:30:00")
     page = await customer.get("bay=bay-1")
     assert "It opens at 08:00." in page.text
     assert '"state": "closed"' in (await customer.get("bay=bay-1&format=json")).text
@@ -94,14 +65,14 @@ async def test_closed_page_says_when_it_opens_and_sells_nothing(
     assert "This site is closed; nothing was sold." in answer.text
     assert standin.calls_to(*LINKS) == []
 
-    _at(freezer, "2026-12-08 08:00:00")
+    at_the_shop(freezer, "2026-12-08 08:00:00")
     assert 'data-state="free"' in (await customer.get("bay=bay-1")).text
 
 
 async def test_display_says_closed_in_both_languages(
     hass: HomeAssistant, customer: Customer, freezer: FrozenDateTimeFactory
 ) -> None:
-    _at(freezer, "2026-12-07 21:00:00")
+    at_the_shop(freezer, "2026-12-07 21:00:00")
     for via in ("http", "cloudhook"):
         screen = await customer.send(via, "GET", f"display={DISPLAY_TOKEN}")
         assert screen.status == 200
@@ -119,7 +90,7 @@ async def test_offers_end_by_closing(
     standin: RazorpayStandin,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 20:40:00")
+    at_the_shop(freezer, "2026-12-07 20:40:00")
     page = await customer.get("bay=bay-1")
     assert 'data-state="free"' in page.text
     assert "This site closes at 21:00: only charging that ends by then is sold." in page.text
@@ -146,7 +117,7 @@ async def test_full_site_says_when_power_is_free_and_sells_nothing(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 12:00:00")
+    at_the_shop(freezer, "2026-12-07 12:00:00")
     paid = standin.pay_link((await create_link(hass, "bay-2", "p30"))["id"])
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)

@@ -8,23 +8,20 @@ free power: each signed webhook goes through the stand-in, whose call log shows 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.qr_charging import PLATFORMS
 from custom_components.qr_charging.const import DOMAIN, EVENT_SESSION_FAILED
 from devtools.razorpay_standin import RazorpayStandin
 
-from .const import ENTRY_ID, PLAN_PRICE, RATE_PLAN_SUBENTRY
-from .helpers import PostWebhook, create_link, entry_data, refund_amounts, settle
+from .const import PLAN_PRICE, RATE_PLAN_SUBENTRY
+from .helpers import PostWebhook, create_link, refund_amounts, settle
 from .pages_helpers import static_qr_code
-from .site_helpers import plug_bay, setup_plugs, site_subentry
+from .site_helpers import at_the_shop, plug_bay, set_up_shop, shop_entry, site_subentry
 
 PLANS = ["p30", "pm"]
 
@@ -49,38 +46,16 @@ def config_entry(
     site_cap_w: int,
 ) -> MockConfigEntry:
     """The shop (08:00-21:00 in India) and its bays."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        entry_id=ENTRY_ID,
-        title=standin.key_id,
-        unique_id=standin.key_id,
-        data=entry_data(standin),
-        subentries_data=[
-            *bay_plans,
-            RATE_PLAN_SUBENTRY,
-            site_subentry(cap_w=site_cap_w),
-            *site_bays,
-        ],
-        minor_version=2,
-    )
+    site = site_subentry(cap_w=site_cap_w)
+    return shop_entry(standin, [*bay_plans, RATE_PLAN_SUBENTRY, site, *site_bays])
 
 
 @pytest.fixture
 async def init_integration(
     hass: HomeAssistant, config_entry: MockConfigEntry, site_bays: list[dict[str, Any]]
-) -> AsyncGenerator[MockConfigEntry]:
+) -> MockConfigEntry:
     """The shop's account set up, its bays' plugs there and off."""
-    await setup_plugs(hass, range(1, len(site_bays) + 1))
-    config_entry.add_to_hass(hass)
-    with patch("custom_components.qr_charging.PLATFORMS", PLATFORMS):
-        assert await hass.config_entries.async_setup(config_entry.entry_id)
-        await hass.async_block_till_done()
-        yield config_entry
-
-
-def _at(freezer: FrozenDateTimeFactory, local: str) -> None:
-    """Move the clock to a wall-clock time of the shop (India, UTC+05:30)."""
-    freezer.move_to(f"{local}+05:30")
+    return await set_up_shop(hass, config_entry, len(site_bays))
 
 
 def _runner(hass: HomeAssistant, bay_id: str) -> Any:
@@ -94,7 +69,7 @@ async def test_static_qr_payment_while_closed_is_refunded(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 12:00:00")
+    at_the_shop(freezer, "2026-12-07 12:00:00")
     qr_id = await static_qr_code(hass)
     # The bay form on main has no site field yet and stores the bay in the default site: put
     # it back in the shop (siteflow's form keeps it).
@@ -105,7 +80,7 @@ async def test_static_qr_payment_while_closed_is_refunded(
     assert _runner(hass, "bay-1").bay.site_id == "shop"
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
 
-    _at(freezer, "2026-12-07 21:30:00")
+    at_the_shop(freezer, "2026-12-07 21:30:00")
     paid = standin.pay_qr_code(qr_id, 1500)
     assert (await post_webhook(paid.qr_code_credited())).status == 200
     assert (await post_webhook(paid.payment_captured())).status == 200
@@ -134,11 +109,11 @@ async def test_old_link_paid_too_late_is_refunded(
     paid_at: str,
     reason: str,
 ) -> None:
-    _at(freezer, "2026-12-07 20:40:00")
+    at_the_shop(freezer, "2026-12-07 20:40:00")
     link = await create_link(hass, "bay-1", "p30")
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
 
-    _at(freezer, paid_at)
+    at_the_shop(freezer, paid_at)
     paid = standin.pay_link(link["id"])
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)
@@ -155,9 +130,9 @@ async def test_link_paid_within_the_grace_starts(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 20:40:00")
+    at_the_shop(freezer, "2026-12-07 20:40:00")
     link = await create_link(hass, "bay-1", "p30")
-    _at(freezer, "2026-12-07 20:45:00")  # its half hour ends 15 minutes after closing
+    at_the_shop(freezer, "2026-12-07 20:45:00")  # its half hour ends 15 minutes after closing
     paid = standin.pay_link(link["id"])
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)
@@ -174,7 +149,7 @@ async def test_payment_over_the_load_cap_is_refunded(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 12:00:00")
+    at_the_shop(freezer, "2026-12-07 12:00:00")
     first = standin.pay_link((await create_link(hass, "bay-2", "p30"))["id"])
     link = await create_link(hass, "bay-1", "p30")  # made while bay 2 was not yet powered
     assert (await post_webhook(first.payment_link_paid())).status == 200
@@ -205,7 +180,7 @@ async def test_twenty_payments_at_once_for_the_last_free_power(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    _at(freezer, "2026-12-07 12:00:00")
+    at_the_shop(freezer, "2026-12-07 12:00:00")
     links = [await create_link(hass, f"bay-{n}", "p30") for n in range(1, BAYS + 1)]
     paid = [standin.pay_link(link["id"]) for link in links]
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
