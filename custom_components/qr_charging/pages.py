@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from http import HTTPStatus
@@ -69,6 +69,20 @@ _REFUSED_STATUS = {
     TRY_LATER: HTTPStatus.SERVICE_UNAVAILABLE,
     BUSY: HTTPStatus.TOO_MANY_REQUESTS,
 }
+
+
+def _under_site(
+    view: BayView, runner: BayRunner, runners: Mapping[str, BayRunner], books: Books, now: float
+) -> BayView:
+    """The bay page's view under its site (``pages_site``), with its metered bays' power."""
+    if (gate := runner.gate) is None:
+        return view
+    measured = {
+        bay_id: runners[bay_id].driver.power_w
+        for bay_id in gate.rated_w
+        if bay_id in runners and runners[bay_id].driver.metered
+    }
+    return with_site(view, site_view(gate, books.ledger, runner.bay.bay_id, now, measured))
 
 
 class CustomerPages:
@@ -133,11 +147,7 @@ class CustomerPages:
         return partial(webhook.async_unregister, self.hass, webhook_id)
 
     def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
-        """What the bay's page shows now (to the page with this ticket nonce, if given).
-
-        Under its site (``pages_site``): closed, its load cap full, and only what ends by
-        closing offered.
-        """
+        """What the bay's page shows now (to the page with this ticket nonce), under its site."""
         bay, gate = runner.bay, runner.gate
         now = time.time()
         limit_s = sale_limit_s(gate, runner.limit_s, now)
@@ -158,15 +168,7 @@ class CustomerPages:
             # Held for another customer; the holder's own page still goes to their link.
             held=self.desk.held_for_another_page(bay.bay_id, nonce, now),
         )
-        if gate is None:
-            return view
-        runners = self.bays.runners
-        measured = {
-            bay_id: runners[bay_id].driver.power_w
-            for bay_id in gate.rated_w
-            if bay_id in runners and runners[bay_id].driver.metered
-        }
-        return with_site(view, site_view(gate, self.desk.books.ledger, bay.bay_id, now, measured))
+        return _under_site(view, runner, self.bays.runners, self.desk.books, now)
 
     # -- answering -----------------------------------------------------------------------------
 
