@@ -40,7 +40,7 @@ from .devices import bay_in_order
 from .pages_addresses import PageAddresses
 from .pages_answer import Answer, Page, Responder, html, json_answer, remaining, remote_of
 from .pages_budget import Budget, client_of
-from .pages_desk import BUSY, HELD, TRY_LATER, Paid, PayDesk, PayTap, Refused
+from .pages_desk import BUSY, HELD, SITE_REFUSALS, TRY_LATER, Paid, PayDesk, PayTap, Refused
 from .pages_model import (
     BayState,
     BayView,
@@ -68,7 +68,7 @@ _REFUSED_STATUS = {
     HELD: HTTPStatus.CONFLICT,
     TRY_LATER: HTTPStatus.SERVICE_UNAVAILABLE,
     BUSY: HTTPStatus.TOO_MANY_REQUESTS,
-}
+} | dict.fromkeys(SITE_REFUSALS, HTTPStatus.CONFLICT)
 
 
 def _under_site(
@@ -337,6 +337,7 @@ class CustomerPages:
             maker=ticket[0] or (f"session:{own}" if own else None),
             own=own,
             client=page.client,
+            gate=runner.gate,
         )
         try:
             link = await self.desk.async_link(tap, partial(self._callback, page))
@@ -346,7 +347,9 @@ class CustomerPages:
                 page.at(**self._payers_query(paid.session_id)), None
             )
         except Refused as refused:
-            shown = replace(view, state=BayState.HELD) if refused.key == HELD else view
+            # Held, closed or full: the page shows the bay as it is now.
+            now_is = refused.key in (HELD, *SITE_REFUSALS)
+            shown = replace(view, state=BayState(refused.key)) if now_is else view
             return refuse(refused.key, _REFUSED_STATUS[refused.key], shown)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
             outage = isinstance(err, RazorpayError) and is_outage(err)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from .catalog import Plan, Quote, paise_to_rupees, rupees_to_paise
 from .catalog_errors import CatalogError
 from .intents import START, add_time
-from .pages_site import SiteView
+from .pages_site import CLOSED, FULL, SiteView
 from .records import (
     KEPT_REFUNDS,
     LinkRecord,
@@ -161,8 +161,8 @@ class BayState(StrEnum):
     HELD = "held"  # free, but held for a customer who is paying now (``holds``)
     STARTING = "starting"  # a session is paid or switching on: nothing is sold for a moment
     OUT_OF_ORDER = "out_of_order"
-    CLOSED = "closed"  # its site is closed (``pages_site``): it says when it opens
-    FULL = "full"  # its site's load cap has no room for it: it says when power is free
+    CLOSED = CLOSED  # its site is closed (``pages_site``): it says when it opens
+    FULL = FULL  # its site's load cap has no room for it: it says when power is free
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,10 @@ from .catalog import Plan
 from .ledger import Ledger
 from .site_gate import POWERED_STATES, SiteGate
 
+# Why a page sells nothing at a bay of its site (``pages_model.BayState`` has the same values).
+CLOSED = "closed"
+FULL = "full"
+
 
 @dataclass(frozen=True, slots=True)
 class SiteView:
@@ -49,7 +53,8 @@ def site_view(
 ) -> SiteView:
     """What the bay's page says of its site now; ``measured_w``: each metered bay's power."""
     tz = gate.tz
-    if not gate.is_open(now):
+    why = sale_refusal(gate, ledger, bay_id, now, starting=True)
+    if why == CLOSED:
         opens = gate.opens_at(now)
         when = None
         if opens is not None:
@@ -76,7 +81,7 @@ def site_view(
     if powered and all(readings[b] is not None for b in powered):
         # Every powered bay reports its power: show what the meters measure.
         in_use, measured = sum(readings[b] or 0.0 for b in powered), True
-    full = not gate.fits(ledger, bay_id)
+    full = why == FULL
     free = gate.next_free_s(ledger, now) if full else None
     return SiteView(
         full=full,
@@ -86,6 +91,20 @@ def site_view(
         cap_kw=kw(gate.site.load_cap_w),
         measured=measured,
     )
+
+
+def sale_refusal(
+    gate: SiteGate | None, ledger: Ledger, bay_id: str, now: float, *, starting: bool
+) -> str | None:
+    """Why nothing is sold at the bay now: ``CLOSED``, or ``FULL`` for a start; None: sold.
+
+    The money rule's (``site_gate.refusal``) for a sale: the owner's sessions never come here.
+    """
+    if gate is None:
+        return None
+    if not gate.is_open(now):
+        return CLOSED
+    return FULL if starting and not gate.fits(ledger, bay_id) else None
 
 
 def kw(watts: float) -> str:
