@@ -157,11 +157,14 @@ class CustomerPages:
             for code in bay.plan_codes
             if code in self.plans and (runner.driver.metered or not self.plans[code].is_energy)
         ]
+        running = runner.session
+        # What a payment may still buy: the limit, less what the running session has left.
+        left = max(running.until - now, 0) if running and running.until is not None else 0
         view = bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
-            plans=offered(plans, limit_s),
-            running=runner.session,
+            plans=offered(plans, int(limit_s - left)),
+            running=running,
             in_order=bay_in_order(self.hass, runner),
             limit_s=limit_s,
             now=now,

@@ -13,6 +13,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
 from .const import RATE_PLAN_SUBENTRY
@@ -142,3 +143,34 @@ async def test_full_site_says_when_power_is_free_and_sells_nothing(
         assert "Next free in about 29 minutes." in screen.text
     answer = await cloudhook(hass, "GET", "bay=bay-1&format=json")
     assert '"state": "full"' in answer.text
+
+
+async def test_added_time_ends_by_closing(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    at_the_shop(freezer, "2026-12-07 20:20:00")
+    link = await hass.services.async_call(
+        DOMAIN,
+        "create_payment_link",
+        {"bay": "bay-1", "plan": "pm", "minutes": 20},
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(link, dict)
+    paid = standin.pay_link(str(link["id"]))
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+
+    # Charging until 20:40: 20 minutes may be added (the half hour would end past closing,
+    # though a new session of it would not have).
+    page = await customer.get("bay=bay-1")
+    assert 'data-state="busy"' in page.text
+    assert "This site closes at 21:00: only charging that ends by then is sold." in page.text
+    assert 'value="p30"' not in page.text
+    assert "₹0.50 per minute, 10 to 20 minutes" in page.text
+    assert (await customer.open_and_pay(plan="pm", minutes="21")).status == 400
+    assert len(standin.calls_to(*LINKS)) == 1  # the action's only
