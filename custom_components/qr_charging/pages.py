@@ -60,6 +60,7 @@ from .pages_session import SessionPages, Show
 from .pages_site import offered, sale_limit_s, site_view
 from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
+from .site_gate import SiteGate
 from .store import StorageError
 from .totp import accepts
 
@@ -71,18 +72,33 @@ _REFUSED_STATUS = {
 } | dict.fromkeys(SITE_REFUSALS, HTTPStatus.CONFLICT)
 
 
+def _offers(runner: BayRunner, plans: Mapping[str, Plan], limit_s: int, now: float) -> list[Plan]:
+    """The bay's plans a payment may buy now (within ``limit_s``, less the running session's).
+
+    Energy only where it can be counted (an agent that names a meter, say).
+    """
+    sellable = [
+        plans[code]
+        for code in runner.bay.plan_codes
+        if code in plans and (runner.driver.metered or not plans[code].is_energy)
+    ]
+    running = runner.session
+    left = max(running.until - now, 0) if running and running.until is not None else 0
+    return offered(sellable, int(limit_s - left))
+
+
 def _under_site(
-    view: BayView, runner: BayRunner, runners: Mapping[str, BayRunner], books: Books, now: float
+    view: BayView, gate: SiteGate | None, runners: Mapping[str, BayRunner], books: Books, now: float
 ) -> BayView:
     """The bay page's view under its site (``pages_site``), with its metered bays' power."""
-    if (gate := runner.gate) is None:
+    if gate is None:
         return view
     measured = {
         bay_id: runners[bay_id].driver.power_w
         for bay_id in gate.rated_w
         if bay_id in runners and runners[bay_id].driver.metered
     }
-    return with_site(view, site_view(gate, books.ledger, runner.bay.bay_id, now, measured))
+    return with_site(view, site_view(gate, books.ledger, view.bay_id, now, measured))
 
 
 class CustomerPages:
@@ -146,32 +162,25 @@ class CustomerPages:
         )
         return partial(webhook.async_unregister, self.hass, webhook_id)
 
-    def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
-        """What the bay's page shows now (to the page with this ticket nonce), under its site."""
-        bay, gate = runner.bay, runner.gate
+    def bay_view(
+        self, runner: BayRunner, nonce: str | None = None, *, site: bool = True
+    ) -> BayView:
+        """What the bay's page shows now (to this ticket nonce's page), under its ``site``."""
+        bay, gate = runner.bay, runner.gate if site else None
         now = time.time()
         limit_s = sale_limit_s(gate, runner.limit_s, now)
-        # Energy only where it can be counted (an agent that names a meter, say).
-        plans = [
-            self.plans[code]
-            for code in bay.plan_codes
-            if code in self.plans and (runner.driver.metered or not self.plans[code].is_energy)
-        ]
-        running = runner.session
-        # What a payment may still buy: the limit, less what the running session has left.
-        left = max(running.until - now, 0) if running and running.until is not None else 0
         view = bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
-            plans=offered(plans, int(limit_s - left)),
-            running=running,
+            plans=_offers(runner, self.plans, limit_s, now),
+            running=runner.session,
             in_order=bay_in_order(self.hass, runner),
             limit_s=limit_s,
             now=now,
             # Held for another customer; the holder's own page still goes to their link.
             held=self.desk.held_for_another_page(bay.bay_id, nonce, now),
         )
-        return _under_site(view, runner, self.bays.runners, self.desk.books, now)
+        return _under_site(view, gate, self.bays.runners, self.desk.books, now)
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -217,7 +226,10 @@ class CustomerPages:
                 return self.responder.message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
             form = await self.responder.form(page, request)
         elif wants[0] is not None:
-            return await self.screens.async_poster(page, runner.bay, self.bay_view(runner))
+            # Every plan, whatever the hour: it is printed once.
+            return await self.screens.async_poster(
+                page, runner.bay, self.bay_view(runner, site=False)
+            )
         elif wants[1] == "json":
             # The holder's page polls with its ticket: to it the bay is not "someone paying".
             given, bay_id = page.query.get("ticket"), runner.bay.bay_id

@@ -241,8 +241,8 @@ def bay_view(
 
 
 def with_site(view: BayView, site: SiteView) -> BayView:
-    """The view under its site: closed (a top-up is refused too), or full for a free bay."""
-    if site.closed and view.state in (BayState.FREE, BayState.BUSY):
+    """The view under its site: closed (a top-up, a held bay's sale too), or full if free."""
+    if site.closed and view.state in (BayState.FREE, BayState.BUSY, BayState.HELD):
         return replace(view, state=BayState.CLOSED, site=site)
     if site.full and view.state is BayState.FREE:
         return replace(view, state=BayState.FULL, site=site)

@@ -174,3 +174,14 @@ async def test_added_time_ends_by_closing(
     assert "₹0.50 per minute, 10 to 20 minutes" in page.text
     assert (await customer.open_and_pay(plan="pm", minutes="21")).status == 400
     assert len(standin.calls_to(*LINKS)) == 1  # the action's only
+
+
+async def test_the_poster_lists_every_plan_whatever_the_hour(
+    hass: HomeAssistant, customer: Customer, freezer: FrozenDateTimeFactory
+) -> None:
+    at_the_shop(freezer, "2026-12-07 20:51:00")  # 9 minutes to closing: the page offers none
+    assert 'name="plan"' not in (await customer.get("bay=bay-1")).text
+    poster = await customer.get("bay=bay-1&poster=a4")
+    assert poster.status == 200
+    assert "₹20" in poster.text
+    assert "₹0.50" in poster.text
