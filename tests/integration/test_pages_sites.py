@@ -185,3 +185,19 @@ async def test_the_poster_lists_every_plan_whatever_the_hour(
     assert poster.status == 200
     assert "₹20" in poster.text
     assert "₹0.50" in poster.text
+
+
+async def test_a_held_bay_says_closed_after_closing(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    at_the_shop(freezer, "2026-12-07 20:45:00")
+    assert (await customer.open_and_pay(plan="pm", minutes="10")).status == 200
+    assert 'data-state="held"' in (await customer.get("bay=bay-1")).text  # another customer
+
+    at_the_shop(freezer, "2026-12-07 21:00:00")  # their link is still open
+    page = await customer.get("bay=bay-1")
+    assert 'data-state="closed"' in page.text
+    assert "It opens on 08/12 at 08:00." in page.text
