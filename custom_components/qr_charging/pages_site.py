@@ -27,7 +27,7 @@ class SiteView:
     """The bay's site as its page shows it now.
 
     ``opens``: when a closed site opens next (local ``HH:MM``, and ``dd/mm`` when not today;
-    None: not within the year). ``closes``: the closing a sale is cut to (local ``HH:MM``;
+    None: closed for good). ``closes``: the closing a sale is cut to (local ``HH:MM``;
     None: open around the clock, or sales allowed past closing). ``free_min``: minutes until
     the first of the site's powered bays is due to end, rounded up (full only). ``in_use_kw``:
     the power in use (measured where every powered bay is metered, else rated), ``cap_kw`` the
@@ -67,20 +67,15 @@ def site_view(
         closes = datetime.fromtimestamp(closing, tz).strftime("%H:%M")
     if gate.site.load_cap_w is None:
         return SiteView(closes=closes)
-    rated = gate.powered_w(ledger)
-    in_use: float = rated
-    measured = False
     readings = measured_w or {}
     powered = [
         bay
         for bay in gate.rated_w
-        if bay in readings
-        and (running := ledger.running_session(bay)) is not None
-        and running.state in POWERED_STATES
+        if (running := ledger.running_session(bay)) is not None and running.state in POWERED_STATES
     ]
-    if powered and all(readings[b] is not None for b in powered):
-        # Every powered bay reports its power: show what the meters measure.
-        in_use, measured = sum(readings[b] or 0.0 for b in powered), True
+    # Measured only when every powered bay's meter reports: else the rated powers.
+    measured = bool(powered) and all(readings.get(bay) is not None for bay in powered)
+    in_use = sum(readings[b] or 0.0 for b in powered) if measured else gate.powered_w(ledger)
     full = why == FULL
     free = gate.next_free_s(ledger, now) if full else None
     return SiteView(
