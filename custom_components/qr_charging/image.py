@@ -7,6 +7,9 @@ change between the two changes the image's state (``image_last_updated``).
 
 A bay with a dynamic QR code shows its current password in the code, and a new picture at
 each interval: a dashboard on a screen at the bay serves as its display.
+
+While the bay's site is closed the image is a closed sign (a clock): it changes at each opening
+and closing, on timers on HA's clock (none for a site open around the clock).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import datetime
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
 from .bay_runner import BayRunner
@@ -27,7 +30,7 @@ from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 from .pages_addresses import PageAddresses
 from .pages_render import qr_png
-from .pictures import out_of_order_png
+from .pictures import closed_png, out_of_order_png
 from .timers import stop_at_shutdown
 from .totp import current
 
@@ -68,23 +71,46 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
         ImageEntity.__init__(self, hass)
         self._attr_image_last_updated = dt_util.utcnow()
         # What the state stands for, and what the cached picture shows.
-        self._current: tuple[bool, str | None] | None = None
-        self._drawn: tuple[bool, str | None] | None = None
+        self._current: tuple[str, str | None] | None = None
+        self._drawn: tuple[str, str | None] | None = None
         self._png: bytes | None = None
         self._next_code: CALLBACK_TYPE | None = None
+        self._next_site_change: CALLBACK_TYPE | None = None
 
     async def async_added_to_hass(self) -> None:
         """Remember what the picture shows now; a dynamic code changes with each interval."""
         await super().async_added_to_hass()
         self._current = self._wanted()
         self._schedule_next_code()
+        self._schedule_site_change()
 
     async def async_will_remove_from_hass(self) -> None:
-        """Stop changing the code."""
-        if self._next_code is not None:
-            self._next_code()
-            self._next_code = None
+        """Stop changing the code and following the site's hours."""
+        for cancel in (self._next_code, self._next_site_change):
+            if cancel is not None:
+                cancel()
+        self._next_code = self._next_site_change = None
         await super().async_will_remove_from_hass()
+
+    @callback
+    def _schedule_site_change(self) -> None:
+        """Change the picture at the site's next opening or closing (if it ever has one)."""
+        gate, now = self.runner.gate, time.time()
+        when = None if gate is None else gate.closes_at(now) or gate.opens_at(now)
+        if when is None:
+            return
+
+        @callback
+        def _site_changed(_now: datetime) -> None:
+            self._next_site_change = None
+            self._handle_bay_update()
+            self._schedule_site_change()
+
+        self._next_site_change = async_track_point_in_utc_time(
+            self.hass,
+            stop_at_shutdown(_site_changed, "site's hours"),
+            dt_util.utc_from_timestamp(when),
+        )
 
     @callback
     def _schedule_next_code(self) -> None:
@@ -103,20 +129,27 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
             self.hass, left, stop_at_shutdown(_new_code, "dynamic QR code")
         )
 
-    def _wanted(self) -> tuple[bool, str | None]:
-        """What to show: (in order, address the code holds now)."""
-        in_order = bay_in_order(self.hass, self.runner)
-        return in_order, self._addresses.qr_url(self.runner.bay, time.time())
+    def _wanted(self) -> tuple[str, str | None]:
+        """What to show: (``code``, ``out_of_order`` or ``closed``; address the code holds)."""
+        now, gate = time.time(), self.runner.gate
+        show = "code"
+        if not bay_in_order(self.hass, self.runner):
+            show = "out_of_order"
+        elif gate is not None and not gate.is_open(now):
+            show = "closed"
+        return show, self._addresses.qr_url(self.runner.bay, now)
 
     async def async_image(self) -> bytes | None:
-        """The bay page's QR code, or the out-of-order sign."""
+        """The bay page's QR code, the out-of-order sign, or the closed sign."""
         wanted = self._wanted()
         if self._png is None or wanted != self._drawn:
-            in_order, url = wanted
+            show, url = wanted
             if url is None:
                 LOGGER.warning("Home Assistant has no address for the page of a bay's QR code")
-            if in_order and url is not None:
+            if show == "code" and url is not None:
                 self._png = await self.hass.async_add_executor_job(qr_png, url)
+            elif show == "closed":
+                self._png = await self.hass.async_add_executor_job(closed_png)
             else:
                 self._png = await self.hass.async_add_executor_job(out_of_order_png)
             self._drawn = wanted
@@ -124,7 +157,7 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
 
     @callback
     def _handle_bay_update(self) -> None:
-        """The bay went out of order or back: the picture changes."""
+        """The bay went out of order or back, or its site closed or opened: a new picture."""
         if (wanted := self._wanted()) != self._current:
             self._current = wanted
             self._attr_image_last_updated = dt_util.utcnow()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from http import HTTPStatus
@@ -40,24 +40,15 @@ from .devices import bay_in_order
 from .pages_addresses import PageAddresses
 from .pages_answer import Answer, Page, Responder, html, json_answer, remaining, remote_of
 from .pages_budget import Budget, client_of
-from .pages_desk import BUSY, HELD, TRY_LATER, Paid, PayDesk, PayTap, Refused
-from .pages_model import (
-    BayState,
-    BayView,
-    FormError,
-    bay_view,
-    cancel_key,
-    kwh,
-    page_ticket,
-    purchase,
-    rupees,
-    session_token,
-    ticket_nonce,
-)
+from .pages_desk import BUSY, HELD, SITE_REFUSALS, TRY_LATER, Paid, PayDesk, PayTap, Refused
+from .pages_model import BayState, BayView, FormError, bay_view, kwh, purchase, rupees, with_site
 from .pages_screens import Screens
 from .pages_session import SessionPages, Show
+from .pages_site import offered, sale_limit_s, site_view
+from .pages_tokens import cancel_key, page_ticket, session_token, ticket_nonce
 from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
+from .site_gate import SiteGate
 from .store import StorageError
 from .totp import accepts
 
@@ -66,7 +57,36 @@ _REFUSED_STATUS = {
     HELD: HTTPStatus.CONFLICT,
     TRY_LATER: HTTPStatus.SERVICE_UNAVAILABLE,
     BUSY: HTTPStatus.TOO_MANY_REQUESTS,
-}
+} | dict.fromkeys(SITE_REFUSALS, HTTPStatus.CONFLICT)
+
+
+def _offers(runner: BayRunner, plans: Mapping[str, Plan], limit_s: int, now: float) -> list[Plan]:
+    """The bay's plans a payment may buy now (within ``limit_s``, less the running session's).
+
+    Energy only where it can be counted (an agent that names a meter, say).
+    """
+    sellable = [
+        plans[code]
+        for code in runner.bay.plan_codes
+        if code in plans and (runner.driver.metered or not plans[code].is_energy)
+    ]
+    running = runner.session
+    left = max(running.until - now, 0) if running and running.until is not None else 0
+    return offered(sellable, int(limit_s - left))
+
+
+def _under_site(
+    view: BayView, gate: SiteGate | None, runners: Mapping[str, BayRunner], books: Books, now: float
+) -> BayView:
+    """The bay page's view under its site (``pages_site``), with its metered bays' power."""
+    if gate is None:
+        return view
+    measured = {
+        bay_id: runners[bay_id].driver.power_w
+        for bay_id in gate.rated_w
+        if bay_id in runners and runners[bay_id].driver.metered
+    }
+    return with_site(view, site_view(gate, books.ledger, view.bay_id, now, measured))
 
 
 class CustomerPages:
@@ -130,27 +150,26 @@ class CustomerPages:
         )
         return partial(webhook.async_unregister, self.hass, webhook_id)
 
-    def bay_view(self, runner: BayRunner, nonce: str | None = None) -> BayView:
-        """What the bay's page shows now (to the page with this ticket nonce, if given)."""
-        bay = runner.bay
+    def bay_view(
+        self, runner: BayRunner, nonce: str | None = None, *, site: bool = True
+    ) -> BayView:
+        """What the bay's page shows now (to this ticket nonce's page), under its ``site``."""
+        bay, gate = runner.bay, runner.gate if site else None
         now = time.time()
-        return bay_view(
+        limit_s = sale_limit_s(gate, runner.limit_s, now)
+        view = bay_view(
             bay_id=bay.bay_id,
             name=bay.name,
-            # Energy only where it can be counted (an agent that names a meter, say).
-            plans=[
-                self.plans[code]
-                for code in bay.plan_codes
-                if code in self.plans and (runner.driver.metered or not self.plans[code].is_energy)
-            ],
+            plans=_offers(runner, self.plans, limit_s, now),
             running=runner.session,
             in_order=bay_in_order(self.hass, runner),
-            limit_s=runner.limit_s,
+            limit_s=limit_s,
             now=now,
             # Held for another customer; the holder's own page still goes to their link.
             held=self.desk.held_for_another_page(bay.bay_id, nonce, now),
             as_sold=partial(self.bays.as_sold, bay.bay_id, now=now),
         )
+        return _under_site(view, gate, self.bays.runners, self.desk.books, now)
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -196,7 +215,10 @@ class CustomerPages:
                 return self.responder.message(page, "not_allowed", HTTPStatus.METHOD_NOT_ALLOWED)
             form = await self.responder.form(page, request)
         elif wants[0] is not None:
-            return await self.screens.async_poster(page, runner.bay, self.bay_view(runner))
+            # Every plan, whatever the hour: it is printed once.
+            return await self.screens.async_poster(
+                page, runner.bay, self.bay_view(runner, site=False)
+            )
         elif wants[1] == "json":
             # The holder's page polls with its ticket: to it the bay is not "someone paying".
             given, bay_id = page.query.get("ticket"), runner.bay.bay_id
@@ -319,6 +341,7 @@ class CustomerPages:
             maker=ticket[0] or (f"session:{own}" if own else None),
             own=own,
             client=page.client,
+            gate=runner.gate,
         )
         try:
             link = await self.desk.async_link(tap, partial(self._callback, page))
@@ -328,7 +351,9 @@ class CustomerPages:
                 page.at(**self._payers_query(paid.session_id)), None
             )
         except Refused as refused:
-            shown = replace(view, state=BayState.HELD) if refused.key == HELD else view
+            # Held, closed or full: the page shows the bay as it is now.
+            now_is = refused.key in (HELD, *SITE_REFUSALS)
+            shown = replace(view, state=BayState(refused.key)) if now_is else view
             return refuse(refused.key, _REFUSED_STATUS[refused.key], shown)
         except (RazorpayError, StorageError, HomeAssistantError) as err:
             outage = isinstance(err, RazorpayError) and is_outage(err)

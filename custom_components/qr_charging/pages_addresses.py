@@ -17,7 +17,7 @@ from homeassistant.helpers.network import NoURLAvailableError
 
 from .catalog import Bay
 from .const import CONF_MERCHANT_NAME, CONF_PAGES_SECRET, CONF_PAGES_URL, CONF_PAGES_WEBHOOK_ID
-from .pages_model import session_token
+from .pages_tokens import session_token
 from .totp import current
 
 

@@ -23,12 +23,15 @@ from .const import LOGGER
 from .holds import HoldGuard, hold_of
 from .intents import HOLD, START
 from .pages_model import Purchase, reusable_link, too_many_open
+from .pages_site import CLOSED, FULL, sale_refusal
 from .records import LinkRecord
+from .site_gate import SiteGate
 
 # Why a tap gets no link (the bay page's ``error_<key>`` texts).
 HELD = "held"  # another customer's page holds the bay
 TRY_LATER = "try_later"  # Razorpay is being left alone after failing
 BUSY = "busy"  # the bay's (or the session's) link budget is spent
+SITE_REFUSALS = (CLOSED, FULL)  # the bay's site is closed, or its load cap has no room
 
 
 def _wall_clock() -> float:
@@ -37,7 +40,7 @@ def _wall_clock() -> float:
 
 
 class Refused(Exception):
-    """No link for a Pay tap; ``key`` says why (``HELD``, ``TRY_LATER``, ``BUSY``)."""
+    """No link for a Pay tap; ``key`` says why (``HELD``, ``TRY_LATER``, ``BUSY``, a site's)."""
 
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -83,7 +86,8 @@ class PayTap:
     ``intent`` is what the page told the customer (``intents``), ``served`` the bay's count of
     sessions served, ``hold_s`` the bay's hold time, ``maker`` the asking page (None: a page
     that cannot be told apart), ``own`` the running session's id when its own page asks, and
-    ``client`` who asks (``pages_budget.client_of``; None through the cloudhook).
+    ``client`` who asks (``pages_budget.client_of``; None through the cloudhook), ``gate``
+    the bay's site (None: no site).
     """
 
     bay_id: str
@@ -94,6 +98,7 @@ class PayTap:
     maker: str | None = None
     own: str | None = None
     client: str | None = None
+    gate: SiteGate | None = None
 
 
 class PayDesk:
@@ -142,6 +147,10 @@ class PayDesk:
 
     async def _async_decide(self, tap: PayTap, callback: Callable[[str], str]) -> LinkRecord:
         bay_id, maker, own, now = tap.bay_id, tap.maker, tap.own, self._clock()
+        # Decided now, not when the page was drawn (or the tap queued behind another).
+        starting = tap.intent == START
+        if why := sale_refusal(tap.gate, self.books.ledger, bay_id, now, starting=starting):
+            raise Refused(why)
         # A link being cancelled is handed to no one.
         links = [
             link for link in self.books.ledger.links.values() if link.link_id not in self._closing

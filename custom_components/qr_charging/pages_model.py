@@ -8,24 +8,17 @@ session page is reached only with a token signed by the account's secret.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import math
 import re
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
-from .catalog import (
-    Plan,
-    Quote,
-    paise_to_rupees,
-    rupees_to_paise,
-)
+from .catalog import Plan, Quote, paise_to_rupees, rupees_to_paise
 from .catalog_errors import CatalogError
 from .intents import START, add_time
+from .pages_site import CLOSED, FULL, SiteView
 from .records import (
     KEPT_REFUNDS,
     LinkRecord,
@@ -46,74 +39,6 @@ REUSE_MARGIN_S = 10 * 60
 MAX_OPEN_LINKS_PER_BAY = 30
 # The body of a form POST: a plan, some minutes, a language. Anything longer is refused.
 MAX_FORM_BODY = 2048
-_TOKEN_BYTES = 16
-# A bay page's ticket: what its forms carry so that Pay is taken for that long after the page
-# was opened with a valid dynamic QR code, and so that a second tap of the same page gets the
-# link of the first (the hold is theirs).
-TICKET_S = 10 * 60
-
-
-# -- tokens ------------------------------------------------------------------------------------
-
-
-def _mac(secret: str, session_id: str) -> str:
-    digest = hmac.new(secret.encode(), session_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:_TOKEN_BYTES]).decode().rstrip("=")
-
-
-def session_token(secret: str, session_id: str) -> str:
-    """The unguessable token of a session page: the session id with its HMAC."""
-    return f"{session_id}.{_mac(secret, session_id)}"
-
-
-def session_of_token(secret: str, token: str) -> str | None:
-    """The session id a token was made for, or None for a token not signed by ``secret``."""
-    session_id, _, mac = token.rpartition(".")
-    if not session_id or len(token) > 100 or not token.isascii():
-        return None
-    return session_id if hmac.compare_digest(mac, _mac(secret, session_id)) else None
-
-
-def cancel_key(secret: str, session_id: str) -> str:
-    """The key that lets a session page cancel its unpaid link.
-
-    Given only to the page that made the link (a link is reused for no other page); the
-    page Razorpay sends the payer back to has the token without it.
-    """
-    return _mac(secret, f"cancel:{session_id}")
-
-
-def may_cancel(secret: str, session_id: str, key: str | None) -> bool:
-    """Whether ``key`` is the cancel key of ``session_id``."""
-    if not key or len(key) > 100 or not key.isascii():
-        return False
-    return hmac.compare_digest(key, cancel_key(secret, session_id))
-
-
-def page_ticket(secret: str, bay_id: str, nonce: str, now: float) -> str:
-    """A signed ticket for one opening of a bay's page (``nonce`` tells pages apart)."""
-    issued = int(now)
-    return f"{issued}.{nonce}.{_mac(secret, f'ticket:{bay_id}:{issued}:{nonce}')}"
-
-
-def ticket_nonce(
-    secret: str, bay_id: str, ticket: str | None, now: float, holding: Container[str] = ()
-) -> str | None:
-    """The nonce of a valid ticket for this bay, fresh or ``holding``; None for anything else.
-
-    ``holding`` are the nonces of the pages whose link of the bay is open: such a ticket stays
-    its holder's past ``TICKET_S`` for as long as the link is open (a hold outlives 10 min).
-    """
-    if not ticket or len(ticket) > 100 or not ticket.isascii():
-        return None
-    issued, _, rest = ticket.partition(".")
-    nonce, _, mac = rest.partition(".")
-    if not issued.isdigit() or not nonce:
-        return None
-    if not 0 <= now - int(issued) <= TICKET_S and nonce not in holding:
-        return None
-    expected = _mac(secret, f"ticket:{bay_id}:{issued}:{nonce}")
-    return nonce if hmac.compare_digest(mac, expected) else None
 
 
 # -- language ----------------------------------------------------------------------------------
@@ -165,6 +90,8 @@ class BayState(StrEnum):
     HELD = "held"  # free, but held for a customer who is paying now (``holds``)
     STARTING = "starting"  # a session is paid or switching on: nothing is sold for a moment
     OUT_OF_ORDER = "out_of_order"
+    CLOSED = CLOSED  # its site is closed (``pages_site``): it says when it opens
+    FULL = FULL  # its site's load cap has no room for it: it says when power is free
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +122,7 @@ class BayView:
     # A bay with a dynamic QR code whose page was not opened with a valid password: it sells
     # nothing and says to scan the code on the bay's screen.
     locked: bool = False
+    site: SiteView | None = None  # what the page says of the bay's site
 
     @property
     def selling(self) -> bool:
@@ -244,6 +172,15 @@ def bay_view(
         running_session_id=running.session_id,
         room_minutes=room,
     )
+
+
+def with_site(view: BayView, site: SiteView) -> BayView:
+    """The view under its site: closed (a top-up, a held bay's sale too), or full if free."""
+    if site.closed and view.state in (BayState.FREE, BayState.BUSY, BayState.HELD):
+        return replace(view, state=BayState.CLOSED, site=site)
+    if site.full and view.state is BayState.FREE:
+        return replace(view, state=BayState.FULL, site=site)
+    return replace(view, site=site)
 
 
 # -- the form ----------------------------------------------------------------------------------
@@ -296,8 +233,12 @@ def purchase(view: BayView, form: Mapping[str, str]) -> Purchase:
             quote = offer.plan.quote(minutes)
         except CatalogError as err:
             raise FormError("bad_minutes") from err
-    if view.room_minutes is not None and quote.minutes > view.room_minutes:
-        raise FormError("too_long")
+    room = view.room_minutes
+    if room is not None and quote.minutes > room:
+        # A per-kWh plan's time cap is cut to its site's closing, rather than refused.
+        if not (offer.plan.is_energy and room > 0 and view.site and view.site.closes):
+            raise FormError("too_long")
+        quote = replace(quote, minutes=room)
     return Purchase(offer.plan, quote)
 
 

@@ -1,6 +1,6 @@
 """The page of one payment's session (``?token=<token>``): where it is, cancel, add time.
 
-The token names the session (``pages_model.session_token``); the cancel key, given only to
+The token names the session (``pages_tokens.session_token``); the cancel key, given only to
 the page that made the link, lets it cancel the unpaid link. While the session runs, its page
 adds time through the bay page's Pay decision, on a link budget of its own.
 """
@@ -24,14 +24,8 @@ from .intents import HOLD
 from .ledger import Wanted
 from .pages_answer import Page, Responder, countdown, html, json_answer, remaining
 from .pages_desk import PayDesk
-from .pages_model import (
-    BayView,
-    SessionView,
-    kwh,
-    may_cancel,
-    session_of_token,
-    session_view,
-)
+from .pages_model import BayView, SessionView, kwh, session_view
+from .pages_tokens import may_cancel, session_of_token
 from .razorpay_api import RazorpayError
 from .store import StorageError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -26,6 +26,7 @@ from .catalog import (
     CURRENCY,
     Bay,
     Plan,
+    Quote,
     paise_to_rupees,
 )
 from .const import (
@@ -52,6 +53,7 @@ from .razorpay_events import PaymentNotice, WebhookEvent, link_notes
 from .records import LinkRecord, RefundRecord
 from .refunds import Failure, Refunds, refused_for_good
 from .session_rules import PaidOutcome
+from .sites import PriceBand
 from .static_qr import static_sale
 
 
@@ -73,6 +75,23 @@ class CreatedLink:
             "currency": self.link.currency,
             "expire_by": datetime.fromtimestamp(self.link.expire_by, UTC).isoformat(),
         }
+
+
+def _sold_now(
+    bays: Bays, bay_id: str, base: Plan, now: float, *, minutes: int | None, paise: int | None
+) -> tuple[Plan, Quote, PriceBand | None]:
+    """A purchase as sold now: priced in the band of this moment.
+
+    The link's amount, and what it buys, is fixed by it; a per-kWh sale's time cap is cut to
+    its site's closing (as the page offers it).
+    """
+    band = bays.band(bay_id, base, now)
+    plan = base.in_band(band)
+    metered = bays.metered(bay_id)
+    quote = quote_for(plan, minutes=minutes, amount_paise=paise, metered=metered, bay=bay_id)
+    if quote.energy_wh and (gate := bays.gates.get(bay_id)) is not None:
+        quote = replace(quote, minutes=max(gate.sale_limit_s(quote.seconds, now) // 60, 1))
+    return plan, quote, band
 
 
 class Payments:
@@ -132,11 +151,7 @@ class Payments:
         """
         bay, base = self.plan_for(bay_id, plan_code)
         session_id, now = f"s-{ulid_now()}", time.time()
-        # Priced in the band of this moment: the link's amount (and what it buys) is fixed.
-        band = self.bays.band(bay_id, base, now)
-        plan = base.in_band(band)
-        metered = self.bays.metered(bay_id)
-        quote = quote_for(plan, minutes=minutes, amount_paise=paise, metered=metered, bay=bay_id)
+        plan, quote, band = _sold_now(self.bays, bay_id, base, now, minutes=minutes, paise=paise)
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.

@@ -149,6 +149,7 @@ def settle_paid(
     """
     running = ledger.running_session(session.bay_id, besides=session.session_id)
     if gate is not None and not session.owner:
+        # Sold to its site's closing; a link shown before closing may be paid a grace later.
         limit_s = gate.sale_limit_s(limit_s, now, grace_s=CLOSING_GRACE_S)
     decision = decide_paid(
         running,

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.qr_charging.const import CONF_BAY_ID, CONF_NAME, DOMAIN, SUBENTRY_SITE
+from custom_components.qr_charging.const import (
+    CONF_BAY_ID,
+    CONF_NAME,
+    CONF_RATED_W,
+    CONF_SITE_ID,
+    DOMAIN,
+    SUBENTRY_SITE,
+)
 from custom_components.qr_charging.migration import MINOR_VERSION
 from custom_components.qr_charging.sites import make_site, site_to_data
 from devtools.razorpay_standin import RazorpayStandin
@@ -118,3 +126,57 @@ FORM_HOURS = dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), "08:00-13:00, 14
 def hours_section(**days: str) -> dict[str, Any]:
     """The site form's opening hours section: the form's hours with ``days`` changed."""
     return {"opening_hours": FORM_HOURS | days}
+
+
+def shop_site(site_id: str = "shop", *, cap_w: int | None = SHOP_CAP_W) -> dict[str, Any]:
+    """The shop open 08:00-21:00 every day in India (no DST), its load cap ``cap_w``."""
+    return site_subentry(site_id, "Shop", time_zone=KOLKATA, hours=SHOP_HOURS, load_cap_w=cap_w)
+
+
+def plug_bay(
+    number: int, plans: list[str], *, site_id: str = "shop", rated_w: int = 3300
+) -> dict[str, Any]:
+    """``bay-<number>`` on ``switch.bay_<number>_plug``, in a site, of a rated power."""
+    bay_id = f"bay-{number}"
+    data = {
+        **BAY_SUBENTRY["data"],
+        "bay_id": bay_id,
+        "name": f"Bay {number}",
+        "plans": plans,
+        "switch_entity": f"switch.bay_{number}_plug",
+        CONF_SITE_ID: site_id,
+        CONF_RATED_W: rated_w,
+    }
+    return {**BAY_SUBENTRY, "data": data, "title": f"Bay {number}", "unique_id": bay_id}
+
+
+def shop_entry(standin: RazorpayStandin, subentries: list[dict[str, Any]]) -> MockConfigEntry:
+    """The account (as the ``config_entry`` fixture's) with these subentries."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        entry_id=ENTRY_ID,
+        title=standin.key_id,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=subentries,
+        minor_version=2,
+    )
+
+
+async def set_up_shop(
+    hass: HomeAssistant, entry: MockConfigEntry, bays: int, *, meter_kwh: float | None = None
+) -> MockConfigEntry:
+    """Set up the account with its ``bays`` bays' plugs there and off (and the plug's meter
+    at ``meter_kwh``, if given: ``meter_helpers.setup_meter``)."""
+    await setup_plug(hass, plugs=bays)
+    if meter_kwh is not None:
+        await setup_meter(hass, energy_kwh=meter_kwh)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def at_the_shop(freezer: FrozenDateTimeFactory, local: str) -> None:
+    """Move the clock to a wall-clock time of the shop (India, UTC+05:30)."""
+    freezer.move_to(f"{local}+05:30")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -34,7 +36,10 @@ from custom_components.qr_charging.pages_desk import (
     Refused,
 )
 from custom_components.qr_charging.pages_model import Purchase
+from custom_components.qr_charging.pages_site import CLOSED
 from custom_components.qr_charging.records import LinkRecord
+from custom_components.qr_charging.site_gate import SiteGate
+from custom_components.qr_charging.sites import WEEKDAYS, make_site
 from custom_components.qr_charging.store import LedgerStore
 
 BAY = "bay-1"
@@ -148,6 +153,7 @@ def tap(
     own: str | None = None,
     served: int = 0,
     client: str | None = None,
+    gate: SiteGate | None = None,
 ) -> PayTap:
     return PayTap(
         bay_id=BAY,
@@ -158,6 +164,7 @@ def tap(
         maker=maker,
         own=own,
         client=client,
+        gate=gate,
     )
 
 
@@ -363,3 +370,24 @@ async def test_open_link_is_only_an_unpaid_open_one(desk: PayDesk, books: Books)
     assert desk.open_link("s-unknown") is None
     link.payment_id = "pay_1"
     assert desk.open_link(link.reference_id) is None
+
+
+async def test_a_tap_queued_past_closing_gets_no_link(
+    desk: PayDesk, links: FakeLinks, clock: Clock
+) -> None:
+    """Sites (#25): decided when its turn comes, not when its page was drawn."""
+    shop = make_site("shop", "Shop", time_zone="UTC", hours=dict.fromkeys(WEEKDAYS, "00:00-12:00"))
+    gate = SiteGate(shop, ZoneInfo("UTC"), {BAY: 3300})  # T0 is 08:00 UTC: open 4 hours more
+    adding = partial(tap, intent=add_time("s-running"), gate=gate)
+    links.gate = asyncio.Event()
+    first = asyncio.ensure_future(desk.async_link(adding("page-a"), callback))
+    second = asyncio.ensure_future(desk.async_link(adding("page-b"), callback))
+    await asyncio.sleep(0)
+    clock.now = T0 + 4 * 3600  # closing time, while the second waits for the first
+    links.gate.set()
+
+    await first
+    with pytest.raises(Refused) as refused:
+        await second
+    assert refused.value.key == CLOSED
+    assert len(links.made) == 1

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.qr_charging.pages_model import (
-    Stage,
-    choose_language,
-    session_of_token,
-    session_token,
-    session_view,
-)
+from custom_components.qr_charging.pages_model import Stage, choose_language, session_view
+from custom_components.qr_charging.pages_tokens import session_of_token, session_token
 from custom_components.qr_charging.records import (
     LinkRecord,
     PaymentRecord,

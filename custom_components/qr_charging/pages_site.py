@@ -1,0 +1,128 @@
+"""What the customer's pages say of a bay's site: closed, its load cap full, sales to closing.
+
+Plain Python, no Home Assistant imports; time is passed in. The page never sells what the
+money rule (``site_gate.refusal``, ``session_rules.settle_paid``) would refund: nothing while
+the site is closed or its load cap has no room for the bay, and only sessions that end by
+closing (no grace on the page: the grace is for a link paid late).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .catalog import Plan
+from .ledger import Ledger
+from .site_gate import POWERED_STATES, SiteGate
+
+# Why a page sells nothing at a bay of its site (``pages_model.BayState`` has the same values).
+CLOSED = "closed"
+FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    """The bay's site as its page shows it now.
+
+    ``opens``: when a closed site opens next (local ``HH:MM``, and ``dd/mm`` when not today;
+    None: closed for good). ``closes``: the closing a sale is cut to (local ``HH:MM``;
+    None: open around the clock, or sales allowed past closing). ``free_min``: minutes until
+    the first of the site's powered bays is due to end, rounded up (full only). ``in_use_kw``:
+    the power in use (measured where every powered bay is metered, else rated), ``cap_kw`` the
+    cap, as the page shows them ("3.2", "5").
+    """
+
+    closed: bool = False
+    full: bool = False
+    opens: tuple[str, str | None] | None = None
+    closes: str | None = None
+    free_min: int | None = None
+    in_use_kw: str = "0"
+    cap_kw: str | None = None
+    measured: bool = False
+
+
+def site_view(
+    gate: SiteGate,
+    ledger: Ledger,
+    bay_id: str,
+    now: float,
+    measured_w: dict[str, float | None] | None = None,
+) -> SiteView:
+    """What the bay's page says of its site now; ``measured_w``: each metered bay's power."""
+    tz = gate.tz
+    why = sale_refusal(gate, ledger, bay_id, now, starting=True)
+    if why == CLOSED:
+        opens = gate.opens_at(now)
+        when = None
+        if opens is not None:
+            at, today = datetime.fromtimestamp(opens, tz), datetime.fromtimestamp(now, tz)
+            when = at.strftime("%H:%M"), None if at.date() == today.date() else at.strftime("%d/%m")
+        return SiteView(closed=True, opens=when)
+    closing = gate.closes_at(now)
+    closes = None
+    if closing is not None and not gate.site.sell_past_closing:
+        closes = datetime.fromtimestamp(closing, tz).strftime("%H:%M")
+    if gate.site.load_cap_w is None:
+        return SiteView(closes=closes)
+    readings = measured_w or {}
+    powered = [
+        bay
+        for bay in gate.rated_w
+        if (running := ledger.running_session(bay)) is not None and running.state in POWERED_STATES
+    ]
+    # Measured only when every powered bay's meter reports: else the rated powers.
+    measured = bool(powered) and all(readings.get(bay) is not None for bay in powered)
+    in_use = sum(readings[b] or 0.0 for b in powered) if measured else gate.powered_w(ledger)
+    full = why == FULL
+    free = gate.next_free_s(ledger, now) if full else None
+    return SiteView(
+        full=full,
+        closes=closes,
+        free_min=math.ceil(free / 60) if free is not None else None,
+        in_use_kw=kw(in_use),
+        cap_kw=kw(gate.site.load_cap_w),
+        measured=measured,
+    )
+
+
+def sale_refusal(
+    gate: SiteGate | None, ledger: Ledger, bay_id: str, now: float, *, starting: bool
+) -> str | None:
+    """Why nothing is sold at the bay now: ``CLOSED``, or ``FULL`` for a start; None: sold.
+
+    The money rule's (``site_gate.refusal``) for a sale: the owner's sessions never come here.
+    """
+    if gate is None:
+        return None
+    if not gate.is_open(now):
+        return CLOSED
+    return FULL if starting and not gate.fits(ledger, bay_id) else None
+
+
+def kw(watts: float) -> str:
+    """Watts as the page shows kilowatts: one decimal, none when whole ("3.2", "5")."""
+    text = f"{watts / 1000:.1f}"
+    return text.removesuffix(".0")
+
+
+def sale_limit_s(gate: SiteGate | None, limit_s: int, now: float) -> int:
+    """The longest session a page sells now: to closing (no grace), unless allowed past."""
+    return limit_s if gate is None else gate.sale_limit_s(limit_s, now)
+
+
+def offered(plans: Iterable[Plan], limit_s: int) -> list[Plan]:
+    """The plans that still sell something within ``limit_s``.
+
+    A fixed plan too long is not offered; a rate plan while its shortest fits (its longest is
+    cut on the page); a per-kWh plan while a minute fits (its time cap is cut to ``limit_s``).
+    """
+    return [
+        plan
+        for plan in plans
+        if (plan.is_energy and limit_s >= 60)
+        or (plan.is_rate and plan.min_minutes * 60 <= limit_s)
+        or (not plan.is_energy and not plan.is_rate and plan.seconds <= limit_s)
+    ]
