@@ -216,7 +216,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             title=data[CONF_KEY_ID],
             data=data,
             description_placeholders=placeholders,
-            subentries=[default_site_subentry(data[CONF_KEY_ID])],
+            subentries=[default_site_subentry()],
         )
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:

@@ -34,14 +34,6 @@ TO_REDACT = {
 }
 
 
-def _unnamed(data: dict[str, Any], title: str) -> dict[str, Any]:
-    """``data`` with any value equal to the account's title (its key id) redacted.
-
-    The default site is named as the account, so its name and title are the key id.
-    """
-    return {k: REDACTED if v == title else v for k, v in data.items()}
-
-
 def _bay(runner: BayRunner) -> dict[str, Any]:
     driver = runner.driver
     session = runner.session
@@ -91,7 +83,6 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Everything useful to debug an account, with its keys and secrets left out."""
     hub = entry.runtime_data
-    title = entry.title
     counts = await hub.books.store.async_counts()
     return {
         "entry": {
@@ -101,14 +92,11 @@ async def async_get_config_entry_diagnostics(
             "options": async_redact_data(dict(entry.options), TO_REDACT),
         },
         "subentries": [
-            _unnamed(
-                {
-                    "subentry_type": subentry.subentry_type,
-                    "title": subentry.title,
-                    "data": _unnamed(async_redact_data(dict(subentry.data), TO_REDACT), title),
-                },
-                title,
-            )
+            {
+                "subentry_type": subentry.subentry_type,
+                "title": subentry.title,
+                "data": async_redact_data(dict(subentry.data), TO_REDACT),
+            }
             for subentry in entry.subentries.values()
         ],
         "ledger": {
@@ -129,11 +117,8 @@ async def async_get_config_entry_diagnostics(
                 for payment in await hub.books.store.async_attention()
             ],
         },
-        # Where each bay sells, when and how much power it may share: nothing secret but the
-        # default site's name (the key id).
-        "sites": {
-            site_id: _unnamed(site_to_data(site), title) for site_id, site in hub.bays.sites.items()
-        },
+        # Where each bay sells, when and how much power it may share: nothing secret.
+        "sites": {site_id: site_to_data(site) for site_id, site in hub.bays.sites.items()},
         "bays": {
             bay_id: async_redact_data(_bay(runner) | hub.addresses.links(bay_id), TO_REDACT)
             for bay_id, runner in hub.bays.runners.items()

@@ -33,11 +33,14 @@ VERSION = 1
 MINOR_VERSION = 4
 
 
-def default_site_subentry(title: str) -> ConfigSubentryData:
-    """The site an account's bays start in: open always, no cap, named as the account."""
-    site = default_site(title)
+def default_site_subentry() -> ConfigSubentryData:
+    """The site an account's bays start in (``sites.default_site``)."""
+    site = default_site()
     return ConfigSubentryData(
-        data=site_to_data(site), subentry_type=SUBENTRY_SITE, title=title, unique_id=site.site_id
+        data=site_to_data(site),
+        subentry_type=SUBENTRY_SITE,
+        title=site.name,
+        unique_id=site.site_id,
     )
 
 
@@ -88,7 +91,7 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
         hass.config_entries.async_update_entry(entry, minor_version=3)
     if entry.version == VERSION and entry.minor_version < 4:
         if not any(sub.subentry_type == SUBENTRY_SITE for sub in entry.subentries.values()):
-            site = default_site_subentry(entry.title)
+            site = default_site_subentry()
             hass.config_entries.async_add_subentry(
                 entry,
                 ConfigSubentry(

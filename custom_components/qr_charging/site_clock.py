@@ -31,7 +31,7 @@ def sites_of(entry: ConfigEntry) -> dict[str, Site]:
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_SITE
     }
-    return sites or {DEFAULT_SITE_ID: default_site(entry.title)}
+    return sites or {DEFAULT_SITE_ID: default_site()}
 
 
 def _iso(moment: float | None) -> str | None:

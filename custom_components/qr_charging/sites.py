@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from .catalog_errors import ID_PATTERN, CatalogError
 
 DEFAULT_SITE_ID = "default"
+DEFAULT_SITE_NAME = "Charging point"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60
 # How far ahead the next opening or closing is looked for (a site closed longer is "closed").
@@ -230,8 +231,11 @@ def site_from_data(data: Mapping[str, Any]) -> Site:
     )
 
 
-def default_site(name: str) -> Site:
-    """The site bays added before sites are put in: open always, no cap, HA's time zone."""
+def default_site(name: str = DEFAULT_SITE_NAME) -> Site:
+    """The site an account's bays start in: open always, no cap, HA's time zone.
+
+    Its name is shown to customers: not the account's title (its Razorpay key id).
+    """
     return Site(site_id=DEFAULT_SITE_ID, name=name)
 
 

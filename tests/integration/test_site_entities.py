@@ -106,7 +106,7 @@ async def test_the_default_site_of_an_entry_without_sites_is_the_entrys(
 
     device = site_device(hass, entry, "default")
     assert device_subentry(device, entry) is None
-    state = hass.states.get(f"binary_sensor.{standin.key_id.lower()}_open")
+    state = hass.states.get("binary_sensor.charging_point_open")
     assert state is not None
     assert state.state == STATE_ON
     # Open around the clock: no edge, so no event through a week.

@@ -82,9 +82,9 @@ async def test_an_account_of_1_3_gets_a_default_site_and_nothing_else_changes(
     assert {sub_id: after[sub_id] for sub_id in subentries} == subentries
     assert after[new] == (
         "site",
-        "Main account",
+        "Charging point",  # not the account's title: customers see the site's name
         "default",
-        DEFAULT_SITE_DATA | {"name": "Main account"},
+        DEFAULT_SITE_DATA | {"name": "Charging point"},
     )
 
     # Loaded again (a restart): migrated once only.
@@ -112,7 +112,7 @@ async def test_a_new_account_gets_the_same_default_site(
     (site,) = entry.subentries.values()
     assert site.subentry_type == "site"
     assert _site(entry) == (
-        standin.key_id,
+        "Charging point",
         "default",
-        DEFAULT_SITE_DATA | {"name": standin.key_id},
+        DEFAULT_SITE_DATA | {"name": "Charging point"},
     )
