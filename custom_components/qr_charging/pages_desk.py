@@ -73,6 +73,7 @@ class LinkMaker(Protocol):
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        site_checked: bool = False,
     ) -> _Created: ...
 
     async def async_cancel_link(self, link: LinkRecord) -> str:  # noqa: D102 - as Payments'
@@ -197,6 +198,7 @@ class PayDesk:
             intent=intent,
             callback=callback,
             hold_s=hold_s,
+            site_checked=True,
         )
         link = created.link
         if intent == HOLD:

@@ -75,6 +75,7 @@ class FakeLinks:
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        site_checked: bool = False,
     ) -> _Created:
         number = len(self.made) + 1
         self.made.append({"bay": bay_id, "plan": plan_code, "intent": intent, "hold_s": hold_s})
