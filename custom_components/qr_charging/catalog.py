@@ -387,7 +387,8 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
 
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
     """A plan from its config subentry; one without a kind is a fixed plan (version 0.2)."""
-    known = {f.name for f in fields(Plan)} - {CONF_BANDS}
+    # A band's percent belongs to a plan as sold (``in_band``), never to its stored data.
+    known = {f.name for f in fields(Plan)} - {CONF_BANDS, "rate_percent"}
     plan = Plan(**{k: v for k, v in data.items() if k in known})
     return replace(plan, bands=parse_bands(CONF_BANDS, data.get(CONF_BANDS, "")))
 
