@@ -319,10 +319,9 @@ class BayRunner:
         # Just after a (re)start the bay's availability may still be on its way.
         await self.driver.async_wait_known(self.settings.ack_timeout_s)
         try:
-            # Its link (if any) too: how long past closing it may run (``paid_grace_s``).
             async with self.books.change(Wanted(reference_ids={session.session_id})) as ledger:
-                # Decided in the change: another delivery, a stop or a deadline may have
-                # changed the bay while this waited.
+                # Decided in the change (with its link: ``paid_grace_s``): another delivery, a
+                # stop or a deadline may have changed the bay while this waited.
                 if session.state is not SessionState.PAID:
                     return
                 outcome = self._settle(ledger, session, time.time())
