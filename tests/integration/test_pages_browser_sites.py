@@ -126,7 +126,7 @@ async def test_before_closing_only_what_ends_by_closing_is_offered(
     assert await minutes.evaluate("field => field.validity.valid")
 
 
-async def test_the_a4_poster_prints_the_plans_bands(
+async def test_the_a4_poster_prints_the_plans_bands_on_one_sheet(
     browser: Any, pages_url: str, freezer: FrozenDateTimeFactory
 ) -> None:
     at_the_shop(freezer, "2026-12-07 20:30:00")
