@@ -151,10 +151,21 @@ def parse_dates(field_name: str, text: str) -> tuple[date, ...]:
     return tuple(sorted(days))
 
 
+# Names ``available_timezones`` may list that are no place's IANA zone: the system's own
+# setting, the placeholder zone, the POSIX rules file (and its ``posix/``, ``right/`` copies).
+_NOT_IANA = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @functools.cache
 def time_zones() -> tuple[str, ...]:
     """The IANA time zone names, sorted; read from disk once (call it first off the loop)."""
-    return tuple(sorted(available_timezones()))
+    return tuple(
+        sorted(
+            name
+            for name in available_timezones()
+            if name not in _NOT_IANA and not name.startswith(("posix/", "right/"))
+        )
+    )
 
 
 def check_time_zone(field_name: str, name: str | None) -> str | None:
@@ -241,11 +252,30 @@ def default_site(name: str = DEFAULT_SITE_NAME) -> Site:
 
 
 def zone(site: Site, home: str) -> ZoneInfo:
-    """The site's time zone (``home``: Home Assistant's, when the site names none)."""
+    """The site's time zone, else Home Assistant's (``home``), else UTC.
+
+    Home Assistant's when the site names none, or one that no longer loads (``zone_lost``).
+    """
+    return _load(site.time_zone) or _load(home) or ZoneInfo("UTC")
+
+
+def zone_lost(site: Site) -> bool:
+    """Whether the site names a time zone that no longer loads (tzdata without it)."""
+    return site.time_zone is not None and _load(site.time_zone) is None
+
+
+def on_home_zone(site: Site) -> bool:
+    """Whether the site runs on Home Assistant's time zone (none of its own, or one lost)."""
+    return site.time_zone is None or zone_lost(site)
+
+
+def _load(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
     try:
-        return ZoneInfo(site.time_zone or home)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 def _local(tz: tzinfo, now: float) -> date:

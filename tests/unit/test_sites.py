@@ -30,6 +30,9 @@ from custom_components.qr_charging.sites import (
     opens_at,
     site_from_data,
     site_to_data,
+    time_zones,
+    zone,
+    zone_lost,
 )
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -247,6 +250,9 @@ def test_around_clock_changes_the_edges_agree_with_is_open(
     [
         ({"site_id": "a site"}, "site_id", "invalid_id"),
         ({"time_zone": "Mars/Olympus"}, "time_zone", "invalid_time_zone"),
+        # Not places: the system's own setting, and tzdata's placeholder zone.
+        ({"time_zone": "localtime"}, "time_zone", "invalid_time_zone"),
+        ({"time_zone": "Factory"}, "time_zone", "invalid_time_zone"),
         ({"hours": {"mon": "8-13"}}, "mon", "invalid_hours"),
         ({"hours": {"tue": "21:00-08:00"}}, "tue", "hours_backwards"),
         ({"hours": {"wed": "08:00-13:00, 12:00-14:00"}}, "wed", "hours_overlap"),
@@ -298,3 +304,18 @@ def test_a_site_is_stored_as_the_form_s_text_and_read_back() -> None:
         "load_cap_w": None,
         "sell_past_closing": False,
     }
+
+
+def test_the_time_zones_offered_are_places_only() -> None:
+    offered = time_zones()
+    assert {"Asia/Kolkata", "Europe/Berlin", "UTC"} <= set(offered)
+    assert not {"localtime", "Factory", "posixrules"} & set(offered)
+    assert not [name for name in offered if name.startswith(("posix/", "right/"))]
+
+
+def test_a_stored_zone_that_no_longer_loads_runs_on_home_assistant_s() -> None:
+    lost = Site("shop", "Shop", time_zone="Atlantis/Poseidonia")
+    assert zone_lost(lost)
+    assert zone(lost, "Asia/Kolkata") == KOLKATA  # not UTC
+    assert not zone_lost(Site("shop", "Shop"))  # none of its own: HA's, nothing lost
+    assert zone(Site("shop", "Shop", time_zone="Europe/Berlin"), "Asia/Kolkata") == BERLIN
