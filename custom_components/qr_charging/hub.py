@@ -188,29 +188,30 @@ class QrChargingHub:
         HA removes a site subentry without asking; the account reloads, and the issue goes at
         the first setup where every bay is at a site again.
         """
-        homeless = [b for b in self.bays.configs.values() if b.bay_id not in self.bays.gates]
-        self._flag(BAY_WITHOUT_SITE, bays=", ".join(f"{b.name} ({b.site_id})" for b in homeless))
+        issue_id = f"{BAY_WITHOUT_SITE}_{self.entry.entry_id}"
+        if homeless := [b for b in self.bays.configs.values() if b.bay_id not in self.bays.gates]:
+            names = ", ".join(f"{bay.name} ({bay.site_id})" for bay in homeless)
+            self.notices.raise_repair(issue_id, BAY_WITHOUT_SITE, {"bays": names})
+        else:
+            self.notices.clear_repair(issue_id)
 
     def flag_lost_time_zones(self) -> None:
-        """A repair (and a warning) naming the sites whose time zone no longer loads.
+        """A warning and a repair naming the sites whose time zone no longer loads.
 
         Such a site runs on Home Assistant's time zone until its own is chosen again.
         """
-        lost = [c.site for c in self.sites.values() if zone_lost(c.site)]
-        if names := ", ".join(f"{site.name} ({site.time_zone})" for site in lost):
+        issue_id = f"{SITE_TIME_ZONE_UNKNOWN}_{self.entry.entry_id}"
+        if lost := [clock.site for clock in self.sites.values() if zone_lost(clock.site)]:
+            names = ", ".join(f"{site.name} ({site.time_zone})" for site in lost)
             LOGGER.warning(
                 "The time zone of site %s does not load: it runs on Home Assistant's (%s) "
                 "until its own is chosen again",
                 names,
                 self.home_zone,
             )
-        self._flag(SITE_TIME_ZONE_UNKNOWN, sites=names, home_zone=self.home_zone)
-
-    def _flag(self, key: str, **placeholders: str) -> None:
-        """Raise the account's repair ``key`` when its first placeholder names something."""
-        issue_id = f"{key}_{self.entry.entry_id}"
-        if next(iter(placeholders.values())):
-            self.notices.raise_repair(issue_id, key, placeholders)
+            self.notices.raise_repair(
+                issue_id, SITE_TIME_ZONE_UNKNOWN, {"sites": names, "home_zone": self.home_zone}
+            )
         else:
             self.notices.clear_repair(issue_id)
 
