@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from homeassistant.const import CONF_WEBHOOK_ID, Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.const import CONF_WEBHOOK_ID, EVENT_CORE_CONFIG_UPDATE, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
@@ -23,6 +23,7 @@ from .const import (
     DOMAIN,
     LOGGER,
     RECONCILE_INTERVAL_S,
+    SITE_TIME_ZONE_UNKNOWN,
 )
 from .devices import async_register_devices, device_in_use
 from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of, store_for
@@ -83,6 +84,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
     # A webhook missed while HA was down is found by asking Razorpay, without delaying startup.
     _reconcile()
     entry.async_on_unload(entry.add_update_listener(_async_reload))
+
+    @callback
+    def _core_config_updated(_event: Event) -> None:
+        # A site without a time zone of its own runs on HA's, read at setup: follow a change.
+        if hass.config.time_zone != hub.home_zone and hub.follows_home_zone():
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, _core_config_updated))
     # A plan or bay saved while this setup ran, after it read the settings, found no listener
     # (the last one went with the unload): it would wait for the next reload. Reload now.
     if settings_of(entry) != hub.built_from:
@@ -125,7 +134,8 @@ async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
     record).
     """
     await async_close_all(hass, entry, bays_of(entry))
-    ir.async_delete_issue(hass, DOMAIN, f"{BAY_WITHOUT_SITE}_{entry.entry_id}")
+    for repair in (BAY_WITHOUT_SITE, SITE_TIME_ZONE_UNKNOWN):
+        ir.async_delete_issue(hass, DOMAIN, f"{repair}_{entry.entry_id}")
     await _async_log_owed(hass, entry)
     unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])
     if entry.data.get(CONF_CLOUDHOOK) and "cloud" in hass.config.components:

@@ -91,3 +91,5 @@ EVENT_SITE_OPENED: Final = f"{DOMAIN}_site_opened"
 EVENT_SITE_CLOSED: Final = f"{DOMAIN}_site_closed"
 # The repair raised while some of an account's bays are at a site that was removed.
 BAY_WITHOUT_SITE: Final = "bay_without_site"
+# The repair raised while a site names a time zone that no longer loads (it runs on HA's).
+SITE_TIME_ZONE_UNKNOWN: Final = "site_time_zone_unknown"

@@ -35,7 +35,9 @@ from .const import (
     CONF_QR_CODES,
     DEFAULT_ACK_TIMEOUT_S,
     DOMAIN,
+    LOGGER,
     PLAN_SUBENTRIES,
+    SITE_TIME_ZONE_UNKNOWN,
     SUBENTRY_BAY,
 )
 from .notices import Notices
@@ -46,6 +48,7 @@ from .qr_codes import QrCodes
 from .reconcile import Reconciler
 from .refunds import Refunds
 from .site_clock import SiteClock, sites_of
+from .sites import on_home_zone, zone_lost
 from .store import LedgerStore
 
 
@@ -98,6 +101,8 @@ class QrChargingHub:
     def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         self.entry = entry
         self.built_from = settings_of(entry)
+        # Home Assistant's time zone as the sites were set up with it (see ``on_home_zone``).
+        self.home_zone = hass.config.time_zone
         self.api = AccountApi(hass, entry)
         self.books = Books(store_for(hass, entry.entry_id))
         self.notices = Notices(hass, entry.entry_id)
@@ -175,6 +180,7 @@ class QrChargingHub:
         for site in self.sites.values():
             site.start(now)
         self.flag_bays_without_site()
+        self.flag_lost_time_zones()
 
     def flag_bays_without_site(self) -> None:
         """A repair naming the bays whose site was removed (they sell ungated meanwhile).
@@ -188,6 +194,30 @@ class QrChargingHub:
             self.notices.raise_repair(issue_id, BAY_WITHOUT_SITE, {"bays": names})
         else:
             self.notices.clear_repair(issue_id)
+
+    def flag_lost_time_zones(self) -> None:
+        """A warning and a repair naming the sites whose time zone no longer loads.
+
+        Such a site runs on Home Assistant's time zone until its own is chosen again.
+        """
+        issue_id = f"{SITE_TIME_ZONE_UNKNOWN}_{self.entry.entry_id}"
+        if lost := [clock.site for clock in self.sites.values() if zone_lost(clock.site)]:
+            names = ", ".join(f"{site.name} ({site.time_zone})" for site in lost)
+            LOGGER.warning(
+                "The time zone of site %s does not load: it runs on Home Assistant's (%s) "
+                "until its own is chosen again",
+                names,
+                self.home_zone,
+            )
+            self.notices.raise_repair(
+                issue_id, SITE_TIME_ZONE_UNKNOWN, {"sites": names, "home_zone": self.home_zone}
+            )
+        else:
+            self.notices.clear_repair(issue_id)
+
+    def follows_home_zone(self) -> bool:
+        """Whether a site runs on Home Assistant's time zone (so a change of it matters)."""
+        return any(on_home_zone(clock.site) for clock in self.sites.values())
 
     async def async_unload(self) -> None:
         """Stop the bays and close the ledger (running sessions resume at the next setup)."""

@@ -20,7 +20,7 @@ from datetime import datetime
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
+from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
 from .bay_runner import BayRunner
@@ -31,6 +31,7 @@ from .hub import QrChargingConfigEntry
 from .pages_addresses import PageAddresses
 from .pages_render import qr_png
 from .pictures import closed_png, out_of_order_png
+from .site_clock import track_next_edge
 from .timers import stop_at_shutdown
 from .totp import current
 
@@ -93,23 +94,25 @@ class QrChargingBayImage(QrChargingEntity, ImageEntity):
         await super().async_will_remove_from_hass()
 
     @callback
-    def _schedule_site_change(self) -> None:
-        """Change the picture at the site's next opening or closing (if it ever has one)."""
-        gate, now = self.runner.gate, time.time()
-        when = None if gate is None else gate.closes_at(now) or gate.opens_at(now)
-        if when is None:
+    def _schedule_site_change(self, since: float = 0) -> None:
+        """Change the picture at the site's next opening or closing (if it ever has one).
+
+        ``since``: the edge just passed (HA's timer may fire a moment before the wall clock).
+        """
+        if (gate := self.runner.gate) is None:
             return
 
         @callback
-        def _site_changed(_now: datetime) -> None:
+        def _site_changed(when: datetime) -> None:
             self._next_site_change = None
             self._handle_bay_update()
-            self._schedule_site_change()
+            self._schedule_site_change(when.timestamp())
 
-        self._next_site_change = async_track_point_in_utc_time(
+        self._next_site_change = track_next_edge(
             self.hass,
+            gate,
+            max(time.time(), since),
             stop_at_shutdown(_site_changed, "site's hours"),
-            dt_util.utc_from_timestamp(when),
         )
 
     @callback

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from .catalog import Plan
 from .ledger import Ledger
@@ -27,10 +27,10 @@ class SiteView:
     """The bay's site as its page shows it now.
 
     ``opens``: when a closed site opens next (local ``HH:MM``, and ``dd/mm`` when not today;
-    None: closed for good). ``closes``: the closing a sale is cut to (local ``HH:MM``;
-    None: open around the clock, or sales allowed past closing). ``free_min``: minutes until
-    enough of the site's powered bays are due to end for this bay to fit, rounded up (full
-    only; ``SiteGate.next_free_s``). ``in_use_kw``:
+    None: closed for good). ``closes``: the closing a sale is cut to, in the same shape (a
+    closing days away names its date; None: open around the clock, or sales allowed past
+    closing). ``free_min``: minutes until enough of the site's powered bays are due to end
+    for this bay to fit, rounded up (full only; ``SiteGate.next_free_s``). ``in_use_kw``:
     the power in use (measured where every powered bay is metered, else rated), ``cap_kw`` the
     cap, as the page shows them ("3.2", "5").
     """
@@ -38,7 +38,7 @@ class SiteView:
     closed: bool = False
     full: bool = False
     opens: tuple[str, str | None] | None = None
-    closes: str | None = None
+    closes: tuple[str, str | None] | None = None
     free_min: int | None = None
     in_use_kw: str = "0"
     cap_kw: str | None = None
@@ -56,16 +56,8 @@ def site_view(
     tz = gate.tz
     why = sale_refusal(gate, ledger, bay_id, now, starting=True)
     if why == CLOSED:
-        opens = gate.opens_at(now)
-        when = None
-        if opens is not None:
-            at, today = datetime.fromtimestamp(opens, tz), datetime.fromtimestamp(now, tz)
-            when = at.strftime("%H:%M"), None if at.date() == today.date() else at.strftime("%d/%m")
-        return SiteView(closed=True, opens=when)
-    closing = gate.closes_at(now)
-    closes = None
-    if closing is not None and not gate.site.sell_past_closing:
-        closes = datetime.fromtimestamp(closing, tz).strftime("%H:%M")
+        return SiteView(closed=True, opens=_when(gate.opens_at(now), now, tz))
+    closes = None if gate.site.sell_past_closing else _when(gate.closes_at(now), now, tz)
     if gate.site.load_cap_w is None:
         return SiteView(closes=closes)
     readings = measured_w or {}
@@ -87,6 +79,14 @@ def site_view(
         cap_kw=kw(gate.site.load_cap_w),
         measured=measured,
     )
+
+
+def _when(moment: float | None, now: float, tz: tzinfo) -> tuple[str, str | None] | None:
+    """A moment as the page shows it: local ``HH:MM``, and ``dd/mm`` when not today."""
+    if moment is None:
+        return None
+    at, today = datetime.fromtimestamp(moment, tz), datetime.fromtimestamp(now, tz)
+    return at.strftime("%H:%M"), None if at.date() == today.date() else at.strftime("%d/%m")
 
 
 def sale_refusal(

@@ -86,15 +86,20 @@ def check_site(
         if why == CLOSED and view.opens is None:
             _refuse("site_closed_for_good", site=site)
         if why == CLOSED and view.opens is not None:
-            _refuse("site_closed", site=site, opens=" ".join(filter(None, view.opens[::-1])))
+            _refuse("site_closed", site=site, opens=_shown(view.opens))
         assert why == FULL
         _refuse("site_full", site=site, in_use=view.in_use_kw, cap=view.cap_kw or "")
     limit_s = sale_limit_s(gate, quote.seconds, now)
     if not quote.energy_wh and quote.seconds > limit_s:
         view = site_view(gate, ledger, bay_id, now)
-        _refuse(
-            "site_closing", site=gate.site.name, closes=view.closes or "", minutes=limit_s // 60
-        )
+        closes = _shown(view.closes) if view.closes else ""
+        _refuse("site_closing", site=gate.site.name, closes=closes, minutes=limit_s // 60)
+
+
+def _shown(when: tuple[str, str | None]) -> str:
+    """A page's local time as the action says it: ``08:00``, or ``08/12 08:00`` not today."""
+    time, day = when
+    return time if day is None else f"{day} {time}"
 
 
 def _refuse(key: str, **placeholders: str | int) -> NoReturn:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_point_in_utc_time
 
@@ -36,6 +36,23 @@ def sites_of(entry: ConfigEntry) -> dict[str, Site]:
 
 def _iso(moment: float | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+@callback
+def track_next_edge(
+    hass: HomeAssistant,
+    gate: SiteGate,
+    now: float,
+    action: HassJob[[datetime], None] | Callable[[datetime], None],
+) -> CALLBACK_TYPE | None:
+    """Call ``action`` at the site's next opening or closing, always after ``now``.
+
+    None: the site has no edge (open around the clock, or closed for good): no timer. A timer
+    at or before ``now`` would fire at once and, timed again from the same moment, spin.
+    """
+    if (edge := gate.next_edge(now)) is None or edge <= now:
+        return None
+    return async_track_point_in_utc_time(hass, action, datetime.fromtimestamp(edge, UTC))
 
 
 class SiteClock:
@@ -90,10 +107,7 @@ class SiteClock:
     def start(self, now: float) -> None:
         """Time the next edge after ``now``."""
         self.stop()
-        if (edge := self.gate.next_edge(now)) is not None:
-            self._unsub = async_track_point_in_utc_time(
-                self.hass, self._at_edge, datetime.fromtimestamp(edge, UTC)
-            )
+        self._unsub = track_next_edge(self.hass, self.gate, now, self._at_edge)
 
     @callback
     def stop(self) -> None:

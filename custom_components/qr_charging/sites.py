@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,10 +151,21 @@ def parse_dates(field_name: str, text: str) -> tuple[date, ...]:
     return tuple(sorted(days))
 
 
+# Names ``available_timezones`` may list that are no place's IANA zone: the system's own
+# setting, the placeholder zone, the POSIX rules file (and its ``posix/``, ``right/`` copies).
+_NOT_IANA = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @functools.cache
 def time_zones() -> tuple[str, ...]:
     """The IANA time zone names, sorted; read from disk once (call it first off the loop)."""
-    return tuple(sorted(available_timezones()))
+    return tuple(
+        sorted(
+            name
+            for name in available_timezones()
+            if name not in _NOT_IANA and not name.startswith(("posix/", "right/"))
+        )
+    )
 
 
 def check_time_zone(field_name: str, name: str | None) -> str | None:
@@ -240,68 +252,125 @@ def default_site(name: str = DEFAULT_SITE_NAME) -> Site:
 
 
 def zone(site: Site, home: str) -> ZoneInfo:
-    """The site's time zone (``home``: Home Assistant's, when the site names none)."""
+    """The site's time zone, else Home Assistant's (``home``), else UTC.
+
+    Home Assistant's when the site names none, or one that no longer loads (``zone_lost``).
+    """
+    return _load(site.time_zone) or _load(home) or ZoneInfo("UTC")
+
+
+def zone_lost(site: Site) -> bool:
+    """Whether the site names a time zone that no longer loads (tzdata without it)."""
+    return site.time_zone is not None and _load(site.time_zone) is None
+
+
+def on_home_zone(site: Site) -> bool:
+    """Whether the site runs on Home Assistant's time zone (none of its own, or one lost)."""
+    return site.time_zone is None or zone_lost(site)
+
+
+def _load(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
     try:
-        return ZoneInfo(site.time_zone or home)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
-def _local(tz: tzinfo, now: float) -> tuple[date, float]:
-    """The local date and minute of the day (wall clock) at ``now``."""
-    moment = datetime.fromtimestamp(now, tz)
-    return moment.date(), moment.hour * 60 + moment.minute + moment.second / 60
+def _local(tz: tzinfo, now: float) -> date:
+    """The local date at ``now``."""
+    return datetime.fromtimestamp(now, tz).date()
 
 
-def _at(tz: ZoneInfo, day: date, minute: int) -> float:
-    """The moment of a wall-clock minute of a local date (``24:00``: the next midnight)."""
-    moment = datetime.combine(day + timedelta(days=minute // DAY_MINUTES), time(), tzinfo=tz)
-    return (moment + timedelta(minutes=minute % DAY_MINUTES)).timestamp()
+def _at(tz: tzinfo, day: date, minute: int) -> float:
+    """The moment of a wall-clock minute of a local date (``24:00``: the next midnight).
+
+    A wall time the clock skips (DST starts) is the first real moment after it: the change.
+    A wall time the clock shows twice (DST ends) is its first showing. One rule for opening
+    hours and price bands alike, so every answer here agrees with ``is_open``.
+    """
+    wall = datetime.combine(day, time(), tzinfo=tz) + timedelta(minutes=minute)
+    first = wall.replace(fold=0).timestamp()
+    if datetime.fromtimestamp(first, tz).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        return first
+    # Skipped: the change lies between the wall time read with the offset after it and the
+    # one read with the offset before it; find it to the second.
+    low, high = math.floor(wall.replace(fold=1).timestamp()), math.ceil(first)
+    offset = datetime.fromtimestamp(high, tz).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, tz).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    return float(high)
 
 
-def is_open(site: Site, tz: ZoneInfo, now: float) -> bool:
+def _moments(tz: tzinfo, day: date, span: Span) -> tuple[float, float]:
+    """A span of a local date as moments (empty when it lies wholly in a skipped hour)."""
+    return _at(tz, day, span.start), _at(tz, day, span.end)
+
+
+def _openings(site: Site, tz: tzinfo, now: float) -> tuple[float, float | None] | None:
+    """The opening ``now`` is in, else the next one: (start, end) moments; None: none ahead.
+
+    Spans that meet (``…-24:00`` then ``00:00-…`` the next day) are one opening; its end is
+    None when it runs past ``LOOKAHEAD_DAYS``. Every question about the hours asks this.
+    """
+    if site.always_open:
+        return (now, None)
+    day = _local(tz, now) - timedelta(days=1)
+    start: float | None = None
+    # The opening's end so far as a wall time (date, minute): its moment is found when needed,
+    # so a week open around the clock costs no time zone arithmetic per day.
+    end = (day, 0)
+    for _ in range(LOOKAHEAD_DAYS):
+        for span in site.spans_on(day):
+            if start is None or span.start != 0 or end != (day, 0):
+                begins, ends = _moments(tz, day, span)
+                if begins >= ends:
+                    continue
+                if start is not None and begins > (until := _at(tz, *end)):
+                    if until > now:
+                        return start, until
+                    start = None
+                if start is None:
+                    start = begins
+            end = (day + timedelta(days=span.end // DAY_MINUTES), span.end % DAY_MINUTES)
+        day += timedelta(days=1)
+    if start is None or (until := _at(tz, *end)) <= now:
+        return None
+    return start, None if end >= (day, 0) else until
+
+
+def is_open(site: Site, tz: tzinfo, now: float) -> bool:
     """Whether the site sells at ``now``."""
-    day, minute = _local(tz, now)
-    return any(minute in span for span in site.spans_on(day))
+    opening = _openings(site, tz, now)
+    return opening is not None and opening[0] <= now
 
 
-def closes_at(site: Site, tz: ZoneInfo, now: float) -> float | None:
-    """When the opening the site is in at ``now`` ends; None: closed now, or never closes.
+def closes_at(site: Site, tz: tzinfo, now: float) -> float | None:
+    """When the opening the site is in at ``now`` ends (after it); None: closed, or never.
 
     Spans that meet (``…-24:00`` then ``00:00-…`` the next day) are one opening.
     """
-    day, minute = _local(tz, now)
-    span = next((s for s in site.spans_on(day) if minute in s), None)
-    if span is None:
-        return None
-    for _ in range(LOOKAHEAD_DAYS):
-        if span.end < DAY_MINUTES:
-            return _at(tz, day, span.end)
-        day += timedelta(days=1)
-        following = site.spans_on(day)
-        if not following or following[0].start != 0:
-            return _at(tz, day, 0)
-        span = following[0]
-    return None
+    opening = _openings(site, tz, now)
+    return opening[1] if opening is not None and opening[0] <= now else None
 
 
-def opens_at(site: Site, tz: ZoneInfo, now: float) -> float | None:
-    """When the site next opens after ``now``; None: open now, or closed for good."""
-    day, minute = _local(tz, now)
-    if any(minute in span for span in site.spans_on(day)):
-        return None
-    for _ in range(LOOKAHEAD_DAYS):
-        for span in site.spans_on(day):
-            if (at := _at(tz, day, span.start)) > now:
-                return at
-        day += timedelta(days=1)
-    return None
+def opens_at(site: Site, tz: tzinfo, now: float) -> float | None:
+    """When the site next opens (after ``now``); None: open now, or closed for good."""
+    opening = _openings(site, tz, now)
+    return opening[0] if opening is not None and opening[0] > now else None
 
 
 def band_at(bands: Iterable[PriceBand], tz: tzinfo, now: float) -> PriceBand | None:
-    """The price band a sale at ``now`` falls in (local wall clock), if any."""
-    _, minute = _local(tz, now)
-    return next((band for band in bands if minute in band.span), None)
+    """The price band a sale at ``now`` falls in (its local date's wall clock, as hours)."""
+    day = _local(tz, now)
+    return next(
+        (band for band in bands if (m := _moments(tz, day, band.span))[0] <= now < m[1]), None
+    )
 
 
 def banded_paise(paise: int, band: PriceBand | None) -> int:

@@ -7,7 +7,7 @@ stand-in is the only mocked part.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Generator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator
 from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
@@ -32,9 +32,11 @@ from devtools.razorpay_standin import RazorpayStandin
 from devtools.razorpay_standin.fixtures import Webhook
 from tests.mosquitto import Broker
 
+from .browser_helpers import ARGS, CHROMIUM
 from .const import (
     BAY_SUBENTRY,
     ENTRY_ID,
+    PAGES_ID,
     PLAN_SUBENTRY,
     RATE_PLAN_SUBENTRY,
     WEBHOOK_ID,
@@ -190,6 +192,33 @@ async def customer(
     """A customer's browser; HA's external address is where the QR codes point."""
     await hass.config.async_update(external_url=EXTERNAL_URL)
     return Customer(hass, hass_client_no_auth)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium through Playwright (its own browser download is never used)."""
+    from playwright.async_api import async_playwright  # noqa: PLC0415
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def pages_url(
+    hass: HomeAssistant,
+    loaded_entry: Any,
+    standin: RazorpayStandin,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> str:
+    """HA served on 127.0.0.1 as the customer's phone reaches it; its pages' address."""
+    client = await hass_client_no_auth()
+    base = str(client.make_url("")).rstrip("/")
+    await hass.config.async_update(external_url=base)
+    standin.webhook_url = f"{base}/api/webhook/{WEBHOOK_ID}"
+    standin.webhook_secret = WEBHOOK_SECRET
+    return f"{base}/api/webhook/{PAGES_ID}"
 
 
 # -- the MQTT side: a real Mosquitto, HA's MQTT, the scripted agent and its bay -------------

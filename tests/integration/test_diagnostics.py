@@ -107,14 +107,14 @@ async def test_diagnostics_show_the_sites_and_each_bay_s_site(
     loaded_entry: MockConfigEntry,
     standin: RazorpayStandin,
 ) -> None:
-    """The default site is named as the account, i.e. its key id: that name is redacted."""
+    """The sites as stored (nothing in them is secret); the key id appears nowhere."""
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
 
     assert standin.key_id not in json.dumps(diagnostics)
     assert diagnostics["sites"] == {
         "default": {
             "site_id": "default",
-            "name": REDACTED,
+            "name": "Charging point",
             "address": "",
             "time_zone": None,
             "hours": dict.fromkeys(

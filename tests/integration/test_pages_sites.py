@@ -15,23 +15,42 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
+from custom_components.qr_charging.sites import WEEKDAYS
 from devtools.razorpay_standin import RazorpayStandin
 
 from .const import RATE_PLAN_SUBENTRY
 from .helpers import PostWebhook, create_link, plug_state, refund_amounts, settle
 from .pages_helpers import LINKS, Customer, cloudhook, link_of
-from .site_helpers import at_the_shop, plug_bay, set_up_shop, shop_entry, shop_site
+from .site_helpers import (
+    KOLKATA,
+    at_the_shop,
+    plug_bay,
+    set_up_shop,
+    shop_entry,
+    shop_site,
+    site_subentry,
+)
 
 DISPLAY_TOKEN = "display-token-of-bay-1-0123456789"
 PLANS = ["p30", "pm"]
+# Open around the clock Monday to Friday, closed at the weekend.
+WEEKDAYS_SHOP = site_subentry(
+    time_zone=KOLKATA, hours=dict.fromkeys(WEEKDAYS, "00:00-24:00") | {"sat": "", "sun": ""}
+)
 
 
 @pytest.fixture
-def config_entry(standin: RazorpayStandin, bay_plans: list[dict[str, Any]]) -> MockConfigEntry:
-    """The shop with bay 1 (its display's token set) and bay 2, both rated 3.3 kW."""
+def config_entry(
+    standin: RazorpayStandin, bay_plans: list[dict[str, Any]], request: pytest.FixtureRequest
+) -> MockConfigEntry:
+    """The shop with bay 1 (its display's token set) and bay 2, both rated 3.3 kW.
+
+    Its site a test's own (``indirect``), else the shop.
+    """
     bay_1 = plug_bay(1, PLANS)
     bay_1["data"]["display_token"] = DISPLAY_TOKEN
-    subentries = [*bay_plans, RATE_PLAN_SUBENTRY, shop_site(), bay_1, plug_bay(2, PLANS)]
+    site = getattr(request, "param", None) or shop_site()
+    subentries = [*bay_plans, RATE_PLAN_SUBENTRY, site, bay_1, plug_bay(2, PLANS)]
     return shop_entry(standin, subentries)
 
 
@@ -244,3 +263,15 @@ async def test_a_page_link_paid_after_closing_is_refunded(
     await settle(hass)
     assert refund_amounts(standin, paid.payment_id) == [500]  # 10 minutes at ₹0.50
     assert plug_state(hass) == "off"
+
+
+@pytest.mark.parametrize("config_entry", [WEEKDAYS_SHOP], indirect=True)
+async def test_a_closing_days_away_names_its_day(
+    customer: Customer, freezer: FrozenDateTimeFactory
+) -> None:
+    """Monday noon, the site closes at Saturday's 00:00: not "closes at 00:00" (tonight)."""
+    at_the_shop(freezer, "2026-12-07 12:00:00")
+    page = await customer.get("bay=bay-1")
+    assert "This site closes on 12/12 at 00:00: only charging" in page.text
+    page = await customer.get("bay=bay-1&lang=hi")
+    assert "यह जगह 12/12 को 00:00 बजे बंद होती है" in page.text

@@ -58,10 +58,19 @@ def test_open_says_the_closing_its_sales_are_cut_to() -> None:
     assert (view.closed, view.full, view.closes, view.in_use_kw, view.cap_kw) == (
         False,
         False,
-        "21:00",
+        ("21:00", None),
         "0",
         "5",
     )
+
+
+def test_a_closing_days_away_names_its_date() -> None:
+    """Open around the clock Monday to Friday: on Monday the closing is Saturday's 00:00."""
+    week = dict.fromkeys(WEEKDAYS, "00:00-24:00") | {"sat": "", "sun": ""}
+    site = make_site("x", "X", time_zone="Asia/Kolkata", hours=week)
+    gate = SiteGate(site, KOLKATA, {"bay-1": 3300})
+    view = site_view(gate, Ledger(), "bay-1", _at("2026-12-07 12:00:00"))
+    assert view.closes == ("00:00", "12/12")  # not "00:00", read as tonight
 
 
 def test_full_says_when_power_is_free_rounded_up() -> None:

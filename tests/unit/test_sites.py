@@ -7,7 +7,7 @@ DST) beside Europe/London on the day its clocks go forward. Also the site form's
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 from custom_components.qr_charging.catalog_errors import CatalogError
 from custom_components.qr_charging.sites import (
     DEFAULT_SITE_ID,
+    WEEKDAYS,
+    PriceBand,
     Site,
+    Span,
+    band_at,
     check_bay_power,
     closes_at,
     default_site,
@@ -26,10 +30,22 @@ from custom_components.qr_charging.sites import (
     opens_at,
     site_from_data,
     site_to_data,
+    time_zones,
+    zone,
+    zone_lost,
 )
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 LONDON = ZoneInfo("Europe/London")
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+# Clock changes (UTC) of 2026: Berlin springs forward 02:00 -> 03:00 and falls back
+# 03:00 -> 02:00 at 01:00 UTC; New York at 02:00 local; Kolkata has none (a plain day).
+CLOCK_CHANGES = {
+    BERLIN: ("2026-03-29 01:00", "2026-10-25 01:00"),
+    NEW_YORK: ("2026-03-08 07:00", "2026-11-01 06:00"),
+    KOLKATA: ("2026-03-29 01:00",),
+}
 # A shop: split hours on weekdays, Saturday open past midnight into Sunday's early hours,
 # closed on Independence Day (a Saturday in 2026).
 SHOP_HOURS = {
@@ -146,11 +162,97 @@ def test_opening_and_closing_agree_with_is_open(minute: int, tz: ZoneInfo) -> No
         assert closes_at(site, tz, now) is None
 
 
+def _utc(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def _daily(hours: str, tz: ZoneInfo = BERLIN) -> Site:
+    return make_site("x", "X", time_zone=str(tz), hours=dict.fromkeys(WEEKDAYS, hours))
+
+
+def test_a_closing_in_the_skipped_hour_is_when_the_clock_skips_it() -> None:
+    # 2026-03-29 in Berlin: 02:30 never happens; the site stops at 03:00 CEST (01:00 UTC).
+    site = _daily("00:00-02:30")
+    now = _utc("2026-03-29 00:50")  # 01:50 CET: open
+    assert is_open(site, BERLIN, now)
+    assert not is_open(site, BERLIN, _utc("2026-03-29 01:00"))
+    assert closes_at(site, BERLIN, now) == _utc("2026-03-29 01:00")
+
+
+def test_an_opening_in_the_skipped_hour_is_when_the_clock_skips_it() -> None:
+    site = _daily("02:30-20:00")
+    now = _utc("2026-03-29 00:30")  # 01:30 CET: closed
+    assert is_open(site, BERLIN, _utc("2026-03-29 01:00"))  # 03:00 CEST
+    assert opens_at(site, BERLIN, now) == _utc("2026-03-29 01:00")
+
+
+def test_a_closing_in_the_repeated_hour_is_its_first_showing() -> None:
+    # 2026-10-25 in Berlin: 02:00-03:00 is shown twice; 02:30 is 02:30 CEST (00:30 UTC),
+    # and the second 02:00-02:30 (CET) does not reopen the site.
+    site = _daily("00:00-02:30")
+    assert closes_at(site, BERLIN, _utc("2026-10-25 00:10")) == _utc("2026-10-25 00:30")
+    again = _utc("2026-10-25 01:10")  # 02:10 CET, the second time round
+    assert not is_open(site, BERLIN, again)
+    assert closes_at(site, BERLIN, again) is None
+    assert opens_at(site, BERLIN, _utc("2026-10-25 00:40")) == _utc("2026-10-25 23:00")
+
+
+def test_a_price_band_follows_the_same_rule_as_the_hours() -> None:
+    band = PriceBand(Span(2 * 60, 2 * 60 + 30), 70)  # 02:00-02:30
+    assert band_at([band], BERLIN, _utc("2026-10-25 00:10")) == band  # 02:10 CEST
+    assert band_at([band], BERLIN, _utc("2026-10-25 01:10")) is None  # 02:10 CET
+    assert band_at([band], BERLIN, _utc("2026-03-29 00:59")) is None  # 01:59 CET, no 02:xx
+
+
+_QUARTERS = st.integers(0, 24 * 4).map(lambda quarter: quarter * 15)
+
+
+@st.composite
+def _hours(draw: st.DrawFn) -> str:
+    """One or two spans a day, their ends on the quarter hours (many in 01:00-03:00)."""
+    edges = sorted(draw(st.sets(_QUARTERS | st.sampled_from([60, 120, 150, 180]), max_size=4)))
+    spans = [Span(a, b) for a, b in zip(edges[::2], edges[1::2], strict=False) if a < b]
+    return ", ".join(str(span) for span in spans)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.data(),
+    tz=st.sampled_from(list(CLOCK_CHANGES)),
+    hours=_hours(),
+    offset_s=st.integers(-36 * 3600, 36 * 3600),
+)
+def test_around_clock_changes_the_edges_agree_with_is_open(
+    data: st.DataObject, tz: ZoneInfo, hours: str, offset_s: int
+) -> None:
+    """Any hours, any moment within a day and a half of a clock change: a closing is after
+    now and the site is open until it and not at it; an opening likewise."""
+    site = _daily(hours, tz)
+    now = _utc(data.draw(st.sampled_from(CLOCK_CHANGES[tz]))) + offset_s
+    if is_open(site, tz, now):
+        assert opens_at(site, tz, now) is None
+        closing = closes_at(site, tz, now)
+        if closing is not None:  # None: open around the clock
+            assert closing > now
+            assert is_open(site, tz, max(now, closing - 1))
+            assert not is_open(site, tz, closing)
+    else:
+        assert closes_at(site, tz, now) is None
+        opening = opens_at(site, tz, now)
+        if opening is not None:  # None: never open
+            assert opening > now
+            assert is_open(site, tz, opening)
+            assert not is_open(site, tz, max(now, opening - 1))
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "key"),
     [
         ({"site_id": "a site"}, "site_id", "invalid_id"),
         ({"time_zone": "Mars/Olympus"}, "time_zone", "invalid_time_zone"),
+        # Not places: the system's own setting, and tzdata's placeholder zone.
+        ({"time_zone": "localtime"}, "time_zone", "invalid_time_zone"),
+        ({"time_zone": "Factory"}, "time_zone", "invalid_time_zone"),
         ({"hours": {"mon": "8-13"}}, "mon", "invalid_hours"),
         ({"hours": {"tue": "21:00-08:00"}}, "tue", "hours_backwards"),
         ({"hours": {"wed": "08:00-13:00, 12:00-14:00"}}, "wed", "hours_overlap"),
@@ -202,3 +304,18 @@ def test_a_site_is_stored_as_the_form_s_text_and_read_back() -> None:
         "load_cap_w": None,
         "sell_past_closing": False,
     }
+
+
+def test_the_time_zones_offered_are_places_only() -> None:
+    offered = time_zones()
+    assert {"Asia/Kolkata", "Europe/Berlin", "UTC"} <= set(offered)
+    assert not {"localtime", "Factory", "posixrules"} & set(offered)
+    assert not [name for name in offered if name.startswith(("posix/", "right/"))]
+
+
+def test_a_stored_zone_that_no_longer_loads_runs_on_home_assistant_s() -> None:
+    lost = Site("shop", "Shop", time_zone="Atlantis/Poseidonia")
+    assert zone_lost(lost)
+    assert zone(lost, "Asia/Kolkata") == KOLKATA  # not UTC
+    assert not zone_lost(Site("shop", "Shop"))  # none of its own: HA's, nothing lost
+    assert zone(Site("shop", "Shop", time_zone="Europe/Berlin"), "Asia/Kolkata") == BERLIN
