@@ -31,7 +31,7 @@ from .drivers.base import BayDriver, BayReport
 from .ending_rules import Ending, RefundMode
 from .endings import Endings
 from .energy_rules import METER_INVALID, implausible, resumed_count
-from .ledger import Ledger
+from .ledger import Ledger, Wanted
 from .notices import Notices, bay_signal
 from .records import RUNNING_STATES, BayTotals, SessionRecord, SessionState
 from .report_rules import ReportVerdict, Verdict, read_report, tells
@@ -319,9 +319,9 @@ class BayRunner:
         # Just after a (re)start the bay's availability may still be on its way.
         await self.driver.async_wait_known(self.settings.ack_timeout_s)
         try:
-            async with self.books.change() as ledger:
-                # Decided in the change: another delivery, a stop or a deadline may have
-                # changed the bay while this waited.
+            async with self.books.change(Wanted(reference_ids={session.session_id})) as ledger:
+                # Decided in the change (with its link: ``paid_grace_s``): another delivery, a
+                # stop or a deadline may have changed the bay while this waited.
                 if session.state is not SessionState.PAID:
                     return
                 outcome = self._settle(ledger, session, time.time())

@@ -86,17 +86,32 @@ class Plan:
     max_paise: int = 0
     # Time-of-day prices (issue #25): a share of the base price between two wall-clock times.
     bands: tuple[PriceBand, ...] = ()
+    # The band's share (%) of ``rate_paise`` a rate plan is sold at: kept, not rounded into
+    # the rate, so a purchase's total is rounded once (``quote``, ``seconds_for``).
+    rate_percent: int = 100
 
     def in_band(self, band: PriceBand | None) -> Plan:
-        """The plan as sold in a band: every price scaled (``sites.banded_paise``)."""
+        """The plan as sold in a band: every price scaled (``sites.banded_paise``).
+
+        A rate plan keeps its base rate and the band's percent: its total is rounded once.
+        """
         if band is None:
             return self
         return replace(
             self,
             price_paise=banded_paise(self.price_paise, band),
-            rate_paise=banded_paise(self.rate_paise, band),
+            rate_percent=band.percent,
             price_per_kwh_paise=banded_paise(self.price_per_kwh_paise, band),
         )
+
+    @property
+    def minute_paise(self) -> int:
+        """A rate plan's price per minute as shown (rounded: a total is rounded only once)."""
+        return self.rate_total(1)
+
+    def rate_total(self, minutes: int) -> int:
+        """Paise of ``minutes`` of a rate plan: base rate x minutes x percent, rounded once."""
+        return (self.rate_paise * minutes * self.rate_percent + 50) // 100
 
     @property
     def banded(self) -> tuple[tuple[PriceBand, Plan], ...]:
@@ -138,19 +153,20 @@ class Plan:
             return Quote(self.minutes, self.price_paise)
         if minutes is None or not self.min_minutes <= minutes <= self.max_minutes:
             raise CatalogError("minutes", "invalid_minutes")
-        return Quote(minutes, minutes * self.rate_paise)
+        return Quote(minutes, self.rate_total(minutes))
 
     def seconds_for(self, paise: int) -> int | None:
         """Seconds a rate plan gives for any amount (a static UPI QR), or None outside bounds.
 
-        Any amount from the price of the minimum to that of the maximum buys time pro rata, to
-        the second (rounded down).
+        Any amount from the price of the minimum to that of the maximum buys time pro rata at
+        the exact banded rate, to the second (rounded down), never more than the maximum.
         """
-        if not self.is_rate or self.rate_paise <= 0:
+        if not self.is_rate or self.rate_paise <= 0 or self.rate_percent <= 0:
             return None
-        if not self.min_minutes * self.rate_paise <= paise <= self.max_minutes * self.rate_paise:
+        if not self.rate_total(self.min_minutes) <= paise <= self.rate_total(self.max_minutes):
             return None
-        return paise * 60 // self.rate_paise
+        seconds = paise * 60 * 100 // (self.rate_paise * self.rate_percent)
+        return min(seconds, self.max_minutes * 60)
 
 
 DEFAULT_OWNER_MINUTES = 30
@@ -349,7 +365,7 @@ def with_bands(plan: Plan, text: str) -> Plan:
         if plan.is_energy:
             cheapest = MIN_PRICE_PAISE if sold.price_per_kwh_paise > 0 else 0
         else:
-            cheapest = sold.rate_paise * sold.min_minutes if plan.is_rate else sold.price_paise
+            cheapest = sold.rate_total(sold.min_minutes) if plan.is_rate else sold.price_paise
         if cheapest < MIN_PRICE_PAISE:
             raise CatalogError(CONF_BANDS, "band_below_minimum")
     return replace(plan, bands=bands)
@@ -371,7 +387,8 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
 
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
     """A plan from its config subentry; one without a kind is a fixed plan (version 0.2)."""
-    known = {f.name for f in fields(Plan)} - {CONF_BANDS}
+    # A band's percent belongs to a plan as sold (``in_band``), never to its stored data.
+    known = {f.name for f in fields(Plan)} - {CONF_BANDS, "rate_percent"}
     plan = Plan(**{k: v for k, v in data.items() if k in known})
     return replace(plan, bands=parse_bands(CONF_BANDS, data.get(CONF_BANDS, "")))
 

@@ -73,6 +73,7 @@ class LinkMaker(Protocol):
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        site_checked: bool = False,
     ) -> _Created: ...
 
     async def async_cancel_link(self, link: LinkRecord) -> str:  # noqa: D102 - as Payments'
@@ -147,8 +148,9 @@ class PayDesk:
 
     async def _async_decide(self, tap: PayTap, callback: Callable[[str], str]) -> LinkRecord:
         bay_id, maker, own, now = tap.bay_id, tap.maker, tap.own, self._clock()
-        # Decided now, not when the page was drawn (or the tap queued behind another).
-        starting = tap.intent == START
+        # Decided now, not when the page was drawn (or the tap queued behind another): a start
+        # is what the ledger says (a session ended since the page offered added time).
+        starting = self.books.ledger.running_session(bay_id) is None
         if why := sale_refusal(tap.gate, self.books.ledger, bay_id, now, starting=starting):
             raise Refused(why)
         # A link being cancelled is handed to no one.
@@ -197,6 +199,7 @@ class PayDesk:
             intent=intent,
             callback=callback,
             hold_s=hold_s,
+            site_checked=True,
         )
         link = created.link
         if intent == HOLD:

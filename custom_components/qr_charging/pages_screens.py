@@ -163,7 +163,7 @@ def _upi_code(bay: Bay, plans: Mapping[str, Plan]) -> dict[str, Any] | None:
     least = plan.quote(plan.min_minutes)  # the smallest amount that buys time
     return {
         "image_url": bay.qr_image_url,
-        "rate": rupees(plan.rate_paise),
+        "rate": rupees(plan.minute_paise),
         "minimum": rupees(least.price_paise),
         "minutes": least.minutes,
     }

@@ -29,8 +29,8 @@ class SiteView:
     ``opens``: when a closed site opens next (local ``HH:MM``, and ``dd/mm`` when not today;
     None: closed for good). ``closes``: the closing a sale is cut to, in the same shape (a
     closing days away names its date; None: open around the clock, or sales allowed past
-    closing). ``free_min``: minutes until
-    the first of the site's powered bays is due to end, rounded up (full only). ``in_use_kw``:
+    closing). ``free_min``: minutes until enough of the site's powered bays are due to end
+    for this bay to fit, rounded up (full only; ``SiteGate.next_free_s``). ``in_use_kw``:
     the power in use (measured where every powered bay is metered, else rated), ``cap_kw`` the
     cap, as the page shows them ("3.2", "5").
     """
@@ -70,7 +70,7 @@ def site_view(
     measured = bool(powered) and all(readings.get(bay) is not None for bay in powered)
     in_use = sum(readings[b] or 0.0 for b in powered) if measured else gate.powered_w(ledger)
     full = why == FULL
-    free = gate.next_free_s(ledger, now) if full else None
+    free = gate.next_free_s(ledger, now, bay_id) if full else None
     return SiteView(
         full=full,
         closes=closes,

@@ -47,7 +47,7 @@ from .payment_rules import (
     settlement,
 )
 from .qr_codes import QrCodes
-from .quotes import quote_for
+from .quotes import check_site, quote_for
 from .razorpay_api import RazorpayError
 from .razorpay_events import PaymentNotice, WebhookEvent, link_notes
 from .records import LinkRecord, RefundRecord
@@ -140,6 +140,7 @@ class Payments:
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        site_checked: bool = False,
     ) -> CreatedLink:
         """Create a Razorpay payment link that pays for one session of a bay.
 
@@ -148,10 +149,14 @@ class Payments:
         (``intents``), and ``callback`` gives the page Razorpay sends them back to, for the
         link's session id. ``hold_s`` is how long
         the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
+        ``site_checked``: the pages' desk decided the site's refusal under the bay's lock;
+        otherwise (the action) the bay's site is asked here (``quotes.check_site``).
         """
         bay, base = self.plan_for(bay_id, plan_code)
         session_id, now = f"s-{ulid_now()}", time.time()
         plan, quote, band = _sold_now(self.bays, bay_id, base, now, minutes=minutes, paise=paise)
+        if not site_checked:
+            check_site(self.bays.gates.get(bay_id), self.books.ledger, bay_id, quote, now)
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.

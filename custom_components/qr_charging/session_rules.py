@@ -16,7 +16,7 @@ from .intents import may_top_up
 from .ledger import Ledger
 from .payment_rules import MIN_REFUND_PAISE, refundable
 from .records import RefundState, SessionRecord, SessionState
-from .site_gate import CLOSING_GRACE_S, REFUSE_CLOSED, REFUSE_LOAD_CAP, SiteGate, refusal
+from .site_gate import REFUSE_CLOSED, REFUSE_LOAD_CAP, SiteGate, paid_grace_s, refusal
 
 # A paid session found still unstarted after a restart is started only this soon after payment;
 # later, the customer has likely gone and it is refunded.
@@ -144,13 +144,18 @@ def settle_paid(
     The one place a payment (or the owner) is given power: the webhook's change when the bay
     is known, and the bay's own change otherwise. A refusal changes nothing here (the caller
     fails and refunds the session in a change of its own). The bay's site (``gate``) refuses a
-    sale while closed, one past closing (more than ``site_gate.CLOSING_GRACE_S``, for a link
-    paid late), and a start over its load cap; the owner's own sessions only the last.
+    sale while closed, one past closing (more than its link's lifetime, ``site_gate.paid_grace_s``:
+    a link is sold to closing and may be paid until it expires), and a start over its load cap;
+    the owner's own sessions only the last.
     """
     running = ledger.running_session(session.bay_id, besides=session.session_id)
-    if gate is not None and not session.owner:
-        # Sold to its site's closing; a link shown before closing may be paid a grace later.
-        limit_s = gate.sale_limit_s(limit_s, now, grace_s=CLOSING_GRACE_S)
+    if (
+        gate is not None
+        and (grace_s := paid_grace_s(session, ledger.link_by_reference(session.session_id)))
+        is not None
+    ):
+        # Sold to its site's closing; a link sold before closing may be paid until it expires.
+        limit_s = gate.sale_limit_s(limit_s, now, grace_s=grace_s)
     decision = decide_paid(
         running,
         session,

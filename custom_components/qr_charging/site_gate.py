@@ -14,12 +14,9 @@ from zoneinfo import ZoneInfo
 
 from .catalog import Bay
 from .ledger import Ledger
-from .records import SessionRecord, SessionState
+from .records import LinkRecord, SessionRecord, SessionState
 from .sites import Site, closes_at, fits_under_cap, is_open, opens_at, zone
 
-# A link shown before closing may be paid up to its lifetime (Razorpay's shortest: 15 min)
-# later: a sale ending this long after closing was still offered in time.
-CLOSING_GRACE_S = 15 * 60
 # What a site's load counts: bays that are given power or are powered.
 POWERED_STATES = frozenset({SessionState.STARTING, SessionState.ACTIVE})
 REFUSE_CLOSED = "closed"
@@ -72,14 +69,26 @@ class SiteGate:
         """The site's next opening or closing after ``now`` (None: open around the clock)."""
         return self.closes_at(now) if self.is_open(now) else self.opens_at(now)
 
-    def next_free_s(self, ledger: Ledger, now: float) -> float | None:
-        """Seconds until the first of the site's powered bays is due to end (None: none is)."""
-        ends = [
-            session.until
-            for session in _powered(ledger)
-            if session.bay_id in self.rated_w and session.until is not None
-        ]
-        return max(min(ends) - now, 0.0) if ends else None
+    def next_free_s(self, ledger: Ledger, now: float, bay_id: str) -> float | None:
+        """Seconds until enough of the site's powered bays are due to end for ``bay_id`` to fit.
+
+        The running sessions are walked by deadline, each end freeing its bay's rated power,
+        until the waiting bay fits under the cap (0: it fits now; None: it never does, or a
+        session it waits for has no deadline).
+        """
+        if self.site.load_cap_w is None:
+            return 0.0
+        ends = {
+            s.bay_id: math.inf if s.until is None else s.until
+            for s in _powered(ledger)
+            if s.bay_id in self.rated_w and s.bay_id != bay_id
+        }
+        powered, want = sum(self.rated_w[b] for b in ends), self.rated_w.get(bay_id, 0)
+        for end, freed in [(now, 0), *sorted((u, self.rated_w[b]) for b, u in ends.items())]:
+            powered -= freed
+            if fits_under_cap(self.site, powered, want):
+                return None if end == math.inf else max(end - now, 0.0)
+        return None
 
 
 def _powered(ledger: Ledger) -> Iterator[SessionRecord]:
@@ -99,6 +108,19 @@ def refusal(
     if not session.owner and not gate.is_open(now):
         return REFUSE_CLOSED
     return None if not starting or gate.fits(ledger, session.bay_id) else REFUSE_LOAD_CAP
+
+
+def paid_grace_s(session: SessionRecord, link: LinkRecord | None) -> float | None:
+    """How long past closing a paid session may run (None: unlimited).
+
+    The owner's own sessions are never cut. A link's session may end up to the link's own
+    lifetime past closing: the page and the action sell only what ends by closing when the
+    link is made, and the link may be paid until it expires. A static QR payment has no link:
+    its amount is the customer's, so nothing past closing.
+    """
+    if session.owner:
+        return None
+    return 0.0 if link is None else max(link.expire_by - link.created_at, 0.0)
 
 
 def gates_by_site(

@@ -165,7 +165,7 @@ def static_sale(
     elif notice.currency != CURRENCY:
         problem = CURRENCY_MISMATCH
     elif seconds is None:
-        low = notice.amount < plan.min_minutes * plan.rate_paise
+        low = notice.amount < plan.rate_total(plan.min_minutes)
         problem = BELOW_MINIMUM if low else ABOVE_MAXIMUM
     sale = Sale(
         session_id=session_id,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
@@ -18,8 +19,8 @@ from custom_components.qr_charging.sites import WEEKDAYS
 from devtools.razorpay_standin import RazorpayStandin
 
 from .const import RATE_PLAN_SUBENTRY
-from .helpers import PostWebhook, create_link, settle
-from .pages_helpers import LINKS, Customer, cloudhook
+from .helpers import PostWebhook, create_link, plug_state, refund_amounts, settle
+from .pages_helpers import LINKS, Customer, cloudhook, link_of
 from .site_helpers import (
     KOLKATA,
     at_the_shop,
@@ -220,6 +221,48 @@ async def test_a_held_bay_says_closed_after_closing(
     page = await customer.get("bay=bay-1")
     assert 'data-state="closed"' in page.text
     assert "It opens on 08/12 at 08:00." in page.text
+
+
+async def test_a_page_link_paid_within_its_lifetime_runs_to_its_end(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The page sells p30 at 20:30 (it ends by 21:00); its link lives the 20-minute hold and a
+    minute more, so paid at 20:47 it runs to 21:17, not refused as over the limit."""
+    at_the_shop(freezer, "2026-12-07 20:30:00")
+    answer = await customer.open_and_pay(plan="p30")
+    assert answer.status == 200
+    link_id = link_of(standin, answer)
+    made = dt_util.utcnow().timestamp()
+    assert standin.links[link_id]["expire_by"] == made + 21 * 60
+
+    at_the_shop(freezer, "2026-12-07 20:47:00")  # within the link's lifetime, before closing
+    paid = standin.pay_link(link_id)
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert plug_state(hass) == "on"
+
+
+async def test_a_page_link_paid_after_closing_is_refunded(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    at_the_shop(freezer, "2026-12-07 20:45:00")
+    link_id = link_of(standin, await customer.open_and_pay(plan="pm", minutes="10"))
+
+    at_the_shop(freezer, "2026-12-07 21:01:00")  # closed, the link still open
+    paid = standin.pay_link(link_id)
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+    assert refund_amounts(standin, paid.payment_id) == [500]  # 10 minutes at ₹0.50
+    assert plug_state(hass) == "off"
 
 
 @pytest.mark.parametrize("config_entry", [WEEKDAYS_SHOP], indirect=True)

@@ -112,6 +112,8 @@ async def test_the_page_sells_at_the_band_of_the_moment(
     # The page lists the plans' bands whatever the time.
     assert "09:00-16:00: ₹14 (30% off)" in page.text
     assert "18:00-24:00: ₹0.60 per minute (20% more)" in page.text
+    # The button's total is priced as the server prices it: base rate, minutes, percent.
+    assert f'data-rate="50" data-percent="{percent}"' in page.text
 
     # The same visitor's page: the fixed plan, then 20 minutes of the rate plan instead.
     ticket = page.ticket()
@@ -120,7 +122,7 @@ async def test_the_page_sells_at_the_band_of_the_moment(
     assert fixed["amount"] == _banded(2000, percent)
     assert fixed["notes"].get("band") == (None if percent == 100 else str(percent))
     await customer.post("bay=bay-1", {"plan": "pm", "minutes": "20", "ticket": ticket})
-    assert _last_link(standin)["amount"] == 20 * _banded(50, percent)
+    assert _last_link(standin)["amount"] == _banded(20 * 50, percent)  # rounded once
     # ₹30 of energy is ₹30 in any band; the band's price per unit sets the energy it buys.
     answer = await customer.post("bay=bay-1", {"plan": "kwh", "amount": "30", "ticket": ticket})
     assert _last_link(standin)["amount"] == 3000
@@ -153,7 +155,7 @@ async def test_the_action_sells_at_the_band_of_the_moment(
         return response
 
     assert (await link(plan="p30"))["amount"] == _banded(2000, percent)
-    assert (await link(plan="pm", minutes=20))["amount"] == 20 * _banded(50, percent)
+    assert (await link(plan="pm", minutes=20))["amount"] == _banded(20 * 50, percent)
     # A per-kWh amount stays the customer's: the band changes the energy it buys.
     energy = await link(plan="kwh", amount=30)
     assert energy["amount"] == 3000
@@ -199,7 +201,7 @@ async def test_a_static_qr_payment_buys_at_the_band_of_its_payment(
 
     runner = hass.config_entries.async_entries(DOMAIN)[0].runtime_data.bays.runners["bay-1"]
     assert runner.session is not None
-    assert runner.session.seconds == 1200 * 60 // _banded(50, percent)
+    assert runner.session.seconds == 1200 * 60 * 100 // (50 * percent)  # the exact band rate
     assert refund_amounts(standin, paid.payment_id) == []
 
 

@@ -1,7 +1,7 @@
 """Payments that still arrive for a site that sells nothing: refunded in full, with the reason.
 
-A static UPI QR code paid while the shop is closed, an old link paid after closing or running
-past it beyond the grace, a payment over the load cap, and 20 payments at once for the last
+A static UPI QR code paid while the shop is closed or for time past closing, an old link paid
+after closing, a payment over the load cap, and 20 payments at once for the last
 free power: each signed webhook goes through the stand-in, whose call log shows the refunds.
 """
 
@@ -62,14 +62,8 @@ def _runner(hass: HomeAssistant, bay_id: str) -> Any:
     return hass.config_entries.async_entries(DOMAIN)[0].runtime_data.bays.runners[bay_id]
 
 
-@pytest.mark.usefixtures("loaded_entry")
-async def test_static_qr_payment_while_closed_is_refunded(
-    hass: HomeAssistant,
-    standin: RazorpayStandin,
-    post_webhook: PostWebhook,
-    freezer: FrozenDateTimeFactory,
-) -> None:
-    at_the_shop(freezer, "2026-12-07 12:00:00")
+async def _shop_qr_code(hass: HomeAssistant) -> str:
+    """bay-1's static UPI QR code, the bay in the shop."""
     qr_id = await static_qr_code(hass)
     # The bay form on main has no site field yet and stores the bay in the default site: put
     # it back in the shop (siteflow's form keeps it).
@@ -78,61 +72,76 @@ async def test_static_qr_payment_while_closed_is_refunded(
     hass.config_entries.async_update_subentry(entry, sub, data={**sub.data, "site_id": "shop"})
     await hass.async_block_till_done()
     assert _runner(hass, "bay-1").bay.site_id == "shop"
-    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
-
-    at_the_shop(freezer, "2026-12-07 21:30:00")
-    paid = standin.pay_qr_code(qr_id, 1500)
-    assert (await post_webhook(paid.qr_code_credited())).status == 200
-    assert (await post_webhook(paid.payment_captured())).status == 200
-    await settle(hass)
-
-    assert [e.data["reason"] for e in failed] == ["closed"]
-    assert refund_amounts(standin, paid.payment_id) == [1500]
-    assert _runner(hass, "bay-1").session is None
+    return qr_id
 
 
 @pytest.mark.usefixtures("loaded_entry")
 @pytest.mark.parametrize(
-    ("paid_at", "reason"),
+    ("paid_at", "amount", "reason"),
     [
-        # Paid after closing: closed.
-        ("2026-12-07 21:05:00", "closed"),
-        # Paid before closing, but its half hour runs 20 minutes past it (grace: 15).
-        ("2026-12-07 20:50:00", "over_limit"),
+        ("2026-12-07 21:30:00", 1500, "closed"),
+        # Before closing, but its 20 minutes would end 10 past it: its amount is the
+        # customer's, not a sale made by closing, so nothing past closing.
+        ("2026-12-07 20:50:00", 1000, "over_limit"),
     ],
 )
-async def test_old_link_paid_too_late_is_refunded(
+async def test_static_qr_payment_closed_or_past_closing_is_refunded(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
     paid_at: str,
+    amount: int,
     reason: str,
 ) -> None:
-    at_the_shop(freezer, "2026-12-07 20:40:00")
-    link = await create_link(hass, "bay-1", "p30")
+    at_the_shop(freezer, "2026-12-07 12:00:00")
+    qr_id = await _shop_qr_code(hass)
     failed = async_capture_events(hass, EVENT_SESSION_FAILED)
 
     at_the_shop(freezer, paid_at)
-    paid = standin.pay_link(link["id"])
-    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    paid = standin.pay_qr_code(qr_id, amount)
+    assert (await post_webhook(paid.qr_code_credited())).status == 200
+    assert (await post_webhook(paid.payment_captured())).status == 200
     await settle(hass)
 
     assert [e.data["reason"] for e in failed] == [reason]
-    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+    assert refund_amounts(standin, paid.payment_id) == [amount]
     assert _runner(hass, "bay-1").session is None
 
 
 @pytest.mark.usefixtures("loaded_entry")
-async def test_link_paid_within_the_grace_starts(
+async def test_old_link_paid_after_closing_is_refunded(
     hass: HomeAssistant,
     standin: RazorpayStandin,
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    at_the_shop(freezer, "2026-12-07 20:40:00")
+    at_the_shop(freezer, "2026-12-07 20:25:00")  # its half hour ends by closing
     link = await create_link(hass, "bay-1", "p30")
-    at_the_shop(freezer, "2026-12-07 20:45:00")  # its half hour ends 15 minutes after closing
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+
+    at_the_shop(freezer, "2026-12-07 21:05:00")  # its link still open
+    paid = standin.pay_link(link["id"])
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+
+    assert [e.data["reason"] for e in failed] == ["closed"]
+    assert refund_amounts(standin, paid.payment_id) == [PLAN_PRICE]
+    assert _runner(hass, "bay-1").session is None
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_link_paid_within_its_lifetime_starts(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The action's link lives 21 minutes: paid at its last minute before closing, its half
+    hour ends 16 minutes after closing (more than Razorpay's shortest link, 15), and starts."""
+    at_the_shop(freezer, "2026-12-07 20:25:00")
+    link = await create_link(hass, "bay-1", "p30")
+    at_the_shop(freezer, "2026-12-07 20:46:00")
     paid = standin.pay_link(link["id"])
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)

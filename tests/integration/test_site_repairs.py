@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+import pytest
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -13,8 +15,16 @@ from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.sites import WEEKDAYS
 from devtools.razorpay_standin import RazorpayStandin
 
-from .const import BAY_SUBENTRY, PLAN_PRICE, PLAN_SUBENTRY
-from .helpers import PostWebhook, entry_data, pay, plug_state, refund_amounts, setup_plug
+from .const import BAY_SUBENTRY, PLAN_SUBENTRY
+from .helpers import (
+    PostWebhook,
+    create_link,
+    entry_data,
+    pay,
+    plug_state,
+    refund_amounts,
+    setup_plug,
+)
 from .site_helpers import site_subentry
 
 
@@ -39,9 +49,10 @@ async def test_bays_of_a_removed_site_raise_a_repair_until_they_have_one(
     issues = ir.async_get(hass)
     issue_id = f"bay_without_site_{entry.entry_id}"
     assert issues.async_get_issue(DOMAIN, issue_id) is None
-    refused = await pay(hass, standin, post_webhook)
-    assert plug_state(hass) == "off"
-    assert refund_amounts(standin, refused.payment_id) == [PLAN_PRICE]  # refunded: closed
+    with pytest.raises(ServiceValidationError) as refused:
+        await create_link(hass)
+    assert refused.value.translation_key == "site_closed_for_good"
+    assert standin.calls_to("POST", "/v1/payment_links") == []
 
     # HA removes a subentry without asking: the account reloads and names the bay.
     (shop_id,) = [i for i, s in entry.subentries.items() if s.unique_id == "shop"]

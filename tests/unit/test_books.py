@@ -6,13 +6,22 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from custom_components.qr_charging.books import Books
-from custom_components.qr_charging.ledger import Wanted
+from custom_components.qr_charging.ledger import Ledger, Wanted
 from custom_components.qr_charging.payment_rules import apply_payment
 from custom_components.qr_charging.razorpay_events import PaymentNotice
 from custom_components.qr_charging.records import LinkRecord, SessionState
-from custom_components.qr_charging.session_rules import begin, confirm, finish
+from custom_components.qr_charging.session_rules import (
+    PaidDecision,
+    begin,
+    confirm,
+    finish,
+    settle_paid,
+)
+from custom_components.qr_charging.site_gate import SiteGate
+from custom_components.qr_charging.sites import WEEKDAYS, make_site
 from custom_components.qr_charging.store import LedgerStore
 
 NOW = 1_764_000_000.0
@@ -92,3 +101,37 @@ async def test_a_read_of_history_leaves_the_working_set_as_it_was(tmp_path: Path
     assert seen.sessions["s-1"].state is SessionState.ENDED
     assert {t: dict(getattr(books.ledger, t)) for t in tables} == tables
     assert books.ledger.link_by_reference("s-1") is None
+
+
+async def test_a_paid_session_decided_in_its_bays_own_change_finds_its_link(
+    tmp_path: Path,
+) -> None:
+    """Paid at 16:00 (UTC) through a link made at 15:50 that lives 21 minutes, its half hour
+    ends 20 minutes after the site's 16:10 closing: within the link's lifetime, so it starts,
+    when its bay decides it later (``BayRunner.async_handle_paid`` fetches the link, which the
+    working set dropped once paid)."""
+    books = Books(LedgerStore(tmp_path / "ledger.db", _run), clock=lambda: NOW)
+    await books.async_open()
+    made = NOW - 600
+    link = LinkRecord(
+        "plink_1", "s-1", "bay-1", "p30", 2000, "INR", 1800, int(made) + 1260, made, "https://x/1"
+    )
+    notice = PaymentNotice("pay_1", 2000, "INR", "captured", link_id="plink_1")
+    async with books.change() as ledger:
+        ledger.add_link(link)
+    async with books.change(Wanted.for_payment(notice, "evt_1")) as ledger:
+        apply_payment(ledger, notice, "payment_link.paid", NOW)
+    assert books.ledger.link_by_reference("s-1") is None  # paid: not in the working set
+    site = make_site("shop", "Shop", time_zone="UTC", hours=dict.fromkeys(WEEKDAYS, "08:00-16:10"))
+    gate = SiteGate(site, ZoneInfo("UTC"), {"bay-1": 3300})
+
+    def decide(ledger: Ledger) -> PaidDecision:
+        session = ledger.sessions["s-1"]
+        return settle_paid(
+            ledger, session, online=True, limit_s=4 * 3600, now=NOW, margin_s=22, gate=gate
+        ).decision
+
+    async with books.change() as ledger:
+        assert decide(ledger) is PaidDecision.REFUSE_TOO_LONG  # no link: as a static QR's
+    async with books.change(Wanted(reference_ids={"s-1"})) as ledger:
+        assert decide(ledger) is PaidDecision.START

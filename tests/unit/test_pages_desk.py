@@ -36,8 +36,8 @@ from custom_components.qr_charging.pages_desk import (
     Refused,
 )
 from custom_components.qr_charging.pages_model import Purchase
-from custom_components.qr_charging.pages_site import CLOSED
-from custom_components.qr_charging.records import LinkRecord
+from custom_components.qr_charging.pages_site import CLOSED, FULL
+from custom_components.qr_charging.records import LinkRecord, SessionRecord, SessionState
 from custom_components.qr_charging.site_gate import SiteGate
 from custom_components.qr_charging.sites import WEEKDAYS, make_site
 from custom_components.qr_charging.store import LedgerStore
@@ -75,6 +75,7 @@ class FakeLinks:
         intent: str | None = None,
         callback: Callable[[str], str] | None = None,
         hold_s: int | None = None,
+        site_checked: bool = False,
     ) -> _Created:
         number = len(self.made) + 1
         self.made.append({"bay": bay_id, "plan": plan_code, "intent": intent, "hold_s": hold_s})
@@ -391,3 +392,20 @@ async def test_a_tap_queued_past_closing_gets_no_link(
         await second
     assert refused.value.key == CLOSED
     assert len(links.made) == 1
+
+
+async def test_added_time_for_a_session_ended_since_is_a_start_under_the_cap(
+    desk: PayDesk, books: Books, links: FakeLinks
+) -> None:
+    """The page offered time added to bay-1's session; it ended before the tap, and bay-2 now
+    uses the cap: the tap starts bay-1 (decided from the ledger, not the page), so it is full."""
+    shop = make_site("shop", "Shop", time_zone="UTC", load_cap_w=5000)
+    gate = SiteGate(shop, ZoneInfo("UTC"), {BAY: 3300, "bay-2": 3300})
+    books.ledger.sessions["s-2"] = SessionRecord(
+        "s-2", "bay-2", SessionState.ACTIVE, created_at=T0, seconds=1800, until=T0 + 1800
+    )
+
+    with pytest.raises(Refused) as refused:
+        await desk.async_link(tap("page-a", intent=add_time("s-ended"), gate=gate), callback)
+    assert refused.value.key == FULL
+    assert links.made == []

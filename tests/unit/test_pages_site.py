@@ -94,3 +94,17 @@ def test_measured_only_when_every_powered_bay_reports() -> None:
     assert (view.in_use_kw, view.measured) == ("3.4", True)
     view = site_view(GATE, ledger, "bay-3", now, {"bay-1": None, "bay-2": 640.0})
     assert view.measured is False  # a meter not heard from yet
+
+
+def test_full_page_names_the_end_that_frees_enough_power() -> None:
+    """A 1 kW bay ending in 5 min frees too little for bay-3 (3.3 kW) beside bay-1 (3.3 kW)."""
+    now = _at("2026-12-07 12:00")
+    ledger = _powered("bay-1", until=now + 3600)
+    ledger.sessions["s-bay-2"] = SessionRecord(
+        "s-bay-2", "bay-2", SessionState.ACTIVE, created_at=0, seconds=600, until=now + 300
+    )
+
+    view = site_view(GATE, ledger, "bay-3", now)
+
+    assert view.full
+    assert view.free_min == 60

@@ -28,11 +28,12 @@ ENERGY = make_energy_plan(
 
 def test_a_plan_in_a_band_scales_every_price_half_a_paisa_up() -> None:
     (solar,) = with_bands(RATE, "09:00-16:00 70%").bands
-    assert RATE.in_band(solar).rate_paise == 35
+    assert RATE.in_band(solar).minute_paise == 35  # shown per minute
     assert FIXED.in_band(solar).price_paise == 1400
     assert ENERGY.in_band(solar).price_per_kwh_paise == 1050
     (odd,) = with_bands(RATE, "09:00-16:00 33%").bands
-    assert RATE.in_band(odd).rate_paise == 17  # 16.5 paise: half up
+    assert RATE.in_band(odd).minute_paise == 17  # 16.5 paise: half up
+    assert RATE.in_band(odd).quote(20).price_paise == 330  # a total is rounded once
     assert RATE.in_band(None) is RATE
     # Minutes, bounds and amounts are what the plan sells, whatever the band.
     assert RATE.in_band(solar).quote(20).price_paise == 700
@@ -55,7 +56,7 @@ def test_the_band_of_a_moment_is_by_the_sites_wall_clock() -> None:
     ("plan", "lowest", "refused"),
     [
         (FIXED, "5%", "4%"),  # ₹20 at 5% is ₹1
-        (RATE, "19%", "18%"),  # 9.5 paise a minute rounds to 10: ten minutes cost ₹1
+        (RATE, "20%", "19%"),  # ten minutes at 19% are 95 paise (rounded once, not per minute)
         (ENERGY, "1%", None),  # ₹15 a unit at 1% is 15 paise; amounts stay ₹10 at least
     ],
 )

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from custom_components.qr_charging.ledger import Ledger
-from custom_components.qr_charging.records import SessionRecord, SessionState
+from custom_components.qr_charging.records import LinkRecord, SessionRecord, SessionState
 from custom_components.qr_charging.session_rules import PaidDecision, settle_paid
-from custom_components.qr_charging.site_gate import CLOSING_GRACE_S, SiteGate
+from custom_components.qr_charging.site_gate import SiteGate
 from custom_components.qr_charging.sites import WEEKDAYS, make_site
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -68,22 +68,54 @@ def test_a_closed_site_sells_nothing_but_the_owner_may_start(owner: bool, expect
     assert session.state is (SessionState.STARTING if owner else SessionState.PAID)
 
 
+def _link(ledger: Ledger, session: SessionRecord, lifetime_s: int) -> None:
+    """The payment link that sold ``session``, made ``lifetime_s`` before it expires."""
+    made = EVENING - 600
+    ledger.add_link(
+        LinkRecord(
+            link_id=f"plink_{session.session_id}",
+            reference_id=session.session_id,
+            bay_id=session.bay_id,
+            plan_code="p30",
+            amount=session.paid_paise,
+            currency="INR",
+            seconds=session.seconds,
+            expire_by=int(made) + lifetime_s,
+            created_at=made,
+            short_url="https://rzp.io/x",
+            status="paid",
+        )
+    )
+
+
 @pytest.mark.parametrize(
-    ("seconds", "past_closing", "expected"),
+    ("seconds", "link_s", "past_closing", "expected"),
     [
-        (1800, False, PaidDecision.START),  # ends 21:00, at closing
-        (1800 + CLOSING_GRACE_S, False, PaidDecision.START),  # a link paid late: within grace
-        (1800 + CLOSING_GRACE_S + 60, False, PaidDecision.REFUSE_TOO_LONG),
-        (3 * 3600, True, PaidDecision.START),  # the owner allows selling past closing
+        (1800, None, False, PaidDecision.START),  # ends 21:00, at closing
+        (1860, None, False, PaidDecision.REFUSE_TOO_LONG),  # a static QR's: nothing past
+        (1800 + 1260, 1260, False, PaidDecision.START),  # a link's: within its lifetime
+        (1800 + 1260 + 1, 1260, False, PaidDecision.REFUSE_TOO_LONG),
+        (1800 + 3660, 3660, False, PaidDecision.START),  # a 60-min hold's link (61 min)
+        (3 * 3600, None, True, PaidDecision.START),  # the owner allows selling past closing
     ],
 )
-def test_a_sale_past_closing_is_refused_unless_allowed(
-    seconds: int, past_closing: bool, expected: PaidDecision
+def test_a_sale_past_closing_is_refused_beyond_its_links_lifetime(
+    seconds: int, link_s: int | None, past_closing: bool, expected: PaidDecision
 ) -> None:
     ledger = Ledger()
     session = _paid(ledger, "bay-1", seconds)
+    if link_s is not None:
+        _link(ledger, session, link_s)
 
     assert _settle(ledger, session, _gate(past_closing=past_closing), EVENING) is expected
+
+
+def test_a_link_paid_after_closing_is_refused_closed() -> None:
+    ledger = Ledger()
+    session = _paid(ledger, "bay-1", 600)
+    _link(ledger, session, 3660)
+
+    assert _settle(ledger, session, _gate(), EVENING + 31 * 60) is PaidDecision.REFUSE_CLOSED
 
 
 def test_the_owners_session_runs_past_closing() -> None:
@@ -117,9 +149,10 @@ def test_sessions_only_paid_are_no_load_and_a_top_up_adds_none() -> None:
 
     # The cap is full with bay-1 on; its own top-up adds no load.
     top_up = _paid(ledger, "bay-1", 600)
+    _link(ledger, top_up, 1260)  # bought through a link: may run its lifetime past closing
     assert _settle(ledger, top_up, gate, EVENING) is PaidDecision.TOP_UP
     assert _settle(ledger, waiting, gate, EVENING) is PaidDecision.REFUSE_LOAD_CAP
-    assert gate.next_free_s(ledger, EVENING) == pytest.approx(1800 + 600)
+    assert gate.next_free_s(ledger, EVENING, "bay-2") == pytest.approx(1800 + 600)
 
 
 @settings(max_examples=200, deadline=None)
@@ -147,3 +180,53 @@ def test_whatever_the_order_the_powered_bays_never_exceed_the_cap(
             assert decision is PaidDecision.REFUSE_LOAD_CAP
             assert before + bays[bay_id] > cap_w
         assert gate.powered_w(ledger) <= cap_w
+
+
+def _running(ledger: Ledger, bay_id: str, until: float | None) -> None:
+    ledger.sessions[f"s-{bay_id}"] = SessionRecord(
+        f"s-{bay_id}", bay_id, SessionState.ACTIVE, created_at=0, seconds=3600, until=until
+    )
+
+
+def test_next_free_waits_for_the_end_that_frees_enough_power() -> None:
+    """5 kW: a 1 kW bay ending in 5 min frees too little for 3.3 kW beside a 3.3 kW bay."""
+    gate = _gate(cap_w=5000, rated={"small": 1000, "big": 3300, "want": 3300, "tiny": 500})
+    ledger = Ledger()
+    _running(ledger, "small", EVENING + 300)
+    _running(ledger, "big", EVENING + 3600)
+
+    assert gate.next_free_s(ledger, EVENING, "want") == pytest.approx(3600)
+    assert gate.next_free_s(ledger, EVENING, "tiny") == 0  # it fits now
+    _running(ledger, "big", None)  # no deadline (the owner's): never frees
+    assert gate.next_free_s(ledger, EVENING, "want") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sessions=st.lists(
+        st.tuples(st.integers(100, 3000), st.integers(0, 7200)), min_size=1, max_size=8
+    ),
+    want=st.integers(100, 3000),
+    cap_w=st.integers(100, 12_000),
+)
+def test_next_free_is_the_first_end_after_which_the_bay_fits(
+    sessions: list[tuple[int, int]], want: int, cap_w: int
+) -> None:
+    rated = {f"bay-{i}": watts for i, (watts, _) in enumerate(sessions)} | {"want": want}
+    gate = _gate(cap_w=cap_w, rated=rated)
+    ledger = Ledger()
+    for i, (_, left) in enumerate(sessions):
+        _running(ledger, f"bay-{i}", EVENING + left)
+
+    free = gate.next_free_s(ledger, EVENING, "want")
+
+    def load_at(t: float) -> int:
+        return sum(w for i, (w, left) in enumerate(sessions) if EVENING + left > t)
+
+    if want > cap_w:
+        assert free is None
+        return
+    assert free is not None
+    assert load_at(EVENING + free) + want <= cap_w
+    earlier = [left for _, left in sessions if left < free] + [0]
+    assert all(load_at(EVENING + t) + want > cap_w for t in earlier if t < free)
