@@ -119,6 +119,9 @@ async def test_a_site_left_as_shown_is_open_always_in_home_assistant_s_time_zone
         ),
         ({"load_cap": {"load_cap_kw": 0}}, {"load_cap_kw": "invalid_load_cap"}),
         ({"load_cap": {"load_cap_kw": 20000}}, {"load_cap_kw": "invalid_load_cap"}),
+        # Numbers the selector lets through that are no watts (round() refuses them).
+        ({"load_cap": {"load_cap_kw": float("nan")}}, {"load_cap_kw": "invalid_load_cap"}),
+        ({"load_cap": {"load_cap_kw": float("inf")}}, {"load_cap_kw": "invalid_load_cap"}),
     ],
 )
 async def test_bad_site_input_names_its_field_and_saves_nothing(
@@ -139,6 +142,7 @@ async def test_edit_a_site_keeps_its_id(hass: HomeAssistant, standin: RazorpaySt
     shop = site_subentry(
         "shop",
         "Shop",
+        address="12 MG Road, Pune",
         time_zone="Asia/Kolkata",
         hours=FORM_HOURS,
         closed_dates="2026-08-15",
@@ -151,6 +155,7 @@ async def test_edit_a_site_keeps_its_id(hass: HomeAssistant, standin: RazorpaySt
     assert "site_id" not in schema
     shown = _shown(result["data_schema"])
     assert shown["name"] == "Shop"
+    assert shown["address"] == "12 MG Road, Pune"
     assert shown["time_zone"] == "Asia/Kolkata"
     # A closed Sunday is shown empty, as it is entered.
     assert shown["opening_hours"] == FORM_HOURS | {"sun": None} | {
