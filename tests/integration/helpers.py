@@ -85,10 +85,11 @@ async def setup_plug(hass: HomeAssistant, plugs: int = 1) -> None:
 
 
 async def create_link(
-    hass: HomeAssistant, bay: str = "bay-1", plan: str | None = None
+    hass: HomeAssistant, bay: str = "bay-1", plan: str | None = None, minutes: int | None = None
 ) -> dict[str, Any]:
     """Create a payment link through the action, as an automation would."""
     data = {"bay": bay} | ({"plan": plan} if plan else {})
+    data |= {"minutes": minutes} if minutes is not None else {}
     response = await hass.services.async_call(
         DOMAIN, "create_payment_link", data, blocking=True, return_response=True
     )
