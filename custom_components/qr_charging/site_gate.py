@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from .catalog import Bay
 from .ledger import Ledger
 from .records import LinkRecord, SessionRecord, SessionState
-from .sites import Site, closes_at, fits_under_cap, is_open, opens_at, zone
+from .sites import Site, Zones, closes_at, fits_under_cap, is_open, opens_at
 
 # What a site's load counts: bays that are given power or are powered.
 POWERED_STATES = frozenset({SessionState.STARTING, SessionState.ACTIVE})
@@ -125,13 +125,13 @@ def paid_grace_s(session: SessionRecord, link: LinkRecord | None, now: float) ->
 
 
 def gates_by_site(
-    sites: Mapping[str, Site], bays: Mapping[str, Bay], home_zone: str
+    sites: Mapping[str, Site], bays: Mapping[str, Bay], zones: Zones
 ) -> dict[str, SiteGate]:
-    """Each site's gate (``home_zone``: Home Assistant's), a site without bays too."""
+    """Each site's gate (its zone from ``zones``, loaded beforehand), a site without bays too."""
     return {
         site.site_id: SiteGate(
             site,
-            zone(site, home_zone),
+            zones.of(site),
             {b.bay_id: b.rated_w for b in bays.values() if b.site_id == site.site_id},
         )
         for site in sites.values()
