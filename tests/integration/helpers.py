@@ -138,6 +138,18 @@ async def pay(
     return paid
 
 
+async def two_links_paid_in_turn(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> PaidPayment:
+    """Two half hours sold while bay-1 is free (the action sells no top-up past its longest
+    session), paid one after the other: the second is a top-up. Returns the second payment."""
+    first, second = [standin.pay_link((await create_link(hass))["id"]) for _ in range(2)]
+    for paid in (first, second):
+        assert (await post_webhook(paid.payment_link_paid())).status == 200
+        await settle(hass)
+    return second
+
+
 def plug_state(hass: HomeAssistant) -> str:
     """The state of bay-1's plug (a real HA switch)."""
     state = hass.states.get(PLUG)
