@@ -32,6 +32,8 @@ from .qr_codes import async_close_all
 from .razorpay_webhook import register_webhook, unregister_webhook
 from .services import async_setup_services
 from .session_rules import still_owed
+from .site_clock import sites_of
+from .sites import load_zones
 from .store import StorageError
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.IMAGE, Platform.SENSOR, Platform.SWITCH]
@@ -47,7 +49,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -> bool:
     """Open the ledger, start the bays, listen for Razorpay and keep reconciling."""
-    hub = QrChargingHub(hass, entry)
+    # The sites' time zones are read from tzdata files: in the executor, not on the loop.
+    sites = sites_of(entry).values()
+    zones = await hass.async_add_executor_job(load_zones, sites, hass.config.time_zone)
+    hub = QrChargingHub(hass, entry, zones)
     try:
         await hub.async_setup()
     except StorageError as err:

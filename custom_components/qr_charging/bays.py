@@ -26,7 +26,7 @@ from .records import PaymentRecord, SessionRecord, SessionState
 from .refunds import Failure, Refunds
 from .session_rules import NOT_POWERED, PAID_ONLY, PAID_TOO_LATE, PaidOutcome
 from .site_gate import bay_gates, gates_by_site
-from .sites import PriceBand, Site
+from .sites import PriceBand, Site, Zones
 
 
 class Bays:
@@ -43,6 +43,7 @@ class Bays:
         notices: Notices,
         settings: BaySettings,
         sites: Mapping[str, Site],
+        zones: Zones,
     ) -> None:
         self.hass = hass
         self.entry = entry
@@ -54,7 +55,7 @@ class Bays:
         self.endings = Endings(books=books, refunds=refunds, notices=notices)
         self.sites = sites
         # Each site's gate (a site without bays too), and each bay's.
-        self.site_gates = gates_by_site(sites, configs, hass.config.time_zone)
+        self.site_gates = gates_by_site(sites, configs, zones)
         self.gates = bay_gates(self.site_gates)
 
     def name(self, bay_id: str) -> str:

@@ -39,7 +39,6 @@ MIN_HOLD_MINUTES = 15
 MAX_HOLD_MINUTES = 60
 DEFAULT_HOLD_MINUTES = 20
 
-
 # A plan form's field (and stored key) of its price bands' text.
 CONF_BANDS = "bands"
 
@@ -158,15 +157,16 @@ class Plan:
     def seconds_for(self, paise: int) -> int | None:
         """Seconds a rate plan gives for any amount (a static UPI QR), or None outside bounds.
 
-        Any amount from the price of the minimum to that of the maximum buys time pro rata at
-        the exact banded rate, to the second (rounded down), never more than the maximum.
+        Any amount from the minimum's price to the maximum's buys time pro rata at the exact
+        rate (to the second, down), but at least the most whole minutes m whose price it covers
+        (``rate_total(m) <= paise``, i.e. ``per * m + 50 < 100 * (paise + 1)``), at most the max.
         """
         if not self.is_rate or self.rate_paise <= 0 or self.rate_percent <= 0:
             return None
         if not self.rate_total(self.min_minutes) <= paise <= self.rate_total(self.max_minutes):
             return None
-        seconds = paise * 60 * 100 // (self.rate_paise * self.rate_percent)
-        return min(seconds, self.max_minutes * 60)
+        covered = (paise * 100 + 49) // (per := self.rate_paise * self.rate_percent)
+        return min(max(paise * 6000 // per, covered * 60), self.max_minutes * 60)
 
 
 DEFAULT_OWNER_MINUTES = 30

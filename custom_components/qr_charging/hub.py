@@ -48,7 +48,7 @@ from .qr_codes import QrCodes
 from .reconcile import Reconciler
 from .refunds import Refunds
 from .site_clock import SiteClock, sites_of
-from .sites import on_home_zone, zone_lost
+from .sites import Zones
 from .store import LedgerStore
 
 
@@ -98,11 +98,13 @@ def store_for(hass: HomeAssistant, entry_id: str) -> LedgerStore:
 class QrChargingHub:
     """Everything one Razorpay account does; kept in ``entry.runtime_data``."""
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, zones: Zones) -> None:
+        """Build the account's parts; ``zones``: its sites' time zones, loaded in the executor."""
         self.entry = entry
         self.built_from = settings_of(entry)
-        # Home Assistant's time zone as the sites were set up with it (see ``on_home_zone``).
+        # Home Assistant's time zone as the sites were set up with it (see ``Zones.on_home``).
         self.home_zone = hass.config.time_zone
+        self.zones = zones
         self.api = AccountApi(hass, entry)
         self.books = Books(store_for(hass, entry.entry_id))
         self.notices = Notices(hass, entry.entry_id)
@@ -128,6 +130,7 @@ class QrChargingHub:
             notices=self.notices,
             settings=settings,
             sites=sites_of(entry),
+            zones=zones,
         )
         self.sites = {
             site_id: SiteClock(
@@ -201,7 +204,7 @@ class QrChargingHub:
         Such a site runs on Home Assistant's time zone until its own is chosen again.
         """
         issue_id = f"{SITE_TIME_ZONE_UNKNOWN}_{self.entry.entry_id}"
-        if lost := [clock.site for clock in self.sites.values() if zone_lost(clock.site)]:
+        if lost := [clock.site for clock in self.sites.values() if self.zones.lost(clock.site)]:
             names = ", ".join(f"{site.name} ({site.time_zone})" for site in lost)
             LOGGER.warning(
                 "The time zone of site %s does not load: it runs on Home Assistant's (%s) "
@@ -217,7 +220,7 @@ class QrChargingHub:
 
     def follows_home_zone(self) -> bool:
         """Whether a site runs on Home Assistant's time zone (so a change of it matters)."""
-        return any(on_home_zone(clock.site) for clock in self.sites.values())
+        return any(self.zones.on_home(clock.site) for clock in self.sites.values())
 
     async def async_unload(self) -> None:
         """Stop the bays and close the ledger (running sessions resume at the next setup)."""

@@ -162,7 +162,7 @@ def bay_view(
         return BayView(bay_id, name, BayState.FREE, offers, room_minutes=limit_s // 60)
     if running.state is not SessionState.ACTIVE or running.until is None:
         return BayView(bay_id, name, BayState.STARTING, offers)
-    room = max(int(limit_s - (running.until - now)) // 60, 0)
+    room = room_s(limit_s, running, now) // 60
     return BayView(
         bay_id,
         name,
@@ -172,6 +172,17 @@ def bay_view(
         running_session_id=running.session_id,
         room_minutes=room,
     )
+
+
+def room_s(limit_s: int, running: SessionRecord | None, now: float) -> int:
+    """What may be sold at a bay now: its longest sale less what its running session has left.
+
+    ``limit_s`` is the bay's longest session, cut to its site's closing; time bought at a
+    busy bay is added to its running session.
+    """
+    if running is None or running.until is None:
+        return limit_s
+    return max(int(limit_s - (running.until - now)), 0)
 
 
 def with_site(view: BayView, site: SiteView) -> BayView:

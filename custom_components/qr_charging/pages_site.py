@@ -30,7 +30,8 @@ class SiteView:
     None: closed for good). ``closes``: the closing a sale is cut to, in the same shape (a
     closing days away names its date; None: open around the clock, or sales allowed past
     closing). ``free_min``: minutes until enough of the site's powered bays are due to end
-    for this bay to fit, rounded up (full only; ``SiteGate.next_free_s``). ``in_use_kw``:
+    for this bay to fit, rounded up, at least 1 (full only; ``SiteGate.next_free_s``; None
+    when that is at or after the site's closing, or never). ``in_use_kw``:
     the power in use (measured where every powered bay is metered, else rated), ``cap_kw`` the
     cap, as the page shows them ("3.2", "5").
     """
@@ -71,10 +72,13 @@ def site_view(
     in_use = sum(readings[b] or 0.0 for b in powered) if measured else gate.powered_w(ledger)
     full = why == FULL
     free = gate.next_free_s(ledger, now, bay_id) if full else None
+    if free is not None and (closing := gate.closes_at(now)) is not None and now + free >= closing:
+        free = None  # nothing is sold from the closing on: no time rather than a wrong one
     return SiteView(
         full=full,
         closes=closes,
-        free_min=math.ceil(free / 60) if free is not None else None,
+        # An overdue end (its off not yet confirmed) is still at least a minute away.
+        free_min=max(math.ceil(free / 60), 1) if free is not None else None,
         in_use_kw=kw(in_use),
         cap_kw=kw(gate.site.load_cap_w),
         measured=measured,

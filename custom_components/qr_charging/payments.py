@@ -156,7 +156,7 @@ class Payments:
         session_id, now = f"s-{ulid_now()}", time.time()
         plan, quote, band = _sold_now(self.bays, bay_id, base, now, minutes=minutes, paise=paise)
         if not site_checked:
-            check_site(self.bays.gates.get(bay_id), self.books.ledger, bay_id, quote, now)
+            check_site(self.bays, self.books.ledger, bay_id, quote, now)
         # The link's lifetime is the bay's hold time (a page's link holds the bay: ``holds``),
         # and a minute more: Razorpay refuses a link that expires sooner than 15 minutes after
         # the request reaches it, by its own clock.

@@ -3,13 +3,14 @@
 The action ``create_payment_link`` (and the pages) ask for a link; the price is computed here
 from the plan, never taken from the client. A per-kWh plan sells only at a metered bay: an
 agent bay whose agent names a meter for it (``drivers.mqtt_agent``), or a switch bay with an
-energy sensor; anywhere else it is refused before any payment. Under a site, the action sells
-what a page would (``check_site``): nothing while closed or full, only what ends by closing.
+energy sensor; anywhere else it is refused before any payment. The action sells what a page
+would (``check_site``): under a site nothing while closed or full, only what ends by closing;
+at a busy bay only what fits beside the time its running session has left.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from homeassistant.exceptions import ServiceValidationError
 
@@ -21,8 +22,11 @@ from .catalog import (
 from .catalog_errors import CatalogError
 from .const import DOMAIN
 from .ledger import Ledger
+from .pages_model import room_s
 from .pages_site import CLOSED, FULL, sale_limit_s, sale_refusal, site_view
-from .site_gate import SiteGate
+
+if TYPE_CHECKING:
+    from .bays import Bays
 
 
 def quote_for(
@@ -66,21 +70,20 @@ def quote_for(
         ) from err
 
 
-def check_site(
-    gate: SiteGate | None, ledger: Ledger, bay_id: str, quote: Quote, now: float
-) -> None:
-    """Refuse a purchase the bay's site would not sell now, as its page would not.
+def check_site(bays: Bays, ledger: Ledger, bay_id: str, quote: Quote, now: float) -> None:
+    """Refuse a purchase the bay (and its site) would not sell now, as its page would not.
 
-    The pages' rules (``pages_site.sale_refusal``, ``sale_limit_s``): nothing while the site is
-    closed, no start while its load cap has no room for the bay (a top-up of the bay's running
-    session adds no load), and no time past closing (a per-kWh sale's time cap is cut to it
-    instead, by ``payments``). Raises a translated ``ServiceValidationError``.
+    The pages' rules (``pages_site.sale_refusal``, ``sale_limit_s``, ``pages_model.room_s``):
+    nothing while the site is closed, no start while its load cap has no room for the bay (a
+    top-up of the bay's running session adds no load), and no time past closing or past the
+    bay's longest session, counting what its running session has left (a per-kWh sale's time
+    cap is cut to closing instead, by ``payments``). Raises a translated
+    ``ServiceValidationError``.
     """
-    if gate is None:
-        return
-    starting = ledger.running_session(bay_id) is None
-    why = sale_refusal(gate, ledger, bay_id, now, starting=starting)
-    if why is not None:
+    runner, gate = bays.runners[bay_id], bays.gates.get(bay_id)
+    if gate is not None and (
+        why := sale_refusal(gate, ledger, bay_id, now, starting=runner.session is None)
+    ):
         view = site_view(gate, ledger, bay_id, now)
         site = gate.site.name
         if why == CLOSED and view.opens is None:
@@ -89,11 +92,18 @@ def check_site(
             _refuse("site_closed", site=site, opens=_shown(view.opens))
         assert why == FULL
         _refuse("site_full", site=site, in_use=view.in_use_kw, cap=view.cap_kw or "")
-    limit_s = sale_limit_s(gate, quote.seconds, now)
-    if not quote.energy_wh and quote.seconds > limit_s:
-        view = site_view(gate, ledger, bay_id, now)
-        closes = _shown(view.closes) if view.closes else ""
-        _refuse("site_closing", site=gate.site.name, closes=closes, minutes=limit_s // 60)
+    limit_s = sale_limit_s(gate, runner.limit_s, now)
+    if quote.energy_wh or quote.seconds <= (room := room_s(limit_s, runner.session, now)):
+        return
+    if gate is not None and limit_s < runner.limit_s:  # the site's closing is the limit
+        closes = site_view(gate, ledger, bay_id, now).closes
+        _refuse(
+            "site_closing",
+            site=gate.site.name,
+            closes=_shown(closes) if closes else "",
+            minutes=room // 60,
+        )
+    _refuse("too_long", bay=bay_id, max=runner.limit_s // 60)
 
 
 def _shown(when: tuple[str, str | None]) -> str:

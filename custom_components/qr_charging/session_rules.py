@@ -144,17 +144,17 @@ def settle_paid(
     The one place a payment (or the owner) is given power: the webhook's change when the bay
     is known, and the bay's own change otherwise. A refusal changes nothing here (the caller
     fails and refunds the session in a change of its own). The bay's site (``gate``) refuses a
-    sale while closed, one past closing (more than its link's lifetime, ``site_gate.paid_grace_s``:
-    a link is sold to closing and may be paid until it expires), and a start over its load cap;
+    sale while closed, one past closing (more than the time since its link was made,
+    ``site_gate.paid_grace_s``: a link is sold to end by closing), and a start over its load cap;
     the owner's own sessions only the last.
     """
     running = ledger.running_session(session.bay_id, besides=session.session_id)
     if (
         gate is not None
-        and (grace_s := paid_grace_s(session, ledger.link_by_reference(session.session_id)))
+        and (grace_s := paid_grace_s(session, ledger.link_by_reference(session.session_id), now))
         is not None
     ):
-        # Sold to its site's closing; a link sold before closing may be paid until it expires.
+        # Sold to end by its site's closing when its link was made (none for a static QR).
         limit_s = gate.sale_limit_s(limit_s, now, grace_s=grace_s)
     decision = decide_paid(
         running,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from .catalog import Bay
 from .ledger import Ledger
 from .records import LinkRecord, SessionRecord, SessionState
-from .sites import Site, closes_at, fits_under_cap, is_open, opens_at, zone
+from .sites import Site, Zones, closes_at, fits_under_cap, is_open, opens_at
 
 # What a site's load counts: bays that are given power or are powered.
 POWERED_STATES = frozenset({SessionState.STARTING, SessionState.ACTIVE})
@@ -110,27 +110,28 @@ def refusal(
     return None if not starting or gate.fits(ledger, session.bay_id) else REFUSE_LOAD_CAP
 
 
-def paid_grace_s(session: SessionRecord, link: LinkRecord | None) -> float | None:
-    """How long past closing a paid session may run (None: unlimited).
+def paid_grace_s(session: SessionRecord, link: LinkRecord | None, now: float) -> float | None:
+    """How long past closing a paid session decided at ``now`` may run (None: unlimited).
 
-    The owner's own sessions are never cut. A link's session may end up to the link's own
-    lifetime past closing: the page and the action sell only what ends by closing when the
-    link is made, and the link may be paid until it expires. A static QR payment has no link:
-    its amount is the customer's, so nothing past closing.
+    The owner's own sessions are never cut. The page and the action sell a link only what
+    ends by closing when the link is made, so started at ``now`` it ends at most the time since
+    then past closing: a link paid in its last second and decided later (a late webhook, a
+    retry, a restart, reconcile) still starts. A static QR payment has no link: its amount is
+    the customer's, so nothing past closing.
     """
     if session.owner:
         return None
-    return 0.0 if link is None else max(link.expire_by - link.created_at, 0.0)
+    return 0.0 if link is None else max(now - link.created_at, 0.0)
 
 
 def gates_by_site(
-    sites: Mapping[str, Site], bays: Mapping[str, Bay], home_zone: str
+    sites: Mapping[str, Site], bays: Mapping[str, Bay], zones: Zones
 ) -> dict[str, SiteGate]:
-    """Each site's gate (``home_zone``: Home Assistant's), a site without bays too."""
+    """Each site's gate (its zone from ``zones``, loaded beforehand), a site without bays too."""
     return {
         site.site_id: SiteGate(
             site,
-            zone(site, home_zone),
+            zones.of(site),
             {b.bay_id: b.rated_w for b in bays.values() if b.site_id == site.site_id},
         )
         for site in sites.values()

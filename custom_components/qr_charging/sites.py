@@ -251,22 +251,38 @@ def default_site(name: str = DEFAULT_SITE_NAME) -> Site:
     return Site(site_id=DEFAULT_SITE_ID, name=name)
 
 
-def zone(site: Site, home: str) -> ZoneInfo:
-    """The site's time zone, else Home Assistant's (``home``), else UTC.
+@dataclass(frozen=True, slots=True)
+class Zones:
+    """The sites' time zones and Home Assistant's, loaded once (``load_zones``).
 
-    Home Assistant's when the site names none, or one that no longer loads (``zone_lost``).
+    A site runs on Home Assistant's zone (``home``) when it names none, or one that no longer
+    loads (``lost``).
     """
-    return _load(site.time_zone) or _load(home) or ZoneInfo("UTC")
+
+    home: ZoneInfo
+    loaded: Mapping[str, ZoneInfo]
+
+    def of(self, site: Site) -> ZoneInfo:
+        """The site's time zone, else Home Assistant's."""
+        return self.loaded.get(site.time_zone or "", self.home)
+
+    def lost(self, site: Site) -> bool:
+        """Whether the site names a time zone that did not load (tzdata without it)."""
+        return site.time_zone is not None and site.time_zone not in self.loaded
+
+    def on_home(self, site: Site) -> bool:
+        """Whether the site runs on Home Assistant's time zone (none of its own, or one lost)."""
+        return site.time_zone is None or self.lost(site)
 
 
-def zone_lost(site: Site) -> bool:
-    """Whether the site names a time zone that no longer loads (tzdata without it)."""
-    return site.time_zone is not None and _load(site.time_zone) is None
+def load_zones(sites: Iterable[Site], home: str) -> Zones:
+    """Load each site's time zone and Home Assistant's (``home``; else UTC).
 
-
-def on_home_zone(site: Site) -> bool:
-    """Whether the site runs on Home Assistant's time zone (none of its own, or one lost)."""
-    return site.time_zone is None or zone_lost(site)
+    It reads tzdata files: Home Assistant runs it in the executor, not on the event loop.
+    """
+    names = {site.time_zone for site in sites if site.time_zone}
+    loaded = {name: tz for name in names if (tz := _load(name)) is not None}
+    return Zones(_load(home) or ZoneInfo("UTC"), loaded)
 
 
 def _load(name: str | None) -> ZoneInfo | None:

@@ -85,10 +85,11 @@ async def setup_plug(hass: HomeAssistant, plugs: int = 1) -> None:
 
 
 async def create_link(
-    hass: HomeAssistant, bay: str = "bay-1", plan: str | None = None
+    hass: HomeAssistant, bay: str = "bay-1", plan: str | None = None, minutes: int | None = None
 ) -> dict[str, Any]:
     """Create a payment link through the action, as an automation would."""
     data = {"bay": bay} | ({"plan": plan} if plan else {})
+    data |= {"minutes": minutes} if minutes is not None else {}
     response = await hass.services.async_call(
         DOMAIN, "create_payment_link", data, blocking=True, return_response=True
     )
@@ -135,6 +136,18 @@ async def pay(
     assert (await post_webhook(paid.payment_link_paid())).status == 200
     await settle(hass)
     return paid
+
+
+async def two_links_paid_in_turn(
+    hass: HomeAssistant, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> PaidPayment:
+    """Two half hours sold while bay-1 is free (the action sells no top-up past its longest
+    session), paid one after the other: the second is a top-up. Returns the second payment."""
+    first, second = [standin.pay_link((await create_link(hass))["id"]) for _ in range(2)]
+    for paid in (first, second):
+        assert (await post_webhook(paid.payment_link_paid())).status == 200
+        await settle(hass)
+    return second
 
 
 def plug_state(hass: HomeAssistant) -> str:

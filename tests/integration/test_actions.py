@@ -70,6 +70,23 @@ async def test_create_link_refuses_unknown_bay_or_plan(
     assert standin.calls_to("POST", "/v1/payment_links") == []
 
 
+async def test_create_link_refuses_a_top_up_past_the_bays_longest_session(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """The owner's 4 hours run at bay-1 (its longest session): a half hour more would be
+    refunded at payment, so the action makes no link, as the bay's page offers none."""
+    await hass.services.async_call(
+        DOMAIN, "start_session", {"bay": "bay-1", "minutes": 240}, blocking=True
+    )
+    await hass.async_block_till_done()
+
+    with pytest.raises(ServiceValidationError) as err:
+        await create_link(hass, plan="p30")
+    assert err.value.translation_key == "too_long"
+    assert err.value.translation_placeholders == {"bay": "bay-1", "max": "240"}
+    assert standin.calls_to("POST", "/v1/payment_links") == []
+
+
 async def test_create_link_razorpay_down(hass: HomeAssistant, standin: RazorpayStandin) -> None:
     standin.fail_next("/v1/payment_links", status=500, method="POST")
     with pytest.raises(HomeAssistantError) as err:

@@ -44,6 +44,7 @@ from .helpers import (
     settle,
     setup_plug,
     tick,
+    two_links_paid_in_turn,
 )
 
 PLAN_S = 30 * 60
@@ -158,8 +159,7 @@ async def test_a_top_up_refused_without_automatic_refund_is_owed_with_no_start_r
     )
     await hass.async_block_till_done()
 
-    await pay(hass, standin, post_webhook)
-    second = await pay(hass, standin, post_webhook)
+    second = await two_links_paid_in_turn(hass, standin, post_webhook)
 
     assert refund_amounts(standin, second.payment_id) == []
     refused = next(r for r in await export_sessions(hass) if r["state"] == "failed")
@@ -208,8 +208,7 @@ async def test_top_up_beyond_the_longest_session_is_refunded(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
 
-    await pay(hass, standin, post_webhook)
-    second = await pay(hass, standin, post_webhook)
+    second = await two_links_paid_in_turn(hass, standin, post_webhook)
 
     assert refund_amounts(standin, second.payment_id) == [PLAN_PRICE]
     rows = {r["state"]: r for r in await export_sessions(hass)}

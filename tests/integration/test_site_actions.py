@@ -106,3 +106,29 @@ async def test_the_action_sells_only_what_ends_by_closing(
     )
     assert isinstance(link, dict)
     assert link["amount"] == 750  # 15 minutes at ₹0.50
+
+
+@pytest.mark.usefixtures("loaded_entry")
+async def test_the_action_counts_the_running_sessions_time_in_a_top_up(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A session runs to 20:55; at 20:26 a 30-minute top-up would end at 21:25, past closing:
+    refused as the page would (not sold, then refunded over_limit): 5 minutes are left."""
+    at_the_shop(freezer, "2026-12-07 20:25:00")
+    first = standin.pay_link((await create_link(hass, "bay-1", "p30"))["id"])
+    assert (await post_webhook(first.payment_link_paid())).status == 200
+    await settle(hass)
+    assert plug_state(hass) == "on"
+    made = len(standin.calls_to(*LINKS))
+
+    at_the_shop(freezer, "2026-12-07 20:26:00")
+    err = await _refused(hass, {"bay": "bay-1", "plan": "p30"})
+    assert err.translation_key == "site_closing"
+    assert err.translation_placeholders == {"site": "Shop", "closes": "21:00", "minutes": "5"}
+    err = await _refused(hass, {"bay": "bay-1", "plan": "pm", "minutes": 10})
+    assert err.translation_key == "site_closing"
+    assert len(standin.calls_to(*LINKS)) == made
+    assert refund_amounts(standin, first.payment_id) == []

@@ -151,6 +151,34 @@ async def test_link_paid_within_its_lifetime_starts(
 
 
 @pytest.mark.usefixtures("loaded_entry")
+@pytest.mark.parametrize(
+    "decided_at", ["2026-12-07 20:45:59", "2026-12-07 20:46:03", "2026-12-07 20:50:00"]
+)
+async def test_link_paid_in_its_last_second_and_decided_later_starts(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+    decided_at: str,
+) -> None:
+    """Sold by closing (35 minutes at 20:25, ending 21:00), paid at 20:45:59 (its link lives
+    to 20:46:00); its webhook arrives later (or reconcile finds it after a restart) while the
+    shop is still open: it starts, not refunded over_limit."""
+    at_the_shop(freezer, "2026-12-07 20:25:00")
+    link = await create_link(hass, "bay-1", "pm", minutes=35)
+    failed = async_capture_events(hass, EVENT_SESSION_FAILED)
+    at_the_shop(freezer, "2026-12-07 20:45:59")
+    paid = standin.pay_link(link["id"])
+    at_the_shop(freezer, decided_at)
+    assert (await post_webhook(paid.payment_link_paid())).status == 200
+    await settle(hass)
+
+    assert [e.data["reason"] for e in failed] == []
+    assert refund_amounts(standin, paid.payment_id) == []
+    assert _runner(hass, "bay-1").session is not None
+
+
+@pytest.mark.usefixtures("loaded_entry")
 @pytest.mark.parametrize("site_bays", [[plug_bay(1, PLANS), plug_bay(2, PLANS)]])
 async def test_payment_over_the_load_cap_is_refunded(
     hass: HomeAssistant,

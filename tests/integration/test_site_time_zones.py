@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import zoneinfo
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.qr_charging import sites
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
@@ -20,6 +23,7 @@ from .site_helpers import SHOP_HOURS, plug_bay, set_up_shop, shop_entry, site_su
 
 # A zone no tzdata has: a site stored with it (tzdata dropped it since) runs on HA's.
 LOST_ZONE = "Atlantis/Poseidonia"
+REAL_ZONE_INFO = zoneinfo.ZoneInfo
 
 
 def _shop(time_zone: str | None) -> dict[str, Any]:
@@ -91,3 +95,29 @@ async def test_a_site_whose_zone_is_lost_raises_a_repair_and_runs_on_has_zone(
     await hass.config.async_update(time_zone="Europe/London")
     await hass.async_block_till_done()
     assert loaded_entry.runtime_data is not hub
+
+
+@pytest.mark.parametrize("config_entry", [None, "Europe/Berlin"], indirect=True)
+async def test_the_sites_zones_load_off_the_event_loop(
+    hass: HomeAssistant, config_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A time zone not yet cached is read from tzdata's files: never on the event loop (HA's
+    rule: ``dt_util.async_get_time_zone``), at setup nor when HA's configuration changes."""
+    on_loop: list[str] = []
+
+    def spy(key: str) -> zoneinfo.ZoneInfo:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            on_loop.append(key)  # a read of the zone's file unless already cached
+        return REAL_ZONE_INFO(key)
+
+    monkeypatch.setattr(sites, "ZoneInfo", spy)
+    await hass.config.async_update(time_zone="Asia/Kolkata")
+    await set_up_shop(hass, config_entry, 1)
+    await hass.config.async_update(location_name="Elsewhere")
+    await hass.async_block_till_done()
+
+    assert on_loop == []

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custom_components.qr_charging.catalog import Plan
+from custom_components.qr_charging.catalog import Plan, make_rate_plan, with_bands
 from custom_components.qr_charging.sites import PriceBand, Span
 
 PRICE_JS = Path(__file__).parents[2] / "custom_components/qr_charging/templates/price.js.j2"
@@ -51,6 +51,17 @@ def test_a_rate_band_prices_the_minutes_not_each_minute_rounded() -> None:
     assert sold.minute_paise == 18  # what the page shows per minute: a display only
 
 
+def test_a_static_qr_paying_the_minimum_price_buys_the_minimum_minutes() -> None:
+    """7 p/min at 101 %: 15 minutes cost 106 p (106.05 rounded once); 106 p buys 15 minutes,
+    not the 899 s that 106 p buys pro rata."""
+    plan = with_bands(make_rate_plan("pm", "Per minute", 7, 15, 60), "09:00-16:00 101%")
+    ((_, sold),) = plan.banded
+
+    assert sold.quote(15).price_paise == 106
+    assert sold.seconds_for(106) == 15 * 60
+    assert sold.seconds_for(107) == 15 * 60 + 8  # pro rata beyond the covered minutes
+
+
 @settings(max_examples=300, deadline=None)
 @given(rate=RATES, percent=PERCENTS, minutes=MINUTES)
 def test_link_amount_and_static_qr_time_agree_at_the_band_rate(
@@ -66,8 +77,12 @@ def test_link_amount_and_static_qr_time_agree_at_the_band_rate(
     if price == 0 or seconds is None:
         assert price < sold.quote(1).price_paise or price == 0
         return
-    # The QR's time at the band's exact rate, to the second: never above base x percent.
-    assert seconds * rate * percent <= price * 6000
+    # The link's price buys at least its minutes, though rounded half a paisa down.
+    assert seconds >= minutes * 60
+    # The QR's time at the band's exact rate, to the second (never above base x percent), or
+    # the whole minutes whose rounded price the amount covers.
+    prorata = seconds * rate * percent <= price * 6000
+    assert prorata or (seconds % 60 == 0 and sold.rate_total(seconds // 60) <= price)
     assert seconds == sold.max_minutes * 60 or price * 6000 < (seconds + 1) * rate * percent
 
 

@@ -106,13 +106,14 @@ async def test_a_read_of_history_leaves_the_working_set_as_it_was(tmp_path: Path
 async def test_a_paid_session_decided_in_its_bays_own_change_finds_its_link(
     tmp_path: Path,
 ) -> None:
-    """Paid at 16:00 (UTC) through a link made at 15:50 that lives 21 minutes, its half hour
-    ends 20 minutes after the site's 16:10 closing: within the link's lifetime, so it starts,
-    when its bay decides it later (``BayRunner.async_handle_paid`` fetches the link, which the
-    working set dropped once paid)."""
+    """Paid at 16:00 (UTC) through a link made at 15:40 (its half hour then ended by the
+    site's 16:10 closing) that lives 21 minutes: its half hour now ends 20 minutes after
+    closing, the time since its link was made, so it starts, when its bay decides it later
+    (``BayRunner.async_handle_paid`` fetches the link, which the working set dropped once
+    paid)."""
     books = Books(LedgerStore(tmp_path / "ledger.db", _run), clock=lambda: NOW)
     await books.async_open()
-    made = NOW - 600
+    made = NOW - 1200
     link = LinkRecord(
         "plink_1", "s-1", "bay-1", "p30", 2000, "INR", 1800, int(made) + 1260, made, "https://x/1"
     )

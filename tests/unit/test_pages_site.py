@@ -108,3 +108,18 @@ def test_full_page_names_the_end_that_frees_enough_power() -> None:
 
     assert view.full
     assert view.free_min == 60
+
+
+def test_an_overdue_end_is_said_as_at_least_a_minute() -> None:
+    """bay-1 still powered past its end (its off not yet confirmed): "about 1 minute", not 0."""
+    now = _at("2026-12-07 12:00:00")
+    view = site_view(GATE, _powered("bay-1", until=now - 5), "bay-3", now)
+    assert (view.full, view.free_min) == (True, 1)
+
+
+@pytest.mark.parametrize(("ends", "free_min"), [("20:59:00", 59), ("21:00:00", None)])
+def test_no_next_free_time_from_the_closing_on(ends: str, free_min: int | None) -> None:
+    """Power free only at or after closing (21:00) frees nothing to sell: nothing is said."""
+    now = _at("2026-12-07 20:00:00")
+    view = site_view(GATE, _powered("bay-1", until=_at(f"2026-12-07 {ends}")), "bay-3", now)
+    assert (view.full, view.free_min) == (True, free_min)

@@ -93,13 +93,15 @@ def _link(ledger: Ledger, session: SessionRecord, lifetime_s: int) -> None:
     [
         (1800, None, False, PaidDecision.START),  # ends 21:00, at closing
         (1860, None, False, PaidDecision.REFUSE_TOO_LONG),  # a static QR's: nothing past
-        (1800 + 1260, 1260, False, PaidDecision.START),  # a link's: within its lifetime
-        (1800 + 1260 + 1, 1260, False, PaidDecision.REFUSE_TOO_LONG),
-        (1800 + 3660, 3660, False, PaidDecision.START),  # a 60-min hold's link (61 min)
+        # A link made at 20:20 sold what ended by closing: up to 40 minutes. Started at 20:30
+        # it ends at most the 10 minutes since then past closing, whatever the link's lifetime.
+        (1800 + 600, 1260, False, PaidDecision.START),
+        (1800 + 600 + 1, 1260, False, PaidDecision.REFUSE_TOO_LONG),
+        (1800 + 600, 3660, False, PaidDecision.START),  # a 60-min hold's link (61 min)
         (3 * 3600, None, True, PaidDecision.START),  # the owner allows selling past closing
     ],
 )
-def test_a_sale_past_closing_is_refused_beyond_its_links_lifetime(
+def test_a_sale_past_closing_is_refused_beyond_the_time_since_its_link(
     seconds: int, link_s: int | None, past_closing: bool, expected: PaidDecision
 ) -> None:
     ledger = Ledger()
@@ -108,6 +110,18 @@ def test_a_sale_past_closing_is_refused_beyond_its_links_lifetime(
         _link(ledger, session, link_s)
 
     assert _settle(ledger, session, _gate(past_closing=past_closing), EVENING) is expected
+
+
+@pytest.mark.parametrize("late_s", [0, 4, 241])
+def test_a_link_paid_in_its_last_second_and_decided_later_starts(late_s: int) -> None:
+    """Made at 20:20 for 40 minutes (ends by 21:00), its link lives 21 minutes: paid at
+    20:40:59 and decided ``late_s`` later (a late webhook, a retry, reconcile), still open."""
+    ledger = Ledger()
+    session = _paid(ledger, "bay-1", 2400)
+    _link(ledger, session, 1260)
+    decided = EVENING + 600 + 59 + late_s
+
+    assert _settle(ledger, session, _gate(), decided) is PaidDecision.START
 
 
 def test_a_link_paid_after_closing_is_refused_closed() -> None:

@@ -26,13 +26,12 @@ from custom_components.qr_charging.sites import (
     closes_at,
     default_site,
     is_open,
+    load_zones,
     make_site,
     opens_at,
     site_from_data,
     site_to_data,
     time_zones,
-    zone,
-    zone_lost,
 )
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -315,7 +314,12 @@ def test_the_time_zones_offered_are_places_only() -> None:
 
 def test_a_stored_zone_that_no_longer_loads_runs_on_home_assistant_s() -> None:
     lost = Site("shop", "Shop", time_zone="Atlantis/Poseidonia")
-    assert zone_lost(lost)
-    assert zone(lost, "Asia/Kolkata") == KOLKATA  # not UTC
-    assert not zone_lost(Site("shop", "Shop"))  # none of its own: HA's, nothing lost
-    assert zone(Site("shop", "Shop", time_zone="Europe/Berlin"), "Asia/Kolkata") == BERLIN
+    own = Site("shop", "Shop", time_zone="Europe/Berlin")
+    zones = load_zones([lost, own], "Asia/Kolkata")
+    assert zones.lost(lost)
+    assert zones.of(lost) == KOLKATA  # not UTC
+    assert zones.on_home(lost)
+    assert not zones.lost(Site("shop", "Shop"))  # none of its own: HA's, nothing lost
+    assert zones.of(own) == BERLIN
+    assert not zones.on_home(own)
+    assert load_zones([], "Atlantis/Poseidonia").home == ZoneInfo("UTC")
