@@ -10,7 +10,7 @@ at a busy bay only what fits beside the time its running session has left.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from homeassistant.exceptions import ServiceValidationError
 
@@ -85,25 +85,39 @@ def check_site(bays: Bays, ledger: Ledger, bay_id: str, quote: Quote, now: float
         why := sale_refusal(gate, ledger, bay_id, now, starting=runner.session is None)
     ):
         view = site_view(gate, ledger, bay_id, now)
-        site = gate.site.name
-        if why == CLOSED and view.opens is None:
-            _refuse("site_closed_for_good", site=site)
-        if why == CLOSED and view.opens is not None:
-            _refuse("site_closed", site=site, opens=_shown(view.opens))
+        if why == CLOSED:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="site_closed" if view.opens else "site_closed_for_good",
+                translation_placeholders=_texts(
+                    site=gate.site.name, opens=_shown(view.opens) if view.opens else ""
+                ),
+            )
         assert why == FULL
-        _refuse("site_full", site=site, in_use=view.in_use_kw, cap=view.cap_kw or "")
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="site_full",
+            translation_placeholders=_texts(
+                site=gate.site.name, in_use=view.in_use_kw, cap=view.cap_kw or ""
+            ),
+        )
     limit_s = sale_limit_s(gate, runner.limit_s, now)
     if quote.energy_wh or quote.seconds <= (room := room_s(limit_s, runner.session, now)):
         return
     if gate is not None and limit_s < runner.limit_s:  # the site's closing is the limit
         closes = site_view(gate, ledger, bay_id, now).closes
-        _refuse(
-            "site_closing",
-            site=gate.site.name,
-            closes=_shown(closes) if closes else "",
-            minutes=room // 60,
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="site_closing",
+            translation_placeholders=_texts(
+                site=gate.site.name, closes=_shown(closes) if closes else "", minutes=room // 60
+            ),
         )
-    _refuse("too_long", bay=bay_id, max=runner.limit_s // 60)
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="too_long",
+        translation_placeholders=_texts(bay=bay_id, max=runner.limit_s // 60),
+    )
 
 
 def _shown(when: tuple[str, str | None]) -> str:
@@ -112,9 +126,6 @@ def _shown(when: tuple[str, str | None]) -> str:
     return time if day is None else f"{day} {time}"
 
 
-def _refuse(key: str, **placeholders: str | int) -> NoReturn:
-    raise ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders={k: str(v) for k, v in placeholders.items()},
-    )
+def _texts(**placeholders: str | int) -> dict[str, str]:
+    """An error's placeholders as the translation takes them: text."""
+    return {key: str(value) for key, value in placeholders.items()}
