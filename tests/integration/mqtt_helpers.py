@@ -30,12 +30,17 @@ PLAN_S = 1800
 
 
 class ScriptedAgent:
-    """Plays the Pi: retained availability, config and state; answers ``on`` when told to."""
+    """Plays the Pi: retained availability, config and state; answers ``on`` when told to.
+
+    ``powered`` is the session its last state report powers (set by every ``report``); an
+    ``off`` answers as the agent's ``sessions._off`` does: only its own session ends.
+    """
 
     def __init__(self, port: int) -> None:
         self.answer = True
         self.refuse_top_up = False
         self.powered: tuple[str, float] | None = None
+        self._reason = "boot"  # the reason its state last gave (an unchanged state keeps it)
         self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
         self._cond = threading.Condition()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
@@ -72,6 +77,9 @@ class ScriptedAgent:
     ) -> None:
         """Publish the bay's state as the real agent does (retained)."""
         on = session is not None
+        self.powered = (session, until) if session is not None and until is not None else None
+        if not reason.startswith("rejected_"):  # a refusal's reason is not kept by the agent
+            self._reason = reason
         self.publish(
             STATE,
             json.dumps(
@@ -100,10 +108,15 @@ class ScriptedAgent:
                 # The agent's state is unchanged; only the reason tells of the refusal.
                 self.report(*self.powered, "rejected_too_long", wait=False)
                 return
-            self.powered = (command["session"], command["until"])
             self.report(command["session"], command["until"], "command", wait=False)
         elif isinstance(command, dict) and command.get("action") == "off":
-            self.report(None, None, "off_command", wait=False)
+            if self.powered is not None and self.powered[0] == command["session"]:
+                self.report(None, None, "off_command", wait=False)
+            else:
+                # An ``off`` naming another session (a refused payment's) leaves the bay as it
+                # was: the agent publishes its unchanged state, never an ``OFF``.
+                session, until = self.powered or (None, None)
+                self.report(session, until, self._reason, wait=False)
 
     def ons(self, session_id: str | None = None) -> list[dict[str, Any]]:
         """The ``on`` commands HA has sent (for one session, if given), in order."""
