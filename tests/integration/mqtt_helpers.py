@@ -12,12 +12,14 @@ import json
 import threading
 import time
 from typing import Any
+from unittest.mock import patch
 
 import paho.mqtt.client as paho
 from homeassistant.core import HomeAssistant
 from paho.mqtt.enums import CallbackAPIVersion
-from pytest_homeassistant_custom_component.common import async_capture_events
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.qr_charging.bays import Bays
 from custom_components.qr_charging.const import EVENT_SESSION_STARTED
 from devtools.razorpay_standin import RazorpayStandin
 
@@ -30,12 +32,19 @@ PLAN_S = 1800
 
 
 class ScriptedAgent:
-    """Plays the Pi: retained availability, config and state; answers ``on`` when told to."""
+    """Plays the Pi: retained availability, config and state; answers ``on`` when told to.
+
+    ``powered`` is the session its last state report powers (set by every ``report``); an
+    ``off`` answers as the agent's ``sessions._off`` does: only its own session ends.
+    """
 
     def __init__(self, port: int) -> None:
         self.answer = True
         self.refuse_top_up = False
         self.powered: tuple[str, float] | None = None
+        self._reason = "boot"  # the reason its state last gave (an unchanged state keeps it)
+        self.hold_offs = False  # keep each ``off`` unanswered until ``release_offs``
+        self._held: list[str] = []
         self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
         self._cond = threading.Condition()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
@@ -72,6 +81,9 @@ class ScriptedAgent:
     ) -> None:
         """Publish the bay's state as the real agent does (retained)."""
         on = session is not None
+        self.powered = (session, until) if session is not None and until is not None else None
+        if not reason.startswith("rejected_"):  # a refusal's reason is not kept by the agent
+            self._reason = reason
         self.publish(
             STATE,
             json.dumps(
@@ -100,10 +112,37 @@ class ScriptedAgent:
                 # The agent's state is unchanged; only the reason tells of the refusal.
                 self.report(*self.powered, "rejected_too_long", wait=False)
                 return
-            self.powered = (command["session"], command["until"])
             self.report(command["session"], command["until"], "command", wait=False)
         elif isinstance(command, dict) and command.get("action") == "off":
-            self.report(None, None, "off_command", wait=False)
+            if self.hold_offs:
+                with self._cond:
+                    self._held.append(command["session"])
+                    self._cond.notify_all()
+                return
+            self._answer_off(command["session"], wait=False)
+
+    def _answer_off(self, session_id: str, *, wait: bool) -> None:
+        if self.powered is not None and self.powered[0] == session_id:
+            self.report(None, None, "off_command", wait=wait)
+            return
+        # An ``off`` naming another session (a refused payment's) leaves the bay as it was:
+        # the agent publishes its unchanged state, never an ``OFF``.
+        session, until = self.powered or (None, None)
+        self.report(session, until, self._reason, wait=wait)
+
+    @property
+    def held(self) -> list[str]:
+        """The sessions of the ``off`` commands held (``hold_offs``), in order."""
+        with self._cond:
+            return list(self._held)
+
+    def release_offs(self) -> None:
+        """Answer the ``off`` commands held, in order, and answer the next ones at once."""
+        self.hold_offs = False
+        with self._cond:
+            held, self._held = self._held, []
+        for session_id in held:
+            self._answer_off(session_id, wait=True)
 
     def ons(self, session_id: str | None = None) -> list[dict[str, Any]]:
         """The ``on`` commands HA has sent (for one session, if given), in order."""
@@ -153,3 +192,23 @@ async def running_session(
     assert isinstance(on, dict)
     await wait_until(hass, lambda: len(started) == 1)
     return paid, on
+
+
+async def stopped_with_a_paid_top_up(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    agent: ScriptedAgent,
+    entry: MockConfigEntry,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """A session starting (its ``on`` unanswered), the next payment stored but not handed to
+    the bay, then HA stops (the account's entry unloaded): both payments and the ``on``.
+    """
+    agent.answer = False
+    first = await pay(hass, standin, post_webhook)
+    on = await agent.wait_command(1)
+    assert isinstance(on, dict)
+    with patch.object(Bays, "hand_over"):
+        second = await pay(hass, standin, post_webhook)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    return first, second, on
