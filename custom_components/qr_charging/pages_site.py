@@ -15,10 +15,10 @@ from datetime import datetime, tzinfo
 
 from .catalog import Plan
 from .ledger import Ledger
-from .site_gate import POWERED_STATES, SiteGate
+from .site_gate import POWERED_STATES, REFUSE_CLOSED, REFUSE_LOAD_CAP, SiteGate, bay_refusal
 
 # Why a page sells nothing at a bay of its site (``pages_model.BayState`` has the same values).
-CLOSED = "closed"
+CLOSED = REFUSE_CLOSED
 FULL = "full"
 
 
@@ -100,11 +100,8 @@ def sale_refusal(
 
     The money rule's (``site_gate.refusal``) for a sale: the owner's sessions never come here.
     """
-    if gate is None:
-        return None
-    if not gate.is_open(now):
-        return CLOSED
-    return FULL if starting and not gate.fits(ledger, bay_id) else None
+    why = bay_refusal(gate, ledger, bay_id, now, starting=starting)
+    return FULL if why == REFUSE_LOAD_CAP else why
 
 
 def kw(watts: float) -> str:

@@ -99,15 +99,29 @@ def _powered(ledger: Ledger) -> Iterator[SessionRecord]:
 def refusal(
     gate: SiteGate | None, ledger: Ledger, session: SessionRecord, now: float, *, starting: bool
 ) -> str | None:
-    """Why a site refuses a new session (a start, or a top-up of its bay's running one).
+    """Why a site refuses a new session (a start, or a top-up of its bay's running one)."""
+    return bay_refusal(gate, ledger, session.bay_id, now, starting=starting, owner=session.owner)
 
-    Closed (not for the owner's own sessions), or a start over its load cap; None: allowed.
+
+def bay_refusal(
+    gate: SiteGate | None,
+    ledger: Ledger,
+    bay_id: str,
+    now: float,
+    *,
+    starting: bool,
+    owner: bool = False,
+) -> str | None:
+    """Why a site sells a bay nothing now; None: allowed.
+
+    Closed (not for the owner's own sessions), or a start over its load cap: the one check of
+    the money rule (``refusal``) and of the pages and the action (``pages_site.sale_refusal``).
     """
     if gate is None:
         return None
-    if not session.owner and not gate.is_open(now):
+    if not owner and not gate.is_open(now):
         return REFUSE_CLOSED
-    return None if not starting or gate.fits(ledger, session.bay_id) else REFUSE_LOAD_CAP
+    return None if not starting or gate.fits(ledger, bay_id) else REFUSE_LOAD_CAP
 
 
 def paid_grace_s(session: SessionRecord, link: LinkRecord | None, now: float) -> float | None:
