@@ -13,9 +13,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
+from .invoices import Document, Dues
 from .ledger import Changes, Ledger, Wanted
+from .records import Record
 from .store import LedgerStore
+from .tax import Recipient, TaxSettings
+
+# Turns the records a change wrote into the documents it makes due (``invoices.dues_of``).
+type Documenter = Callable[[list[Record], Ledger, float], Dues | None]
 
 
 class Books:
@@ -26,6 +33,9 @@ class Books:
         self.ledger = Ledger()
         self.lock = asyncio.Lock()
         self._clock = clock
+        # What a change's records make due in documents (set by the hub: it knows the names
+        # and the owner's tax details); None: no documents.
+        self.documents: Documenter | None = None
 
     async def async_open(self) -> None:
         """Open the database and read the working set."""
@@ -57,6 +67,10 @@ class Books:
             try:
                 yield ledger
                 changes = ledger.changes_since(checkpoint)
+                if self.documents is not None and changes.upserts:
+                    written = [record for _, record in changes.upserts]
+                    due = self.documents(written, ledger, self._clock())
+                    changes = replace(changes, documents=due)
             except BaseException:
                 ledger.restore(checkpoint)
                 raise
@@ -70,6 +84,17 @@ class Books:
             ledger.add_totals(changes)
             if cancelled:
                 raise asyncio.CancelledError
+
+    async def async_b2b(
+        self, session_id: str, recipient: Recipient, settings: TaxSettings
+    ) -> list[Document]:
+        """Invoice a session's payments to a business customer (``invoices.b2b``).
+
+        In one transaction under the lock; return the session's documents. Raises
+        ``B2BRefused`` or ``StorageError`` (nothing issued).
+        """
+        async with self.lock:
+            return await self.store.async_b2b(session_id, recipient, settings, self._clock())
 
 
 async def _stored(store: LedgerStore, changes: Changes) -> bool:

@@ -40,6 +40,7 @@ from .const import (
     SITE_TIME_ZONE_UNKNOWN,
     SUBENTRY_BAY,
 )
+from .invoices import describer, dues_of
 from .notices import Notices
 from .pages import CustomerPages
 from .pages_addresses import PageAddresses
@@ -50,6 +51,7 @@ from .refunds import Refunds
 from .site_clock import SiteClock, sites_of
 from .sites import Zones
 from .store import LedgerStore
+from .tax import settings_of as tax_settings_of
 
 
 def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
@@ -143,6 +145,11 @@ class QrChargingHub:
             for site_id, gate in self.bays.site_gates.items()
         }
         plans = plans_of(entry)
+        self.tax = tax_settings_of(entry.options)
+        describe = describer(configs, plans, sites_of(entry))
+        self.books.documents = lambda written, ledger, now: dues_of(
+            written, ledger.links, describe, self.tax, now
+        )
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(
             books=self.books,

@@ -20,6 +20,7 @@ from itertools import islice
 from operator import is_
 from typing import Any
 
+from .invoices import Dues
 from .razorpay_events import NOTE_SESSION, PaymentNotice, RefundNotice
 from .records import (
     KINDS,
@@ -98,6 +99,8 @@ class Changes:
     deletes: list[tuple[Kind[Any], str]]
     events: list[tuple[str, float, str, str]]
     totals: dict[str, BayTotals]
+    # The documents it makes due (``invoices.dues_of``), issued in its transaction.
+    documents: Dues | None = None
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.deletes or self.events)

@@ -147,10 +147,9 @@ class Payments:
         ``minutes`` is what the customer chose of a rate plan, ``paise`` the amount of a
         per-kWh plan (priced here, never by the client), ``intent`` what the page told them
         (``intents``), and ``callback`` gives the page Razorpay sends them back to, for the
-        link's session id. ``hold_s`` is how long
-        the link holds the bay when less than the bay's hold time (``holds.HoldGuard``).
-        ``site_checked``: the pages' desk decided the site's refusal under the bay's lock;
-        otherwise (the action) the bay's site is asked here (``quotes.check_site``).
+        link's session id. ``hold_s`` is how long the link holds the bay when less than the
+        bay's hold time (``holds.HoldGuard``). ``site_checked``: the pages' desk decided the
+        site's refusal under the bay's lock; else the bay's site is asked (``check_site``).
         """
         bay, base = self.plan_for(bay_id, plan_code)
         session_id, now = f"s-{ulid_now()}", time.time()
@@ -186,6 +185,7 @@ class Payments:
             created_at=now,
             short_url=created["short_url"],
             intent=intent,
+            band=band.percent if band is not None else 100,
         )
         async with self.books.change() as ledger:
             ledger.add_link(link)

@@ -221,6 +221,8 @@ class LinkRecord(_Record):
     # Energy it buys and its price (a per-kWh plan; 0 for time): ``seconds`` is the time cap.
     energy_wh: int = 0
     price_per_kwh_paise: int = 0
+    # The price band it was sold in: percent of the plan's price (100: no band).
+    band: int = 100
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .invoices import Document
 from .ledger import OPEN_LINK_S, Changes, Ledger, Wanted
 from .records import (
     LINKS,
@@ -30,6 +31,7 @@ from .records import (
     RefundState,
     SessionState,
 )
+from .store_documents import documents_of_session, issue_b2b, issue_dues
 from .store_history import counts, export
 from .store_legacy import import_legacy
 from .store_schema import (
@@ -42,6 +44,7 @@ from .store_schema import (
     transaction,
     upsert,
 )
+from .tax import Recipient, TaxSettings
 
 type Runner = Callable[[Callable[[], Any]], Awaitable[Any]]
 
@@ -174,6 +177,8 @@ class LedgerStore:
                 db.execute(f"DELETE FROM {kind.table} WHERE {kind.key} = ?", (key,))
             db.executemany(INSERT_EVENT, changes.events)
             add_bay_totals(db, changes.totals)
+            if changes.documents is not None:
+                issue_dues(db, changes.documents)
             delivered = [at for key, at, _, _ in changes.events if not key.startswith("reconcile:")]
             if delivered:
                 # When Razorpay's webhook last reached us (event ids are forgotten in 8 days).
@@ -233,6 +238,26 @@ class LedgerStore:
         return await self._call(
             lambda: select(self._db, PAYMENTS, "state = ?", (PaymentState.ATTENTION.value,))
         )
+
+    # -- documents -----------------------------------------------------------------------------
+
+    async def async_b2b(
+        self, session_id: str, recipient: Recipient, settings: TaxSettings, now: float
+    ) -> list[Document]:
+        """Issue a business customer's invoices for a session in one transaction.
+
+        See ``store_documents.issue_b2b``; raises ``B2BRefused`` (nothing issued).
+        """
+
+        def write() -> list[Document]:
+            with transaction(self._db):
+                return issue_b2b(self._db, session_id, recipient, settings, now)
+
+        return await self._call(write)
+
+    async def async_documents(self, session_id: str) -> list[Document]:
+        """A session's documents, in the order they were issued."""
+        return await self._call(lambda: documents_of_session(self._db, session_id))
 
     async def async_export(self, path: Path, start: float, end: float) -> int:
         """Write the sessions created in ``[start, end)`` as CSV, row by row; return how many."""

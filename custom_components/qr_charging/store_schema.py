@@ -87,6 +87,30 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sessions ADD COLUMN meter_wh REAL;
     """,
+    # 6: receipts and GST invoices (issue #26): the documents issued, each numbered in its
+    # series in the transaction that stores it (``store_documents``); the price band a link
+    # was sold in (percent of the plan's price), for the document to name it; and since when
+    # documents are issued: after the last payment stored before (which gets none).
+    """
+    CREATE TABLE documents (
+        number TEXT PRIMARY KEY, kind TEXT NOT NULL, series TEXT NOT NULL,
+        serial INTEGER NOT NULL, cause TEXT NOT NULL UNIQUE, issued_at REAL NOT NULL,
+        payment_id TEXT NOT NULL, session_id TEXT NOT NULL, bay_id TEXT NOT NULL,
+        bay_name TEXT NOT NULL, site_name TEXT NOT NULL, site_address TEXT NOT NULL,
+        plan_name TEXT NOT NULL, seconds INTEGER NOT NULL, energy_wh INTEGER NOT NULL,
+        band INTEGER NOT NULL, total INTEGER NOT NULL, taxable INTEGER NOT NULL,
+        cgst INTEGER NOT NULL, sgst INTEGER NOT NULL, igst INTEGER NOT NULL,
+        rate_bp INTEGER NOT NULL, place_of_supply TEXT NOT NULL, sac TEXT NOT NULL,
+        supplier_name TEXT NOT NULL, supplier_gstin TEXT NOT NULL, recipient_gstin TEXT,
+        recipient_name TEXT, recipient_address TEXT, against TEXT,
+        UNIQUE (series, serial));
+    CREATE INDEX documents_payment ON documents (payment_id);
+    CREATE INDEX documents_session ON documents (session_id);
+    CREATE INDEX documents_issued ON documents (issued_at);
+    ALTER TABLE links ADD COLUMN band INTEGER NOT NULL DEFAULT 100;
+    INSERT OR REPLACE INTO meta SELECT 'documents_since', CAST(MAX(received_at) AS TEXT)
+        FROM payments HAVING COUNT(*) > 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
