@@ -70,11 +70,28 @@ from .subentry_flows import (
     PlanSubentryFlow,
     RatePlanSubentryFlow,
 )
+from .tax import (
+    CONFIRMED,
+    GSTIN,
+    LEGAL_NAME,
+    PREFIX,
+    RATE,
+    RATES,
+    SAC,
+    STATE,
+    STATES,
+    SUGGESTED_RATE,
+    SUGGESTED_SAC,
+    TaxError,
+    parse_settings,
+)
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
 SECTION_ADVANCED = "advanced"
+# The options' collapsed section of the owner's tax details, stored as ``options["tax"]``.
+SECTION_TAX = "tax"
 # The discovery form's field: which account sells at the agent's bays.
 CONF_ACCOUNT = "account"
 
@@ -402,15 +419,79 @@ async def _async_webhook_placeholders(
     return {"webhook_url": url, "events": ", ".join(SUBSCRIBED_EVENTS)}
 
 
+def _tax_section(values: Mapping[str, Any], *, collapsed: bool) -> section:
+    """The tax details: what ``tax.parse_settings`` reads, shown with ``values`` filled in.
+
+    The SAC code, rate and prefix are only suggested (the owner confirms them); the state and
+    rate are picked from lists, so only GST's own values can be sent from the form.
+    """
+
+    def shown(key: str, fallback: Any = None) -> dict[str, Any]:
+        return {"suggested_value": values.get(key, fallback)}
+
+    def choice(options: list[selector.SelectOptionDict]) -> selector.SelectSelector:
+        return selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=options, mode=selector.SelectSelectorMode.DROPDOWN
+            )
+        )
+
+    states = [
+        selector.SelectOptionDict(value=code, label=f"{code} \u2013 {name}")
+        for code, name in STATES.items()
+    ]
+    rates = [selector.SelectOptionDict(value=rate, label=f"{rate} %") for rate in RATES]
+    return section(
+        vol.Schema(
+            {
+                vol.Optional(LEGAL_NAME, description=shown(LEGAL_NAME)): TEXT,
+                vol.Optional(GSTIN, description=shown(GSTIN)): TEXT,
+                vol.Optional(STATE, description=shown(STATE)): choice(states),
+                vol.Optional(SAC, description=shown(SAC, SUGGESTED_SAC)): TEXT,
+                vol.Optional(RATE, description=shown(RATE, SUGGESTED_RATE)): choice(rates),
+                vol.Optional(
+                    CONFIRMED, default=False, description=shown(CONFIRMED, False)
+                ): selector.BooleanSelector(),
+                vol.Optional(PREFIX, description=shown(PREFIX, "INV")): TEXT,
+            }
+        ),
+        {"collapsed": collapsed},
+    )
+
+
+def _tax_options(entered: Mapping[str, Any]) -> dict[str, Any]:
+    """The tax section as entered, normalised (GSTIN and prefix upper case); bad: ``TaxError``.
+
+    Without a GSTIN only the legal name and prefix count: the account issues receipts.
+    """
+    settings = parse_settings(dict(entered))
+    return {
+        **entered,
+        LEGAL_NAME: settings.legal_name,
+        GSTIN: settings.gstin,
+        PREFIX: settings.prefix,
+    }
+
+
 class QrChargingOptionsFlow(OptionsFlow):
-    """Time to wait for a bay, automatic refunds; shows the webhook URL again."""
+    """Time to wait for a bay, automatic refunds, tax details; shows the webhook URL again."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form, with the webhook URL and events in its description."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
-        options = self.config_entry.options
+            try:
+                if SECTION_TAX in user_input:
+                    user_input[SECTION_TAX] = _tax_options(user_input[SECTION_TAX])
+            except TaxError as err:
+                # HA's frontend shows no error on a field inside a section (2025.4 to 2026.10):
+                # the section's own error, whose text names the field, is the closest it allows.
+                errors[SECTION_TAX] = err.key
+            else:
+                return self.async_create_entry(data=user_input)
+        options = {**self.config_entry.options, **(user_input or {})}
         return self.async_show_form(
+            errors=errors,
             step_id="init",
             description_placeholders=await _async_webhook_placeholders(
                 self.hass, self.config_entry.data
@@ -439,6 +520,10 @@ class QrChargingOptionsFlow(OptionsFlow):
                         CONF_MERCHANT_NAME,
                         description={"suggested_value": options.get(CONF_MERCHANT_NAME)},
                     ): TEXT,
+                    # Open when it holds the error, so the owner sees the field to correct.
+                    vol.Optional(SECTION_TAX): _tax_section(
+                        options.get(SECTION_TAX) or {}, collapsed=not errors
+                    ),
                 }
             ),
         )
