@@ -96,7 +96,9 @@ SECTION_TAX = "tax"
 CONF_ACCOUNT = "account"
 
 
-def _keys_schema(defaults: Mapping[str, Any], *, webhook_secret: bool) -> vol.Schema:
+def _keys_schema(
+    defaults: Mapping[str, Any], errors: Mapping[str, str], *, webhook_secret: bool
+) -> vol.Schema:
     fields: dict[vol.Marker, Any] = {
         vol.Required(CONF_KEY_ID, default=defaults.get(CONF_KEY_ID, vol.UNDEFINED)): TEXT,
         vol.Required(CONF_KEY_SECRET): _SECRET,
@@ -115,7 +117,8 @@ def _keys_schema(defaults: Mapping[str, Any], *, webhook_secret: bool) -> vol.Sc
                 )
             }
         ),
-        {"collapsed": True},
+        # Open when it holds the error, so the owner sees the field to correct.
+        {"collapsed": SECTION_ADVANCED not in errors},
     )
     return vol.Schema(fields)
 
@@ -150,7 +153,8 @@ def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
     if secret is not None and len(secret) < MIN_WEBHOOK_SECRET:
         errors[CONF_WEBHOOK_SECRET] = "webhook_secret_too_short"
     if CONF_API_BASE_URL in entered and not _api_url_allowed(entered[CONF_API_BASE_URL]):
-        errors[CONF_API_BASE_URL] = "api_url_not_https"
+        # On its section: HA's frontend shows no error on a field inside one.
+        errors[SECTION_ADVANCED] = "api_url_not_https"
     return errors
 
 
@@ -215,7 +219,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors["base"] = error
         return self.async_show_form(
             step_id="user",
-            data_schema=_keys_schema(user_input or {}, webhook_secret=True),
+            data_schema=_keys_schema(user_input or {}, errors, webhook_secret=True),
             errors=errors,
         )
 
@@ -397,7 +401,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = error
         return self.async_show_form(
             step_id=step_id,
-            data_schema=_keys_schema(entry.data, webhook_secret=webhook_secret),
+            data_schema=_keys_schema(entry.data, errors, webhook_secret=webhook_secret),
             errors=errors,
             description_placeholders={"key_id": entry.data[CONF_KEY_ID]},
         )
