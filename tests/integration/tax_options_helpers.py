@@ -9,6 +9,9 @@ from custom_components.qr_charging.tax import check_character
 # A Karnataka (29) and a Maharashtra (27) GSTIN, each with its right check character.
 GSTIN_KA = "29ABCDE1234F1Z" + check_character("29ABCDE1234F1Z")
 GSTIN_MH = "27ABCDE1234F1Z" + check_character("27ABCDE1234F1Z")
+# The Karnataka one with its check character one place along the alphabet: a typo it catches.
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+GSTIN_OFF_BY_ONE = GSTIN_KA[:14] + _ALPHABET[(_ALPHABET.index(GSTIN_KA[14]) + 1) % 36]
 LEGAL_NAME = "Shakti EV Charging Pvt Ltd"
 
 

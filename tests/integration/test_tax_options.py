@@ -29,15 +29,13 @@ from devtools.razorpay_standin import RazorpayStandin
 from .tax_options_helpers import (
     GSTIN_KA,
     GSTIN_MH,
+    GSTIN_OFF_BY_ONE,
     LEGAL_NAME,
     form_section,
     options_input,
     tax_section,
 )
 
-# The check character one place along the alphabet: a typo the check character catches.
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-GSTIN_OFF_BY_ONE = GSTIN_KA[:14] + _ALPHABET[(_ALPHABET.index(GSTIN_KA[14]) + 1) % 36]
 TAX_ERRORS = (
     "gstin_format",
     "gstin_check",
