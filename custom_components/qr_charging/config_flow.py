@@ -83,6 +83,7 @@ from .tax import (
     SUGGESTED_RATE,
     SUGGESTED_SAC,
     TaxError,
+    TaxSettings,
     parse_settings,
 )
 
@@ -456,7 +457,7 @@ def _tax_section(values: Mapping[str, Any], *, collapsed: bool) -> section:
                 vol.Optional(
                     CONFIRMED, default=False, description=shown(CONFIRMED, False)
                 ): selector.BooleanSelector(),
-                vol.Optional(PREFIX, description=shown(PREFIX, "INV")): TEXT,
+                vol.Optional(PREFIX, description=shown(PREFIX, TaxSettings().prefix)): TEXT,
             }
         ),
         {"collapsed": collapsed},
@@ -488,15 +489,16 @@ class QrChargingOptionsFlow(OptionsFlow):
                 if SECTION_TAX in user_input:
                     user_input[SECTION_TAX] = _tax_options(user_input[SECTION_TAX])
             except TaxError as err:
-                # HA's frontend shows no error on a field inside a section (2025.4 to 2026.10):
-                # the section's own error, whose text names the field, is the closest it allows.
+                # HA's frontend shows no error on a field inside a section (its 20250411 of the
+                # floor line up to its main of May 2026): the section's own error, whose text
+                # names the field, is the closest it allows.
                 errors[SECTION_TAX] = err.key
             else:
                 return self.async_create_entry(data=user_input)
         options = {**self.config_entry.options, **(user_input or {})}
         return self.async_show_form(
-            errors=errors,
             step_id="init",
+            errors=errors,
             description_placeholders=await _async_webhook_placeholders(
                 self.hass, self.config_entry.data
             ),
