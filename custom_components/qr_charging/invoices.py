@@ -151,12 +151,15 @@ def sale(due: SaleDue, now: float) -> Document:
 
 
 def live_sale(documents: Iterable[Document]) -> Document | None:
-    """A payment's document in force: its latest invoice or receipt.
+    """A payment's document in force: its invoice or receipt that no B2B invoice replaced.
 
-    A B2B invoice replaces the one made out to no one.
+    A B2B invoice (cause ``b2b:<number>``) replaces the one made out to no one. Told by the
+    cause, not by the time issued: a clock stepped back between the two must not leave the
+    credited invoice in force (its refunds would then credit nothing).
     """
-    sales = [d for d in documents if d.kind in SALES]
-    return max(sales, key=lambda d: (d.issued_at, d.serial), default=None)
+    docs = list(documents)
+    replaced = {d.cause.removeprefix("b2b:") for d in docs if d.cause.startswith("b2b:")}
+    return next((d for d in docs if d.kind in SALES and d.number not in replaced), None)
 
 
 def credited(document: Document, documents: Iterable[Document]) -> int:
