@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from .catalog import Bay, Plan
-from .records import KEPT_REFUNDS, LinkRecord, PaymentRecord, PaymentState, Record, RefundRecord
+from .records import (
+    LinkRecord,
+    PaymentRecord,
+    PaymentState,
+    Record,
+    RefundRecord,
+    RefundState,
+)
 from .sites import Site
 from .tax import (
     DocumentKind,
@@ -28,6 +35,8 @@ from .tax import (
     split,
 )
 
+# A refund Razorpay has taken: its money is on the way back (or back), so it is credited.
+TAKEN_REFUNDS = frozenset({RefundState.PENDING, RefundState.PROCESSED})
 SALES = frozenset({DocumentKind.INVOICE, DocumentKind.RECEIPT})
 CREDITS = {
     DocumentKind.INVOICE: DocumentKind.CREDIT_NOTE,
@@ -298,8 +307,9 @@ def dues_of(
     """What the records a change wrote make due in documents.
 
     A document for each payment that opened or topped up a session, a credit for each refund
-    whose money is to go back (not one kept as too small). Each is issued once: the store
-    skips a cause already documented.
+    once Razorpay has taken it (pending or processed): one only recorded may yet be refused
+    for good, and then the money stays with the owner; one kept as too small never goes back.
+    Each is issued once: the store skips a cause already documented.
     """
     dues: list[Due] = []
     for record in written:
@@ -316,6 +326,6 @@ def dues_of(
                         settings,
                     )
                 )
-        elif isinstance(record, RefundRecord) and record.state not in KEPT_REFUNDS:
+        elif isinstance(record, RefundRecord) and record.state in TAKEN_REFUNDS:
             dues.append(RefundDue(record.key, record.payment_id, record.amount))
     return Dues(tuple(dues), settings.prefix, at) if dues else None

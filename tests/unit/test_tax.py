@@ -70,7 +70,7 @@ def test_any_one_character_off_fails_the_check(gstin: str) -> None:
         "00AAPFU0939F1ZV",  # no such state
         "27AAPFU0939F0ZV",  # entity number 0
         "27AAPFU0939F1ZV\u200b",  # a zero-width space
-        "２７AAPFU0939F1ZV",  # full-width digits
+        "\uff12\uff17AAPFU0939F1ZV",  # full-width digits
         "27AAPFU0939F1Z-",
     ],
 )
@@ -245,4 +245,8 @@ def test_the_settings_hold_what_the_owner_confirmed() -> None:
             parse_settings(tax_options() | change)
         assert (err.value.field, err.value.key) == (field, key)
     receipts = parse_settings({"legal_name": "Corner shop", "gstin": " ", "prefix": ""})
-    assert (receipts.registered, receipts.prefix, receipts.legal_name) == (False, "INV", "Corner shop")
+    assert (receipts.registered, receipts.prefix, receipts.legal_name) == (
+        False,
+        "INV",
+        "Corner shop",
+    )
