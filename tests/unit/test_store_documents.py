@@ -329,3 +329,24 @@ async def test_the_upgrade_keeps_everything_and_documents_only_later_payments(
     with pytest.raises(B2BRefused) as err:
         await after.books.async_b2b("s-1", ACME, SETTINGS)
     assert err.value.reason == "nothing"
+
+
+async def test_the_last_payment_before_the_upgrade_stays_without_a_document(
+    tmp_path: Path,
+) -> None:
+    """``documents_since`` is that payment's exact time: written as SQLite's 15-digit text
+    (SQLite before 3.43) it came out a fraction earlier, and the payment, written again by a
+    repeated delivery after the upgrade, got an invoice."""
+    path = tmp_path / "ledger.db"
+    received = NOW + 0.3444443  # 17 significant digits; 15 round it down
+    before = await _account(path, received, settings=None)
+    await before.paid(1)
+    await before.books.store.async_close()
+    _back_to_schema_5(path)
+
+    after = await _account(path, NOW + 600)
+    await after.delivered(1)
+    assert await after.books.store.async_documents("s-1") == []
+    with sqlite3.connect(path) as db:
+        (since,) = db.execute("SELECT value FROM meta WHERE name = 'documents_since'").fetchone()
+    assert float(since) == received
