@@ -107,7 +107,7 @@ class SaleDue:
 
 @dataclass(frozen=True, slots=True)
 class RefundDue:
-    """A refund recorded (money to go back): a credit of the payment's document is due."""
+    """A refund Razorpay has taken (money going back): a credit of the payment's document is due."""
 
     key: str
     payment_id: str
