@@ -12,12 +12,13 @@ import sqlite3
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
 
 from custom_components.qr_charging import store_documents
-from custom_components.qr_charging.invoices import B2BRefused, Dues
+from custom_components.qr_charging.invoices import B2BRefused, Document, Dues
 from custom_components.qr_charging.records import RefundState
 from custom_components.qr_charging.store import StorageError
 from custom_components.qr_charging.tax import (
@@ -122,6 +123,38 @@ async def test_a_commit_that_fails_after_numbering_leaves_no_number_used(tmp_pat
     assert [row[0] for row in _rows(path)] == [f"INV/{YEAR}/1", f"INV/{YEAR}/2"]
     (invoice,) = await account.books.store.async_documents("s-2")
     assert (invoice.payment_id, invoice.serial) == ("pay_2", 2)
+
+
+async def test_a_b2b_request_whose_write_fails_issues_nothing(tmp_path: Path) -> None:
+    """Its credit note and invoice were numbered, then the write failed: the next tap issues
+    the very same numbers."""
+    path = tmp_path / "ledger.db"
+    account = await _account(path)
+    await account.paid(1)
+    real = store_documents.issue_b2b
+    numbered: list[str] = []
+
+    def issue_then_fail(*args: Any) -> list[Document]:
+        numbered.extend(d.number for d in real(*args))
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with (
+        patch("custom_components.qr_charging.store.issue_b2b", side_effect=issue_then_fail),
+        pytest.raises(StorageError),
+    ):
+        await account.books.async_b2b("s-1", ACME, SETTINGS)
+    assert [row[0] for row in _rows(path)] == [f"INV/{YEAR}/1"]
+
+    docs = await account.books.async_b2b("s-1", ACME, SETTINGS)
+    assert (
+        [d.number for d in docs]
+        == numbered
+        == [
+            f"INV/{YEAR}/1",
+            f"INV/{YEAR}/C1",
+            f"INV/{YEAR}/2",
+        ]
+    )
 
 
 async def test_many_changes_and_b2b_taps_at_once_leave_no_gap_and_no_repeat(
