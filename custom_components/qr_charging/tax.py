@@ -276,6 +276,10 @@ _MARKS = {
 }
 
 
+# The documents Rules 46 and 53 govern (their numbers at most ``NUMBER_MAX`` characters).
+_TAX_DOCUMENTS = frozenset({DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE})
+
+
 def series_of(kind: DocumentKind, year: str) -> str:
     """The series a document's serial counts in: one per kind and financial year."""
     return f"{kind.value}/{year}"
@@ -284,11 +288,13 @@ def series_of(kind: DocumentKind, year: str) -> str:
 def document_number(prefix: str, kind: DocumentKind, year: str, serial: int) -> str:
     """``INV/2627/123`` (an invoice), ``INV/2627/C7`` (a credit note): Rule 46(b)'s number.
 
-    Raises ``ValueError`` past 16 characters (a 4-character prefix leaves 999,999 invoices and
-    99,999 of each other kind a year).
+    A tax invoice's or credit note's number past 16 characters raises ``ValueError`` (a
+    4-character prefix leaves 999,999 invoices and 99,999 credit notes a year). Receipts and
+    refund notes are no tax documents: Rule 46 does not hold them to 16 characters, and a busy
+    owner without a GSTIN must not find payments refused at the 100,000th receipt of a year.
     """
     number = f"{prefix}/{year}/{_MARKS[kind]}{serial}"
-    if len(number) > NUMBER_MAX:
+    if kind in _TAX_DOCUMENTS and len(number) > NUMBER_MAX:
         raise ValueError(f"document number {number} is longer than {NUMBER_MAX} characters")
     return number
 
