@@ -70,29 +70,13 @@ from .subentry_flows import (
     PlanSubentryFlow,
     RatePlanSubentryFlow,
 )
-from .tax import (
-    CONFIRMED,
-    GSTIN,
-    LEGAL_NAME,
-    PREFIX,
-    RATE,
-    RATES,
-    SAC,
-    STATE,
-    STATES,
-    SUGGESTED_RATE,
-    SUGGESTED_SAC,
-    TaxError,
-    TaxSettings,
-    parse_settings,
-)
+from .tax import TaxError
+from .tax_fields import SECTION_TAX, tax_options, tax_section
 
 _SECRET = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
 SECTION_ADVANCED = "advanced"
-# The options' collapsed section of the owner's tax details, stored as ``options["tax"]``.
-SECTION_TAX = "tax"
 # The discovery form's field: which account sells at the agent's bays.
 CONF_ACCOUNT = "account"
 
@@ -424,60 +408,6 @@ async def _async_webhook_placeholders(
     return {"webhook_url": url, "events": ", ".join(SUBSCRIBED_EVENTS)}
 
 
-def _tax_section(values: Mapping[str, Any], *, collapsed: bool) -> section:
-    """The tax details: what ``tax.parse_settings`` reads, shown with ``values`` filled in.
-
-    The SAC code, rate and prefix are only suggested (the owner confirms them); the state and
-    rate are picked from lists, so only GST's own values can be sent from the form.
-    """
-
-    def shown(key: str, fallback: Any = None) -> dict[str, Any]:
-        return {"suggested_value": values.get(key, fallback)}
-
-    def choice(options: list[selector.SelectOptionDict]) -> selector.SelectSelector:
-        return selector.SelectSelector(
-            selector.SelectSelectorConfig(
-                options=options, mode=selector.SelectSelectorMode.DROPDOWN
-            )
-        )
-
-    states = [
-        selector.SelectOptionDict(value=code, label=f"{code} \u2013 {name}")
-        for code, name in STATES.items()
-    ]
-    rates = [selector.SelectOptionDict(value=rate, label=f"{rate} %") for rate in RATES]
-    return section(
-        vol.Schema(
-            {
-                vol.Optional(LEGAL_NAME, description=shown(LEGAL_NAME)): TEXT,
-                vol.Optional(GSTIN, description=shown(GSTIN)): TEXT,
-                vol.Optional(STATE, description=shown(STATE)): choice(states),
-                vol.Optional(SAC, description=shown(SAC, SUGGESTED_SAC)): TEXT,
-                vol.Optional(RATE, description=shown(RATE, SUGGESTED_RATE)): choice(rates),
-                vol.Optional(
-                    CONFIRMED, default=False, description=shown(CONFIRMED, False)
-                ): selector.BooleanSelector(),
-                vol.Optional(PREFIX, description=shown(PREFIX, TaxSettings().prefix)): TEXT,
-            }
-        ),
-        {"collapsed": collapsed},
-    )
-
-
-def _tax_options(entered: Mapping[str, Any]) -> dict[str, Any]:
-    """The tax section as entered, normalised (GSTIN and prefix upper case); bad: ``TaxError``.
-
-    Without a GSTIN only the legal name and prefix count: the account issues receipts.
-    """
-    settings = parse_settings(dict(entered))
-    return {
-        **entered,
-        LEGAL_NAME: settings.legal_name,
-        GSTIN: settings.gstin,
-        PREFIX: settings.prefix,
-    }
-
-
 class QrChargingOptionsFlow(OptionsFlow):
     """Time to wait for a bay, automatic refunds, tax details; shows the webhook URL again."""
 
@@ -487,7 +417,7 @@ class QrChargingOptionsFlow(OptionsFlow):
         if user_input is not None:
             try:
                 if SECTION_TAX in user_input:
-                    user_input[SECTION_TAX] = _tax_options(user_input[SECTION_TAX])
+                    user_input[SECTION_TAX] = tax_options(user_input[SECTION_TAX])
             except TaxError as err:
                 # HA's frontend shows no error on a field inside a section (its 20250411 of the
                 # floor line up to its main of May 2026): the section's own error, whose text
@@ -527,7 +457,7 @@ class QrChargingOptionsFlow(OptionsFlow):
                         description={"suggested_value": options.get(CONF_MERCHANT_NAME)},
                     ): TEXT,
                     # Open when it holds the error, so the owner sees the field to correct.
-                    vol.Optional(SECTION_TAX): _tax_section(
+                    vol.Optional(SECTION_TAX): tax_section(
                         options.get(SECTION_TAX) or {}, collapsed=not errors
                     ),
                 }
