@@ -8,6 +8,7 @@ a rate.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,9 +41,11 @@ _SAC = re.compile(r"99[0-9]{2}(?:[0-9]{2})?")
 _PREFIX = re.compile(r"[A-Z0-9]{1,4}")
 # Rule 46(b): at most 16 characters of letters, digits, "-" and "/".
 NUMBER_MAX = 16
+_LOGGER = logging.getLogger(__package__)
 # The financial year and a document's date are India's (UTC+05:30, no daylight saving).
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 NAME_MAX = 100
+_JOINERS = str.maketrans("", "", "\u200c\u200d")
 ADDRESS_MAX = 200
 
 
@@ -79,11 +82,14 @@ def parse_gstin(field: str, text: str) -> str:
 
 
 def parse_text(field: str, text: str, limit: int, *, required: bool = True) -> str:
-    """A name or address typed by a person: one line, printable, at most ``limit`` characters."""
+    """A name or address typed by a person: one line, printable, at most ``limit`` characters.
+
+    The zero-width joiner and non-joiner are allowed: Devanagari spelling uses them.
+    """
     value = " ".join(text.split())
     if required and not value:
         raise TaxError(field, "required")
-    if len(value) > limit or not value.isprintable():
+    if len(value) > limit or not value.translate(_JOINERS).isprintable():
         raise TaxError(field, "too_long" if len(value) > limit else "not_printable")
     return value
 
@@ -190,9 +196,14 @@ def settings_of(options: Mapping[str, Any]) -> TaxSettings:
         return TaxSettings()
     try:
         return parse_settings(data)
-    except TaxError:
+    except TaxError as err:
         # Stored by an older form or edited by hand: receipts until the owner fixes the form.
-        return TaxSettings(prefix="INV")
+        _LOGGER.warning(
+            "The tax details in the options are not valid (%s): receipts are issued, not tax "
+            "invoices, until they are corrected in the options",
+            err,
+        )
+        return TaxSettings()
 
 
 @dataclass(frozen=True, slots=True)

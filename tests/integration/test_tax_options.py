@@ -274,3 +274,20 @@ async def test_diagnostics_show_the_tax_details_in_force(
     text = json.dumps(diagnostics)
     for secret in (standin.key_id, standin.key_secret):
         assert secret not in text
+
+
+async def test_tax_details_stored_by_hand_and_bad_issue_receipts_and_say_so(
+    hass: HomeAssistant, config_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Options edited by hand (a GSTIN's check character off): the account still loads,
+    issues receipts, and the log says why."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, "tax": tax_section(gstin=GSTIN_OFF_BY_ONE)}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert not config_entry.runtime_data.tax.registered
+    assert "The tax details in the options are not valid" in caplog.text

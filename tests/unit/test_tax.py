@@ -104,6 +104,12 @@ def test_a_recipients_name_and_address_are_one_printable_line_within_limits() ->
         assert (err.value.field, err.value.key) == (field, key)
 
 
+def test_a_devanagari_name_keeps_its_joiners() -> None:
+    # "क्‍ष" with a zero-width joiner: Devanagari spelling needs it, it is not a hidden trick.
+    name = "\u0915\u094d\u200d\u0937 \u0935\u093e\u0939\u0928"
+    assert parse_recipient("27AAPFU0939F1ZV", name).name == name
+
+
 def _exact_taxable(total: int, rate_bp: int) -> Fraction:
     return Fraction(total * 10_000, 10_000 + rate_bp)
 
