@@ -71,6 +71,7 @@ from .subentry_flows import (
     RatePlanSubentryFlow,
 )
 from .tax import TaxError
+from .tax import settings_of as tax_settings_of
 from .tax_fields import SECTION_TAX, tax_options, tax_section
 
 _SECRET = selector.TextSelector(
@@ -417,7 +418,12 @@ class QrChargingOptionsFlow(OptionsFlow):
         if user_input is not None:
             try:
                 if SECTION_TAX in user_input:
-                    user_input[SECTION_TAX] = tax_options(user_input[SECTION_TAX])
+                    others = [
+                        tax_settings_of(entry.options)
+                        for entry in self.hass.config_entries.async_entries(DOMAIN)
+                        if entry.entry_id != self.config_entry.entry_id
+                    ]
+                    user_input[SECTION_TAX] = tax_options(user_input[SECTION_TAX], others)
             except TaxError as err:
                 # HA's frontend shows no error on a field inside a section (its 20250411 of the
                 # floor line up to its main of May 2026): the section's own error, whose text

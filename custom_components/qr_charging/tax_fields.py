@@ -6,7 +6,7 @@ Stored as ``options["tax"]``, exactly what ``tax.parse_settings`` reads; the opt
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -26,6 +26,7 @@ from .tax import (
     STATES,
     SUGGESTED_RATE,
     SUGGESTED_SAC,
+    TaxError,
     TaxSettings,
     parse_settings,
 )
@@ -73,12 +74,18 @@ def tax_section(values: Mapping[str, Any], *, collapsed: bool) -> section:
     )
 
 
-def tax_options(entered: Mapping[str, Any]) -> dict[str, Any]:
+def tax_options(entered: Mapping[str, Any], others: Iterable[TaxSettings]) -> dict[str, Any]:
     """The tax section as entered, normalised (GSTIN and prefix upper case); bad: ``TaxError``.
 
-    Without a GSTIN only the legal name and prefix count: the account issues receipts.
+    Without a GSTIN only the legal name and prefix count: the account issues receipts. Each
+    account numbers its own documents, so ``others`` (the other accounts' details) must not
+    have the same GSTIN with the same prefix: their numbers would repeat (Rule 46(b)).
     """
     settings = parse_settings(dict(entered))
+    if settings.registered and any(
+        (o.gstin, o.prefix) == (settings.gstin, settings.prefix) for o in others
+    ):
+        raise TaxError(PREFIX, "prefix_taken")
     return {
         **entered,
         LEGAL_NAME: settings.legal_name,

@@ -47,6 +47,7 @@ TAX_ERRORS = (
     "rate_unknown",
     "not_confirmed",
     "prefix_invalid",
+    "prefix_taken",
 )
 
 
@@ -291,3 +292,27 @@ async def test_tax_details_stored_by_hand_and_bad_issue_receipts_and_say_so(
     assert config_entry.state is ConfigEntryState.LOADED
     assert not config_entry.runtime_data.tax.registered
     assert "The tax details in the options are not valid" in caplog.text
+
+
+async def test_two_accounts_with_one_gstin_must_number_with_their_own_prefixes(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Each account numbers its own documents: one GSTIN with one prefix twice would repeat
+    numbers (Rule 46(b)), so the second account's form refuses it and saves nothing."""
+    other = MockConfigEntry(
+        domain=DOMAIN, title="second", options={"tax": tax_section(prefix="SH")}
+    )
+    other.add_to_hass(hass)
+    before = dict(loaded_entry.options)
+
+    result = await _submit(hass, loaded_entry, tax_section(prefix="sh"))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"tax": "prefix_taken"}
+    assert dict(loaded_entry.options) == before
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], options_input(tax_section(prefix="SH2"))
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options["tax"]["prefix"] == "SH2"
