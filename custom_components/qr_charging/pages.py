@@ -1,12 +1,13 @@
 """The customer's pages, served by a second webhook of the account (public, GET and POST).
 
 ``?bay=<id>`` is a bay's page (its state, plans and Pay buttons), ``?token=<token>`` the page
-of one payment's session (``pages_session``), ``?bay=<id>&poster=a4|a5`` a printable poster
-and ``?display=<token>`` a bay's screen (``pages_screens``), and ``&format=json`` a small
-status answer the pages poll. A webhook is reachable wherever Razorpay's is: through HA
-Cloud's cloudhook or the owner's external address. A cloudhook passes on only the status, the
-body as text and the ``Content-Type``: no redirects, no cookies, no binary bodies, so moving
-on to Razorpay is a link plus ``<meta http-equiv="refresh">``.
+of one payment's session (``pages_session``), ``&receipt=a4|roll`` its receipt
+(``pages_receipt``), ``?bay=<id>&poster=a4|a5`` a printable poster and ``?display=<token>``
+a bay's screen (``pages_screens``), and ``&format=json`` a small status answer the pages poll.
+A webhook is reachable wherever Razorpay's is: through HA Cloud's cloudhook or the owner's
+external address. A cloudhook passes on only the status, the body as text and the
+``Content-Type``: no redirects, no cookies, no binary bodies, so moving on to Razorpay is a
+link plus ``<meta http-equiv="refresh">``.
 
 This module only answers HTTP: the rules live in ``pages_model`` (plain Python), the Pay
 decision in ``pages_desk`` (plain Python), the addresses in ``pages_addresses``.
@@ -42,6 +43,7 @@ from .pages_answer import Answer, Page, Responder, html, json_answer, remaining,
 from .pages_budget import Budget, client_of
 from .pages_desk import BUSY, HELD, SITE_REFUSALS, TRY_LATER, Paid, PayDesk, PayTap, Refused
 from .pages_model import BayState, BayView, FormError, bay_view, kwh, purchase, rupees, with_site
+from .pages_receipt import ReceiptPages
 from .pages_screens import Screens
 from .pages_session import SessionPages, Show
 from .pages_site import offered, sale_limit_s, site_view
@@ -50,6 +52,7 @@ from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
 from .site_gate import SiteGate
 from .store import StorageError
+from .tax import TaxSettings
 from .totp import accepts
 
 # How a Pay tap the desk refused is answered.
@@ -102,6 +105,7 @@ class CustomerPages:
         books: Books,
         plans: dict[str, Plan],
         addresses: PageAddresses,
+        tax: TaxSettings,
     ) -> None:
         self.hass = hass
         self.entry = entry
@@ -129,6 +133,13 @@ class CustomerPages:
             desk=self.desk,
             bay_view=self.bay_view,
             buy=self.async_buy,
+        )
+        self.receipts = ReceiptPages(
+            self.responder,
+            secret=self._secret,
+            books=books,
+            tax=tax,
+            merchant=addresses.merchant_name,
         )
 
     async def async_setup(self) -> None:
@@ -191,6 +202,8 @@ class CustomerPages:
             for key, handler in (
                 ("bay", self._async_bay),
                 ("display", self.screens.async_display),
+                # A session's receipt: its token and ``receipt=a4|roll``.
+                ("receipt", self.receipts.async_page),
                 ("token", self.sessions.async_page),
             ):
                 if key in query:

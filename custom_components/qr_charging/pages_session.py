@@ -108,6 +108,11 @@ class SessionPages:
                     ticket=None,  # its own page: the token is proof enough to add time
                     bay_name=bay_name,
                     bay_url=page.href(bay=view.bay_id),
+                    # Its receipt (``pages_receipt``): A4, or a till roll's width.
+                    receipt_urls=[
+                        (shape, page.href(token=page.query["token"], receipt=shape))
+                        for shape in ("a4", "roll")
+                    ],
                     error=error,
                     remaining_s=remaining(view.until),
                     countdown=countdown(view.until),
