@@ -47,7 +47,7 @@ from .pages_receipt import ReceiptPages
 from .pages_screens import Screens
 from .pages_session import SessionPages, Show
 from .pages_site import offered, sale_limit_s, site_view
-from .pages_tokens import cancel_key, page_ticket, session_token, ticket_nonce
+from .pages_tokens import page_ticket, payers_query, ticket_nonce
 from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
 from .site_gate import SiteGate
@@ -134,13 +134,7 @@ class CustomerPages:
             bay_view=self.bay_view,
             buy=self.async_buy,
         )
-        self.receipts = ReceiptPages(
-            self.responder,
-            secret=self._secret,
-            books=books,
-            tax=tax,
-            merchant=addresses.merchant_name,
-        )
+        self.receipts = ReceiptPages(self.responder, self._secret, books, tax, addresses)
 
     async def async_setup(self) -> None:
         """Read and compile the templates, in the executor."""
@@ -202,7 +196,6 @@ class CustomerPages:
             for key, handler in (
                 ("bay", self._async_bay),
                 ("display", self.screens.async_display),
-                # A session's receipt: its token and ``receipt=a4|roll``.
                 ("receipt", self.receipts.async_page),
                 ("token", self.sessions.async_page),
             ):
@@ -361,7 +354,7 @@ class CustomerPages:
         except Paid as paid:
             # Their earlier link was paid meanwhile: their session's page, not a second link.
             return await self.sessions.async_page(
-                page.at(**self._payers_query(paid.session_id)), None
+                page.at(**payers_query(self._secret, paid.session_id)), None
             )
         except Refused as refused:
             # Held, closed or full: the page shows the bay as it is now.
@@ -388,14 +381,9 @@ class CustomerPages:
                     "bay", note_key, minutes=link.seconds // 60, kwh=kwh(link.energy_wh)
                 ),
                 # Its payer's page, with the key to cancel: a link goes only to its maker.
-                session_url=page.href(**self._payers_query(link.reference_id)),
+                session_url=page.href(**payers_query(self._secret, link.reference_id)),
             )
         )
-
-    def _payers_query(self, session_id: str) -> dict[str, str]:
-        """The query of a payment's own page, with the key to cancel (for its maker only)."""
-        secret = self._secret
-        return {"token": session_token(secret, session_id), "key": cancel_key(secret, session_id)}
 
     def _callback(self, page: Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.

@@ -8,7 +8,6 @@ customer types, checked by ``tax.parse_recipient`` (escaped by the templates' au
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from .books import Books
 from .const import LOGGER
 from .invoices import B2BRefused, Document
 from .ledger import Wanted
+from .pages_addresses import PageAddresses
 from .pages_answer import Page, Responder, html
 from .pages_tokens import session_of_token
 from .receipts import receipt
@@ -33,17 +33,18 @@ class ReceiptPages:
     def __init__(
         self,
         responder: Responder,
-        *,
         secret: str,
         books: Books,
         tax: TaxSettings,
-        merchant: Callable[[], str],
+        addresses: PageAddresses,
     ) -> None:
         self.responder = responder
         self._secret = secret
         self.books = books
+        # The owner's tax details (``hub.tax``): without a GSTIN no B2B form.
         self.tax = tax
-        self._merchant = merchant
+        # Who sells, when the documents name no supplier (the pages' merchant name).
+        self._merchant = addresses.merchant_name
 
     async def async_page(self, page: Page, request: web.Request) -> web.Response:
         """The receipt (GET), or the B2B form sent (POST); ``StorageError`` is the caller's."""
