@@ -159,7 +159,7 @@ def test_a_customer_in_another_state_is_charged_igst() -> None:
     issuer = Issuer()
     settings = registered()
     issuer.pay(2000, settings)
-    _, invoice = issuer.b2b(Recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet"), settings)
+    _, _invoice = issuer.b2b(Recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet"), settings)
     b2b = _view(issuer).sheets[-1]
 
     rows = _rows(b2b.rows)
@@ -179,7 +179,8 @@ def test_without_a_gstin_a_receipt_and_refund_note_without_tax() -> None:
     paid, refund = view.sheets
     assert (paid.title, paid.number) == ("receipt", "INV/2627/R1")
     assert (refund.title, refund.number) == ("refund_note", "INV/2627/F1")
-    assert not paid.taxed and not refund.taxed
+    assert not paid.taxed
+    assert not refund.taxed
     assert _rows(paid.rows) == {"description": "charging_minutes", "amount": "₹20.00"}
     assert _rows(refund.rows) == {"against": "INV/2627/R1", "amount": "₹20.00"}
     assert view.merchant == "Sharma Charging"  # no supplier name on the documents
