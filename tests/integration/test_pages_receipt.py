@@ -96,7 +96,7 @@ async def test_the_receipt_shows_the_tax_invoice_split_to_the_paisa(
 
     roll = await customer.get(f"{query}&receipt=roll&lang=hi")
     assert roll.status == 200
-    assert "@page{size:80mm auto" in roll.text
+    assert "@page{size:80mm 297mm" in roll.text
     assert "टैक्स इनवॉइस" in roll.text
     assert "<dt>कर योग्य मूल्य</dt><dd>₹16.95</dd>" in roll.text
     assert 'action="?token=' in roll.text
