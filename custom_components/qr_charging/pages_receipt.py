@@ -27,6 +27,16 @@ FORMATS = ("a4", "roll")
 FIELDS = ("gstin", "name", "address")
 
 
+def _href(page: Page, **query: str) -> str:
+    """An address of this webhook that keeps a language the customer picked."""
+    return page.href(**page.at(**query).query)
+
+
+def receipt_links(page: Page, token: str) -> list[tuple[str, str]]:
+    """The receipt's addresses of a session page (its token), by shape: A4, till roll."""
+    return [(shape, _href(page, token=token, receipt=shape)) for shape in FORMATS]
+
+
 class ReceiptPages:
     """The receipts of one account's sessions."""
 
@@ -111,8 +121,6 @@ class ReceiptPages:
         assert view is not None  # documents is not empty
         params = self._params(page)
         token = params["token"]
-        # Links and the form keep a language the customer picked.
-        lang = {"lang": page.lang} if page.lang_asked else {}
         return html(
             self.responder.render(
                 "receipt.html.j2",
@@ -120,11 +128,10 @@ class ReceiptPages:
                 page.context(**params) | {"poll_url": None},
                 view=view,
                 shape=params["receipt"],
-                a4_url=page.href(token=token, receipt="a4", **lang),
-                roll_url=page.href(token=token, receipt="roll", **lang),
+                links=receipt_links(page, token),
                 # The form posts to this very address (the token names the session).
-                form_url=page.href(**params, **lang),
-                session_url=page.href(token=token, **lang),
+                form_url=_href(page, **params),
+                session_url=_href(page, token=token),
                 b2b_form=self.tax.registered and view.b2b_open,
                 typed=typed or {},
                 errors=errors or {},

@@ -64,6 +64,8 @@ async def test_the_receipt_shows_the_tax_invoice_split_to_the_paisa(
     session_page = await customer.get(query)
     assert f'href="?token={token_of(query)}&amp;receipt=a4"' in session_page.text
     assert f'href="?token={token_of(query)}&amp;receipt=roll"' in session_page.text
+    hindi = await customer.get(f"{query}&lang=hi")
+    assert f'href="?token={token_of(query)}&amp;receipt=a4&amp;lang=hi">रसीद</a>' in hindi.text
     page = await customer.get(f"{query}&receipt=a4")
 
     assert page.status == 200
