@@ -8,6 +8,7 @@ customer types, checked by ``tax.parse_recipient`` (escaped by the templates' au
 
 from __future__ import annotations
 
+from functools import partial
 from http import HTTPStatus
 
 from aiohttp import web
@@ -37,6 +38,11 @@ def receipt_links(page: Page, token: str) -> list[tuple[str, str]]:
     return [(shape, _href(page, token=token, receipt=shape)) for shape in FORMATS]
 
 
+def _of_payment(payment_id: str, documents: list[Document]) -> list[Document]:
+    """Only the page's own payment's documents: a session may hold another customer's."""
+    return [d for d in documents if d.payment_id == payment_id]
+
+
 class ReceiptPages:
     """The receipts of one account's sessions."""
 
@@ -63,8 +69,9 @@ class ReceiptPages:
         if session_id is None:
             return self.responder.message(page, "not_found", HTTPStatus.NOT_FOUND)
         form = await self.responder.form(page, request) if request.method == "POST" else None
-        paid_for = await self._async_session_of(session_id)
-        documents = await self.books.store.async_documents(paid_for) if paid_for else []
+        paid_for, payment_id = await self._async_payment_of(session_id)
+        mine = partial(_of_payment, payment_id)
+        documents = mine(await self.books.store.async_documents(paid_for)) if paid_for else []
         if not documents:
             # Unpaid, not started, or paid before documents were issued.
             return self._no_receipt(page)
@@ -78,20 +85,25 @@ class ReceiptPages:
             return self._show(page, documents, typed, errors, status=HTTPStatus.BAD_REQUEST)
         assert paid_for is not None  # documents were found for it
         try:
-            documents = await self.books.async_b2b(paid_for, recipient, self.tax)
+            documents = mine(await self.books.async_b2b(paid_for, recipient, self.tax, payment_id))
         except B2BRefused as refused:
             LOGGER.debug("A B2B invoice was refused: %s", refused.reason)
             error = page.texts.get("receipt", f"refused_{refused.reason}")
             return self._show(page, documents, typed, {"form": error}, status=HTTPStatus.CONFLICT)
         return self._show(page, documents)
 
-    async def _async_session_of(self, session_id: str) -> str | None:
-        """The session a page's link paid for (a top-up's link pays for the running one)."""
+    async def _async_payment_of(self, session_id: str) -> tuple[str | None, str]:
+        """The session a page's link paid for, and its payment.
+
+        A top-up's link pays for the running session, which holds others' payments too.
+        """
         wanted = Wanted(reference_ids={session_id}, session_ids={session_id})
         ledger = await self.books.read(wanted)
         link = ledger.link_by_reference(session_id)
         payment = ledger.payments.get(link.payment_id) if link and link.payment_id else None
-        return payment.session_id if payment is not None else None
+        if payment is None:
+            return None, ""
+        return payment.session_id, payment.payment_id
 
     def _params(self, page: Page) -> dict[str, str]:
         shape = page.query.get("receipt")

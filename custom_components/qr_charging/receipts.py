@@ -1,11 +1,13 @@
-"""The customer's receipt: a printable view of one session's documents.
+"""The customer's receipt: a printable view of one payment's documents.
 
 Plain Python, no Home Assistant imports. ``receipt`` turns the documents the ledger issued for
-a session (``invoices.Document``) into what the receipt page prints: the merchant, the site,
-what was sold, paid, refunded and the net, then each document with the fields the law asks
-of it (a tax invoice: Rule 46 of the CGST Rules; a credit note: Rule 53). Labels are text keys
-of the page's ``receipt`` section (English and Hindi live with the other page texts); values
-are printed as they are. Rupees come from paise through ``Decimal``, never a float.
+a customer's payment (``invoices.Document``; a page shows only its own payment, since anyone
+at the bay may add time to a running session) into what the receipt page prints: the
+merchant, the site, what was sold, paid, refunded and the net, then each document with the
+fields the law asks of it (a tax invoice: Rule 46 of the CGST Rules; a credit note: Rule 53).
+Labels are text keys of the page's ``receipt`` section (English and Hindi live with the other
+page texts); values are printed as they are. Rupees come from paise through ``Decimal``,
+never a float.
 """
 
 from __future__ import annotations
@@ -223,11 +225,13 @@ def _cancelled_by(doc: Document, documents: Sequence[Document]) -> str:
     return notes[-1] if notes else ""
 
 
-def b2b_open(documents: Sequence[Document]) -> bool:
-    """Whether a B2B invoice can still be asked for: a B2C tax invoice in force with a rest.
+def open_payments(documents: Sequence[Document]) -> list[str]:
+    """The payments a B2B request would invoice: each with a B2C tax invoice that has a rest.
 
-    The same rule as ``invoices.b2b`` (which decides); this only says whether to offer it.
+    The same rule as ``invoices.b2b`` (which decides); this only says whether to offer it,
+    and whose payments it would take.
     """
+    found = []
     for payment_id in dict.fromkeys(d.payment_id for d in documents):
         of_payment = [d for d in documents if d.payment_id == payment_id]
         sold = live_sale(of_payment)
@@ -237,12 +241,12 @@ def b2b_open(documents: Sequence[Document]) -> bool:
             and sold.recipient is None
             and credited(sold, of_payment) < sold.amounts.total
         ):
-            return True
-    return False
+            found.append(payment_id)
+    return found
 
 
 def receipt(documents: Sequence[Document], merchant: str) -> Receipt | None:
-    """A session's receipt from its documents (as issued, in order); None without any.
+    """A receipt from a payment's documents (as issued, in order); None without any.
 
     ``merchant`` names the seller when the documents carry no supplier name (an owner
     without tax details: the pages' merchant name).
@@ -275,5 +279,5 @@ def receipt(documents: Sequence[Document], merchant: str) -> Receipt | None:
         date=ist_time(first.issued_at),
         summary=tuple(summary),
         sheets=tuple(_sheet(d, documents) for d in documents),
-        b2b_open=b2b_open(documents),
+        b2b_open=bool(open_payments(documents)),
     )

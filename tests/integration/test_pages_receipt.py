@@ -321,3 +321,27 @@ async def test_html_in_the_name_and_address_is_escaped(
     assert refused.status in (400, 409)
     assert name not in refused.text
     assert address not in refused.text
+
+
+async def test_time_added_by_another_customer_is_on_their_receipt_only(
+    hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    await set_tax_details(hass, tax_options())
+    query, session_id = await _paid_session(hass, customer, standin, post_webhook)
+    # Someone else at the busy bay adds time to the running session.
+    added = link_of(standin, await customer.pay_button("bay=bay-1"))
+    await pay_link(hass, standin, post_webhook, added)
+    first, second = await _documents(hass, session_id)
+
+    mine = await customer.get(f"{query}&receipt=a4")
+    theirs = await customer.get(f"{callback_query(standin, added)}&receipt=a4")
+
+    assert _numbers(mine.text) == {first.number}
+    assert _numbers(theirs.text) == {second.number}
+    assert "<dt>Paid</dt><dd>₹20.00</dd>" in mine.text
+    # A B2B invoice from either page would take the other's payment too: refused.
+    for page in (query, callback_query(standin, added)):
+        answer = await customer.post(f"{page}&receipt=a4", B2B)
+        assert answer.status == 409
+        assert "This charging session has other payments too" in answer.text
+    assert len(await _documents(hass, session_id)) == 2

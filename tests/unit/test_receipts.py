@@ -11,7 +11,14 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custom_components.qr_charging.receipts import Receipt, Row, Sheet, receipt, rupees
+from custom_components.qr_charging.receipts import (
+    Receipt,
+    Row,
+    Sheet,
+    open_payments,
+    receipt,
+    rupees,
+)
 from custom_components.qr_charging.tax import Recipient, TaxSettings
 from tests.integration.receipt_helpers import (
     KARNATAKA_CUSTOMER,
@@ -238,3 +245,20 @@ def test_every_label_has_its_english_and_hindi_text() -> None:
         assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", hindi[key]))
     assert hindi["tax_invoice"] == "टैक्स इनवॉइस"
     assert english["tax_invoice"] == "Tax invoice"
+
+
+def test_the_payments_a_b2b_request_would_take() -> None:
+    issuer = Issuer()
+    settings = registered()
+    issuer.pay(2000, settings)
+    issuer.pay(2000, settings, payment_id="pay_2")
+    issuer.pay(2000, settings, payment_id="pay_3")
+    assert open_payments(issuer.documents) == ["pay_1", "pay_2", "pay_3"]
+    issuer.refund(2000)  # pay_1 refunded whole: nothing left of it
+    issuer.refund(1999, "r2", "pay_2")  # a paisa left of pay_2
+    assert open_payments(issuer.documents) == ["pay_2", "pay_3"]
+    issuer.b2b(Recipient(KARNATAKA_CUSTOMER, "Acme"), settings)
+    assert open_payments(issuer.documents) == []
+    plain = Issuer()
+    plain.pay(2000, TaxSettings())
+    assert open_payments(plain.documents) == []  # receipts: no tax invoice to replace
