@@ -345,3 +345,20 @@ async def test_time_added_by_another_customer_is_on_their_receipt_only(
         assert answer.status == 409
         assert "This charging session has other payments too" in answer.text
     assert len(await _documents(hass, session_id)) == 2
+
+
+async def test_the_receipt_and_its_form_work_through_a_cloudhook(
+    hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    await set_tax_details(hass, tax_options())
+    query, session_id = await _paid_session(hass, customer, standin, post_webhook)
+
+    page = await customer.send("cloudhook", "GET", f"{query}&receipt=roll")
+    answer = await customer.send("cloudhook", "POST", f"{query}&receipt=roll", B2B)
+
+    assert page.status == 200
+    assert "Need a GST invoice" in page.text
+    assert answer.status == 200
+    assert_self_contained(answer)
+    _, _, b2b = await _documents(hass, session_id)
+    assert b2b.number in answer.text
