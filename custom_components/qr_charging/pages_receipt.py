@@ -44,7 +44,7 @@ def _of_payment(payment_id: str, documents: list[Document]) -> list[Document]:
 
 
 class ReceiptPages:
-    """The receipts of one account's sessions."""
+    """The receipts of one account's payments (each on its session page's token)."""
 
     def __init__(
         self,

@@ -114,11 +114,11 @@ def _sold_rows(documents: Sequence[Document]) -> list[Row]:
     firsts = [d for d in documents if d.kind in SALES and d.cause.startswith(_PAYMENT_CAUSE)]
     seconds = sum(d.sold.seconds for d in firsts)
     energy_wh = sum(d.sold.energy_wh for d in firsts)
-    rows = []
+    # Energy sold by the kWh carries a time cap in ``seconds``: what was bought is the energy.
     if energy_wh:
-        rows.append(Row("sold", text="kwh_value", params=(("kwh", kwh_text(energy_wh)),)))
-    if seconds or not energy_wh:
-        rows.append(Row("sold", text="minutes_value", params=(("minutes", str(seconds // 60)),)))
+        rows = [Row("sold", text="kwh_value", params=(("kwh", kwh_text(energy_wh)),))]
+    else:
+        rows = [Row("sold", text="minutes_value", params=(("minutes", str(seconds // 60)),))]
     plans = dict.fromkeys(d.sold.plan_name for d in firsts if d.sold.plan_name)
     if plans:
         rows.append(Row("plan", ", ".join(plans)))

@@ -199,11 +199,12 @@ def test_without_a_gstin_a_receipt_and_refund_note_without_tax() -> None:
 def test_energy_top_ups_and_a_price_band() -> None:
     issuer = Issuer()
     settings = TaxSettings()
-    issuer.pay(3000, settings, replace(SOLD, seconds=0, energy_wh=2500, band=80))
-    issuer.pay(1200, settings, replace(SOLD, seconds=0, energy_wh=1000, band=80), "pay_2")
+    # An energy plan's ``seconds`` is its time cap: not what was bought.
+    issuer.pay(3000, settings, replace(SOLD, seconds=7200, energy_wh=2500, band=80))
+    issuer.pay(1200, settings, replace(SOLD, seconds=3600, energy_wh=1000, band=80), "pay_2")
     view = _view(issuer)
 
-    sold = next(row for row in view.summary if row.label == "sold")
+    (sold,) = [row for row in view.summary if row.label == "sold"]
     assert (sold.text, sold.values) == ("kwh_value", {"kwh": "3.500"})
     assert _rows(view.summary)["band"] == "80 %"
     assert _rows(view.summary)["paid"] == "₹42.00"
