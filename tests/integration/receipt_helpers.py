@@ -1,13 +1,13 @@
-"""Builders of the receipt's tests: the owner's tax details, GSTINs, a session's documents.
+"""Builders of the receipt's tests: a registered owner's settings, a payment's documents.
 
-Plain data, no HA import: the unit tests of ``receipts`` build from these too.
+Plain data, no HA import: the unit tests of ``receipts`` build from these too. GSTINs and the
+options' tax section: ``tax_helpers``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from itertools import count
-from typing import Any
 
 from custom_components.qr_charging.invoices import (
     Document,
@@ -21,38 +21,14 @@ from custom_components.qr_charging.invoices import (
 from custom_components.qr_charging.tax import (
     Recipient,
     TaxSettings,
-    check_character,
     document_number,
     financial_year,
     parse_settings,
 )
 
-OWNER_NAME = "Volt Bays Private Limited"
+from .tax_helpers import tax_options
+
 SITE_ADDRESS = "12 MG Road, Bengaluru 560001"
-
-
-def gstin(state: str = "29", pan: str = "ABCDE1234F") -> str:
-    """A valid GSTIN of ``state``: its code, a PAN, entity 1, "Z" and the check character."""
-    first14 = f"{state}{pan}1Z"
-    return first14 + check_character(first14)
-
-
-OWNER_GSTIN = gstin("29")
-KARNATAKA_CUSTOMER = gstin("29", "AAPFU0939F")
-MAHARASHTRA_CUSTOMER = gstin("27", "AAPFU0939F")
-
-
-def tax_options(gstin_: str = OWNER_GSTIN, rate: str = "18") -> dict[str, Any]:
-    """``options["tax"]`` as the options form stores it ("" GSTIN: an owner issuing receipts)."""
-    return {
-        "legal_name": OWNER_NAME,
-        "gstin": gstin_,
-        "state": gstin_[:2],
-        "sac": "999799",
-        "rate": rate,
-        "confirmed": True,
-        "prefix": "INV",
-    }
 
 
 def registered(rate: str = "18") -> TaxSettings:

@@ -19,7 +19,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from .browser_helpers import PHONE, needs_chromium, shot
 from .helpers import settle
 from .pages_helpers import set_tax_details
-from .receipt_helpers import OWNER_GSTIN, tax_options
+from .tax_helpers import OWNER_GSTIN, tax_options
 
 pytestmark = needs_chromium
 # A4 is 210 mm wide, the roll 80 mm (a PDF's points: 72 to the inch).

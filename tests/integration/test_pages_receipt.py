@@ -24,13 +24,14 @@ from .pages_helpers import (
     set_tax_details,
     token_of,
 )
-from .receipt_helpers import (
+from .tax_helpers import (
     KARNATAKA_CUSTOMER,
     MAHARASHTRA_CUSTOMER,
     OWNER_GSTIN,
     OWNER_NAME,
     tax_options,
 )
+from .tax_options_helpers import GSTIN_OFF_BY_ONE
 
 INVOICE = r"INV/\d{4}/"
 B2B = {"gstin": KARNATAKA_CUSTOMER, "name": "Acme Fleet Pvt Ltd", "address": "Hubli"}
@@ -182,11 +183,6 @@ async def test_a_business_gets_a_b2b_invoice_and_the_b2c_one_is_credited(
     assert len(await _documents(hass, session_id)) == 3
 
 
-def _off_by_one(gstin: str) -> str:
-    last = gstin[-1]
-    return gstin[:-1] + ("A" if last != "A" else "B")
-
-
 @pytest.mark.parametrize(
     ("form", "field_error"),
     [
@@ -195,7 +191,7 @@ def _off_by_one(gstin: str) -> str:
         ({"gstin": "99" + KARNATAKA_CUSTOMER[2:]}, "This is not a GSTIN"),  # no such state
         ({"gstin": ""}, "This is not a GSTIN"),
         ({"gstin": "29-ABCDE-1234"}, "This is not a GSTIN"),
-        ({"gstin": _off_by_one(KARNATAKA_CUSTOMER)}, "This GSTIN has a typing mistake"),
+        ({"gstin": GSTIN_OFF_BY_ONE}, "This GSTIN has a typing mistake"),
         ({"name": ""}, "Please fill this in."),
         ({"name": "x" * 101}, "This is too long."),
         ({"address": "x" * 201}, "This is too long."),
@@ -229,7 +225,7 @@ async def test_a_bad_gstin_is_told_in_hindi(
 
     answer = await customer.post(
         f"{query}&receipt=a4",
-        B2B | {"gstin": _off_by_one(KARNATAKA_CUSTOMER)},
+        B2B | {"gstin": GSTIN_OFF_BY_ONE},
         headers={"Accept-Language": "hi-IN,hi;q=0.9"},
     )
 

@@ -20,15 +20,12 @@ from custom_components.qr_charging.receipts import (
     rupees,
 )
 from custom_components.qr_charging.tax import Recipient, TaxSettings
-from tests.integration.receipt_helpers import (
+from tests.integration.receipt_helpers import SITE_ADDRESS, SOLD, Issuer, registered
+from tests.integration.tax_helpers import (
     KARNATAKA_CUSTOMER,
     MAHARASHTRA_CUSTOMER,
     OWNER_GSTIN,
     OWNER_NAME,
-    SITE_ADDRESS,
-    SOLD,
-    Issuer,
-    registered,
 )
 
 COMPONENT = Path(__file__).parents[2] / "custom_components" / "qr_charging"
