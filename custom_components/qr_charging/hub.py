@@ -169,6 +169,7 @@ class QrChargingHub:
             books=self.books,
             plans=plans,
             addresses=self.addresses,
+            tax=self.tax,
         )
         self.reconciler = Reconciler(
             books=self.books,

@@ -1,12 +1,13 @@
 """The customer's pages, served by a second webhook of the account (public, GET and POST).
 
 ``?bay=<id>`` is a bay's page (its state, plans and Pay buttons), ``?token=<token>`` the page
-of one payment's session (``pages_session``), ``?bay=<id>&poster=a4|a5`` a printable poster
-and ``?display=<token>`` a bay's screen (``pages_screens``), and ``&format=json`` a small
-status answer the pages poll. A webhook is reachable wherever Razorpay's is: through HA
-Cloud's cloudhook or the owner's external address. A cloudhook passes on only the status, the
-body as text and the ``Content-Type``: no redirects, no cookies, no binary bodies, so moving
-on to Razorpay is a link plus ``<meta http-equiv="refresh">``.
+of one payment's session (``pages_session``), ``&receipt=a4|roll`` its receipt
+(``pages_receipt``), ``?bay=<id>&poster=a4|a5`` a printable poster and ``?display=<token>``
+a bay's screen (``pages_screens``), and ``&format=json`` a small status answer the pages poll.
+A webhook is reachable wherever Razorpay's is: through HA Cloud's cloudhook or the owner's
+external address. A cloudhook passes on only the status, the body as text and the
+``Content-Type``: no redirects, no cookies, no binary bodies, so moving on to Razorpay is a
+link plus ``<meta http-equiv="refresh">``.
 
 This module only answers HTTP: the rules live in ``pages_model`` (plain Python), the Pay
 decision in ``pages_desk`` (plain Python), the addresses in ``pages_addresses``.
@@ -42,14 +43,16 @@ from .pages_answer import Answer, Page, Responder, html, json_answer, remaining,
 from .pages_budget import Budget, client_of
 from .pages_desk import BUSY, HELD, SITE_REFUSALS, TRY_LATER, Paid, PayDesk, PayTap, Refused
 from .pages_model import BayState, BayView, FormError, bay_view, kwh, purchase, rupees, with_site
+from .pages_receipt import ReceiptPages
 from .pages_screens import Screens
 from .pages_session import SessionPages, Show
 from .pages_site import offered, sale_limit_s, site_view
-from .pages_tokens import cancel_key, page_ticket, session_token, ticket_nonce
+from .pages_tokens import page_ticket, payers_query, ticket_nonce
 from .payments import Payments
 from .razorpay_api import RazorpayError, is_outage
 from .site_gate import SiteGate
 from .store import StorageError
+from .tax import TaxSettings
 from .totp import accepts
 
 # How a Pay tap the desk refused is answered.
@@ -102,6 +105,7 @@ class CustomerPages:
         books: Books,
         plans: dict[str, Plan],
         addresses: PageAddresses,
+        tax: TaxSettings,
     ) -> None:
         self.hass = hass
         self.entry = entry
@@ -130,6 +134,7 @@ class CustomerPages:
             bay_view=self.bay_view,
             buy=self.async_buy,
         )
+        self.receipts = ReceiptPages(self.responder, self._secret, books, tax, addresses)
 
     async def async_setup(self) -> None:
         """Read and compile the templates, in the executor."""
@@ -191,6 +196,7 @@ class CustomerPages:
             for key, handler in (
                 ("bay", self._async_bay),
                 ("display", self.screens.async_display),
+                ("receipt", self.receipts.async_page),
                 ("token", self.sessions.async_page),
             ):
                 if key in query:
@@ -348,7 +354,7 @@ class CustomerPages:
         except Paid as paid:
             # Their earlier link was paid meanwhile: their session's page, not a second link.
             return await self.sessions.async_page(
-                page.at(**self._payers_query(paid.session_id)), None
+                page.at(**payers_query(self._secret, paid.session_id)), None
             )
         except Refused as refused:
             # Held, closed or full: the page shows the bay as it is now.
@@ -375,14 +381,9 @@ class CustomerPages:
                     "bay", note_key, minutes=link.seconds // 60, kwh=kwh(link.energy_wh)
                 ),
                 # Its payer's page, with the key to cancel: a link goes only to its maker.
-                session_url=page.href(**self._payers_query(link.reference_id)),
+                session_url=page.href(**payers_query(self._secret, link.reference_id)),
             )
         )
-
-    def _payers_query(self, session_id: str) -> dict[str, str]:
-        """The query of a payment's own page, with the key to cancel (for its maker only)."""
-        secret = self._secret
-        return {"token": session_token(secret, session_id), "key": cancel_key(secret, session_id)}
 
     def _callback(self, page: Page, session_id: str) -> str:
         # Razorpay takes a link without a callback; the customer then stays on its page.

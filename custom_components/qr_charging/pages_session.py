@@ -25,6 +25,7 @@ from .ledger import Wanted
 from .pages_answer import Page, Responder, countdown, html, json_answer, remaining
 from .pages_desk import PayDesk
 from .pages_model import BayView, SessionView, kwh, session_view
+from .pages_receipt import receipt_links
 from .pages_tokens import may_cancel, session_of_token
 from .razorpay_api import RazorpayError
 from .store import StorageError
@@ -108,6 +109,7 @@ class SessionPages:
                     ticket=None,  # its own page: the token is proof enough to add time
                     bay_name=bay_name,
                     bay_url=page.href(bay=view.bay_id),
+                    receipt_urls=receipt_links(page, page.query["token"]),
                     error=error,
                     remaining_s=remaining(view.until),
                     countdown=countdown(view.until),

@@ -36,6 +36,11 @@ def session_of_token(secret: str, token: str) -> str | None:
     return session_id if hmac.compare_digest(mac, _mac(secret, session_id)) else None
 
 
+def payers_query(secret: str, session_id: str) -> dict[str, str]:
+    """The query of a payment's own page, with the key to cancel (for its maker only)."""
+    return {"token": session_token(secret, session_id), "key": cancel_key(secret, session_id)}
+
+
 def cancel_key(secret: str, session_id: str) -> str:
     """The key that lets a session page cancel its unpaid link.
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import patch
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from aiohttp import ClientResponse
@@ -13,11 +16,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util.aiohttp import MockRequest, serialize_response
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.qr_charging import store
 from custom_components.qr_charging.const import DOMAIN
 from devtools.razorpay_standin import PaidPayment, RazorpayStandin
 
 from .const import PAGES_ID
 from .helpers import PostWebhook, settle
+from .storage_helpers import DISK_FULL
 
 PAGES_PATH = f"/api/webhook/{PAGES_ID}"
 EXTERNAL_URL = "https://charge.example.com"
@@ -208,3 +213,24 @@ async def dynamic_bay(hass: HomeAssistant, validity_s: int = 60) -> dict[str, An
     assert len(data["qr_secret"]) > 16
     assert len(data["display_token"]) > 16
     return data
+
+
+async def set_tax_details(hass: HomeAssistant, tax: dict[str, Any]) -> None:
+    """The owner saves their tax details (``options["tax"]``); the entry reloads with them."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "tax": tax})
+    await hass.async_block_till_done()
+    assert entry.runtime_data.tax.gstin == tax["gstin"]
+
+
+@contextmanager
+def failing_b2b() -> Iterator[None]:
+    """A B2B request's transaction fails at its end as a full disk would (rolled back)."""
+    real = store.issue_b2b
+
+    def issue(*args: Any) -> Any:
+        real(*args)
+        raise DISK_FULL
+
+    with patch.object(store, "issue_b2b", side_effect=issue):
+        yield

@@ -111,6 +111,7 @@ def test_page_texts_validate_as_hassfest_wants() -> None:
         "page_common",
         "page_display",
         "page_poster",
+        "page_receipt",
         "page_session",
     ]
     for section in pages.values():
