@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from .invoices import B2BRefused, Document, Dues
+from .invoices import Document, Dues
 from .ledger import Changes, Ledger, Wanted
-from .receipts import open_payments
 from .records import Record
 from .store import LedgerStore
 from .tax import Recipient, TaxSettings
@@ -87,26 +86,15 @@ class Books:
                 raise asyncio.CancelledError
 
     async def async_b2b(
-        self,
-        session_id: str,
-        recipient: Recipient,
-        settings: TaxSettings,
-        payment_id: str | None = None,
+        self, payment_id: str, recipient: Recipient, settings: TaxSettings
     ) -> list[Document]:
-        """Invoice a session's payments to a business customer (``invoices.b2b``).
+        """Invoice one payment to a business customer (``invoices.b2b``).
 
-        In one transaction under the lock; return the session's documents. With
-        ``payment_id`` (a customer's page: its one payment), refused as ``shared`` when the
-        request would also invoice another payment of the session: anyone at the bay may add
-        time to a running session, and their payment is not this customer's to invoice.
-        Raises ``B2BRefused`` or ``StorageError`` (nothing issued).
+        In one transaction under the lock (two taps at once issue one); return the payment's
+        documents. Raises ``B2BRefused`` or ``StorageError`` (nothing issued).
         """
         async with self.lock:
-            if payment_id is not None:
-                documents = await self.store.async_documents(session_id)
-                if set(open_payments(documents)) - {payment_id}:
-                    raise B2BRefused("shared")
-            return await self.store.async_b2b(session_id, recipient, settings, self._clock())
+            return await self.store.async_b2b(payment_id, recipient, settings, self._clock())
 
 
 async def _stored(store: LedgerStore, changes: Changes) -> bool:

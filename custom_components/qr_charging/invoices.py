@@ -222,12 +222,11 @@ class B2BRefused(Exception):
 def b2b(
     documents: list[Document], recipient: Recipient, settings: TaxSettings, now: float
 ) -> list[Document]:
-    """A business customer's invoices for a session's payments.
+    """A business customer's invoices of the payments ``documents`` are of (the store: one).
 
     For each payment's B2C invoice with something left, a credit note of that rest and a new
     invoice of it made out to them.
-
-    ``documents`` are all of the session's. Asked again with the same GSTIN: nothing more (the
+    Asked again with the same GSTIN: nothing more (the
     documents already issued stand). Raises ``B2BRefused``: ``not_registered`` (the owner
     issues receipts), ``other_recipient`` (made out to another GSTIN already), ``nothing``
     (nothing left to invoice: refunded, or no payment).

@@ -85,7 +85,7 @@ class ReceiptPages:
             return self._show(page, documents, typed, errors, status=HTTPStatus.BAD_REQUEST)
         assert paid_for is not None  # documents were found for it
         try:
-            documents = mine(await self.books.async_b2b(paid_for, recipient, self.tax, payment_id))
+            documents = await self.books.async_b2b(payment_id, recipient, self.tax)
         except B2BRefused as refused:
             LOGGER.debug("A B2B invoice was refused: %s", refused.reason)
             error = page.texts.get("receipt", f"refused_{refused.reason}")

@@ -242,16 +242,16 @@ class LedgerStore:
     # -- documents -----------------------------------------------------------------------------
 
     async def async_b2b(
-        self, session_id: str, recipient: Recipient, settings: TaxSettings, now: float
+        self, payment_id: str, recipient: Recipient, settings: TaxSettings, now: float
     ) -> list[Document]:
-        """Issue a business customer's invoices for a session in one transaction.
+        """Issue a business customer's invoice of one payment in one transaction.
 
         See ``store_documents.issue_b2b``; raises ``B2BRefused`` (nothing issued).
         """
 
         def write() -> list[Document]:
             with transaction(self._db):
-                return issue_b2b(self._db, session_id, recipient, settings, now)
+                return issue_b2b(self._db, payment_id, recipient, settings, now)
 
         return await self._call(write)
 

@@ -139,16 +139,17 @@ def issue_dues(db: sqlite3.Connection, dues: Dues) -> None:
 
 
 def issue_b2b(
-    db: sqlite3.Connection, session_id: str, recipient: Recipient, settings: TaxSettings, now: float
+    db: sqlite3.Connection, payment_id: str, recipient: Recipient, settings: TaxSettings, now: float
 ) -> list[Document]:
-    """Invoices made out to a business customer for a session's payments (``invoices.b2b``).
+    """A business customer's invoice of one payment (``invoices.b2b``).
 
-    Inside the caller's transaction; return the session's documents after. Raises
-    ``B2BRefused``.
+    One payment, not its session: anyone at the bay may add time to a running session, and
+    their payment is not this customer's to invoice. Inside the caller's transaction; return
+    the payment's documents after. Raises ``B2BRefused``.
     """
-    for doc in b2b(_select(db, "session_id = ?", (session_id,)), recipient, settings, now):
+    for doc in b2b(_select(db, "payment_id = ?", (payment_id,)), recipient, settings, now):
         _issue(db, doc, settings.prefix)
-    return documents_of_session(db, session_id)
+    return _select(db, "payment_id = ?", (payment_id,))
 
 
 def documents_of_session(db: sqlite3.Connection, session_id: str) -> list[Document]:

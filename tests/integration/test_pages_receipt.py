@@ -335,12 +335,18 @@ async def test_time_added_by_another_customer_is_on_their_receipt_only(
     assert _numbers(mine.text) == {first.number}
     assert _numbers(theirs.text) == {second.number}
     assert "<dt>Paid</dt><dd>₹20.00</dd>" in mine.text
-    # A B2B invoice from either page would take the other's payment too: refused.
-    for page in (query, callback_query(standin, added)):
-        answer = await customer.post(f"{page}&receipt=a4", B2B)
-        assert answer.status == 409
-        assert "This charging session has other payments too" in answer.text
-    assert len(await _documents(hass, session_id)) == 2
+    # A B2B invoice from one page invoices that page's payment only.
+    answer = await customer.post(f"{query}&receipt=a4", B2B)
+    assert answer.status == 200
+    _, _, credit, b2b = await _documents(hass, session_id)
+    assert (credit.against, b2b.payment_id, b2b.recipient is not None) == (
+        first.number,
+        first.payment_id,
+        True,
+    )
+    theirs = await customer.get(f"{callback_query(standin, added)}&receipt=a4")
+    assert _numbers(theirs.text) == {second.number}
+    assert "Need a GST invoice" in theirs.text  # theirs is still theirs to have invoiced
 
 
 async def test_the_receipt_and_its_form_work_through_a_cloudhook(

@@ -198,7 +198,7 @@ async def test_a_refund_after_a_b2b_request_credits_the_b2b_invoice(
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     hub = entry.runtime_data
     customer = parse_recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet", "Pune")
-    await hub.books.async_b2b(paid.link["reference_id"], customer, hub.tax)
+    await hub.books.async_b2b(paid.payment_id, customer, hub.tax)
 
     await _refund(hass, paid.payment_id)
 

@@ -142,10 +142,10 @@ async def test_a_b2b_request_whose_write_fails_issues_nothing(tmp_path: Path) ->
         patch("custom_components.qr_charging.store.issue_b2b", side_effect=issue_then_fail),
         pytest.raises(StorageError),
     ):
-        await account.books.async_b2b("s-1", ACME, SETTINGS)
+        await account.books.async_b2b("pay_1", ACME, SETTINGS)
     assert [row[0] for row in _rows(path)] == [f"INV/{YEAR}/1"]
 
-    docs = await account.books.async_b2b("s-1", ACME, SETTINGS)
+    docs = await account.books.async_b2b("pay_1", ACME, SETTINGS)
     assert (
         [d.number for d in docs]
         == numbered
@@ -166,7 +166,7 @@ async def test_many_changes_and_b2b_taps_at_once_leave_no_gap_and_no_repeat(
 
     async def tap(n: int) -> object:
         try:
-            return await account.books.async_b2b(f"s-{n}", ACME, SETTINGS)
+            return await account.books.async_b2b(f"pay_{n}", ACME, SETTINGS)
         except B2BRefused as err:
             return err.reason
 
@@ -182,7 +182,7 @@ async def test_many_changes_and_b2b_taps_at_once_leave_no_gap_and_no_repeat(
     assert {r for r in results if isinstance(r, str)} <= {"nothing"}
     _assert_series_whole(path)
     for n in sessions:
-        await account.books.async_b2b(f"s-{n}", ACME, SETTINGS)
+        await account.books.async_b2b(f"pay_{n}", ACME, SETTINGS)
     _assert_series_whole(path)
     kinds = Counter(row[1] for row in _rows(path))
     # Each payment: its B2C invoice, credited whole or in part, and one B2B invoice.
@@ -199,8 +199,8 @@ async def test_two_b2b_requests_at_once_issue_one_invoice(tmp_path: Path) -> Non
     account = await _account(path)
     await account.paid(1)
     same = await asyncio.gather(
-        account.books.async_b2b("s-1", ACME, SETTINGS),
-        account.books.async_b2b("s-1", ACME, SETTINGS),
+        account.books.async_b2b("pay_1", ACME, SETTINGS),
+        account.books.async_b2b("pay_1", ACME, SETTINGS),
     )
     assert same[0] == same[1]
     assert [d.kind for d in same[0]] == [
@@ -209,7 +209,7 @@ async def test_two_b2b_requests_at_once_issue_one_invoice(tmp_path: Path) -> Non
         DocumentKind.INVOICE,
     ]
     results = await asyncio.gather(
-        account.books.async_b2b("s-1", OTHER, SETTINGS), return_exceptions=True
+        account.books.async_b2b("pay_1", OTHER, SETTINGS), return_exceptions=True
     )
     assert isinstance(results[0], B2BRefused)
     assert results[0].reason == "other_recipient"
@@ -220,7 +220,7 @@ async def test_a_refund_after_b2b_credits_the_b2b_invoice(tmp_path: Path) -> Non
     path = tmp_path / "ledger.db"
     account = await _account(path)
     await account.paid(1)
-    await account.books.async_b2b("s-1", ACME, SETTINGS)
+    await account.books.async_b2b("pay_1", ACME, SETTINGS)
     await account.refunded(1, "r1", 700)
     *_, b2b_invoice, note = await account.books.store.async_documents("s-1")
     assert (note.kind, note.against, note.recipient) == (
@@ -258,7 +258,7 @@ async def test_a_restart_continues_the_series(tmp_path: Path) -> None:
     again = await _account(path)
     await again.paid(2)
     await again.refunded(2, "r2", 500)
-    await again.books.async_b2b("s-2", ACME, SETTINGS)
+    await again.books.async_b2b("pay_2", ACME, SETTINGS)
     assert [row[0] for row in _rows(path)] == [
         f"INV/{YEAR}/1",
         f"INV/{YEAR}/C1",
@@ -310,7 +310,7 @@ async def test_receipts_of_an_owner_without_a_gstin(tmp_path: Path) -> None:
     await account.refunded(1, "r1", 2000)
     assert [row[0] for row in _rows(path)] == [f"INV/{YEAR}/R1", f"INV/{YEAR}/F1"]
     with pytest.raises(B2BRefused):
-        await account.books.async_b2b("s-1", ACME, TaxSettings())
+        await account.books.async_b2b("pay_1", ACME, TaxSettings())
 
 
 def _dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -360,7 +360,7 @@ async def test_the_upgrade_keeps_everything_and_documents_only_later_payments(
     assert [row[0] for row in _rows(path)] == [f"INV/{YEAR}/1"]
     # Its B2B request finds nothing to invoice.
     with pytest.raises(B2BRefused) as err:
-        await after.books.async_b2b("s-1", ACME, SETTINGS)
+        await after.books.async_b2b("pay_1", ACME, SETTINGS)
     assert err.value.reason == "nothing"
 
 
