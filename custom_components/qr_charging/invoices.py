@@ -81,6 +81,8 @@ class Document:
     supplier_name: str = ""
     supplier_gstin: str = ""
     recipient: Recipient | None = None
+    # The supplier's address as registered (with a GSTIN; the site's is ``sold.site_address``).
+    supplier_address: str = ""
     # A credit note's or refund note's invoice (or receipt), by number.
     against: str | None = None
     number: str = ""
@@ -156,6 +158,7 @@ def sale(due: SaleDue, now: float) -> Document:
         settings.sac,
         settings.legal_name,
         settings.gstin,
+        supplier_address=settings.address,
     )
 
 

@@ -160,8 +160,8 @@ def _tax_rows(doc: Document) -> list[Row]:
 
 def _supplier_rows(doc: Document) -> list[Row]:
     rows = [Row("supplier", doc.supplier_name)]
-    if doc.sold.site_address:
-        rows.append(Row("supplier_address", doc.sold.site_address))
+    if address := doc.supplier_address or doc.sold.site_address:
+        rows.append(Row("supplier_address", address))
     rows.append(Row("gstin", doc.supplier_gstin))
     return rows
 

@@ -38,7 +38,7 @@ _COLUMNS = (
     "number", "kind", "series", "serial", "cause", "issued_at", "payment_id", "session_id",
     "bay_id", "bay_name", "site_name", "site_address", "plan_name", "seconds", "energy_wh",
     "band", "total", "taxable", "cgst", "sgst", "igst", "rate_bp", "place_of_supply", "sac",
-    "supplier_name", "supplier_gstin", "recipient_gstin", "recipient_name",
+    "supplier_name", "supplier_gstin", "supplier_address", "recipient_gstin", "recipient_name",
     "recipient_address", "against",
 )  # fmt: skip
 _INSERT = f"INSERT INTO documents ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
@@ -55,8 +55,9 @@ def _row(doc: Document) -> tuple[object, ...]:
         sold.site_name, sold.site_address, sold.plan_name, sold.seconds, sold.energy_wh,
         sold.band, amounts.total, amounts.taxable, amounts.cgst, amounts.sgst, amounts.igst,
         doc.rate_bp, doc.place_of_supply, doc.sac, doc.supplier_name, doc.supplier_gstin,
-        recipient.gstin if recipient else None, recipient.name if recipient else None,
-        recipient.address if recipient else None, doc.against,
+        doc.supplier_address, recipient.gstin if recipient else None,
+        recipient.name if recipient else None, recipient.address if recipient else None,
+        doc.against,
     )  # fmt: skip
 
 
@@ -88,6 +89,7 @@ def _document(row: sqlite3.Row) -> Document:
         sac=row["sac"],
         supplier_name=row["supplier_name"],
         supplier_gstin=row["supplier_gstin"],
+        supplier_address=row["supplier_address"],
         recipient=recipient,
         against=row["against"],
         number=row["number"],

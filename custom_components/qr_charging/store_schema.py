@@ -103,7 +103,8 @@ MIGRATIONS: tuple[str, ...] = (
         band INTEGER NOT NULL, total INTEGER NOT NULL, taxable INTEGER NOT NULL,
         cgst INTEGER NOT NULL, sgst INTEGER NOT NULL, igst INTEGER NOT NULL,
         rate_bp INTEGER NOT NULL, place_of_supply TEXT NOT NULL, sac TEXT NOT NULL,
-        supplier_name TEXT NOT NULL, supplier_gstin TEXT NOT NULL, recipient_gstin TEXT,
+        supplier_name TEXT NOT NULL, supplier_gstin TEXT NOT NULL,
+        supplier_address TEXT NOT NULL, recipient_gstin TEXT,
         recipient_name TEXT, recipient_address TEXT, against TEXT,
         UNIQUE (series, serial));
     CREATE INDEX documents_payment ON documents (payment_id);

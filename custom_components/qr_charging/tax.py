@@ -140,6 +140,8 @@ class TaxSettings:
     sac: str = ""
     rate_bp: int = 0
     prefix: str = "INV"
+    # The principal place of business as registered: Rule 46(a)'s supplier's address.
+    address: str = ""
 
     @property
     def registered(self) -> bool:
@@ -154,6 +156,7 @@ class TaxSettings:
 
 # Option keys of the tax section (``options["tax"]``).
 LEGAL_NAME = "legal_name"
+ADDRESS = "address"
 GSTIN = "gstin"
 STATE = "state"
 SAC = "sac"
@@ -165,16 +168,25 @@ PREFIX = "prefix"
 def parse_settings(data: dict[str, Any]) -> TaxSettings:
     """The tax section of the options form → ``TaxSettings``; bad input: ``TaxError``.
 
-    Without a GSTIN only the legal name and prefix count (receipts). With one: the state picked
-    must be the GSTIN's, the SAC code 4 or 6 digits of a service (99…), a rate from ``RATES``,
-    and the owner must have confirmed that code and rate (no rate is assumed silently).
+    Without a GSTIN only the legal name and prefix count (receipts). With one: the address as
+    registered (an invoice prints the supplier's address), the state picked must be the
+    GSTIN's, the SAC code 4 or 6 digits of a service (99…), a rate from ``RATES``, and the
+    owner must have confirmed that code and rate (no rate is assumed silently).
     """
     prefix = str(data.get(PREFIX) or "INV").strip().upper()
     if not _PREFIX.fullmatch(prefix):
         raise TaxError(PREFIX, "prefix_invalid")
     legal_name = parse_text(LEGAL_NAME, str(data.get(LEGAL_NAME) or ""), NAME_MAX, required=False)
-    if not str(data.get(GSTIN) or "").strip():
-        return TaxSettings(legal_name=legal_name, prefix=prefix)
+    registered = bool(str(data.get(GSTIN) or "").strip())
+    try:
+        address = parse_text(
+            ADDRESS, str(data.get(ADDRESS) or ""), ADDRESS_MAX, required=registered
+        )
+    except TaxError as err:
+        # The form's errors are the section's: each key names its field.
+        raise TaxError(ADDRESS, f"address_{err.key}") from None
+    if not registered:
+        return TaxSettings(legal_name=legal_name, prefix=prefix, address=address)
     gstin = parse_gstin(GSTIN, str(data[GSTIN]))
     if not legal_name:
         raise TaxError(LEGAL_NAME, "required")
@@ -186,7 +198,7 @@ def parse_settings(data: dict[str, Any]) -> TaxSettings:
     rate_bp = parse_rate(RATE, str(data.get(RATE) or ""))
     if data.get(CONFIRMED) is not True:
         raise TaxError(CONFIRMED, "not_confirmed")
-    return TaxSettings(legal_name, gstin, sac, rate_bp, prefix)
+    return TaxSettings(legal_name, gstin, sac, rate_bp, prefix, address)
 
 
 def settings_of(options: Mapping[str, Any]) -> TaxSettings:

@@ -15,6 +15,7 @@ from homeassistant.helpers import selector
 
 from .flow_fields import TEXT
 from .tax import (
+    ADDRESS,
     CONFIRMED,
     GSTIN,
     LEGAL_NAME,
@@ -60,6 +61,7 @@ def tax_section(values: Mapping[str, Any], *, collapsed: bool) -> section:
         vol.Schema(
             {
                 vol.Optional(LEGAL_NAME, description=shown(LEGAL_NAME)): TEXT,
+                vol.Optional(ADDRESS, description=shown(ADDRESS)): TEXT,
                 vol.Optional(GSTIN, description=shown(GSTIN)): TEXT,
                 vol.Optional(STATE, description=shown(STATE)): choice(states),
                 vol.Optional(SAC, description=shown(SAC, SUGGESTED_SAC)): TEXT,
@@ -89,6 +91,7 @@ def tax_options(entered: Mapping[str, Any], others: Iterable[TaxSettings]) -> di
     return {
         **entered,
         LEGAL_NAME: settings.legal_name,
+        ADDRESS: settings.address,
         GSTIN: settings.gstin,
         PREFIX: settings.prefix,
     }

@@ -13,6 +13,7 @@ from custom_components.qr_charging.tax import check_character
 OWNER_PAN = "ABCDE1234F"
 CUSTOMER_PAN = "AAPFU0939F"
 OWNER_NAME = "Volt Bays Private Limited"
+OWNER_ADDRESS = "4 Residency Road, Bengaluru 560025"
 
 
 def gstin(state: str = "29", pan: str = OWNER_PAN, entity: str = "1") -> str:
@@ -35,6 +36,7 @@ def tax_options(
     """
     return {
         "legal_name": OWNER_NAME,
+        "address": OWNER_ADDRESS,
         "gstin": gstin_,
         "state": gstin_[:2],
         "sac": sac,

@@ -13,12 +13,14 @@ GSTIN_MH = "27ABCDE1234F1Z" + check_character("27ABCDE1234F1Z")
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 GSTIN_OFF_BY_ONE = GSTIN_KA[:14] + _ALPHABET[(_ALPHABET.index(GSTIN_KA[14]) + 1) % 36]
 LEGAL_NAME = "Shakti EV Charging Pvt Ltd"
+ADDRESS = "12 MG Road, Bengaluru 560001"
 
 
 def tax_section(**changes: Any) -> dict[str, Any]:
     """The form's *Tax details* as a registered owner in Karnataka fills it in."""
     return {
         "legal_name": LEGAL_NAME,
+        "address": ADDRESS,
         "gstin": GSTIN_KA,
         "state": "29",
         "sac": "999799",

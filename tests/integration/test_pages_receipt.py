@@ -27,6 +27,7 @@ from .pages_helpers import (
 from .tax_helpers import (
     KARNATAKA_CUSTOMER,
     MAHARASHTRA_CUSTOMER,
+    OWNER_ADDRESS,
     OWNER_GSTIN,
     OWNER_NAME,
     tax_options,
@@ -77,6 +78,7 @@ async def test_the_receipt_shows_the_tax_invoice_split_to_the_paisa(
     for shown in (
         "Tax invoice",
         OWNER_NAME,
+        f"<dd>{OWNER_ADDRESS}</dd>",  # Rule 46(a): the supplier's address as registered
         OWNER_GSTIN,
         "29-Karnataka",
         "999799",

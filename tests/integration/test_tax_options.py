@@ -27,6 +27,7 @@ from custom_components.qr_charging.tax import TaxSettings
 from devtools.razorpay_standin import RazorpayStandin
 
 from .tax_options_helpers import (
+    ADDRESS,
     GSTIN_KA,
     GSTIN_MH,
     GSTIN_OFF_BY_ONE,
@@ -48,6 +49,9 @@ TAX_ERRORS = (
     "not_confirmed",
     "prefix_invalid",
     "prefix_taken",
+    "address_required",
+    "address_too_long",
+    "address_not_printable",
 )
 
 
@@ -70,10 +74,13 @@ async def test_the_section_is_collapsed_with_the_suggestions_to_confirm(
     tax = form_section(result, "tax")
     assert tax.options == {"collapsed": True}
     fields = {str(key): (key, value) for key, value in tax.schema.schema.items()}
-    assert list(fields) == ["legal_name", "gstin", "state", "sac", "rate", "confirmed", "prefix"]
+    assert list(fields) == [
+        "legal_name", "address", "gstin", "state", "sac", "rate", "confirmed", "prefix"
+    ]  # fmt: skip
     suggested = {name: key.description["suggested_value"] for name, (key, _) in fields.items()}
     assert suggested == {
         "legal_name": None,
+        "address": None,
         "gstin": None,
         "state": None,
         "sac": "999799",
@@ -107,7 +114,12 @@ async def test_a_valid_gstin_is_saved_upper_cased_and_the_entry_reloads(
     assert loaded_entry.options["tax"] == tax_section(prefix="SH1", rate="5")
     assert loaded_entry.state is ConfigEntryState.LOADED
     assert loaded_entry.runtime_data.tax == TaxSettings(
-        legal_name=LEGAL_NAME, gstin=GSTIN_KA, sac="999799", rate_bp=500, prefix="SH1"
+        legal_name=LEGAL_NAME,
+        gstin=GSTIN_KA,
+        sac="999799",
+        rate_bp=500,
+        prefix="SH1",
+        address=ADDRESS,
     )
     # Opened again, the form shows what is stored.
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
@@ -133,6 +145,9 @@ async def test_a_valid_gstin_is_saved_upper_cased_and_the_entry_reloads(
         pytest.param({"legal_name": ""}, "required", id="legal-name-missing"),
         pytest.param({"legal_name": "x" * 101}, "too_long", id="legal-name-too-long"),
         pytest.param({"legal_name": "Shakti\x00EV"}, "not_printable", id="legal-name-nul"),
+        pytest.param({"address": ""}, "address_required", id="address-missing"),
+        pytest.param({"address": "y" * 201}, "address_too_long", id="address-too-long"),
+        pytest.param({"address": "MG\x07Road"}, "address_not_printable", id="address-bell"),
         pytest.param({"prefix": "INV/1"}, "prefix_invalid", id="prefix-slash"),
         pytest.param({"prefix": "INVOI"}, "prefix_invalid", id="prefix-too-long"),
     ],
@@ -207,7 +222,9 @@ async def test_clearing_the_gstin_goes_back_to_receipts(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert config_entry.options["tax"] == receipts | {"gstin": ""}
     assert config_entry.state is ConfigEntryState.LOADED
-    assert config_entry.runtime_data.tax == TaxSettings(legal_name=LEGAL_NAME, prefix="SH")
+    assert config_entry.runtime_data.tax == TaxSettings(
+        legal_name=LEGAL_NAME, prefix="SH", address=ADDRESS
+    )
 
 
 async def test_without_a_gstin_only_the_name_and_prefix_count(
@@ -219,7 +236,7 @@ async def test_without_a_gstin_only_the_name_and_prefix_count(
     result = await _submit(hass, loaded_entry, receipts)
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert loaded_entry.options["tax"] == receipts | {"gstin": "", "prefix": "R"}
+    assert loaded_entry.options["tax"] == receipts | {"gstin": "", "prefix": "R", "address": ""}
     assert loaded_entry.runtime_data.tax == TaxSettings(prefix="R")
     result = await _submit(hass, loaded_entry, {"prefix": "R-1"})
     assert result["errors"] == {"tax": "prefix_invalid"}
@@ -236,7 +253,7 @@ async def test_the_section_and_its_errors_are_translated(
     section = f"{prefix}.step.init.sections.tax"
     assert strings[f"{section}.name"]
     assert strings[f"{section}.description"]
-    for field in ("legal_name", "gstin", "state", "sac", "rate", "confirmed", "prefix"):
+    for field in ("legal_name", "address", "gstin", "state", "sac", "rate", "confirmed", "prefix"):
         assert strings[f"{section}.data.{field}"]
         assert strings[f"{section}.data_description.{field}"]
 

@@ -246,6 +246,8 @@ def test_the_settings_hold_what_the_owner_confirmed() -> None:
         ({"prefix": "ABCDE"}, "prefix", "prefix_invalid"),
         ({"prefix": "A/B"}, "prefix", "prefix_invalid"),
         ({"legal_name": ""}, "legal_name", "required"),
+        ({"address": " "}, "address", "address_required"),
+        ({"address": "x" * 201}, "address", "address_too_long"),
     ]:
         with pytest.raises(TaxError) as err:
             parse_settings(tax_options() | change)
