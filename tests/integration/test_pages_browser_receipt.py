@@ -19,7 +19,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from .browser_helpers import PHONE, needs_chromium, shot
 from .helpers import settle
 from .pages_helpers import set_tax_details
-from .tax_helpers import OWNER_GSTIN, tax_options
+from .tax_helpers import MAHARASHTRA_CUSTOMER, OWNER_GSTIN, tax_options
 
 pytestmark = needs_chromium
 # A4 is 210 mm wide, the roll 80 mm (a PDF's points: 72 to the inch).
@@ -71,3 +71,34 @@ async def test_the_receipt_prints_with_the_invoice_and_its_tax(
         assert "CGST @ 9%" in text
     else:
         assert "Tax invoice" not in text
+
+
+async def test_a_business_gets_its_gst_invoice_from_the_form_in_the_browser(
+    hass: HomeAssistant, browser: Any, pages_url: str, standin: RazorpayStandin
+) -> None:
+    """Typed on the phone (lower case, spaces): the invoice made out to no one is cancelled by
+    a credit note and a new one is made out to the business, with IGST (another state)."""
+    await set_tax_details(hass, tax_options())
+    phone, url = await _paid_page(hass, browser, pages_url)
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    (link,) = standin.links.values()
+
+    await phone.goto(f"{url}&receipt=a4")
+    typed = f"{MAHARASHTRA_CUSTOMER[:5].lower()} {MAHARASHTRA_CUSTOMER[5:]}"
+    await phone.get_by_label("GSTIN").fill(typed)
+    await phone.get_by_label("Name (legal name of the business)").fill("Acme Fleet Pvt Ltd")
+    await phone.get_by_label("Address (optional)").fill("7 FC Road, Pune 411004")
+    await phone.get_by_role("button", name="Get GST invoice").click()
+    await phone.wait_for_selector("text=Acme Fleet Pvt Ltd")
+    await shot(phone, "receipt-b2b")
+
+    b2c, credit, b2b = await entry.runtime_data.books.store.async_documents(link["reference_id"])
+    assert (credit.against, b2b.recipient and b2b.recipient.gstin) == (
+        b2c.number,
+        MAHARASHTRA_CUSTOMER,
+    )
+    text = await phone.inner_text("main")
+    assert f"Cancelled by credit note {credit.number}" in text
+    assert "27-Maharashtra" in text
+    assert "IGST @ 18%" in text
+    assert "Need a GST invoice" not in text  # nothing left to invoice to anyone else
