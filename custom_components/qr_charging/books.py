@@ -36,6 +36,9 @@ class Books:
         # What a change's records make due in documents (set by the hub: it knows the names
         # and the owner's tax details); None: no documents.
         self.documents: Documenter | None = None
+        # Told after a committed change that had documents due, or a B2B request (the hub
+        # refreshes the month's tax totals); it must not raise.
+        self.documents_changed: Callable[[], None] | None = None
 
     async def async_open(self) -> None:
         """Open the database and read the working set."""
@@ -82,6 +85,8 @@ class Books:
             finally:
                 ledger.evict_touched(self._clock())
             ledger.add_totals(changes)
+            if changes.documents is not None:
+                self._documents_changed()
             if cancelled:
                 raise asyncio.CancelledError
 
@@ -94,7 +99,13 @@ class Books:
         ``B2BRefused`` or ``StorageError`` (nothing issued).
         """
         async with self.lock:
-            return await self.store.async_b2b(session_id, recipient, settings, self._clock())
+            documents = await self.store.async_b2b(session_id, recipient, settings, self._clock())
+        self._documents_changed()
+        return documents
+
+    def _documents_changed(self) -> None:
+        if self.documents_changed is not None:
+            self.documents_changed()
 
 
 async def _stored(store: LedgerStore, changes: Changes) -> bool:

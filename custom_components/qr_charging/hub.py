@@ -52,6 +52,7 @@ from .site_clock import SiteClock, sites_of
 from .sites import Zones
 from .store import LedgerStore
 from .tax import settings_of as tax_settings_of
+from .tax_month import TaxMonth
 
 
 def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
@@ -150,6 +151,10 @@ class QrChargingHub:
         self.books.documents = lambda written, ledger, now: dues_of(
             written, ledger.links, describe, self.tax, now
         )
+        # The month's tax totals (the sensors'), only for an owner with a GSTIN.
+        self.tax_month = TaxMonth(hass, entry, self.books.store) if self.tax.registered else None
+        if self.tax_month is not None:
+            self.books.documents_changed = self.tax_month.refresh
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(
             books=self.books,
@@ -183,6 +188,8 @@ class QrChargingHub:
         """Record the bays' QR codes, open the ledger and start the bays."""
         self.qr_codes.remember()
         await self.books.async_open()
+        if self.tax_month is not None:
+            await self.tax_month.async_start()
         await self.refunds.async_remind_owed()
         await self.pages.async_setup()
         await self.bays.async_setup()
@@ -233,6 +240,8 @@ class QrChargingHub:
         """Stop the bays and close the ledger (running sessions resume at the next setup)."""
         for site in self.sites.values():
             site.stop()
+        if self.tax_month is not None:
+            self.tax_month.stop()
         await self.bays.async_unload()
         await self.books.store.async_close()
         self.api.close()
