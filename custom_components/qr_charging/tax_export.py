@@ -172,13 +172,17 @@ class Month:
         series.count += 1
 
     def b2cs(self) -> Iterator[Row]:
-        """B2C supplies by place of supply and rate, net of their credit notes."""
+        """B2C supplies by place of supply and rate, net of their credit notes (none: no row)."""
         for (place, rate_bp), taxable in sorted(self._b2cs.items()):
+            if not taxable:
+                continue  # credited whole (a B2B request replaced them): nothing to report
             yield ("OE", place_text(place), rate_text(rate_bp), "", rupees(taxable), "0.00", "")
 
     def hsn(self) -> Iterator[Row]:
-        """The SAC summary by code and rate, net of credit notes."""
+        """The SAC summary by code and rate, net of credit notes (none: no row)."""
         for (sac, rate_bp), s in sorted(self._hsn.items()):
+            if s == ZERO:
+                continue
             yield (
                 sac, DESCRIPTION, UQC, "0", rupees(s.total), rupees(s.taxable), rupees(s.igst),
                 rupees(s.cgst), rupees(s.sgst), "0.00", rate_text(rate_bp),
