@@ -25,10 +25,19 @@ from .tax import Recipient, TaxSettings
 type Documenter = Callable[[list[Record], Ledger, float], Dues | None]
 
 
+def _now() -> float:
+    """The wall clock, looked up at each call.
+
+    Not ``time.time`` as the default itself: a default keeps the function it was given, so a
+    test's frozen clock (which replaces ``time.time``) would not date the documents.
+    """
+    return time.time()
+
+
 class Books:
     """One account's ledger and its store."""
 
-    def __init__(self, store: LedgerStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: LedgerStore, clock: Callable[[], float] = _now) -> None:
         self.store = store
         self.ledger = Ledger()
         self.lock = asyncio.Lock()
