@@ -217,14 +217,13 @@ class TaxSensorEntityDescription(SensorEntityDescription):
     suggested_display_precision: int = 2
 
 
-TAX_SENSORS = (
-    TaxSensorEntityDescription(
-        key="taxable_value", translation_key="taxable_value", value_fn=lambda s: s.taxable
-    ),
-    TaxSensorEntityDescription(key="cgst", translation_key="cgst", value_fn=lambda s: s.cgst),
-    TaxSensorEntityDescription(key="sgst", translation_key="sgst", value_fn=lambda s: s.sgst),
-    TaxSensorEntityDescription(key="igst", translation_key="igst", value_fn=lambda s: s.igst),
+TAX_TAXABLE_VALUE = TaxSensorEntityDescription(
+    key="taxable_value", translation_key="taxable_value", value_fn=lambda s: s.taxable
 )
+TAX_CGST = TaxSensorEntityDescription(key="cgst", translation_key="cgst", value_fn=lambda s: s.cgst)
+TAX_SGST = TaxSensorEntityDescription(key="sgst", translation_key="sgst", value_fn=lambda s: s.sgst)
+TAX_IGST = TaxSensorEntityDescription(key="igst", translation_key="igst", value_fn=lambda s: s.igst)
+TAX_SENSORS = (TAX_TAXABLE_VALUE, TAX_CGST, TAX_SGST, TAX_IGST)
 
 
 class QrChargingTaxSensor(SensorEntity):
