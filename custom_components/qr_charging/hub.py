@@ -240,8 +240,6 @@ class QrChargingHub:
         """Stop the bays and close the ledger (running sessions resume at the next setup)."""
         for site in self.sites.values():
             site.stop()
-        if self.tax_month is not None:
-            self.tax_month.stop()
         await self.bays.async_unload()
         await self.books.store.async_close()
         self.api.close()

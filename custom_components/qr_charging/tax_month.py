@@ -39,13 +39,17 @@ class TaxMonth:
         return datetime.fromtimestamp(self.start, UTC)
 
     async def async_start(self) -> None:
-        """Read the month so far and wait for its turn."""
+        """Read the month so far and wait for its turn, until the entry unloads.
+
+        Also when the setup fails after this: HA runs the unload callbacks then too.
+        """
         await self._async_read()
         self._schedule_turn()
+        self._entry.async_on_unload(self.stop)
 
     @callback
     def stop(self) -> None:
-        """Stop waiting for the month's turn (the account unloads)."""
+        """Stop waiting for the month's turn."""
         if self._unsub_turn is not None:
             self._unsub_turn()
             self._unsub_turn = None
