@@ -7,9 +7,12 @@ to the nearest paisa; CGST the lower half of the rest), not by the code under te
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custom_components.qr_charging.tax import Split
 from custom_components.qr_charging.tax_export import (
@@ -160,3 +163,47 @@ def test_a_bad_month_is_refused(text: str) -> None:
 def test_a_month_is_read() -> None:
     assert parse_month("2026-11") == (2026, 11)
     assert parse_month(" 2027-01 ") == (2027, 1)
+
+
+def _paise(text: str) -> int:
+    return int(Decimal(text) * 100)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(100, 1_000_000), st.integers(0, 100), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_tables_add_up_to_the_month_s_totals(
+    sales: list[tuple[int, int, bool]],
+) -> None:
+    """Whatever the month: b2cs + b2b - cdnr is its taxable value, hsn its every figure, and
+    the totals the documents' own amounts, invoices less credit notes, to the paisa."""
+    series = Series()
+    documents = []
+    for n, (paise, percent, to_business) in enumerate(sales):
+        of_payment = [series.sale(f"pay_{n}", paise, at(1 + n))]
+        if to_business:
+            of_payment += series.b2b(of_payment, at(1 + n, 13))
+        if refund := paise * percent // 100:
+            of_payment.append(series.refund(of_payment, refund, at(1 + n, 14)))
+        documents += of_payment
+    month, own = _month(documents)
+
+    signs = {"invoice": 1, "credit_note": -1}
+    expected = [
+        sum(signs[d.kind.value] * getattr(d.amounts, f) for d in documents)
+        for f in ("total", "taxable", "cgst", "sgst", "igst")
+    ]
+    assert month.totals == Split(*expected)
+    b2cs = sum(_paise(row[4]) for row in month.b2cs())
+    b2b = sum(_paise(row[11]) for table, row in own if table == "b2b")
+    cdnr = sum(_paise(row[11]) for table, row in own if table == "cdnr")
+    assert b2cs + b2b - cdnr == month.totals.taxable
+    hsn = list(month.hsn())
+    assert [tuple(_paise(v) for v in row[4:9]) for row in hsn] == (
+        [(expected[0], expected[1], expected[4], expected[2], expected[3])] if any(expected) else []
+    )
