@@ -17,6 +17,7 @@ from custom_components.qr_charging.tax import check_character
 from .helpers import setup_plug
 
 KARNATAKA_GSTIN = "29ABCDE1234F1Z" + check_character("29ABCDE1234F1Z")
+MAHARASHTRA_GSTIN = "27PQRSX6789K1Z" + check_character("27PQRSX6789K1Z")
 # A Karnataka owner charging 18 % under SAC 999799, confirmed in the options form.
 TAX_OPTIONS: dict[str, Any] = {
     "legal_name": "Volt Bays Pvt Ltd",

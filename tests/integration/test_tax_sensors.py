@@ -13,10 +13,11 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
+from custom_components.qr_charging.tax import parse_recipient
 from devtools.razorpay_standin import RazorpayStandin
 
-from .helpers import PostWebhook, pay, tick
-from .tax_export_helpers import export_tax, set_up
+from .helpers import PostWebhook, export_sessions, pay, tick
+from .tax_export_helpers import MAHARASHTRA_GSTIN, export_tax, set_up
 
 SENSORS = {
     "taxable": "sensor.rzp_test_standin_tax_taxable_value_this_month",
@@ -59,14 +60,14 @@ async def test_the_month_s_totals_follow_a_payment_and_a_refund(
     assert state.attributes[ATTR_LAST_RESET] == NOVEMBER
 
     paid = await pay(hass, standin, post_webhook)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
     # ₹20 at 18 %: 16.95 taxable, 3.05 tax split 1.52 + 1.53.
     assert _values(hass) == {"taxable": "16.95", "cgst": "1.52", "sgst": "1.53", "igst": "0.00"}
 
     await hass.services.async_call(
         DOMAIN, "refund", {"payment_id": paid.payment_id, "amount": 10}, blocking=True
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
     # Less a ₹10 credit note (8.47 + 0.76 + 0.77): the same figures as the month's export.
     assert _values(hass) == {"taxable": "8.48", "cgst": "0.76", "sgst": "0.76", "igst": "0.00"}
     assert (await export_tax(hass))["totals"] == _values(hass)
@@ -81,7 +82,7 @@ async def test_the_totals_start_again_at_the_month_s_turn(
 ) -> None:
     await set_up(hass, config_entry, freezer)
     await pay(hass, standin, post_webhook)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
 
     # 30 November, 23:59 in India: still November's.
     freezer.move_to("2026-11-30 18:29:00+00:00")
@@ -89,14 +90,14 @@ async def test_the_totals_start_again_at_the_month_s_turn(
     assert _values(hass)["taxable"] == "16.95"
 
     await tick(hass, freezer, 60)  # 1 December, 00:00 IST
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
     assert _values(hass) == dict.fromkeys(SENSORS, "0.00")
     state = hass.states.get(SENSORS["taxable"])
     assert state is not None
     assert state.attributes[ATTR_LAST_RESET] == "2026-11-30T18:30:00+00:00"
 
     await pay(hass, standin, post_webhook)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
     assert _values(hass)["taxable"] == "16.95"
 
 
@@ -118,3 +119,26 @@ async def test_an_owner_without_gstin_has_no_tax_sensors(
     entities = er.async_entries_for_config_entry(er.async_get(hass), config_entry.entry_id)
     assert not [e for e in entities if "/tax_" in e.unique_id]
     assert _tax_devices(hass, config_entry) == []
+
+
+async def test_a_business_customer_s_invoice_to_another_state_moves_the_tax_to_igst(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The B2B request (the receipt page's form calls ``Books.async_b2b``) refreshes them too."""
+    await set_up(hass, config_entry, freezer)
+    await pay(hass, standin, post_webhook)
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
+    (session,) = await export_sessions(hass)
+    hub = config_entry.runtime_data
+
+    await hub.books.async_b2b(
+        session["session_id"], parse_recipient(MAHARASHTRA_GSTIN, "Fleet Movers LLP"), hub.tax
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
+
+    # The ₹20 invoice credited whole and issued again to Maharashtra: IGST, not CGST + SGST.
+    assert _values(hass) == {"taxable": "16.95", "cgst": "0.00", "sgst": "0.00", "igst": "3.05"}
