@@ -11,12 +11,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.tax import parse_recipient
 from devtools.razorpay_standin import RazorpayStandin
 
-from .helpers import PostWebhook, export_sessions, pay, tick
+from .helpers import PostWebhook, export_sessions, pay, registry_snapshot, tick
 from .tax_export_helpers import MAHARASHTRA_GSTIN, export_tax, set_up
 
 SENSORS = {
@@ -142,3 +143,19 @@ async def test_a_business_customer_s_invoice_to_another_state_moves_the_tax_to_i
 
     # The ₹20 invoice credited whole and issued again to Maharashtra: IGST, not CGST + SGST.
     assert _values(hass) == {"taxable": "16.95", "cgst": "0.00", "sgst": "0.00", "igst": "3.05"}
+
+
+async def test_the_tax_sensors_as_registered(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Their registry entries and states, as HA core snapshots a platform's."""
+    await set_up(hass, config_entry, freezer)
+    registry = er.async_get(hass)
+    shot = registry_snapshot(snapshot)
+
+    for entity_id in SENSORS.values():
+        assert registry.async_get(entity_id) == shot(name=f"{entity_id}-entry")
+        assert hass.states.get(entity_id) == shot(name=f"{entity_id}-state")
