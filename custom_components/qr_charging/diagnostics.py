@@ -19,6 +19,7 @@ from .const import (
 )
 from .hub import QrChargingConfigEntry
 from .sites import site_to_data
+from .tax import TaxSettings, rate_text
 
 # The pages' webhook id is not secret: every poster prints it. A bay's dynamic QR code secret
 # and its display's token (so its address) are.
@@ -78,6 +79,19 @@ def _bay(runner: BayRunner) -> dict[str, Any]:
     }
 
 
+def _tax(settings: TaxSettings) -> dict[str, Any]:
+    """The tax details in force (a GSTIN is public: every invoice prints it)."""
+    return {
+        "registered": settings.registered,
+        "legal_name": settings.legal_name,
+        "gstin": settings.gstin,
+        "state": settings.state,
+        "sac": settings.sac,
+        "rate": rate_text(settings.rate_bp) if settings.registered else "",
+        "prefix": settings.prefix,
+    }
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: QrChargingConfigEntry
 ) -> dict[str, Any]:
@@ -117,6 +131,9 @@ async def async_get_config_entry_diagnostics(
                 for payment in await hub.books.store.async_attention()
             ],
         },
+        # As documents are issued now: the options' tax section once checked (receipts only
+        # when it is missing or no longer passes the form's checks).
+        "tax": _tax(hub.tax),
         # Where each bay sells, when and how much power it may share: nothing secret.
         "sites": {site_id: site_to_data(site) for site_id, site in hub.bays.sites.items()},
         "bays": {

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from .catalog import Bay, Plan
-from .records import KEPT_REFUNDS, LinkRecord, PaymentRecord, PaymentState, Record, RefundRecord
+from .records import (
+    LinkRecord,
+    PaymentRecord,
+    PaymentState,
+    Record,
+    RefundRecord,
+    RefundState,
+)
 from .sites import Site
 from .tax import (
     DocumentKind,
@@ -28,6 +35,8 @@ from .tax import (
     split,
 )
 
+# A refund Razorpay has taken: its money is on the way back (or back), so it is credited.
+TAKEN_REFUNDS = frozenset({RefundState.PENDING, RefundState.PROCESSED})
 SALES = frozenset({DocumentKind.INVOICE, DocumentKind.RECEIPT})
 CREDITS = {
     DocumentKind.INVOICE: DocumentKind.CREDIT_NOTE,
@@ -98,7 +107,7 @@ class SaleDue:
 
 @dataclass(frozen=True, slots=True)
 class RefundDue:
-    """A refund recorded (money to go back): a credit of the payment's document is due."""
+    """A refund Razorpay has taken (money going back): a credit of the payment's document is due."""
 
     key: str
     payment_id: str
@@ -151,12 +160,15 @@ def sale(due: SaleDue, now: float) -> Document:
 
 
 def live_sale(documents: Iterable[Document]) -> Document | None:
-    """A payment's document in force: its latest invoice or receipt.
+    """A payment's document in force: its invoice or receipt that no B2B invoice replaced.
 
-    A B2B invoice replaces the one made out to no one.
+    A B2B invoice (cause ``b2b:<number>``) replaces the one made out to no one. Told by the
+    cause, not by the time issued: a clock stepped back between the two must not leave the
+    credited invoice in force (its refunds would then credit nothing).
     """
-    sales = [d for d in documents if d.kind in SALES]
-    return max(sales, key=lambda d: (d.issued_at, d.serial), default=None)
+    docs = list(documents)
+    replaced = {d.cause.removeprefix("b2b:") for d in docs if d.cause.startswith("b2b:")}
+    return next((d for d in docs if d.kind in SALES and d.number not in replaced), None)
 
 
 def credited(document: Document, documents: Iterable[Document]) -> int:
@@ -295,8 +307,9 @@ def dues_of(
     """What the records a change wrote make due in documents.
 
     A document for each payment that opened or topped up a session, a credit for each refund
-    whose money is to go back (not one kept as too small). Each is issued once: the store
-    skips a cause already documented.
+    once Razorpay has taken it (pending or processed): one only recorded may yet be refused
+    for good, and then the money stays with the owner; one kept as too small never goes back.
+    Each is issued once: the store skips a cause already documented.
     """
     dues: list[Due] = []
     for record in written:
@@ -313,6 +326,6 @@ def dues_of(
                         settings,
                     )
                 )
-        elif isinstance(record, RefundRecord) and record.state not in KEPT_REFUNDS:
+        elif isinstance(record, RefundRecord) and record.state in TAKEN_REFUNDS:
             dues.append(RefundDue(record.key, record.payment_id, record.amount))
     return Dues(tuple(dues), settings.prefix, at) if dues else None

@@ -90,7 +90,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: receipts and GST invoices (issue #26): the documents issued, each numbered in its
     # series in the transaction that stores it (``store_documents``); the price band a link
     # was sold in (percent of the plan's price), for the document to name it; and since when
-    # documents are issued: after the last payment stored before (which gets none).
+    # documents are issued: after the last payment stored before (which gets none), its time
+    # written to round-trip exactly (CAST AS TEXT keeps 15 digits before SQLite 3.43, a
+    # fraction earlier than the payment, which then got a document when written again).
     """
     CREATE TABLE documents (
         number TEXT PRIMARY KEY, kind TEXT NOT NULL, series TEXT NOT NULL,
@@ -108,7 +110,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX documents_session ON documents (session_id);
     CREATE INDEX documents_issued ON documents (issued_at);
     ALTER TABLE links ADD COLUMN band INTEGER NOT NULL DEFAULT 100;
-    INSERT OR REPLACE INTO meta SELECT 'documents_since', CAST(MAX(received_at) AS TEXT)
+    INSERT OR REPLACE INTO meta SELECT 'documents_since', printf('%!.17g', MAX(received_at))
         FROM payments HAVING COUNT(*) > 0;
     """,
 )

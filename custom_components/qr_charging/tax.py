@@ -8,6 +8,7 @@ a rate.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,9 +41,11 @@ _SAC = re.compile(r"99[0-9]{2}(?:[0-9]{2})?")
 _PREFIX = re.compile(r"[A-Z0-9]{1,4}")
 # Rule 46(b): at most 16 characters of letters, digits, "-" and "/".
 NUMBER_MAX = 16
+_LOGGER = logging.getLogger(__package__)
 # The financial year and a document's date are India's (UTC+05:30, no daylight saving).
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 NAME_MAX = 100
+_JOINERS = str.maketrans("", "", "\u200c\u200d")
 ADDRESS_MAX = 200
 
 
@@ -79,11 +82,14 @@ def parse_gstin(field: str, text: str) -> str:
 
 
 def parse_text(field: str, text: str, limit: int, *, required: bool = True) -> str:
-    """A name or address typed by a person: one line, printable, at most ``limit`` characters."""
+    """A name or address typed by a person: one line, printable, at most ``limit`` characters.
+
+    The zero-width joiner and non-joiner are allowed: Devanagari spelling uses them.
+    """
     value = " ".join(text.split())
     if required and not value:
         raise TaxError(field, "required")
-    if len(value) > limit or not value.isprintable():
+    if len(value) > limit or not value.translate(_JOINERS).isprintable():
         raise TaxError(field, "too_long" if len(value) > limit else "not_printable")
     return value
 
@@ -190,9 +196,14 @@ def settings_of(options: Mapping[str, Any]) -> TaxSettings:
         return TaxSettings()
     try:
         return parse_settings(data)
-    except TaxError:
+    except TaxError as err:
         # Stored by an older form or edited by hand: receipts until the owner fixes the form.
-        return TaxSettings(prefix="INV")
+        _LOGGER.warning(
+            "The tax details in the options are not valid (%s): receipts are issued, not tax "
+            "invoices, until they are corrected in the options",
+            err,
+        )
+        return TaxSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +287,10 @@ _MARKS = {
 }
 
 
+# The documents Rules 46 and 53 govern (their numbers at most ``NUMBER_MAX`` characters).
+_TAX_DOCUMENTS = frozenset({DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE})
+
+
 def series_of(kind: DocumentKind, year: str) -> str:
     """The series a document's serial counts in: one per kind and financial year."""
     return f"{kind.value}/{year}"
@@ -284,11 +299,13 @@ def series_of(kind: DocumentKind, year: str) -> str:
 def document_number(prefix: str, kind: DocumentKind, year: str, serial: int) -> str:
     """``INV/2627/123`` (an invoice), ``INV/2627/C7`` (a credit note): Rule 46(b)'s number.
 
-    Raises ``ValueError`` past 16 characters (a 4-character prefix leaves 999,999 invoices and
-    99,999 of each other kind a year).
+    A tax invoice's or credit note's number past 16 characters raises ``ValueError`` (a
+    4-character prefix leaves 999,999 invoices and 99,999 credit notes a year). Receipts and
+    refund notes are no tax documents: Rule 46 does not hold them to 16 characters, and a busy
+    owner without a GSTIN must not find payments refused at the 100,000th receipt of a year.
     """
     number = f"{prefix}/{year}/{_MARKS[kind]}{serial}"
-    if len(number) > NUMBER_MAX:
+    if kind in _TAX_DOCUMENTS and len(number) > NUMBER_MAX:
         raise ValueError(f"document number {number} is longer than {NUMBER_MAX} characters")
     return number
 

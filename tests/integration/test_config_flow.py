@@ -272,7 +272,11 @@ async def test_weak_inputs_are_refused_on_their_field(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {field: FIELD_ERRORS[field]}
+    # The API address's error goes on its section: HA's frontend shows none inside a section.
+    shown_on = "advanced" if field == CONF_API_BASE_URL else field
+    assert result["errors"] == {shown_on: FIELD_ERRORS[field]}
+    advanced = next(v for k, v in result["data_schema"].schema.items() if k == "advanced")
+    assert advanced.options == {"collapsed": shown_on != "advanced"}
     assert standin.calls == []  # the keys were not sent anywhere
     assert dict(config_entry.data) == before
     assert len(hass.config_entries.async_entries(DOMAIN)) == (step != "user")

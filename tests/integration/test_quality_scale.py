@@ -184,7 +184,8 @@ def test_coverage_rules_are_enforced_by_the_test_script() -> None:
         assert "--cov-fail-under=95" in script
     if _done("config-flow-test-coverage"):
         # The flow's modules: the account's, the subentries', the fields they share.
-        for module in ("config_flow", "subentry_flows", "site_flows", "bay_fields", "flow_fields"):
+        modules = ("config_flow", "subentry_flows", "site_flows", "bay_fields", "flow_fields")
+        for module in (*modules, "tax_fields"):
             assert re.search(
                 rf"coverage\" report --include=\S*custom_components/qr_charging/{module}\.py"
                 r"\S*[^\n]*--fail-under=100",
