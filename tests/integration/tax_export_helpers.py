@@ -12,22 +12,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.invoices import Document
-from custom_components.qr_charging.tax import check_character
 
 from .helpers import setup_plug
+from .tax_helpers import tax_options
 
-KARNATAKA_GSTIN = "29ABCDE1234F1Z" + check_character("29ABCDE1234F1Z")
-MAHARASHTRA_GSTIN = "27PQRSX6789K1Z" + check_character("27PQRSX6789K1Z")
-# A Karnataka owner charging 18 % under SAC 999799, confirmed in the options form.
-TAX_OPTIONS: dict[str, Any] = {
-    "legal_name": "Volt Bays Pvt Ltd",
-    "gstin": KARNATAKA_GSTIN,
-    "state": "29",
-    "sac": "999799",
-    "rate": "18",
-    "confirmed": True,
-    "prefix": "INV",
-}
 # 15 November 2026, noon in India: mid-month, so nothing here crosses a month's turn by itself.
 MID_NOVEMBER = "2026-11-15 06:30:00+00:00"
 
@@ -36,13 +24,15 @@ async def set_up(
     hass: HomeAssistant,
     entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
-    tax: dict[str, Any] | None = TAX_OPTIONS,
+    tax: dict[str, Any] | None = None,
 ) -> None:
-    """The account (bay-1 on a plug), its owner's tax details set before it is set up."""
+    """The account (bay-1 on a plug), its owner's tax details (a registered owner's unless
+    given; ``{}``: none, receipts) set before it is set up."""
     freezer.move_to(MID_NOVEMBER)
     await setup_plug(hass)
     entry.add_to_hass(hass)
-    if tax is not None:
+    tax = tax_options() if tax is None else tax
+    if tax:
         hass.config_entries.async_update_entry(entry, options={**entry.options, "tax": tax})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

@@ -106,7 +106,7 @@ async def test_an_owner_without_gstin_gets_a_list_of_receipts(
     post_webhook: PostWebhook,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    await set_up(hass, config_entry, freezer, tax=None)
+    await set_up(hass, config_entry, freezer, tax={})
     await pay(hass, standin, post_webhook)
 
     response = await export_tax(hass)

@@ -18,7 +18,8 @@ from custom_components.qr_charging.tax import parse_recipient
 from devtools.razorpay_standin import RazorpayStandin
 
 from .helpers import PostWebhook, export_sessions, pay, registry_snapshot, tick
-from .tax_export_helpers import MAHARASHTRA_GSTIN, export_tax, set_up
+from .tax_export_helpers import export_tax, set_up
+from .tax_helpers import MAHARASHTRA_CUSTOMER
 
 SENSORS = {
     "taxable": "sensor.rzp_test_standin_tax_taxable_value_this_month",
@@ -115,7 +116,7 @@ async def test_the_tax_device_is_a_service_of_the_account(
 async def test_an_owner_without_gstin_has_no_tax_sensors(
     hass: HomeAssistant, config_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
-    await set_up(hass, config_entry, freezer, tax=None)
+    await set_up(hass, config_entry, freezer, tax={})
 
     entities = er.async_entries_for_config_entry(er.async_get(hass), config_entry.entry_id)
     assert not [e for e in entities if "/tax_" in e.unique_id]
@@ -137,7 +138,7 @@ async def test_a_business_customer_s_invoice_to_another_state_moves_the_tax_to_i
     hub = config_entry.runtime_data
 
     await hub.books.async_b2b(
-        session["session_id"], parse_recipient(MAHARASHTRA_GSTIN, "Fleet Movers LLP"), hub.tax
+        session["session_id"], parse_recipient(MAHARASHTRA_CUSTOMER, "Fleet Movers LLP"), hub.tax
     )
     await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
 

@@ -11,15 +11,15 @@ from custom_components.qr_charging.tax import (
     IST,
     Recipient,
     TaxSettings,
-    check_character,
     document_number,
     financial_year,
     parse_rate,
 )
+from tests.integration.tax_helpers import MAHARASHTRA_CUSTOMER, OWNER_GSTIN, OWNER_NAME
 
-KARNATAKA = "29ABCDE1234F1Z" + check_character("29ABCDE1234F1Z")
-MAHARASHTRA = "27PQRSX6789K1Z" + check_character("27PQRSX6789K1Z")
-OWNER = TaxSettings("Volt Bays Pvt Ltd", KARNATAKA, "999799", parse_rate("rate", "18"), "INV")
+KARNATAKA = OWNER_GSTIN
+MAHARASHTRA = MAHARASHTRA_CUSTOMER
+OWNER = TaxSettings(OWNER_NAME, OWNER_GSTIN, "999799", parse_rate("rate", "18"), "INV")
 UNREGISTERED = TaxSettings(legal_name="Volt Bays")
 BUYER = Recipient(MAHARASHTRA, "Fleet Movers LLP", "Pune")
 SOLD = Sold("bay-1", "Bay 1", plan_name="30 min", seconds=1800)
