@@ -134,15 +134,21 @@ async def _bay_links(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     return {"bays": bays}
 
 
+def _stamped(name: str) -> str:
+    """An export's name: ``name``, the UTC time and a ULID.
+
+    The ULID too: two exports in the same second must not share (and overwrite) one file.
+    """
+    return f"{name}-{dt_util.utcnow().strftime('%Y%m%dT%H%M%SZ')}-{ulid_now()}"
+
+
 @translated
 async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
     start: datetime | None = call.data.get(ATTR_START)
     end: datetime | None = call.data.get(ATTR_END)
     now = dt_util.utcnow()
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    # A ULID too: two exports in the same second must not share (and overwrite) one file.
-    name = f"sessions-{hub.entry.entry_id}-{stamp}-{ulid_now()}.csv"
+    name = _stamped(f"sessions-{hub.entry.entry_id}") + ".csv"
     path = Path(hass.config.path(DOMAIN, name))
     count = await hub.books.store.async_export(
         path,
@@ -166,9 +172,7 @@ async def _export_tax(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse
             translation_key="invalid_month",
             translation_placeholders={"month": text},
         ) from err
-    stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
-    # A ULID too: two exports in the same second must not share (and overwrite) a folder.
-    name = f"tax-{hub.entry.entry_id}-{year:04d}-{month:02d}-{stamp}-{ulid_now()}"
+    name = _stamped(f"tax-{hub.entry.entry_id}-{year:04d}-{month:02d}")
     written = await hub.books.store.async_export_tax(
         Path(hass.config.path(DOMAIN, name)),
         *month_bounds(year, month),
