@@ -7,6 +7,7 @@
     python -m benchmarks --only pages   # the customer's pages under load while paying
     python -m benchmarks --only meter   # the agent's energy cut-off (metered bays)
     python -m benchmarks --only metered # 200 metered bays' state reports (10 s and 1 s)
+    python -m benchmarks --only tax     # export_tax over a month of 10,000 paid sessions
 
 Speed and memory targets are checked here, never by timed tests. The exit status is 1 when a
 target is missed (not in ``--smoke``), 2 when a benchmark failed to run.
@@ -33,6 +34,7 @@ from benchmarks import (
     bench_pages,
     bench_pay,
     bench_scale,
+    bench_tax,
     ledger_growth,
 )
 from benchmarks.agent_process import agent_python
@@ -64,6 +66,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
     pages = bench_pages.SMOKE if smoke else bench_pages.DEFAULT
     meter = bench_meter.SMOKE if smoke else bench_meter.DEFAULT
     metered = bench_metered.SMOKE if smoke else bench_metered.DEFAULT
+    tax = bench_tax.SMOKE if smoke else bench_tax.TaxConfig()
     return {
         "ledger": lambda work: ledger_growth.run(ledger_sizes, ledger_changes, work, working),
         "pay": lambda work: asyncio.run(bench_pay.run(work, pay, STOCK)),
@@ -78,6 +81,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
         "pages": lambda work: asyncio.run(bench_pages.run(work, pages)),
         "meter": lambda work: bench_meter.run(work, meter),
         "metered": lambda work: asyncio.run(bench_metered.run(work, metered)),
+        "tax": lambda work: bench_tax.run(work, tax),
     }
 
 

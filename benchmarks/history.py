@@ -113,7 +113,8 @@ def past_session(index: int, bay_id: str, created_at: float) -> list[Record]:
     return records
 
 
-def _kind(record: Record) -> object:
+def kind_of(record: Record) -> object:
+    """The table a record goes to."""
     for kind in (LINKS, PAYMENTS, SESSIONS, REFUNDS):
         if isinstance(record, kind.cls):
             return kind
@@ -146,14 +147,14 @@ async def prefill(
             for index in range(first, min(first + BATCH, sessions)):
                 created = now - 3600 - (sessions - index) * step
                 for record in past_session(index, bays[index % len(bays)], created):
-                    upserts.append((_kind(record), record))
+                    upserts.append((kind_of(record), record))
                     add_totals(totals, record)
                 if created >= recent:
                     events.append((f"h{index:013d}c", created, "payment.captured", "new_session"))
                     events.append((f"h{index:013d}p", created, "payment_link.paid", "duplicate"))
             if first == 0:
                 for record in extra:
-                    upserts.append((_kind(record), record))
+                    upserts.append((kind_of(record), record))
                     add_totals(totals, record)
             if upserts:
                 await store.async_commit(Changes(upserts, [], events, totals))  # type: ignore[arg-type]

@@ -369,6 +369,20 @@ def _metered(result: dict[str, Any]) -> list[Row]:
     return out
 
 
+def _tax(result: dict[str, Any]) -> list[Row]:
+    return [
+        _row(
+            "export_tax: a month's GSTR-1 tables",
+            f"{result['sessions']:,} paid sessions, {result['documents']:,} documents in the "
+            f"month; SQLite file {result['db_mb']:g} MB",
+            f"{result['export_s']:.2f} s, peak allocation {result['peak_mb']:.2f} MB",
+            f"filling the month {result['fill_s']:.1f} s",
+            result["target"],
+            result["met"],
+        )
+    ]
+
+
 _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ledger": _ledger,
     "pay": _pay,
@@ -381,6 +395,7 @@ _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "pages": _pages,
     "meter": _meter,
     "metered": _metered,
+    "tax": _tax,
 }
 
 

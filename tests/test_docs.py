@@ -62,7 +62,11 @@ SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 # Names that look like ours, anywhere in a doc (code blocks included: examples count too).
 ACTION = re.compile(r"(?<![\w./-])qr_charging\.([a-z][a-z_]*)\b(?![.<])")
 EVENT = re.compile(r"(?<![\w./-])qr_charging_([a-z][a-z_]*)\b(?![.<])")
-ENTITY_ID = re.compile(r"\b(sensor|binary_sensor|switch|image)\.(bay_1|shop)_([a-z0-9_]+)\b")
+# The account's tax device, for an account titled *rzp_live_Ab12* (docs/reference.md).
+TAX_DEVICE = "rzp_live_ab12_tax"
+ENTITY_ID = re.compile(
+    rf"\b(sensor|binary_sensor|switch|image)\.(bay_1|shop|{TAX_DEVICE})_([a-z0-9_]+)\b"
+)
 # An entity by its platform and name in a table row ("| binary sensor *Agent connection* |").
 ENTITY_NAMED = re.compile(r"^\| (sensor|binary sensor|switch|image) \*([^*]+)\* \|", re.M)
 # A file or folder of this repository named in backticks, and a test module named by its name.
@@ -188,13 +192,14 @@ def code_note_keys() -> set[str]:
     return set(re.findall(r'^NOTE_\w+ = "qr_charging_(\w+)"', source, re.M))
 
 
-def site_translation_keys() -> set[str]:
-    """The translation keys of a site's entities: ``SITE_*`` or ``Site*Description``s."""
+def site_translation_keys(kind_prefix: str = "Site") -> set[str]:
+    """The translation keys of a site's entities: ``SITE_*`` or ``Site*Description``s (or the
+    account's tax device's: ``TAX_*`` or ``Tax*``)."""
     keys = set()
     for platform in ("sensor", "binary_sensor"):
         source = (COMPONENT / f"{platform}.py").read_text(encoding="utf-8")
         for name, kind, body in re.findall(r"^(\w+) = (\w+)\((.*?)^\)", source, re.M | re.S):
-            if name.startswith("SITE_") or kind.startswith("Site"):
+            if name.startswith(f"{kind_prefix.upper()}_") or kind.startswith(kind_prefix):
                 keys |= {
                     f"{platform}.{key}" for key in re.findall(r'translation_key="(\w+)"', body)
                 }
@@ -202,14 +207,15 @@ def site_translation_keys() -> set[str]:
 
 
 def code_entity_ids() -> set[str]:
-    """The entity ids of a bay named *Bay 1* and a site named *Shop*: platform, then the
-    device's and the entity's names."""
+    """The entity ids of a bay named *Bay 1*, a site named *Shop* and the tax device of an
+    account titled *rzp_live_Ab12*: platform, then the device's and the entity's names."""
     ids = set()
-    site_keys = site_translation_keys()
+    site_keys, tax_keys = site_translation_keys(), site_translation_keys("Tax")
     for platform, keys in _dig(_strings(), "entity").items():
         for key in _dig(keys):
             name = str(_dig(keys, key)["name"])
             device = "shop" if f"{platform}.{key}" in site_keys else "bay_1"
+            device = TAX_DEVICE if f"{platform}.{key}" in tax_keys else device
             ids.add(f"{platform}.{device}_{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}")
     return ids
 
@@ -350,7 +356,7 @@ def test_reference_names_everything_the_integration_offers() -> None:
     assert code_events() - set(EVENT.findall(section(reference, "Events"))) == set()
     documented = {
         f"{p}.{d}_{n}"
-        for heading in ("Entities of a bay", "Entities of a site")
+        for heading in ("Entities of a bay", "Entities of a site", "Entities of the account's tax")
         for p, d, n in ENTITY_ID.findall(section(reference, heading))
     }
     assert code_entity_ids() - documented == set()

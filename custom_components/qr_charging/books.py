@@ -25,10 +25,19 @@ from .tax import Recipient, TaxSettings
 type Documenter = Callable[[list[Record], Ledger, float], Dues | None]
 
 
+def _now() -> float:
+    """The wall clock, looked up at each call.
+
+    Not ``time.time`` as the default itself: a default keeps the function it was given, so a
+    test's frozen clock (which replaces ``time.time``) would not date the documents.
+    """
+    return time.time()
+
+
 class Books:
     """One account's ledger and its store."""
 
-    def __init__(self, store: LedgerStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: LedgerStore, clock: Callable[[], float] = _now) -> None:
         self.store = store
         self.ledger = Ledger()
         self.lock = asyncio.Lock()
@@ -36,6 +45,9 @@ class Books:
         # What a change's records make due in documents (set by the hub: it knows the names
         # and the owner's tax details); None: no documents.
         self.documents: Documenter | None = None
+        # Told after a committed change that had documents due, or a B2B request (the hub
+        # refreshes the month's tax totals); it must not raise.
+        self.documents_changed: Callable[[], None] | None = None
 
     async def async_open(self) -> None:
         """Open the database and read the working set."""
@@ -82,6 +94,8 @@ class Books:
             finally:
                 ledger.evict_touched(self._clock())
             ledger.add_totals(changes)
+            if changes.documents is not None:
+                self._documents_changed()
             if cancelled:
                 raise asyncio.CancelledError
 
@@ -94,7 +108,13 @@ class Books:
         documents. Raises ``B2BRefused`` or ``StorageError`` (nothing issued).
         """
         async with self.lock:
-            return await self.store.async_b2b(payment_id, recipient, settings, self._clock())
+            documents = await self.store.async_b2b(payment_id, recipient, settings, self._clock())
+        self._documents_changed()
+        return documents
+
+    def _documents_changed(self) -> None:
+        if self.documents_changed is not None:
+            self.documents_changed()
 
 
 async def _stored(store: LedgerStore, changes: Changes) -> bool:

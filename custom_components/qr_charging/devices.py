@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 
 from .bay_runner import BayRunner
 from .catalog import (
@@ -20,6 +20,7 @@ from .drivers.mqtt_agent import agent_identifier
 from .relays import MqttRelay
 from .site_clock import sites_of
 from .sites import Site
+from .tax import settings_of as tax_settings_of
 
 MANUFACTURER = "qr_charging"
 BAY_MODEL = "Charging bay"
@@ -70,6 +71,21 @@ def site_device_info(entry: ConfigEntry, site: Site) -> DeviceInfo:
         name=site.name,
         manufacturer=MANUFACTURER,
         model=SITE_MODEL,
+    )
+
+
+def tax_identifier(entry: ConfigEntry) -> tuple[str, str]:
+    """The device registry identifier of an account's tax totals (an account-level service)."""
+    return (DOMAIN, f"{entry.entry_id}/tax")
+
+
+def tax_device_info(entry: ConfigEntry) -> DeviceInfo:
+    """The account's tax device: the month's totals, shown while the owner has a GSTIN."""
+    return DeviceInfo(
+        identifiers={tax_identifier(entry)},
+        name=f"{entry.title} tax",
+        manufacturer=MANUFACTURER,
+        entry_type=DeviceEntryType.SERVICE,
     )
 
 
@@ -134,11 +150,13 @@ async def async_register_devices(
 
 
 def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
-    """Whether a device of ours still stands for a bay or a site of the entry, or an agent.
+    """Whether a device of ours still stands for a bay or a site of the entry, an agent, or tax.
 
     Read from the entry's subentries, so it holds whether the entry is loaded or not.
     """
     wanted = {site_identifier(entry, site_id) for site_id in sites_of(entry)}
+    if tax_settings_of(entry.options).registered:
+        wanted.add(tax_identifier(entry))
     for subentry in entry.subentries.values():
         if subentry.subentry_type != SUBENTRY_BAY:
             continue

@@ -52,6 +52,7 @@ from .site_clock import SiteClock, sites_of
 from .sites import Zones
 from .store import LedgerStore
 from .tax import settings_of as tax_settings_of
+from .tax_month import TaxMonth
 
 
 def plans_of(entry: ConfigEntry) -> dict[str, Plan]:
@@ -150,6 +151,10 @@ class QrChargingHub:
         self.books.documents = lambda written, ledger, now: dues_of(
             written, ledger.links, describe, self.tax, now
         )
+        # The month's tax totals (the sensors'), only for an owner with a GSTIN.
+        self.tax_month = TaxMonth(hass, entry, self.books.store) if self.tax.registered else None
+        if self.tax_month is not None:
+            self.books.documents_changed = self.tax_month.refresh
         self.qr_codes = QrCodes(hass, entry, self.api, configs)
         self.payments = Payments(
             books=self.books,
@@ -192,6 +197,9 @@ class QrChargingHub:
             site.start(now)
         self.flag_bays_without_site()
         self.flag_lost_time_zones()
+        if self.tax_month is not None:
+            # Last: a setup cancelled before here (HA stopping) leaves no timer behind.
+            await self.tax_month.async_start()
 
     def flag_bays_without_site(self) -> None:
         """A repair naming the bays whose site was removed (they sell ungated meanwhile).

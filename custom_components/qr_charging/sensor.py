@@ -1,5 +1,8 @@
 """Sensors of a bay: status, session end, time remaining, revenue and sessions served.
 
+An owner with a GSTIN has the month's tax totals (taxable value, CGST, SGST, IGST) on the
+account's tax device.
+
 Each site has its powered bays and the power in use (their rated power, what the load cap
 counts), and where it has bays that may be metered, the power they measure.
 
@@ -25,6 +28,7 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import UnitOfEnergy, UnitOfPower, UnitOfTime
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
@@ -33,11 +37,14 @@ from .catalog import (
     CURRENCY,
     paise_to_rupees,
 )
+from .devices import tax_device_info
 from .entity import QrChargingEntity, add_bay_entities
 from .hub import QrChargingConfigEntry
 from .session_rules import remaining_s
 from .site_clock import SiteClock
 from .site_entity import SiteEntity, add_site_entities
+from .tax import Split
+from .tax_month import TaxMonth
 
 PARALLEL_UPDATES = 0
 
@@ -198,14 +205,73 @@ def _site_sensors(clock: SiteClock, entry: QrChargingConfigEntry) -> list[SiteEn
     return [QrChargingSiteSensor(clock, entry, d) for d in descriptions]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaxSensorEntityDescription(SensorEntityDescription):
+    """One of the month's tax totals and its amount (paise) in the totals."""
+
+    value_fn: Callable[[Split], int]
+    device_class: SensorDeviceClass = SensorDeviceClass.MONETARY
+    # Monetary: HA allows only "total"; credit notes take the month's figures down.
+    state_class: SensorStateClass = SensorStateClass.TOTAL
+    native_unit_of_measurement: str = CURRENCY
+    suggested_display_precision: int = 2
+
+
+TAX_TAXABLE_VALUE = TaxSensorEntityDescription(
+    key="taxable_value", translation_key="taxable_value", value_fn=lambda s: s.taxable
+)
+TAX_CGST = TaxSensorEntityDescription(key="cgst", translation_key="cgst", value_fn=lambda s: s.cgst)
+TAX_SGST = TaxSensorEntityDescription(key="sgst", translation_key="sgst", value_fn=lambda s: s.sgst)
+TAX_IGST = TaxSensorEntityDescription(key="igst", translation_key="igst", value_fn=lambda s: s.igst)
+TAX_SENSORS = (TAX_TAXABLE_VALUE, TAX_CGST, TAX_SGST, TAX_IGST)
+
+
+class QrChargingTaxSensor(SensorEntity):
+    """One of the current month's tax totals (IST), on the account's tax device."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description: TaxSensorEntityDescription
+
+    def __init__(
+        self,
+        month: TaxMonth,
+        entry: QrChargingConfigEntry,
+        description: TaxSensorEntityDescription,
+    ) -> None:
+        self.month = month
+        self.entity_description = description
+        self._attr_unique_id = f"{entry.entry_id}/tax_{description.key}"
+        self._attr_device_info = tax_device_info(entry)
+
+    @property
+    def native_value(self) -> Decimal:
+        """Rupees with two decimals, from the month's paise."""
+        return paise_to_rupees(self.entity_description.value_fn(self.month.totals))
+
+    @property
+    def last_reset(self) -> datetime:
+        """The month's start: the totals start from nothing then."""
+        return self.month.last_reset
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the month's totals."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, self.month.signal, self.async_write_ha_state)
+        )
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: QrChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every bay and every site."""
+    """Add the sensors of every bay and every site, and the month's tax with a GSTIN."""
     add_bay_entities(entry, async_add_entities, _sensors)
     add_site_entities(entry, async_add_entities, lambda clock: _site_sensors(clock, entry))
+    if (month := entry.runtime_data.tax_month) is not None:
+        async_add_entities(QrChargingTaxSensor(month, entry, d) for d in TAX_SENSORS)
 
 
 class QrChargingSiteSensor(SiteEntity, SensorEntity):

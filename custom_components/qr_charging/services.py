@@ -29,6 +29,7 @@ from .catalog_errors import CatalogError
 from .const import DOMAIN
 from .ending_rules import RefundMode
 from .errors import translated
+from .tax_export import MonthError, month_bounds, parse_month, rupees
 
 if TYPE_CHECKING:
     from .hub import QrChargingHub
@@ -42,12 +43,14 @@ ATTR_MINUTES = "minutes"
 ATTR_REFUND = "refund"
 ATTR_START = "start"
 ATTR_END = "end"
+ATTR_MONTH = "month"
 # An export larger than this is only written to its file, not returned in the response.
 MAX_INLINE_EXPORT = 1024 * 1024
 
 SERVICE_BAY_LINKS = "bay_links"
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
 SERVICE_EXPORT_SESSIONS = "export_sessions"
+SERVICE_EXPORT_TAX = "export_tax"
 SERVICE_REFUND = "refund"
 SERVICE_START_SESSION = "start_session"
 SERVICE_STOP_SESSION = "stop_session"
@@ -131,15 +134,21 @@ async def _bay_links(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     return {"bays": bays}
 
 
+def _stamped(name: str) -> str:
+    """An export's name: ``name``, the UTC time and a ULID.
+
+    The ULID too: two exports in the same second must not share (and overwrite) one file.
+    """
+    return f"{name}-{dt_util.utcnow().strftime('%Y%m%dT%H%M%SZ')}-{ulid_now()}"
+
+
 @translated
 async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     hub = hub_for(hass, call)
     start: datetime | None = call.data.get(ATTR_START)
     end: datetime | None = call.data.get(ATTR_END)
     now = dt_util.utcnow()
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    # A ULID too: two exports in the same second must not share (and overwrite) one file.
-    name = f"sessions-{hub.entry.entry_id}-{stamp}-{ulid_now()}.csv"
+    name = _stamped(f"sessions-{hub.entry.entry_id}") + ".csv"
     path = Path(hass.config.path(DOMAIN, name))
     count = await hub.books.store.async_export(
         path,
@@ -149,6 +158,39 @@ async def _export_sessions(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     # The rows were streamed to the file; a small export is returned inline too.
     text = await hass.async_add_executor_job(_small_text, path)
     return {"csv": text, "path": str(path), "sessions": count}
+
+
+@translated
+async def _export_tax(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    hub = hub_for(hass, call)
+    text = call.data[ATTR_MONTH]
+    try:
+        year, month = parse_month(text)
+    except MonthError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_month",
+            translation_placeholders={"month": text},
+        ) from err
+    name = _stamped(f"tax-{hub.entry.entry_id}-{year:04d}-{month:02d}")
+    written = await hub.books.store.async_export_tax(
+        Path(hass.config.path(DOMAIN, name)),
+        *month_bounds(year, month),
+        registered=hub.tax.registered,
+    )
+    totals = written.totals
+    return {
+        "files": {table: str(path) for table, path in written.files.items()},
+        "documents": written.documents,
+        # GSTR-1 reports tax invoices only: receipts (no GSTIN) are listed in receipts.csv.
+        "gstr1": "b2b" in written.files,
+        "totals": {
+            "taxable": rupees(totals.taxable),
+            "cgst": rupees(totals.cgst),
+            "sgst": rupees(totals.sgst),
+            "igst": rupees(totals.igst),
+        },
+    }
 
 
 def _small_text(path: Path) -> str | None:
@@ -232,6 +274,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=vol.Schema(
             {**_ENTRY, vol.Optional(ATTR_START): cv.datetime, vol.Optional(ATTR_END): cv.datetime}
         ),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    register(
+        SERVICE_EXPORT_TAX,
+        _admin_only(hass, _export_tax),
+        schema=vol.Schema({**_ENTRY, vol.Required(ATTR_MONTH): cv.string}),
         supports_response=SupportsResponse.OPTIONAL,
     )
     register(

@@ -31,7 +31,7 @@ from .records import (
     RefundState,
     SessionState,
 )
-from .store_documents import documents_of_session, issue_b2b, issue_dues
+from .store_documents import documents_between, documents_of_session, issue_b2b, issue_dues
 from .store_history import counts, export
 from .store_legacy import import_legacy
 from .store_schema import (
@@ -44,11 +44,25 @@ from .store_schema import (
     transaction,
     upsert,
 )
-from .tax import Recipient, TaxSettings
+from .tax import DocumentKind, Recipient, Split, TaxSettings
+from .tax_export import Written, write
 
 type Runner = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 _UNSETTLED = (RefundState.REQUESTED.value, RefundState.PENDING.value)
+# Invoices add, credit notes take off (receipts and refund notes carry no tax).
+_NET = (
+    f"CASE kind WHEN '{DocumentKind.INVOICE.value}' THEN 1 "
+    f"WHEN '{DocumentKind.CREDIT_NOTE.value}' THEN -1 ELSE 0 END"
+)
+_TAX_TOTALS = (
+    "SELECT "
+    + ", ".join(
+        f"COALESCE(SUM({_NET} * {column}), 0)"
+        for column in ("total", "taxable", "cgst", "sgst", "igst")
+    )
+    + " FROM documents WHERE issued_at >= ? AND issued_at < ?"
+)
 
 
 class StorageError(Exception):
@@ -262,6 +276,30 @@ class LedgerStore:
     async def async_export(self, path: Path, start: float, end: float) -> int:
         """Write the sessions created in ``[start, end)`` as CSV, row by row; return how many."""
         return await self._call(lambda: export(self._db, path, start, end))
+
+    async def async_export_tax(
+        self, directory: Path, start: float, end: float, *, registered: bool
+    ) -> Written:
+        """Write the documents issued in ``[start, end)`` as the month's tax tables.
+
+        One pass over ``documents_between`` (``tax_export.write``): rows stream to the files.
+        """
+        return await self._call(
+            lambda: write(documents_between(self._db, start, end), directory, registered=registered)
+        )
+
+    async def async_tax_totals(self, start: float, end: float) -> Split:
+        """The tax documents' totals issued in ``[start, end)``, credit notes taken off.
+
+        One SQL sum (by the ``issued_at`` index): what the month's sensors show, the same
+        figures ``tax_export.Month.totals`` adds up from the rows.
+        """
+
+        def read() -> Split:
+            row = self._db.execute(_TAX_TOTALS, (start, end)).fetchone()
+            return Split(*(int(value) for value in row))
+
+        return await self._call(read)
 
     # -- backups and closing -------------------------------------------------------------------
 

@@ -135,3 +135,12 @@ def test_metered(tmp_path: Path) -> None:
         assert phase["reports"] > 0
         assert phase["unhandled"] == 0
         assert phase["report_to_sensor_ms"]["n"] == phase["reports"]
+
+
+def test_tax(tmp_path: Path) -> None:
+    result = _run("tax", tmp_path)
+    # Whatever the speed: every session's invoice, a credit note per refund (one in fifty) and
+    # per B2B request (one in twenty, with its own invoice) was exported, and nothing twice.
+    sessions = result["sessions"]
+    assert result["documents"] == sessions + -(-sessions // 50) + 2 * -(-sessions // 20)
+    assert result["rows"]["b2b"] == -(-sessions // 20)

@@ -24,6 +24,7 @@ from tests.integration.receipt_helpers import SITE_ADDRESS, SOLD, Issuer, regist
 from tests.integration.tax_helpers import (
     KARNATAKA_CUSTOMER,
     MAHARASHTRA_CUSTOMER,
+    OWNER_ADDRESS,
     OWNER_GSTIN,
     OWNER_NAME,
 )
@@ -76,7 +77,8 @@ def test_a_tax_invoice_has_rule_46s_fields_and_the_split_to_the_paisa() -> None:
     assert sheet.date == "01-04-2026 10:00 IST"
     assert sheet.taxed
     assert rows["supplier"] == OWNER_NAME
-    assert rows["supplier_address"] == SITE_ADDRESS
+    # Rule 46(a): the supplier's address as registered (the site's is in the head).
+    assert rows["supplier_address"] == OWNER_ADDRESS
     assert rows["gstin"] == OWNER_GSTIN
     assert rows["place_of_supply"] == "29-Karnataka"
     assert rows["sac"] == "999799"
