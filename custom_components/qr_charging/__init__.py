@@ -14,6 +14,8 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
+from .agent_discovery import async_follow_prefixes
+from .agent_prefixes import extra_prefixes
 from .catalog import paise_to_rupees
 from .const import (
     BAY_WITHOUT_SITE,
@@ -70,6 +72,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) -
         )
     )
     entry.async_on_unload(hub.pages.register())
+    for unsubscribe in await async_follow_prefixes(hass, extra_prefixes(entry.options)):
+        entry.async_on_unload(unsubscribe)
 
     @callback
     def _reconcile(_now: datetime | None = None) -> None:

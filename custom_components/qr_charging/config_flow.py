@@ -26,6 +26,7 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from . import migration
 from .account_api import api_for
+from .agent_prefixes import PrefixError
 from .catalog import (
     bay_to_data,
     make_bay,
@@ -59,6 +60,7 @@ from .drivers.mqtt_agent import agent_identifier, parse_config
 from .flow_fields import TEXT, flatten
 from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component, default_site_subentry
+from .prefix_fields import prefixes_field, prefixes_option
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
 from .relays import MqttRelay
@@ -410,13 +412,14 @@ async def _async_webhook_placeholders(
 
 
 class QrChargingOptionsFlow(OptionsFlow):
-    """Time to wait for a bay, automatic refunds, tax details; shows the webhook URL again."""
+    """Waiting for a bay, refunds, agent topic prefixes, tax details; the webhook URL again."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form, with the webhook URL and events in its description."""
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
+                user_input = prefixes_option(user_input)
                 if SECTION_TAX in user_input:
                     others = [
                         tax_settings_of(entry.options)
@@ -429,6 +432,8 @@ class QrChargingOptionsFlow(OptionsFlow):
                 # floor line up to its main of May 2026): the section's own error, whose text
                 # names the field, is the closest it allows.
                 errors[SECTION_TAX] = err.key
+            except PrefixError as err:
+                errors[str(err)] = "invalid_prefixes"
             else:
                 return self.async_create_entry(data=user_input)
         options = {**self.config_entry.options, **(user_input or {})}
@@ -462,6 +467,7 @@ class QrChargingOptionsFlow(OptionsFlow):
                         CONF_MERCHANT_NAME,
                         description={"suggested_value": options.get(CONF_MERCHANT_NAME)},
                     ): TEXT,
+                    **prefixes_field(options),
                     # Open when it holds the error, so the owner sees the field to correct.
                     vol.Optional(SECTION_TAX): tax_section(
                         options.get(SECTION_TAX) or {}, collapsed=not errors

@@ -24,6 +24,8 @@ CONF_ACK_TIMEOUT: Final = "ack_timeout"
 CONF_AUTO_REFUND: Final = "auto_refund"
 # The business name Razorpay's checkout shows (the posters print it for customers to check).
 CONF_MERCHANT_NAME: Final = "merchant_name"
+# The topic prefixes agents are discovered under (comma-separated; issue #27).
+CONF_DISCOVERY_PREFIXES: Final = "discovery_prefixes"
 DEFAULT_ACK_TIMEOUT_S: Final = 20
 DEFAULT_API_BASE_URL: Final = "https://api.razorpay.com"
 

@@ -28,6 +28,7 @@ from .helpers import PostWebhook, pay
 NODE = "kiosk-1"
 SET = f"qr_charging/{NODE}/bay-1/set"
 STATE = f"qr_charging/{NODE}/bay-1/state"
+HEARTBEAT = f"qr_charging/{NODE}/heartbeat"
 PLAN_S = 1800
 
 
@@ -179,6 +180,17 @@ async def wait_until(hass: HomeAssistant, check: Any, within: float = 10) -> Non
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
         await hass.async_block_till_done()
+
+
+async def frozen_wait(hass: HomeAssistant, check: Any, within: float = 10) -> None:
+    """``wait_until`` for a frozen clock: the pauses are a worker thread's, not the loop's."""
+    give_up = threading.Event()
+    for _ in range(int(within / 0.05)):
+        await hass.async_block_till_done()
+        if check():
+            return
+        await hass.async_add_executor_job(give_up.wait, 0.05)
+    raise AssertionError("timed out")
 
 
 async def running_session(

@@ -7,8 +7,6 @@ old agent's bay (no meter) gets no ``full``: ``test_metered_agent_bays``.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +21,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from .const import RATE_PLAN_SUBENTRY
 from .helpers import PostWebhook, export_sessions, refund_amounts, settle
 from .meter_helpers import FULL_RULE, metered_state
-from .mqtt_helpers import ScriptedAgent, wait_until
+from .mqtt_helpers import ScriptedAgent, frozen_wait, wait_until
 
 # 30 minutes at ₹0.50 a minute.
 MINUTES = 30
@@ -58,17 +56,6 @@ async def _buy_minutes(
     return paid.payment_id, on
 
 
-async def _frozen_wait(hass: HomeAssistant, check: Callable[[], bool], within: float = 10) -> None:
-    """``wait_until`` for a frozen clock: the pauses are a worker thread's, not the loop's."""
-    give_up = threading.Event()
-    for _ in range(int(within / 0.05)):
-        await hass.async_block_till_done()
-        if check():
-            return
-        await hass.async_add_executor_job(give_up.wait, 0.05)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.usefixtures("metered")
 async def test_a_minute_sale_is_sent_with_full_and_ends_full_with_the_unused_minutes_back(
     hass: HomeAssistant,
@@ -94,7 +81,7 @@ async def test_a_minute_sale_is_sent_with_full_and_ends_full_with_the_unused_min
     metered_state(
         agent, on["session"], on=False, reason="vehicle_full", power_w=2.0, energy_wh=512.0
     )
-    await _frozen_wait(hass, lambda: len(ended) == 1)
+    await frozen_wait(hass, lambda: len(ended) == 1)
 
     assert ended[0].data["reason"] == "vehicle_full"
     # 1201 s of the 1800 s were not used: ₹15 * 1201 / 1800 = 1000.8 paise, rounded down.
@@ -126,7 +113,7 @@ async def test_rejected_ended_with_energy_is_the_agents_own_end_of_a_minute_sale
     metered_state(
         agent, on["session"], on=False, reason="rejected_ended", power_w=0.0, energy_wh=512.0
     )
-    await _frozen_wait(hass, lambda: len(ended) == 1)
+    await frozen_wait(hass, lambda: len(ended) == 1)
 
     assert (ended[0].data["reason"], ended[0].data["energy_wh"]) == ("agent_ended", 512.0)
     # The bay's Refund unused minutes (default on): ₹15 * 1201 / 1800, rounded down.

@@ -185,7 +185,7 @@ def test_coverage_rules_are_enforced_by_the_test_script() -> None:
     if _done("config-flow-test-coverage"):
         # The flow's modules: the account's, the subentries', the fields they share.
         modules = ("config_flow", "subentry_flows", "site_flows", "bay_fields", "flow_fields")
-        for module in (*modules, "tax_fields"):
+        for module in (*modules, "tax_fields", "prefix_fields"):
             assert re.search(
                 rf"coverage\" report --include=\S*custom_components/qr_charging/{module}\.py"
                 r"\S*[^\n]*--fail-under=100",

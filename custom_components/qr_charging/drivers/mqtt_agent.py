@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components import mqtt
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..energy_rules import ReportedMeter
+from ..heartbeat_rules import alive_until, finite_number, parse_heartbeat
 from .base import AgentInfo, BayDriver, BayReport
 
 AVAILABLE = "online"
@@ -23,17 +26,6 @@ AVAILABLE = "online"
 # Deadlines outside these years are not the agent's: a broken clock, or someone else's message.
 EARLIEST_UNTIL = 1_577_836_800.0  # 2020-01-01
 LATEST_UNTIL = 4_102_444_800.0  # 2100-01-01
-
-
-def _number(value: object) -> float | None:
-    """A JSON number as float; None for anything else (booleans, strings, NaN, infinities)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer of hundreds of digits
-        return None
-    return number if math.isfinite(number) else None
 
 
 def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
@@ -49,7 +41,7 @@ def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
     if not isinstance(data, dict) or data.get("state") not in ("ON", "OFF"):
         return None
     powered = data["state"] == "ON"
-    until = _number(data.get("until"))
+    until = finite_number(data.get("until"))
     if data.get("until") is not None and (
         until is None or not EARLIEST_UNTIL <= until <= LATEST_UNTIL
     ):
@@ -59,7 +51,7 @@ def parse_state(payload: str | bytes | bytearray) -> BayReport | None:
     measured: dict[str, float | None] = {}
     for name in ("remaining", "power_w", "energy_wh"):
         if data.get(name) is not None:
-            value = _number(data[name])
+            value = finite_number(data[name])
             if value is None or value < 0:
                 return None
             measured[name] = value
@@ -98,7 +90,7 @@ def bay_meter(data: dict[str, Any], agent_bay: str) -> tuple[str, ReportedMeter]
     for bay in data["bays"]:
         if bay["id"] == agent_bay and isinstance(meter := bay.get("meter"), dict):
             kind = meter.get("kind")
-            most = _number(meter.get("max_power_w"))
+            most = finite_number(meter.get("max_power_w"))
             return (
                 kind if isinstance(kind, str) and kind else "meter",
                 ReportedMeter(most if most is not None and most > 0 else None),
@@ -118,7 +110,11 @@ def agent_identifier(node: str) -> str:
 
 
 class MqttAgentDriver(BayDriver):
-    """``<prefix>/<node>/<bay>/set`` commands, ``state``, ``availability`` and ``config``."""
+    """``<prefix>/<node>/<bay>/set`` commands; ``state``, ``availability``, ``config``, heartbeat.
+
+    The agent is online while its availability says so, HA is connected to the broker and,
+    once it has sent a heartbeat, its heartbeats keep coming (``heartbeat_rules``).
+    """
 
     def __init__(
         self,
@@ -143,6 +139,10 @@ class MqttAgentDriver(BayDriver):
         self._unsubscribe: list[Callable[[], None]] = []
         self._agent_online = False
         self._link_up = False
+        # Whether the heartbeats keep coming (True for an agent that never sent one), and the
+        # timer that ends it when the next does not come in time.
+        self._beating = True
+        self._beat_timer: CALLBACK_TYPE | None = None
         self._availability_known = asyncio.Event()
         # Set by each well-formed state (then replaced): waiters see every report in turn.
         self._state_heard = asyncio.Event()
@@ -161,12 +161,14 @@ class MqttAgentDriver(BayDriver):
         for topic, handler in (
             (f"{self._base}/availability", self._availability),
             (f"{self._base}/config", self._config),
+            (f"{self._base}/heartbeat", self._heartbeat),
             (f"{self._bay_topic}/state", self._state),
         ):
             self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
 
     async def async_unload(self) -> None:
         """Unsubscribe."""
+        self._stop_beat_timer()
         while self._unsubscribe:
             self._unsubscribe.pop()()
 
@@ -180,6 +182,35 @@ class MqttAgentDriver(BayDriver):
         self._agent_online = msg.payload == AVAILABLE
         self._availability_known.set()
         self._update_online()
+
+    @callback
+    def _heartbeat(self, msg: mqtt.ReceiveMessage) -> None:
+        beat = parse_heartbeat(msg.payload)
+        if beat is None:
+            LOGGER.debug("Ignoring malformed agent heartbeat on %s: %s", msg.topic, msg.payload)
+            return
+        now = dt_util.utcnow().timestamp()
+        until = alive_until(beat, received=now, retained=msg.retain)
+        self._stop_beat_timer()
+        self._beating = now <= until
+        if self._beating:
+            self._beat_timer = async_track_point_in_utc_time(
+                self.hass, self._heartbeats_missed, dt_util.utc_from_timestamp(until)
+            )
+        self._update_online()
+
+    @callback
+    def _heartbeats_missed(self, _now: datetime) -> None:
+        """No newer heartbeat came in time: the agent is offline, whatever its availability."""
+        self._beat_timer = None
+        LOGGER.info("Agent %s missed its heartbeats", self._node)
+        self._beating = False
+        self._update_online()
+
+    def _stop_beat_timer(self) -> None:
+        if self._beat_timer is not None:
+            self._beat_timer()
+            self._beat_timer = None
 
     @property
     def known(self) -> bool:
@@ -212,7 +243,9 @@ class MqttAgentDriver(BayDriver):
 
     @callback
     def _update_online(self) -> None:
-        online = self._agent_online and self._link_up
+        # One verdict for the runner (``BayRunner._on_driver_change``): missed heartbeats take
+        # the bay offline exactly as an ``offline`` availability does.
+        online = self._agent_online and self._link_up and self._beating
         if online != self.online:
             self.online = online
             self._on_change()
