@@ -350,6 +350,24 @@ async def test_tax_details_no_longer_valid_raise_a_repair_until_corrected(
     assert issues.async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_the_tax_details_repair_goes_with_the_account(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, "tax": tax_section(confirmed=False)}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    issue_id = f"tax_details_invalid_{config_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    assert await hass.config_entries.async_remove(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
 async def test_two_accounts_with_one_gstin_must_number_with_their_own_prefixes(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
