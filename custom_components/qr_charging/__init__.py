@@ -26,6 +26,7 @@ from .const import (
     LOGGER,
     RECONCILE_INTERVAL_S,
     SITE_TIME_ZONE_UNKNOWN,
+    TAX_DETAILS_INVALID,
 )
 from .devices import async_register_devices, device_in_use
 from .hub import QrChargingConfigEntry, QrChargingHub, bays_of, settings_of, store_for
@@ -143,7 +144,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: QrChargingConfigEntry) 
     record).
     """
     await async_close_all(hass, entry, bays_of(entry))
-    for repair in (BAY_WITHOUT_SITE, SITE_TIME_ZONE_UNKNOWN):
+    for repair in (BAY_WITHOUT_SITE, SITE_TIME_ZONE_UNKNOWN, TAX_DETAILS_INVALID):
         ir.async_delete_issue(hass, DOMAIN, f"{repair}_{entry.entry_id}")
     await _async_log_owed(hass, entry)
     unregister_webhook(hass, entry.data[CONF_WEBHOOK_ID])

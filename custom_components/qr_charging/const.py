@@ -95,3 +95,6 @@ EVENT_SITE_CLOSED: Final = f"{DOMAIN}_site_closed"
 BAY_WITHOUT_SITE: Final = "bay_without_site"
 # The repair raised while a site names a time zone that no longer loads (it runs on HA's).
 SITE_TIME_ZONE_UNKNOWN: Final = "site_time_zone_unknown"
+# The repair raised while the tax details stored in the options are not valid (receipts are
+# issued meanwhile): saved by an older form, or edited by hand.
+TAX_DETAILS_INVALID: Final = "tax_details_invalid"

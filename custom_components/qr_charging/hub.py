@@ -9,12 +9,14 @@ sets up and unloads them.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import STORAGE_DIR
+from homeassistant.helpers.translation import async_get_translations
 
 from .account_api import AccountApi
 from .bay_runner import BaySettings
@@ -39,6 +41,7 @@ from .const import (
     PLAN_SUBENTRIES,
     SITE_TIME_ZONE_UNKNOWN,
     SUBENTRY_BAY,
+    TAX_DETAILS_INVALID,
 )
 from .invoices import describer, dues_of
 from .notices import Notices
@@ -51,6 +54,7 @@ from .refunds import Refunds
 from .site_clock import SiteClock, sites_of
 from .sites import Zones
 from .store import LedgerStore
+from .tax import TaxError, parse_settings
 from .tax import settings_of as tax_settings_of
 from .tax_month import TaxMonth
 
@@ -197,6 +201,7 @@ class QrChargingHub:
             site.start(now)
         self.flag_bays_without_site()
         self.flag_lost_time_zones()
+        await self.async_flag_invalid_tax_details()
         if self.tax_month is not None:
             # Last: a setup cancelled before here (HA stopping) leaves no timer behind.
             await self.tax_month.async_start()
@@ -234,6 +239,24 @@ class QrChargingHub:
         else:
             self.notices.clear_repair(issue_id)
 
+    async def async_flag_invalid_tax_details(self) -> None:
+        """A repair while the stored tax details are not valid (receipts are issued meanwhile).
+
+        It names the problem in the options form's own words (its error text, in Home
+        Assistant's language); saving valid details reloads the account, which clears it.
+        """
+        issue_id = f"{TAX_DETAILS_INVALID}_{self.entry.entry_id}"
+        if (problem := tax_problem(self.entry.options)) is None:
+            self.notices.clear_repair(issue_id)
+            return
+        texts = await async_get_translations(
+            self.notices.hass, self.notices.hass.config.language, "options", [DOMAIN]
+        )
+        text = texts.get(f"component.{DOMAIN}.options.error.{problem.key}", problem.key)
+        self.notices.raise_repair(
+            issue_id, TAX_DETAILS_INVALID, {"account": self.entry.title, "problem": text}
+        )
+
     def follows_home_zone(self) -> bool:
         """Whether a site runs on Home Assistant's time zone (so a change of it matters)."""
         return any(self.zones.on_home(clock.site) for clock in self.sites.values())
@@ -248,3 +271,15 @@ class QrChargingHub:
 
 
 type QrChargingConfigEntry = ConfigEntry[QrChargingHub]
+
+
+def tax_problem(options: Mapping[str, Any]) -> TaxError | None:
+    """Why the tax details stored in ``options`` are not in force, or None (valid or none)."""
+    data = options.get("tax")
+    if not isinstance(data, dict):
+        return None
+    try:
+        parse_settings(data)
+    except TaxError as err:
+        return err
+    return None

@@ -42,7 +42,12 @@ def rupees(paise: int) -> str:
 
 def ist_time(at: float) -> str:
     """A moment as a document's date and time: India's, whatever the server's zone is."""
-    return datetime.fromtimestamp(at, UTC).astimezone(IST).strftime("%d-%m-%Y %H:%M IST")
+    return f"{ist_date(at)} {datetime.fromtimestamp(at, UTC).astimezone(IST):%H:%M} IST"
+
+
+def ist_date(at: float) -> str:
+    """A moment's date in India: ``26-03-2026``."""
+    return f"{datetime.fromtimestamp(at, UTC).astimezone(IST):%d-%m-%Y}"
 
 
 def kwh_text(energy_wh: int) -> str:
@@ -176,6 +181,20 @@ def _recipient_rows(doc: Document) -> list[Row]:
     return [*rows, Row("recipient_gstin", recipient.gstin)]
 
 
+def _against(doc: Document, documents: Sequence[Document]) -> Row:
+    """The document a credit (or refund) note is against: its number and date (Rule 53(1A)).
+
+    Its date is the credited document's as found among ``documents``; one not found there
+    (not expected: a note is issued against its own payment's document) prints the number.
+    """
+    number = doc.against or ""
+    credited_doc = next((d for d in documents if number and d.number == number), None)
+    if credited_doc is None:
+        return Row("against", number)
+    dated = (("number", number), ("date", ist_date(credited_doc.issued_at)))
+    return Row("against", text="against_dated", params=dated)
+
+
 def _sheet(doc: Document, documents: Sequence[Document]) -> Sheet:
     """One document with the fields its kind needs."""
     rows: list[Row]
@@ -193,7 +212,7 @@ def _sheet(doc: Document, documents: Sequence[Document]) -> Sheet:
         rows = [
             *_supplier_rows(doc),
             *_recipient_rows(doc),
-            Row("against", doc.against or ""),
+            _against(doc, documents),
             Row("reason", text=reason),
             Row("place_of_supply", state_text(doc.place_of_supply)),
             Row("sac", doc.sac),
@@ -202,7 +221,7 @@ def _sheet(doc: Document, documents: Sequence[Document]) -> Sheet:
     elif doc.kind is DocumentKind.RECEIPT:
         rows = [_description(doc), Row("amount", rupees(doc.amounts.total))]
     else:
-        rows = [Row("against", doc.against or ""), Row("amount", rupees(doc.amounts.total))]
+        rows = [_against(doc, documents), Row("amount", rupees(doc.amounts.total))]
     return Sheet(
         TITLES[doc.kind],
         doc.number,

@@ -3,11 +3,13 @@
 Plain Python, no Home Assistant imports. ``Month`` reads documents one by one (the store hands
 them over row by row): B2B invoices and their credit notes become rows as they come
 (``b2b``, ``cdnr``), while the B2C supplies by place of supply and rate (``b2cs``), the SAC
-summary (``hsn``) and the document series (``docs``) are summed as they go, so the month is
-never held in memory. Columns are named as in the GST offline tool's CSV templates; amounts
-are rupees with two decimals from whole paise (exact). Credit notes count negative: a month's
-B2C and SAC figures are net of the credit notes issued in it. Receipts and refund notes (an
-owner without a GSTIN) are no supply GSTR-1 reports: they go to ``receipts`` instead.
+summary (Table 12 in two parts since May 2025: ``hsn_b2b`` for invoices to a GSTIN and their
+credit notes, ``hsn_b2c`` for the others) and the document series (``docs``, one row per kind
+and prefix) are summed as they go, so the month is never held in memory. Columns are named
+as in the GST offline tool's CSV templates; amounts are rupees with two decimals from whole
+paise (exact). Credit notes count negative: a month's B2C and SAC figures are net of the
+credit notes issued in it. Receipts and refund notes (an owner without a GSTIN) are no supply
+GSTR-1 reports: they go to ``receipts`` instead.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from .tax import IST, STATES, DocumentKind, Split, rate_text
 B2B = "b2b"
 B2CS = "b2cs"
 CDNR = "cdnr"
-HSN = "hsn"
+HSN_B2B = "hsn_b2b"
+HSN_B2C = "hsn_b2c"
 DOCS = "docs"
 RECEIPTS = "receipts"
-GSTR1 = (B2B, B2CS, CDNR, HSN, DOCS)
+GSTR1 = (B2B, B2CS, CDNR, HSN_B2B, HSN_B2C, DOCS)
 
+_HSN_COLUMNS = (
+    "HSN", "Description", "UQC", "Total Quantity", "Total Value", "Taxable Value",
+    "Integrated Tax Amount", "Central Tax Amount", "State/UT Tax Amount", "Cess Amount", "Rate",
+)  # fmt: skip
 COLUMNS: dict[str, tuple[str, ...]] = {
     B2B: (
         "GSTIN/UIN of Recipient", "Receiver Name", "Invoice Number", "Invoice date",
@@ -46,11 +53,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "Place Of Supply", "Reverse Charge", "Note Supply Type", "Note Value",
         "Applicable % of Tax Rate", "Rate", "Taxable Value", "Cess Amount",
     ),
-    HSN: (
-        "HSN", "Description", "UQC", "Total Quantity", "Total Value", "Taxable Value",
-        "Integrated Tax Amount", "Central Tax Amount", "State/UT Tax Amount", "Cess Amount",
-        "Rate",
-    ),
+    # Table 12's B2B and B2C parts have the same columns.
+    HSN_B2B: _HSN_COLUMNS,
+    HSN_B2C: _HSN_COLUMNS,
     DOCS: ("Nature of Document", "Sr. No. From", "Sr. No. To", "Total Number", "Cancelled"),
     RECEIPTS: ("Number", "Date", "Amount", "Refunded", "Against"),
 }  # fmt: skip
@@ -140,8 +145,10 @@ class Month:
     totals: Split = ZERO
     receipts: int = 0
     _b2cs: dict[tuple[str, int], int] = field(default_factory=dict)
-    _hsn: dict[tuple[str, int], Split] = field(default_factory=dict)
-    _series: dict[DocumentKind, _Series] = field(default_factory=dict)
+    # The SAC summary by part (``HSN_B2B`` or ``HSN_B2C``), code and rate.
+    _hsn: dict[tuple[str, str, int], Split] = field(default_factory=dict)
+    # A series is its kind and prefix: a prefix changed within the month starts another.
+    _series: dict[tuple[DocumentKind, str], _Series] = field(default_factory=dict)
 
     def add(self, doc: Document) -> tuple[str, Row] | None:
         """Count a document; return its own row and table (b2b, cdnr, receipts), if it has one."""
@@ -151,7 +158,8 @@ class Month:
             return RECEIPTS, _receipt_row(doc)
         sign = _SIGNS[doc.kind]
         self.totals = net(self.totals, doc.amounts, sign)
-        key = (doc.sac, doc.rate_bp)
+        # A credit note carries its invoice's recipient: it lands in that invoice's part.
+        key = (HSN_B2C if doc.recipient is None else HSN_B2B, doc.sac, doc.rate_bp)
         self._hsn[key] = net(self._hsn.get(key, ZERO), doc.amounts, sign)
         self._count(doc)
         if doc.recipient is None:
@@ -164,9 +172,10 @@ class Month:
 
     def _count(self, doc: Document) -> None:
         mark = (doc.serial, doc.number)
-        series = self._series.get(doc.kind)
+        key = (doc.kind, doc.number.split("/", 1)[0])
+        series = self._series.get(key)
         if series is None:
-            self._series[doc.kind] = _Series(mark, mark)
+            self._series[key] = _Series(mark, mark)
             return
         series.first, series.last = min(series.first, mark), max(series.last, mark)
         series.count += 1
@@ -178,10 +187,10 @@ class Month:
                 continue  # credited whole (a B2B request replaced them): nothing to report
             yield ("OE", place_text(place), rate_text(rate_bp), "", rupees(taxable), "0.00", "")
 
-    def hsn(self) -> Iterator[Row]:
-        """The SAC summary by code and rate, net of credit notes (none: no row)."""
-        for (sac, rate_bp), s in sorted(self._hsn.items()):
-            if s == ZERO:
+    def hsn(self, part: str) -> Iterator[Row]:
+        """One part of the SAC summary by code and rate, net of credit notes (none: no row)."""
+        for (of_part, sac, rate_bp), s in sorted(self._hsn.items()):
+            if of_part != part or s == ZERO:
                 continue
             yield (
                 sac, DESCRIPTION, UQC, "0", rupees(s.total), rupees(s.taxable), rupees(s.igst),
@@ -189,10 +198,11 @@ class Month:
             )  # fmt: skip
 
     def docs(self) -> Iterator[Row]:
-        """Table 13: each series' first and last number of the month, and how many."""
+        """Table 13: each series' (kind and prefix) first and last number, and how many."""
         for kind, nature in NATURES.items():
-            if (series := self._series.get(kind)) is not None:
-                yield nature, series.first[1], series.last[1], str(series.count), "0"
+            for (of_kind, _prefix), series in sorted(self._series.items(), key=lambda i: i[0]):
+                if of_kind is kind:
+                    yield nature, series.first[1], series.last[1], str(series.count), "0"
 
 
 def _b2b_row(doc: Document) -> Row:
@@ -258,7 +268,12 @@ def write(documents: Iterable[Document], directory: Path, *, registered: bool) -
         wanted |= set(GSTR1)
     if not registered or month.receipts:
         wanted.add(RECEIPTS)
-    summed = {B2CS: month.b2cs(), HSN: month.hsn(), DOCS: month.docs()}
+    summed = {
+        B2CS: month.b2cs(),
+        HSN_B2B: month.hsn(HSN_B2B),
+        HSN_B2C: month.hsn(HSN_B2C),
+        DOCS: month.docs(),
+    }
     for table in (*GSTR1, RECEIPTS):
         tmp = paths[table].with_suffix(".tmp")
         if table not in wanted:

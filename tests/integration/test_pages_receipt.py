@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.qr_charging.const import DOMAIN
 from custom_components.qr_charging.invoices import Document
-from custom_components.qr_charging.tax import DocumentKind
+from custom_components.qr_charging.tax import IST, DocumentKind
 from devtools.razorpay_standin import RazorpayStandin
 
 from .helpers import PostWebhook, settle
@@ -109,11 +112,20 @@ async def test_the_receipt_shows_the_tax_invoice_split_to_the_paisa(
 
 
 async def test_a_refund_shows_its_credit_note(
-    hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
+    """The credit note of a refund made days later prints the invoice's number and date
+    (Rule 53(1A)), not the number alone."""
     await set_tax_details(hass, tax_options())
     query, session_id = await _paid_session(hass, customer, standin, post_webhook)
     (invoice,) = await _documents(hass, session_id)
+    freezer.tick(timedelta(days=6))
+    async_fire_time_changed(hass)
+    await settle(hass)
 
     await hass.services.async_call(
         DOMAIN, "refund", {"payment_id": invoice.payment_id, "amount": 5}, blocking=True
@@ -123,7 +135,9 @@ async def test_a_refund_shows_its_credit_note(
 
     (note,) = [d for d in await _documents(hass, session_id) if d.kind is DocumentKind.CREDIT_NOTE]
     assert _numbers(page.text, "C") == {note.number}
-    assert f"<dt>Against</dt><dd>{invoice.number}</dd>" in page.text
+    invoiced = datetime.fromtimestamp(invoice.issued_at, UTC).astimezone(IST)
+    assert datetime.fromtimestamp(note.issued_at, UTC).astimezone(IST).date() > invoiced.date()
+    assert f"<dt>Against</dt><dd>{invoice.number} of {invoiced:%d-%m-%Y}</dd>" in page.text
     # ₹5 of ₹20 at 18 %: taxable ₹4.24, CGST and SGST 38 paise each.
     assert "<dt>Taxable value</dt><dd>₹4.24</dd>" in page.text
     assert "<dt>CGST @ 9%</dt><dd>₹0.38</dd>" in page.text

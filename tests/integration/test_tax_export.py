@@ -49,7 +49,7 @@ async def test_a_month_of_payments_and_a_refund_is_exported(
 
     (written,) = written_folders(hass)
     assert written.name.startswith(f"tax-{config_entry.entry_id}-2026-11-")
-    assert set(response["files"]) == {"b2b", "b2cs", "cdnr", "hsn", "docs"}
+    assert set(response["files"]) == {"b2b", "b2cs", "cdnr", "hsn_b2b", "hsn_b2c", "docs"}
     assert all(Path(path).parent == written for path in response["files"].values())
     assert response["documents"] == 3
     assert response["gstr1"] is True
@@ -67,7 +67,8 @@ async def test_a_month_of_payments_and_a_refund_is_exported(
             "E-Commerce GSTIN": "",
         }
     ]
-    (hsn,) = _rows(response["files"]["hsn"])
+    assert _rows(response["files"]["hsn_b2b"]) == []
+    (hsn,) = _rows(response["files"]["hsn_b2c"])
     assert (hsn["Total Value"], hsn["Central Tax Amount"], hsn["State/UT Tax Amount"]) == (
         "35.00",
         totals["cgst"],

@@ -14,6 +14,7 @@ import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -309,6 +310,62 @@ async def test_tax_details_stored_by_hand_and_bad_issue_receipts_and_say_so(
     assert config_entry.state is ConfigEntryState.LOADED
     assert not config_entry.runtime_data.tax.registered
     assert "The tax details in the options are not valid" in caplog.text
+
+
+async def test_tax_details_no_longer_valid_raise_a_repair_until_corrected(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """Details saved with a GSTIN before the address was required: receipts are issued, and a
+    repair names the problem in the form's words until the owner saves valid ones."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, "tax": tax_section(address="")}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    issues = ir.async_get(hass)
+    issue_id = f"tax_details_invalid_{config_entry.entry_id}"
+
+    assert not config_entry.runtime_data.tax.registered
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert (issue.translation_key, issue.severity) == (
+        "tax_details_invalid",
+        ir.IssueSeverity.ERROR,
+    )
+    errors = await async_get_translations(hass, "en", "options", [DOMAIN])
+    assert issue.translation_placeholders == {
+        "account": config_entry.title,
+        "problem": errors[f"component.{DOMAIN}.options.error.address_required"],
+    }
+    for lang in ("en", "hi"):
+        texts = await async_get_translations(hass, lang, "issues", [DOMAIN])
+        description = texts[f"component.{DOMAIN}.issues.tax_details_invalid.description"]
+        assert "{problem}" in description, lang
+
+    result = await _submit(hass, config_entry, tax_section())
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.runtime_data.tax.registered
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_the_tax_details_repair_goes_with_the_account(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, "tax": tax_section(confirmed=False)}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    issue_id = f"tax_details_invalid_{config_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    assert await hass.config_entries.async_remove(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_two_accounts_with_one_gstin_must_number_with_their_own_prefixes(

@@ -35,12 +35,16 @@ class Series:
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
+        # The owner's prefix: changed between documents as the options form changes it.
+        self.prefix = "INV"
 
     def number(self, doc: Document) -> Document:
         year = financial_year(doc.issued_at)
         serial = self.last.get(doc.kind.value, 0) + 1
         self.last[doc.kind.value] = serial
-        return replace(doc, number=document_number("INV", doc.kind, year, serial), serial=serial)
+        return replace(
+            doc, number=document_number(self.prefix, doc.kind, year, serial), serial=serial
+        )
 
     def sale(
         self, payment_id: str, paise: int, when: float, settings: TaxSettings = OWNER

@@ -124,7 +124,11 @@ def test_a_refund_shows_its_credit_note_against_the_invoice() -> None:
     assert credit.title == "credit_note"
     assert credit.number == note.number == "INV/2627/C1"
     rows = _rows(credit.rows)
-    assert rows["against"] == invoice.number
+    (against,) = [row for row in credit.rows if row.label == "against"]
+    assert (against.text, against.values) == (
+        "against_dated",
+        {"number": invoice.number, "date": "01-04-2026"},
+    )
     assert rows["reason"] == "reason_refund"
     # The credit's split: the difference of the cumulative splits (₹5 of ₹20 at 18 %).
     assert rows["taxable_value"] == "₹4.24"
@@ -134,6 +138,28 @@ def test_a_refund_shows_its_credit_note_against_the_invoice() -> None:
     summary = _rows(view.summary)
     assert (summary["paid"], summary["refunded"], summary["net"]) == ("₹20.00", "₹5.00", "₹15.00")
     assert view.b2b_open  # ₹15 left to invoice to a business
+
+
+def test_a_credit_note_prints_the_date_of_the_invoice_it_credits() -> None:
+    """Rule 53(1A): a credit note names the invoice it credits by number and date. An invoice
+    of 26 March credited on 1 April prints 26-03-2026; a note against a document not among
+    the payment's prints the number only."""
+    issuer = Issuer()
+    invoice = issuer.pay(2000, registered())
+    issuer.documents[0] = replace(invoice, issued_at=invoice.issued_at - 6 * 86_400)
+    issuer.refund(500)
+    _, credit = _view(issuer).sheets
+    (against,) = [row for row in credit.rows if row.label == "against"]
+    assert against.values == {"number": invoice.number, "date": "26-03-2026"}
+    assert _texts("en")[against.text].format(**against.values) == (
+        f"{invoice.number} of 26-03-2026"
+    )
+    assert "26-03-2026" in _texts("hi")[against.text].format(**against.values)
+
+    orphan = receipt(issuer.documents[1:], "Pay and charge")
+    assert orphan is not None
+    (alone,) = [row for row in orphan.sheets[0].rows if row.label == "against"]
+    assert (alone.value, alone.text) == (invoice.number, "")
 
 
 def test_a_b2b_invoice_replaces_the_b2c_one_cancelled_by_its_credit_note() -> None:
@@ -188,7 +214,8 @@ def test_without_a_gstin_a_receipt_and_refund_note_without_tax() -> None:
     assert not paid.taxed
     assert not refund.taxed
     assert _rows(paid.rows) == {"description": "charging_minutes", "amount": "₹20.00"}
-    assert _rows(refund.rows) == {"against": "INV/2627/R1", "amount": "₹20.00"}
+    assert _rows(refund.rows) == {"against": "against_dated", "amount": "₹20.00"}
+    assert refund.rows[0].values == {"number": "INV/2627/R1", "date": "01-04-2026"}
     assert view.merchant == "Sharma Charging"  # no supplier name on the documents
     assert view.gstin == ""
     assert _rows(view.summary)["net"] == "₹0.00"

@@ -46,7 +46,8 @@ def test_b2c_invoices_net_of_their_credit_note() -> None:
 
     assert own == []  # B2C: no row of their own
     assert list(month.b2cs()) == [("OE", "29-Karnataka", "18", "", "101.70", "0.00", "")]
-    assert list(month.hsn()) == [
+    assert list(month.hsn("hsn_b2b")) == []
+    assert list(month.hsn("hsn_b2c")) == [
         (
             "999799", "Charging of electric vehicles", "NA", "0", "120.00", "101.70", "0.00",
             "9.14", "9.16", "0.00", "18",
@@ -84,8 +85,11 @@ def test_b2b_inter_state_is_igst_and_its_credit_note_a_cdnr_row() -> None:
     assert list(month.b2cs()) == []
     # ₹60 left: 50.85 taxable, 9.15 IGST (100 → 84.75 + 15.25 less 40 → 33.90 + 6.10).
     assert month.totals == Split(6_000, 5_085, 0, 0, 915)
-    (hsn,) = month.hsn()
+    # Table 12's B2B part: the B2B invoice less its credit note; the B2C part: the B2C
+    # invoice less the credit note that replaced it, nothing.
+    (hsn,) = month.hsn("hsn_b2b")
     assert hsn[4:9] == ("60.00", "50.85", "9.15", "0.00", "0.00")
+    assert list(month.hsn("hsn_b2c")) == []
     assert (invoice.recipient, invoice.supplier_gstin) == (BUYER, KARNATAKA)
 
 
@@ -119,7 +123,7 @@ def test_an_owner_without_gstin_gets_receipts_not_gstr1(tmp_path: Path) -> None:
     assert (written.documents, written.totals) == (2, Split(0, 0))
 
 
-def test_a_registered_owner_gets_the_five_tables(tmp_path: Path) -> None:
+def test_a_registered_owner_gets_the_gstr1_tables(tmp_path: Path) -> None:
     series = Series()
     b2c = series.sale("pay_1", 10_000, at(1))
     credit, invoice = series.b2b([b2c], at(1, 13))
@@ -127,7 +131,7 @@ def test_a_registered_owner_gets_the_five_tables(tmp_path: Path) -> None:
 
     written = write([b2c, credit, invoice, other], tmp_path, registered=True)
 
-    assert set(written.files) == {"b2b", "b2cs", "cdnr", "hsn", "docs"}
+    assert set(written.files) == {"b2b", "b2cs", "cdnr", "hsn_b2b", "hsn_b2c", "docs"}
     assert _read(written.files["b2b"])[1][2] == invoice.number
     assert _read(written.files["cdnr"]) == [_read(written.files["cdnr"])[0]]  # header only
     assert _read(written.files["b2cs"])[1:] == [
@@ -139,6 +143,54 @@ def test_a_registered_owner_gets_the_five_tables(tmp_path: Path) -> None:
     ]
     assert written.totals == Split(21_800, 18_475, 900, 900, 1_525)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_sac_summary_is_split_into_its_b2b_and_b2c_parts(tmp_path: Path) -> None:
+    """GSTR-1's Table 12 has a B2B and a B2C part since May 2025: a B2B invoice (₹100,
+    IGST) goes to hsn_b2b.csv, the B2C sales (₹118 and the ₹100 less the credit note that
+    replaced it) to hsn_b2c.csv, each with the columns of the one summary before."""
+    series = Series()
+    b2c = series.sale("pay_1", 10_000, at(1))
+    credit, invoice = series.b2b([b2c], at(1, 13))
+    other = series.sale("pay_2", 11_800, at(2))
+
+    written = write([b2c, credit, invoice, other], tmp_path, registered=True)
+
+    header = [
+        "HSN", "Description", "UQC", "Total Quantity", "Total Value", "Taxable Value",
+        "Integrated Tax Amount", "Central Tax Amount", "State/UT Tax Amount", "Cess Amount",
+        "Rate",
+    ]  # fmt: skip
+    described = ["999799", "Charging of electric vehicles", "NA", "0"]
+    assert _read(written.files["hsn_b2b"]) == [
+        header,
+        [*described, "100.00", "84.75", "15.25", "0.00", "0.00", "0.00", "18"],
+    ]
+    assert _read(written.files["hsn_b2c"]) == [
+        header,
+        [*described, "118.00", "100.00", "0.00", "9.00", "9.00", "0.00", "18"],
+    ]
+    assert not (tmp_path / "hsn.csv").exists()
+
+
+def test_docs_give_one_row_per_prefix_of_a_kind() -> None:
+    """A prefix changed within the month starts another series: Table 13 gets a row for each
+    (an INV row and an ABC row), never one row running from INV/… to ABC/…."""
+    series = Series()
+    first = series.sale("pay_1", 2_000, at(1))
+    note = series.refund([first], 500, at(2))
+    series.prefix = "ABC"
+    later = [series.sale(f"pay_{n}", 2_000, at(n)) for n in (3, 4)]
+    later_note = series.refund([later[0]], 500, at(5))
+
+    month, _ = _month([first, note, *later, later_note])
+
+    assert list(month.docs()) == [
+        ("Invoices for outward supply", "ABC/2627/2", "ABC/2627/3", "2", "0"),
+        ("Invoices for outward supply", "INV/2627/1", "INV/2627/1", "1", "0"),
+        ("Credit Note", "ABC/2627/C2", "ABC/2627/C2", "1", "0"),
+        ("Credit Note", "INV/2627/C1", "INV/2627/C1", "1", "0"),
+    ]
 
 
 def test_the_month_and_dates_are_india_s() -> None:
@@ -203,7 +255,8 @@ def test_the_tables_add_up_to_the_month_s_totals(
     b2b = sum(_paise(row[11]) for table, row in own if table == "b2b")
     cdnr = sum(_paise(row[11]) for table, row in own if table == "cdnr")
     assert b2cs + b2b - cdnr == month.totals.taxable
-    hsn = list(month.hsn())
-    assert [tuple(_paise(v) for v in row[4:9]) for row in hsn] == (
-        [(expected[0], expected[1], expected[4], expected[2], expected[3])] if any(expected) else []
-    )
+    # Table 12's two parts add up to the month; its B2B part is Table 4 less Table 9B.
+    both = [row for part in ("hsn_b2b", "hsn_b2c") for row in month.hsn(part)]
+    figures = [sum(_paise(row[column]) for row in both) for column in range(4, 9)]
+    assert figures == [expected[0], expected[1], expected[4], expected[2], expected[3]]
+    assert sum(_paise(row[5]) for row in month.hsn("hsn_b2b")) == b2b - cdnr
