@@ -8,6 +8,7 @@ restart continues it, and payments stored before documents existed get none.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections import Counter
 from datetime import datetime
@@ -18,9 +19,10 @@ from unittest.mock import patch
 import pytest
 
 from custom_components.qr_charging import store_documents
+from custom_components.qr_charging.books import Books
 from custom_components.qr_charging.invoices import B2BRefused, Document, Dues
 from custom_components.qr_charging.records import RefundState
-from custom_components.qr_charging.store import StorageError
+from custom_components.qr_charging.store import LedgerStore, StorageError
 from custom_components.qr_charging.tax import (
     IST,
     DocumentKind,
@@ -31,11 +33,12 @@ from custom_components.qr_charging.tax import (
 )
 from tests.integration.tax_helpers import KARNATAKA_CUSTOMER, MAHARASHTRA_CUSTOMER, tax_options
 
-from .tax_builders import PRICE, Account, link
+from .tax_builders import PRICE, Account, link, run
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=IST).timestamp()
 YEAR = financial_year(NOW)
 SETTINGS = parse_settings(tax_options())
+LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"
 ACME = parse_recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet", "Pune")
 OTHER = parse_recipient(KARNATAKA_CUSTOMER, "Other Fleet")
 
@@ -383,3 +386,22 @@ async def test_the_last_payment_before_the_upgrade_stays_without_a_document(
     with sqlite3.connect(path) as db:
         (since,) = db.execute("SELECT value FROM meta WHERE name = 'documents_since'").fetchone()
     assert float(since) == received
+
+
+async def test_payments_imported_from_the_json_ledger_of_0_1_get_no_document(
+    tmp_path: Path,
+) -> None:
+    """The import runs after migration 6 marked an empty database: it marks its own payments
+    as before documents (else a late write of one would invoice a 0.1-era payment today)."""
+    names = ("qr_charging.legacy-entry.ledger", "qr_charging.legacy-entry.archive.jsonl")
+    for name in names:
+        shutil.copy(LEGACY / name, tmp_path / name)
+    store = LedgerStore(tmp_path / "l.db", run, legacy=tuple(tmp_path / n for n in names))
+    await Books(store, clock=lambda: NOW).async_open()
+    await store.async_close()
+    with sqlite3.connect(tmp_path / "l.db") as db:
+        (last,) = db.execute("SELECT MAX(received_at) FROM payments").fetchone()
+        since = db.execute("SELECT value FROM meta WHERE name = 'documents_since'").fetchone()
+    assert last is not None
+    assert since is not None
+    assert float(since[0]) == last
