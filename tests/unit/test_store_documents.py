@@ -40,7 +40,7 @@ YEAR = financial_year(NOW)
 SETTINGS = parse_settings(tax_options())
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"
 ACME = parse_recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet", "Pune")
-OTHER = parse_recipient(KARNATAKA_CUSTOMER, "Other Fleet")
+OTHER = parse_recipient(KARNATAKA_CUSTOMER, "Other Fleet", "Bengaluru")
 
 
 def _rows(path: Path) -> list[tuple[str, str, str, int, str]]:
