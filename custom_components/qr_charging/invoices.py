@@ -12,7 +12,7 @@ a refund credits it, a B2B request credits the rest of it and issues a new one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from .catalog import Bay, Plan
@@ -37,6 +37,8 @@ from .tax import (
 
 # A refund Razorpay has taken: its money is on the way back (or back), so it is credited.
 TAKEN_REFUNDS = frozenset({RefundState.PENDING, RefundState.PROCESSED})
+# The cause of a refund's credit note or refund note (``refund:<refund key>``).
+REFUND_CAUSE = "refund:"
 SALES = frozenset({DocumentKind.INVOICE, DocumentKind.RECEIPT})
 CREDITS = {
     DocumentKind.INVOICE: DocumentKind.CREDIT_NOTE,
@@ -109,11 +111,18 @@ class SaleDue:
 
 @dataclass(frozen=True, slots=True)
 class RefundDue:
-    """A refund Razorpay has taken (money going back): a credit of the payment's document is due."""
+    """A refund Razorpay has taken (money going back): a credit of the payment's document is due.
+
+    ``taken``: what Razorpay has taken of the payment's refunds in all (pending or processed,
+    this one included), as the change's ledger has them. The credit is at most what that
+    leaves uncredited: a refund taken (its note issued), then refused, then made again by the
+    owner is the money of that note, not a second credit.
+    """
 
     key: str
     payment_id: str
     amount: int
+    taken: int
 
 
 type Due = SaleDue | RefundDue
@@ -179,6 +188,11 @@ def credited(document: Document, documents: Iterable[Document]) -> int:
     return sum(d.amounts.total for d in documents if d.against == document.number)
 
 
+def refunded(documents: Iterable[Document]) -> int:
+    """What a payment's refunds have credited (its documents' ``refund:`` notes), in paise."""
+    return sum(d.amounts.total for d in documents if d.cause.startswith(REFUND_CAUSE))
+
+
 def _credit(
     sold_doc: Document, documents: list[Document], amount: int, cause: str, now: float
 ) -> Document | None:
@@ -205,13 +219,15 @@ def _credit(
 def refund_credit(due: RefundDue, documents: list[Document], now: float) -> Document | None:
     """A refund's credit note (or refund note) against the payment's document in force.
 
-    None when the payment has no document (paid before documents were issued, not ours) or
+    Of the refund's amount, at most what its payment's taken refunds (``due.taken``) leave
+    after the refund notes issued so far, and at most what is left of that document. None when the payment has no document (paid before documents were issued, not ours) or
     nothing of it is left to credit.
     """
     sold_doc = live_sale(documents)
     if sold_doc is None:
         return None
-    return _credit(sold_doc, documents, due.amount, f"refund:{due.key}", now)
+    amount = min(due.amount, due.taken - refunded(documents))
+    return _credit(sold_doc, documents, amount, f"{REFUND_CAUSE}{due.key}", now)
 
 
 class B2BRefused(Exception):
@@ -302,6 +318,7 @@ def describer(bays: dict[str, Bay], plans: dict[str, Plan], sites: dict[str, Sit
 def dues_of(
     written: Iterable[Record],
     links: dict[str, LinkRecord],
+    refunds: Mapping[str, RefundRecord],
     describe: Describe,
     settings: TaxSettings,
     at: float,
@@ -311,7 +328,8 @@ def dues_of(
     A document for each payment that opened or topped up a session, a credit for each refund
     once Razorpay has taken it (pending or processed): one only recorded may yet be refused
     for good, and then the money stays with the owner; one kept as too small never goes back.
-    Each is issued once: the store skips a cause already documented.
+    Each is issued once: the store skips a cause already documented. ``refunds``: the change's
+    ledger's (a payment's are all there), for what Razorpay has taken of each payment.
     """
     dues: list[Due] = []
     for record in written:
@@ -329,5 +347,10 @@ def dues_of(
                     )
                 )
         elif isinstance(record, RefundRecord) and record.state in TAKEN_REFUNDS:
-            dues.append(RefundDue(record.key, record.payment_id, record.amount))
+            taken = sum(
+                r.amount
+                for r in refunds.values()
+                if r.payment_id == record.payment_id and r.state in TAKEN_REFUNDS
+            )
+            dues.append(RefundDue(record.key, record.payment_id, record.amount, taken))
     return Dues(tuple(dues), settings.prefix, at) if dues else None

@@ -187,6 +187,36 @@ async def test_the_owners_refund_is_credited_once_razorpay_takes_it(
     )
 
 
+async def test_a_refund_taken_then_refused_and_made_again_is_credited_once(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Razorpay takes a ₹5 refund (pending: its credit note is issued), then refuses it
+    (refund.failed); the owner refunds again with the action. The customer gets ₹5 once, so
+    ₹5 is credited once: the retry is covered by the first note (docs/tax.md)."""
+    await _set_up(hass, config_entry)
+    standin.refund_status = "pending"
+    paid = await pay(hass, standin, post_webhook)
+    first = await _refund(hass, paid.payment_id, amount=5)
+    assert first["state"] == "pending"
+    await post_webhook(standin.settle_refund(str(first["refund_id"]), "failed"))
+    await settle(hass)
+
+    standin.refund_status = "processed"
+    assert (await _refund(hass, paid.payment_id, amount=5))["state"] == "processed"
+
+    invoice, note = await _documents(hass, paid)
+    assert (note.kind, note.against, note.amounts.total) == (
+        DocumentKind.CREDIT_NOTE,
+        invoice.number,
+        500,
+    )
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    assert entry.runtime_data.tax_month.totals.total == PLAN_PRICE - 500
+
+
 async def test_a_refund_after_a_b2b_request_credits_the_b2b_invoice(
     hass: HomeAssistant,
     standin: RazorpayStandin,

@@ -21,6 +21,7 @@ from custom_components.qr_charging.invoices import (
     credited,
     live_sale,
     refund_credit,
+    refunded,
     sale,
 )
 from custom_components.qr_charging.tax import (
@@ -69,7 +70,7 @@ def _sale(books: Numbering, payment: str, amount: int, settings: TaxSettings = S
 
 
 def _refund(books: Numbering, payment: str, key: str, amount: int) -> Document | None:
-    due = RefundDue(key, payment, amount)
+    due = RefundDue(key, payment, amount, refunded(books.of(payment)) + amount)
     return books.issue(refund_credit(due, books.of(payment), NOW))
 
 
@@ -215,7 +216,7 @@ def test_nothing_left_to_invoice_is_refused() -> None:
 
 def test_a_refund_of_a_payment_without_a_document_credits_nothing() -> None:
     """Paid before documents were issued: no invoice, so no credit note."""
-    assert refund_credit(RefundDue("r1", "pay_old", 500), [], NOW) is None
+    assert refund_credit(RefundDue("r1", "pay_old", 500, 500), [], NOW) is None
 
 
 def test_the_b2b_invoice_stays_in_force_whatever_the_clock_did() -> None:

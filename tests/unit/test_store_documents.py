@@ -20,6 +20,7 @@ import pytest
 
 from custom_components.qr_charging import store_documents
 from custom_components.qr_charging.books import Books
+from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.invoices import B2BRefused, Document, Dues
 from custom_components.qr_charging.records import RefundState
 from custom_components.qr_charging.store import LedgerStore, StorageError
@@ -249,6 +250,32 @@ async def test_a_refund_is_credited_once_razorpay_has_taken_it(tmp_path: Path) -
     async with account.books.change() as ledger:
         ledger.refunds["r1"].state = RefundState.PROCESSED
     assert [row[4] for row in _rows(path)] == ["payment:pay_1", "refund:r1"]
+
+
+async def test_a_refund_taken_then_refused_and_made_again_is_credited_once(
+    tmp_path: Path,
+) -> None:
+    """Razorpay takes r1 (pending: its note is issued), then refuses it: the owner refunds
+    again (r2). The money went back once, so r2 is covered by r1's note: ₹5 credited, not ₹10.
+    A third refund, money that did not go back before, gets its own note."""
+    path = tmp_path / "ledger.db"
+    account = await _account(path)
+    await account.paid(1)
+    await account.refunded(1, "r1", 500, RefundState.PENDING)
+    async with account.books.change(Wanted(payment_ids={"pay_1"})) as ledger:
+        ledger.refunds["r1"].state = RefundState.FAILED
+    await account.refunded(1, "r2", 500)
+    docs = await account.books.store.async_documents("s-1")
+    assert [(d.cause, d.amounts.total) for d in docs] == [
+        ("payment:pay_1", PRICE),
+        ("refund:r1", 500),
+    ]
+    await account.refunded(1, "r3", 300)
+    docs = await account.books.store.async_documents("s-1")
+    assert [(d.cause, d.amounts.total) for d in docs][1:] == [
+        ("refund:r1", 500),
+        ("refund:r3", 300),
+    ]
 
 
 async def test_a_restart_continues_the_series(tmp_path: Path) -> None:
