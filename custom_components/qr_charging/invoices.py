@@ -220,7 +220,8 @@ def refund_credit(due: RefundDue, documents: list[Document], now: float) -> Docu
     """A refund's credit note (or refund note) against the payment's document in force.
 
     Of the refund's amount, at most what its payment's taken refunds (``due.taken``) leave
-    after the refund notes issued so far, and at most what is left of that document. None when the payment has no document (paid before documents were issued, not ours) or
+    after the refund notes issued so far, and at most what is left of that document. None
+    when the payment has no document (paid before documents were issued, not ours) or
     nothing of it is left to credit.
     """
     sold_doc = live_sale(documents)
@@ -318,10 +319,11 @@ def describer(bays: dict[str, Bay], plans: dict[str, Plan], sites: dict[str, Sit
 def dues_of(
     written: Iterable[Record],
     links: dict[str, LinkRecord],
-    refunds: Mapping[str, RefundRecord],
     describe: Describe,
     settings: TaxSettings,
     at: float,
+    *,
+    refunds: Mapping[str, RefundRecord],
 ) -> Dues | None:
     """What the records a change wrote make due in documents.
 

@@ -20,8 +20,8 @@ import pytest
 
 from custom_components.qr_charging import store_documents
 from custom_components.qr_charging.books import Books
-from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.invoices import B2BRefused, Document, Dues
+from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.records import RefundState
 from custom_components.qr_charging.store import LedgerStore, StorageError
 from custom_components.qr_charging.tax import (
