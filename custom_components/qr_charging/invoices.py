@@ -31,6 +31,7 @@ from .tax import (
     Split,
     TaxSettings,
     credit_split,
+    financial_year,
     place_of_supply,
     split,
 )
@@ -239,31 +240,71 @@ class B2BRefused(Exception):
         self.reason = reason
 
 
+# How long a B2C invoice may be replaced by a B2B one: Rule 47's 30 days to issue a tax
+# invoice for a supply of services.
+B2B_DAYS = 30
+_DAY_S = 86_400
+
+
+def too_late(invoice: Document, now: float) -> bool:
+    """Whether ``invoice`` is past replacing by a B2B invoice at ``now``.
+
+    30 days after it was issued (Rule 47), or once its financial year has ended (that year's
+    GSTR-1 and credit notes are closed to it).
+    """
+    return now - invoice.issued_at > B2B_DAYS * _DAY_S or financial_year(now) != financial_year(
+        invoice.issued_at
+    )
+
+
+def replaceable(of_payment: list[Document], now: float) -> Document | None:
+    """A payment's B2C tax invoice a B2B request may replace at ``now``; None without one.
+
+    In force, made out to no one, something of it left after credits, and not ``too_late``.
+    The receipt page offers its form by this rule, and ``b2b`` issues by it.
+    """
+    sold_doc = live_sale(of_payment)
+    if (
+        sold_doc is None
+        or sold_doc.kind is not DocumentKind.INVOICE
+        or sold_doc.recipient is not None
+        or credited(sold_doc, of_payment) >= sold_doc.amounts.total
+        or too_late(sold_doc, now)
+    ):
+        return None
+    return sold_doc
+
+
 def b2b(
     documents: list[Document], recipient: Recipient, settings: TaxSettings, now: float
 ) -> list[Document]:
     """A business customer's invoices of the payments ``documents`` are of (the store: one).
 
-    For each payment's B2C invoice with something left, a credit note of that rest and a new
-    invoice of it made out to them.
-    Asked again with the same GSTIN: nothing more (the
+    For each payment's ``replaceable`` B2C invoice, a credit note of its rest and a new
+    invoice of it made out to them. Asked again with the same GSTIN: nothing more (the
     documents already issued stand). Raises ``B2BRefused``: ``not_registered`` (the owner
-    issues receipts), ``other_recipient`` (made out to another GSTIN already), ``nothing``
-    (nothing left to invoice: refunded, or no payment).
+    issues receipts), ``own_gstin`` (the owner's own GSTIN), ``other_recipient`` (made out to
+    another GSTIN already), ``too_late`` (the invoice is past 30 days or of a closed financial
+    year), ``nothing`` (nothing left to invoice: refunded, or no payment).
     """
     if not settings.registered:
         raise B2BRefused("not_registered")
+    if recipient.gstin == settings.gstin:
+        raise B2BRefused("own_gstin")
     issued: list[Document] = []
-    mine = False
+    mine = late = False
     for payment_id in dict.fromkeys(d.payment_id for d in documents):
         of_payment = [d for d in documents if d.payment_id == payment_id]
-        sold_doc = live_sale(of_payment)
-        if sold_doc is None or sold_doc.kind is not DocumentKind.INVOICE:
-            continue
-        if sold_doc.recipient is not None:
-            if sold_doc.recipient.gstin != recipient.gstin:
+        in_force = live_sale(of_payment)
+        if in_force is not None and in_force.recipient is not None:
+            if in_force.recipient.gstin != recipient.gstin:
                 raise B2BRefused("other_recipient")
             mine = True
+            continue
+        sold_doc = replaceable(of_payment, now)
+        if sold_doc is None:
+            # Refused for its time alone: it was replaceable the moment it was issued.
+            late |= in_force is not None and replaceable(of_payment, in_force.issued_at) is not None
             continue
         rest = sold_doc.amounts.total - credited(sold_doc, of_payment)
         note = _credit(sold_doc, of_payment, rest, f"b2b-credit:{sold_doc.number}", now)
@@ -283,7 +324,7 @@ def b2b(
         )
         issued += [note, invoice]
     if not issued and not mine:
-        raise B2BRefused("nothing")
+        raise B2BRefused("too_late" if late else "nothing")
     return issued
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from .invoices import SALES, Document, credited, live_sale
+from .invoices import SALES, Document, credited, replaceable
 from .tax import IST, STATES, DocumentKind
 
 # What each kind of document is called on the receipt (a text key); a B2B invoice is a tax
@@ -225,31 +225,26 @@ def _cancelled_by(doc: Document, documents: Sequence[Document]) -> str:
     return notes[-1] if notes else ""
 
 
-def open_payments(documents: Sequence[Document]) -> list[str]:
-    """The payments a B2B request would invoice: each with a B2C tax invoice that has a rest.
+def open_payments(documents: Sequence[Document], now: float) -> list[str]:
+    """The payments a B2B request would invoice at ``now``, in order.
 
-    The same rule as ``invoices.b2b`` (which decides); this only says whether to offer it,
-    and whose payments it would take.
+    ``invoices.replaceable`` decides, the rule ``invoices.b2b`` issues by: this only says
+    whether to offer the form, and for whom.
     """
-    found = []
-    for payment_id in dict.fromkeys(d.payment_id for d in documents):
-        of_payment = [d for d in documents if d.payment_id == payment_id]
-        sold = live_sale(of_payment)
-        if (
-            sold is not None
-            and sold.kind is DocumentKind.INVOICE
-            and sold.recipient is None
-            and credited(sold, of_payment) < sold.amounts.total
-        ):
-            found.append(payment_id)
-    return found
+    payment_ids = dict.fromkeys(d.payment_id for d in documents)
+    return [
+        payment_id
+        for payment_id in payment_ids
+        if replaceable([d for d in documents if d.payment_id == payment_id], now) is not None
+    ]
 
 
-def receipt(documents: Sequence[Document], merchant: str) -> Receipt | None:
+def receipt(documents: Sequence[Document], merchant: str, now: float) -> Receipt | None:
     """A receipt from a payment's documents (as issued, in order); None without any.
 
     ``merchant`` names the seller when the documents carry no supplier name (an owner
-    without tax details: the pages' merchant name).
+    without tax details: the pages' merchant name).  ``now``: whether the B2B form is still
+    offered (``open_payments``).
     """
     if not documents:
         return None
@@ -279,5 +274,5 @@ def receipt(documents: Sequence[Document], merchant: str) -> Receipt | None:
         date=ist_time(first.issued_at),
         summary=tuple(summary),
         sheets=tuple(_sheet(d, documents) for d in documents),
-        b2b_open=bool(open_payments(documents)),
+        b2b_open=bool(open_payments(documents, now)),
     )

@@ -315,10 +315,11 @@ async def test_the_series_start_again_at_the_financial_years_turn(tmp_path: Path
 
 
 async def test_a_four_character_prefix_numbers_the_years_999999th_invoice(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Its number is 16 characters, Rule 46's most; the millionth cannot be numbered, and its
-    change is refused whole (the payment is not half-stored: Razorpay delivers it again)."""
+    """Its number is 16 characters, Rule 46's most. The millionth cannot be numbered: the
+    payment is stored all the same (money is never refused for a document), without it, and
+    the owner is told at ERROR to shorten the prefix."""
     path = tmp_path / "ledger.db"
     settings = parse_settings(tax_options(prefix="ABCD"))
     account = await _account(path, settings=settings)
@@ -327,10 +328,35 @@ async def test_a_four_character_prefix_numbers_the_years_999999th_invoice(
         db.execute("UPDATE documents SET serial = 999998, number = 'ABCD/2627/999998'")
     await account.paid(2)
     assert [row[0] for row in _rows(path)][-1] == "ABCD/2627/999999"
-    with pytest.raises(StorageError):
-        await account.paid(3)
+    await account.paid(3)
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT COUNT(*) FROM payments").fetchone() == (2,)
+        assert db.execute("SELECT COUNT(*) FROM payments").fetchone() == (3,)
+    assert await account.books.store.async_documents("s-3") == []
+    assert [row[0] for row in _rows(path)][-1] == "ABCD/2627/999999"
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "ABCD/2627/1000000" in record.getMessage()
+    assert "payment:pay_3" in record.getMessage()
+    assert "shorter prefix" in record.getMessage()
+    # Its refund has no document to credit; a B2B request refuses (nothing to replace).
+    await account.refunded(3, "r3", 500)
+    assert await account.books.store.async_documents("s-3") == []
+
+
+async def test_a_b2b_invoice_whose_number_would_not_fit_is_refused_whole(
+    tmp_path: Path,
+) -> None:
+    """The B2B invoice would be the year's millionth: refused (``numbers_full``), and its
+    credit note of the B2C invoice, numbered first in the same transaction, is rolled back."""
+    path = tmp_path / "ledger.db"
+    account = await _account(path, settings=parse_settings(tax_options(prefix="ABCD")))
+    await account.paid(1)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE documents SET serial = 999999, number = 'ABCD/2627/999999'")
+    before = _rows(path)
+    with pytest.raises(B2BRefused) as err:
+        await account.books.async_b2b("pay_1", ACME, parse_settings(tax_options(prefix="ABCD")))
+    assert err.value.reason == "numbers_full"
+    assert _rows(path) == before
 
 
 async def test_receipts_of_an_owner_without_a_gstin(tmp_path: Path) -> None:
