@@ -252,9 +252,9 @@ def too_late(invoice: Document, now: float) -> bool:
     30 days after it was issued (Rule 47), or once its financial year has ended (that year's
     GSTR-1 and credit notes are closed to it).
     """
-    return now - invoice.issued_at > B2B_DAYS * _DAY_S or financial_year(now) != financial_year(
-        invoice.issued_at
-    )
+    if now - invoice.issued_at > B2B_DAYS * _DAY_S:
+        return True
+    return financial_year(now) != financial_year(invoice.issued_at)
 
 
 def replaceable(of_payment: list[Document], now: float) -> Document | None:
