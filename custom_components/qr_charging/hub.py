@@ -153,7 +153,7 @@ class QrChargingHub:
         self.tax = tax_settings_of(entry.options)
         describe = describer(configs, plans, sites_of(entry))
         self.books.documents = lambda written, ledger, now: dues_of(
-            written, ledger.links, describe, self.tax, now
+            written, ledger.links, describe, self.tax, now, refunds=ledger.refunds
         )
         # The month's tax totals (the sensors'), only for an owner with a GSTIN.
         self.tax_month = TaxMonth(hass, entry, self.books.store) if self.tax.registered else None

@@ -12,7 +12,7 @@ a refund credits it, a B2B request credits the rest of it and issues a new one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from .catalog import Bay, Plan
@@ -31,12 +31,19 @@ from .tax import (
     Split,
     TaxSettings,
     credit_split,
+    financial_year,
     place_of_supply,
     split,
 )
 
 # A refund Razorpay has taken: its money is on the way back (or back), so it is credited.
 TAKEN_REFUNDS = frozenset({RefundState.PENDING, RefundState.PROCESSED})
+# The cause of a refund's credit note or refund note (``refund:<refund key>``).
+# What issued a document (``Document.cause`` starts with one of these).
+PAYMENT_CAUSE = "payment:"
+REFUND_CAUSE = "refund:"
+B2B_CAUSE = "b2b:"
+B2B_CREDIT_CAUSE = "b2b-credit:"
 SALES = frozenset({DocumentKind.INVOICE, DocumentKind.RECEIPT})
 CREDITS = {
     DocumentKind.INVOICE: DocumentKind.CREDIT_NOTE,
@@ -109,11 +116,18 @@ class SaleDue:
 
 @dataclass(frozen=True, slots=True)
 class RefundDue:
-    """A refund Razorpay has taken (money going back): a credit of the payment's document is due."""
+    """A refund Razorpay has taken (money going back): a credit of the payment's document is due.
+
+    ``taken``: what Razorpay has taken of the payment's refunds in all (pending or processed,
+    this one included), as the change's ledger has them. The credit is at most what that
+    leaves uncredited: a refund taken (its note issued), then refused, then made again by the
+    owner is the money of that note, not a second credit.
+    """
 
     key: str
     payment_id: str
     amount: int
+    taken: int
 
 
 type Due = SaleDue | RefundDue
@@ -137,7 +151,7 @@ def sale(due: SaleDue, now: float) -> Document:
     if not settings.registered:
         return Document(
             DocumentKind.RECEIPT,
-            f"payment:{due.payment_id}",
+            f"{PAYMENT_CAUSE}{due.payment_id}",
             now,
             due.payment_id,
             due.session_id,
@@ -147,7 +161,7 @@ def sale(due: SaleDue, now: float) -> Document:
         )
     return Document(
         DocumentKind.INVOICE,
-        f"payment:{due.payment_id}",
+        f"{PAYMENT_CAUSE}{due.payment_id}",
         now,
         due.payment_id,
         due.session_id,
@@ -170,13 +184,18 @@ def live_sale(documents: Iterable[Document]) -> Document | None:
     credited invoice in force (its refunds would then credit nothing).
     """
     docs = list(documents)
-    replaced = {d.cause.removeprefix("b2b:") for d in docs if d.cause.startswith("b2b:")}
+    replaced = {d.cause.removeprefix(B2B_CAUSE) for d in docs if d.cause.startswith(B2B_CAUSE)}
     return next((d for d in docs if d.kind in SALES and d.number not in replaced), None)
 
 
 def credited(document: Document, documents: Iterable[Document]) -> int:
     """How much of a document its credit notes (or refund notes) have taken back."""
     return sum(d.amounts.total for d in documents if d.against == document.number)
+
+
+def refunded(documents: Iterable[Document]) -> int:
+    """What a payment's refunds have credited (its documents' ``refund:`` notes), in paise."""
+    return sum(d.amounts.total for d in documents if d.cause.startswith(REFUND_CAUSE))
 
 
 def _credit(
@@ -205,13 +224,16 @@ def _credit(
 def refund_credit(due: RefundDue, documents: list[Document], now: float) -> Document | None:
     """A refund's credit note (or refund note) against the payment's document in force.
 
-    None when the payment has no document (paid before documents were issued, not ours) or
+    Of the refund's amount, at most what its payment's taken refunds (``due.taken``) leave
+    after the refund notes issued so far, and at most what is left of that document. None
+    when the payment has no document (paid before documents were issued, not ours) or
     nothing of it is left to credit.
     """
     sold_doc = live_sale(documents)
     if sold_doc is None:
         return None
-    return _credit(sold_doc, documents, due.amount, f"refund:{due.key}", now)
+    amount = min(due.amount, due.taken - refunded(documents))
+    return _credit(sold_doc, documents, amount, f"{REFUND_CAUSE}{due.key}", now)
 
 
 class B2BRefused(Exception):
@@ -222,41 +244,81 @@ class B2BRefused(Exception):
         self.reason = reason
 
 
+# How long a B2C invoice may be replaced by a B2B one: Rule 47's 30 days to issue a tax
+# invoice for a supply of services.
+B2B_DAYS = 30
+_DAY_S = 86_400
+
+
+def too_late(invoice: Document, now: float) -> bool:
+    """Whether ``invoice`` is past replacing by a B2B invoice at ``now``.
+
+    30 days after it was issued (Rule 47), or once its financial year has ended (that year's
+    GSTR-1 and credit notes are closed to it).
+    """
+    if now - invoice.issued_at > B2B_DAYS * _DAY_S:
+        return True
+    return financial_year(now) != financial_year(invoice.issued_at)
+
+
+def replaceable(of_payment: list[Document], now: float) -> Document | None:
+    """A payment's B2C tax invoice a B2B request may replace at ``now``; None without one.
+
+    In force, made out to no one, something of it left after credits, and not ``too_late``.
+    The receipt page offers its form by this rule, and ``b2b`` issues by it.
+    """
+    sold_doc = live_sale(of_payment)
+    if (
+        sold_doc is None
+        or sold_doc.kind is not DocumentKind.INVOICE
+        or sold_doc.recipient is not None
+        or credited(sold_doc, of_payment) >= sold_doc.amounts.total
+        or too_late(sold_doc, now)
+    ):
+        return None
+    return sold_doc
+
+
 def b2b(
     documents: list[Document], recipient: Recipient, settings: TaxSettings, now: float
 ) -> list[Document]:
     """A business customer's invoices of the payments ``documents`` are of (the store: one).
 
-    For each payment's B2C invoice with something left, a credit note of that rest and a new
-    invoice of it made out to them.
-    Asked again with the same GSTIN: nothing more (the
+    For each payment's ``replaceable`` B2C invoice, a credit note of its rest and a new
+    invoice of it made out to them. Asked again with the same GSTIN: nothing more (the
     documents already issued stand). Raises ``B2BRefused``: ``not_registered`` (the owner
-    issues receipts), ``other_recipient`` (made out to another GSTIN already), ``nothing``
-    (nothing left to invoice: refunded, or no payment).
+    issues receipts), ``own_gstin`` (the owner's own GSTIN), ``other_recipient`` (made out to
+    another GSTIN already), ``too_late`` (the invoice is past 30 days or of a closed financial
+    year), ``nothing`` (nothing left to invoice: refunded, or no payment).
     """
     if not settings.registered:
         raise B2BRefused("not_registered")
+    if recipient.gstin == settings.gstin:
+        raise B2BRefused("own_gstin")
     issued: list[Document] = []
-    mine = False
+    mine = late = False
     for payment_id in dict.fromkeys(d.payment_id for d in documents):
         of_payment = [d for d in documents if d.payment_id == payment_id]
-        sold_doc = live_sale(of_payment)
-        if sold_doc is None or sold_doc.kind is not DocumentKind.INVOICE:
-            continue
-        if sold_doc.recipient is not None:
-            if sold_doc.recipient.gstin != recipient.gstin:
+        in_force = live_sale(of_payment)
+        if in_force is not None and in_force.recipient is not None:
+            if in_force.recipient.gstin != recipient.gstin:
                 raise B2BRefused("other_recipient")
             mine = True
             continue
+        sold_doc = replaceable(of_payment, now)
+        if sold_doc is None:
+            # Refused for its time alone: it was replaceable the moment it was issued.
+            late |= in_force is not None and replaceable(of_payment, in_force.issued_at) is not None
+            continue
         rest = sold_doc.amounts.total - credited(sold_doc, of_payment)
-        note = _credit(sold_doc, of_payment, rest, f"b2b-credit:{sold_doc.number}", now)
+        note = _credit(sold_doc, of_payment, rest, f"{B2B_CREDIT_CAUSE}{sold_doc.number}", now)
         if note is None:
             continue
         pos = place_of_supply(settings, recipient)
         supplier_state = sold_doc.supplier_gstin[:2]
         invoice = replace(
             sold_doc,
-            cause=f"b2b:{sold_doc.number}",
+            cause=f"{B2B_CAUSE}{sold_doc.number}",
             issued_at=now,
             amounts=split(rest, sold_doc.rate_bp, inter_state=pos != supplier_state),
             place_of_supply=pos,
@@ -266,7 +328,7 @@ def b2b(
         )
         issued += [note, invoice]
     if not issued and not mine:
-        raise B2BRefused("nothing")
+        raise B2BRefused("too_late" if late else "nothing")
     return issued
 
 
@@ -305,13 +367,16 @@ def dues_of(
     describe: Describe,
     settings: TaxSettings,
     at: float,
+    *,
+    refunds: Mapping[str, RefundRecord],
 ) -> Dues | None:
     """What the records a change wrote make due in documents.
 
     A document for each payment that opened or topped up a session, a credit for each refund
     once Razorpay has taken it (pending or processed): one only recorded may yet be refused
     for good, and then the money stays with the owner; one kept as too small never goes back.
-    Each is issued once: the store skips a cause already documented.
+    Each is issued once: the store skips a cause already documented. ``refunds``: the change's
+    ledger's (a payment's are all there), for what Razorpay has taken of each payment.
     """
     dues: list[Due] = []
     for record in written:
@@ -329,5 +394,10 @@ def dues_of(
                     )
                 )
         elif isinstance(record, RefundRecord) and record.state in TAKEN_REFUNDS:
-            dues.append(RefundDue(record.key, record.payment_id, record.amount))
+            taken = sum(
+                r.amount
+                for r in refunds.values()
+                if r.payment_id == record.payment_id and r.state in TAKEN_REFUNDS
+            )
+            dues.append(RefundDue(record.key, record.payment_id, record.amount, taken))
     return Dues(tuple(dues), settings.prefix, at) if dues else None

@@ -8,6 +8,7 @@ customer types, checked by ``tax.parse_recipient`` (escaped by the templates' au
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from http import HTTPStatus
 
@@ -129,7 +130,7 @@ class ReceiptPages:
         *,
         status: HTTPStatus = HTTPStatus.OK,
     ) -> web.Response:
-        view = receipt(documents, self._merchant())
+        view = receipt(documents, self._merchant(), time.time())
         assert view is not None  # documents is not empty
         params = self._params(page)
         token = params["token"]

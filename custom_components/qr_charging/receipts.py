@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from .invoices import SALES, Document, credited, live_sale
+from .invoices import (
+    B2B_CREDIT_CAUSE,
+    PAYMENT_CAUSE,
+    SALES,
+    Document,
+    credited,
+    replaceable,
+)
+from .invoices import refunded as refunded_by
 from .tax import IST, STATES, DocumentKind
 
 # What each kind of document is called on the receipt (a text key); a B2B invoice is a tax
@@ -28,10 +36,6 @@ TITLES = {
     DocumentKind.RECEIPT: "receipt",
     DocumentKind.REFUND_NOTE: "refund_note",
 }
-# A credit note's cause: a refund's, or the B2C invoice's rest credited for a B2B invoice.
-_REFUND_CAUSE = "refund:"
-_B2B_CREDIT_CAUSE = "b2b-credit:"
-_PAYMENT_CAUSE = "payment:"
 
 
 def rupees(paise: int) -> str:
@@ -116,7 +120,7 @@ class Receipt:
 
 def _sold_rows(documents: Sequence[Document]) -> list[Row]:
     """What the session's payments bought: minutes or kWh, the plan, a band not at 100 %."""
-    firsts = [d for d in documents if d.kind in SALES and d.cause.startswith(_PAYMENT_CAUSE)]
+    firsts = [d for d in documents if d.kind in SALES and d.cause.startswith(PAYMENT_CAUSE)]
     seconds = sum(d.sold.seconds for d in firsts)
     energy_wh = sum(d.sold.energy_wh for d in firsts)
     # Energy sold by the kWh carries a time cap in ``seconds``: what was bought is the energy.
@@ -208,7 +212,7 @@ def _sheet(doc: Document, documents: Sequence[Document]) -> Sheet:
             *_tax_rows(doc),
         ]
     elif doc.kind is DocumentKind.CREDIT_NOTE:
-        reason = "reason_b2b" if doc.cause.startswith(_B2B_CREDIT_CAUSE) else "reason_refund"
+        reason = "reason_b2b" if doc.cause.startswith(B2B_CREDIT_CAUSE) else "reason_refund"
         rows = [
             *_supplier_rows(doc),
             *_recipient_rows(doc),
@@ -239,48 +243,39 @@ def _cancelled_by(doc: Document, documents: Sequence[Document]) -> str:
     notes = [
         d.number
         for d in documents
-        if d.against == doc.number and d.cause.startswith(_B2B_CREDIT_CAUSE)
+        if d.against == doc.number and d.cause.startswith(B2B_CREDIT_CAUSE)
     ]
     return notes[-1] if notes else ""
 
 
-def open_payments(documents: Sequence[Document]) -> list[str]:
-    """The payments a B2B request would invoice: each with a B2C tax invoice that has a rest.
+def open_payments(documents: Sequence[Document], now: float) -> list[str]:
+    """The payments a B2B request would invoice at ``now``, in order.
 
-    The same rule as ``invoices.b2b`` (which decides); this only says whether to offer it,
-    and whose payments it would take.
+    ``invoices.replaceable`` decides, the rule ``invoices.b2b`` issues by: this only says
+    whether to offer the form, and for whom.
     """
-    found = []
-    for payment_id in dict.fromkeys(d.payment_id for d in documents):
-        of_payment = [d for d in documents if d.payment_id == payment_id]
-        sold = live_sale(of_payment)
-        if (
-            sold is not None
-            and sold.kind is DocumentKind.INVOICE
-            and sold.recipient is None
-            and credited(sold, of_payment) < sold.amounts.total
-        ):
-            found.append(payment_id)
-    return found
+    payment_ids = dict.fromkeys(d.payment_id for d in documents)
+    return [
+        payment_id
+        for payment_id in payment_ids
+        if replaceable([d for d in documents if d.payment_id == payment_id], now) is not None
+    ]
 
 
-def receipt(documents: Sequence[Document], merchant: str) -> Receipt | None:
+def receipt(documents: Sequence[Document], merchant: str, now: float) -> Receipt | None:
     """A receipt from a payment's documents (as issued, in order); None without any.
 
     ``merchant`` names the seller when the documents carry no supplier name (an owner
-    without tax details: the pages' merchant name).
+    without tax details: the pages' merchant name).  ``now``: whether the B2B form is still
+    offered (``open_payments``).
     """
     if not documents:
         return None
     first = documents[0]
     paid = sum(
-        d.amounts.total for d in documents if d.kind in SALES and d.cause.startswith(_PAYMENT_CAUSE)
+        d.amounts.total for d in documents if d.kind in SALES and d.cause.startswith(PAYMENT_CAUSE)
     )
-    refunded = sum(
-        d.amounts.total
-        for d in documents
-        if d.kind not in SALES and d.cause.startswith(_REFUND_CAUSE)
-    )
+    refunded = refunded_by(documents)
     summary = [
         Row("bay", first.sold.bay_name),
         *_sold_rows(documents),
@@ -298,5 +293,5 @@ def receipt(documents: Sequence[Document], merchant: str) -> Receipt | None:
         date=ist_time(first.issued_at),
         summary=tuple(summary),
         sheets=tuple(_sheet(d, documents) for d in documents),
-        b2b_open=bool(open_payments(documents)),
+        b2b_open=bool(open_payments(documents, now)),
     )

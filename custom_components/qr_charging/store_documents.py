@@ -9,6 +9,7 @@ change takes its numbers with it (no gap) and the single writer never hands one 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -42,6 +43,8 @@ _COLUMNS = (
     "recipient_address", "against",
 )  # fmt: skip
 _INSERT = f"INSERT INTO documents ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
+
+_LOGGER = logging.getLogger(__package__)
 
 __all__ = ["B2BRefused", "documents_between", "documents_of_session", "issue_b2b", "issue_dues"]
 
@@ -103,7 +106,12 @@ def _select(db: sqlite3.Connection, where: str, params: Iterable[object]) -> lis
 
 
 def _issue(db: sqlite3.Connection, doc: Document, prefix: str) -> Document | None:
-    """Number and insert one document; None when its cause is documented already."""
+    """Number and insert one document; None when its cause is documented already.
+
+    None as well, inserting nothing, when its number would be past Rule 46(b)'s 16
+    characters: the change it belongs to (a payment, a refund) is stored without it, as money
+    must never be refused for a document; logged at ERROR for the owner to shorten the prefix.
+    """
     if db.execute("SELECT 1 FROM documents WHERE cause = ?", (doc.cause,)).fetchone():
         return None
     year = financial_year(doc.issued_at)
@@ -112,7 +120,19 @@ def _issue(db: sqlite3.Connection, doc: Document, prefix: str) -> Document | Non
         "SELECT COALESCE(MAX(serial), 0) FROM documents WHERE series = ?", (series,)
     ).fetchone()
     serial = int(last) + 1
-    numbered = replace(doc, number=document_number(prefix, doc.kind, year, serial), serial=serial)
+    try:
+        number = document_number(prefix, doc.kind, year, serial)
+    except ValueError as err:
+        _LOGGER.error(  # noqa: TRY400 (the message says it all; a traceback would not)
+            "No %s issued for %s: its %s (Rule 46(b)); choose a shorter prefix than %s in "
+            "the account's options, Tax details",
+            doc.kind.value.replace("_", " "),
+            doc.cause,
+            err,
+            prefix,
+        )
+        return None
+    numbered = replace(doc, number=number, serial=serial)
     db.execute(_INSERT, _row(numbered))
     return numbered
 
@@ -147,10 +167,13 @@ def issue_b2b(
 
     One payment, not its session: anyone at the bay may add time to a running session, and
     their payment is not this customer's to invoice. Inside the caller's transaction; return
-    the payment's documents after. Raises ``B2BRefused``.
+    the payment's documents after. Raises ``B2BRefused`` (``numbers_full``: a number would
+    not fit, nothing issued).
     """
     for doc in b2b(_select(db, "payment_id = ?", (payment_id,)), recipient, settings, now):
-        _issue(db, doc, settings.prefix)
+        if _issue(db, doc, settings.prefix) is None:
+            # Its number does not fit: refused whole (the caller's transaction rolls back).
+            raise B2BRefused("numbers_full")
     return _select(db, "payment_id = ?", (payment_id,))
 
 

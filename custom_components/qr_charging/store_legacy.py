@@ -27,7 +27,7 @@ from .records import (
     add_totals,
     key_of,
 )
-from .store_schema import INSERT_EVENT, add_bay_totals, transaction, upsert
+from .store_schema import INSERT_EVENT, MARK_DOCUMENTS_SINCE, add_bay_totals, transaction, upsert
 
 
 def import_legacy(db: sqlite3.Connection, legacy: Iterable[Path]) -> None:
@@ -61,6 +61,8 @@ def _write_imported(db: sqlite3.Connection, legacy: _LegacyLedger) -> None:
         db.executemany(INSERT_EVENT, [(key, *row) for key, row in legacy.events.items()])
         add_bay_totals(db, totals)
         db.execute("INSERT INTO meta VALUES ('legacy_imported', '1')")
+        # The imported payments are of before documents (as migration 6 marks a database's).
+        db.execute(MARK_DOCUMENTS_SINCE)
 
 
 def _fill_legacy(records: dict[str, dict[str, Record]]) -> None:

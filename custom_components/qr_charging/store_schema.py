@@ -21,6 +21,12 @@ from .records import BayTotals, Kind, Record
 _LIST_FIELDS = frozenset({"events", "payment_ids"})
 _BOOL_FIELDS = frozenset({"owner"})
 
+# Documents are issued for payments stored after this mark, not before (migration 6 sets it
+# over the payments present; importing the JSON ledger of 0.1 sets it again over its own).
+MARK_DOCUMENTS_SINCE = """
+    INSERT OR REPLACE INTO meta SELECT 'documents_since', printf('%!.17g', MAX(received_at))
+        FROM payments HAVING COUNT(*) > 0"""
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE links (
@@ -93,7 +99,7 @@ MIGRATIONS: tuple[str, ...] = (
     # documents are issued: after the last payment stored before (which gets none), its time
     # written to round-trip exactly (CAST AS TEXT keeps 15 digits before SQLite 3.43, a
     # fraction earlier than the payment, which then got a document when written again).
-    """
+    f"""
     CREATE TABLE documents (
         number TEXT PRIMARY KEY, kind TEXT NOT NULL, series TEXT NOT NULL,
         serial INTEGER NOT NULL, cause TEXT NOT NULL UNIQUE, issued_at REAL NOT NULL,
@@ -111,8 +117,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX documents_session ON documents (session_id);
     CREATE INDEX documents_issued ON documents (issued_at);
     ALTER TABLE links ADD COLUMN band INTEGER NOT NULL DEFAULT 100;
-    INSERT OR REPLACE INTO meta SELECT 'documents_since', printf('%!.17g', MAX(received_at))
-        FROM payments HAVING COUNT(*) > 0;
+    {MARK_DOCUMENTS_SINCE};
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -46,6 +46,8 @@ _LOGGER = logging.getLogger(__package__)
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 NAME_MAX = 100
 _JOINERS = str.maketrans("", "", "\u200c\u200d")
+# What a spreadsheet reads as the start of a formula (the CSV injection of OWASP's list).
+_FORMULA_MARKS = ("=", "+", "-", "@")
 ADDRESS_MAX = 200
 
 
@@ -84,13 +86,21 @@ def parse_gstin(field: str, text: str) -> str:
 def parse_text(field: str, text: str, limit: int, *, required: bool = True) -> str:
     """A name or address typed by a person: one line, printable, at most ``limit`` characters.
 
-    The zero-width joiner and non-joiner are allowed: Devanagari spelling uses them.
+    The zero-width joiner and non-joiner are allowed: Devanagari spelling uses them. A value
+    of joiners or marks only names nothing (``required``: it needs a letter or digit). One
+    starting with ``=``, ``+``, ``-`` or ``@`` is ``not_printable``: the tax export's CSV
+    files carry it to a spreadsheet, which would run it as a formula (tabs and line breaks
+    are folded to spaces and the ends trimmed first).
     """
     value = " ".join(text.split())
     if required and not value:
         raise TaxError(field, "required")
-    if len(value) > limit or not value.translate(_JOINERS).isprintable():
-        raise TaxError(field, "too_long" if len(value) > limit else "not_printable")
+    if len(value) > limit:
+        raise TaxError(field, "too_long")
+    if value.startswith(_FORMULA_MARKS) or not value.translate(_JOINERS).isprintable():
+        raise TaxError(field, "not_printable")
+    if value and not any(char.isalnum() for char in value):
+        raise TaxError(field, "required")
     return value
 
 
@@ -122,12 +132,16 @@ class Recipient:
         return self.gstin[:2]
 
 
-def parse_recipient(gstin: str, name: str, address: str = "") -> Recipient:
-    """A customer's GSTIN, name and address as typed → a ``Recipient``; bad input: ``TaxError``."""
+def parse_recipient(gstin: str, name: str, address: str) -> Recipient:
+    """A customer's GSTIN, name and address as typed → a ``Recipient``; bad input: ``TaxError``.
+
+    All three are required: Rule 46(d) puts the recipient's name, address and GSTIN on a tax
+    invoice to a registered person.
+    """
     return Recipient(
         parse_gstin("gstin", gstin),
         parse_text("name", name, NAME_MAX),
-        parse_text("address", address, ADDRESS_MAX, required=False),
+        parse_text("address", address, ADDRESS_MAX),
     )
 
 

@@ -16,6 +16,7 @@ from custom_components.qr_charging.invoices import (
     Sold,
     b2b,
     refund_credit,
+    refunded,
     sale,
 )
 from custom_components.qr_charging.tax import (
@@ -68,7 +69,7 @@ class Issuer:
     def refund(self, amount: int, key: str = "r1", payment_id: str = "pay_1") -> Document:
         """A refund of ``amount`` of a payment: its credit note (or refund note)."""
         of_payment = [d for d in self.documents if d.payment_id == payment_id]
-        due = RefundDue(key, payment_id, amount)
+        due = RefundDue(key, payment_id, amount, refunded(of_payment) + amount)
         credit = refund_credit(due, of_payment, AT + len(self.documents))
         assert credit is not None
         return self._number(credit)

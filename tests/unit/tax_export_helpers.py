@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from custom_components.qr_charging.invoices import Document, RefundDue, SaleDue, Sold, b2b, sale
+from custom_components.qr_charging.invoices import (
+    Document,
+    RefundDue,
+    SaleDue,
+    Sold,
+    b2b,
+    refunded,
+    sale,
+)
 from custom_components.qr_charging.invoices import refund_credit as credit_of
 from custom_components.qr_charging.tax import (
     IST,
@@ -54,7 +62,8 @@ class Series:
 
     def refund(self, documents: list[Document], paise: int, when: float) -> Document:
         payment_id = documents[0].payment_id
-        note = credit_of(RefundDue(f"r-{when}", payment_id, paise), documents, when)
+        due = RefundDue(f"r-{when}", payment_id, paise, refunded(documents) + paise)
+        note = credit_of(due, documents, when)
         assert note is not None
         return self.number(note)
 

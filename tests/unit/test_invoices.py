@@ -6,6 +6,7 @@ Numbers are given here as the store would (each document its serial in issue ord
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 from hypothesis import given
@@ -21,9 +22,12 @@ from custom_components.qr_charging.invoices import (
     credited,
     live_sale,
     refund_credit,
+    refunded,
+    replaceable,
     sale,
 )
 from custom_components.qr_charging.tax import (
+    IST,
     DocumentKind,
     Recipient,
     TaxSettings,
@@ -34,15 +38,17 @@ from custom_components.qr_charging.tax import (
 from tests.integration.tax_helpers import (
     KARNATAKA_CUSTOMER,
     MAHARASHTRA_CUSTOMER,
+    OWNER_GSTIN,
     tax_options,
 )
 
 NOW = 1_796_000_000.0
+DAY = 86_400
 SETTINGS = parse_settings(tax_options())
 RECEIPTS = TaxSettings(legal_name="Corner shop")
 SOLD = Sold("bay-1", "Bay 1", plan_name="30 minutes", seconds=1800)
 ACME_PUNE = parse_recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet", "Pune")
-ACME_BLR = parse_recipient(KARNATAKA_CUSTOMER, "Acme Fleet")
+ACME_BLR = parse_recipient(KARNATAKA_CUSTOMER, "Acme Fleet", "Bengaluru")
 
 
 class Numbering:
@@ -69,7 +75,7 @@ def _sale(books: Numbering, payment: str, amount: int, settings: TaxSettings = S
 
 
 def _refund(books: Numbering, payment: str, key: str, amount: int) -> Document | None:
-    due = RefundDue(key, payment, amount)
+    due = RefundDue(key, payment, amount, refunded(books.of(payment)) + amount)
     return books.issue(refund_credit(due, books.of(payment), NOW))
 
 
@@ -215,7 +221,7 @@ def test_nothing_left_to_invoice_is_refused() -> None:
 
 def test_a_refund_of_a_payment_without_a_document_credits_nothing() -> None:
     """Paid before documents were issued: no invoice, so no credit note."""
-    assert refund_credit(RefundDue("r1", "pay_old", 500), [], NOW) is None
+    assert refund_credit(RefundDue("r1", "pay_old", 500, 500), [], NOW) is None
 
 
 def test_the_b2b_invoice_stays_in_force_whatever_the_clock_did() -> None:
@@ -231,3 +237,67 @@ def test_the_b2b_invoice_stays_in_force_whatever_the_clock_did() -> None:
     note = _refund(books, "pay_1", "r1", 2000)
     assert note is not None
     assert note.against == in_force.number
+
+
+def _sold_at(at: float) -> Numbering:
+    books = Numbering()
+    books.issue(sale(SaleDue("pay_1", "s-1", 2000, at, SOLD, SETTINGS), at))
+    return books
+
+
+def _ist(*args: int) -> float:
+    return datetime(*args, tzinfo=IST).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("sold", "asked", "reason"),
+    [
+        (NOW, NOW + 30 * DAY, None),  # Rule 47's 30 days: the last moment still in time
+        (NOW, NOW + 30 * DAY + 1, "too_late"),
+        (NOW, NOW + 420 * DAY, "too_late"),  # a closed year's sale, 14 months on
+        # Within 30 days, but across 31 March (IST): the invoice's year is closed.
+        (_ist(2027, 3, 31, 23, 30), _ist(2027, 4, 1, 0, 30), "too_late"),
+        (_ist(2027, 4, 1, 0, 0), _ist(2027, 4, 30, 23, 59), None),
+    ],
+)
+def test_a_b2c_invoice_may_be_replaced_within_30_days_and_its_financial_year(
+    sold: float, asked: float, reason: str | None
+) -> None:
+    books = _sold_at(sold)
+    assert (replaceable(books.documents, asked) is None) == (reason is not None)
+    if reason is None:
+        assert len(b2b(books.documents, ACME_PUNE, SETTINGS, asked)) == 2
+        return
+    with pytest.raises(B2BRefused) as err:
+        b2b(books.documents, ACME_PUNE, SETTINGS, asked)
+    assert err.value.reason == reason
+
+
+def test_a_refunded_invoice_past_its_time_is_refused_as_nothing_left() -> None:
+    """Nothing left to invoice says so, whatever the time: the customer cannot try later."""
+    books = _sold_at(NOW)
+    _refund(books, "pay_1", "r1", 2000)
+    with pytest.raises(B2BRefused) as err:
+        b2b(books.documents, ACME_PUNE, SETTINGS, NOW + 60 * DAY)
+    assert err.value.reason == "nothing"
+
+
+def test_the_owners_own_gstin_is_refused() -> None:
+    """Printed right above the form: typed by mistake, it would invoice the owner to itself."""
+    books = _sold_at(NOW)
+    with pytest.raises(B2BRefused) as err:
+        b2b(books.documents, parse_recipient(OWNER_GSTIN, "Me", "Here"), SETTINGS, NOW)
+    assert err.value.reason == "own_gstin"
+
+
+def test_a_refund_is_credited_only_out_of_what_razorpay_has_taken() -> None:
+    """A refund taken (its note issued), refused, and made again: the new one's ``taken`` is
+    its own amount alone (the first failed), which the first note already covers."""
+    books = _sold_at(NOW)
+    _refund(books, "pay_1", "r1", 500)
+    again = RefundDue("r2", "pay_1", 500, taken=500)
+    assert refund_credit(again, books.of("pay_1"), NOW) is None
+    more = RefundDue("r3", "pay_1", 300, taken=800)
+    note = refund_credit(more, books.of("pay_1"), NOW)
+    assert note is not None
+    assert note.amounts.total == 300

@@ -20,7 +20,7 @@ from custom_components.qr_charging.receipts import (
     rupees,
 )
 from custom_components.qr_charging.tax import Recipient, TaxSettings
-from tests.integration.receipt_helpers import SITE_ADDRESS, SOLD, Issuer, registered
+from tests.integration.receipt_helpers import AT, SITE_ADDRESS, SOLD, Issuer, registered
 from tests.integration.tax_helpers import (
     KARNATAKA_CUSTOMER,
     MAHARASHTRA_CUSTOMER,
@@ -45,7 +45,7 @@ def _rows(rows: tuple[Row, ...]) -> dict[str, str]:
 
 
 def _view(issuer: Issuer, merchant: str = "Pay and charge") -> Receipt:
-    view = receipt(issuer.documents, merchant)
+    view = receipt(issuer.documents, merchant, AT + 60)
     assert view is not None
     return view
 
@@ -156,7 +156,7 @@ def test_a_credit_note_prints_the_date_of_the_invoice_it_credits() -> None:
     )
     assert "26-03-2026" in _texts("hi")[against.text].format(**against.values)
 
-    orphan = receipt(issuer.documents[1:], "Pay and charge")
+    orphan = receipt(issuer.documents[1:], "Pay and charge", AT + 60)
     assert orphan is not None
     (alone,) = [row for row in orphan.sheets[0].rows if row.label == "against"]
     assert (alone.value, alone.text) == (invoice.number, "")
@@ -238,7 +238,7 @@ def test_energy_top_ups_and_a_price_band() -> None:
 
 
 def test_no_documents_no_receipt() -> None:
-    assert receipt([], "Pay and charge") is None
+    assert receipt([], "Pay and charge", AT) is None
 
 
 def _keys(sheets: tuple[Sheet, ...], summary: tuple[Row, ...]) -> set[str]:
@@ -274,18 +274,25 @@ def test_every_label_has_its_english_and_hindi_text() -> None:
     assert english["tax_invoice"] == "Tax invoice"
 
 
+NOW = AT + 60
+DAY = 86_400
+
+
 def test_the_payments_a_b2b_request_would_take() -> None:
     issuer = Issuer()
     settings = registered()
     issuer.pay(2000, settings)
     issuer.pay(2000, settings, payment_id="pay_2")
     issuer.pay(2000, settings, payment_id="pay_3")
-    assert open_payments(issuer.documents) == ["pay_1", "pay_2", "pay_3"]
+    assert open_payments(issuer.documents, NOW) == ["pay_1", "pay_2", "pay_3"]
+    # The form is offered as long as invoices.b2b would issue (30 days, the same year).
+    assert open_payments(issuer.documents, AT + 30 * DAY) == ["pay_1", "pay_2", "pay_3"]
+    assert open_payments(issuer.documents, AT + 30 * DAY + 60) == []
     issuer.refund(2000)  # pay_1 refunded whole: nothing left of it
     issuer.refund(1999, "r2", "pay_2")  # a paisa left of pay_2
-    assert open_payments(issuer.documents) == ["pay_2", "pay_3"]
+    assert open_payments(issuer.documents, NOW) == ["pay_2", "pay_3"]
     issuer.b2b(Recipient(KARNATAKA_CUSTOMER, "Acme"), settings)
-    assert open_payments(issuer.documents) == []
+    assert open_payments(issuer.documents, NOW) == []
     plain = Issuer()
     plain.pay(2000, TaxSettings())
-    assert open_payments(plain.documents) == []  # receipts: no tax invoice to replace
+    assert open_payments(plain.documents, NOW) == []  # receipts: no tax invoice to replace

@@ -8,6 +8,7 @@ restart continues it, and payments stored before documents existed get none.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections import Counter
 from datetime import datetime
@@ -18,9 +19,11 @@ from unittest.mock import patch
 import pytest
 
 from custom_components.qr_charging import store_documents
+from custom_components.qr_charging.books import Books
 from custom_components.qr_charging.invoices import B2BRefused, Document, Dues
+from custom_components.qr_charging.ledger import Wanted
 from custom_components.qr_charging.records import RefundState
-from custom_components.qr_charging.store import StorageError
+from custom_components.qr_charging.store import LedgerStore, StorageError
 from custom_components.qr_charging.tax import (
     IST,
     DocumentKind,
@@ -31,13 +34,14 @@ from custom_components.qr_charging.tax import (
 )
 from tests.integration.tax_helpers import KARNATAKA_CUSTOMER, MAHARASHTRA_CUSTOMER, tax_options
 
-from .tax_builders import PRICE, Account, link
+from .tax_builders import PRICE, Account, link, run
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=IST).timestamp()
 YEAR = financial_year(NOW)
 SETTINGS = parse_settings(tax_options())
+LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_ledger"
 ACME = parse_recipient(MAHARASHTRA_CUSTOMER, "Acme Fleet", "Pune")
-OTHER = parse_recipient(KARNATAKA_CUSTOMER, "Other Fleet")
+OTHER = parse_recipient(KARNATAKA_CUSTOMER, "Other Fleet", "Bengaluru")
 
 
 def _rows(path: Path) -> list[tuple[str, str, str, int, str]]:
@@ -248,6 +252,32 @@ async def test_a_refund_is_credited_once_razorpay_has_taken_it(tmp_path: Path) -
     assert [row[4] for row in _rows(path)] == ["payment:pay_1", "refund:r1"]
 
 
+async def test_a_refund_taken_then_refused_and_made_again_is_credited_once(
+    tmp_path: Path,
+) -> None:
+    """Razorpay takes r1 (pending: its note is issued), then refuses it: the owner refunds
+    again (r2). The money went back once, so r2 is covered by r1's note: ₹5 credited, not ₹10.
+    A third refund, money that did not go back before, gets its own note."""
+    path = tmp_path / "ledger.db"
+    account = await _account(path)
+    await account.paid(1)
+    await account.refunded(1, "r1", 500, RefundState.PENDING)
+    async with account.books.change(Wanted(payment_ids={"pay_1"})) as ledger:
+        ledger.refunds["r1"].state = RefundState.FAILED
+    await account.refunded(1, "r2", 500)
+    docs = await account.books.store.async_documents("s-1")
+    assert [(d.cause, d.amounts.total) for d in docs] == [
+        ("payment:pay_1", PRICE),
+        ("refund:r1", 500),
+    ]
+    await account.refunded(1, "r3", 300)
+    docs = await account.books.store.async_documents("s-1")
+    assert [(d.cause, d.amounts.total) for d in docs][1:] == [
+        ("refund:r1", 500),
+        ("refund:r3", 300),
+    ]
+
+
 async def test_a_restart_continues_the_series(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     account = await _account(path)
@@ -285,10 +315,11 @@ async def test_the_series_start_again_at_the_financial_years_turn(tmp_path: Path
 
 
 async def test_a_four_character_prefix_numbers_the_years_999999th_invoice(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Its number is 16 characters, Rule 46's most; the millionth cannot be numbered, and its
-    change is refused whole (the payment is not half-stored: Razorpay delivers it again)."""
+    """Its number is 16 characters, Rule 46's most. The millionth cannot be numbered: the
+    payment is stored all the same (money is never refused for a document), without it, and
+    the owner is told at ERROR to shorten the prefix."""
     path = tmp_path / "ledger.db"
     settings = parse_settings(tax_options(prefix="ABCD"))
     account = await _account(path, settings=settings)
@@ -297,10 +328,35 @@ async def test_a_four_character_prefix_numbers_the_years_999999th_invoice(
         db.execute("UPDATE documents SET serial = 999998, number = 'ABCD/2627/999998'")
     await account.paid(2)
     assert [row[0] for row in _rows(path)][-1] == "ABCD/2627/999999"
-    with pytest.raises(StorageError):
-        await account.paid(3)
+    await account.paid(3)
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT COUNT(*) FROM payments").fetchone() == (2,)
+        assert db.execute("SELECT COUNT(*) FROM payments").fetchone() == (3,)
+    assert await account.books.store.async_documents("s-3") == []
+    assert [row[0] for row in _rows(path)][-1] == "ABCD/2627/999999"
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "ABCD/2627/1000000" in record.getMessage()
+    assert "payment:pay_3" in record.getMessage()
+    assert "shorter prefix" in record.getMessage()
+    # Its refund has no document to credit; a B2B request refuses (nothing to replace).
+    await account.refunded(3, "r3", 500)
+    assert await account.books.store.async_documents("s-3") == []
+
+
+async def test_a_b2b_invoice_whose_number_would_not_fit_is_refused_whole(
+    tmp_path: Path,
+) -> None:
+    """The B2B invoice would be the year's millionth: refused (``numbers_full``), and its
+    credit note of the B2C invoice, numbered first in the same transaction, is rolled back."""
+    path = tmp_path / "ledger.db"
+    account = await _account(path, settings=parse_settings(tax_options(prefix="ABCD")))
+    await account.paid(1)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE documents SET serial = 999999, number = 'ABCD/2627/999999'")
+    before = _rows(path)
+    with pytest.raises(B2BRefused) as err:
+        await account.books.async_b2b("pay_1", ACME, parse_settings(tax_options(prefix="ABCD")))
+    assert err.value.reason == "numbers_full"
+    assert _rows(path) == before
 
 
 async def test_receipts_of_an_owner_without_a_gstin(tmp_path: Path) -> None:
@@ -383,3 +439,22 @@ async def test_the_last_payment_before_the_upgrade_stays_without_a_document(
     with sqlite3.connect(path) as db:
         (since,) = db.execute("SELECT value FROM meta WHERE name = 'documents_since'").fetchone()
     assert float(since) == received
+
+
+async def test_payments_imported_from_the_json_ledger_of_0_1_get_no_document(
+    tmp_path: Path,
+) -> None:
+    """The import runs after migration 6 marked an empty database: it marks its own payments
+    as before documents (else a late write of one would invoice a 0.1-era payment today)."""
+    names = ("qr_charging.legacy-entry.ledger", "qr_charging.legacy-entry.archive.jsonl")
+    for name in names:
+        shutil.copy(LEGACY / name, tmp_path / name)
+    store = LedgerStore(tmp_path / "l.db", run, legacy=tuple(tmp_path / n for n in names))
+    await Books(store, clock=lambda: NOW).async_open()
+    await store.async_close()
+    with sqlite3.connect(tmp_path / "l.db") as db:
+        (last,) = db.execute("SELECT MAX(received_at) FROM payments").fetchone()
+        since = db.execute("SELECT value FROM meta WHERE name = 'documents_since'").fetchone()
+    assert last is not None
+    assert since is not None
+    assert float(since[0]) == last

