@@ -38,7 +38,6 @@ from .tax import (
 
 # A refund Razorpay has taken: its money is on the way back (or back), so it is credited.
 TAKEN_REFUNDS = frozenset({RefundState.PENDING, RefundState.PROCESSED})
-# The cause of a refund's credit note or refund note (``refund:<refund key>``).
 # What issued a document (``Document.cause`` starts with one of these).
 PAYMENT_CAUSE = "payment:"
 REFUND_CAUSE = "refund:"
@@ -394,10 +393,16 @@ def dues_of(
                     )
                 )
         elif isinstance(record, RefundRecord) and record.state in TAKEN_REFUNDS:
-            taken = sum(
-                r.amount
+            # Every taken refund of the payment, not only this one: one covered by an earlier
+            # note of a refund Razorpay then refused gets its own once that one is paid after
+            # all (the store skips those already noted; each is limited by what was taken).
+            of_payment = [
+                r
                 for r in refunds.values()
                 if r.payment_id == record.payment_id and r.state in TAKEN_REFUNDS
-            )
-            dues.append(RefundDue(record.key, record.payment_id, record.amount, taken))
-    return Dues(tuple(dues), settings.prefix, at) if dues else None
+            ]
+            taken = sum(r.amount for r in of_payment)
+            # The written one first: what is left to credit is its own.
+            first = [record, *(r for r in of_payment if r is not record)]
+            dues += [RefundDue(r.key, r.payment_id, r.amount, taken) for r in first]
+    return Dues(tuple(dict.fromkeys(dues)), settings.prefix, at) if dues else None

@@ -83,21 +83,25 @@ def parse_gstin(field: str, text: str) -> str:
     return gstin
 
 
-def parse_text(field: str, text: str, limit: int, *, required: bool = True) -> str:
+def parse_text(
+    field: str, text: str, limit: int, *, required: bool = True, to_csv: bool = False
+) -> str:
     """A name or address typed by a person: one line, printable, at most ``limit`` characters.
 
     The zero-width joiner and non-joiner are allowed: Devanagari spelling uses them. A value
-    of joiners or marks only names nothing (``required``: it needs a letter or digit). One
-    starting with ``=``, ``+``, ``-`` or ``@`` is ``not_printable``: the tax export's CSV
-    files carry it to a spreadsheet, which would run it as a formula (tabs and line breaks
-    are folded to spaces and the ends trimmed first).
+    of joiners or marks only names nothing (``required``: it needs a letter or digit).
+    ``to_csv``: the tax export's CSV files carry it (a customer's name) to a spreadsheet,
+    which would run a value starting with ``=``, ``+``, ``-`` or ``@`` as a formula: such a
+    value is ``not_printable`` (tabs and line breaks are folded to spaces, the ends trimmed
+    and joiners ignored first).
     """
     value = " ".join(text.split())
     if required and not value:
         raise TaxError(field, "required")
     if len(value) > limit:
         raise TaxError(field, "too_long")
-    if value.startswith(_FORMULA_MARKS) or not value.translate(_JOINERS).isprintable():
+    visible = value.translate(_JOINERS)
+    if (to_csv and visible.startswith(_FORMULA_MARKS)) or not visible.isprintable():
         raise TaxError(field, "not_printable")
     if value and not any(char.isalnum() for char in value):
         raise TaxError(field, "required")
@@ -140,8 +144,8 @@ def parse_recipient(gstin: str, name: str, address: str) -> Recipient:
     """
     return Recipient(
         parse_gstin("gstin", gstin),
-        parse_text("name", name, NAME_MAX),
-        parse_text("address", address, ADDRESS_MAX),
+        parse_text("name", name, NAME_MAX, to_csv=True),
+        parse_text("address", address, ADDRESS_MAX, to_csv=True),
     )
 
 

