@@ -230,7 +230,7 @@ class MqttLink:
         if reason_code.is_failure:
             # paho calls on_disconnect next, which moves on to the next broker.
             _LOGGER.error(
-                "broker %s refused the connection: %s", self._rotation.current, reason_code
+                "broker refused the connection: %s (%s)", reason_code, self._rotation.current
             )
             return
         self._rotation.connected()
