@@ -184,6 +184,32 @@ def test_a_refused_first_broker_is_skipped_at_once(
     assert online.at - started < RECONNECT_MIN_S
 
 
+def test_a_broker_refusing_the_login_is_left_for_the_next_at_once(
+    setup: Setup,
+    broker: Broker,
+    tmp_path: Path,
+    agents: Callable[[Path], RunningAgent],
+    observer_factory: Callable[[str], Observer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "refusing").mkdir()
+    refusing = Broker(tmp_path / "refusing")
+    # Up, but answers every (anonymous) CONNECT with "not authorized".
+    refusing.conf.write_text(f"listener {refusing.port} 127.0.0.1\nallow_anonymous false\n")
+    refusing.start()
+    try:
+        obs = observer_factory(setup.node)
+        section = {"brokers": [f"127.0.0.1:{refusing.port}", f"127.0.0.1:{broker.port}"]}
+        started = time.monotonic()
+        agents(setup.write(broker=section)).start()
+        online = obs.wait_for(f"qr_charging/{setup.node}/availability", lambda m: True)
+        assert online.payload == b"online"
+        assert online.at - started < RECONNECT_MIN_S
+        assert f"refused the connection: Not authorized (127.0.0.1:{refusing.port})" in caplog.text
+    finally:
+        refusing.stop()
+
+
 def _take_over_session(server: Broker, node: str) -> None:
     """Connect to ``server`` as the agent (same client id, persistent session), then leave.
 
