@@ -114,15 +114,11 @@ class MqttLink:
         config: AgentConfig,
         on_connected: Callable[[], None],
         on_command: Callable[[str, bytes], None],
-        *,
-        wall: Callable[[], float] = time.time,
     ) -> None:
-        """``wall``: the clock whose epoch seconds the heartbeat carries as ``at``."""
         self.topics = Topics(config)
         self._config = config
         self._on_connected = on_connected
         self._on_command = on_command
-        self._wall = wall
         self._rotation = Rotation(config.broker.addresses)
         self.connected = threading.Event()
         # Notified on each connection (the period restarts) and on stop.
@@ -190,17 +186,22 @@ class MqttLink:
     def _publish_heartbeat(self) -> None:
         """The retained heartbeat: the agent's clock now and the period it promises."""
         every = self._config.broker.heartbeat_s
-        self.publish_json(self.topics.heartbeat, {"at": self._wall(), "every": every}, retain=True)
+        self.publish_json(self.topics.heartbeat, {"at": time.time(), "every": every}, retain=True)
 
     def _keep_heartbeat(self) -> None:
         """Publish the heartbeat every ``heartbeat_s`` while connected, never queued for later.
 
         A connection publishes one at once (:meth:`_handle_connect`) and restarts the period.
         """
-        with self._beat:
-            while not self._stopping:
-                if not self._beat.wait(self._config.broker.heartbeat_s) and self.connected.is_set():
-                    self._publish_heartbeat()
+        while True:
+            with self._beat:
+                if self._stopping:
+                    return
+                due = not self._beat.wait(self._config.broker.heartbeat_s)
+                due = due and self.connected.is_set() and not self._stopping
+            # Outside the lock: paho's thread takes it on connecting, inside its own callbacks.
+            if due:
+                self._publish_heartbeat()
 
     def _retry_after(self, client: mqtt.Client) -> None:
         """The current broker failed: point paho at the next and set the wait before it.
