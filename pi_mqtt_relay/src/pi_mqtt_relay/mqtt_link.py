@@ -124,7 +124,10 @@ class MqttLink:
         # Notified on each connection (the period restarts) and on stop.
         self._beat = threading.Condition()
         self._stopping = False
-        self._heartbeat_thread = threading.Thread(target=self._keep_heartbeat, name="heartbeat")
+        # A daemon, like paho's network thread: it only publishes, and never holds the process.
+        self._heartbeat_thread = threading.Thread(
+            target=self._keep_heartbeat, name="heartbeat", daemon=True
+        )
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"pi-mqtt-relay-{config.node_id}",
@@ -166,11 +169,7 @@ class MqttLink:
             except (RuntimeError, ValueError):
                 _LOGGER.warning("could not publish offline before stopping")
         self.connected.clear()
-        with self._beat:
-            self._stopping = True
-            self._beat.notify_all()
-        if self._heartbeat_thread.is_alive():
-            self._heartbeat_thread.join()
+        self._end_heartbeat()
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -202,6 +201,14 @@ class MqttLink:
             # Outside the lock: paho's thread takes it on connecting, inside its own callbacks.
             if due:
                 self._publish_heartbeat()
+
+    def _end_heartbeat(self) -> None:
+        """No more heartbeats nor reconnections: the link is stopping."""
+        with self._beat:
+            self._stopping = True
+            self._beat.notify_all()
+        if self._heartbeat_thread.is_alive():
+            self._heartbeat_thread.join()
 
     def _retry_after(self, client: mqtt.Client) -> None:
         """The current broker failed: point paho at the next and set the wait before it.
