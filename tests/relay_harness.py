@@ -151,6 +151,7 @@ class CrashableAgent:
                 return
             self.outages.append([time.time(), None, "crash"])
             client = agent._link._client  # what the kernel does to a killed process
+            agent._link._end_heartbeat()
             client.loop_stop()
             sock = client.socket()
             if sock is not None:

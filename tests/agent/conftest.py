@@ -29,6 +29,31 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 @pytest.fixture
+def second_broker(tmp_path: Path) -> Iterator[Broker]:
+    """Another Mosquitto (the agent's failover tests): a cluster's second node, unshared."""
+    workdir = tmp_path / "second-broker"
+    workdir.mkdir()
+    server = Broker(workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def observer_on() -> Iterator[Callable[[Broker, str], Observer]]:
+    """Observers of a node on a given broker."""
+    made: list[Observer] = []
+
+    def make(server: Broker, node: str) -> Observer:
+        made.append(Observer(server.port, node))
+        return made[-1]
+
+    yield make
+    for obs in made:
+        obs.close()
+
+
+@pytest.fixture
 def observer_factory(broker: Broker) -> Iterator[Callable[[str], Observer]]:
     made: list[Observer] = []
 

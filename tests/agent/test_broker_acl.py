@@ -42,10 +42,11 @@ def test_only_home_assistant_commands_and_only_the_agent_reports(
         setup.write(broker={"host": "127.0.0.1", "port": broker.port, **credentials})
     ).start()
     base = f"{PREFIX}/{NODE}"
-    # The agent's availability, config and states get through.
+    # The agent's availability, config, states and heartbeat get through.
     home_assistant.wait_for(f"{base}/availability", b"online")
     home_assistant.wait_for(f"{base}/config", NODE.encode())
     home_assistant.wait_for(f"{base}/bay-1/state", b"boot")
+    home_assistant.wait_for(f"{base}/heartbeat", b'"every"')
 
     # Home Assistant's on powers the bay.
     sent = time.time()

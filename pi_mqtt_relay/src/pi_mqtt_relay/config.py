@@ -8,6 +8,7 @@ before it touches a GPIO pin.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ DEFAULT_MAX_POWER_W = 3680
 PZEM_GENERAL_ADDRESS = 0xF8
 MAX_MODBUS_ADDRESS = 247
 METER_KINDS = ("pzem004t", "mock")
+# MQTT's registered ports, plain and over TLS: a ``brokers`` entry without a port takes one.
+MQTT_PORT = 1883
+MQTT_TLS_PORT = 8883
+MAX_BROKERS = 10
+# ``host``, ``host:port``, ``[v6-address]`` or ``[v6-address]:port``.
+_ADDRESS = re.compile(
+    r"^(?:(?P<name>[A-Za-z0-9._-]+)|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>\d+))?$"
+)
+DEFAULT_HEARTBEAT_S = 30
 
 
 class ConfigError(Exception):
@@ -45,15 +55,27 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
-class BrokerConfig:
-    """Where and how to reach the MQTT broker."""
+class BrokerAddress:
+    """One broker (a cluster node, or a load balancer's name) the agent may connect to."""
 
     host: str
     port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where and how to reach the MQTT broker: the addresses are tried in order, round robin."""
+
+    addresses: tuple[BrokerAddress, ...]
     username: str | None
     password: str | None
     keepalive: int
     tls: TlsConfig | None
+    heartbeat_s: int = DEFAULT_HEARTBEAT_S
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,19 @@ def _existing_file(value: Any) -> str:
     return value
 
 
+def _broker_address(value: Any) -> tuple[str, int | None]:
+    """One ``brokers`` entry as (host, port); the port left out is chosen with the TLS setting."""
+    if not isinstance(value, str):
+        raise vol.Invalid("expected 'host' or 'host:port'")
+    found = _ADDRESS.match(value)
+    if found is None:
+        raise vol.Invalid(f"'{value}' is not 'host' or 'host:port'")
+    port = found["port"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise vol.Invalid(f"'{value}': the port must be between 1 and 65535")
+    return found["name"] or found["v6"], None if port is None else int(port)
+
+
 _ID = vol.All(str, vol.Match(ID_PATTERN, msg="only letters, digits, '_' and '-' are allowed"))
 
 
@@ -194,9 +229,20 @@ _TLS = vol.All(
 
 _BROKER = vol.Schema(
     {
-        vol.Required("host"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("port", default=1883): vol.All(
+        # ``host`` (and ``port``) or ``brokers``: _cross_checks wants exactly one of them.
+        vol.Optional("host"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("port"): vol.All(
             _integer, vol.Range(min=1, max=65535, msg="must be between 1 and 65535")
+        ),
+        vol.Optional("brokers"): vol.All(
+            list,
+            vol.Length(
+                min=1, max=MAX_BROKERS, msg=f"give between 1 and {MAX_BROKERS} 'host:port' entries"
+            ),
+            [_broker_address],
+        ),
+        vol.Optional("heartbeat_s", default=DEFAULT_HEARTBEAT_S): vol.All(
+            _integer, vol.Range(min=5, max=300, msg="must be a whole number of seconds, 5-300")
         ),
         vol.Optional("username", default=None): vol.Any(None, str),
         vol.Optional("password", default=None): vol.Any(None, str),
@@ -314,6 +360,7 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
             )
     problems.extend(_meter_checks(data))
     broker = data["broker"]
+    problems.extend(_address_checks(broker))
     tls = broker.get("tls")
     if tls and tls["key_file"] and not tls["cert_file"]:
         problems.append("broker.tls.key_file: needs broker.tls.cert_file as well")
@@ -321,6 +368,41 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
     if broker["password"] is not None and broker["username"] is None:
         problems.append("broker.password: needs broker.username as well")
     return problems
+
+
+def _address_checks(broker: dict[str, Any]) -> list[str]:
+    """``host`` (with ``port``) or ``brokers``, exactly one form; no broker listed twice."""
+    if "brokers" not in broker:
+        return (
+            []
+            if "host" in broker
+            else ["broker.host: required key is missing (or give broker.brokers)"]
+        )
+    given = [key for key in ("host", "port") if key in broker]
+    if given:
+        return [
+            f"broker.brokers: give either broker.brokers or broker.host/port, not both "
+            f"(remove broker.{' and broker.'.join(given)})"
+        ]
+    problems: list[str] = []
+    seen: dict[BrokerAddress, int] = {}
+    for index, entry in enumerate(_addresses(broker)):
+        if entry in seen:
+            problems.append(
+                f"broker.brokers[{index}]: already listed as broker.brokers[{seen[entry]}]"
+            )
+        seen.setdefault(entry, index)
+    return problems
+
+
+def _addresses(broker: dict[str, Any]) -> tuple[BrokerAddress, ...]:
+    """The brokers to try, in order; a port left out is MQTT's own (8883 with TLS)."""
+    if "brokers" not in broker:
+        return (BrokerAddress(broker["host"], broker.get("port", MQTT_PORT)),)
+    default = MQTT_TLS_PORT if "tls" in broker else MQTT_PORT
+    return tuple(
+        BrokerAddress(host, default if port is None else port) for host, port in broker["brokers"]
+    )
 
 
 _KEYS_OF_KIND = {
@@ -397,8 +479,7 @@ def parse_config(raw: Any) -> AgentConfig:
     tls = broker.get("tls")
     return AgentConfig(
         broker=BrokerConfig(
-            host=broker["host"],
-            port=broker["port"],
+            addresses=_addresses(broker),
             username=broker["username"],
             password=broker["password"],
             keepalive=broker["keepalive"],
@@ -410,6 +491,7 @@ def parse_config(raw: Any) -> AgentConfig:
             )
             if tls is not None
             else None,
+            heartbeat_s=broker["heartbeat_s"],
         ),
         node_id=data["node"]["id"],
         node_name=data["node"].get("name", data["node"]["id"]),
@@ -456,6 +538,7 @@ def load_config(path: str | Path) -> AgentConfig:
 __all__ = [
     "AgentConfig",
     "BayConfig",
+    "BrokerAddress",
     "BrokerConfig",
     "ConfigError",
     "MeterConfig",

@@ -3,8 +3,15 @@
 A persistent session (``clean_session=False`` with a stable client id) makes the broker
 keep the ``set`` subscription and queue QoS 1 commands while the agent is briefly away.
 A retained last will marks the node ``offline`` when the connection dies. paho's network
-thread reconnects with backoff; after every (re)connection the agent republishes its
-config and every bay's state, because the broker may have lost its retained messages.
+thread reconnects; after every (re)connection the agent republishes its config and every
+bay's state, because the broker may have lost its retained messages, then its heartbeat.
+
+Failover (issue #27): with several brokers (the nodes of a cluster) a lost or refused
+connection moves on to the next one at once, round robin, and the backoff waits only between
+full rounds; the client id and ``clean_session=False`` stay, so the cluster's persistent
+session, with the commands it queued, follows the agent. The retained heartbeat
+(``{"at": epoch seconds, "every": seconds}``, every ``heartbeat_s`` while connected) lets Home
+Assistant see an agent gone even where no broker publishes its will (a dead cluster node).
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .config import AgentConfig
+from .config import AgentConfig, BrokerAddress
 
 _LOGGER = logging.getLogger(__name__)
 ONLINE = "online"
@@ -35,6 +43,7 @@ class Topics:
     def __init__(self, config: AgentConfig) -> None:
         self.base = f"{config.topic_prefix}/{config.node_id}"
         self.availability = f"{self.base}/availability"
+        self.heartbeat = f"{self.base}/heartbeat"
         self.config = f"{self.base}/config"
         self.set_wildcard = f"{self.base}/+/set"
         self._discovery_prefix = config.discovery_prefix
@@ -61,6 +70,42 @@ class Topics:
         return bay if bay and "/" not in bay else None
 
 
+class Rotation:
+    """Which broker to try next and how long to wait first: plain rules, no paho.
+
+    A failed attempt (refused, unreachable, or a connection lost) moves to the next broker;
+    the wait is 0 within a round and the backoff (1 s doubling to 30 s) after every full round
+    of failures. With one broker that is paho's own backoff, as before.
+    """
+
+    def __init__(self, addresses: tuple[BrokerAddress, ...]) -> None:
+        if not addresses:
+            raise ValueError("at least one broker is needed")
+        self.addresses = addresses
+        self._index = 0
+        self._failed = 0
+        self._rounds = 0
+
+    @property
+    def current(self) -> BrokerAddress:
+        """The broker connected to, or to be tried next."""
+        return self.addresses[self._index]
+
+    def connected(self) -> None:
+        """A broker accepted the connection: the next loss starts a new round."""
+        self._failed = 0
+        self._rounds = 0
+
+    def failed(self) -> int:
+        """The current broker failed: move to the next; return the seconds to wait first."""
+        self._index = (self._index + 1) % len(self.addresses)
+        self._failed += 1
+        if self._failed % len(self.addresses):
+            return 0
+        self._rounds += 1
+        return int(min(RECONNECT_MIN_S * 2 ** (self._rounds - 1), RECONNECT_MAX_S))
+
+
 class MqttLink:
     """Owns the paho client; calls back into the agent on connection and on commands."""
 
@@ -74,7 +119,15 @@ class MqttLink:
         self._config = config
         self._on_connected = on_connected
         self._on_command = on_command
+        self._rotation = Rotation(config.broker.addresses)
         self.connected = threading.Event()
+        # Notified on each connection (the period restarts) and on stop.
+        self._beat = threading.Condition()
+        self._stopping = False
+        # A daemon, like paho's network thread: it only publishes, and never holds the process.
+        self._heartbeat_thread = threading.Thread(
+            target=self._keep_heartbeat, name="heartbeat", daemon=True
+        )
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"pi-mqtt-relay-{config.node_id}",
@@ -92,7 +145,8 @@ class MqttLink:
             )
             client.tls_insecure_set(broker.tls.insecure)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # No wait before the first retry of a round; _retry_after sets each wait itself.
+        client.reconnect_delay_set(0, 0)
         client.on_connect = self._handle_connect
         client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
@@ -101,9 +155,10 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background; paho keeps retrying until :meth:`stop`."""
-        broker = self._config.broker
-        self._client.connect_async(broker.host, broker.port, keepalive=broker.keepalive)
+        first = self._rotation.current
+        self._client.connect_async(first.host, first.port, keepalive=self._config.broker.keepalive)
         self._client.loop_start()
+        self._heartbeat_thread.start()
 
     def stop(self) -> None:
         """Say ``offline`` (retained), disconnect and stop the network thread."""
@@ -114,6 +169,7 @@ class MqttLink:
             except (RuntimeError, ValueError):
                 _LOGGER.warning("could not publish offline before stopping")
         self.connected.clear()
+        self._end_heartbeat()
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -126,6 +182,51 @@ class MqttLink:
         """Publish a JSON payload."""
         self.publish(topic, json.dumps(data, separators=(", ", ": ")), retain=retain)
 
+    def _publish_heartbeat(self) -> None:
+        """The retained heartbeat: the agent's clock now and the period it promises."""
+        every = self._config.broker.heartbeat_s
+        self.publish_json(self.topics.heartbeat, {"at": time.time(), "every": every}, retain=True)
+
+    def _keep_heartbeat(self) -> None:
+        """Publish the heartbeat every ``heartbeat_s`` while connected, never queued for later.
+
+        A connection publishes one at once (:meth:`_handle_connect`) and restarts the period.
+        """
+        while True:
+            with self._beat:
+                if self._stopping:
+                    return
+                due = not self._beat.wait(self._config.broker.heartbeat_s)
+                due = due and self.connected.is_set() and not self._stopping
+            # Outside the lock: paho's thread takes it on connecting, inside its own callbacks.
+            if due:
+                self._publish_heartbeat()
+
+    def _end_heartbeat(self) -> None:
+        """No more heartbeats nor reconnections: the link is stopping."""
+        with self._beat:
+            self._stopping = True
+            self._beat.notify_all()
+        if self._heartbeat_thread.is_alive():
+            self._heartbeat_thread.join()
+
+    def _retry_after(self, client: mqtt.Client) -> None:
+        """The current broker failed: point paho at the next and set the wait before it.
+
+        ``connect_async`` is how paho lets the address change from its callbacks (its ``host``
+        setter refuses while the connection is only lost); paho's loop then waits
+        ``reconnect_delay_set``'s delay and reconnects, keeping the client id, the session
+        flag and the messages in flight.
+        """
+        if self._stopping:
+            return
+        wait = self._rotation.failed()
+        nxt = self._rotation.current
+        client.connect_async(nxt.host, nxt.port, keepalive=self._config.broker.keepalive)
+        client.reconnect_delay_set(wait, wait)
+        if len(self._rotation.addresses) > 1:
+            _LOGGER.info("trying %s next%s", nxt, f" in {wait} s" if wait else "")
+
     def _handle_connect(
         self,
         client: mqtt.Client,
@@ -135,12 +236,15 @@ class MqttLink:
         properties: Any,
     ) -> None:
         if reason_code.is_failure:
-            _LOGGER.error("broker refused the connection: %s", reason_code)
+            # paho calls on_disconnect next, which moves on to the next broker.
+            _LOGGER.error(
+                "broker refused the connection: %s (%s)", reason_code, self._rotation.current
+            )
             return
+        self._rotation.connected()
         _LOGGER.info(
-            "connected to %s:%s (session present: %s)",
-            self._config.broker.host,
-            self._config.broker.port,
+            "connected to %s (session present: %s)",
+            self._rotation.current,
             flags.session_present,
         )
         client.subscribe(self.topics.set_wildcard, qos=1)
@@ -149,7 +253,11 @@ class MqttLink:
             self._on_connected()
         except Exception:
             _LOGGER.exception("error while publishing after connecting")
-        self.connected.set()
+        # Last, after the config and the states: a heartbeat says all of them are current.
+        self._publish_heartbeat()
+        with self._beat:
+            self.connected.set()
+            self._beat.notify_all()
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this from inside its "except OSError" and keeps the error to itself: without
@@ -157,11 +265,11 @@ class MqttLink:
         # down would leave nothing in the journal.
         error = sys.exc_info()[1]
         _LOGGER.error(
-            "cannot connect to %s:%s: %s; retrying",
-            self._config.broker.host,
-            self._config.broker.port,
+            "cannot connect to %s: %s; retrying",
+            self._rotation.current,
             error or "connection failed",
         )
+        self._retry_after(client)
 
     def _handle_disconnect(
         self,
@@ -172,8 +280,11 @@ class MqttLink:
         properties: Any,
     ) -> None:
         if self.connected.is_set():
-            _LOGGER.warning("disconnected from the broker (%s); reconnecting", reason_code)
+            _LOGGER.warning(
+                "disconnected from %s (%s); reconnecting", self._rotation.current, reason_code
+            )
         self.connected.clear()
+        self._retry_after(client)
 
     def _handle_message(
         self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
