@@ -11,6 +11,7 @@ from tests.mosquitto import Broker
 from tests.tls import PASSWORD, Login
 
 from .helpers import AgentProcess, Observer, RunningAgent, Setup
+from .net_fakes import FreezableProxy, MuteBroker
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +38,22 @@ def second_broker(tmp_path: Path) -> Iterator[Broker]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def mute_broker() -> Iterator[MuteBroker]:
+    """A port that accepts TCP and never answers CONNECT (a hung cluster node)."""
+    server = MuteBroker()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def freezable_proxy(broker: Broker) -> Iterator[FreezableProxy]:
+    """A TCP proxy to ``broker`` whose connections can die silently (half-open)."""
+    proxy = FreezableProxy(broker.port)
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture
