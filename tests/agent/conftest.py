@@ -10,7 +10,7 @@ import pytest
 from tests.mosquitto import Broker
 from tests.tls import PASSWORD, Login
 
-from .helpers import AgentProcess, Observer, RunningAgent, Setup
+from .helpers import PREFIX, AgentProcess, Observer, RunningAgent, Setup
 from .net_fakes import FreezableProxy, MuteBroker
 
 
@@ -58,11 +58,11 @@ def freezable_proxy(broker: Broker) -> Iterator[FreezableProxy]:
 
 @pytest.fixture
 def observer_on() -> Iterator[Callable[[Broker, str], Observer]]:
-    """Observers of a node on a given broker."""
+    """Observers of a node on a given broker (under the default prefix, or the given ones)."""
     made: list[Observer] = []
 
-    def make(server: Broker, node: str) -> Observer:
-        made.append(Observer(server.port, node))
+    def make(server: Broker, node: str, prefixes: tuple[str, ...] = (PREFIX,)) -> Observer:
+        made.append(Observer(server.port, node, prefixes))
         return made[-1]
 
     yield make
