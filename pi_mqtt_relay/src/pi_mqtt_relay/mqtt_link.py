@@ -9,7 +9,8 @@ bay's state, because the broker may have lost its retained messages, then its he
 Failover (issue #27): with several brokers (the nodes of a cluster) a lost or refused
 connection moves on to the next one at once, round robin, and the backoff waits only between
 full rounds; the client id and ``clean_session=False`` stay, so the cluster's persistent
-session, with the commands it queued, follows the agent. The retained heartbeat
+session, with the commands it queued, follows the agent; a broker that leaves an attempt
+without CONNACK for ``min(keepalive, 10)`` s counts as failed. The retained heartbeat (QoS 0)
 (``{"at": epoch seconds, "every": seconds}``, every ``heartbeat_s`` while connected) lets Home
 Assistant see an agent gone even where no broker publishes its will (a dead cluster node).
 """
