@@ -10,7 +10,8 @@ import pytest
 from tests.mosquitto import Broker
 from tests.tls import PASSWORD, Login
 
-from .helpers import AgentProcess, Observer, RunningAgent, Setup
+from .helpers import PREFIX, AgentProcess, Observer, RunningAgent, Setup
+from .net_fakes import FreezableProxy, MuteBroker
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +41,28 @@ def second_broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 @pytest.fixture
+def mute_broker() -> Iterator[MuteBroker]:
+    """A port that accepts TCP and never answers CONNECT (a hung cluster node)."""
+    server = MuteBroker()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def freezable_proxy(broker: Broker) -> Iterator[FreezableProxy]:
+    """A TCP proxy to ``broker`` whose connections can die silently (half-open)."""
+    proxy = FreezableProxy(broker.port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
 def observer_on() -> Iterator[Callable[[Broker, str], Observer]]:
-    """Observers of a node on a given broker."""
+    """Observers of a node on a given broker (under the default prefix, or the given ones)."""
     made: list[Observer] = []
 
-    def make(server: Broker, node: str) -> Observer:
-        made.append(Observer(server.port, node))
+    def make(server: Broker, node: str, prefixes: tuple[str, ...] = (PREFIX,)) -> Observer:
+        made.append(Observer(server.port, node, prefixes))
         return made[-1]
 
     yield make

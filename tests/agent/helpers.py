@@ -58,7 +58,7 @@ class Message:
 class Observer:
     """An outside MQTT client: sends commands and records everything the agent publishes."""
 
-    def __init__(self, port: int, node: str) -> None:
+    def __init__(self, port: int, node: str, prefixes: tuple[str, ...] = (PREFIX,)) -> None:
         self.node = node
         self.messages: list[Message] = []
         self._cond = threading.Condition()
@@ -67,7 +67,9 @@ class Observer:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe([(f"{PREFIX}/#", 1), ("homeassistant/#", 1)])
+        self.client.subscribe(
+            [*((f"{prefix}/#", 1) for prefix in prefixes), ("homeassistant/#", 1)]
+        )
         self.client.loop_start()
         assert subscribed.wait(5), "observer could not subscribe"
 

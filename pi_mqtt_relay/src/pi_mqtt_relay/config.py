@@ -18,6 +18,10 @@ import yaml
 
 ID_PATTERN = r"^[a-zA-Z0-9_-]+$"
 PREFIX_PATTERN = r"^[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*$"
+# The agents' topic prefix: one topic level of at most 32 characters, as Home Assistant's
+# account option "Agent topic prefixes" (its ID_PATTERN) can name it; no '/' (HA subscribes
+# to <prefix>/+/config, one level per part).
+TOPIC_PREFIX_PATTERN = r"^[a-zA-Z0-9_-]{1,32}$"
 DEFAULT_PREFIX = "qr_charging"
 DEFAULT_MAX_SESSION_S = 14400
 DEFAULT_STATE_FILE = "/var/lib/pi-mqtt-relay/state.json"
@@ -295,7 +299,12 @@ _SCHEMA = vol.Schema(
             }
         ),
         vol.Optional("topic_prefix", default=DEFAULT_PREFIX): vol.All(
-            str, vol.Match(PREFIX_PATTERN, msg="use letters, digits, '_', '-' and '/' only")
+            str,
+            vol.Match(
+                TOPIC_PREFIX_PATTERN,
+                msg="use 1 to 32 letters, digits, '_' and '-' only (no '/'): Home Assistant's"
+                " option 'Agent topic prefixes' can name no other",
+            ),
         ),
         vol.Required("bays"): vol.All([_BAY], vol.Length(min=1, msg="at least one bay is needed")),
         vol.Optional("max_session_s", default=DEFAULT_MAX_SESSION_S): _positive_number,

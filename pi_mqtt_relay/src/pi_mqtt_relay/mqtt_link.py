@@ -9,15 +9,18 @@ bay's state, because the broker may have lost its retained messages, then its he
 Failover (issue #27): with several brokers (the nodes of a cluster) a lost or refused
 connection moves on to the next one at once, round robin, and the backoff waits only between
 full rounds; the client id and ``clean_session=False`` stay, so the cluster's persistent
-session, with the commands it queued, follows the agent. The retained heartbeat
+session, with the commands it queued, follows the agent; a broker that leaves an attempt
+without CONNACK for ``min(keepalive, 10)`` s counts as failed. The retained heartbeat (QoS 0)
 (``{"at": epoch seconds, "every": seconds}``, every ``heartbeat_s`` while connected) lets Home
 Assistant see an agent gone even where no broker publishes its will (a dead cluster node).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -27,7 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .config import AgentConfig, BrokerAddress
+from .config import DEFAULT_PREFIX, AgentConfig, BrokerAddress
 
 _LOGGER = logging.getLogger(__name__)
 ONLINE = "online"
@@ -35,6 +38,21 @@ OFFLINE = "offline"
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 STOP_PUBLISH_TIMEOUT_S = 2.0
+# The longest wait for a broker's CONNACK (at most ``keepalive``): a node that accepts TCP and
+# never answers (stopped, without quorum) is left for the next within issue #27's 15 s.
+CONNACK_TIMEOUT_S = 10.0
+
+
+def client_id(config: AgentConfig) -> str:
+    """The MQTT client id, and with it the broker's persistent session, of this agent.
+
+    ``pi-mqtt-relay-<node>`` under the default prefix (existing sessions keep theirs);
+    ``pi-mqtt-relay-<prefix>-<node>`` under any other, so two sites sharing a broker whose
+    agents have the same node id do not take each other's connection and session.
+    """
+    if config.topic_prefix == DEFAULT_PREFIX:
+        return f"pi-mqtt-relay-{config.node_id}"
+    return f"pi-mqtt-relay-{config.topic_prefix}-{config.node_id}"
 
 
 class Topics:
@@ -124,13 +142,18 @@ class MqttLink:
         # Notified on each connection (the period restarts) and on stop.
         self._beat = threading.Condition()
         self._stopping = False
+        # The CONNACK deadline of the current attempt: its number and its timer (paho's thread
+        # starts it, on_connect and stop end it; the lock orders them against the timer).
+        self._attempt = 0
+        self._attempt_lock = threading.Lock()
+        self._connack_timer: threading.Timer | None = None
         # A daemon, like paho's network thread: it only publishes, and never holds the process.
         self._heartbeat_thread = threading.Thread(
             target=self._keep_heartbeat, name="heartbeat", daemon=True
         )
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"pi-mqtt-relay-{config.node_id}",
+            client_id=client_id(config),
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )
@@ -147,6 +170,7 @@ class MqttLink:
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
         # No wait before the first retry of a round; _retry_after sets each wait itself.
         client.reconnect_delay_set(0, 0)
+        client.on_pre_connect = self._handle_pre_connect
         client.on_connect = self._handle_connect
         client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
@@ -170,6 +194,7 @@ class MqttLink:
                 _LOGGER.warning("could not publish offline before stopping")
         self.connected.clear()
         self._end_heartbeat()
+        self._end_connack_deadline()
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -183,9 +208,14 @@ class MqttLink:
         self.publish(topic, json.dumps(data, separators=(", ", ": ")), retain=retain)
 
     def _publish_heartbeat(self) -> None:
-        """The retained heartbeat: the agent's clock now and the period it promises."""
+        """The retained heartbeat: the agent's clock now and the period it promises.
+
+        QoS 0: one sent into a link that died unnoticed is neither queued nor re-sent after
+        the fresh one of the next connection, so the retained heartbeat is always the newest.
+        """
         every = self._config.broker.heartbeat_s
-        self.publish_json(self.topics.heartbeat, {"at": time.time(), "every": every}, retain=True)
+        payload = json.dumps({"at": time.time(), "every": every}, separators=(", ", ": "))
+        self._client.publish(self.topics.heartbeat, payload, qos=0, retain=True)
 
     def _keep_heartbeat(self) -> None:
         """Publish the heartbeat every ``heartbeat_s`` while connected, never queued for later.
@@ -209,6 +239,57 @@ class MqttLink:
             self._beat.notify_all()
         if self._heartbeat_thread.is_alive():
             self._heartbeat_thread.join()
+
+    def _handle_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        """A connection attempt starts: give the broker ``min(keepalive, 10)`` s to accept it.
+
+        paho's only CONNACK timeout is ``keepalive``; a broker that accepts TCP and never
+        answers CONNECT would hold the agent that long on a dead node.
+        """
+        deadline = min(self._config.broker.keepalive, CONNACK_TIMEOUT_S)
+        with self._attempt_lock:
+            self._cancel_connack_timer()
+            if self._stopping:
+                return
+            self._attempt += 1
+            timer = threading.Timer(deadline, self._connack_overdue, args=(self._attempt,))
+            timer.name = "connack-deadline"
+            timer.daemon = True
+            self._connack_timer = timer
+            timer.start()
+
+    def _connack_overdue(self, attempt: int) -> None:
+        """No CONNACK in time: end that socket; paho then fails over as on a lost connection.
+
+        Only a shutdown, from this thread: paho's own thread sees the socket end (a read of
+        nothing), closes it and calls on_disconnect, which moves on to the next broker.
+        """
+        with self._attempt_lock:
+            if attempt != self._attempt or self._stopping:
+                return
+            self._connack_timer = None
+            sock = self._client.socket()
+            _LOGGER.error("%s accepted no connection in time; leaving it", self._rotation.current)
+            if isinstance(sock, socket.socket):
+                # The plain socket's shutdown, also for TLS: the SSL object stays paho's. An
+                # OSError: paho closed it already, failing over by itself.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _cancel_connack_timer(self) -> None:
+        """The current attempt needs no deadline any more (held: ``_attempt_lock``)."""
+        self._attempt += 1
+        if self._connack_timer is not None:
+            self._connack_timer.cancel()
+            self._connack_timer = None
+
+    def _end_connack_deadline(self) -> None:
+        """The link is stopping: no deadline may end a socket any more, and none is left."""
+        with self._attempt_lock:
+            timer = self._connack_timer
+            self._cancel_connack_timer()
+        if timer is not None:
+            timer.join()  # outside the lock, which its callback takes
 
     def _retry_after(self, client: mqtt.Client) -> None:
         """The current broker failed: point paho at the next and set the wait before it.
@@ -235,6 +316,8 @@ class MqttLink:
         reason_code: Any,
         properties: Any,
     ) -> None:
+        with self._attempt_lock:
+            self._cancel_connack_timer()
         if reason_code.is_failure:
             # paho calls on_disconnect next, which moves on to the next broker.
             _LOGGER.error(
