@@ -25,7 +25,13 @@ from typing import Any
 from benchmarks.history import kind_of, open_store, past_session
 from custom_components.qr_charging.invoices import describer, dues_of
 from custom_components.qr_charging.ledger import Changes
-from custom_components.qr_charging.records import BayTotals, LinkRecord, Record, add_totals
+from custom_components.qr_charging.records import (
+    BayTotals,
+    LinkRecord,
+    Record,
+    RefundRecord,
+    add_totals,
+)
 from custom_components.qr_charging.tax import Recipient, TaxSettings, check_character
 from custom_components.qr_charging.tax_export import Written, month_bounds
 
@@ -71,7 +77,9 @@ async def _fill(path: Path, sessions: int) -> None:
             totals: dict[str, BayTotals] = {}
             for record in records:
                 add_totals(totals, record)
-            dues = dues_of(records, links, describe, SETTINGS, start + (day + 1) * day_s - 1)
+            refunds = {r.key: r for r in records if isinstance(r, RefundRecord)}
+            at = start + (day + 1) * day_s - 1
+            dues = dues_of(records, links, describe, SETTINGS, at, refunds=refunds)
             upserts: list[Any] = [(kind_of(r), r) for r in records]
             await store.async_commit(Changes(upserts, [], [], totals, documents=dues))
         buyer = Recipient(BUYER, "Fleet Movers LLP", "Pune")

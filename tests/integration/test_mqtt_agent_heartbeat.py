@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.mqtt.models import ReceiveMessage
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -30,6 +31,7 @@ from custom_components.qr_charging.const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_FAILED,
 )
+from custom_components.qr_charging.drivers.mqtt_agent import MqttAgentDriver
 from devtools.razorpay_standin import RazorpayStandin
 
 from .const import PLAN_PRICE
@@ -256,3 +258,94 @@ async def test_an_agent_without_heartbeats_is_judged_by_its_availability(
     assert _status(hass) == "idle"
     agent.publish(AVAILABILITY, "offline")
     await frozen_wait(hass, lambda: _status(hass) == "offline")
+
+
+async def test_a_dead_agent_is_never_for_sale_while_its_stale_heartbeat_is_on_its_way(
+    hass: HomeAssistant,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The broker replays retained messages in the order of the subscriptions: the stale
+    heartbeat is judged before the retained ``online`` makes the bay known, so the bay is
+    never known and online at once (a payment then would send ``on`` to a dead agent).
+    The driver's verdicts are recorded as the runner is told them."""
+    seen: list[tuple[bool, bool]] = []
+    original = MqttAgentDriver._update_online
+
+    def recording(self: MqttAgentDriver) -> None:
+        original(self)
+        seen.append((self.known, self.online))
+
+    monkeypatch.setattr(MqttAgentDriver, "_update_online", recording)
+    agent.publish(HEARTBEAT, json.dumps({"at": time.time() - 10 * EVERY, "every": EVERY}))
+    assert await hass.config_entries.async_reload(mqtt_bay_entry.entry_id)
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    await wait_until(hass, lambda: runner.driver.known)
+    await runner.driver.async_wait_state(5)
+    await hass.async_block_till_done()
+
+    assert not runner.driver.online
+    assert (True, True) not in seen, seen
+
+
+def _replayed(runner: Any, payload: str) -> None:
+    """The retained heartbeat as HA's MQTT client hands it to the driver after resubscribing
+    (its broker link came back: HA's node died and the load balancer found another). Handed
+    straight to the driver's handler: a broker takeover of HA's own connection is not
+    something these tests can cause without reaching into HA's MQTT client either."""
+    runner.driver._heartbeat(ReceiveMessage(HEARTBEAT, payload, 1, True, HEARTBEAT, time.time()))
+
+
+async def _move(hass: HomeAssistant, freezer: FrozenDateTimeFactory, to: float) -> None:
+    freezer.move_to(datetime.fromtimestamp(to, UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+async def _live_beat(hass: HomeAssistant, agent: ScriptedAgent, runner: Any, at: float) -> str:
+    payload = json.dumps({"at": at, "every": EVERY})
+    agent.publish(HEARTBEAT, payload)
+    await wait_until(hass, lambda: runner.driver._beat_timer is not None)
+    return payload
+
+
+async def test_a_replayed_heartbeat_of_an_agent_whose_clock_is_ahead_brings_no_dead_agent_back(
+    hass: HomeAssistant,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The agent's clock 10 min ahead; it dies after one heartbeat (its node died: no will).
+    Offline after 3 periods; HA's link comes back and the broker replays that heartbeat: it
+    was judged when it came, so the dead agent stays off sale."""
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    t0 = time.time()
+    payload = await _live_beat(hass, agent, runner, t0 + 600)
+    # The clock is frozen only now: the live heartbeat is waited for in real time.
+    freezer: FrozenDateTimeFactory = request.getfixturevalue("freezer")
+    await _move(hass, freezer, t0 + 3 * EVERY + 1)
+    assert not runner.driver.online
+
+    await _move(hass, freezer, t0 + 4 * EVERY)
+    _replayed(runner, payload)
+    assert not runner.driver.online
+
+
+async def test_a_replayed_heartbeat_of_an_agent_whose_clock_is_behind_keeps_it_on_sale(
+    hass: HomeAssistant,
+    agent: ScriptedAgent,
+    mqtt_bay_entry: MockConfigEntry,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The agent's clock 5 min behind (a Pi before NTP); its heartbeat came 10 s ago and the
+    broker replays it to HA's new link: the agent stays online (a sale is not refused)."""
+    runner = mqtt_bay_entry.runtime_data.bays.runners["bay-1"]
+    t0 = time.time()
+    payload = await _live_beat(hass, agent, runner, t0 - 300)
+    freezer: FrozenDateTimeFactory = request.getfixturevalue("freezer")
+    await _move(hass, freezer, t0 + 10)
+    assert runner.driver.online
+
+    _replayed(runner, payload)
+    assert runner.driver.online

@@ -143,6 +143,9 @@ class MqttAgentDriver(BayDriver):
         # timer that ends it when the next does not come in time.
         self._beating = True
         self._beat_timer: CALLBACK_TYPE | None = None
+        # The agent's time in the last heartbeat judged: the same one replayed (HA's broker
+        # link came back and resubscribed) keeps the verdict of its live receipt.
+        self._last_beat_at: float | None = None
         self._availability_known = asyncio.Event()
         # Set by each well-formed state (then replaced): waiters see every report in turn.
         self._state_heard = asyncio.Event()
@@ -158,10 +161,13 @@ class MqttAgentDriver(BayDriver):
         self._unsubscribe.append(
             mqtt.async_subscribe_connection_status(self.hass, self._connection)
         )
+        # The heartbeat first: the broker replays retained messages in the order of the
+        # subscriptions, and a stale heartbeat must be judged before a retained ``online``
+        # makes the bay known (and for sale) for a moment.
         for topic, handler in (
+            (f"{self._base}/heartbeat", self._heartbeat),
             (f"{self._base}/availability", self._availability),
             (f"{self._base}/config", self._config),
-            (f"{self._base}/heartbeat", self._heartbeat),
             (f"{self._bay_topic}/state", self._state),
         ):
             self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
@@ -189,6 +195,11 @@ class MqttAgentDriver(BayDriver):
         if beat is None:
             LOGGER.debug("Ignoring malformed agent heartbeat on %s: %s", msg.topic, msg.payload)
             return
+        if msg.retain and beat.at == self._last_beat_at:
+            # Judged when it came: judging it again by the agent's clock would put a dead
+            # agent whose clock is ahead back on sale, or a live one whose clock is behind off.
+            return
+        self._last_beat_at = beat.at
         now = dt_util.utcnow().timestamp()
         until = alive_until(beat, received=now, retained=msg.retain)
         self._stop_beat_timer()
