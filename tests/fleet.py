@@ -160,7 +160,7 @@ class Node:
     def monitor(self, path: str) -> dict[str, object]:
         """One JSON page of the node's monitoring port."""
         url = f"http://127.0.0.1:{self.http_port}/{path}"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(url, timeout=2) as response:
             data: dict[str, object] = json.loads(response.read())
         return data
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
 from pi_mqtt_relay.commands import MalformedCommand, parse_command
 from pi_mqtt_relay.sessions import ActiveSession, Finish, Limits, Now, Reason, decide, expire
 
@@ -144,7 +145,8 @@ class SimAgent:
         asyncio.get_running_loop().remove_writer(sock)
 
     async def _misc_loop(self) -> None:
-        while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
+        # paho's housekeeping (keepalive pings, retries) wants a call a second: a timer.
+        while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:  # noqa: ASYNC110
             await asyncio.sleep(1)
 
     # -- connection, failover -----------------------------------------------------------

@@ -117,7 +117,8 @@ async def test_a_node_dies_under_an_agent_then_under_ha(
     """Nothing lost across two node deaths: the sale is delivered or refunded; state returns."""
     kiosk = agents[NODE]
     runner = fleet_entry.runtime_data.bays.runners["bay-1"]
-    assert kiosk.broker_index == 0 and kiosk.brokers[0][1] == broker.nodes[1].mqtt_port
+    assert kiosk.broker_index == 0
+    assert kiosk.brokers[0][1] == broker.nodes[1].mqtt_port
 
     # kill -9 under kiosk-1 (no will: its retained "online" stays), and a customer pays.
     broker.kill(1)
@@ -172,11 +173,12 @@ async def test_a_node_dies_under_an_agent_then_under_ha(
     expected = kiosk.bays["bay-1"].active
 
     def replayed() -> bool:
-        last = runner.driver._last_state  # noqa: SLF001 - what the retained message carried
+        # The driver's last report: what the retained message carried (``fresh`` False).
+        last = runner.driver._last_state
         return last is not None and not last.fresh
 
     await wait_until(hass, replayed, within=FAILOVER_S)
-    last = runner.driver._last_state  # noqa: SLF001
+    last = runner.driver._last_state
     assert last is not None
     assert last.session_id == (expected.session if expected else None)
     # The bystanders' relays never moved.
