@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -59,6 +61,10 @@ class FleetConfig:
 
 
 DEFAULT = FleetConfig()
+# Home Assistant's MQTT subscriptions replay one retained message per topic: 1,000 bays on 250
+# agents are 1,500 (availability, config, state). Mosquitto drops what is queued for a client
+# beyond ``max_queued_messages`` (default 1000), so a fleet this size needs more.
+MOSQUITTO_QUEUE = 10_000
 SMOKE = FleetConfig(agents=6, bays_per_agent=2, heartbeat_s=5, steady_s=5, dead_agents=1)
 
 
@@ -268,7 +274,12 @@ async def _dead_agents(
 async def run(  # noqa: PLR0915 - one scenario, step by step
     workdir: Path, config: FleetConfig, *, cluster: bool = True
 ) -> dict[str, Any]:
-    """The fleet on the NATS cluster (``cluster``) or on one Mosquitto; the figures."""
+    """The fleet on the NATS cluster (``cluster``) or on one Mosquitto; the figures.
+
+    ``$QR_BENCH_FLEET_AGENTS`` runs another number of agents (of the same bays each).
+    """
+    if agents_env := os.environ.get("QR_BENCH_FLEET_AGENTS"):
+        config = dataclasses.replace(config, agents=int(agents_env))
     rng = random.Random(20_261_207)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(close_waiters)
@@ -281,6 +292,8 @@ async def run(  # noqa: PLR0915 - one scenario, step by step
         else:
             (workdir / "broker").mkdir(parents=True, exist_ok=True)
             broker = Broker(workdir / "broker")
+            with broker.conf.open("a") as conf:
+                conf.write(f"max_queued_messages {MOSQUITTO_QUEUE}\n")
             broker.start()
             stack.callback(broker.stop)
             ha_port, brokers = broker.port, [("127.0.0.1", broker.port)]
