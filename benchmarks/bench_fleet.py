@@ -336,7 +336,19 @@ async def run(  # noqa: PLR0915 - one scenario, step by step
         rss_before = await _rss_after_gc(ha)
         enabled_at = time.monotonic()
         enabled = await ha.enable(account.entry_id)
-        await ha.wait_bays(len(owner), within=180)
+        try:
+            await ha.wait_bays(len(owner), within=180)
+        except TimeoutError:
+            # Measured on NATS 2.15.1: a QoS 1 subscriber gets only a few dozen of the
+            # retained messages it subscribes to (docs/fleet.md); the rest cannot be measured.
+            online = await _online(ha)
+            return {
+                "broker": "NATS 3 nodes + HAProxy" if cluster else "one Mosquitto",
+                "bays": len(owner),
+                "agents": len(agents),
+                "entry_setup_s": round(enabled["seconds"], 3),
+                "bays_online_after_180_s": sum(online.values()),
+            }
         all_online_s = time.monotonic() - enabled_at
 
         async def reconciled() -> bool:
@@ -363,7 +375,9 @@ async def run(  # noqa: PLR0915 - one scenario, step by step
         entity_bay = {info["status_entity"]: bay for bay, info in bays["bays"].items()}
         _, since = await ha.changes(watch="_status")
 
-        dead = agents[-config.dead_agents :] if config.dead_agents else []
+        # At most an eighth of the agents die (a smaller fleet keeps most of its bays to sell).
+        dying = min(config.dead_agents, max(1, len(agents) // 8))
+        dead = agents[-dying:] if config.dead_agents else []
         payable = {bay: link for bay, link in links.items() if owner[bay] not in dead}
         payer = Payer(ha, standin, payable, rng)
         stop = asyncio.Event()

@@ -373,6 +373,17 @@ def _fleet(result: dict[str, Any]) -> list[Row]:
     """Issue #27's figures: set-up, memory, latencies, node deaths, dead agents, money."""
     cond = result["broker"]
     scope = f"fleet: {result['bays']:,} bays on {result['agents']} agents"
+    if "bays_online_after_180_s" in result:
+        return [
+            _row(
+                f"{scope}, every bay online in Home Assistant",
+                cond,
+                f"never: {result['bays_online_after_180_s']} online after 180 s",
+                "Home Assistant's QoS 1 subscriptions get few retained messages",
+                "all online",
+                False,
+            )
+        ]
     pay, report, money = (
         result["pay_to_command_ms"],
         result["report_to_entity_ms"],
