@@ -8,6 +8,7 @@
     python -m benchmarks --only meter   # the agent's energy cut-off (metered bays)
     python -m benchmarks --only metered # 200 metered bays' state reports (10 s and 1 s)
     python -m benchmarks --only tax     # export_tax over a month of 10,000 paid sessions
+    python -m benchmarks --fleet        # 1,000 bays on a NATS cluster (nodes killed), on Mosquitto
 
 Speed and memory targets are checked here, never by timed tests. The exit status is 1 when a
 target is missed (not in ``--smoke``), 2 when a benchmark failed to run.
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    bench_fleet,
     bench_history,
     bench_meter,
     bench_metered,
@@ -67,6 +69,7 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
     meter = bench_meter.SMOKE if smoke else bench_meter.DEFAULT
     metered = bench_metered.SMOKE if smoke else bench_metered.DEFAULT
     tax = bench_tax.SMOKE if smoke else bench_tax.TaxConfig()
+    fleet = bench_fleet.SMOKE if smoke else bench_fleet.DEFAULT
     return {
         "ledger": lambda work: ledger_growth.run(ledger_sizes, ledger_changes, work, working),
         "pay": lambda work: asyncio.run(bench_pay.run(work, pay, STOCK)),
@@ -82,13 +85,19 @@ def scenarios(mode: str) -> dict[str, Callable[[Path], dict[str, Any]]]:
         "meter": lambda work: bench_meter.run(work, meter),
         "metered": lambda work: asyncio.run(bench_metered.run(work, metered)),
         "tax": lambda work: bench_tax.run(work, tax),
+        "fleet": lambda work: asyncio.run(bench_fleet.run(work, fleet)),
+        "fleet_mosquitto": lambda work: asyncio.run(bench_fleet.run(work, fleet, cluster=False)),
     }
+
+
+# Not in the default run (minutes, and nats-server and HAProxy): ``--fleet`` or ``--only``.
+OPT_IN = ("fleet", "fleet_mosquitto")
 
 
 def run(mode: str, out: Path, only: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmarks (all, or ``only``); write and return the results."""
     table = scenarios(mode)
-    names = only or list(table)
+    names = only or [name for name in table if name not in OPT_IN]
     unknown = set(names) - set(table)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
@@ -126,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     sizes = parser.add_mutually_exclusive_group()
     sizes.add_argument("--smoke", action="store_true", help="tiny counts: checks the code runs")
     sizes.add_argument("--long", action="store_true", help="long sessions and windows")
+    parser.add_argument(
+        "--fleet", action="store_true", help="the fleet benchmarks: --only " + ",".join(OPT_IN)
+    )
     parser.add_argument("--only", help="comma-separated names: " + ", ".join(scenarios("default")))
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results go")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "long" if args.long else "default"
     only = [name.strip() for name in args.only.split(",")] if args.only else None
+    if args.fleet:
+        only = [*(only or []), *OPT_IN]
     results = run(mode, args.out, only)
     print(markdown(results))
     if any("error" in outcome for outcome in results["scenarios"].values()):

@@ -383,6 +383,102 @@ def _tax(result: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _fleet(result: dict[str, Any]) -> list[Row]:
+    """Issue #27's figures: set-up, memory, latencies, node deaths, dead agents, money."""
+    cond = result["broker"]
+    scope = f"fleet: {result['bays']:,} bays on {result['agents']} agents"
+    if "bays_online_after_180_s" in result:
+        return [
+            _row(
+                f"{scope}, every bay online in Home Assistant",
+                cond,
+                f"never: {result['bays_online_after_180_s']} online after 180 s",
+                "Home Assistant's QoS 1 subscriptions get few retained messages",
+                "all online",
+                False,
+            )
+        ]
+    pay, report, money = (
+        result["pay_to_command_ms"],
+        result["report_to_entity_ms"],
+        result["payments"],
+    )
+    out = [
+        _row(
+            f"{scope}, entry setup",
+            cond,
+            f"{result['entry_setup_s']:.2f} s "
+            f"(all online after {result['all_bays_online_s']:.1f} s)",
+            "one open link per bay",
+            "< 5 s",
+            result["entry_setup_s"] < 5,
+        ),
+        _row(
+            f"{scope}, Home Assistant memory added",
+            cond,
+            f"{result['rss_added_mb']:.1f} MB",
+            f"RSS before {result['rss_before_mb']:.0f} MB",
+            "< 150 MB",
+            result["rss_added_mb"] < 150,
+        ),
+        _row(
+            f"{scope}, state report → its entity (n={report['n']})",
+            cond,
+            f"p99 {_ms(report['p99'])} ms (p50 {_ms(report['p50'])} ms)",
+            "a payment a second on a random bay",
+            "p99 < 50 ms",
+            report["p99"] < 50,
+        ),
+        _row(
+            f"{scope}, pay → command (n={pay['n']})",
+            cond,
+            f"p99 {_ms(pay['p99'])} ms (p50 {_ms(pay['p50'])} ms)",
+            "webhook POSTed → the agent has ``on``",
+            "p99 < 20 ms",
+            pay["p99"] < 20,
+        ),
+    ]
+    for key, what in (("kill_agents_node", "node under agents"), ("kill_ha_node", "node under HA")):
+        if death := result.get(key):
+            back = death["agents_back_s"]
+            out.append(
+                _row(
+                    f"{scope}, kill -9 of the {what} ({death['node']})",
+                    cond,
+                    f"its {death['agents_on_it']} agents back in "
+                    + (f"{back:.1f} s" if back is not None else "**never**")
+                    + f"; every bay online in HA after {death['ha_all_bays_online_s']:.1f} s",
+                    "",
+                    "every agent back < 15 s",
+                    back is not None and back < 15,
+                )
+            )
+    dead = result["dead_agents"]
+    offline = dead["offline_after_s"]
+    out += [
+        _row(
+            f"{scope}, agents dead for good without a will ({dead['agents']}, {dead['bays']} bays)",
+            cond,
+            f"bays offline in HA after {offline:.1f} s"
+            if offline is not None
+            else f"still online after {dead['still_online_after_s']} s",
+            f"heartbeat every {result['heartbeat_s']} s",
+            f"≤ 3 heartbeats ({dead['target_s']} s)",
+            offline is not None and offline <= dead["target_s"],
+        ),
+        _row(
+            f"{scope}, payments: lost / powered unpaid / ended early",
+            cond,
+            f"{money['lost']} / {money['powered_without_payment']} / {money['ended_early']}",
+            f"{money['payments']} payments: {money['delivered']} delivered, "
+            f"{money['refunded']} refused and refunded",
+            "0 / 0 / 0",
+            money["lost"] == money["powered_without_payment"] == money["ended_early"] == 0,
+        ),
+    ]
+    return out
+
+
 _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ledger": _ledger,
     "pay": _pay,
@@ -396,6 +492,8 @@ _ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "meter": _meter,
     "metered": _metered,
     "tax": _tax,
+    "fleet": _fleet,
+    "fleet_mosquitto": _fleet,
 }
 
 
