@@ -479,7 +479,8 @@ def test_the_config_is_valid_or_says_which_key_is_wrong(raw: Any) -> None:
     assert config.max_session_s > 0
     for bay in config.bays:
         assert 0 < bay.default_s <= config.max_session_s
-    assert 1 <= config.broker.port <= 65535
+    assert config.broker.addresses
+    assert all(1 <= address.port <= 65535 for address in config.broker.addresses)
     if config.broker.password is not None:
         assert config.broker.username is not None
 
