@@ -9,7 +9,6 @@ sets up and unloads them.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +53,7 @@ from .refunds import Refunds
 from .site_clock import SiteClock, sites_of
 from .sites import Zones
 from .store import LedgerStore
-from .tax import TaxError, parse_settings
-from .tax import settings_of as tax_settings_of
+from .tax import read_settings as read_tax_settings
 from .tax_month import TaxMonth
 
 
@@ -150,7 +148,13 @@ class QrChargingHub:
             for site_id, gate in self.bays.site_gates.items()
         }
         plans = plans_of(entry)
-        self.tax = tax_settings_of(entry.options)
+        self.tax, self.tax_invalid = read_tax_settings(entry.options)
+        if self.tax_invalid is not None:
+            LOGGER.warning(
+                "The tax details in the options are not valid (%s): receipts are issued, not "
+                "tax invoices, until they are corrected in the options",
+                self.tax_invalid,
+            )
         describe = describer(configs, plans, sites_of(entry))
         self.books.documents = lambda written, ledger, now: dues_of(
             written, ledger.links, describe, self.tax, now, refunds=ledger.refunds
@@ -246,7 +250,7 @@ class QrChargingHub:
         Assistant's language); saving valid details reloads the account, which clears it.
         """
         issue_id = f"{TAX_DETAILS_INVALID}_{self.entry.entry_id}"
-        if (problem := tax_problem(self.entry.options)) is None:
+        if (problem := self.tax_invalid) is None:
             self.notices.clear_repair(issue_id)
             return
         texts = await async_get_translations(
@@ -271,15 +275,3 @@ class QrChargingHub:
 
 
 type QrChargingConfigEntry = ConfigEntry[QrChargingHub]
-
-
-def tax_problem(options: Mapping[str, Any]) -> TaxError | None:
-    """Why the tax details stored in ``options`` are not in force, or None (valid or none)."""
-    data = options.get("tax")
-    if not isinstance(data, dict):
-        return None
-    try:
-        parse_settings(data)
-    except TaxError as err:
-        return err
-    return None

@@ -8,7 +8,6 @@ a rate.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +40,6 @@ _SAC = re.compile(r"99[0-9]{2}(?:[0-9]{2})?")
 _PREFIX = re.compile(r"[A-Z0-9]{1,4}")
 # Rule 46(b): at most 16 characters of letters, digits, "-" and "/".
 NUMBER_MAX = 16
-_LOGGER = logging.getLogger(__package__)
 # The financial year and a document's date are India's (UTC+05:30, no daylight saving).
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 NAME_MAX = 100
@@ -219,21 +217,24 @@ def parse_settings(data: dict[str, Any]) -> TaxSettings:
     return TaxSettings(legal_name, gstin, sac, rate_bp, prefix, address)
 
 
-def settings_of(options: Mapping[str, Any]) -> TaxSettings:
-    """The stored tax section (already checked by the form); none stored: receipts only."""
+def read_settings(options: Mapping[str, Any]) -> tuple[TaxSettings, TaxError | None]:
+    """The stored tax section (checked by the form), and why it is not in force, if it is not.
+
+    None stored: receipts only. Stored by an older form or edited by hand so that it no longer
+    passes the form's checks: receipts too, until the owner fixes the form, and the reason.
+    """
     data = options.get("tax")
     if not isinstance(data, dict):
-        return TaxSettings()
+        return TaxSettings(), None
     try:
-        return parse_settings(data)
+        return parse_settings(data), None
     except TaxError as err:
-        # Stored by an older form or edited by hand: receipts until the owner fixes the form.
-        _LOGGER.warning(
-            "The tax details in the options are not valid (%s): receipts are issued, not tax "
-            "invoices, until they are corrected in the options",
-            err,
-        )
-        return TaxSettings()
+        return TaxSettings(), err
+
+
+def settings_of(options: Mapping[str, Any]) -> TaxSettings:
+    """The tax details in force (``read_settings`` without the reason)."""
+    return read_settings(options)[0]
 
 
 @dataclass(frozen=True, slots=True)
