@@ -164,13 +164,16 @@ class MqttAgentDriver(BayDriver):
         # The heartbeat first: the broker replays retained messages in the order of the
         # subscriptions, and a stale heartbeat must be judged before a retained ``online``
         # makes the bay known (and for sale) for a moment.
+        # QoS 0: HA's MQTT session is clean, so QoS 1 would re-send nothing across a lost
+        # connection (the retained topics come back on resubscribing), and NATS's MQTT replays
+        # only a few dozen retained messages to a client subscribing to many topics at QoS 1.
         for topic, handler in (
             (f"{self._base}/heartbeat", self._heartbeat),
             (f"{self._base}/availability", self._availability),
             (f"{self._base}/config", self._config),
             (f"{self._bay_topic}/state", self._state),
         ):
-            self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
+            self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=0))
 
     async def async_unload(self) -> None:
         """Unsubscribe."""
