@@ -119,9 +119,12 @@ async def test_an_agent_under_another_prefix_is_discovered_once_the_option_names
     assert _site_b_flows(hass) == []
 
 
-def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
-    """Our device with this identifier (the agent's ``agent-…``, a bay's ``<entry>_<bay>``)."""
-    return dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+def _device(hass: HomeAssistant, entry: MockConfigEntry, identifier: str) -> dr.DeviceEntry | None:
+    """The account's device with this identifier (an agent's ``agent-…``, a bay's
+    ``<entry>_<bay>``), found by scanning: the look-up by identifier changed its name between
+    the HA lines supported."""
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    return next((d for d in devices if (DOMAIN, identifier) in d.identifiers), None)
 
 
 def _agent_devices(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str | None]:
@@ -136,7 +139,7 @@ def _agent_devices(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str
 
 def _parent_of(hass: HomeAssistant, entry: MockConfigEntry, bay_id: str) -> str | None:
     """The device a bay's device hangs off (``via_device``)."""
-    bay = _device(hass, f"{entry.entry_id}_{bay_id}")
+    bay = _device(hass, entry, f"{entry.entry_id}_{bay_id}")
     assert bay is not None
     return bay.via_device_id
 
@@ -163,7 +166,8 @@ async def test_one_node_id_under_two_prefixes_is_two_agents(
     # Each device is named from its agent's config, the prefix after a name not the default's.
     expected = {"agent-kiosk-1": "Kiosk 1", "agent-site-b/kiosk-1": "Kiosk 1 (site-b)"}
     await wait_until(hass, lambda: _agent_devices(hass, entry) == expected)
-    default_agent, site_b = _device(hass, "agent-kiosk-1"), _device(hass, "agent-site-b/kiosk-1")
+    default_agent = _device(hass, entry, "agent-kiosk-1")
+    site_b = _device(hass, entry, "agent-site-b/kiosk-1")
     assert default_agent is not None
     assert site_b is not None
     assert (default_agent.model, site_b.model) == ("pi-mqtt-relay", "pi-mqtt-relay")
@@ -210,7 +214,7 @@ async def test_an_agent_under_the_default_prefix_keeps_the_device_it_had(
     await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
 
     await wait_until(hass, lambda: _agent_devices(hass, entry) == {"agent-kiosk-1": "Kiosk 1"})
-    kept = _device(hass, "agent-kiosk-1")
+    kept = _device(hass, entry, "agent-kiosk-1")
     assert kept is not None
     assert kept.id == existing.id
     assert _parent_of(hass, entry, "bay-1") == existing.id
