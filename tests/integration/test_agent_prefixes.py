@@ -21,7 +21,7 @@ from devtools.razorpay_standin import RazorpayStandin
 from .const import PLAN_SUBENTRY, mqtt_bay
 from .flow_helpers import suggested
 from .helpers import entry_data
-from .mqtt_helpers import NODE, ScriptedAgent, wait_until
+from .mqtt_helpers import NODE, SITE_B, ScriptedAgent, wait_until
 
 SITE_B_CONFIG = "site_b/kiosk-2/config"
 AVAILABILITY = f"qr_charging/{NODE}/availability"
@@ -218,3 +218,31 @@ async def test_an_agent_under_the_default_prefix_keeps_the_device_it_had(
     assert kept is not None
     assert kept.id == existing.id
     assert _parent_of(hass, entry, "bay-1") == existing.id
+
+
+# HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.usefixtures("mqtt_entry", "site_b_agent")
+async def test_an_agent_under_another_prefix_gets_its_own_device_at_the_next_load(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """A bay on site-b's kiosk-1 added before the fix hung off ``agent-kiosk-1``: it moves to
+    ``agent-site-b/kiosk-1``, and the old device, no bay's now, goes."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE, SITE_B, "bay-2")],
+    )
+    entry.add_to_hass(hass)
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, f"agent-{NODE}")}, name=NODE
+    )
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+
+    expected = {"agent-site-b/kiosk-1": "Kiosk 1 (site-b)"}
+    await wait_until(hass, lambda: _agent_devices(hass, entry) == expected)
+    site_b = _device(hass, entry, "agent-site-b/kiosk-1")
+    assert site_b is not None
+    assert _parent_of(hass, entry, "bay-2") == site_b.id
