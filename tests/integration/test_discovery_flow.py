@@ -206,8 +206,8 @@ async def test_one_node_id_under_two_prefixes_is_two_agents_to_add(
         "agent-site-b-kiosk-1": {"name": "Kiosk 1"},
     }
     for result in results:
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
-        assert result["reason"] == "agent_added"
+        added = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        assert added["reason"] == "agent_added"
 
     relays = {
         s.data["bay_id"]: (s.data["prefix"], s.data["node"], s.data["agent_bay"])
