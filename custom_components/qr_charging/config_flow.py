@@ -56,14 +56,14 @@ from .const import (
     SUBENTRY_SITE,
 )
 from .devices import async_remove_stale_devices
-from .drivers.mqtt_agent import agent_identifier, parse_config
+from .drivers.mqtt_agent import parse_config
 from .flow_fields import TEXT, flatten
 from .hub import bays_of, plans_of
 from .migration import async_pages_data, cloud_component, default_site_subentry
 from .prefix_fields import prefixes_field, prefixes_option
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
-from .relays import MqttRelay
+from .relays import MqttRelay, agent_identifier, agent_name
 from .site_clock import sites_of
 from .site_flows import SiteSubentryFlow
 from .subentry_flows import (
@@ -156,7 +156,8 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = migration.VERSION
     MINOR_VERSION = migration.MINOR_VERSION
-    _discovered: tuple[str, str, dict[str, Any]]
+    # The agent's prefix, node, name as shown (``agent_name``) and config.
+    _discovered: tuple[str, str, str, dict[str, Any]]
     _agent: tuple[ConfigEntry, str, str, str]
     _agent_bays: list[tuple[str, str]]
 
@@ -241,13 +242,15 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         data = parse_config(discovery_info.payload)
         if data is None or data["node"] != node or not ID_PATTERN.fullmatch(node):
             return self.async_abort(reason="invalid_discovery_info")
-        await self.async_set_unique_id(agent_identifier(node))
+        # One flow per prefix and node: the same node id under another prefix is another agent.
+        await self.async_set_unique_id(agent_identifier(prefix, node))
         self._abort_if_unique_id_configured()
         accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
         if not accounts:
             return self.async_abort(reason="no_account")
-        self._discovered = (prefix, node, data)
-        self.context["title_placeholders"] = {"name": str(data.get("name") or node)}
+        name = agent_name(prefix, str(data.get("name") or node))
+        self._discovered = (prefix, node, name, data)
+        self.context["title_placeholders"] = {"name": name}
         if len(accounts) > 1:
             return await self.async_step_mqtt_account()
         return await self._async_offer_agent(accounts[0])
@@ -279,22 +282,22 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_offer_agent(self, account: ConfigEntry) -> ConfigFlowResult:
         """Offer the agent's bays that the account does not have yet."""
-        prefix, node, data = self._discovered
+        prefix, node, name, data = self._discovered
         if not plans_of(account):
             return self.async_abort(reason="no_plans")
         known = {
-            (bay.relay.node, bay.relay.agent_bay)
+            (bay.relay.prefix, bay.relay.node, bay.relay.agent_bay)
             for bay in bays_of(account).values()
             if isinstance(bay.relay, MqttRelay)
         }
         self._agent_bays = [
             (str(b["id"]), str(b.get("name") or b["id"]))
             for b in data["bays"]
-            if ID_PATTERN.fullmatch(str(b["id"])) and (node, b["id"]) not in known
+            if ID_PATTERN.fullmatch(str(b["id"])) and (prefix, node, b["id"]) not in known
         ]
         if not self._agent_bays:
             return self.async_abort(reason="already_configured")
-        self._agent = (account, prefix, node, str(data.get("name") or node))
+        self._agent = (account, prefix, node, name)
         return await self.async_step_mqtt_confirm()
 
     async def async_step_mqtt_confirm(

@@ -16,8 +16,7 @@ from .catalog import (
 )
 from .const import CONF_BAY_ID, CONF_SITE_ID, DOMAIN, SUBENTRY_BAY, SUBENTRY_SITE
 from .drivers.base import AgentInfo
-from .drivers.mqtt_agent import agent_identifier
-from .relays import MqttRelay
+from .relays import MqttRelay, agent_identifier
 from .site_clock import sites_of
 from .sites import Site
 from .tax import settings_of as tax_settings_of
@@ -163,8 +162,8 @@ def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
         bay = bay_from_data(subentry.data)
         wanted.add(bay_identifier(entry, bay))
         match bay.relay:
-            case MqttRelay(node=node):
-                wanted.add((DOMAIN, agent_identifier(node)))
+            case MqttRelay(node=node, prefix=prefix):
+                wanted.add((DOMAIN, agent_identifier(prefix, node)))
     return bool(device.identifiers & wanted)
 
 

@@ -32,6 +32,25 @@ class SwitchRelay:
     kind: ClassVar[str] = DRIVER_SWITCH
 
 
+def agent_identifier(prefix: str, node: str) -> str:
+    """The unique id of an agent's discovery flow and its device's identifier.
+
+    One per prefix and node: agents with one node id under two prefixes are two agents.
+    Under the default prefix ``agent-<node>``, as before prefixes counted (devices and
+    ignored flows keep theirs); under any other ``agent-<prefix>/<node>``. ``/`` is in no
+    prefix and no node id (``ID_PATTERN``), so the two shapes never meet and the first
+    ``/`` splits the other: node ``site-b-kiosk-1`` under the default is
+    ``agent-site-b-kiosk-1``, node ``kiosk-1`` under ``site-b`` is ``agent-site-b/kiosk-1``
+    (a ``-`` there would make them one).
+    """
+    return f"agent-{node}" if prefix == DEFAULT_PREFIX else f"agent-{prefix}/{node}"
+
+
+def agent_name(prefix: str, name: str) -> str:
+    """How an agent is shown (its device, its discovery): its name, then any other prefix."""
+    return name if prefix == DEFAULT_PREFIX else f"{name} ({prefix})"
+
+
 # How a bay's power is switched; a new kind of relay is one more dataclass here.
 Relay = MqttRelay | SwitchRelay
 

@@ -47,7 +47,7 @@ from .const import (
 from .flow_helpers import add_account
 from .helpers import PostWebhook, entry_data, setup_plug
 from .meter_helpers import ENERGY_PLAN_SUBENTRY, announce, metered_switch_bay, setup_meter
-from .mqtt_helpers import NODE, ScriptedAgent, wait_until
+from .mqtt_helpers import NODE, SITE_B, ScriptedAgent, wait_until
 from .pages_helpers import EXTERNAL_URL, Customer
 
 
@@ -316,6 +316,38 @@ async def mqtt_bay_entry(
     assert await async_setup_component(hass, "http", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
+    return entry
+
+
+@pytest.fixture
+def site_b_agent(broker: Broker) -> Generator[ScriptedAgent]:
+    """Another site's kiosk-1: the scripted agent's node id under the prefix ``site-b``."""
+    scripted = ScriptedAgent(broker.port, SITE_B)
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+async def two_sites_entry(
+    hass: HomeAssistant,
+    standin: RazorpayStandin,
+    mqtt_entry: MockConfigEntry,
+    agent: ScriptedAgent,
+    site_b_agent: ScriptedAgent,
+) -> MockConfigEntry:
+    """bay-1 on kiosk-1 (the default prefix) and bay-2 on site-b's kiosk-1 (its bay-1), set up
+    and seeing both agents online."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE), mqtt_bay(NODE, SITE_B, "bay-2")],
+    )
+    entry.add_to_hass(hass)
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    runners = entry.runtime_data.bays.runners
+    await wait_until(hass, lambda: all(r.driver.online for r in runners.values()))
     return entry
 
 

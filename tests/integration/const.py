@@ -80,10 +80,13 @@ BAY_SUBENTRY = {
 }
 
 
-def mqtt_bay(node: str) -> dict[str, Any]:
-    """bay-1 as the bay of that name on ``node``'s pi-mqtt-relay agent."""
+def mqtt_bay(node: str, prefix: str = "qr_charging", bay_id: str = "bay-1") -> dict[str, Any]:
+    """``bay_id`` (named like it: ``Bay 2`` for bay-2) on bay-1 of ``node``'s pi-mqtt-relay
+    agent under ``prefix``."""
+    name = bay_id.replace("bay-", "Bay ")
     mqtt = {"driver": "mqtt", "node": node, "agent_bay": "bay-1", "switch_entity": None}
-    return {**BAY_SUBENTRY, "data": {**BAY_SUBENTRY["data"], **mqtt}}
+    data = {**BAY_SUBENTRY["data"], **mqtt, CONF_BAY_ID: bay_id, CONF_NAME: name, "prefix": prefix}
+    return {**BAY_SUBENTRY, "data": data, "title": name, "unique_id": bay_id}
 
 
 def with_plans(bay: dict[str, Any], plans: list[dict[str, Any]]) -> dict[str, Any]:

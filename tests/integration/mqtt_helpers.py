@@ -26,6 +26,8 @@ from devtools.razorpay_standin import RazorpayStandin
 from .helpers import PostWebhook, pay
 
 NODE = "kiosk-1"
+# Another site's prefix on the same broker, where a kiosk-1 of its own publishes (review F2).
+SITE_B = "site-b"
 SET = f"qr_charging/{NODE}/bay-1/set"
 STATE = f"qr_charging/{NODE}/bay-1/state"
 HEARTBEAT = f"qr_charging/{NODE}/heartbeat"
@@ -36,10 +38,13 @@ class ScriptedAgent:
     """Plays the Pi: retained availability, config and state; answers ``on`` when told to.
 
     ``powered`` is the session its last state report powers (set by every ``report``); an
-    ``off`` answers as the agent's ``sessions._off`` does: only its own session ends.
+    ``off`` answers as the agent's ``sessions._off`` does: only its own session ends. Under
+    another ``prefix`` it is another site's kiosk-1 (its own client id, as the real agent's).
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, prefix: str = "qr_charging") -> None:
+        base = f"{prefix}/{NODE}"
+        self._state_topic = f"{base}/bay-1/state"
         self.answer = True
         self.refuse_top_up = False
         self.powered: tuple[str, float] | None = None
@@ -48,18 +53,19 @@ class ScriptedAgent:
         self._held: list[str] = []
         self.commands: list[tuple[dict[str, Any] | str, bool, int]] = []
         self._cond = threading.Condition()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scripted-agent")
-        self.client.will_set(f"qr_charging/{NODE}/availability", "offline", qos=1, retain=True)
+        client_id = "scripted-agent" if prefix == "qr_charging" else f"scripted-agent-{prefix}"
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.will_set(f"{base}/availability", "offline", qos=1, retain=True)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        self.client.subscribe(SET, qos=1)
+        self.client.subscribe(f"{base}/bay-1/set", qos=1)
         assert subscribed.wait(5)
-        self.publish(f"qr_charging/{NODE}/availability", "online")
+        self.publish(f"{base}/availability", "online")
         self.publish(
-            f"qr_charging/{NODE}/config",
+            f"{base}/config",
             json.dumps(
                 {
                     "node": NODE,
@@ -86,7 +92,7 @@ class ScriptedAgent:
         if not reason.startswith("rejected_"):  # a refusal's reason is not kept by the agent
             self._reason = reason
         self.publish(
-            STATE,
+            self._state_topic,
             json.dumps(
                 {
                     "state": "ON" if on else "OFF",

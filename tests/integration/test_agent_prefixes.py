@@ -7,15 +7,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from homeassistant.config_entries import SOURCE_MQTT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.qr_charging.const import DOMAIN
+from devtools.razorpay_standin import RazorpayStandin
 
+from .const import PLAN_SUBENTRY, mqtt_bay
 from .flow_helpers import suggested
-from .mqtt_helpers import NODE, ScriptedAgent, wait_until
+from .helpers import entry_data
+from .mqtt_helpers import NODE, SITE_B, ScriptedAgent, wait_until
 
 SITE_B_CONFIG = "site_b/kiosk-2/config"
 AVAILABILITY = f"qr_charging/{NODE}/availability"
@@ -69,7 +75,7 @@ def _site_b_flows(hass: HomeAssistant) -> list[Any]:
         flow
         for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         if flow["context"]["source"] == SOURCE_MQTT
-        and flow["context"].get("unique_id") == "agent-kiosk-2"
+        and flow["context"].get("unique_id") == "agent-site_b/kiosk-2"
     ]
 
 
@@ -111,3 +117,132 @@ async def test_an_agent_under_another_prefix_is_discovered_once_the_option_names
     await wait_until(hass, lambda: _connected(hass) == "on")
     await _announce_site_b(hass, agent, "bay-9")
     assert _site_b_flows(hass) == []
+
+
+def _device(hass: HomeAssistant, entry: MockConfigEntry, identifier: str) -> dr.DeviceEntry | None:
+    """The account's device with this identifier (an agent's ``agent-…``, a bay's
+    ``<entry>_<bay>``), found by scanning: the look-up by identifier changed its name between
+    the HA lines supported."""
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    return next((d for d in devices if (DOMAIN, identifier) in d.identifiers), None)
+
+
+def _agent_devices(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str | None]:
+    """The account's agent devices: identifier → name."""
+    return {
+        ident: device.name
+        for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        for _, ident in device.identifiers
+        if ident.startswith("agent-")
+    }
+
+
+def _parent_of(hass: HomeAssistant, entry: MockConfigEntry, bay_id: str) -> str | None:
+    """The device a bay's device hangs off (``via_device``)."""
+    bay = _device(hass, entry, f"{entry.entry_id}_{bay_id}")
+    assert bay is not None
+    return bay.via_device_id
+
+
+def _status(hass: HomeAssistant, bay: str) -> str | None:
+    state = hass.states.get(f"sensor.{bay}_status")
+    return state.state if state is not None else None
+
+
+async def _turn_on(hass: HomeAssistant, entity_id: str) -> None:
+    await hass.services.async_call("switch", "turn_on", {"entity_id": entity_id}, blocking=True)
+
+
+# HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_one_node_id_under_two_prefixes_is_two_agents(
+    hass: HomeAssistant,
+    two_sites_entry: MockConfigEntry,
+    agent: ScriptedAgent,
+    site_b_agent: ScriptedAgent,
+) -> None:
+    """Review F2: both kiosk-1s were one device ``agent-kiosk-1``, each bay hanging off it."""
+    entry = two_sites_entry
+    # Each device is named from its agent's config, the prefix after a name not the default's.
+    expected = {"agent-kiosk-1": "Kiosk 1", "agent-site-b/kiosk-1": "Kiosk 1 (site-b)"}
+    await wait_until(hass, lambda: _agent_devices(hass, entry) == expected)
+    default_agent = _device(hass, entry, "agent-kiosk-1")
+    site_b = _device(hass, entry, "agent-site-b/kiosk-1")
+    assert default_agent is not None
+    assert site_b is not None
+    assert (default_agent.model, site_b.model) == ("pi-mqtt-relay", "pi-mqtt-relay")
+    assert _parent_of(hass, entry, "bay-1") == default_agent.id
+    assert _parent_of(hass, entry, "bay-2") == site_b.id
+
+    # The owner starts bay-2: its "on" goes to site-b's kiosk-1 only.
+    await _turn_on(hass, "switch.bay_2_charging")
+    on = await site_b_agent.wait_command(1)
+    assert isinstance(on, dict)
+    assert on["action"] == "on"
+    await wait_until(hass, lambda: _status(hass, "bay_2") == "charging")
+    assert agent.ons() == []
+    # And bay-1 reaches the default prefix's kiosk-1.
+    await _turn_on(hass, "switch.bay_1_charging")
+    await wait_until(hass, lambda: _status(hass, "bay_1") == "charging")
+    assert len(agent.ons()) == 1
+    assert len(site_b_agent.ons()) == 1
+
+
+# HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.usefixtures("mqtt_entry", "agent")
+async def test_an_agent_under_the_default_prefix_keeps_the_device_it_had(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """No migration: a device today's code registered as ``agent-<node>`` stays the bay's parent
+    (a regression guard: it passes before the change too)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE)],
+    )
+    entry.add_to_hass(hass)
+    existing = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, f"agent-{NODE}")},
+        name=NODE,
+        model="pi-mqtt-relay",
+    )
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(hass, lambda: entry.runtime_data.bays.runners["bay-1"].driver.online)
+
+    await wait_until(hass, lambda: _agent_devices(hass, entry) == {"agent-kiosk-1": "Kiosk 1"})
+    kept = _device(hass, entry, "agent-kiosk-1")
+    assert kept is not None
+    assert kept.id == existing.id
+    assert _parent_of(hass, entry, "bay-1") == existing.id
+
+
+# HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.usefixtures("mqtt_entry", "site_b_agent")
+async def test_an_agent_under_another_prefix_gets_its_own_device_at_the_next_load(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """A bay on site-b's kiosk-1 added before the fix hung off ``agent-kiosk-1``: it moves to
+    ``agent-site-b/kiosk-1``, and the old device, no bay's now, goes."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE, SITE_B, "bay-2")],
+    )
+    entry.add_to_hass(hass)
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, f"agent-{NODE}")}, name=NODE
+    )
+    assert await async_setup_component(hass, "http", {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+
+    expected = {"agent-site-b/kiosk-1": "Kiosk 1 (site-b)"}
+    await wait_until(hass, lambda: _agent_devices(hass, entry) == expected)
+    site_b = _device(hass, entry, "agent-site-b/kiosk-1")
+    assert site_b is not None
+    assert _parent_of(hass, entry, "bay-2") == site_b.id

@@ -179,3 +179,49 @@ async def test_an_agent_that_clears_its_config_loses_its_unused_device(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "agent_removed"
     assert devices.async_get(device.id) is None
+
+
+async def test_one_node_id_under_two_prefixes_is_two_agents_to_add(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """Review F2: site-b's kiosk-1 was the default's (one unique id): ``already_in_progress``.
+
+    The default prefix's ``site-b-kiosk-1`` is a third agent: ``agent-<prefix>-<node>`` would
+    have made it site-b's kiosk-1.
+    """
+    agents = [
+        ("qr_charging/kiosk-1/config", "kiosk-1"),
+        ("site-b/kiosk-1/config", "kiosk-1"),
+        ("qr_charging/site-b-kiosk-1/config", "site-b-kiosk-1"),
+    ]
+    results = [await _discover(hass, _agent_config(node), topic) for topic, node in agents]
+
+    assert [(r["type"], r.get("step_id")) for r in results] == [
+        (FlowResultType.FORM, "mqtt_confirm")
+    ] * 3
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert {f["context"]["unique_id"]: f["context"]["title_placeholders"] for f in flows} == {
+        "agent-kiosk-1": {"name": "Kiosk 1"},
+        "agent-site-b/kiosk-1": {"name": "Kiosk 1 (site-b)"},
+        "agent-site-b-kiosk-1": {"name": "Kiosk 1"},
+    }
+    for result in results:
+        added = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        assert added["reason"] == "agent_added"
+
+    relays = {
+        s.data["bay_id"]: (s.data["prefix"], s.data["node"], s.data["agent_bay"])
+        for s in plan_entry.subentries.values()
+        if s.subentry_type == "bay"
+    }
+    assert relays == {
+        "bay-1": ("qr_charging", "kiosk-1", "bay-1"),
+        "bay-2": ("qr_charging", "kiosk-1", "bay-2"),
+        "kiosk-1-bay-1": ("site-b", "kiosk-1", "bay-1"),
+        "kiosk-1-bay-2": ("site-b", "kiosk-1", "bay-2"),
+        "site-b-kiosk-1-bay-1": ("qr_charging", "site-b-kiosk-1", "bay-1"),
+        "site-b-kiosk-1-bay-2": ("qr_charging", "site-b-kiosk-1", "bay-2"),
+    }
+    # Announced again (retained): each has nothing new to offer.
+    for topic, node in agents:
+        assert (await _discover(hass, _agent_config(node), topic))["reason"] == "already_configured"

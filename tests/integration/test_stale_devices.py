@@ -81,8 +81,9 @@ async def two_agents(
 
 
 def _devices(hass: HomeAssistant, entry: MockConfigEntry) -> set[str]:
-    """The account's devices: ``agent-<node>`` for an agent, the bay id for a bay,
-    ``site/<site id>`` for a site (here the default one, which no bay's removal takes)."""
+    """The account's devices: ``agent-<node>`` for an agent (``agent-<prefix>/<node>`` under
+    a prefix not the default), the bay id for a bay, ``site/<site id>`` for a site (here the
+    default one, which no bay's removal takes)."""
     registry = dr.async_get(hass)
     return {
         ident.removeprefix(f"{entry.entry_id}_").removeprefix(f"{entry.entry_id}/")
@@ -138,3 +139,27 @@ async def test_an_agent_device_goes_when_the_agent_clears_its_config(
     # kiosk-1 still switches bay-1: its device stays, as does bay-1's.
     assert _devices(hass, entry) == {"agent-kiosk-1", "bay-1", "site/default"}
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+
+async def test_clearing_one_agents_config_takes_only_its_device(
+    hass: HomeAssistant, two_sites_entry: MockConfigEntry, intruder: paho.Client
+) -> None:
+    """kiosk-1 under the default prefix and under site-b: two devices (review F2; they were
+    one, which site-b's bay kept). The default's bay is removed while the account is disabled,
+    then that agent is retired: its device goes, site-b's kiosk-1 and its bay stay."""
+    entry = two_sites_entry
+    assert _devices(hass, entry) == {
+        "agent-kiosk-1",
+        "agent-site-b/kiosk-1",
+        "bay-1",
+        "bay-2",
+        "site/default",
+    }
+    assert await hass.config_entries.async_set_disabled_by(entry.entry_id, ConfigEntryDisabler.USER)
+    await hass.async_block_till_done()
+    await _remove_bay(hass, entry, "bay-1")
+
+    _publish_retained(intruder, f"qr_charging/{NODE}/config", "")
+
+    await wait_until(hass, lambda: "agent-kiosk-1" not in _devices(hass, entry))
+    assert _devices(hass, entry) == {"agent-site-b/kiosk-1", "bay-2", "site/default"}

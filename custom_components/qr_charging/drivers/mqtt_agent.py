@@ -18,6 +18,7 @@ from homeassistant.util import dt as dt_util
 from ..const import LOGGER
 from ..energy_rules import ReportedMeter
 from ..heartbeat_rules import alive_until, finite_number, parse_heartbeat
+from ..relays import agent_identifier, agent_name
 from .base import AgentInfo, BayDriver, BayReport
 
 AVAILABLE = "online"
@@ -104,11 +105,6 @@ async def _wait(event: asyncio.Event, within: float) -> None:
         await asyncio.wait_for(event.wait(), within)
 
 
-def agent_identifier(node: str) -> str:
-    """The identifier of an agent's device: one per node, whatever its prefix."""
-    return f"agent-{node}"
-
-
 class MqttAgentDriver(BayDriver):
     """``<prefix>/<node>/<bay>/set`` commands; ``state``, ``availability``, ``config``, heartbeat.
 
@@ -129,13 +125,13 @@ class MqttAgentDriver(BayDriver):
         full: dict[str, int] | None = None,
     ) -> None:
         super().__init__(hass, bay_id, on_report, on_change)
-        self._node, self._agent_bay, self._full = node, agent_bay, full
+        self._prefix, self._node, self._agent_bay, self._full = prefix, node, agent_bay, full
         # The running metered session's energy counted so far, as the agent last said.
         self._energy: tuple[str, float] | None = None
         self._power: float | None = None
         self._base = f"{prefix}/{node}"
         self._bay_topic = f"{prefix}/{node}/{agent_bay}"
-        self.agent = AgentInfo(identifier=agent_identifier(node), name=node, model="pi-mqtt-relay")
+        self.agent = self._agent_info(node, None)
         self._unsubscribe: list[Callable[[], None]] = []
         self._agent_online = False
         self._link_up = False
@@ -264,18 +260,24 @@ class MqttAgentDriver(BayDriver):
             self.online = online
             self._on_change()
 
+    def _agent_info(self, name: str, sw_version: str | None) -> AgentInfo:
+        """The agent's device: one per prefix and node, its prefix shown when not the default."""
+        return AgentInfo(
+            identifier=agent_identifier(self._prefix, self._node),
+            name=agent_name(self._prefix, name),
+            sw_version=sw_version,
+            model="pi-mqtt-relay",
+        )
+
     @callback
     def _config(self, msg: mqtt.ReceiveMessage) -> None:
         data = parse_config(msg.payload)
         if data is None:
             LOGGER.warning("Ignoring malformed agent config on %s", msg.topic)
             return
-        assert self.agent is not None
-        self.agent = AgentInfo(
-            identifier=self.agent.identifier,
-            name=str(data.get("name") or data["node"]),
-            sw_version=str(data["sw_version"]) if data.get("sw_version") else None,
-            model="pi-mqtt-relay",
+        self.agent = self._agent_info(
+            str(data.get("name") or data["node"]),
+            str(data["sw_version"]) if data.get("sw_version") else None,
         )
         limit = data.get("max_session_s")
         valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
