@@ -63,7 +63,7 @@ from .migration import async_pages_data, cloud_component, default_site_subentry
 from .prefix_fields import prefixes_field, prefixes_option
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
-from .relays import MqttRelay, agent_identifier, agent_name
+from .relays import MqttRelay, agent_identifier, agent_name, relay_from_data
 from .site_clock import sites_of
 from .site_flows import SiteSubentryFlow
 from .subentry_flows import (
@@ -285,10 +285,13 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         prefix, node, name, data = self._discovered
         if not plans_of(account):
             return self.async_abort(reason="no_plans")
+        # The relays alone: every agent of a fleet comes through here at HA's start, and
+        # reading each of 1,000 bays in whole for each of 250 agents held up the loop.
         known = {
-            (bay.relay.prefix, bay.relay.node, bay.relay.agent_bay)
-            for bay in bays_of(account).values()
-            if isinstance(bay.relay, MqttRelay)
+            (relay.prefix, relay.node, relay.agent_bay)
+            for sub in account.subentries.values()
+            if sub.subentry_type == SUBENTRY_BAY
+            and isinstance(relay := relay_from_data(sub.data), MqttRelay)
         }
         self._agent_bays = [
             (str(b["id"]), str(b.get("name") or b["id"]))

@@ -153,6 +153,15 @@ def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
 
     Read from the entry's subentries, so it holds whether the entry is loaded or not.
     """
+    return bool(device.identifiers & _identifiers_in_use(entry))
+
+
+def _identifiers_in_use(entry: ConfigEntry) -> set[tuple[str, str]]:
+    """The identifiers of every device the entry's bays, sites, agents and tax stand for.
+
+    Read once per sweep of the devices: reading every bay's data again for each device made
+    a set-up with 1,000 bays take 15 s.
+    """
     wanted = {site_identifier(entry, site_id) for site_id in sites_of(entry)}
     if tax_settings_of(entry.options).registered:
         wanted.add(tax_identifier(entry))
@@ -164,7 +173,7 @@ def device_in_use(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
         match bay.relay:
             case MqttRelay(node=node, prefix=prefix):
                 wanted.add((DOMAIN, agent_identifier(prefix, node)))
-    return bool(device.identifiers & wanted)
+    return wanted
 
 
 @callback
@@ -176,7 +185,8 @@ def async_remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry) -> None:
     entry still has stays for that entry.
     """
     registry = dr.async_get(hass)
+    wanted = _identifiers_in_use(entry)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         ours = any(domain == DOMAIN for domain, _ in device.identifiers)
-        if ours and not device_in_use(entry, device):
+        if ours and not device.identifiers & wanted:
             registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)

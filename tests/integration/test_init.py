@@ -40,13 +40,22 @@ async def test_a_bay_saved_while_the_account_reloads_is_not_lost(
     next reload (the demo's dynamic QR code showed up without its password).
     """
     bay = next(s for s in loaded_entry.subentries.values() if s.subentry_type == "bay")
+    # Told when the setup begins, not polled for a number of the loop's turns: the unload
+    # before it waits on the ledger's thread, as long as the machine's load makes it (CI's
+    # loaded run ran out of 1,000 turns).
+    setting_up = asyncio.Event()
+
+    def _state_changed() -> None:
+        if loaded_entry.state is ConfigEntryState.SETUP_IN_PROGRESS:
+            setting_up.set()
+
+    # Not through async_on_unload: the reload's unload would drop it before the setup.
+    stop_listening = loaded_entry.async_on_state_change(_state_changed)
     hass.config_entries.async_update_subentry(
         loaded_entry, bay, data={**bay.data, "max_minutes": 45}
     )
-    # No bound on the turns: the unload before the setup waits on the ledger's thread, which
-    # takes as many turns of the loop as the machine's load makes it (CI ran out of 1,000).
-    while loaded_entry.state is not ConfigEntryState.SETUP_IN_PROGRESS:
-        await asyncio.sleep(0)
+    await setting_up.wait()
+    stop_listening()
     hass.config_entries.async_update_subentry(
         loaded_entry, bay, data={**bay.data, "max_minutes": 50}
     )
