@@ -201,6 +201,7 @@ def _accounts(payments: list[Payment], owner: dict[str, SimAgent], standin: Any)
                             if relay.off_at is not None
                             else None,
                             "off_reason": relay.off_reason,
+                            "timeline": _timeline(agent, bay.id, payment) if payment else [],
                         }
                     )
     return {
@@ -213,6 +214,22 @@ def _accounts(payments: list[Payment], owner: dict[str, SimAgent], standin: Any)
         "not_200": sum(1 for p in payments if not p.answer or p.answer[0] != 200),
         "anomalies": anomalies,
     }
+
+
+def _timeline(agent: SimAgent, bay: str, payment: Payment) -> list[str]:
+    """What the bay's agent got and said from its payment on (seconds after the payment)."""
+    since = payment.posted_at - 0.5
+    got = [
+        (r.at, f"got {r.payload.decode(errors='replace')[:60]}")
+        for r in agent.received
+        if r.bay == bay and r.at >= since
+    ]
+    said = [
+        (at, f"said {state['state']} {state['session']} {state['reason']}")
+        for at, state_bay, state in agent.states
+        if state_bay == bay and at >= since
+    ]
+    return [f"{at - payment.posted_at:+.2f} {what}" for at, what in sorted(got + said)][:12]
 
 
 async def _online(ha: HomeAssistantProcess) -> dict[str, bool]:
