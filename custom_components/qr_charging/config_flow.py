@@ -63,7 +63,7 @@ from .migration import async_pages_data, cloud_component, default_site_subentry
 from .prefix_fields import prefixes_field, prefixes_option
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
-from .relays import MqttRelay, agent_identifier, agent_name, relay_from_data
+from .relays import DEFAULT_PREFIX, MqttRelay, agent_identifier, agent_name, relay_from_data
 from .site_clock import sites_of
 from .site_flows import SiteSubentryFlow
 from .subentry_flows import (
@@ -149,6 +149,32 @@ def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
 def _cloud() -> ModuleType:
     """HA Cloud (imported only when it is loaded)."""
     return cloud_component()
+
+
+def _agent_relays(accounts: list[ConfigEntry]) -> set[tuple[str, str, str | None]]:
+    """Every agent bay the accounts sell, as (prefix, node, agent bay).
+
+    The relays alone: every agent of a fleet comes through discovery at HA's start, and
+    reading each of 1,000 bays in whole for each of 250 agents held up the loop.
+    """
+    return {
+        (relay.prefix, relay.node, relay.agent_bay)
+        for account in accounts
+        for sub in account.subentries.values()
+        if sub.subentry_type == SUBENTRY_BAY
+        and isinstance(relay := relay_from_data(sub.data), MqttRelay)
+    }
+
+
+def _bay_ids(prefix: str, node: str, agent_bay: str) -> list[str]:
+    """The ids a discovered bay may take, in turn: the agent's, with its node, with its prefix.
+
+    Three sites' ``kiosk-1`` each with a ``bay-1`` need all three.
+    """
+    ids = [agent_bay, f"{node}-{agent_bay}"]
+    if prefix != DEFAULT_PREFIX:
+        ids.append(f"{prefix}-{node}-{agent_bay}")
+    return ids
 
 
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -248,6 +274,16 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
         if not accounts:
             return self.async_abort(reason="no_account")
+        # A relay is sold by one account: bays any account has are not offered again (each
+        # HA start announces every agent once more).
+        known = _agent_relays(accounts)
+        self._agent_bays = [
+            (str(b["id"]), str(b.get("name") or b["id"]))
+            for b in data["bays"]
+            if ID_PATTERN.fullmatch(str(b["id"])) and (prefix, node, b["id"]) not in known
+        ]
+        if not self._agent_bays:
+            return self.async_abort(reason="already_configured")
         name = agent_name(prefix, str(data.get("name") or node))
         self._discovered = (prefix, node, name, data)
         self.context["title_placeholders"] = {"name": name}
@@ -281,25 +317,10 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def _async_offer_agent(self, account: ConfigEntry) -> ConfigFlowResult:
-        """Offer the agent's bays that the account does not have yet."""
-        prefix, node, name, data = self._discovered
+        """Offer the agent's bays that no account has yet."""
+        prefix, node, name, _data = self._discovered
         if not plans_of(account):
             return self.async_abort(reason="no_plans")
-        # The relays alone: every agent of a fleet comes through here at HA's start, and
-        # reading each of 1,000 bays in whole for each of 250 agents held up the loop.
-        known = {
-            (relay.prefix, relay.node, relay.agent_bay)
-            for sub in account.subentries.values()
-            if sub.subentry_type == SUBENTRY_BAY
-            and isinstance(relay := relay_from_data(sub.data), MqttRelay)
-        }
-        self._agent_bays = [
-            (str(b["id"]), str(b.get("name") or b["id"]))
-            for b in data["bays"]
-            if ID_PATTERN.fullmatch(str(b["id"])) and (prefix, node, b["id"]) not in known
-        ]
-        if not self._agent_bays:
-            return self.async_abort(reason="already_configured")
         self._agent = (account, prefix, node, name)
         return await self.async_step_mqtt_confirm()
 
@@ -321,7 +342,12 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         site_id = next(iter(sites_of(account)))
         bays = []
         for agent_bay, bay_name in self._agent_bays:
-            bay_id = agent_bay if agent_bay not in taken else f"{node}-{agent_bay}"
+            ids = _bay_ids(prefix, node, agent_bay)
+            bay_id = next((i for i in ids if i not in taken), None)
+            if bay_id is None:
+                return self.async_abort(
+                    reason="bay_id_conflict", description_placeholders={"bay": ids[-1]}
+                )
             taken.add(bay_id)
             try:
                 bays.append(

@@ -225,3 +225,117 @@ async def test_one_node_id_under_two_prefixes_is_two_agents_to_add(
     # Announced again (retained): each has nothing new to offer.
     for topic, node in agents:
         assert (await _discover(hass, _agent_config(node), topic))["reason"] == "already_configured"
+
+
+async def test_one_node_id_at_three_sites_gets_three_sets_of_bay_ids(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """``kiosk-1`` under three prefixes: its ``bay-1`` is ``bay-1``, then with the node, then
+    with the prefix too (the node's alone was the second site's, so the third was refused)."""
+    for prefix in ("qr_charging", "site-b", "site-c"):
+        result = await _discover(hass, _agent_config(), f"{prefix}/kiosk-1/config")
+        assert result["type"] is FlowResultType.FORM, prefix
+        added = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        assert added["reason"] == "agent_added", prefix
+
+    bays = {
+        s.data["bay_id"]: (s.data["prefix"], s.data["node"], s.data["agent_bay"])
+        for s in plan_entry.subentries.values()
+        if s.subentry_type == "bay"
+    }
+    assert bays == {
+        "bay-1": ("qr_charging", "kiosk-1", "bay-1"),
+        "bay-2": ("qr_charging", "kiosk-1", "bay-2"),
+        "kiosk-1-bay-1": ("site-b", "kiosk-1", "bay-1"),
+        "kiosk-1-bay-2": ("site-b", "kiosk-1", "bay-2"),
+        "site-c-kiosk-1-bay-1": ("site-c", "kiosk-1", "bay-1"),
+        "site-c-kiosk-1-bay-2": ("site-c", "kiosk-1", "bay-2"),
+    }
+
+
+def _other_account(standin: RazorpayStandin) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="rzp_test_other",
+        title="rzp_test_other",
+        data=account_data(standin) | {CONF_KEY_ID: "rzp_test_other"},
+        subentries_data=[PLAN_SUBENTRY],
+    )
+
+
+async def test_an_agent_one_account_sells_is_not_offered_again(
+    hass: HomeAssistant, standin: RazorpayStandin, plan_entry: MockConfigEntry
+) -> None:
+    """Two accounts: once one sells the agent's bays, its next announcement (every HA start)
+    asks nothing, and the other account is never offered the same relays."""
+    other = _other_account(standin)
+    other.add_to_hass(hass)
+    result = await _discover(hass, _agent_config())
+    assert result["step_id"] == "mqtt_account"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"account": other.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["reason"] == "agent_added"
+
+    again = await _discover(hass, _agent_config())
+    assert again["type"] is FlowResultType.ABORT
+    assert again["reason"] == "already_configured"
+    assert not [s for s in plan_entry.subentries.values() if s.subentry_type == "bay"]
+
+
+async def test_a_new_bay_of_an_agent_is_offered_alone(
+    hass: HomeAssistant, standin: RazorpayStandin, plan_entry: MockConfigEntry
+) -> None:
+    """The agent gains a bay: whichever account the owner picks, only the new bay is offered
+    (the one another account sells stays that account's)."""
+    other = _other_account(standin)
+    other.add_to_hass(hass)
+    one_bay = [{"id": "bay-1", "name": "Bay 1"}]
+    result = await _discover(hass, _agent_config(bays=one_bay))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"account": other.entry_id}
+    )
+    assert (await hass.config_entries.flow.async_configure(result["flow_id"], {}))[
+        "reason"
+    ] == "agent_added"
+
+    result = await _discover(hass, _agent_config())
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"account": plan_entry.entry_id}
+    )
+    assert result["step_id"] == "mqtt_confirm"
+    assert result["description_placeholders"]["bays"] == "Bay 2"
+    await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    relays = {
+        entry.title: sorted(
+            s.data["agent_bay"] for s in entry.subentries.values() if s.subentry_type == "bay"
+        )
+        for entry in (plan_entry, other)
+    }
+    assert relays == {plan_entry.title: ["bay-2"], other.title: ["bay-1"]}
+
+
+async def test_a_bay_whose_every_id_is_taken_is_refused_by_name(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """``site-c/kiosk-1``'s bay-1 finds ``bay-1``, ``kiosk-1-bay-1`` and, taken by node
+    ``site-c-kiosk-1`` of site-b, ``site-c-kiosk-1-bay-1`` all taken: refused, nothing added."""
+    one_bay = [{"id": "bay-1", "name": "Bay 1"}]
+    for topic, node in (
+        ("qr_charging/kiosk-1/config", "kiosk-1"),
+        ("site-b/kiosk-1/config", "kiosk-1"),
+        ("site-b/site-c-kiosk-1/config", "site-c-kiosk-1"),
+    ):
+        result = await _discover(hass, _agent_config(node, bays=one_bay), topic)
+        added = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        assert added["reason"] == "agent_added", topic
+    before = dict(plan_entry.subentries)
+
+    result = await _discover(hass, _agent_config(bays=one_bay), "site-c/kiosk-1/config")
+    refused = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert refused["type"] is FlowResultType.ABORT
+    assert refused["reason"] == "bay_id_conflict"
+    assert refused["description_placeholders"] == {"bay": "site-c-kiosk-1-bay-1"}
+    assert dict(plan_entry.subentries) == before
