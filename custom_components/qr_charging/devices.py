@@ -16,7 +16,7 @@ from .catalog import (
 )
 from .const import CONF_BAY_ID, CONF_SITE_ID, DOMAIN, SUBENTRY_BAY, SUBENTRY_SITE
 from .drivers.base import AgentInfo
-from .relays import MqttRelay, agent_identifier
+from .relays import DEFAULT_PREFIX, MqttRelay, agent_identifier, relay_from_data
 from .site_clock import sites_of
 from .sites import Site
 from .tax import settings_of as tax_settings_of
@@ -126,6 +126,35 @@ def _parent_device_id(hass: HomeAssistant, entry: ConfigEntry, runner: BayRunner
     return runner.driver.parent_device_id
 
 
+def _adopt_legacy_agent_devices(registry: dr.DeviceRegistry, entry: ConfigEntry) -> None:
+    """Give an agent's device made by 0.2 under another prefix its identifier of today.
+
+    0.2 named every agent's device ``agent-<node>``, whatever its prefix; now that is the
+    default prefix's, and ``agent-<prefix>/<node>`` the others'. Renamed in place, the device
+    keeps its id, area, name and history (a new one would be made and the old one swept).
+    Only when the node is this entry's alone and under one other prefix: else the old device
+    stands for a default-prefix agent, or for no one agent in particular.
+    """
+    prefixes: dict[str, set[str]] = {}
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_BAY:
+            match relay_from_data(subentry.data):
+                case MqttRelay(node=node, prefix=prefix):
+                    prefixes.setdefault(node, set()).add(prefix)
+    devices = {
+        identifier: device
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        for identifier in device.identifiers
+    }
+    for node, used in prefixes.items():
+        if len(used) != 1 or DEFAULT_PREFIX in used:
+            continue
+        old = devices.get((DOMAIN, agent_identifier(DEFAULT_PREFIX, node)))
+        new = (DOMAIN, agent_identifier(next(iter(used)), node))
+        if old is not None and new not in devices and old.config_entries == {entry.entry_id}:
+            registry.async_update_device(old.id, new_identifiers={new})
+
+
 async def async_register_devices(
     hass: HomeAssistant, entry: ConfigEntry, runners: Iterable[BayRunner]
 ) -> None:
@@ -136,6 +165,7 @@ async def async_register_devices(
     device id (``via_device_id``), which both supported HA lines accept on an update.
     """
     registry = dr.async_get(hass)
+    _adopt_legacy_agent_devices(registry, entry)
     for runner in runners:
         parent_id = _parent_device_id(hass, entry, runner)
         device = registry.async_get_or_create(

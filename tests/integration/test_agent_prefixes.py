@@ -11,6 +11,7 @@ import pytest
 from homeassistant.config_entries import SOURCE_MQTT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -223,11 +224,12 @@ async def test_an_agent_under_the_default_prefix_keeps_the_device_it_had(
 # HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
 @pytest.mark.parametrize("expected_lingering_timers", [True])
 @pytest.mark.usefixtures("mqtt_entry", "site_b_agent")
-async def test_an_agent_under_another_prefix_gets_its_own_device_at_the_next_load(
+async def test_an_agent_device_of_0_2_under_another_prefix_is_renamed_in_place(
     hass: HomeAssistant, standin: RazorpayStandin
 ) -> None:
-    """A bay on site-b's kiosk-1 added before the fix hung off ``agent-kiosk-1``: it moves to
-    ``agent-site-b/kiosk-1``, and the old device, no bay's now, goes."""
+    """0.2 named site-b's kiosk-1 ``agent-kiosk-1``: at the next load that device becomes
+    ``agent-site-b/kiosk-1`` itself, so the owner's area and name for it stay (a new device,
+    and the old one swept, lost them)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=standin.key_id,
@@ -235,9 +237,12 @@ async def test_an_agent_under_another_prefix_gets_its_own_device_at_the_next_loa
         subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE, SITE_B, "bay-2")],
     )
     entry.add_to_hass(hass)
-    dr.async_get(hass).async_get_or_create(
+    registry = dr.async_get(hass)
+    old = registry.async_get_or_create(
         config_entry_id=entry.entry_id, identifiers={(DOMAIN, f"agent-{NODE}")}, name=NODE
     )
+    area = ar.async_get(hass).async_create("Shop B")
+    registry.async_update_device(old.id, area_id=area.id, name_by_user="Shop B kiosk")
     assert await async_setup_component(hass, "http", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
 
@@ -245,4 +250,5 @@ async def test_an_agent_under_another_prefix_gets_its_own_device_at_the_next_loa
     await wait_until(hass, lambda: _agent_devices(hass, entry) == expected)
     site_b = _device(hass, entry, "agent-site-b/kiosk-1")
     assert site_b is not None
+    assert (site_b.id, site_b.area_id, site_b.name_by_user) == (old.id, area.id, "Shop B kiosk")
     assert _parent_of(hass, entry, "bay-2") == site_b.id
