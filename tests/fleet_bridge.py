@@ -188,13 +188,13 @@ def wait_for_commands(cluster_port: int, site_port: int, node: str, within: floa
     topic = f"{PREFIX}/{node}/probe/set"
     listener = Peer(site_port, f"probe-in-{node}", subscribe=[topic])
     sender = Peer(cluster_port, f"probe-out-{node}")
+
+    def crossed() -> bool:
+        sender.publish(topic, "probe")
+        return listener.count(topic, "probe") > 0
+
     try:
-        fleet.wait_for(
-            lambda: sender.publish(topic, "probe") is None and bool(listener.messages),
-            within,
-            "a command crossing the bridge",
-            step=0.5,
-        )
+        fleet.wait_for(crossed, within, "a command crossing the bridge", step=0.5)
     finally:
         listener.close()
         sender.close()

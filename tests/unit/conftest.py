@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_socket
+import pytest_socket  # type: ignore[import-untyped]
 
 from tests import fleet
 from tests.fleet_bridge import Peer, Uplink, site_broker
