@@ -73,7 +73,8 @@ def _announce(agent: Peer, node: str, tag: str) -> dict[str, str]:
     sent = {f"{PREFIX}/{node}/{t}": f"{t} {tag}" for t in AGENT_TOPICS}
     sent[f"{PREFIX}/{node}/availability"] = "online"
     for topic, payload in sent.items():
-        agent.publish(topic, payload, retain=True)
+        # The agent's heartbeat is QoS 0 (docs/mqtt-protocol.md), the rest QoS 1.
+        agent.publish(topic, payload, retain=True, qos=0 if topic.endswith("heartbeat") else 1)
     return sent
 
 
