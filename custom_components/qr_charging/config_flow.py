@@ -58,12 +58,12 @@ from .const import (
 from .devices import async_remove_stale_devices
 from .drivers.mqtt_agent import parse_config
 from .flow_fields import TEXT, flatten
-from .hub import bays_of, plans_of
+from .hub import agent_relays, bays_of, plans_of
 from .migration import async_pages_data, cloud_component, default_site_subentry
 from .prefix_fields import prefixes_field, prefixes_option
 from .razorpay_api import RazorpayAuthError, RazorpayConnectionError
 from .razorpay_events import SUBSCRIBED_EVENTS
-from .relays import DEFAULT_PREFIX, MqttRelay, agent_identifier, agent_name, relay_from_data
+from .relays import MqttRelay, agent_identifier, agent_name, discovered_bay_ids
 from .site_clock import sites_of
 from .site_flows import SiteSubentryFlow
 from .subentry_flows import (
@@ -149,32 +149,6 @@ def _weak_inputs(entered: Mapping[str, Any]) -> dict[str, str]:
 def _cloud() -> ModuleType:
     """HA Cloud (imported only when it is loaded)."""
     return cloud_component()
-
-
-def _agent_relays(accounts: list[ConfigEntry]) -> set[tuple[str, str, str | None]]:
-    """Every agent bay the accounts sell, as (prefix, node, agent bay).
-
-    The relays alone: every agent of a fleet comes through discovery at HA's start, and
-    reading each of 1,000 bays in whole for each of 250 agents held up the loop.
-    """
-    return {
-        (relay.prefix, relay.node, relay.agent_bay)
-        for account in accounts
-        for sub in account.subentries.values()
-        if sub.subentry_type == SUBENTRY_BAY
-        and isinstance(relay := relay_from_data(sub.data), MqttRelay)
-    }
-
-
-def _bay_ids(prefix: str, node: str, agent_bay: str) -> list[str]:
-    """The ids a discovered bay may take, in turn: the agent's, with its node, with its prefix.
-
-    Three sites' ``kiosk-1`` each with a ``bay-1`` need all three.
-    """
-    ids = [agent_bay, f"{node}-{agent_bay}"]
-    if prefix != DEFAULT_PREFIX:
-        ids.append(f"{prefix}-{node}-{agent_bay}")
-    return ids
 
 
 class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -276,7 +250,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="no_account")
         # A relay is sold by one account: bays any account has are not offered again (each
         # HA start announces every agent once more).
-        known = _agent_relays(accounts)
+        known = agent_relays(accounts)
         self._agent_bays = [
             (str(b["id"]), str(b.get("name") or b["id"]))
             for b in data["bays"]
@@ -342,7 +316,7 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         site_id = next(iter(sites_of(account)))
         bays = []
         for agent_bay, bay_name in self._agent_bays:
-            ids = _bay_ids(prefix, node, agent_bay)
+            ids = discovered_bay_ids(prefix, node, agent_bay)
             bay_id = next((i for i in ids if i not in taken), None)
             if bay_id is None:
                 return self.async_abort(

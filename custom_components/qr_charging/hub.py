@@ -9,6 +9,7 @@ sets up and unloads them.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from .payments import Payments
 from .qr_codes import QrCodes
 from .reconcile import Reconciler
 from .refunds import Refunds
+from .relays import MqttRelay, relay_from_data
 from .site_clock import SiteClock, sites_of
 from .sites import Zones
 from .store import LedgerStore
@@ -72,6 +74,21 @@ def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
         sub.data[CONF_BAY_ID]: bay_from_data(sub.data)
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_BAY
+    }
+
+
+def agent_relays(entries: Iterable[ConfigEntry]) -> set[tuple[str, str, str | None]]:
+    """Every agent bay the entries sell, as (prefix, node, agent bay).
+
+    The relays alone: every agent of a fleet comes through discovery at HA's start, and
+    reading each of 1,000 bays in whole for each of 250 agents held up the loop.
+    """
+    return {
+        (relay.prefix, relay.node, relay.agent_bay)
+        for entry in entries
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_BAY
+        and isinstance(relay := relay_from_data(sub.data), MqttRelay)
     }
 
 

@@ -102,3 +102,14 @@ def relay_from_data(data: Mapping[str, Any]) -> Relay:
         agent_bay=data.get("agent_bay"),
         prefix=data.get("prefix") or DEFAULT_PREFIX,
     )
+
+
+def discovered_bay_ids(prefix: str, node: str, agent_bay: str) -> list[str]:
+    """The ids a discovered bay may take, in turn: the agent's, with its node, with its prefix.
+
+    Three sites' ``kiosk-1`` each with a ``bay-1`` need all three.
+    """
+    ids = [agent_bay, f"{node}-{agent_bay}"]
+    if prefix != DEFAULT_PREFIX:
+        ids.append(f"{prefix}-{node}-{agent_bay}")
+    return ids

@@ -263,12 +263,12 @@ def test_kill_9_mid_session_resumes_with_the_remaining_time_only(
     assert resumed["until"] == on.json()["until"]
     elapsed = time.monotonic() - on.at
     assert resumed["remaining"] <= 3.0 - (killed_at - on.at) + 0.05
-    assert abs(resumed["remaining"] - (3.0 - elapsed)) < 0.3
+    assert abs(resumed["remaining"] - (3.0 - elapsed)) < TOLERANCE_S
     off = obs.wait_for(
         obs.state_topic("bay-1"), lambda m: m.json()["reason"] == "deadline", since=mark
     )
     # Off at the original deadline: time served before the crash was not served again.
-    assert abs((off.at - on.at) - 3.0) < 0.15
+    assert abs((off.at - on.at) - 3.0) < TOLERANCE_S
 
 
 def test_sigterm_switches_every_relay_off(

@@ -56,7 +56,7 @@ def test_on_time_matches_the_requested_duration(
     assert on["session"] == "s-timing"
     assert on["until"] == command["until"]
     assert on["reason"] == "command"
-    assert 0.8 < on["remaining"] <= 1.0
+    assert 1.0 - TOLERANCE_S < on["remaining"] <= 1.0
     off = obs.wait_state(bay, state="OFF", reason="deadline")
     assert off == {
         "state": "OFF",
