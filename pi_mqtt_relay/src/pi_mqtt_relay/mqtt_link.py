@@ -47,12 +47,15 @@ def client_id(config: AgentConfig) -> str:
     """The MQTT client id, and with it the broker's persistent session, of this agent.
 
     ``pi-mqtt-relay-<node>`` under the default prefix (existing sessions keep theirs);
-    ``pi-mqtt-relay-<prefix>-<node>`` under any other, so two sites sharing a broker whose
-    agents have the same node id do not take each other's connection and session.
+    ``pi-mqtt-relay-<prefix>:<node>`` under any other, so two sites sharing a broker do not
+    take each other's connection and session. ``:`` is in no prefix and no node id, so the
+    first ``:`` splits the id and no default one has it: with ``-``, node ``site-a-kiosk-1``
+    under the default and ``kiosk-1`` under ``site-a`` were one. Not ``/``: it is MQTT's
+    level separator, and a ``%c`` in a Mosquitto ACL pattern would span two levels.
     """
     if config.topic_prefix == DEFAULT_PREFIX:
         return f"pi-mqtt-relay-{config.node_id}"
-    return f"pi-mqtt-relay-{config.topic_prefix}-{config.node_id}"
+    return f"pi-mqtt-relay-{config.topic_prefix}:{config.node_id}"
 
 
 class Topics:
