@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +132,32 @@ def retained(port: int, topic: str, *, timeout: float = 2.0, qos: int = 1) -> by
     finally:
         client.disconnect()
     return got[0] if got else None
+
+
+@contextlib.contextmanager
+def one_node(
+    workdir: Path, extra: str = "", ready: Callable[[int], bool] = mqtt_round_trip
+) -> Iterator[int]:
+    """One nats-server (JetStream, MQTT) on 127.0.0.1 for a test; yields its MQTT port.
+
+    ``extra`` is appended to its config (users, permissions); ``ready(port)`` says it answers
+    (a real round trip by default; a server with users needs a login). Killed on leaving.
+    """
+    client_port, mqtt_port = free_ports(2)
+    conf = workdir / "nats.conf"
+    conf.write_text(
+        f"listen: 127.0.0.1:{client_port}\n"
+        f'jetstream {{ store_dir: "{workdir / "store"}" }}\n'
+        f"mqtt {{ listen: 127.0.0.1:{mqtt_port} }}\n" + extra
+    )
+    with (workdir / "nats.log").open("ab") as log:
+        proc = subprocess.Popen([str(nats_server_path()), "-c", str(conf)], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: ready(mqtt_port), 30, "nats-server answering MQTT")
+        yield mqtt_port
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 @dataclass

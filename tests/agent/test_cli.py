@@ -14,8 +14,15 @@ import pytest
 import yaml
 
 from pi_mqtt_relay.__main__ import main
+from pi_mqtt_relay.config import load_config
+from pi_mqtt_relay.mqtt_link import Topics
+from tests.mosquitto import Broker
 
 from .helpers import PYPROJECT_VERSION, Observer, RunningAgent, Setup
+
+# Two sites sharing a broker, each with a kiosk-1 (Setup's bays).
+SITES = ("site-a", "site-b")
+BAYS = ("bay-1", "bay-2")
 
 VALID: dict[str, Any] = {
     "broker": {"host": "127.0.0.1", "port": 1883},
@@ -182,3 +189,57 @@ def test_without_ha_discovery_old_announcements_are_cleared(
     late = observer_factory(setup.node)
     late.wait_state("bay-1", reason="boot")  # retained messages have arrived
     assert [m for m in late.messages if m.topic == topic] == []
+
+
+def _start_site(tmp_path: Path, broker: Broker, prefix: str, **overrides: Any) -> Path:
+    """The config file of an agent ``kiosk-1`` under ``prefix``."""
+    (tmp_path / prefix).mkdir()
+    return Setup(tmp_path / prefix, broker).write(
+        topic_prefix=prefix, node={"id": "kiosk-1", "name": prefix}, **overrides
+    )
+
+
+def _announced(obs: Observer, config: Path, bay: str) -> dict[str, Any]:
+    """The retained announcement of the agent's bay, one commanding that very bay."""
+    topics = Topics(load_config(config))
+    msg = obs.wait_for(
+        topics.discovery(bay),
+        lambda m: bool(m.payload) and m.json()["command_topic"] == topics.set(bay),
+    )
+    return dict(msg.json())
+
+
+def test_two_sites_kiosk_1_each_keep_their_own_switches(
+    tmp_path: Path,
+    broker: Broker,
+    agents: Callable[[Path], RunningAgent],
+    observer_on: Callable[..., Observer],
+) -> None:
+    """Review 27b F2: two sites' ``kiosk-1`` announced on one topic, the last one kept."""
+    obs = observer_on(broker, "kiosk-1", SITES)
+    configs = [_start_site(tmp_path, broker, prefix, ha_discovery=True) for prefix in SITES]
+    for prefix, config in zip(SITES, configs, strict=True):
+        agents(config).start()
+        # After its announcements: the broker has stored them (one connection, in order).
+        obs.wait_for(f"{prefix}/kiosk-1/heartbeat", lambda m: True)
+    late = observer_on(broker, "kiosk-1", SITES)  # what HA reads when it (re)starts
+    unique_ids = {_announced(late, config, bay)["unique_id"] for config in configs for bay in BAYS}
+    assert len(unique_ids) == len(SITES) * len(BAYS), unique_ids
+
+
+def test_an_agent_without_ha_discovery_leaves_another_sites_switch(
+    tmp_path: Path,
+    broker: Broker,
+    agents: Callable[[Path], RunningAgent],
+    observer_on: Callable[..., Observer],
+) -> None:
+    """Review 27b F2: site-b's kiosk-1 (discovery off) cleared site-a's announcement."""
+    obs = observer_on(broker, "kiosk-1", SITES)
+    site_a = _start_site(tmp_path, broker, "site-a", ha_discovery=True)
+    agents(site_a).start()
+    obs.wait_for("site-a/kiosk-1/heartbeat", lambda m: True)
+    agents(_start_site(tmp_path, broker, "site-b")).start()
+    obs.wait_for("site-b/kiosk-1/heartbeat", lambda m: True)
+    late = observer_on(broker, "kiosk-1", SITES)
+    for bay in BAYS:
+        assert _announced(late, site_a, bay)["state_topic"] == f"site-a/kiosk-1/{bay}/state"

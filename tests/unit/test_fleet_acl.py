@@ -9,7 +9,6 @@ node id and subscribes to its own ``set`` topics, and nothing else; Home Assista
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -38,23 +37,8 @@ def _authorization_block() -> str:
 @pytest.fixture
 def nats_port(tmp_path: Path, socket_enabled: None) -> Generator[int]:
     """One JetStream node with MQTT and the doc's users."""
-    client_port, mqtt_port = fleet.free_ports(2)
-    conf = tmp_path / "nats.conf"
-    conf.write_text(
-        f"listen: 127.0.0.1:{client_port}\n"
-        f'jetstream {{ store_dir: "{tmp_path / "store"}" }}\n'
-        f"mqtt {{ listen: 127.0.0.1:{mqtt_port} }}\n" + _authorization_block()
-    )
-    with (tmp_path / "nats.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [str(fleet.nats_server_path()), "-c", str(conf)], stdout=log, stderr=log
-        )
-    try:
-        fleet.wait_for(lambda: _connects(mqtt_port), 30, "nats-server answering MQTT")
+    with fleet.one_node(tmp_path, _authorization_block(), _connects) as mqtt_port:
         yield mqtt_port
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 def _connects(port: int) -> bool:

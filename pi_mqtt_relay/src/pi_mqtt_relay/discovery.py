@@ -5,15 +5,38 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
-from .config import AgentConfig, BayConfig
+from .config import DEFAULT_PREFIX, AgentConfig, BayConfig
 from .mqtt_link import OFFLINE, ONLINE, Topics
+
+
+def device_identifier(config: AgentConfig) -> str:
+    """The identifier of the agent's HA device.
+
+    ``pi_mqtt_relay_<node>`` under the default prefix (as deployed),
+    ``pi_mqtt_relay_<prefix>/<node>`` under another: ``/`` is in no prefix and no id (as in
+    the integration's ``agent-<prefix>/<node>``), so no two agents share one.
+    """
+    if config.topic_prefix == DEFAULT_PREFIX:
+        return f"pi_mqtt_relay_{config.node_id}"
+    return f"pi_mqtt_relay_{config.topic_prefix}/{config.node_id}"
+
+
+def unique_id(config: AgentConfig, bay: BayConfig) -> str:
+    """The HA unique id of a bay's switch.
+
+    ``pi_mqtt_relay_<node>_<bay>`` under the default prefix (as deployed),
+    ``pi_mqtt_relay_<prefix>/<node>/<bay>`` under another.
+    """
+    if config.topic_prefix == DEFAULT_PREFIX:
+        return f"pi_mqtt_relay_{config.node_id}_{bay.id}"
+    return f"{device_identifier(config)}/{bay.id}"
 
 
 def discovery_payload(config: AgentConfig, topics: Topics, bay: BayConfig) -> dict[str, Any]:
     """HA MQTT switch discovery for one bay (no deprecated ``object_id``)."""
     return {
         "name": bay.name,
-        "unique_id": f"pi_mqtt_relay_{config.node_id}_{bay.id}",
+        "unique_id": unique_id(config, bay),
         "command_topic": topics.set(bay.id),
         "state_topic": topics.state(bay.id),
         "value_template": "{{ value_json.state }}",
@@ -31,7 +54,7 @@ def discovery_payload(config: AgentConfig, topics: Topics, bay: BayConfig) -> di
         "optimistic": False,
         "icon": "mdi:ev-station",
         "device": {
-            "identifiers": [f"pi_mqtt_relay_{config.node_id}"],
+            "identifiers": [device_identifier(config)],
             "name": config.node_name,
             "manufacturer": "qr_charging",
             "model": "pi-mqtt-relay",

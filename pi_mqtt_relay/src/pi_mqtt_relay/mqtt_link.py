@@ -47,12 +47,15 @@ def client_id(config: AgentConfig) -> str:
     """The MQTT client id, and with it the broker's persistent session, of this agent.
 
     ``pi-mqtt-relay-<node>`` under the default prefix (existing sessions keep theirs);
-    ``pi-mqtt-relay-<prefix>-<node>`` under any other, so two sites sharing a broker whose
-    agents have the same node id do not take each other's connection and session.
+    ``pi-mqtt-relay-<prefix>:<node>`` under any other, so two sites sharing a broker do not
+    take each other's connection and session. ``:`` is in no prefix and no node id, so the
+    first ``:`` splits the id and no default one has it: with ``-``, node ``site-a-kiosk-1``
+    under the default and ``kiosk-1`` under ``site-a`` were one. Not ``/``: it is MQTT's
+    level separator, and a ``%c`` in a Mosquitto ACL pattern would span two levels.
     """
     if config.topic_prefix == DEFAULT_PREFIX:
         return f"pi-mqtt-relay-{config.node_id}"
-    return f"pi-mqtt-relay-{config.topic_prefix}-{config.node_id}"
+    return f"pi-mqtt-relay-{config.topic_prefix}:{config.node_id}"
 
 
 class Topics:
@@ -65,6 +68,7 @@ class Topics:
         self.config = f"{self.base}/config"
         self.set_wildcard = f"{self.base}/+/set"
         self._discovery_prefix = config.discovery_prefix
+        self._prefix = config.topic_prefix
         self._node = config.node_id
 
     def state(self, bay_id: str) -> str:
@@ -76,8 +80,18 @@ class Topics:
         return f"{self.base}/{bay_id}/set"
 
     def discovery(self, bay_id: str) -> str:
-        """HA MQTT discovery topic of a bay's switch."""
-        return f"{self._discovery_prefix}/switch/{self._node}_{bay_id}/config"
+        """HA MQTT discovery topic of a bay's switch.
+
+        ``<node>_<bay>`` under the default prefix (deployed switches keep theirs). Under any
+        other the prefix is HA's optional ``<node_id>`` level and the object id is
+        ``<len(node)>_<node>_<bay>``: ids may hold ``_`` and ``-``, so no character of
+        theirs could separate them, and the node's length says where it ends. Two agents'
+        bays never share a topic then, and none shares a default one (one level more).
+        """
+        if self._prefix == DEFAULT_PREFIX:
+            return f"{self._discovery_prefix}/switch/{self._node}_{bay_id}/config"
+        object_id = f"{len(self._node)}_{self._node}_{bay_id}"
+        return f"{self._discovery_prefix}/switch/{self._prefix}/{object_id}/config"
 
     def bay_of_set_topic(self, topic: str) -> str | None:
         """The bay id in a ``set`` topic of this node, or None for any other topic."""
