@@ -248,22 +248,30 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
         accounts = [e for e in self._async_current_entries(include_ignore=False) if e.data]
         if not accounts:
             return self.async_abort(reason="no_account")
-        # A relay is sold by one account: bays any account has are not offered again (each
-        # HA start announces every agent once more).
-        known = agent_relays(accounts)
-        self._agent_bays = [
-            (str(b["id"]), str(b.get("name") or b["id"]))
-            for b in data["bays"]
-            if ID_PATTERN.fullmatch(str(b["id"])) and (prefix, node, b["id"]) not in known
-        ]
-        if not self._agent_bays:
-            return self.async_abort(reason="already_configured")
         name = agent_name(prefix, str(data.get("name") or node))
         self._discovered = (prefix, node, name, data)
+        if not self._unsold_bays():
+            return self.async_abort(reason="already_configured")
         self.context["title_placeholders"] = {"name": name}
         if len(accounts) > 1:
             return await self.async_step_mqtt_account()
         return await self._async_offer_agent(accounts[0])
+
+    def _unsold_bays(self) -> list[tuple[str, str]]:
+        """The discovered agent's bays no account sells yet, each once: (id, name).
+
+        A relay is one account's: each HA start announces every agent again, and a bay may
+        be added by hand while this flow waits, so this is read again when it is confirmed.
+        """
+        prefix, node, _name, data = self._discovered
+        known = agent_relays(self._async_current_entries(include_ignore=False))
+        unsold: dict[str, str] = {}
+        for bay in data["bays"]:
+            agent_bay = str(bay["id"])
+            if ID_PATTERN.fullmatch(agent_bay) and (prefix, node, agent_bay) not in known:
+                unsold.setdefault(agent_bay, str(bay.get("name") or agent_bay))
+        self._agent_bays = list(unsold.items())
+        return self._agent_bays
 
     async def async_step_mqtt_account(
         self, user_input: dict[str, Any] | None = None
@@ -311,6 +319,8 @@ class QrChargingConfigFlow(ConfigFlow, domain=DOMAIN):
                     "bays": ", ".join(bay_name for _, bay_name in self._agent_bays),
                 },
             )
+        if not self._unsold_bays():
+            return self.async_abort(reason="already_configured")
         taken = set(bays_of(account))
         plans = list(plans_of(account))
         site_id = next(iter(sites_of(account)))

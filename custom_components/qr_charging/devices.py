@@ -151,7 +151,13 @@ def _adopt_legacy_agent_devices(registry: dr.DeviceRegistry, entry: ConfigEntry)
             continue
         old = devices.get((DOMAIN, agent_identifier(DEFAULT_PREFIX, node)))
         new = (DOMAIN, agent_identifier(next(iter(used)), node))
-        if old is not None and new not in devices and old.config_entries == {entry.entry_id}:
+        # Another account may have the new device already (on HA 2025.4 identifiers are
+        # global, and renaming onto one raises): then this one joins it and the old one goes.
+        if (
+            old is not None
+            and old.config_entries == {entry.entry_id}
+            and not any(new in device.identifiers for device in registry.devices.values())
+        ):
             registry.async_update_device(old.id, new_identifiers={new})
 
 

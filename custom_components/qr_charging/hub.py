@@ -77,14 +77,15 @@ def bays_of(entry: ConfigEntry) -> dict[str, Bay]:
     }
 
 
-def agent_relays(entries: Iterable[ConfigEntry]) -> set[tuple[str, str, str | None]]:
+def agent_relays(entries: Iterable[ConfigEntry]) -> set[tuple[str, str, str]]:
     """Every agent bay the entries sell, as (prefix, node, agent bay).
 
     The relays alone: every agent of a fleet comes through discovery at HA's start, and
     reading each of 1,000 bays in whole for each of 250 agents held up the loop.
     """
     return {
-        (relay.prefix, relay.node, relay.agent_bay)
+        # No agent bay stored (data from before the form filled it in): the bay's own id.
+        (relay.prefix, relay.node, relay.agent_bay or sub.data[CONF_BAY_ID])
         for entry in entries
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_BAY

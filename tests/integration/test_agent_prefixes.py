@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_MQTT
+from homeassistant.config_entries import SOURCE_MQTT, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import area_registry as ar
@@ -16,7 +16,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.qr_charging.const import DOMAIN
+from custom_components.qr_charging.const import CONF_KEY_ID, DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
 from .const import PLAN_SUBENTRY, mqtt_bay
@@ -252,3 +252,45 @@ async def test_an_agent_device_of_0_2_under_another_prefix_is_renamed_in_place(
     assert site_b is not None
     assert (site_b.id, site_b.area_id, site_b.name_by_user) == (old.id, area.id, "Shop B kiosk")
     assert _parent_of(hass, entry, "bay-2") == site_b.id
+
+
+# HA's MQTT client leaves its (mocked) subscription cooldown timer behind.
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.usefixtures("mqtt_entry")
+async def test_an_account_of_0_2_sets_up_when_another_has_the_agents_new_device(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """Account A (0.2: a bay on site-b's kiosk-1, device ``agent-kiosk-1`` its own) was off at
+    the upgrade while account C registered ``agent-site-b/kiosk-1``: renaming A's onto it
+    raised on HA 2025.4 (identifiers are global there) and A failed to set up at every start.
+    A joins C's device; its old one goes."""
+    a = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=standin.key_id,
+        data=entry_data(standin),
+        subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE, SITE_B, "bay-1")],
+    )
+    c = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="rzp_test_other",
+        data=entry_data(standin) | {CONF_KEY_ID: "rzp_test_other"},
+        subentries_data=[PLAN_SUBENTRY, mqtt_bay(NODE, SITE_B, "bay-2")],
+    )
+    a.add_to_hass(hass)
+    c.add_to_hass(hass)
+    registry = dr.async_get(hass)
+    old = registry.async_get_or_create(
+        config_entry_id=a.entry_id, identifiers={(DOMAIN, f"agent-{NODE}")}, name=NODE
+    )
+    registry.async_get_or_create(
+        config_entry_id=c.entry_id, identifiers={(DOMAIN, f"agent-{SITE_B}/{NODE}")}, name=NODE
+    )
+    assert await async_setup_component(hass, "http", {})
+
+    assert await hass.config_entries.async_setup(a.entry_id)
+
+    assert a.state is ConfigEntryState.LOADED
+    # No agent is connected: the device keeps the node id for a name.
+    assert _agent_devices(hass, a) == {f"agent-{SITE_B}/{NODE}": f"{NODE} ({SITE_B})"}
+    assert registry.async_get(old.id) is None
+    await hass.config_entries.async_unload(a.entry_id)

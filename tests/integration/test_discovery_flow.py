@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_MQTT
+from homeassistant.config_entries import SOURCE_MQTT, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
@@ -16,7 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.qr_charging.const import CONF_KEY_ID, DOMAIN
 from devtools.razorpay_standin import RazorpayStandin
 
-from .const import PLAN_SUBENTRY
+from .const import PLAN_SUBENTRY, mqtt_bay
 from .flow_helpers import account_data, add_account, bay_form
 
 
@@ -339,3 +340,62 @@ async def test_a_bay_whose_every_id_is_taken_is_refused_by_name(
     assert refused["reason"] == "bay_id_conflict"
     assert refused["description_placeholders"] == {"bay": "site-c-kiosk-1-bay-1"}
     assert dict(plan_entry.subentries) == before
+
+
+def _relays(entry: MockConfigEntry) -> list[tuple[str, str, str]]:
+    """Each bay's relay as (prefix, node, agent bay); no agent bay stored: the bay's id."""
+    return sorted(
+        (s.data["prefix"], s.data["node"], s.data["agent_bay"] or s.data["bay_id"])
+        for s in entry.subentries.values()
+        if s.subentry_type == "bay"
+    )
+
+
+async def test_an_announcement_listing_a_bay_twice_adds_its_relay_once(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """A publisher that names bay-1 twice: one bay on that relay (two would sell it twice)."""
+    bays = [{"id": "bay-1", "name": "Bay 1"}, {"id": "bay-1", "name": "Bay 1 again"}]
+    result = await _discover(hass, _agent_config(bays=bays))
+    assert result["description_placeholders"]["bays"] == "Bay 1"
+    await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert _relays(plan_entry) == [("qr_charging", "kiosk-1", "bay-1")]
+
+
+async def test_a_bay_stored_without_its_agent_bay_is_not_offered_again(
+    hass: HomeAssistant, standin: RazorpayStandin
+) -> None:
+    """Data from before the form stored the agent's bay: the bay's own id is its relay."""
+    stored = mqtt_bay("kiosk-1")
+    stored = {**stored, "data": {**stored["data"], "agent_bay": None}}
+    add_account(hass, standin, PLAN_SUBENTRY, stored)
+
+    result = await _discover(hass, _agent_config(bays=[{"id": "bay-1", "name": "Bay 1"}]))
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_a_relay_added_while_the_discovery_waits_is_not_added_again(
+    hass: HomeAssistant, plan_entry: MockConfigEntry
+) -> None:
+    """The discovered agent waits in *Discovered* while the owner adds its bay-1 by hand;
+    confirming then adds nothing on that relay."""
+    result = await _discover(hass, _agent_config(bays=[{"id": "bay-1", "name": "Bay 1"}]))
+    assert result["type"] is FlowResultType.FORM
+    by_hand = mqtt_bay("kiosk-1")
+    hass.config_entries.async_add_subentry(
+        plan_entry,
+        ConfigSubentry(
+            data=MappingProxyType(by_hand["data"]),
+            subentry_type="bay",
+            title="Bay 1",
+            unique_id="bay-1",
+        ),
+    )
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["reason"] == "already_configured"
+    assert _relays(plan_entry) == [("qr_charging", "kiosk-1", "bay-1")]
