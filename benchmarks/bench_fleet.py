@@ -266,10 +266,19 @@ async def _node_death(
 
 
 async def _dead_agents(
-    agents: list[SimAgent], ha: HomeAssistantProcess, heartbeat_s: int, within: float
+    agents: list[SimAgent],
+    ha: HomeAssistantProcess,
+    heartbeat_s: int,
+    within: float,
+    entity_bay: dict[str, str],
 ) -> dict[str, Any]:
-    """Agents gone for good with no will: until HA shows every one of their bays offline."""
+    """Agents gone for good with no will: until HA shows every one of their bays offline.
+
+    Timed by Home Assistant's own record of each bay's status turning ``offline`` (the probe's
+    monotonic clock, as the latencies are), not by this side's polling of it.
+    """
     bays = [bay for agent in agents for bay in agent.bays]
+    _, mark = await ha.changes()
     stopped_at = time.monotonic()
     for agent in agents:
         await agent.stop(clean=False)
@@ -281,10 +290,22 @@ async def _dead_agents(
     result: dict[str, Any] = {"agents": len(agents), "bays": len(bays), "target_s": 3 * heartbeat_s}
     try:
         await _wait(offline, within, "dead agents' bays still online", step=0.2)
-        result["offline_after_s"] = round(time.monotonic() - stopped_at, 2)
     except TimeoutError:
         result["offline_after_s"] = None
         result["still_online_after_s"] = within
+        return result
+    changes, _ = await ha.changes(mark)
+    went = {
+        entity_bay[entity]: at
+        for at, entity, state in reversed(changes)
+        if state == "offline" and entity in entity_bay
+    }
+    offline_at = max(went.get(bay, time.monotonic()) for bay in bays)
+    result["offline_after_s"] = round(offline_at - stopped_at, 2)
+    # Three missed heartbeats count from the last one each agent sent (up to a heartbeat before
+    # it died): the last bay goes offline 3 heartbeats after the latest of them.
+    last_beat = max(max(agent.beat_at) for agent in agents if agent.beat_at)
+    result["offline_after_last_heartbeat_s"] = round(offline_at - last_beat, 2)
     return result
 
 
@@ -414,7 +435,7 @@ async def run(  # noqa: PLR0915 - one scenario, step by step
                 )
             payer.phase = "agents died"
             result["dead_agents"] = await _dead_agents(
-                dead, ha, config.heartbeat_s, 3 * config.heartbeat_s + 15
+                dead, ha, config.heartbeat_s, 3 * config.heartbeat_s + 15, entity_bay
             )
         finally:
             stop.set()

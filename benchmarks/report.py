@@ -455,16 +455,21 @@ def _fleet(result: dict[str, Any]) -> list[Row]:
             )
     dead = result["dead_agents"]
     offline = dead["offline_after_s"]
+    # Judged from the latest of the dead agents' last heartbeats (older data: from death), to
+    # Home Assistant's record of the status turning offline.
+    missed = dead.get("offline_after_last_heartbeat_s", offline)
     out += [
         _row(
             f"{scope}, agents dead for good without a will ({dead['agents']}, {dead['bays']} bays)",
             cond,
-            f"bays offline in HA after {offline:.1f} s"
+            f"bays offline in HA {offline:.1f} s after they died, {missed:.1f} s after the"
+            " last heartbeat"
             if offline is not None
             else f"still online after {dead['still_online_after_s']} s",
             f"heartbeat every {result['heartbeat_s']} s",
             f"≤ 3 heartbeats ({dead['target_s']} s)",
-            offline is not None and offline <= dead["target_s"],
+            # To the tenth shown: HA counts from its receipt, this from the agent's publish.
+            offline is not None and round(missed, 1) <= dead["target_s"],
         ),
         _row(
             f"{scope}, payments: lost / powered unpaid / ended early",

@@ -100,6 +100,9 @@ class SimAgent:
         self._task: asyncio.Task[None] | None = None
         self._misc: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
+        # When each heartbeat was published (monotonic): "3 missed heartbeats" counts from
+        # the last one.
+        self.beat_at: list[float] = []
         self._stopping = False
         self.client = self._client()
 
@@ -224,6 +227,7 @@ class SimAgent:
 
     def heartbeat(self) -> None:
         """The retained heartbeat with the agent's clock (issue #27's contract)."""
+        self.beat_at.append(time.monotonic())
         self._publish("heartbeat", json.dumps({"at": time.time(), "every": self.heartbeat_s}))
 
     def _publish(self, sub: str, payload: str) -> None:
