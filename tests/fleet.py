@@ -86,41 +86,19 @@ def wait_for(check: Callable[[], bool], within: float, what: str, step: float = 
         time.sleep(step)
 
 
-def mqtt_round_trip(port: int, *, timeout: float = 5.0) -> bool:
-    """Connect, subscribe and receive one's own QoS 1 message through the port."""
-    topic = f"fleet-probe/{port}/{time.monotonic_ns()}"
-    got: list[bytes] = []
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"fleet-probe-{time.monotonic_ns()}"
-    )
-    client.on_message = lambda c, u, msg: got.append(bytes(msg.payload))
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-    client.on_subscribe = lambda c, u, mid, rc, p: c.publish(topic, b"x", qos=1)
-    try:
-        client.connect("127.0.0.1", port, keepalive=10)
-    except OSError:
-        return False
-    deadline = time.monotonic() + timeout
-    try:
-        while not got and time.monotonic() < deadline:
-            client.loop(0.05)
-    finally:
-        client.disconnect()
-    return bool(got)
+def _first_message(
+    port: int, topic: str, *, qos: int, timeout: float, name: str, publish: bool
+) -> bytes | None:
+    """The first message a new subscriber to ``topic`` on the port gets (None: none in time).
 
-
-def retained(port: int, topic: str, *, timeout: float = 2.0, qos: int = 1) -> bytes | None:
-    """The retained message a new subscriber on the port gets for ``topic`` (None: none).
-
-    ``qos=0`` subscribes as Home Assistant does; at QoS 1 NATS 2.15.1 sometimes replays
-    nothing (docs/fleet.md).
+    ``publish``: it sends one itself (QoS 1) once subscribed, for a round trip.
     """
     got: list[bytes] = []
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"fleet-retained-{time.monotonic_ns()}"
-    )
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{time.monotonic_ns()}")
     client.on_message = lambda c, u, msg: got.append(bytes(msg.payload))
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=qos)
+    if publish:
+        client.on_subscribe = lambda c, u, mid, rc, p: c.publish(topic, b"x", qos=1)
     try:
         client.connect("127.0.0.1", port, keepalive=10)
     except OSError:
@@ -132,6 +110,24 @@ def retained(port: int, topic: str, *, timeout: float = 2.0, qos: int = 1) -> by
     finally:
         client.disconnect()
     return got[0] if got else None
+
+
+def mqtt_round_trip(port: int, *, timeout: float = 5.0) -> bool:
+    """Connect, subscribe and receive one's own QoS 1 message through the port."""
+    topic = f"fleet-probe/{port}/{time.monotonic_ns()}"
+    found = _first_message(port, topic, qos=1, timeout=timeout, name="fleet-probe", publish=True)
+    return found is not None
+
+
+def retained(port: int, topic: str, *, timeout: float = 2.0, qos: int = 1) -> bytes | None:
+    """The retained message a new subscriber on the port gets for ``topic`` (None: none).
+
+    ``qos=0`` subscribes as Home Assistant does; at QoS 1 NATS 2.15.1 sometimes replays
+    nothing (docs/fleet.md).
+    """
+    return _first_message(
+        port, topic, qos=qos, timeout=timeout, name="fleet-retained", publish=False
+    )
 
 
 @contextlib.contextmanager

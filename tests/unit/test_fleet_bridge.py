@@ -153,17 +153,28 @@ def test_both_ways_on_qr_charging_sends_the_sites_messages_back_to_it(
     node = "kiosk-both"
     bridge = both_ways(documented_bridge(shared_cluster.brokers, "both", node))
     broker = _bridged(shared_cluster, site, "both", node, bridge)
-    ha = _ha(shared_cluster, peer, "ha-both")
-    on_site = peer(broker.port, "site-watch-both", subscribe=[f"{PREFIX}/#"])
+    states, commands = _exchange(shared_cluster, peer, broker, node, "both")
+    assert states == (1, 2)
+    assert commands == (1, 1)
+
+
+def _exchange(
+    cluster: fleet.Fleet, peer: MakePeer, broker: Broker, node: str, tag: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The agent's retained ``ON`` up and HA's ``on`` down over the bridge, then counted:
+    (copies of the state at HA, on the site), (copies of the command at the agent, at HA)."""
+    ha = _ha(cluster, peer, f"ha-{tag}")
+    on_site = peer(broker.port, f"site-watch-{tag}", subscribe=[f"{PREFIX}/#"])
     agent = _agent(broker.port, node, peer)
     state, command = f"{PREFIX}/{node}/bay-1/state", f"{PREFIX}/{node}/bay-1/set"
-
     agent.publish(state, "ON", retain=True)
     ha.publish(command, "on")
     agent.wait(command, "on")
     flush(ha, agent, node)
-    assert (ha.count(state, "ON"), on_site.count(state, "ON")) == (1, 2)
-    assert (agent.count(command, "on"), ha.count(command, "on")) == (1, 1)
+    return (
+        (ha.count(state, "ON"), on_site.count(state, "ON")),
+        (agent.count(command, "on"), ha.count(command, "on")),
+    )
 
 
 def test_the_documented_bridge_sends_each_message_once(
@@ -174,17 +185,9 @@ def test_the_documented_bridge_sends_each_message_once(
     broker = _bridged(
         shared_cluster, site, "once", node, documented_bridge(shared_cluster.brokers, "once", node)
     )
-    ha = _ha(shared_cluster, peer, "ha-once")
-    on_site = peer(broker.port, "site-watch-once", subscribe=[f"{PREFIX}/#"])
-    agent = _agent(broker.port, node, peer)
-    state, command = f"{PREFIX}/{node}/bay-1/state", f"{PREFIX}/{node}/bay-1/set"
-
-    agent.publish(state, "ON", retain=True)
-    ha.publish(command, "on")
-    agent.wait(command, "on")
-    flush(ha, agent, node)
-    assert (ha.count(state, "ON"), on_site.count(state, "ON")) == (1, 1)
-    assert (agent.count(command, "on"), ha.count(command, "on")) == (1, 1)
+    states, commands = _exchange(shared_cluster, peer, broker, node, "once")
+    assert states == (1, 1)
+    assert commands == (1, 1)
 
 
 def test_an_uplink_outage_queues_commands_and_sends_the_latest_state_after(
